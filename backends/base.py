@@ -1,0 +1,104 @@
+"""The one small interface every lock backend implements.
+
+A backend describes the servers it needs (``servers()``) and makes a ``LockClient`` per logical
+client inside that client's worker process. Outcomes map onto the history's op types:
+
+- a method that returns took effect (``ok``);
+- ``LockFailed`` (and its subclasses) means it certainly did not (``fail``);
+- any other exception means the outcome is unknown (``info``): the client is retired.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class LockFailed(Exception):
+    """The server answered: the operation certainly did not take effect."""
+
+
+class NotAcquired(LockFailed):
+    """The lock was held by someone else for the whole wait timeout."""
+
+
+class NotOwner(LockFailed):
+    """Release or renew refused: this client no longer owns the lock (lease gone)."""
+
+
+@dataclass
+class Endpoint:
+    """Where a client connects for one server node (the node itself, or its proxy)."""
+
+    name: str
+    host: str
+    port: int
+
+
+@dataclass
+class Lease:
+    key: str
+    token: str  # owner identity, unique per acquire
+    fence: int | None  # fencing token, increasing per key; None where the lock has none
+    validity_ms: float | None = None
+    data: Any = None  # backend-private state (e.g. an etcd lease id, a kazoo Lock)
+
+
+@dataclass
+class ServerNeed:
+    """The servers a backend needs: a kind known to the runtime, how many nodes, options."""
+
+    kind: str
+    nodes: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class LockClient(ABC):
+    """One logical client's connection to a lock. Lives in one worker process."""
+
+    @abstractmethod
+    def acquire(self, key: str, ttl_ms: int, wait_ms: int) -> Lease:
+        """Take the lock, waiting up to ``wait_ms``; raise NotAcquired when it stayed taken."""
+
+    @abstractmethod
+    def release(self, lease: Lease) -> None:
+        """Give the lock back; raise NotOwner when the lease was already gone."""
+
+    def renew(self, lease: Lease, ttl_ms: int) -> None:
+        """Extend the lease; raise NotOwner when it was already gone."""
+        raise NotImplementedError(f"{type(self).__name__} cannot renew")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Drop connections; called when the client stops or is retired."""
+
+
+class Backend(ABC):
+    """A lock implementation: its servers, its clients, what it claims."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    fence: ClassVar[str] = "none"  # what the fence token is, e.g. "INCR counter", "none"
+    #: Options a user may set with ``--opt NAME=VALUE``, with their defaults (strings).
+    options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        unknown = set(opts or {}) - set(self.options)
+        if unknown:
+            accepted = ", ".join(sorted(self.options)) or "none"
+            raise ValueError(
+                f"backend {self.name!r} has no option {', '.join(sorted(unknown))}; "
+                f"accepted: {accepted}"
+            )
+        self.opts = {**self.options, **(opts or {})}
+
+    @abstractmethod
+    def servers(self) -> ServerNeed:
+        """The cluster this backend needs."""
+
+    def setup(self, endpoints: list[Endpoint]) -> None:  # noqa: B027 - optional hook
+        """One-time preparation in the harness process after servers are up (tables...)."""
+
+    @abstractmethod
+    def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
+        """A fresh client; called inside the worker process."""

@@ -1,0 +1,191 @@
+"""The local runtime: real server processes on loopback, owned and always torn down.
+
+Every server is started in its own session (so a terminal's Ctrl-C reaches only the harness,
+which then tears down in order) with PR_SET_PDEATHSIG, so that even a SIGKILLed harness takes
+its servers with it. Processes are ended by pid, never by name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .base import Node, RuntimeError_, ServerKind, free_port, wait_until
+from .kinds import server_kind
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec (after any uid change).
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Cluster:
+    """The nodes of one server kind, started together."""
+
+    def __init__(self, kind: ServerKind, nodes: list[Node]) -> None:
+        self.kind = kind
+        self.nodes = nodes
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    # -- process control, used by setup, teardown and the nemeses --------------------------
+
+    def start_node(self, node: Node, fresh: bool = False) -> None:
+        if node.alive():
+            return
+        if fresh and node.data_dir.exists():
+            shutil.rmtree(node.data_dir)
+        self.kind.prepare(node, self.nodes, fresh=fresh or not node.data_dir.exists())
+        argv = self.kind.command(node, self.nodes)
+        env = {**os.environ, **self.kind.env(node)}
+        log = open(node.log_path, "ab")
+        kwargs: dict = {}
+        if self.kind.user is not None and os.geteuid() == 0:
+            kwargs["user"] = self.kind.user
+        try:
+            node.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=node.dir,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                **kwargs,
+            )
+        finally:
+            log.close()
+        node.paused = False
+
+    def wait_ready(self, nodes: list[Node] | None = None, timeout: float | None = None) -> None:
+        nodes = nodes or self.nodes
+        timeout = timeout or self.kind.ready_timeout
+
+        def ok() -> bool:
+            for n in nodes:
+                if not n.alive():
+                    raise RuntimeError_(
+                        f"{self.kind.kind} node {n.name} exited with code {n.proc.returncode} "
+                        f"at start; see {n.log_path}: {_tail(n.log_path)}"
+                    )
+            if nodes is self.nodes:
+                return self.kind.cluster_ready(nodes)
+            return all(self.kind.ready(n) for n in nodes)
+
+        if not wait_until(ok, timeout):
+            raise RuntimeError_(
+                f"{self.kind.kind} was not ready within {timeout:.0f} s; logs under "
+                f"{nodes[0].dir.parent}: {_tail(nodes[0].log_path)}"
+            )
+
+    def kill_node(self, node: Node, sig: int = signal.SIGKILL) -> None:
+        if node.proc is None:
+            return
+        if node.paused:
+            self._signal(node, signal.SIGCONT)
+        if node.proc.poll() is None:
+            self._signal(node, sig)
+            try:
+                node.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._signal(node, signal.SIGKILL)
+                node.proc.wait(timeout=10)
+        node.paused = False
+
+    def pause_node(self, node: Node) -> None:
+        if node.alive() and not node.paused:
+            self._signal(node, signal.SIGSTOP)
+            node.paused = True
+
+    def resume_node(self, node: Node) -> None:
+        if node.paused and node.proc is not None:
+            self._signal(node, signal.SIGCONT)
+            node.paused = False
+
+    def stop(self) -> None:
+        """Resume anything paused, ask politely, then SIGKILL what is left. Idempotent."""
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                if n.paused:
+                    self._signal(n, signal.SIGCONT)
+                    n.paused = False
+                self._signal(n, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for n in self.nodes:
+            if n.proc is None:
+                continue
+            try:
+                n.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal(n, signal.SIGKILL)
+                n.proc.wait(timeout=10)
+
+    @staticmethod
+    def _signal(node: Node, sig: int) -> None:
+        # The whole session: a server's own children (PostgreSQL backends) go too.
+        try:
+            os.killpg(node.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+class LocalRuntime:
+    """Starts clusters under ``run_dir/servers``; ``close()`` ends every process it started."""
+
+    first_host = 11  # nodes listen on 127.0.0.11, .12, ...
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir) / "servers"
+        self.clusters: list[Cluster] = []
+        self._next_host = self.first_host
+
+    def start(self, kind_name: str, n_nodes: int, options: dict | None = None) -> Cluster:
+        kind = server_kind(kind_name, options)
+        kind.find_binary()
+        nodes = []
+        for i in range(1, n_nodes + 1):
+            host = f"127.0.0.{self._next_host}"
+            self._next_host += 1
+            d = self.dir / f"{kind.kind}-n{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            if kind.user is not None and os.geteuid() == 0:
+                shutil.chown(d, kind.user, kind.user)
+            extra = {p: free_port(host) for p in kind.extra_port_names}
+            nodes.append(Node(f"n{i}", host, free_port(host), d, extra))
+        cluster = Cluster(kind, nodes)
+        self.clusters.append(cluster)
+        for n in nodes:
+            cluster.start_node(n, fresh=True)
+        cluster.wait_ready()
+        return cluster
+
+    def close(self) -> None:
+        for c in reversed(self.clusters):
+            c.stop()
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tail(path: Path, n: int = 1) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-n:])[-300:] or "(empty log)"
