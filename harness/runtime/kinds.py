@@ -1,25 +1,32 @@
-"""The registry of server kinds the local runtime can start."""
+"""The registry of server kinds the local runtime can start.
+
+Each kind lives in its own module here; the table maps a kind name to ``module:Class`` so a
+module is only imported when its kind is used.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .base import ServerKind
 
+KINDS: dict[str, str] = {
+    "redis": "redis:RedisServer",
+    "etcd": "etcd:EtcdServer",
+    "zookeeper": "zookeeper:ZooKeeperServer",
+    "postgres": "postgres:PostgresServer",
+    "mongodb": "mongodb:MongodServer",
+    "toxiproxy": "toxiproxy:EmbeddedToxiproxy",
+}
 
-def _kinds() -> dict[str, type[ServerKind]]:
-    from .redis import RedisServer
 
-    kinds: list[type[ServerKind]] = [RedisServer]
-    return {k.kind: k for k in kinds}
+def kind_class(name: str) -> type[ServerKind]:
+    if name not in KINDS:
+        raise ValueError(f"unknown server kind {name!r}; known: {', '.join(sorted(KINDS))}")
+    module, cls = KINDS[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
 def server_kind(name: str, options: dict[str, Any] | None = None) -> ServerKind:
-    kinds = _kinds()
-    if name not in kinds:
-        raise ValueError(f"unknown server kind {name!r}; known: {', '.join(sorted(kinds))}")
-    return kinds[name](options)
-
-
-def all_kinds() -> dict[str, type[ServerKind]]:
-    return _kinds()
+    return kind_class(name)(options)
