@@ -17,13 +17,20 @@ class RedisServer(ServerKind):
         persistence = self.options.get("persistence", "off")
         argv = [
             self.find_binary(),
-            "--bind", node.host,
-            "--port", str(node.port),
-            "--dir", str(node.data_dir),
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "no",
-            "--logfile", "",
+            "--bind",
+            node.host,
+            "--port",
+            str(node.port),
+            "--dir",
+            str(node.data_dir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            "",
         ]
         if persistence == "off":
             argv += ["--appendonly", "no"]

@@ -1,0 +1,56 @@
+"""A deliberately broken Redis lock, to prove the checkers catch violations.
+
+Algorithm (wrong on purpose): check-then-act. ``GET`` the lock key and, when it is empty,
+``SET`` it without ``NX``; two clients that both saw it empty both believe they hold it. Release
+deletes the key without checking the owner. Never use this for anything but testing a checker.
+
+Fence token: ``INCR`` after the ``SET``, not atomic with it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, ServerNeed
+from .redis import connect, poll_pause
+
+
+class UnsafeRedisClient(LockClient):
+    def __init__(self, ep: Endpoint, timeout_ms: int) -> None:
+        self.r = connect(ep, timeout_ms)
+
+    def acquire(self, key: str, ttl_ms: int, wait_ms: int) -> Lease:
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_ms / 1000
+        attempt = 0
+        while True:
+            if self.r.get(f"lock:{key}") is None:
+                self.r.set(f"lock:{key}", token, px=ttl_ms)  # the race: no NX
+                return Lease(key, token, int(self.r.incr(f"fence:{key}")), validity_ms=ttl_ms)
+            if time.monotonic() >= deadline:
+                raise NotAcquired(f"{key} held by another client for {wait_ms} ms")
+            time.sleep(poll_pause(attempt))
+            attempt += 1
+
+    def release(self, lease: Lease) -> None:
+        self.r.delete(f"lock:{lease.key}")  # no owner check: may free someone else's lock
+
+    def renew(self, lease: Lease, ttl_ms: int) -> None:
+        self.r.pexpire(f"lock:{lease.key}", ttl_ms)
+
+    def close(self) -> None:
+        self.r.close()
+
+
+class UnsafeRedisBackend(Backend):
+    name = "unsafe-redis"
+    description = "BROKEN on purpose: GET-then-SET without NX, release without owner check"
+    fence = "INCR counter, not atomic with the grant"
+    options = {"timeout_ms": "1000"}
+
+    def servers(self) -> ServerNeed:
+        return ServerNeed("redis", 1)
+
+    def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
+        return UnsafeRedisClient(endpoints[0], int(self.opts["timeout_ms"]))

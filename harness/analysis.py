@@ -1,0 +1,51 @@
+"""From a stored history to a verdict: read, check, write ``results.json``, render the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import store
+from .history import read
+
+
+def check_history(path: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check one history file; a partial read is checked as far as it goes and says so."""
+    from checkers import check_all
+
+    got = read(path)
+    results = check_all(got.ops, fencing_enforced=bool((config or {}).get("fencing")))
+    results["ops_read"] = len(got.ops)
+    if got.partial:
+        results["partial"] = True
+        results["problems"] = got.problems[:20]
+        results["problem_count"] = len(got.problems)
+    return results
+
+
+def analyse(run_dir: Path, *, interrupted: bool = False, render: bool = True):
+    from checkers import exit_code
+
+    from .run import RunResult
+
+    config = _config(run_dir)
+    results = check_history(run_dir / store.HISTORY, config)
+    if interrupted:
+        results["interrupted"] = True
+    store.write_json(run_dir / store.RESULTS, results)
+    report = render_report(run_dir) if render else None
+    code = exit_code(results["valid"])
+    if interrupted and code == 0:
+        code = 2  # a cut-short run proves less than was asked
+    return RunResult(run_dir, results["valid"], results, code, interrupted, report)
+
+
+def render_report(run_dir: Path) -> Path:
+    from reports.render import render_run
+
+    return render_run(run_dir)
+
+
+def _config(run_dir: Path) -> dict[str, Any]:
+    p = run_dir / store.CONFIG
+    return store.read_json(p) if p.exists() else {}

@@ -1,0 +1,407 @@
+"""The ``harness`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import store
+from .config import RunConfig
+
+out = Console()
+err = Console(stderr=True)
+VERDICT = {True: "[bold green]VALID[/]", False: "[bold red]INVALID[/]"}
+
+
+class UserError(Exception):
+    """One line for the user, exit 2."""
+
+
+def friendly(fn):
+    """Turn expected failures into one line on stderr and exit 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        from backends.registry import UnknownBackend
+
+        from .history import HistoryError
+        from .runtime import RuntimeError_
+
+        try:
+            return fn(*a, **kw)
+        except (UserError, ValueError, UnknownBackend, RuntimeError_, HistoryError) as e:
+            err.print(f"[red]error:[/] {e}", highlight=False)
+            sys.exit(2)
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+            err.print(f"[red]error:[/] {e.strerror}: {e.filename}", highlight=False)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    opts = {}
+    for it in items:
+        if "=" not in it:
+            raise UserError(f"{flag} takes NAME=VALUE (got {it!r})")
+        k, v = it.split("=", 1)
+        opts[k.strip()] = v.strip()
+    return opts
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lockharness")
+def main() -> None:
+    """A Jepsen-style correctness and chaos harness for distributed locks.
+
+    \b
+    Examples:
+      harness run --backend redis --time-limit 20
+      harness run --backend unsafe-redis --concurrency 8 --time-limit 20
+      harness check store/latest
+      harness list
+      harness doctor
+    """
+
+
+@main.command()
+@click.option("--backend", "-b", required=True, help="Lock backend (see `harness backends`).")
+@click.option("--workload", "-w", default="mutex", show_default=True, help="What clients do.")
+@click.option(
+    "--nemesis",
+    "-n",
+    default="none",
+    show_default=True,
+    help="Comma-separated faults (see `harness nemeses`), or none.",
+)
+@click.option("--nemesis-interval", default=5.0, show_default=True, help="Seconds per fault/heal.")
+@click.option("--keys", default=2, show_default=True, help="Number of distinct locks.")
+@click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
+@click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
+@click.option("--ops", type=int, default=None, help="Stop after this many acquire attempts.")
+@click.option(
+    "--rate",
+    default=0.0,
+    show_default=True,
+    help="Acquire attempts/s over all clients; 0 = as fast as they go.",
+)
+@click.option("--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms.")
+@click.option("--hold", "hold_ms", default=10, show_default=True, help="Critical section, ms.")
+@click.option("--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms.")
+@click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
+@click.option(
+    "--fencing/--no-fencing",
+    default=False,
+    show_default=True,
+    help="The protected resource rejects stale fence tokens.",
+)
+@click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
+@click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
+@click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
+@click.option(
+    "--store",
+    "store_dir",
+    default="store",
+    show_default=True,
+    type=click.Path(),
+    help="Where runs are stored.",
+)
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@friendly
+def run(
+    backend,
+    workload,
+    nemesis,
+    nemesis_interval,
+    keys,
+    concurrency,
+    time_limit,
+    ops,
+    rate,
+    ttl_ms,
+    hold_ms,
+    wait_ms,
+    seed,
+    fencing,
+    opts,
+    nopts,
+    toxiproxy,
+    store_dir,
+    no_report,
+) -> None:
+    """Run one test: start servers, drive clients (and faults), check, report.
+
+    \b
+    Examples:
+      harness run --backend redis --time-limit 20
+      harness run --backend redlock --nemesis partition
+      harness run --backend unsafe-redis --concurrency 8 --time-limit 20
+      harness run --backend redis --ttl 500 --hold 50 --fencing --seed 7
+    Exit code: 0 valid, 1 invalid, 2 unknown or error.
+    """
+    from backends.registry import backend_class
+
+    from .run import run_test
+
+    backend_class(backend)  # unknown names fail before anything starts
+    nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
+    cfg = RunConfig(
+        backend=backend,
+        workload=workload,
+        nemesis=nem,
+        nemesis_interval=nemesis_interval,
+        nemesis_opts=_parse_opts(nopts, "--nemesis-opt"),
+        concurrency=concurrency,
+        keys=keys,
+        time_limit=time_limit,
+        ops=ops,
+        rate=rate,
+        ttl_ms=ttl_ms,
+        hold_ms=hold_ms,
+        wait_ms=wait_ms,
+        seed=seed,
+        fencing=fencing,
+        backend_opts=_parse_opts(opts, "--opt"),
+        store=Path(store_dir),
+        toxiproxy=toxiproxy,
+        render_report=not no_report,
+    )
+    cfg.validate()
+    from workloads import run_client_for
+
+    run_client_for(workload)
+    out.print(
+        f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
+        f"{concurrency} clients, {keys} keys, {time_limit:g} s"
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[ops]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task("running", total=time_limit, ops="")
+
+        def progress(p: dict) -> None:
+            bar.update(
+                task,
+                completed=min(p["elapsed"], time_limit),
+                ops=f"{p['ops']} ops, {p['ok_acquires']} grants",
+            )
+
+        result = run_test(cfg, progress)
+        bar.update(task, completed=time_limit)
+    _print_verdict(result.results)
+    if result.interrupted:
+        out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
+    out.print(f"run:    {result.run_dir}")
+    if result.report:
+        out.print(f"report: {result.report}")
+    sys.exit(result.exit_code)
+
+
+def _print_verdict(results: dict) -> None:
+    v = results.get("valid")
+    out.print(
+        f"verdict: {VERDICT.get(v, '[bold yellow]UNKNOWN[/]')}  {results.get('summary', '')}",
+        highlight=False,
+    )
+    for name, r in results.get("checkers", {}).items():
+        out.print(f"  {name:8} {r.get('summary', '')}", highlight=False)
+    if results.get("partial"):
+        out.print(
+            f"[yellow]partial: {results['problem_count']} line(s) could not be read; "
+            f"first: {results['problems'][0]}[/]",
+            highlight=False,
+        )
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@friendly
+def check(path, as_json) -> None:
+    """Re-run the checkers on a stored run, or on a bare history.jsonl from any tool.
+
+    \b
+    Examples:
+      harness check store/latest
+      harness check path/to/history.jsonl
+    A run directory gets a fresh results.json and report.html; a bare file is only printed.
+    """
+    from checkers import exit_code
+
+    from .analysis import analyse, check_history
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(
+            f"{path}: no such file or directory (give a run directory or history.jsonl)"
+        )
+    if p.is_dir():
+        if not (p / store.HISTORY).exists():
+            raise UserError(f"{path}: no {store.HISTORY} in this directory")
+        res = analyse(p.resolve()).results
+        if not (p / store.CONFIG).exists():
+            pass
+    else:
+        res = check_history(p)
+    if as_json:
+        click.echo(json.dumps(res, indent=2, default=str))
+    else:
+        _print_verdict(res)
+    sys.exit(exit_code(res["valid"]))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@friendly
+def report(run_dir) -> None:
+    """Re-render report.html of a stored run from its results.
+
+    \b
+    Example:
+      harness report store/latest
+    """
+    d = Path(run_dir)
+    if not (d / store.RESULTS).exists():
+        raise UserError(f"{run_dir}: no {store.RESULTS} (run `harness check {run_dir}` first)")
+    from .analysis import render_report
+
+    out.print(f"report: {render_report(d.resolve())}")
+
+
+@main.command("list")
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@friendly
+def list_runs(store_dir) -> None:
+    """List stored runs with their verdicts.
+
+    \b
+    Example:
+      harness list --store store
+    """
+    runs = store.runs(Path(store_dir))
+    if not runs:
+        out.print(f"no runs in {store_dir}")
+        return
+    t = Table("run", "backend", "nemesis", "verdict", "summary")
+    for d in runs:
+        cfg = _read_or_empty(d / store.CONFIG)
+        res = _read_or_empty(d / store.RESULTS)
+        v = res.get("valid", "-") if res else "not checked"
+        t.add_row(
+            str(d),
+            cfg.get("backend", "?"),
+            "+".join(cfg.get("nemesis") or []) or "none",
+            VERDICT.get(v, f"[yellow]{v}[/]"),
+            res.get("summary", ""),
+        )
+    out.print(t)
+
+
+def _read_or_empty(p: Path) -> dict:
+    try:
+        return store.read_json(p)
+    except (OSError, ValueError):
+        return {}
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["edn"]), default="edn", show_default=True)
+@friendly
+def export(run_dir, fmt) -> None:
+    """Export a run's history for Jepsen tools (writes history.edn beside it).
+
+    \b
+    Example:
+      harness export --format edn store/latest
+    """
+    from .edn import to_edn
+    from .history import read
+
+    d = Path(run_dir)
+    src = d / store.HISTORY if d.is_dir() else d
+    if not src.exists():
+        raise UserError(f"{src}: no such history file")
+    got = read(src)
+    dest = src.with_suffix(".edn")
+    dest.write_text(to_edn(got.ops))
+    out.print(f"wrote {dest} ({len(got.ops)} ops)")
+    if got.partial:
+        err.print(
+            f"[yellow]partial: {len(got.problems)} unreadable line(s); first: {got.problems[0]}[/]",
+            highlight=False,
+        )
+
+
+@main.command()
+@friendly
+def backends() -> None:
+    """List every lock backend with its servers, fence type and availability here."""
+    from backends.registry import backend_class, names
+
+    from .runtime.base import MissingBinary
+    from .runtime.kinds import server_kind
+
+    t = Table("backend", "servers", "fence", "available here", "description")
+    for name in names():
+        try:
+            cls = backend_class(name)
+            need = cls().servers()
+        except Exception as e:  # a third-party plugin that fails to load still gets a row
+            t.add_row(name, "?", "?", f"[red]no[/]: {e}", "")
+            continue
+        try:
+            server_kind(need.kind).find_binary()
+            avail = "[green]yes[/]"
+        except MissingBinary as e:
+            avail = f"[red]no[/]: {e}"
+        except Exception as e:
+            avail = f"[red]no[/]: {e}"
+        t.add_row(name, f"{need.kind} x{need.nodes}", cls.fence, avail, cls.description)
+    out.print(t)
+
+
+@main.command()
+def doctor() -> None:
+    """Say which server binaries, privileges and optional parts are present, and how to get
+    the missing ones."""
+    from .runtime.base import MissingBinary
+    from .runtime.kinds import KINDS, server_kind
+
+    t = Table("part", "status", "how to get it")
+    for name in KINDS:
+        try:
+            path = server_kind(name).find_binary()
+            t.add_row(name, f"[green]found[/] {path}", "")
+        except MissingBinary as e:
+            t.add_row(name, "[red]missing[/]", str(e))
+        except Exception as e:
+            t.add_row(name, "[red]unavailable[/]", str(e))
+    root = os.geteuid() == 0
+    t.add_row(
+        "root",
+        "[green]yes[/]" if root else "[yellow]no[/]",
+        "" if root else "run as root for network namespaces and iptables partitions",
+    )
+    t.add_row(
+        "gcc (clock shim)",
+        "[green]found[/]" if shutil.which("gcc") else "[red]missing[/]",
+        "" if shutil.which("gcc") else "apt-get install -y gcc",
+    )
+    t.add_row("docker engine", "[yellow]not used[/]", "the local runtime needs none")
+    out.print(t)

@@ -1,0 +1,57 @@
+"""The run configuration: everything a run needs, written to ``config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    backend: str = "redis"
+    workload: str = "mutex"
+    nemesis: list[str] = field(default_factory=list)
+    nemesis_interval: float = 5.0
+    nemesis_opts: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 5
+    keys: int = 2
+    time_limit: float = 30.0
+    ops: int | None = None  # bound on acquire attempts over all clients
+    rate: float = 0.0  # acquire attempts/s over all clients; 0 = as fast as they go
+    ttl_ms: int = 3000
+    hold_ms: int = 10
+    wait_ms: int = 500
+    seed: int | None = None
+    fencing: bool = False  # the protected resource rejects stale fence tokens
+    backend_opts: dict[str, str] = field(default_factory=dict)
+    store: Path = Path("store")
+    toxiproxy: str | None = None  # URL of a real Toxiproxy server
+    render_report: bool = True
+
+    @property
+    def nemesis_label(self) -> str:
+        return "+".join(self.nemesis) if self.nemesis else "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["store"] = str(self.store)
+        return d
+
+    def validate(self) -> None:
+        """Raise ValueError with one line naming the bad value and what is accepted."""
+        checks = [
+            (self.concurrency >= 1, f"--concurrency must be >= 1 (got {self.concurrency})"),
+            (self.keys >= 1, f"--keys must be >= 1 (got {self.keys})"),
+            (self.time_limit > 0, f"--time-limit must be > 0 s (got {self.time_limit})"),
+            (self.ttl_ms >= 1, f"--ttl must be >= 1 ms (got {self.ttl_ms})"),
+            (self.hold_ms >= 0, f"--hold must be >= 0 ms (got {self.hold_ms})"),
+            (self.wait_ms >= 0, f"--wait must be >= 0 ms (got {self.wait_ms})"),
+            (self.rate >= 0, f"--rate must be >= 0 (got {self.rate})"),
+            (self.ops is None or self.ops >= 1, f"--ops must be >= 1 (got {self.ops})"),
+            (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
+            (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

@@ -1,0 +1,91 @@
+"""Recording ops from many worker processes into one history.
+
+Workers write one JSON line per op to a shared pipe. A ``write()`` of at most PIPE_BUF bytes to a
+pipe is atomic, so lines never interleave and no lock is needed (a lock held by a worker that
+the nemesis SIGSTOPs would freeze every client). The harness process reads the pipe, gives each
+op its ``index`` in arrival order and appends it to ``history.jsonl``, flushed as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from .history import HistoryWriter
+
+MAX_ERROR = 400  # keeps every line far below PIPE_BUF (4096)
+
+
+class Recorder:
+    """The writing end, used by workers and the nemesis."""
+
+    def __init__(self, fd: int, t0_ns: int) -> None:
+        self.fd = fd
+        self.t0 = t0_ns
+
+    def now(self) -> int:
+        return time.monotonic_ns() - self.t0
+
+    def record(
+        self,
+        process: int | str,
+        type_: str,
+        f: str,
+        key: Any = None,
+        value: Any = None,
+        error: str | None = None,
+    ) -> None:
+        d: dict[str, Any] = {"time": self.now(), "process": process, "type": type_, "f": f}
+        if key is not None:
+            d["key"] = key
+        if value is not None:
+            d["value"] = value
+        if error is not None:
+            d["error"] = error[:MAX_ERROR]
+        line = (json.dumps(d, separators=(",", ":"), default=str) + "\n").encode()
+        os.write(self.fd, line)
+
+
+class HistoryPump(threading.Thread):
+    """Drains the pipe into the history file until every writer has closed it (EOF)."""
+
+    def __init__(self, fd: int, writer: HistoryWriter) -> None:
+        super().__init__(name="history-pump", daemon=True)
+        self.fd = fd
+        self.writer = writer
+        self.ok_acquires = 0
+        self.ops = 0
+        self._stop_at: float | None = None
+
+    def run(self) -> None:
+        buf = b""
+        fh = self.writer._fh
+        while True:
+            if self._stop_at is not None and time.monotonic() > self._stop_at:
+                break  # a writer we could not close still holds the pipe
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if not r:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode()
+                n = self.writer.count
+                self.writer.count += 1
+                fh.write(f'{{"index":{n},{line[1:]}\n')
+                if '"type":"ok","f":"acquire"' in line:
+                    self.ok_acquires += 1
+            self.ops = self.writer.count
+            fh.flush()
+        os.close(self.fd)
+
+    def finish(self, timeout: float) -> None:
+        self._stop_at = time.monotonic() + timeout
+        self.join(timeout + 1)

@@ -1,0 +1,50 @@
+"""The store: one directory a run, ``store/<backend>-<workload>-<nemesis>/<timestamp>/``."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CONFIG, HISTORY, RESULTS, REPORT = "config.json", "history.jsonl", "results.json", "report.html"
+
+
+def new_run_dir(store: Path, backend: str, workload: str, nemesis: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+    d = Path(store) / f"{backend}-{workload}-{nemesis}" / stamp
+    d.mkdir(parents=True, exist_ok=False)
+    latest = Path(store) / "latest"
+    tmp = Path(store) / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(d.relative_to(store))
+    tmp.replace(latest)  # atomic: a reader never sees no 'latest'
+    return d
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def runs(store: Path) -> list[Path]:
+    """Every stored run directory, oldest first."""
+    store = Path(store)
+    if not store.is_dir():
+        return []
+    found = [p.parent for p in store.glob(f"*/*/{CONFIG}")]
+    return sorted(found, key=lambda p: p.name)
+
+
+def resolve_run(path: Path) -> Path:
+    """A run directory from a path given by a user: the dir itself, or ``store/latest``."""
+    p = Path(path)
+    if p.is_file():
+        return p.parent
+    return p.resolve()

@@ -1,0 +1,40 @@
+"""The protected resource: what a lock holder writes to in its critical section.
+
+It remembers, per key, the highest fence token it has accepted, in shared memory that every
+worker process sees. With fencing enforced it rejects a write whose token is lower, as a storage
+system that checks fencing tokens would; without, it accepts everything and the fencing checker
+counts, from the history, the stale writes that fencing would have rejected.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from typing import Any
+
+
+class StaleFence(Exception):
+    pass
+
+
+class Witness:
+    def __init__(self, ctx: Any, keys: int, enforce: bool) -> None:
+        self.enforce = enforce
+        self._max = ctx.Array("q", keys, lock=False)
+        self._lock = ctx.Lock()
+
+    def write(self, key_index: int, fence: int | None) -> None:
+        """Accept or reject one write; raise StaleFence when enforcing and the token is old."""
+        if fence is None:
+            return
+        with self._lock:
+            top = self._max[key_index]
+            if self.enforce and fence < top:
+                raise StaleFence(f"stale fence token {fence} < {top}")
+            if fence > top:
+                self._max[key_index] = fence
+
+
+def context() -> Any:
+    # fork: workers start in milliseconds and inherit the pipe; they never touch the harness's
+    # threads (workers are forked before any thread starts).
+    return mp.get_context("fork")

@@ -1,0 +1,101 @@
+"""The mutex workload: acquire -> critical section (hold, then write the resource) -> release.
+
+The write comes at the end of the critical section, where a holder that was paused past its TTL
+would do its damage (Kleppmann's GC-pause scenario). A holder always invokes release before it
+stops or is retired, so every hold ends in a recorded release attempt.
+"""
+
+from __future__ import annotations
+
+import time
+
+from backends.base import LockFailed
+
+from .base import ACQUIRING, HOLDING, IDLE, RELEASING, ClientContext
+
+RETRY_PAUSE = 0.05  # after an unknown outcome, before trying again with a fresh client
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def run_client(ctx: ClientContext) -> None:
+    cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
+    interval = cfg.concurrency / cfg.rate if cfg.rate > 0 else 0.0
+    client = None
+    next_at = time.monotonic()
+    for _ in range(ctx.max_ops):
+        if not ctx.running():
+            break
+        if interval:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            next_at += interval * ctx.rng.uniform(0.5, 1.5)
+        if client is None:
+            try:
+                client = ctx.new_client()
+            except Exception as e:  # the server may be down: try again later, bounded by the loop
+                rec.record(ctx.process, "info", "connect", error=_error(e))
+                ctx.retire()
+                time.sleep(RETRY_PAUSE)
+                continue
+        ki = ctx.rng.randrange(len(keys))
+        key = keys[ki]
+        ctx.set_status(ACQUIRING, ki)
+        rec.record(ctx.process, "invoke", "acquire", key)
+        try:
+            lease = client.acquire(key, cfg.ttl_ms, cfg.wait_ms)
+        except LockFailed as e:
+            rec.record(ctx.process, "fail", "acquire", key, error=_error(e))
+            ctx.set_status(IDLE)
+            continue
+        except Exception as e:
+            rec.record(ctx.process, "info", "acquire", key, error=_error(e))
+            client = _drop(client)
+            ctx.retire()
+            time.sleep(RETRY_PAUSE)
+            continue
+        rec.record(ctx.process, "ok", "acquire", key, lease.fence)
+        ctx.set_status(HOLDING, ki)
+        if cfg.hold_ms:
+            time.sleep(cfg.hold_ms / 1000)
+        _write(ctx, ki, key, lease.fence)
+        ctx.set_status(RELEASING, ki)
+        rec.record(ctx.process, "invoke", "release", key, lease.fence)
+        try:
+            client.release(lease)
+        except LockFailed as e:
+            rec.record(ctx.process, "fail", "release", key, lease.fence, error=_error(e))
+        except Exception as e:
+            rec.record(ctx.process, "info", "release", key, lease.fence, error=_error(e))
+            client = _drop(client)
+            ctx.retire()
+            time.sleep(RETRY_PAUSE)
+            continue
+        else:
+            rec.record(ctx.process, "ok", "release", key, lease.fence)
+        ctx.set_status(IDLE)
+    if client is not None:
+        _drop(client)
+
+
+def _write(ctx: ClientContext, ki: int, key: str, fence: int | None) -> None:
+    """The protected write; the witness is in-harness, so its outcome is always known."""
+    rec = ctx.recorder
+    rec.record(ctx.process, "invoke", "write", key, fence)
+    try:
+        ctx.witness.write(ki, fence)
+    except Exception as e:
+        rec.record(ctx.process, "fail", "write", key, fence, error=str(e))
+    else:
+        rec.record(ctx.process, "ok", "write", key, fence)
+
+
+def _drop(client) -> None:
+    try:
+        client.close()
+    except Exception:
+        pass
+    return None
