@@ -1,0 +1,165 @@
+"""Holds: the intervals during which a process certainly owned a lock, from one history sweep.
+
+The owner-aware mutex (design.md "The mutex checker") reduces, for sequential processes, to
+intervals measured in *event positions* of the history sorted by (time, index):
+
+- a hold starts at the position of an ``ok`` acquire (its latest possible linearization point);
+- it ends at the invocation of the process's first ``ok`` release of that key after it, or, when
+  none came, its first ``info`` release (which may be taken to have happened); ``fail`` releases
+  took no effect and end nothing; with no such release the hold never ends (``END == NEVER``);
+- ``fail`` and ``info`` acquires are dropped;
+- an ``ok`` release by a process with no hold left to end is a release by a non-owner.
+
+Positions instead of raw times make ties exact: two events at one nanosecond are ordered by index,
+and the real-time order of two ops is "completion position < invocation position".
+
+Histories from other tools may break our contract; we stay conservative (never report what some
+linearization could explain) and note what we saw in ``notes``:
+
+- a process acting again after an ``info`` op: its ``info`` acquire may have taken effect, so a
+  later ``ok`` release by it is not called a non-owner release (the possible hold is left out of
+  overlap checks, which can only hide violations, never invent them);
+- an ``info`` release followed by an ``ok`` release of the same hold: the ``info`` one is taken
+  not to have happened (otherwise the ``ok`` one would be a non-owner release);
+- a new invocation while the process still had one pending: the pending one becomes ``info``;
+- a completion with no matching invocation: invoked right after the process's previous event.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+ACQUIRE = "acquire"
+RELEASE = "release"
+NEVER = sys.maxsize  # END of a hold that never ended
+
+# A hold is a plain list (fast to build by the million); these name its slots.
+KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE = range(9)
+
+_order = attrgetter("time", "index")
+
+
+def sort_ops(ops: Iterable[Op]) -> list[Op]:
+    """The ops in (time, index) order: index order and time order can disagree."""
+    return sorted(ops, key=_order)
+
+
+@dataclass
+class Holds:
+    """What one sweep found. ``ops`` is the sorted history that all positions refer to."""
+
+    ops: list[Op]
+    holds: list[list[Any]] = field(default_factory=list)
+    by_key: dict[Any, list[list[Any]]] = field(default_factory=dict)
+    # (key, process, release invoke position, release ok position, latest hold on key or None)
+    bad_releases: list[tuple[Any, Any, int, int, list[Any] | None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def extract(ops: Iterable[Op] | Sequence[Op], *, presorted: bool = False) -> Holds:
+    """Sweep the history once and return its holds per key, in start order."""
+    srt = list(ops) if presorted else sort_ops(ops)
+    res = Holds(srt)
+    holds = res.holds
+    by_key = res.by_key
+    pending: dict[Any, tuple[str, Any, int]] = {}  # process -> (f, key, invoke position)
+    last: dict[Any, list[Any]] = {}  # (process, key) -> that process's latest hold on key
+    maybe: set[tuple[Any, Any]] = set()  # (process, key) with an info acquire since
+    infoed: set[Any] = set()  # processes that had an info op
+    anomalies = {"acted after info": 0, "invoked while pending": 0, "no invocation": 0}
+    done: dict[Any, int] = {}  # process -> position of its latest completion
+
+    def complete(p: Any, f: str, key: Any, t: str, inv: int, pos: int, value: Any) -> None:
+        hk = (p, key)
+        if f == ACQUIRE:
+            if t == "ok":
+                h = [key, p, pos, NEVER, value, None, inv, -1, -1]
+                holds.append(h)
+                lst = by_key.get(key)
+                if lst is None:
+                    by_key[key] = [h]
+                else:
+                    lst.append(h)
+                last[hk] = h
+                maybe.discard(hk)
+            elif t == "info":
+                maybe.add(hk)
+                infoed.add(p)
+            return
+        h = last.get(hk)
+        rel = None if h is None else h[REL]
+        if t == "ok":
+            if h is not None and rel != "ok":
+                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "ok", inv, pos
+            elif hk in maybe:
+                maybe.discard(hk)  # its info acquire may have happened: conservative
+            else:
+                cur = by_key.get(key)
+                res.bad_releases.append((key, p, inv, pos, cur[-1] if cur else None))
+        elif t == "info":
+            infoed.add(p)
+            if h is not None and (rel is None or rel == "fail"):
+                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "info", inv, pos
+        elif h is not None and rel is None:  # fail: no effect, but remember it for the report
+            h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
+
+    for pos, op in enumerate(srt):
+        p = op.process
+        f = op.f
+        if p == NEMESIS or (f != ACQUIRE and f != RELEASE):
+            continue
+        t = op.type
+        if t == "invoke":
+            if p in infoed:
+                anomalies["acted after info"] += 1
+                infoed.discard(p)
+            pend = pending.get(p)
+            if pend is not None:
+                anomalies["invoked while pending"] += 1
+                complete(p, pend[0], pend[1], "info", pend[2], -1, None)
+            pending[p] = (f, op.key, pos)
+            continue
+        pend = pending.pop(p, None)
+        if pend is None or pend[0] != f:
+            anomalies["no invocation"] += 1
+            if pend is not None:
+                complete(p, pend[0], pend[1], "info", pend[2], -1, None)
+            inv = done.get(p, -1) + 1
+            key = op.key
+        else:
+            inv = pend[2]
+            key = pend[1]
+        done[p] = pos
+        complete(p, f, key, t, inv, pos, op.value)
+    for p, (f, key, inv) in pending.items():  # never completed: counts as info
+        complete(p, f, key, "info", inv, -1, None)
+    for what, n in anomalies.items():
+        if n:
+            res.notes.append(f"{n} x {what} (foreign history?): handled conservatively")
+    return res
+
+
+def hold_dict(h: list[Any], ops: list[Op]) -> dict[str, Any]:
+    """The report form of a hold: times in ns, op indexes as recorded."""
+    end = h[END]
+    return {
+        "key": h[KEY],
+        "process": h[PROC],
+        "start": ops[h[START]].time,
+        "end": None if end == NEVER else ops[end].time,
+        "fence": h[FENCE],
+        "release": h[REL],
+        "acquire_index": ops[h[START]].index,
+        "release_index": ops[h[REL_INV]].index if h[REL_INV] >= 0 else None,
+    }
+
+
+def hold_positions(h: list[Any]) -> list[int]:
+    """Positions of the ops that make up a hold: acquire invoke/ok, release invoke/done."""
+    return [x for x in (h[ACQ_INV], h[START], h[REL_INV], h[REL_DONE]) if x >= 0]

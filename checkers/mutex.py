@@ -1,0 +1,93 @@
+"""Mutex safety: did two processes ever hold one lock at once? (owner-aware Knossos mutex)
+
+The history is linearizable iff, per key, holds (see ``checkers.holds``) are pairwise disjoint
+and no ``ok`` release came from a process that held nothing. Sorted by start, holds overlap
+somewhere iff some hold overlaps the next one to start, so one sort and one sweep decide it.
+
+One violation is reported per hold that someone else broke into (with its first intruder), and
+one per non-owner release:
+
+- ``overlap``: the intruder's acquire returned before the first holder invoked its release;
+- ``revoked-while-held``: the first holder's release failed or never came (the lock left its
+  owner unreleased) and the intruder acquired it afterwards;
+- ``release-by-non-owner``: an ``ok`` release by a process that held nothing; ``first`` is the
+  latest hold on that key before it (whose lock it released), ``second`` is null.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from harness.history import Op
+
+from .holds import END, NEVER, START, Holds, extract, hold_dict, hold_positions
+
+NAME = "mutex"
+MAX_VIOLATIONS = 100
+
+
+def _ops_around(positions: Iterable[int], ops: list[Op]) -> list[dict[str, Any]]:
+    return [ops[x].to_dict() for x in sorted(set(positions))]
+
+
+def check(
+    ops: Iterable[Op], *, max_holds: int = 20000, holds: Holds | None = None, **_: Any
+) -> dict[str, Any]:
+    """Check mutual exclusion per key. ``holds`` may pass an ``extract`` result to reuse."""
+    hs = holds if holds is not None else extract(ops)
+    srt = hs.ops
+    found: list[tuple[str, Any, list[Any], list[Any] | None, list[int]]] = []
+    kinds: Counter[str] = Counter()
+    bad_keys: set[Any] = set()
+    for key, lst in hs.by_key.items():
+        for i in range(len(lst) - 1):
+            a = lst[i]
+            b = lst[i + 1]
+            if b[START] < a[END]:
+                kind = "revoked-while-held" if a[END] == NEVER else "overlap"
+                kinds[kind] += 1
+                bad_keys.add(key)
+                if len(found) < MAX_VIOLATIONS:
+                    found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
+    for key, _p, inv, pos, cur in hs.bad_releases:
+        kinds["release-by-non-owner"] += 1
+        bad_keys.add(key)
+        if len(found) < MAX_VIOLATIONS:
+            around = [inv, pos] + (hold_positions(cur) if cur is not None else [])
+            found.append(("release-by-non-owner", key, cur, None, around))  # type: ignore[arg-type]
+    violations = [
+        {
+            "kind": kind,
+            "key": key,
+            "first": None if a is None else hold_dict(a, srt),
+            "second": None if b is None else hold_dict(b, srt),
+            "ops": _ops_around(pos, srt),
+        }
+        for kind, key, a, b, pos in found
+    ]
+    count = sum(kinds.values())
+    nkeys = len(hs.by_key)
+    if count:
+        parts = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+        ks = len(bad_keys)
+        summary = f"{count} violation{'s' * (count != 1)} on {ks} key{'s' * (ks != 1)}: {parts}"
+    else:
+        summary = (
+            f"no violation: {len(hs.holds)} holds on {nkeys} key{'s' * (nkeys != 1)} "
+            "were disjoint, every release by its owner"
+        )
+    return {
+        "checker": NAME,
+        "valid": count == 0,
+        "summary": summary,
+        "hold_count": len(hs.holds),
+        "holds": [hold_dict(h, srt) for h in hs.holds[:max_holds]],
+        "holds_truncated": len(hs.holds) > max_holds,
+        "keys": nkeys,
+        "violation_count": count,
+        "violation_kinds": dict(kinds),
+        "violations": violations,
+        "notes": list(hs.notes),
+    }
