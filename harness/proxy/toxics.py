@@ -56,9 +56,7 @@ class Toxic:
     #: attribute name -> default; every attribute is a non-negative integer
     defaults: ClassVar[dict[str, int]] = {}
 
-    def __init__(
-        self, name: str, stream: str, toxicity: float, attributes: dict[str, Any]
-    ) -> None:
+    def __init__(self, name: str, stream: str, toxicity: float, attributes: dict[str, Any]) -> None:
         self.name = name
         self.stream = stream
         self.toxicity = toxicity
@@ -161,9 +159,7 @@ class Timeout(Toxic):
             inst.handle = link.loop.call_later(_ms(t), link.conn.close)
 
     async def pipe(self, link: Link, inst: Installed, ts: float, data: bytes, emit: Emit) -> None:
-        if inst.removed.is_set():  # removed while this chunk was on its way
-            await emit(data)
-        # else: dropped on the ground, as Toxiproxy does
+        pass  # dropped on the ground, as Toxiproxy does
 
     def uninstall(self, link: Link, inst: Installed) -> None:
         link.conn.close()
@@ -177,9 +173,7 @@ class ResetPeer(Toxic):
         # As Toxiproxy: data is dropped; the first chunk arms the reset.
         if not inst.armed:
             inst.armed = True
-            inst.handle = link.loop.call_later(
-                _ms(self.attributes["timeout"]), link.conn.reset
-            )
+            inst.handle = link.loop.call_later(_ms(self.attributes["timeout"]), link.conn.reset)
 
 
 class Slicer(Toxic):
