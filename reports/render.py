@@ -1,0 +1,283 @@
+"""Render a run directory (config.json, history.jsonl, results.json) into report.html, and
+several runs into one comparison page. Pages are self-contained: they open from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+
+from harness import history
+from harness.history import Op
+
+from . import svg, view
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class ReportError(ValueError):
+    """A run directory that cannot be rendered; the message is one line for the user."""
+
+
+_env: Environment | None = None
+
+
+def env() -> Environment:
+    global _env
+    if _env is None:
+        _env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=True,  # every value from a run is untrusted text
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    return _env
+
+
+def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
+    """A JSON object from ``path``; a missing or unreadable file becomes a note and ``{}``."""
+    if not path.exists():
+        notes.append(f"{path.name} is missing")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        notes.append(f"{path.name} could not be read: {e}")
+        return {}
+    if not isinstance(data, dict):
+        notes.append(f"{path.name} is not a JSON object")
+        return {}
+    return data
+
+
+def _check_dir(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(
+            f"{run_dir} is not a run directory (expected a directory holding config.json, "
+            "history.jsonl and results.json)"
+        )
+    if not any((run_dir / n).exists() for n in ("config.json", "history.jsonl", "results.json")):
+        raise ReportError(
+            f"{run_dir} holds none of config.json, history.jsonl, results.json: not a run directory"
+        )
+    return run_dir
+
+
+def render_run(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` and return its path."""
+    run_dir = _check_dir(run_dir)
+    notes: list[str] = []
+    config = _read_json(run_dir / "config.json", notes)
+    results = _read_json(run_dir / "results.json", notes)
+    ops: list[Op] = []
+    hist = run_dir / "history.jsonl"
+    if hist.exists():
+        read = history.read(hist)
+        ops = read.ops
+        for p in read.problems[:10]:
+            notes.append(f"history.jsonl {p}")
+        if len(read.problems) > 10:
+            notes.append(f"history.jsonl: {len(read.problems) - 10} more unreadable lines")
+    else:
+        notes.append("history.jsonl is missing")
+    out = run_dir / "report.html"
+    out.write_text(render_html(config, results, ops, notes=notes), encoding="utf-8")
+    return out
+
+
+def render_html(
+    config: dict[str, Any],
+    results: dict[str, Any],
+    ops: list[Op],
+    *,
+    notes: Sequence[str] = (),
+) -> str:
+    """The report page as a string. ``notes`` are problems met reading the run (shown)."""
+    config = config if isinstance(config, dict) else {}
+    results = results if isinstance(results, dict) else {}
+    verdict = view.verdict(results)
+    summary = results.get("summary")
+    if not results:
+        summary = "No results: the run did not finish checking (no results.json)."
+
+    t_end = max((op.time for op in ops), default=0)
+    dur = config.get("duration_s")
+    if isinstance(dur, int | float) and not isinstance(dur, bool):
+        t_end = max(t_end, int(dur * 1e9))
+    faults = view.faults_from(ops)
+
+    violations = view.mutex_violations(results)
+    holds, holds_truncated, hold_total = view.mutex_holds(results)
+    holds_derived = False
+    if holds is None and ops:
+        holds, holds_derived = view.holds_from_ops(ops), True
+    timeline = None
+    if holds:
+        for h in holds:
+            for f in ("start", "end"):
+                if isinstance(h, dict) and isinstance(h.get(f), int | float):
+                    t_end = max(t_end, int(h[f]))
+        lanes = view.lanes_from(holds, violations)
+        chart, merged = svg.timeline(lanes.lanes, faults, t_end, lanes.keys)
+        timeline = {
+            "svg": chart,
+            "merged": merged,
+            "lanes": len(lanes.lanes),
+            "hidden": lanes.hidden_processes,
+            "holds": lanes.hold_count,
+            "bad": lanes.bad_count,
+            "legend": [(k, svg.key_colour(k, svg.key_colours(lanes.keys))) for k in lanes.keys[:8]],
+            "more_keys": max(len(lanes.keys) - 8, 0),
+            "truncated": holds_truncated,
+            "total": hold_total,
+            "derived": holds_derived,
+        }
+
+    latency = None
+    series = view.perf_series(results)
+    if series:
+        chart, facts = svg.scatter(series, faults, t_end / 1e9)
+        latency = {"svg": chart, **facts}
+
+    page = env().get_template("report.html").render(
+        title=f"{config.get('backend', '?')} / {view.nemesis_label(config)} — lockharness",
+        verdict=verdict,
+        summary=summary,
+        config_rows=view.config_rows(config),
+        checkers=view.checker_sections(results),
+        timeline=timeline,
+        latency=latency,
+        faults=[
+            {
+                "name": f.name,
+                "start": view.ms(f.start),
+                "end": view.ms(f.end) if f.end is not None else "never healed",
+                "detail": f.detail,
+            }
+            for f in faults[: view.MAX_GENERIC_ROWS * 5]
+        ],
+        more_faults=max(len(faults) - view.MAX_GENERIC_ROWS * 5, 0),
+        counterexamples=view.counterexamples(violations, ops) if verdict != "valid" else [],
+        violation_total=len(violations),
+        max_counterexamples=view.MAX_COUNTEREXAMPLES,
+        op_total=len(ops),
+        op_counts=view.op_counts(ops),
+        notes=list(notes),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    return page
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+
+THROUGHPUT_KEYS = ("acquire_ok_per_s", "acquires_per_s", "ok_per_s", "acquire_per_s", "per_s")
+
+
+def _throughput(perf: dict[str, Any]) -> str:
+    t = perf.get("throughput")
+    if isinstance(t, int | float) and not isinstance(t, bool):
+        return f"{t:.4g}/s"
+    if isinstance(t, dict):
+        nums = {k: v for k, v in t.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        for k in THROUGHPUT_KEYS:
+            if k in nums:
+                return f"{nums[k]:.4g}/s"
+        if nums:
+            k, v = next(iter(nums.items()))
+            return f"{k} {v:.4g}"
+    return "—"
+
+
+def _violation_count(results: dict[str, Any]) -> int | None:
+    total, seen = 0, False
+    for data in (results.get("checkers") or {}).values():
+        if not isinstance(data, dict):
+            continue
+        n = data.get("violation_count")
+        if not isinstance(n, int) and isinstance(data.get("violations"), list):
+            n = len(data["violations"])
+        if isinstance(n, int):
+            total, seen = total + n, True
+    return total if seen else None
+
+
+def _cell(run_dir: Path, out: Path, config: dict[str, Any], results: dict[str, Any]) -> dict:
+    checkers = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
+    perf = next(
+        (d for d in checkers.values() if isinstance(d, dict) and "acquire_latency_ms" in d), {}
+    )
+    lat = perf.get("acquire_latency_ms") if isinstance(perf.get("acquire_latency_ms"), dict) else {}
+
+    def lat_ms(k: str) -> str:
+        v = lat.get(k)
+        return f"{v:.3g}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
+
+    report = run_dir / "report.html"
+    return {
+        "name": run_dir.name,
+        "href": Path(os.path.relpath(report, out.parent)).as_posix(),
+        "verdict": view.verdict(results),
+        "violations": _violation_count(results),
+        "p50": lat_ms("p50"),
+        "p99": lat_ms("p99"),
+        "throughput": _throughput(perf),
+        "workload": config.get("workload"),
+        "seed": config.get("seed"),
+        "summary": view.show(results.get("summary") or "no results.json", 300),
+    }
+
+
+def render_comparison(run_dirs: list[Path], out: Path) -> Path:
+    """A grid of backend (rows) x nemesis (columns), each cell linking to its run's report.
+
+    A run without a report.html gets one rendered first, so no link is dead.
+    """
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        out = out / "comparison.html"
+    cells: dict[tuple[str, str], list[dict]] = {}
+    notes: list[str] = []
+    for d in run_dirs:
+        d = Path(d)
+        try:
+            _check_dir(d)
+        except ReportError as e:
+            notes.append(str(e))
+            continue
+        run_notes: list[str] = []
+        config = _read_json(d / "config.json", run_notes)
+        results = _read_json(d / "results.json", run_notes)
+        notes += [f"{d.name}: {n}" for n in run_notes]
+        if not (d / "report.html").exists():
+            render_run(d)
+        backend = str(config.get("backend") or "?")
+        cells.setdefault((backend, view.nemesis_label(config)), []).append(
+            _cell(d, out, config, results)
+        )
+    if not cells:
+        raise ReportError("no run directories to compare (each needs config.json/results.json)")
+    backends = sorted({b for b, _ in cells})
+    nemeses = sorted({n for _, n in cells}, key=lambda n: (n != "none", n))
+    counts = {v: 0 for v in ("valid", "invalid", "unknown")}
+    for runs in cells.values():
+        for r in runs:
+            counts[r["verdict"]] += 1
+    page = env().get_template("comparison.html").render(
+        backends=backends,
+        nemeses=nemeses,
+        cells=cells,
+        counts=counts,
+        notes=notes,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

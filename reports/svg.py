@@ -1,0 +1,323 @@
+"""Inline SVG charts for report.html: the hold timeline and the latency scatter.
+
+Everything is drawn by hand as SVG text (no plotting library, nothing fetched): every piece of
+text that comes from a run goes through ``escape``. Sizes are bounded whatever the run's size:
+bars closer than a pixel are merged, scatter points are de-duplicated on a pixel grid.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+KEY_COLOURS = ("#3b7dd8", "#2f9e74", "#8a5cd1", "#c27c0e", "#1c9bb0", "#b4487f")
+TYPE_COLOURS = {"ok": "#3b7dd8", "fail": "#8c8c8c", "info": "#d08a00"}
+VIOLATION = "#d62828"
+FAULT_FILL = "#f2b134"
+PLOT_W = 1000  # px of the time axis
+LEFT = 86  # px for lane labels / y ticks
+RIGHT = 16
+MAX_BARS = 20_000  # hard cap on drawn hold rectangles
+MAX_POINTS = 12_000  # hard cap on drawn scatter points
+
+
+@dataclass(slots=True)
+class Fault:
+    """A shaded period: a nemesis fault from its start to its stop (``end`` None: never healed)."""
+
+    name: str
+    start: int  # ns
+    end: int | None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Bar:
+    """One hold drawn on a lane; ``end`` None means never released (drawn to the end)."""
+
+    start: int  # ns
+    end: int | None
+    key: str
+    bad: bool = False
+    title: str = ""
+
+
+def fmt(v: float) -> str:
+    """Short coordinates: sizes stay small with many elements."""
+    return f"{v:.1f}".rstrip("0").rstrip(".")
+
+
+def nice_ticks(lo: float, hi: float, n: int = 8) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+
+
+def tick_label(v: float) -> str:
+    return f"{v:g}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
+
+
+def key_colours(keys: Sequence[str]) -> dict[str, str]:
+    return {k: KEY_COLOURS[i % len(KEY_COLOURS)] for i, k in enumerate(keys)}
+
+
+def key_colour(key: str, colours: dict[str, str]) -> str:
+    # crc32, not hash(): str hashes change per process and the page should not
+    return colours.get(key) or KEY_COLOURS[zlib.crc32(key.encode()) % len(KEY_COLOURS)]
+
+
+def _defs() -> str:
+    # Hatches mark open-ended holds: the lock left its owner at an unknown moment.
+    pat = (
+        '<pattern id="{id}" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="{bg}"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="{fg}" stroke-width="3"/></pattern>'
+    )
+    return (
+        "<defs>"
+        + pat.format(id="hatch-open", bg="#e4e8ee", fg="#9aa5b4")
+        + pat.format(id="hatch-bad", bg="#f7c5c5", fg=VIOLATION)
+        + "</defs>"
+    )
+
+
+def _fault_bands(
+    faults: Sequence[Fault], x_of, t_end: int, top: float, height: float, label_y: float
+) -> list[str]:
+    """Shaded fault periods across the plot, labels staggered on up to three rows."""
+    out: list[str] = []
+    row_end = [-1e9, -1e9, -1e9]
+    for f in faults:
+        x1 = x_of(f.start)
+        x2 = x_of(f.end if f.end is not None else t_end)
+        w = max(x2 - x1, 1.5)
+        tip = f"{f.name}: {f.detail}" if f.detail else f.name
+        if f.end is None:
+            tip += " (never healed)"
+        out.append(
+            f'<rect class="fault" x="{fmt(x1)}" y="{fmt(top)}" width="{fmt(w)}" '
+            f'height="{fmt(height)}" fill="{FAULT_FILL}" fill-opacity="0.2">'
+            f"<title>{escape(tip)}</title></rect>"
+        )
+        row = next((i for i, e in enumerate(row_end) if e < x1), None)
+        if row is None:
+            continue  # too crowded to label; the band keeps its tooltip
+        row_end[row] = x1 + 7 * len(f.name) + 6
+        out.append(
+            f'<text class="fault-label" x="{fmt(x1 + 2)}" y="{fmt(label_y + 11 * row)}" '
+            f'font-size="10" fill="#8a5a00">{escape(f.name)}</text>'
+        )
+    return out
+
+
+def _time_axis(x_of, t_end_s: float, y: float, scale_ns: float) -> list[str]:
+    out = [f'<line x1="{LEFT}" y1="{fmt(y)}" x2="{LEFT + PLOT_W}" y2="{fmt(y)}" stroke="#555"/>']
+    for t in nice_ticks(0, t_end_s):
+        x = x_of(t * scale_ns)
+        out.append(
+            f'<line x1="{fmt(x)}" y1="{fmt(y)}" x2="{fmt(x)}" y2="{fmt(y + 4)}" stroke="#555"/>'
+            f'<text x="{fmt(x)}" y="{fmt(y + 15)}" font-size="10" text-anchor="middle">'
+            f"{tick_label(t)}</text>"
+        )
+    out.append(
+        f'<text x="{LEFT + PLOT_W // 2}" y="{fmt(y + 29)}" font-size="11" '
+        f'text-anchor="middle">time since run start (s)</text>'
+    )
+    return out
+
+
+def timeline(
+    lanes: Sequence[tuple[str, Sequence[Bar]]],
+    faults: Sequence[Fault],
+    t_end: int,
+    keys: Sequence[str],
+) -> tuple[Markup, int]:
+    """One lane per process, a bar per hold; returns the SVG and how many bars were merged.
+
+    Non-violating bars closer than half a pixel to the previous one on the same key are merged
+    into one rectangle, so a lane never holds more rectangles than it has pixels.
+    """
+    t_end = max(t_end, 1)
+    colours = key_colours(keys)
+    lane_h = 14 if len(lanes) <= 30 else 9
+    gap = 3
+    top = 40
+    height = top + len(lanes) * (lane_h + gap) + 40
+    width = LEFT + PLOT_W + RIGHT
+
+    def x_of(t: float) -> float:
+        return LEFT + PLOT_W * min(max(t, 0), t_end) / t_end
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart timeline" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        _defs(),
+    ]
+    plot_h = len(lanes) * (lane_h + gap)
+    out += _fault_bands(faults, x_of, t_end, top - 4, plot_h + 4, 12)
+    merged = 0
+    drawn = 0
+    for i, (label, bars) in enumerate(lanes):
+        y = top + i * (lane_h + gap)
+        out.append(
+            f'<text x="{LEFT - 6}" y="{fmt(y + lane_h - 2)}" font-size="10" '
+            f'text-anchor="end">{escape(label)}</text>'
+            f'<line x1="{LEFT}" y1="{fmt(y + lane_h / 2)}" x2="{LEFT + PLOT_W}" '
+            f'y2="{fmt(y + lane_h / 2)}" stroke="#eef0f3"/>'
+        )
+        run: list[float] | None = None  # [x1, x2, count] of the pending merged rectangle
+        run_key = ""
+        late: list[str] = []  # violating and open bars go on top of the rest
+
+        def flush() -> None:
+            nonlocal run, drawn
+            if run is None:
+                return
+            x1, x2, n = run
+            tip = f' <title>{int(n)} holds of {escape(run_key)}</title>' if n > 1 else ""
+            out.append(
+                f'<rect x="{fmt(x1)}" y="{fmt(y)}" width="{fmt(max(x2 - x1, 0.8))}" '
+                f'height="{lane_h}" fill="{key_colour(run_key, colours)}">{tip}</rect>'
+            )
+            drawn += 1
+            run = None
+
+        for b in sorted(bars, key=lambda b: b.start):
+            if drawn + len(late) >= MAX_BARS:
+                break
+            x1 = x_of(b.start)
+            x2 = x_of(b.end if b.end is not None else t_end)
+            if b.bad or b.end is None:
+                if b.bad:
+                    fill = "url(#hatch-bad)" if b.end is None else VIOLATION
+                else:
+                    fill = "url(#hatch-open)"
+                cls = "hold violation" if b.bad else "hold open"
+                late.append(
+                    f'<rect class="{cls}" x="{fmt(x1)}" y="{fmt(y)}" '
+                    f'width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" fill="{fill}" '
+                    f'stroke="{VIOLATION if b.bad else "#9aa5b4"}" stroke-width="0.6">'
+                    f"<title>{escape(b.title)}</title></rect>"
+                )
+                continue
+            if run is not None and b.key == run_key and x1 - run[1] < 0.5:
+                run[1] = max(run[1], x2)
+                run[2] += 1
+                merged += 1
+                continue
+            flush()
+            run, run_key = [x1, x2, 1], b.key
+        flush()
+        out += late
+        drawn += len(late)
+    out += _time_axis(x_of, t_end / 1e9, top + plot_h + 4, 1e9)
+    out.append("</svg>")
+    return Markup("".join(out)), merged
+
+
+def scatter(
+    points: Sequence[Sequence],
+    faults: Sequence[Fault],
+    t_end_s: float,
+) -> tuple[Markup, dict[str, object]]:
+    """Acquire latency over time: ``points`` are ``[t_s, latency_ms, type]``.
+
+    A log y axis is used when latencies span more than two decades. Points falling on the same
+    2-px cell are drawn once. Returns the SVG and facts for the caption (log, drawn, sampled).
+    """
+    plot_h = 240
+    top = 30
+    width = LEFT + PLOT_W + RIGHT
+    height = top + plot_h + 40
+    good = [
+        (float(p[0]), float(p[1]), str(p[2]) if len(p) > 2 else "ok")
+        for p in points
+        if len(p) >= 2 and _finite(p[0]) and _finite(p[1])
+    ]
+    t_end_s = max([t_end_s, *(p[0] for p in good[-1:])] + [1e-9])
+    lat = [p[1] for p in good]
+    lo_v = min((v for v in lat if v > 0), default=0.1)
+    hi_v = max(lat, default=1.0)
+    log = bool(lat) and hi_v / max(lo_v, 1e-9) > 100
+    if log:
+        lo_y, hi_y = math.log10(lo_v), math.log10(max(hi_v, lo_v * 10))
+    else:
+        lo_y, hi_y = 0.0, max(hi_v, 1e-6) * 1.05
+
+    def y_of(v: float) -> float:
+        if log:
+            v = math.log10(max(v, lo_v))
+        return top + plot_h - plot_h * (v - lo_y) / (hi_y - lo_y)
+
+    def x_of(t_ns: float) -> float:
+        return LEFT + PLOT_W * min(max(t_ns / 1e9, 0), t_end_s) / t_end_s
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart latency" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">'
+    ]
+    out += _fault_bands(faults, x_of, int(t_end_s * 1e9), top, plot_h, 12)
+    # y axis and grid
+    ticks = (
+        [10.0**e for e in range(math.floor(lo_y), math.ceil(hi_y) + 1)]
+        if log
+        else nice_ticks(lo_y, hi_y, 5)
+    )
+    for v in ticks:
+        y = y_of(v)
+        if not top - 0.5 <= y <= top + plot_h + 0.5:
+            continue
+        out.append(
+            f'<line x1="{LEFT}" y1="{fmt(y)}" x2="{LEFT + PLOT_W}" y2="{fmt(y)}" '
+            f'stroke="#eef0f3"/><text x="{LEFT - 6}" y="{fmt(y + 3)}" font-size="10" '
+            f'text-anchor="end">{tick_label(v)}</text>'
+        )
+    axis = "acquire latency (ms, log)" if log else "acquire latency (ms)"
+    out.append(
+        f'<text x="14" y="{top + plot_h // 2}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + plot_h // 2})">{axis}</text>'
+    )
+    seen: set[tuple[int, int, str]] = set()
+    dots: list[str] = []
+    for t, v, typ in good:
+        x, y = x_of(t * 1e9), y_of(v)
+        cell = (int(x / 2), int(y / 2), typ)
+        if cell in seen:
+            continue
+        seen.add(cell)
+        dots.append(
+            f'<circle cx="{fmt(x)}" cy="{fmt(y)}" r="1.8" fill="{TYPE_COLOURS.get(typ, "#555")}"/>'
+        )
+    sampled = len(dots) > MAX_POINTS
+    if sampled:
+        step = len(dots) / MAX_POINTS
+        dots = [dots[int(i * step)] for i in range(MAX_POINTS)]
+    out += dots
+    out += _time_axis(x_of, t_end_s, top + plot_h, 1e9)
+    lx = LEFT + PLOT_W - 160
+    for i, (typ, colour) in enumerate(TYPE_COLOURS.items()):
+        out.append(
+            f'<circle cx="{lx + i * 55}" cy="12" r="4" fill="{colour}"/>'
+            f'<text x="{lx + i * 55 + 7}" y="16" font-size="10">{typ}</text>'
+        )
+    out.append("</svg>")
+    facts: dict[str, object] = {
+        "log": log,
+        "points": len(good),
+        "drawn": len(dots),
+        "sampled": sampled,
+    }
+    return Markup("".join(out)), facts
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

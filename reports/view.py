@@ -1,0 +1,416 @@
+"""What report.html shows, computed from config, results and ops (never re-checking anything).
+
+Each function turns run data into plain values for the templates; limits keep a page of a
+10^6-op history to a few MB, and every limit that bites is reported so the page can say so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+from .svg import Bar, Fault
+
+MAX_LANES = 48  # timeline lanes (processes)
+MAX_COUNTEREXAMPLES = 20  # violations shown in full
+MAX_CONTEXT_OPS = 30  # ops around one violation
+MAX_GENERIC_ROWS = 10  # rows of a generic list-of-dicts table
+
+EXPLAIN = {
+    "overlap": (
+        "The second holder's acquire returned before the first holder invoked its release: "
+        "both processes certainly held the lock at the same time."
+    ),
+    "revoked-while-held": (
+        "The first holder's release failed (or never came) and another process acquired the "
+        "lock: the lock was taken from its holder at an unknown moment, so a stale holder may "
+        "have acted while the new one did."
+    ),
+    "release-by-non-owner": (
+        "A release returned ok for a process that held nothing: someone who did not own the "
+        "lock was able to free it."
+    ),
+}
+CONFIG_ORDER = (
+    "backend",
+    "workload",
+    "nemesis",
+    "nemesis_interval",
+    "concurrency",
+    "keys",
+    "time_limit",
+    "rate",
+    "ttl_ms",
+    "hold_ms",
+    "wait_ms",
+    "seed",
+    "fencing",
+    "backend_opts",
+    "servers",
+    "started_at",
+    "duration_s",
+    "harness_version",
+)
+
+
+def verdict(results: dict[str, Any]) -> str:
+    v = results.get("valid")
+    return "valid" if v is True else "invalid" if v is False else "unknown"
+
+
+def checker_verdict(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return "valid" if v is True else "invalid" if v is False else "unknown"
+
+
+def show(v: Any, limit: int = 200) -> str:
+    """One value as short text: scalars as is, small dicts as k=v, lists by their length."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        if all(not isinstance(x, dict | list) for x in v.values()):
+            text = ", ".join(f"{k}={show(x)}" for k, x in v.items())
+        else:
+            text = f"{len(v)} fields"
+    elif isinstance(v, list):
+        if len(v) <= 8 and all(not isinstance(x, dict | list) for x in v):
+            text = ", ".join(show(x) for x in v) or "none"
+        else:
+            text = f"list of {len(v)}"
+    else:
+        text = str(v)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ms(ns: Any) -> str:
+    return f"{ns / 1e6:.3f}" if isinstance(ns, int | float) and not isinstance(ns, bool) else "—"
+
+
+def config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run config, known fields first in a fixed order, then whatever else is there."""
+    rows: list[tuple[str, str]] = []
+    keys = [k for k in CONFIG_ORDER if k in config] + [k for k in config if k not in CONFIG_ORDER]
+    for k in keys:
+        v = config[k]
+        if k == "nemesis":
+            text = ", ".join(map(str, v)) if isinstance(v, list) and v else show(v or "none")
+        elif k == "servers" and isinstance(v, list):
+            text = "; ".join(
+                f"{s.get('name', '?')} ({s.get('kind', '?')}) {s.get('host', '?')}:"
+                f"{s.get('port', '?')}"
+                if isinstance(s, dict)
+                else show(s)
+                for s in v
+            )
+        elif k == "backend_opts" and isinstance(v, dict) and not v:
+            text = "none"
+        else:
+            text = show(v, 400)
+        rows.append((k, text))
+    return rows
+
+
+def nemesis_label(config: dict[str, Any]) -> str:
+    n = config.get("nemesis")
+    if isinstance(n, list):
+        return "+".join(map(str, n)) or "none"
+    return str(n) if n else "none"
+
+
+def faults_from(ops: Sequence[Op]) -> list[Fault]:
+    """Fault periods: ``start-X`` (first op) to the matching ``stop-X`` (last op)."""
+    open_: dict[str, Fault] = {}
+    out: list[Fault] = []
+    for op in ops:
+        if op.process != NEMESIS:
+            continue
+        f = op.f
+        if f.startswith("start-"):
+            name = f[6:]
+            if name not in open_:
+                detail = _detail(op.value)
+                flt = Fault(name=name, start=op.time, end=None, detail=detail)
+                open_[name] = flt
+                out.append(flt)
+            elif op.value is not None and not open_[name].detail:
+                open_[name].detail = _detail(op.value)
+        elif f.startswith("stop-"):
+            name = f[5:]
+            if name in open_:
+                open_[name].end = op.time
+                if op.type != "invoke":  # the stop completed: the fault is healed
+                    del open_[name]
+        elif op.type == "invoke":  # a one-shot fault: a thin band at its moment
+            out.append(Fault(name=f, start=op.time, end=op.time, detail=_detail(op.value)))
+    return out
+
+
+def _detail(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    try:
+        return json.dumps(v, sort_keys=True, default=str)[:300]
+    except (TypeError, ValueError):
+        return str(v)[:300]
+
+
+def holds_from_ops(ops: Sequence[Op]) -> list[dict[str, Any]]:
+    """Holds for drawing only, when results.json has none (e.g. a run that crashed).
+
+    An ok acquire starts a hold; the owner's next release invocation ends it unless that release
+    failed, as design.md defines. No verdict is drawn from these.
+    """
+    holding: dict[int | str, dict[str, Any]] = {}
+    releasing: dict[int | str, tuple[dict[str, Any], int]] = {}
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        p = op.process
+        if p == NEMESIS:
+            continue
+        if op.f == "acquire" and op.type == "ok":
+            fence = op.value if isinstance(op.value, int) else None
+            h = {"key": op.key, "process": p, "start": op.time, "end": None, "fence": fence}
+            h.update(release=None, acquire_index=op.index, release_index=None)
+            holding[p] = h
+            out.append(h)
+        elif op.f == "release" and op.type == "invoke" and p in holding:
+            releasing[p] = (holding.pop(p), op.time)
+        elif op.f == "release" and p in releasing:
+            h, t = releasing.pop(p)
+            h["release"] = op.type
+            h["release_index"] = op.index
+            if op.type != "fail":
+                h["end"] = t
+    return out
+
+
+def _hold_id(h: dict[str, Any]) -> tuple[Any, ...]:
+    if h.get("acquire_index") is not None:
+        return ("i", h["acquire_index"])
+    return ("h", str(h.get("key")), str(h.get("process")), h.get("start"))
+
+
+def hold_title(h: dict[str, Any]) -> str:
+    end = "never released" if h.get("end") is None else f"{ms(h.get('end'))} ms"
+    fence = "" if h.get("fence") is None else f", fence {h['fence']}"
+    rel = "" if h.get("release") is None else f", release {h['release']}"
+    return (
+        f"process {h.get('process')} holds {h.get('key')}: {ms(h.get('start'))} ms → "
+        f"{end}{fence}{rel}"
+    )
+
+
+@dataclass
+class Lanes:
+    lanes: list[tuple[str, list[Bar]]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    hidden_processes: int = 0
+    hold_count: int = 0
+    bad_count: int = 0
+
+
+def lanes_from(holds: Sequence[dict[str, Any]], violations: Sequence[dict[str, Any]]) -> Lanes:
+    """One lane per process; when there are too many, processes in violations come first."""
+    bad = set()
+    for v in violations:
+        for part in ("first", "second"):
+            h = v.get(part)
+            if isinstance(h, dict):
+                bad.add(_hold_id(h))
+    by_proc: dict[str, list[Bar]] = {}
+    keys: Counter[str] = Counter()
+    bad_procs: set[str] = set()
+    res = Lanes()
+    for h in holds:
+        if not isinstance(h, dict) or not isinstance(h.get("start"), int | float):
+            continue
+        proc = str(h.get("process"))
+        key = str(h.get("key"))
+        keys[key] += 1
+        is_bad = _hold_id(h) in bad
+        end = h.get("end")
+        bar = Bar(
+            start=int(h["start"]),
+            end=int(end) if isinstance(end, int | float) else None,
+            key=key,
+            bad=is_bad,
+            # titles only where they help: bad and open bars (merged bars get a count)
+            title=hold_title(h) if is_bad or end is None or len(holds) < 5000 else "",
+        )
+        by_proc.setdefault(proc, []).append(bar)
+        res.hold_count += 1
+        if is_bad:
+            res.bad_count += 1
+            bad_procs.add(proc)
+    procs = sorted(by_proc, key=_proc_order)
+    if len(procs) > MAX_LANES:
+        busiest = sorted(procs, key=lambda p: -len(by_proc[p]))
+        keep = set(sorted(bad_procs, key=_proc_order)[:MAX_LANES])
+        for p in busiest:
+            if len(keep) >= MAX_LANES:
+                break
+            keep.add(p)
+        res.hidden_processes = len(procs) - len(keep)
+        procs = [p for p in procs if p in keep]
+    res.lanes = [(f"process {p}", by_proc[p]) for p in procs]
+    res.keys = [k for k, _ in keys.most_common()]
+    return res
+
+
+def _proc_order(p: str) -> tuple[int, int | str]:
+    return (0, int(p)) if p.lstrip("-").isdigit() else (1, p)
+
+
+def counterexamples(
+    violations: Sequence[dict[str, Any]], ops: Sequence[Op]
+) -> list[dict[str, Any]]:
+    """Each violation for the page: its kind explained, both holds, the ops around it."""
+    by_index: dict[int, Op] | None = None
+    out = []
+    for v in violations[:MAX_COUNTEREXAMPLES]:
+        kind = str(v.get("kind", "unknown"))
+        holds = [v[p] for p in ("first", "second") if isinstance(v.get(p), dict)]
+        rows = [o for o in v.get("ops") or [] if isinstance(o, dict)][:MAX_CONTEXT_OPS]
+        source = "checker"
+        if not rows and ops:
+            if by_index is None:
+                by_index = {op.index: op for op in ops}
+            rows = [o.to_dict() for o in _context(holds, by_index)]
+            source = "history"
+        out.append(
+            {
+                "kind": kind,
+                "explain": EXPLAIN.get(kind, f"The checker reported a violation of kind {kind}."),
+                "key": v.get("key"),
+                "holds": [
+                    {
+                        "role": role,
+                        "process": h.get("process"),
+                        "key": h.get("key"),
+                        "start": ms(h.get("start")),
+                        "end": "never released" if h.get("end") is None else ms(h.get("end")),
+                        "fence": show(h.get("fence")),
+                        "release": show(h.get("release")),
+                    }
+                    for role, h in zip(("first holder", "second holder"), holds, strict=False)
+                ],
+                "ops": [_op_row(o, holds) for o in rows],
+                "ops_source": source,
+            }
+        )
+    return out
+
+
+def _context(holds: list[dict[str, Any]], by_index: dict[int, Op]) -> list[Op]:
+    """Ops at and near the acquires and releases of the holds."""
+    marks = [
+        h.get(f) for h in holds for f in ("acquire_index", "release_index") if h.get(f) is not None
+    ]
+    wanted: set[int] = set()
+    for m in marks:
+        if isinstance(m, int):
+            wanted.update(range(m - 3, m + 4))
+    return [by_index[i] for i in sorted(wanted) if i in by_index][:MAX_CONTEXT_OPS]
+
+
+def _op_row(o: dict[str, Any], holds: list[dict[str, Any]]) -> dict[str, Any]:
+    procs = {str(h.get("process")) for h in holds}
+    return {
+        "index": show(o.get("index")),
+        "time": ms(o.get("time")),
+        "process": show(o.get("process")),
+        "type": show(o.get("type")),
+        "f": show(o.get("f")),
+        "key": show(o.get("key")),
+        "value": show(o.get("value")),
+        "error": show(o.get("error")) if o.get("error") is not None else "",
+        "involved": str(o.get("process")) in procs,
+    }
+
+
+def checker_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every checker generically: scalar fields as rows, lists of dicts as small tables."""
+    checkers = results.get("checkers")
+    if not isinstance(checkers, dict):
+        return []
+    out = []
+    for name, data in checkers.items():
+        if not isinstance(data, dict):
+            out.append({"name": str(name), "verdict": "unknown", "summary": show(data), "rows": []})
+            continue
+        rows, tables = [], []
+        for k, v in data.items():
+            if k in ("checker", "valid", "summary", "series"):
+                continue
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                tables.append(_generic_table(k, v))
+                rows.append((k, f"{len(v)} (table below)"))
+            else:
+                rows.append((k, show(v)))
+        out.append(
+            {
+                "name": str(name),
+                "verdict": checker_verdict(data.get("valid")),
+                "summary": show(data.get("summary") or "", 2000),
+                "rows": rows,
+                "tables": tables,
+            }
+        )
+    return out
+
+
+def _generic_table(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    cols: list[str] = []
+    for it in items[:MAX_GENERIC_ROWS]:
+        cols += [k for k in it if k not in cols]
+    return {
+        "name": name,
+        "cols": cols,
+        "rows": [[show(it.get(c), 120) for c in cols] for it in items[:MAX_GENERIC_ROWS]],
+        "more": max(len(items) - MAX_GENERIC_ROWS, 0),
+    }
+
+
+def op_counts(ops: Sequence[Op]) -> list[tuple[str, dict[str, int], int]]:
+    """Ops by function and outcome: (f, {type: n}, total)."""
+    c: Counter[tuple[str, str]] = Counter((op.f, op.type) for op in ops)
+    fs: dict[str, dict[str, int]] = {}
+    for (f, t), n in c.items():
+        fs.setdefault(f, {})[t] = n
+    return [(f, d, sum(d.values())) for f, d in sorted(fs.items())]
+
+
+def mutex_violations(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Violations shaped as holds (first/second), from whichever checker reports them."""
+    out: list[dict[str, Any]] = []
+    for data in (results.get("checkers") or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("violations"), list):
+            out += [v for v in data["violations"] if isinstance(v, dict) and "first" in v]
+    return out
+
+
+def mutex_holds(results: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, bool, Any]:
+    """(holds or None, truncated, total) from the checker that reports holds."""
+    for data in (results.get("checkers") or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("holds"), list):
+            return data["holds"], bool(data.get("holds_truncated")), data.get("hold_count")
+    return None, False, None
+
+
+def perf_series(results: dict[str, Any]) -> list[Any] | None:
+    for data in (results.get("checkers") or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("series"), list):
+            return data["series"]
+    return None

@@ -1,0 +1,310 @@
+"""report.html and the comparison page, rendered from run directories built by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.history import Op, read
+from reports.render import ReportError, render_comparison, render_html, render_run
+
+MS = 1_000_000
+EVIL_KEY = "<script>alert('k')</script>"
+EVIL_ERROR = '<img src="http://evil.example/x.png">'
+REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
+
+
+class Hist:
+    """Builds a history.jsonl as a run loop would: index in order, times in ns."""
+
+    def __init__(self) -> None:
+        self.ops: list[dict[str, Any]] = []
+
+    def add(self, t_ms: float, process: int | str, type_: str, f: str, **kw: Any) -> None:
+        d = {"index": len(self.ops), "time": int(t_ms * MS), "process": process, "type": type_}
+        d["f"] = f
+        d.update({k: v for k, v in kw.items() if v is not None})
+        self.ops.append(d)
+
+    def hold(
+        self,
+        p: int,
+        key: str,
+        t0: float,
+        t1: float,
+        fence: int,
+        release: str = "ok",
+        error: str | None = None,
+    ) -> None:
+        """acquire invoked at t0, ok 2 ms later; release invoked at t1, answered 1 ms later."""
+        self.add(t0, p, "invoke", "acquire", key=key)
+        self.add(t0 + 2, p, "ok", "acquire", key=key, value=fence)
+        self.add(t1, p, "invoke", "release", key=key)
+        err = error or ("not owner" if release == "fail" else None)
+        self.add(t1 + 1, p, release, "release", key=key, error=err)
+
+    def fault(self, name: str, t0: float, t1: float, target: Any) -> None:
+        self.add(t0, "nemesis", "invoke", f"start-{name}", value=target)
+        self.add(t0 + 1, "nemesis", "info", f"start-{name}", value=target)
+        self.add(t1, "nemesis", "invoke", f"stop-{name}")
+        self.add(t1 + 1, "nemesis", "info", f"stop-{name}")
+
+    def sorted_ops(self) -> list[dict[str, Any]]:
+        out = sorted(self.ops, key=lambda d: d["time"])
+        for i, d in enumerate(out):
+            d["index"] = i
+        return out
+
+
+def _series(ops: list[Op]) -> list[list[Any]]:
+    """Acquire latencies as the perf checker reports them: [t_s, latency_ms, type]."""
+    started: dict[Any, int] = {}
+    out = []
+    for op in ops:
+        if op.f != "acquire":
+            continue
+        if op.type == "invoke":
+            started[op.process] = op.time
+        elif op.process in started:
+            t0 = started.pop(op.process)
+            out.append([t0 / 1e9, (op.time - t0) / 1e6, op.type])
+    return out
+
+
+def _results(ops: list[Op]) -> dict[str, Any]:
+    """results.json from the project's checkers where they exist, else hand-written to schema."""
+    try:
+        from checkers import check_all
+    except ImportError:
+        check_all = None
+    if check_all is not None:
+        return check_all(ops)
+    from checkers import mutex
+
+    m = mutex.check(ops)
+    lat = sorted(s[1] for s in _series(ops))
+    perf = {
+        "checker": "perf",
+        "valid": True,
+        "summary": f"{len(lat)} acquires",
+        "acquire_latency_ms": {
+            "p50": lat[len(lat) // 2],
+            "p95": lat[int(len(lat) * 0.95)],
+            "p99": lat[int(len(lat) * 0.99)],
+            "max": lat[-1],
+        },
+        "throughput": {"acquire_ok_per_s": 12.5},
+        "success_ratio": 1.0,
+        "series": _series(ops),
+    }
+    return {
+        "valid": m["valid"],
+        "summary": m["summary"],
+        "checkers": {"mutex": m, "perf": perf},
+    }
+
+
+def _config(backend: str = "redis", nemesis: list[str] | None = None, **kw: Any) -> dict:
+    cfg = {
+        "backend": backend,
+        "workload": "mutex",
+        "nemesis": ["partition"] if nemesis is None else nemesis,
+        "nemesis_interval": 5,
+        "concurrency": 3,
+        "keys": 2,
+        "time_limit": 1,
+        "ttl_ms": 3000,
+        "seed": 1,
+        "fencing": False,
+        "backend_opts": {},
+        "started_at": "2024-05-01T12:00:00+00:00",
+        "harness_version": "0.1.0",
+        "servers": [{"kind": "redis", "name": "n1", "host": "127.0.0.11", "port": 6379}],
+        "duration_s": 1.0,
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def _write_run(d: Path, h: Hist, config: dict[str, Any]) -> Path:
+    d.mkdir(parents=True)
+    lines = [json.dumps(op) for op in h.sorted_ops()]
+    (d / "history.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "config.json").write_text(json.dumps(config))
+    ops = read(d / "history.jsonl").ops
+    (d / "results.json").write_text(json.dumps(_results(ops)))
+    return d
+
+
+def valid_history() -> Hist:
+    h = Hist()
+    fence = 0
+    for i, (p, key) in enumerate([(0, "k0"), (1, "k1"), (2, "k0"), (0, "k1"), (1, "k0")]):
+        fence += 1
+        h.hold(p, key, 100 + i * 120, 100 + i * 120 + 80, fence)
+    h.fault("partition", 250, 520, {"groups": [["n1"], ["clients"]]})
+    return h
+
+
+def invalid_history() -> Hist:
+    h = valid_history()
+    # process 7 acquires k0 while process 3 still holds it: an overlap
+    h.hold(3, "k0", 700, 850, 10)
+    # escaping probes: a release that timed out with HTML in its error, a key made of HTML
+    h.hold(7, "k0", 760, 900, 11, release="info", error=EVIL_ERROR)
+    h.hold(4, EVIL_KEY, 905, 950, 1)
+    return h
+
+
+@pytest.fixture
+def valid_run(tmp_path: Path) -> Path:
+    return _write_run(tmp_path / "valid", valid_history(), _config())
+
+
+@pytest.fixture
+def invalid_run(tmp_path: Path) -> Path:
+    return _write_run(tmp_path / "invalid", invalid_history(), _config("unsafe-redis"))
+
+
+def _no_remote(page: str) -> None:
+    assert not REMOTE.search(page), REMOTE.search(page)
+    assert "@import" not in page
+    assert "url(http" not in page
+
+
+def test_valid_run_report(valid_run: Path) -> None:
+    out = render_run(valid_run)
+    assert out == valid_run / "report.html"
+    page = out.read_text()
+    assert 'class="banner valid"' in page
+    assert "no violation" in page
+    assert "<svg" in page and 'class="chart timeline"' in page
+    assert page.count('class="hold violation"') == 0
+    assert 'class="fault"' in page and ">partition</text>" in page
+    assert 'class="chart latency"' in page
+    assert "Counterexample" not in page
+    assert "127.0.0.11:6379" in page  # the config table
+    _no_remote(page)
+
+
+def test_invalid_run_report(invalid_run: Path) -> None:
+    page = render_run(invalid_run).read_text()
+    assert 'class="banner invalid"' in page
+    assert "Counterexample" in page
+    assert "overlap" in page and "both processes certainly held the lock" in page
+    # both holders of the violation, red in the timeline and named in the counterexample
+    assert page.count('class="hold violation"') == 2
+    assert ">process 3</text>" in page and ">process 7</text>" in page
+    cx = page[page.index("Counterexample") :]
+    # holds start when the acquire returns (702 ms, not 700) and end at the release invocation
+    first = '<th>first holder</th><td>3</td><td>k0</td><td class="num">702.000</td>'
+    second = '<th>second holder</th><td>7</td><td>k0</td><td class="num">762.000</td>'
+    assert first + '<td class="num">850.000</td><td>10</td><td>ok</td>' in cx
+    assert second + '<td class="num">900.000</td><td>11</td><td>info</td>' in cx
+    assert 'class="involved"' in cx
+    _no_remote(page)
+
+
+def test_html_in_keys_and_errors_is_escaped(invalid_run: Path) -> None:
+    page = render_run(invalid_run).read_text()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;" in page
+    assert "&lt;img src=&#34;http://evil.example/x.png&#34;&gt;" in page
+    assert "<img" not in page
+    _no_remote(page)
+
+
+def test_html_in_results_and_config_is_escaped(tmp_path: Path) -> None:
+    ops = read_ops(invalid_history())
+    results = _results(ops)
+    results["summary"] = "<b>bold</b> summary"
+    results["checkers"]["<i>odd</i>"] = {"valid": None, "summary": "<u>x</u>", "n": "<br>"}
+    page = render_html(_config(backend="<em>b</em>"), results, ops)
+    for raw in ("<b>bold", "<i>odd", "<u>x", "<em>b", "<br>"):
+        assert raw not in page
+    assert "&lt;b&gt;bold&lt;/b&gt; summary" in page
+    # a checker the page does not know shows up with its scalar fields
+    assert "&lt;i&gt;odd&lt;/i&gt;" in page and "n/a" in page
+
+
+def read_ops(h: Hist) -> list[Op]:
+    from harness.history import op_from_dict
+
+    return [op_from_dict(d) for d in h.sorted_ops()]
+
+
+def test_open_ended_hold_and_unhealed_fault(tmp_path: Path) -> None:
+    h = Hist()
+    h.hold(0, "k", 10, 50, 1)
+    h.hold(1, "k", 60, 120, 2, release="fail")  # lease gone: never released
+    h.hold(2, "k", 300, 400, 3)  # took the lock away: revoked while held
+    h.add(200, "nemesis", "invoke", "start-clock", value={"node": "n1", "offset_s": 20})
+    h.add(201, "nemesis", "info", "start-clock", value={"node": "n1", "offset_s": 20})
+    d = _write_run(tmp_path / "r", h, _config(nemesis=["clock"]))
+    page = render_run(d).read_text()
+    assert 'class="banner invalid"' in page
+    assert "revoked-while-held" in page
+    assert "url(#hatch-bad)" in page  # the stale holder, drawn to the end, hatched and red
+    assert "never healed" in page
+    assert "offset_s" in page
+
+
+def test_missing_results_and_bad_lines(tmp_path: Path) -> None:
+    d = tmp_path / "crashed"
+    d.mkdir()
+    h = valid_history()
+    lines = [json.dumps(op) for op in h.sorted_ops()]
+    (d / "history.jsonl").write_text("\n".join(lines) + "\nnot json\n{\"index\": 9")
+    page = render_run(d).read_text()
+    assert 'class="banner unknown"' in page
+    assert "results.json is missing" in page and "config.json is missing" in page
+    assert "truncated" in page  # the last line, cut short
+    assert "derived from the history" in page
+    assert page.count("<rect x=") >= 5  # the holds, drawn from the history
+
+
+def test_not_a_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="not a run directory"):
+        render_run(tmp_path / "nope")
+    with pytest.raises(ReportError, match="not a run directory"):
+        render_run(tmp_path)
+
+
+def test_comparison(tmp_path: Path, valid_run: Path, invalid_run: Path) -> None:
+    other = _write_run(tmp_path / "etcd-none", valid_history(), _config("etcd", nemesis=[]))
+    out = tmp_path / "site" / "index.html"
+    got = render_comparison([valid_run, invalid_run, other, tmp_path / "missing"], out)
+    assert got == out
+    page = out.read_text()
+    for b in ("redis", "unsafe-redis", "etcd"):
+        assert f"<th>{b}</th>" in page
+    assert "<th>partition</th>" in page and "<th>none</th>" in page
+    assert 'href="../valid/report.html"' in page and 'href="../invalid/report.html"' in page
+    assert (invalid_run / "report.html").exists()  # rendered so the link is not dead
+    assert "1 violation" in page
+    assert "not run" in page  # etcd under partition
+    assert "missing is not a run directory" in page
+    _no_remote(page)
+    with pytest.raises(ReportError, match="no run directories"):
+        render_comparison([tmp_path / "missing"], out)
+
+
+def test_large_history_is_bounded(tmp_path: Path) -> None:
+    """60k ops, 40 processes, 2 keys: bars merge and the page stays small."""
+    h = Hist()
+    t = 0.0
+    for i in range(15_000):
+        p, key = i % 40 + (i // 3000) * 40, f"k{i % 2}"
+        h.hold(p, key, t, t + 3, i + 1)
+        t += 2.5
+    h.fault("partition", 1000, 2000, {"groups": [["n1"], ["n2"]]})
+    d = _write_run(tmp_path / "big", h, _config())
+    page = render_run(d).read_text()
+    assert len(page) < 3_000_000
+    assert "merged into one bar" in page
+    assert "processes shown" in page  # 200 processes, at most 48 lanes
+    assert 'class="banner valid"' in page
