@@ -1,0 +1,100 @@
+"""The etcd backend against a real 3-node etcd cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from backend_contract import (
+    check_double_release,
+    check_expiry,
+    check_fences_increase,
+    check_mutual_exclusion,
+    check_renew,
+    check_teardown,
+    endpoints,
+    fresh_key,
+    make_clients,
+)
+
+from backends.base import Endpoint, LockClient, LockFailed, NotAcquired
+from backends.etcd import EtcdBackend
+from harness.runtime import LocalRuntime, MissingBinary
+
+try:
+    from harness.runtime.etcd import EtcdServer
+
+    EtcdServer().find_binary()
+except MissingBinary as e:  # pragma: no cover - depends on the machine
+    pytest.skip(str(e), allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    rt = LocalRuntime(tmp_path_factory.mktemp("etcd"))
+    try:
+        rt.start("etcd", 3)
+        yield rt
+    finally:
+        rt.close()
+
+
+@pytest.fixture
+def clients(runtime: LocalRuntime) -> Iterator[list[LockClient]]:
+    eps = endpoints(runtime.clusters[0])
+    cs = make_clients(EtcdBackend(), eps, 3)
+    yield cs
+    for c in cs:
+        c.close()
+
+
+def test_mutual_exclusion(clients: list[LockClient]) -> None:
+    check_mutual_exclusion(clients[0], clients[1])
+
+
+def test_fences_increase(clients: list[LockClient]) -> None:
+    check_fences_increase(clients[0], clients[1])
+
+
+def test_double_release_is_not_owner(clients: list[LockClient]) -> None:
+    check_double_release(clients[0])
+
+
+def test_expired_lease_is_not_owner(clients: list[LockClient]) -> None:
+    # etcd's minimum lease TTL is about 2 s with default timing: 1000 ms is raised to it.
+    check_expiry(clients[0], clients[2], ttl_ms=1000, wait_ms=6000)
+
+
+def test_renew_keeps_the_lock(clients: list[LockClient]) -> None:
+    check_renew(clients[0], clients[1], ttl_ms=2000, span_s=2.5)
+
+
+def test_clients_spread_over_nodes(runtime: LocalRuntime) -> None:
+    eps = endpoints(runtime.clusters[0])
+    ports = {EtcdBackend().client(eps, i).gw.port for i in range(3)}
+    assert ports == {e.port for e in eps}
+
+
+def test_unreachable_node_fails_cleanly(runtime: LocalRuntime) -> None:
+    # Nothing listens on this port: the lease grant fails, so the acquire certainly failed.
+    c = EtcdBackend().client([Endpoint("x", "127.0.0.1", 9)], 0)
+    with pytest.raises(LockFailed) as info:
+        c.acquire(fresh_key(), 1000, 100)
+    assert not isinstance(info.value, NotAcquired)
+
+
+def test_zero_wait_on_a_free_lock_acquires(clients: list[LockClient]) -> None:
+    lease = clients[0].acquire(fresh_key(), 5000, 0)
+    clients[0].release(lease)
+
+
+def test_bad_option_is_one_clear_line() -> None:
+    with pytest.raises(ValueError, match="nodes='x' is not accepted"):
+        EtcdBackend({"nodes": "x"})
+    with pytest.raises(ValueError, match="has no option"):
+        EtcdBackend({"bogus": "1"})
+
+
+def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:
+    # Last in the file: ends the module's cluster and checks that nothing of it is left.
+    check_teardown(runtime)
