@@ -123,7 +123,10 @@ class NodeLink:
             socket_timeout=t,
             socket_connect_timeout=t,
             retry=None,  # no hidden retries: one try per node, as the algorithm says
-            driver_info=None,  # no CLIENT SETINFO round trip on connect
+            # No handshake round trip on connect (redis-py 8 sends HELLO 3 and CLIENT SETINFO),
+            # so a connection that opened means our command is the first thing sent.
+            protocol=2,
+            driver_info=None,
         )
 
     def _ready(self) -> bool:
