@@ -1,0 +1,493 @@
+"""Conformance of the Toxiproxy API: the embedded server, and a real Toxiproxy when
+TOXIPROXY_URL is set. Real sockets throughout: an echo server upstream, or redis-server."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.proxy import ToxiproxyClient, ToxiproxyError
+from harness.runtime import LocalRuntime
+from harness.runtime.toxiproxy import url as node_url
+
+# -- upstream servers written for the tests ---------------------------------------------------
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        s: socket.socket = self.request
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(10)
+        for _ in range(100_000):
+            try:
+                data = s.recv(65536)
+                if not data:
+                    return
+                s.sendall(data)
+            except OSError:
+                return
+
+
+class _Greeter(socketserver.BaseRequestHandler):
+    """Says hi and closes at once: the close is what slow_close delays."""
+
+    def handle(self) -> None:
+        self.request.sendall(b"hi")
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, str]]:
+    servers = {
+        "echo": _Server(("127.0.0.1", 0), _Echo),
+        "greet": _Server(("127.0.0.1", 0), _Greeter),
+    }
+    threads = [
+        threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True)
+        for s in servers.values()
+    ]
+    for t in threads:
+        t.start()
+    yield {k: f"127.0.0.1:{s.server_address[1]}" for k, s in servers.items()}
+    for s in servers.values():
+        s.shutdown()
+        s.server_close()
+
+
+# -- the proxy server under test -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["embedded", "real"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ToxiproxyClient]:
+    if request.param == "real":
+        real = os.environ.get("TOXIPROXY_URL")
+        if not real:
+            pytest.skip("TOXIPROXY_URL is not set: no real Toxiproxy to compare against")
+        client = ToxiproxyClient(real)
+        _clear(client)
+        yield client
+        _clear(client)
+        return
+    with LocalRuntime(tmp_path_factory.mktemp("proxy")) as rt:
+        node = rt.start("toxiproxy", 1).nodes[0]
+        yield ToxiproxyClient(node_url(node))
+
+
+@pytest.fixture(autouse=True)
+def _clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "api" in request.fixturenames:
+        _clear(request.getfixturevalue("api"))
+
+
+def _clear(client: ToxiproxyClient) -> None:
+    for name in client.proxies():
+        client.delete_proxy(name)
+
+
+def embedded(api: ToxiproxyClient) -> bool:
+    return "lockharness" in api.version()
+
+
+def make_proxy(api: ToxiproxyClient, upstream: str, name: str = "p") -> tuple[str, int]:
+    listen = api.create_proxy(name, "127.0.0.1:0", upstream)["listen"]
+    host, port = listen.rsplit(":", 1)
+    assert int(port) > 0
+    return host, int(port)
+
+
+def connect(addr: tuple[str, int], timeout: float = 3.0) -> socket.socket:
+    s = socket.create_connection(addr, timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exactly(s: socket.socket, n: int) -> tuple[bytes, int]:
+    """n bytes and the number of recv calls it took."""
+    buf = bytearray()
+    calls = 0
+    while len(buf) < n and calls < 100_000:
+        chunk = s.recv(n - len(buf))
+        calls += 1
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf), calls
+
+
+def round_trip(s: socket.socket, payload: bytes = b"ping\n") -> float:
+    t0 = time.monotonic()
+    s.sendall(payload)
+    got, _ = recv_exactly(s, len(payload))
+    assert got == payload
+    return time.monotonic() - t0
+
+
+def closed_by_peer(s: socket.socket) -> bool:
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+def test_version(api: ToxiproxyClient) -> None:
+    status, body = api.request("GET", "/version")
+    assert status == 200
+    assert isinstance(api.version(), str) and api.version()
+
+
+def test_proxy_crud_and_status_codes(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    body = {"name": "a", "listen": "127.0.0.1:0", "upstream": upstreams["echo"]}
+    status, created = api.request("POST", "/proxies", body)
+    assert status == 201
+    assert created["name"] == "a" and created["enabled"] is True and created["toxics"] == []
+    assert created["upstream"] == upstreams["echo"]
+    assert int(created["listen"].rsplit(":", 1)[1]) > 0  # port 0 resolved to the real one
+
+    assert api.request("POST", "/proxies", body)[0] == 409
+    assert set(api.proxies()) == {"a"}
+    assert api.get_proxy("a")["listen"] == created["listen"]
+
+    status, err = api.request("GET", "/proxies/nope")
+    assert status == 404 and err["status"] == 404 and "not found" in err["error"]
+
+    assert api.request("DELETE", "/proxies/a") == (204, None)
+    assert api.request("DELETE", "/proxies/a")[0] == 404
+    assert api.request("GET", "/proxies/a")[0] == 404
+    assert api.proxies() == {}
+
+
+def test_proxy_bad_bodies(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    for body in ({"listen": "127.0.0.1:0", "upstream": upstreams["echo"]}, {"name": "x"}):
+        status, err = api.request("POST", "/proxies", body)
+        assert status == 400 and "missing required field" in err["error"]
+    conn = http.client.HTTPConnection(api.host, api.port, timeout=5)
+    try:
+        conn.request("POST", "/proxies", body=b"{not json")
+        assert conn.getresponse().status == 400
+    finally:
+        conn.close()
+    assert api.proxies() == {}
+
+
+def test_embedded_refuses_addresses_off_loopback(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    if not embedded(api):
+        pytest.skip("a real Toxiproxy may listen anywhere; the loopback rule is the embedded one's")
+    for listen, upstream in (
+        ("0.0.0.0:0", upstreams["echo"]),
+        ("127.0.0.1:0", "10.1.2.3:80"),
+        ("127.0.0.1:0", "example.org:80"),
+        ("127.0.0.1:99999", upstreams["echo"]),
+    ):
+        status, err = api.request(
+            "POST", "/proxies", {"name": "x", "listen": listen, "upstream": upstream}
+        )
+        assert status == 400, (listen, upstream)
+        assert "127.0.0.0/8" in err["error"] and err["status"] == 400
+    assert api.proxies() == {}
+
+
+def test_update_proxy(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["greet"])
+    with connect(addr) as s:
+        assert s.recv(16) == b"hi"
+    for method in ("POST", "PATCH"):
+        status, p = api.request(method, "/proxies/p", {"upstream": upstreams["echo"]})
+        assert status == 200 and p["upstream"] == upstreams["echo"] and p["enabled"] is True
+        with connect(addr) as s:
+            round_trip(s)
+        api.update_proxy("p", upstream=upstreams["greet"])
+    assert api.request("PATCH", "/proxies/nope", {"enabled": False})[0] == 404
+
+
+def test_toxic_crud_and_status_codes(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    make_proxy(api, upstreams["echo"])
+    status, t = api.request(
+        "POST", "/proxies/p/toxics", {"type": "latency", "attributes": {"latency": 10}}
+    )
+    assert status == 200
+    assert t["name"] == "latency_downstream" and t["stream"] == "downstream" and t["toxicity"] == 1
+    assert t["type"] == "latency" and t["attributes"]["latency"] == 10
+
+    assert api.request("POST", "/proxies/p/toxics", {"type": "latency"})[0] == 409
+    status, err = api.request("POST", "/proxies/p/toxics", {"type": "no_such_toxic"})
+    assert status == 400 and err["status"] == 400
+    assert (
+        api.request(
+            "POST", "/proxies/p/toxics", {"type": "latency", "name": "s", "stream": "sideways"}
+        )[0]
+        == 400
+    )
+    assert api.request("POST", "/proxies/nope/toxics", {"type": "latency"})[0] == 404
+
+    up = api.add_toxic("p", "bandwidth", {"rate": 100}, stream="upstream", toxicity=0.5, name="bw")
+    assert (up["name"], up["stream"], up["toxicity"]) == ("bw", "upstream", 0.5)
+    assert {x["name"] for x in api.toxics("p")} == {"latency_downstream", "bw"}
+    assert [x["name"] for x in api.get_proxy("p")["toxics"]] == ["latency_downstream", "bw"]
+
+    status, shown = api.request("GET", "/proxies/p/toxics/bw")
+    assert status == 200 and shown == up
+    for method, rate in (("POST", 200), ("PATCH", 300)):
+        status, changed = api.request(
+            method, "/proxies/p/toxics/bw", {"attributes": {"rate": rate}}
+        )
+        assert status == 200 and changed["attributes"]["rate"] == rate
+        assert (changed["stream"], changed["toxicity"], changed["type"]) == (
+            "upstream",
+            0.5,
+            "bandwidth",
+        )
+    assert api.update_toxic("p", "bw", toxicity=1.0)["toxicity"] == 1
+    assert api.request("PATCH", "/proxies/p/toxics/nope", {"attributes": {}})[0] == 404
+    assert api.request("GET", "/proxies/p/toxics/nope")[0] == 404
+
+    assert api.request("DELETE", "/proxies/p/toxics/bw") == (204, None)
+    assert api.request("DELETE", "/proxies/p/toxics/bw")[0] == 404
+    assert [x["name"] for x in api.toxics("p")] == ["latency_downstream"]
+
+
+def test_reset_enables_and_clears(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "timeout", {"timeout": 0})
+    api.disable("p")
+    assert api.get_proxy("p")["enabled"] is False
+    assert api.request("POST", "/reset") == (204, None)
+    p = api.get_proxy("p")
+    assert p["enabled"] is True and p["toxics"] == []
+    with connect(addr) as s:
+        assert round_trip(s) < 0.5  # healed: data flows again
+
+
+def test_populate(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    wanted = [
+        {"name": "a", "listen": "127.0.0.1:0", "upstream": upstreams["echo"]},
+        {"name": "b", "listen": "127.0.0.1:0", "upstream": upstreams["greet"], "enabled": False},
+    ]
+    status, body = api.request("POST", "/populate", wanted)
+    assert status == 201
+    assert [p["name"] for p in body["proxies"]] == ["a", "b"]
+    assert api.get_proxy("a")["enabled"] is True and api.get_proxy("b")["enabled"] is False
+    addr = api.get_proxy("a")["listen"].rsplit(":", 1)
+    with connect((addr[0], int(addr[1]))) as s:
+        round_trip(s)
+    # a changed upstream replaces the proxy
+    again = api.populate([{"name": "a", "listen": "127.0.0.1:0", "upstream": upstreams["greet"]}])
+    assert again[0]["upstream"] == upstreams["greet"]
+    assert api.request("POST", "/populate", {"name": "a"})[0] == 400
+    assert api.request("POST", "/populate", [{"name": "c"}])[0] == 400
+    assert "c" not in api.proxies()
+
+
+def test_unknown_route_and_method(api: ToxiproxyClient) -> None:
+    assert api.request("GET", "/nothing/here")[0] == 404
+    assert api.request("DELETE", "/version")[0] == 405
+
+
+def test_client_raises_on_error_status(api: ToxiproxyClient) -> None:
+    with pytest.raises(ToxiproxyError) as e:
+        api.get_proxy("absent")
+    assert e.value.status == 404 and "proxy not found" in e.value.message
+
+
+# -- toxics, observed on real connections ---------------------------------------------------
+
+
+def test_latency_on_new_and_live_connections(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    with connect(addr) as live:
+        assert round_trip(live) < 0.05
+        api.add_toxic("p", "latency", {"latency": 100})
+        assert 0.09 <= round_trip(live) < 0.3  # live connection got it
+        with connect(addr) as new:
+            assert 0.09 <= round_trip(new) < 0.3
+        api.add_toxic("p", "latency", {"latency": 50}, stream="upstream")
+        assert 0.14 <= round_trip(live) < 0.4  # both directions add up
+        api.remove_toxic("p", "latency_downstream")
+        api.remove_toxic("p", "latency_upstream")
+        assert round_trip(live) < 0.05
+
+
+def test_latency_jitter_bounds(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "latency", {"latency": 60, "jitter": 40})
+    with connect(addr) as s:
+        samples = [round_trip(s) for _ in range(10)]
+    assert all(0.015 <= x < 0.2 for x in samples), samples
+    assert max(samples) - min(samples) > 0.01, samples  # jitter does vary
+
+
+def test_bandwidth_slows_transfer(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    payload = os.urandom(100_000)
+    with connect(addr) as s:
+        assert round_trip(s, payload) < 0.1
+        api.add_toxic("p", "bandwidth", {"rate": 500})  # KB/s: 100 KB take 0.2 s
+        assert 0.15 <= round_trip(s, payload) < 1.5
+
+
+def test_slow_close_delays_close(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["greet"])
+    for delay, lo, hi in ((0, 0.0, 0.1), (300, 0.28, 1.0)):
+        if delay:
+            api.add_toxic("p", "slow_close", {"delay": delay})
+        with connect(addr) as s:
+            t0 = time.monotonic()
+            assert recv_exactly(s, 2)[0] == b"hi"
+            assert s.recv(16) == b""
+            assert lo <= time.monotonic() - t0 < hi
+
+
+def test_timeout_zero_black_holes_until_removed(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    with connect(addr) as s:
+        round_trip(s)
+        api.add_toxic("p", "timeout", {"timeout": 0})
+        s.sendall(b"lost\n")
+        s.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            s.recv(16)  # no data, and no close either
+    api.remove_toxic("p", "timeout_downstream")
+    with connect(addr) as s:
+        assert round_trip(s) < 0.1
+
+
+def test_timeout_positive_closes(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "timeout", {"timeout": 200})
+    with connect(addr) as s:
+        t0 = time.monotonic()
+        s.sendall(b"x")
+        assert closed_by_peer(s)
+        assert 0.15 <= time.monotonic() - t0 < 1.5
+
+
+def test_reset_peer_sends_rst(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "reset_peer", {"timeout": 100})
+    with connect(addr) as s:
+        t0 = time.monotonic()
+        s.sendall(b"x")
+        with pytest.raises(ConnectionResetError):
+            for _ in range(10):
+                if not s.recv(16):
+                    break
+        assert 0.08 <= time.monotonic() - t0 < 1.5
+
+
+def test_slicer_delivers_everything_in_pieces(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "slicer", {"average_size": 100, "size_variation": 20, "delay": 2000})
+    payload = os.urandom(5000)
+    with connect(addr) as s:
+        s.sendall(payload)
+        got, calls = recv_exactly(s, len(payload))
+    assert got == payload
+    assert calls >= 10  # ~50 slices 2 ms apart cannot arrive in a few reads
+
+
+def test_limit_data_closes_after_n_bytes(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "limit_data", {"bytes": 1000})
+    with connect(addr) as s:
+        s.sendall(b"a" * 600)
+        assert recv_exactly(s, 600)[0] == b"a" * 600
+        s.sendall(b"b" * 600)
+        got, _ = recv_exactly(s, 600)
+    assert got == b"b" * 400  # cut at 1000 bytes in all, then closed
+
+
+def test_toxicity_zero_never_applies(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "latency", {"latency": 300}, toxicity=0.0)
+    for _ in range(5):
+        with connect(addr) as s:
+            assert round_trip(s) < 0.1
+
+
+def test_toxicity_is_decided_per_connection(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "latency", {"latency": 80}, toxicity=0.5)
+    kinds = []
+    for _ in range(16):
+        with connect(addr) as s:
+            slow = [round_trip(s) >= 0.07 for _ in range(2)]
+        assert slow[0] == slow[1]  # one decision for the whole connection
+        kinds.append(slow[0])
+    assert any(kinds) and not all(kinds)  # all-alike has probability 2^-15
+
+
+def test_disable_refuses_and_drops_then_enable_listens_again(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    with connect(addr) as live:
+        round_trip(live)
+        assert api.disable("p")["enabled"] is False
+        assert closed_by_peer(live)
+    with pytest.raises(ConnectionRefusedError):
+        connect(addr).close()
+    assert api.enable("p")["listen"] == f"{addr[0]}:{addr[1]}"
+    with connect(addr) as s:
+        round_trip(s)
+
+
+def test_redis_ping_through_proxy(api: ToxiproxyClient, tmp_path: Path) -> None:
+    import redis
+
+    with LocalRuntime(tmp_path) as rt:
+        node = rt.start("redis", 1).nodes[0]
+        host, port = make_proxy(api, f"{node.host}:{node.port}", name="redis")
+        client = redis.Redis(host=host, port=port, socket_timeout=2)
+        try:
+            assert client.ping() is True
+            client.set("k", "v")
+            assert client.get("k") == b"v"
+            api.add_toxic("redis", "latency", {"latency": 100})
+            t0 = time.monotonic()
+            assert client.ping() is True
+            assert time.monotonic() - t0 >= 0.09
+        finally:
+            client.close()
+
+
+def test_toxiproxy_python_speaks_to_it(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    from toxiproxy import Toxiproxy
+
+    server = Toxiproxy()
+    server.update_api_consumer(api.host, api.port)
+    proxy = server.create(upstream=upstreams["echo"], name="tp", listen="127.0.0.1:0")
+    proxy.add_toxic(type="latency", attributes={"latency": 5})
+    assert set(proxy.toxics()) == {"latency_downstream"}
+    assert "tp" in server.proxies()
+    proxy.disable()
+    assert api.get_proxy("tp")["enabled"] is False
+    assert server.reset() is True
+    assert api.get_proxy("tp")["toxics"] == []
