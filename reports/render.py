@@ -125,10 +125,11 @@ def render_html(
                 if isinstance(h, dict) and isinstance(h.get(f), int | float):
                     t_end = max(t_end, int(h[f]))
         lanes = view.lanes_from(holds, violations)
-        chart, merged = svg.timeline(lanes.lanes, faults, t_end, lanes.keys)
+        chart, merged, capped = svg.timeline(lanes.lanes, faults, t_end, lanes.keys)
         timeline = {
             "svg": chart,
             "merged": merged,
+            "capped": capped,
             "lanes": len(lanes.lanes),
             "hidden": lanes.hidden_processes,
             "holds": lanes.hold_count,
@@ -146,31 +147,37 @@ def render_html(
         chart, facts = svg.scatter(series, faults, t_end / 1e9)
         latency = {"svg": chart, **facts}
 
-    page = env().get_template("report.html").render(
-        title=f"{config.get('backend', '?')} / {view.nemesis_label(config)} — lockharness",
-        verdict=verdict,
-        summary=summary,
-        config_rows=view.config_rows(config),
-        checkers=view.checker_sections(results),
-        timeline=timeline,
-        latency=latency,
-        faults=[
-            {
-                "name": f.name,
-                "start": view.ms(f.start),
-                "end": view.ms(f.end) if f.end is not None else "never healed",
-                "detail": f.detail,
-            }
-            for f in faults[: view.MAX_GENERIC_ROWS * 5]
-        ],
-        more_faults=max(len(faults) - view.MAX_GENERIC_ROWS * 5, 0),
-        counterexamples=view.counterexamples(violations, ops) if verdict != "valid" else [],
-        violation_total=len(violations),
-        max_counterexamples=view.MAX_COUNTEREXAMPLES,
-        op_total=len(ops),
-        op_counts=view.op_counts(ops),
-        notes=list(notes),
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    page = (
+        env()
+        .get_template("report.html")
+        .render(
+            title=f"{config.get('backend', '?')} / {view.nemesis_label(config)} — lockharness",
+            verdict=verdict,
+            summary=summary,
+            result_rows=view.result_rows(results),
+            config_rows=view.config_rows(config),
+            checkers=view.checker_sections(results),
+            timeline=timeline,
+            latency=latency,
+            faults=[
+                {
+                    "name": f.name,
+                    "start": view.ms(f.start),
+                    "end": view.ms(f.end) if f.end is not None else "never healed",
+                    "detail": f.detail,
+                }
+                for f in faults[: view.MAX_GENERIC_ROWS * 5]
+            ],
+            more_faults=max(len(faults) - view.MAX_GENERIC_ROWS * 5, 0),
+            counterexamples=view.counterexamples(violations, ops) if verdict != "valid" else [],
+            violation_total=len(violations),
+            max_counterexamples=view.MAX_COUNTEREXAMPLES,
+            max_bars=svg.MAX_BARS,
+            op_total=len(ops),
+            op_counts=view.op_counts(ops),
+            notes=list(notes),
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
     )
     return page
 
@@ -186,7 +193,9 @@ def _throughput(perf: dict[str, Any]) -> str:
     if isinstance(t, int | float) and not isinstance(t, bool):
         return f"{t:.4g}/s"
     if isinstance(t, dict):
-        nums = {k: v for k, v in t.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        nums = {
+            k: v for k, v in t.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
         for k in THROUGHPUT_KEYS:
             if k in nums:
                 return f"{nums[k]:.4g}/s"
@@ -270,13 +279,17 @@ def render_comparison(run_dirs: list[Path], out: Path) -> Path:
     for runs in cells.values():
         for r in runs:
             counts[r["verdict"]] += 1
-    page = env().get_template("comparison.html").render(
-        backends=backends,
-        nemeses=nemeses,
-        cells=cells,
-        counts=counts,
-        notes=notes,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    page = (
+        env()
+        .get_template("comparison.html")
+        .render(
+            backends=backends,
+            nemeses=nemeses,
+            cells=cells,
+            counts=counts,
+            notes=notes,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -140,10 +140,11 @@ def timeline(
     faults: Sequence[Fault],
     t_end: int,
     keys: Sequence[str],
-) -> tuple[Markup, int]:
-    """One lane per process, a bar per hold; returns the SVG and how many bars were merged.
+) -> tuple[Markup, int, bool]:
+    """One lane per process, a bar per hold; returns the SVG, how many bars were merged, and
+    whether lanes were left out to keep under MAX_BARS rectangles.
 
-    Non-violating bars closer than half a pixel to the previous one on the same key are merged
+    Non-violating bars closer than a pixel to the previous one on the same key are merged
     into one rectangle, so a lane never holds more rectangles than it has pixels.
     """
     t_end = max(t_end, 1)
@@ -164,8 +165,8 @@ def timeline(
     ]
     plot_h = len(lanes) * (lane_h + gap)
     out += _fault_bands(faults, x_of, t_end, top - 4, plot_h + 4, 12)
-    merged = 0
-    drawn = 0
+    merged = drawn = 0
+    capped = False
     for i, (label, bars) in enumerate(lanes):
         y = top + i * (lane_h + gap)
         out.append(
@@ -174,54 +175,58 @@ def timeline(
             f'<line x1="{LEFT}" y1="{fmt(y + lane_h / 2)}" x2="{LEFT + PLOT_W}" '
             f'y2="{fmt(y + lane_h / 2)}" stroke="#eef0f3"/>'
         )
-        run: list[float] | None = None  # [x1, x2, count] of the pending merged rectangle
-        run_key = ""
-        late: list[str] = []  # violating and open bars go on top of the rest
-
-        def flush() -> None:
-            nonlocal run, drawn
-            if run is None:
-                return
-            x1, x2, n = run
-            tip = f' <title>{int(n)} holds of {escape(run_key)}</title>' if n > 1 else ""
+        runs, special, n_merged = _merge(bars, x_of, t_end)
+        merged += n_merged
+        if drawn + len(runs) + len(special) > MAX_BARS:
+            capped = True
+            continue
+        for x1, x2, n, key in runs:
+            tip = f"<title>{n} holds of {escape(key)}</title>" if n > 1 else ""
             out.append(
                 f'<rect x="{fmt(x1)}" y="{fmt(y)}" width="{fmt(max(x2 - x1, 0.8))}" '
-                f'height="{lane_h}" fill="{key_colour(run_key, colours)}">{tip}</rect>'
+                f'height="{lane_h}" fill="{key_colour(key, colours)}">{tip}</rect>'
             )
-            drawn += 1
-            run = None
-
-        for b in sorted(bars, key=lambda b: b.start):
-            if drawn + len(late) >= MAX_BARS:
-                break
-            x1 = x_of(b.start)
-            x2 = x_of(b.end if b.end is not None else t_end)
-            if b.bad or b.end is None:
-                if b.bad:
-                    fill = "url(#hatch-bad)" if b.end is None else VIOLATION
-                else:
-                    fill = "url(#hatch-open)"
-                cls = "hold violation" if b.bad else "hold open"
-                late.append(
-                    f'<rect class="{cls}" x="{fmt(x1)}" y="{fmt(y)}" '
-                    f'width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" fill="{fill}" '
-                    f'stroke="{VIOLATION if b.bad else "#9aa5b4"}" stroke-width="0.6">'
-                    f"<title>{escape(b.title)}</title></rect>"
-                )
-                continue
-            if run is not None and b.key == run_key and x1 - run[1] < 0.5:
-                run[1] = max(run[1], x2)
-                run[2] += 1
-                merged += 1
-                continue
-            flush()
-            run, run_key = [x1, x2, 1], b.key
-        flush()
-        out += late
-        drawn += len(late)
+        for b, x1, x2 in special:  # violating and open bars go on top of the rest
+            if b.bad:
+                fill = "url(#hatch-bad)" if b.end is None else VIOLATION
+            else:
+                fill = "url(#hatch-open)"
+            out.append(
+                f'<rect class="hold {"violation" if b.bad else "open"}" x="{fmt(x1)}" '
+                f'y="{fmt(y)}" width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" '
+                f'fill="{fill}" stroke="{VIOLATION if b.bad else "#9aa5b4"}" '
+                f'stroke-width="0.6"><title>{escape(b.title)}</title></rect>'
+            )
+        drawn += len(runs) + len(special)
     out += _time_axis(x_of, t_end / 1e9, top + plot_h + 4, 1e9)
     out.append("</svg>")
-    return Markup("".join(out)), merged
+    return Markup("".join(out)), merged, capped
+
+
+def _merge(
+    bars: Sequence[Bar], x_of, t_end: int
+) -> tuple[list[tuple[float, float, int, str]], list[tuple[Bar, float, float]], int]:
+    """Plain bars as merged runs (x1, x2, count, key); violating or open bars kept apart."""
+    runs: list[tuple[float, float, int, str]] = []
+    special: list[tuple[Bar, float, float]] = []
+    merged = 0
+    cur: list | None = None  # [x1, x2, count, key] of the run being extended
+    for b in sorted(bars, key=lambda b: b.start):
+        x1 = x_of(b.start)
+        x2 = x_of(b.end if b.end is not None else t_end)
+        if b.bad or b.end is None:
+            special.append((b, x1, x2))
+        elif cur is not None and b.key == cur[3] and x1 - cur[1] < 1.0:
+            cur[1] = max(cur[1], x2)
+            cur[2] += 1
+            merged += 1
+        else:
+            if cur is not None:
+                runs.append(tuple(cur))
+            cur = [x1, x2, 1, b.key]
+    if cur is not None:
+        runs.append(tuple(cur))
+    return runs, special, merged
 
 
 def scatter(

@@ -354,7 +354,11 @@ def checker_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
         for k, v in data.items():
             if k in ("checker", "valid", "summary", "series"):
                 continue
-            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            if k == "holds" and isinstance(v, list):
+                rows.append((k, f"{len(v)} (see the timeline)"))
+            elif k == "violations" and isinstance(v, list) and any("first" in x for x in v):
+                rows.append((k, f"{len(v)} (see the counterexample)"))
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
                 tables.append(_generic_table(k, v))
                 rows.append((k, f"{len(v)} (table below)"))
             else:
@@ -381,6 +385,12 @@ def _generic_table(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         "rows": [[show(it.get(c), 120) for c in cols] for it in items[:MAX_GENERIC_ROWS]],
         "more": max(len(items) - MAX_GENERIC_ROWS, 0),
     }
+
+
+def result_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """Top-level fields of results.json beyond the verdict (partial reads, interruptions)."""
+    skip = ("valid", "summary", "checkers")
+    return [(str(k), show(v, 400)) for k, v in results.items() if k not in skip]
 
 
 def op_counts(ops: Sequence[Op]) -> list[tuple[str, dict[str, int], int]]:
