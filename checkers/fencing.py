@@ -1,0 +1,143 @@
+"""Fencing: do tokens of successive holds strictly increase, and what did stale writes do?
+
+A write (the protected resource, at the end of a critical section) carries the fence of its hold.
+It is *stale* when, at its invocation,
+
+- ``revoked``: another process had been granted a later hold of that key (its own hold was
+  taken away), or
+- ``lower-fence``: its fence is below the highest fence of an ``ok`` write of that key that had
+  completed.
+
+Stale writes the resource accepted (``ok``) are those fencing would have rejected; with
+``enforced=True`` (the resource checks fences) any of them makes the history invalid. Rejections
+are ``fail`` writes whose error starts with "stale fence".
+
+With no fence token on any ``ok`` acquire the lock offers no fencing: valid is None (not
+applicable), though stale writes are still counted, since a resource without fencing takes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+from .holds import FENCE, PROC, START, Holds, extract, hold_dict
+
+NAME = "fencing"
+MAX_EXAMPLES = 20
+
+
+def _is_fence(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check(
+    ops: Iterable[Op], *, enforced: bool = False, holds: Holds | None = None, **_: Any
+) -> dict[str, Any]:
+    hs = holds if holds is not None else extract(ops)
+    srt = hs.ops
+    fenced = 0
+    backwards: list[dict[str, Any]] = []
+    nbackwards = 0
+    for lst in hs.by_key.values():
+        prev = None
+        for h in lst:
+            if not _is_fence(h[FENCE]):
+                continue
+            fenced += 1
+            if prev is not None and h[FENCE] <= prev[FENCE]:
+                nbackwards += 1
+                if len(backwards) < MAX_EXAMPLES:
+                    backwards.append({"previous": hold_dict(prev, srt), "hold": hold_dict(h, srt)})
+            prev = h
+
+    # Sweep for writes: what had been granted, and written, when each write was invoked.
+    latest: dict[Any, int] = {}  # key -> start position of its latest hold
+    mine: dict[tuple[Any, Any], int] = {}  # (process, key) -> start of that process's latest hold
+    top: dict[Any, int] = {}  # key -> highest fence of a completed ok write
+    starts = {h[START]: h for h in hs.holds}
+    pending: dict[Any, tuple[Any, Any, str | None, int]] = {}  # process -> (key, fence, why, pos)
+    counts = {"writes": 0, "stale_accepted": 0, "stale_rejected": 0, "stale_unknown": 0}
+    counts["fresh_rejected"] = 0
+    examples: list[dict[str, Any]] = []
+    for pos, op in enumerate(srt):
+        p = op.process
+        if p == NEMESIS:
+            continue
+        if op.f == "acquire":
+            h = starts.get(pos)
+            if h is not None:
+                latest[h[0]] = pos
+                mine[(h[PROC], h[0])] = pos
+            continue
+        if op.f != "write":
+            continue
+        key = op.key
+        if op.type == "invoke":
+            fence = op.value
+            why = None
+            own = mine.get((p, key))
+            hi = top.get(key)
+            if own is not None and latest.get(key, -1) > own:
+                why = "revoked"
+            elif _is_fence(fence) and hi is not None and fence < hi:
+                why = "lower-fence"
+            pending[p] = (key, fence, why, pos)
+            continue
+        pend = pending.pop(p, None)
+        if pend is None:
+            continue
+        key, fence, why, inv = pend
+        counts["writes"] += 1
+        rejected = op.type == "fail" and (op.error or "").startswith("stale fence")
+        if op.type == "ok" and _is_fence(fence):
+            top[key] = max(top.get(key, fence), fence)
+        if why is None:
+            counts["fresh_rejected"] += rejected
+            continue
+        outcome = "accepted" if op.type == "ok" else "rejected" if rejected else "unknown"
+        counts[f"stale_{outcome}"] += 1
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(
+                {
+                    "key": key,
+                    "process": p,
+                    "fence": fence,
+                    "reason": why,
+                    "outcome": outcome,
+                    "highest_fence_written": top.get(key),
+                    "ops": [srt[inv].to_dict(), op.to_dict()],
+                }
+            )
+
+    acc, rej = counts["stale_accepted"], counts["stale_rejected"]
+    stale_text = []
+    if acc:
+        tail = "although fencing was enforced" if enforced else "fencing would have rejected them"
+        stale_text.append(f"{acc} stale write{'s' * (acc != 1)} accepted: {tail}")
+    if rej:
+        stale_text.append(f"{rej} stale write{'s' * (rej != 1)} rejected by fencing")
+    valid: bool | None
+    if fenced == 0:
+        valid = None
+        summary = "; ".join(["no fence tokens: this lock offers no fencing", *stale_text])
+    else:
+        valid = nbackwards == 0 and not (enforced and acc)
+        parts = []
+        if nbackwards:
+            parts.append(f"fence tokens did not increase {nbackwards} times")
+        parts += stale_text
+        summary = "; ".join(parts) or "fence tokens strictly increased; no stale writes"
+    return {
+        "checker": NAME,
+        "valid": valid,
+        "summary": summary,
+        "enforced": enforced,
+        "fenced_holds": fenced,
+        "non_increasing": nbackwards,
+        "non_increasing_examples": backwards,
+        **counts,
+        "stale_examples": examples,
+    }
