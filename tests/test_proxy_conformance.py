@@ -491,3 +491,34 @@ def test_toxiproxy_python_speaks_to_it(api: ToxiproxyClient, upstreams: dict[str
     assert api.get_proxy("tp")["enabled"] is False
     assert server.reset() is True
     assert api.get_proxy("tp")["toxics"] == []
+
+
+def test_large_transfer_keeps_every_byte(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    payload = os.urandom(8 << 20)  # more than socket buffers hold: back-pressure must work
+    with connect(addr, timeout=10) as s:
+        sender = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
+        sender.start()
+        got, _ = recv_exactly(s, len(payload))
+        sender.join(10)
+    assert got == payload
+
+
+def test_unreachable_upstream_closes_the_client(api: ToxiproxyClient) -> None:
+    with socket.socket() as spare:  # a port nobody listens on
+        spare.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{spare.getsockname()[1]}"
+        addr = make_proxy(api, dead)
+        with connect(addr) as s:
+            assert closed_by_peer(s)
+
+
+def test_embedded_passes_half_close_on(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    if not embedded(api):
+        pytest.skip("half-close is the embedded server's behaviour; Toxiproxy closes both ways")
+    addr = make_proxy(api, upstreams["echo"])
+    with connect(addr) as s:
+        s.sendall(b"last words")
+        s.shutdown(socket.SHUT_WR)  # the echo server answers, then closes on EOF
+        assert recv_exactly(s, 10)[0] == b"last words"
+        assert s.recv(16) == b""

@@ -200,8 +200,8 @@ class ProxyServer:
                 await _respond(writer, status, payload, keep)
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass  # client went away, or sent an over-long line: drop the connection
         finally:
             writer.close()
 
@@ -213,6 +213,8 @@ class ProxyServer:
             return e.status, {"error": e.message, "status": e.status}
         except ToxicError as e:
             return 400, {"error": str(e), "status": 400}
+        except Exception as e:  # a bug here must not take the whole proxy down
+            return 500, {"error": f"{type(e).__name__}: {e}", "status": 500}
 
     async def _route(self, method: str, parts: list[str], body: bytes) -> tuple[int, Any]:
         n = len(parts)
