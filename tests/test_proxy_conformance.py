@@ -370,7 +370,9 @@ def test_timeout_zero_black_holes_until_removed(
         s.settimeout(0.5)
         with pytest.raises(TimeoutError):
             s.recv(16)  # no data, and no close either
-    api.remove_toxic("p", "timeout_downstream")
+        api.remove_toxic("p", "timeout_downstream")
+        s.settimeout(2)
+        assert closed_by_peer(s)  # as Toxiproxy: a held stream lost data, so it is closed
     with connect(addr) as s:
         assert round_trip(s) < 0.1
 

@@ -4,9 +4,10 @@ Names, attributes and defaults follow Toxiproxy 2.x (``toxics/*.go``). A ``Toxic
 API shows; each connection direction (a ``Link``, see ``links.py``) that the toxic applies to
 gets its own ``Installed`` record (per-link state: counters, timers, a "removed" event).
 
-Behaviour on live connections: adding a toxic installs it on every live link of its stream
-(subject to toxicity), removing uninstalls it (data a ``timeout`` toxic held back then flows on),
-updating re-installs it with the new attributes (toxicity is drawn again).
+Behaviour on live connections (every type): adding a toxic installs it on every live link of its
+stream (toxicity drawn once per link), removing uninstalls it at once (a chunk sleeping in a
+latency/bandwidth/slicer delay is released early), updating re-installs it in place with the new
+attributes (toxicity drawn again; per-link state such as limit_data's count starts over).
 
 As in Toxiproxy, ``timeout`` drops the data it receives (0 = never close, >0 = close that many
 ms after it was installed) and, when removed, closes the connections it was holding: their

@@ -13,7 +13,6 @@ class EmbeddedToxiproxy(ServerKind):
     package = "lockharness"  # ships with the harness: no Debian package needed
     binary = sys.executable
     ready_timeout = 10.0
-    libc_clock = True
 
     def command(self, node: Node, cluster: list[Node]) -> list[str]:
         return [
