@@ -107,6 +107,10 @@ def main() -> None:
 @click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
 @click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
 @click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
+@click.option("--netns", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True, help="Run inside a private network namespace (needs root).")
+@click.option("--client-groups", default=2, show_default=True,
+              help="Client groups, for partitions between clients and nodes.")
 @click.option(
     "--store",
     "store_dir",
@@ -146,6 +150,8 @@ def run(
       harness run --backend redlock --nemesis partition
       harness run --backend unsafe-redis --concurrency 8 --time-limit 20
       harness run --backend redis --ttl 500 --hold 50 --fencing --seed 7
+      harness run --backend redis --nemesis kill,pause --nemesis-interval 3
+      harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
     Exit code: 0 valid, 1 invalid, 2 unknown or error.
     """
     from backends.registry import backend_class
@@ -178,7 +184,11 @@ def run(
     cfg.validate()
     from workloads import run_client_for
 
+    from .nemesis import nemesis_class
+
     run_client_for(workload)
+    for n in nem:
+        nemesis_class(n)
     out.print(
         f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s"
@@ -404,4 +414,16 @@ def doctor() -> None:
         "" if shutil.which("gcc") else "apt-get install -y gcc",
     )
     t.add_row("docker engine", "[yellow]not used[/]", "the local runtime needs none")
+    out.print(t)
+
+
+@main.command()
+def nemeses() -> None:
+    """List every nemesis with a one-line description and its options (--nemesis-opt)."""
+    from .nemesis import NEMESES
+
+    t = Table("nemesis", "what it does", "options (NAME: default: meaning)")
+    for name, cls in NEMESES.items():
+        opts = "\n".join(f"{k}: {v}" for k, v in cls.options.items()) or "-"
+        t.add_row(name, cls.description, opts)
     out.print(t)

@@ -27,6 +27,8 @@ class RunConfig:
     backend_opts: dict[str, str] = field(default_factory=dict)
     store: Path = Path("store")
     toxiproxy: str | None = None  # URL of a real Toxiproxy server
+    netns: str = "auto"  # auto: a private network namespace when root; on; off
+    client_groups: int = 2  # for partitions between clients and nodes
     render_report: bool = True
 
     @property
@@ -50,6 +52,8 @@ class RunConfig:
             (self.rate >= 0, f"--rate must be >= 0 (got {self.rate})"),
             (self.ops is None or self.ops >= 1, f"--ops must be >= 1 (got {self.ops})"),
             (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
+            (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),
+            (self.client_groups >= 1, "--client-groups must be >= 1"),
             (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
         ]
         for ok, msg in checks:

@@ -1,14 +1,16 @@
 """One test run: servers up -> clients (and nemesis) write the history -> checkers -> report.
 
-Teardown is guaranteed on a normal end, an exception, Ctrl-C (SIGINT) and SIGTERM: workers are
-stopped, then killed by pid if they do not stop; servers are stopped by the runtime; faults are
-healed. A crashed run keeps every op recorded up to the crash.
+Teardown is guaranteed on a normal end, an exception, Ctrl-C (SIGINT) and SIGTERM: faults are
+healed, workers are stopped (then killed by pid), servers are stopped by the runtime, and the
+private network namespace (with its iptables rules) goes with the last of them. A crashed run
+keeps every op recorded up to the crash.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import threading
 import time
@@ -27,6 +29,9 @@ from workloads.base import STATUS_FIELDS, ClientContext
 from . import __version__, store
 from .config import RunConfig
 from .history import HistoryWriter
+from .nemesis import NemesisEnv, NemesisError, nemesis_class
+from .nemesis.schedule import Schedule
+from .net import netns
 from .recorder import HistoryPump, Recorder
 from .runtime import LocalRuntime
 from .witness import Witness, context
@@ -73,33 +78,69 @@ def _worker(run_client: Callable, ctx: ClientContext, read_fd: int) -> None:
     run_client(ctx)
 
 
+def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
+    known = {o for c in classes for o in c.options}
+    unknown = sorted(set(cfg.nemesis_opts) - known)
+    if unknown:
+        raise NemesisError(f"no chosen nemesis takes option {', '.join(unknown)}; accepted: "
+                           + (", ".join(sorted(known)) or "none"))
+
+
 def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
     """Run one test and check it. ``progress`` is called about 10 times a second."""
     cfg.validate()
     backend = registry.make(cfg.backend, cfg.backend_opts)
     run_client = run_client_for(cfg.workload)
+    classes = [nemesis_class(n) for n in cfg.nemesis]
+    _check_nemesis_opts(cfg, classes)
+    can_ns, why_not = netns.available()
+    if cfg.netns == "on" and not can_ns:
+        raise NemesisError(f"--netns on: {why_not}")
+    use_ns = can_ns and cfg.netns != "off"
+    if any(c.needs_clock for c in classes):
+        from .clock import build_shim
+
+        build_shim()  # fails early, with one line, when gcc is missing
     run_dir = store.new_run_dir(cfg.store, cfg.backend, cfg.workload, cfg.nemesis_label)
     config = cfg.to_dict() | {
         "started_at": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
         "backend_fence": backend.fence,
+        "netns": use_ns,
     }
     store.write_json(run_dir / store.CONFIG, config)
     interrupted = False
     t_start = time.monotonic()
     with ExitStack() as stack, _sigterm_as_interrupt():
         try:
-            runtime = stack.enter_context(LocalRuntime(run_dir))
+            if use_ns:
+                stack.enter_context(netns.private_netns())
             need = backend.servers()
+            runtime = stack.enter_context(LocalRuntime(
+                run_dir,
+                node_uids=use_ns and need.nodes > 1 and any(c.needs_node_uids for c in classes),
+                clock=any(c.needs_clock for c in classes),
+            ))
             cluster = runtime.start(need.kind, need.nodes, need.options)
-            endpoints = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
+            direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
             config["servers"] = [
-                {"kind": need.kind, "name": n.name, "host": n.host, "port": n.port}
+                {"kind": need.kind, "name": n.name, "host": n.host, "port": n.port, "pid": n.pid}
                 for n in cluster.nodes
             ]
+            env = NemesisEnv(cfg, backend, cluster, random.Random(cfg.seed))
+            if any(c.needs_proxies for c in classes):
+                env.proxies = _proxies(cfg, runtime, cluster, config)
+            if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
+                from .net.firewall import Firewall
+
+                env.firewall = Firewall()
+                stack.callback(env.firewall.heal)
             store.write_json(run_dir / store.CONFIG, config)
-            backend.setup(endpoints)
-            _drive(cfg, backend, endpoints, run_client, run_dir, progress, stack)
+            nemeses = [c(env, cfg.nemesis_opts) for c in classes]
+            for nem in nemeses:
+                nem.check()
+            backend.setup(direct)
+            _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses)
         except KeyboardInterrupt:
             interrupted = True
     config["duration_s"] = round(time.monotonic() - t_start, 3)
@@ -110,7 +151,25 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
     return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
 
 
-def _drive(cfg, backend, endpoints, run_client, run_dir, progress, stack) -> None:
+def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
+    from .net.proxies import ProxyLinks
+    from .proxy.client import ToxiproxyClient
+
+    if cfg.toxiproxy:
+        api = ToxiproxyClient(cfg.toxiproxy)
+        api.reset()
+    else:
+        from .runtime.toxiproxy import url
+
+        node = runtime.start("toxiproxy", 1).nodes[0]
+        api = ToxiproxyClient(url(node))
+        config["servers"].append({"kind": "toxiproxy", "name": node.name, "host": node.host,
+                                  "port": node.port, "pid": node.pid})
+    groups = max(1, min(cfg.client_groups, cfg.concurrency))
+    return ProxyLinks(api, cluster.nodes, groups)
+
+
+def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses) -> None:
     ctx_mp = context()
     witness = Witness(ctx_mp, cfg.keys, cfg.fencing)
     stop = ctx_mp.Event()
@@ -126,50 +185,46 @@ def _drive(cfg, backend, endpoints, run_client, run_dir, progress, stack) -> Non
         stop.set()
         end = time.monotonic() + max(STOP_GRACE, (cfg.wait_ms + cfg.hold_ms) / 1000 + 2)
         for w in workers:
+            if w.is_alive():
+                os.kill(w.pid, signal.SIGCONT)  # a paused client must be able to stop
             w.join(max(0.0, end - time.monotonic()))
         for w in workers:
             if w.is_alive():  # stuck in a call to a dead server: its op stays an invoke
-                os.kill(w.pid, signal.SIGCONT)
                 w.kill()
                 w.join(5)
 
     stack.callback(stop_workers)
     # Workers are forked before any thread of ours starts, so they inherit no thread state.
     for i in range(cfg.concurrency):
+        endpoints = env.proxies.endpoints(i) if env.proxies is not None else direct
         ctx = ClientContext(
-            index=i,
-            cfg=cfg,
-            backend=backend,
-            endpoints=endpoints,
-            recorder=Recorder(write_fd, t0),
-            witness=witness,
-            stop=stop,
-            status=status,
-            deadline=deadline + 1.0,
-            max_ops=max_ops,
+            index=i, cfg=cfg, backend=backend, endpoints=endpoints,
+            recorder=Recorder(write_fd, t0), witness=witness, stop=stop, status=status,
+            deadline=deadline + 1.0, max_ops=max_ops,
         )
-        w = ctx_mp.Process(
-            target=_worker, args=(run_client, ctx, read_fd), daemon=True, name=f"client-{i}"
-        )
+        w = ctx_mp.Process(target=_worker, args=(run_client, ctx, read_fd), daemon=True,
+                           name=f"client-{i}")
         w.start()
         workers.append(w)
+    env.worker_pids = [w.pid for w in workers]
+    env.status = status
     pump = HistoryPump(read_fd, writer)
     pump.start()
+    schedule = Schedule(nemeses, Recorder(write_fd, t0), cfg.nemesis_interval)
     try:
         while time.monotonic() < deadline:
             if not any(w.is_alive() for w in workers):
                 break  # every client reached its op bound
-            time.sleep(0.1)
+            schedule.step()
+            time.sleep(0.05)
             if progress is not None:
-                progress(
-                    {
-                        "elapsed": time.monotonic() - (deadline - cfg.time_limit),
-                        "time_limit": cfg.time_limit,
-                        "ops": pump.ops,
-                        "ok_acquires": pump.ok_acquires,
-                    }
-                )
+                progress({"elapsed": time.monotonic() - (deadline - cfg.time_limit),
+                          "time_limit": cfg.time_limit, "ops": pump.ops,
+                          "ok_acquires": pump.ok_acquires,
+                          "fault": schedule.active.name if schedule.active else None})
+        schedule.heal()
     finally:
+        schedule.teardown()
         stop_workers()
         os.close(write_fd)
         pump.finish(timeout=5.0)

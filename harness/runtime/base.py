@@ -35,6 +35,8 @@ class Node:
     extra_ports: dict[str, int] = field(default_factory=dict)  # peer, election, ...
     proc: Any = None  # subprocess.Popen while running
     paused: bool = False
+    uid: int | None = None  # its own uid, so iptables can tell its packets from its peers'
+    clock: bool = False  # started under the clock shim
 
     @property
     def log_path(self) -> Path:

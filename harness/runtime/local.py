@@ -48,11 +48,19 @@ class Cluster:
         if fresh and node.data_dir.exists():
             shutil.rmtree(node.data_dir)
         self.kind.prepare(node, self.nodes, fresh=fresh or not node.data_dir.exists())
+        if node.uid is not None:
+            _chown_tree(node.dir, node.uid)
         argv = self.kind.command(node, self.nodes)
         env = {**os.environ, **self.kind.env(node)}
+        if node.clock:
+            from ..clock import shim_env
+
+            env.update(shim_env(node.dir))
         log = open(node.log_path, "ab")
         kwargs: dict = {}
-        if self.kind.user is not None and os.geteuid() == 0:
+        if node.uid is not None:
+            kwargs.update(user=node.uid, group=node.uid, extra_groups=[])
+        elif self.kind.user is not None and os.geteuid() == 0:
             kwargs["user"] = self.kind.user
         try:
             node.proc = subprocess.Popen(
@@ -143,28 +151,44 @@ class Cluster:
 
 
 class LocalRuntime:
-    """Starts clusters under ``run_dir/servers``; ``close()`` ends every process it started."""
+    """Starts clusters under ``run_dir/servers``; ``close()`` ends every process it started.
+
+    ``node_uids``: run each node under its own uid (40000 + the last octet of its address), so
+    that iptables' owner match can cut node<->node links (on loopback every connection's source
+    address is 127.0.0.1, so addresses alone cannot tell the sender). Needs root; kinds that
+    must run as a named user (PostgreSQL) keep that user. ``clock``: start nodes whose server
+    reads time through libc under the clock shim, so the clock nemesis can move their clocks.
+    """
 
     first_host = 11  # nodes listen on 127.0.0.11, .12, ...
+    uid_base = 40000
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, node_uids: bool = False, clock: bool = False) -> None:
         self.dir = Path(run_dir) / "servers"
         self.clusters: list[Cluster] = []
         self._next_host = self.first_host
+        self.node_uids = node_uids and os.geteuid() == 0
+        self.clock = clock
 
     def start(self, kind_name: str, n_nodes: int, options: dict | None = None) -> Cluster:
         kind = server_kind(kind_name, options)
         kind.find_binary()
         nodes = []
         for i in range(1, n_nodes + 1):
-            host = f"127.0.0.{self._next_host}"
+            octet = self._next_host
+            host = f"127.0.0.{octet}"
             self._next_host += 1
             d = self.dir / f"{kind.kind}-n{i}"
             d.mkdir(parents=True, exist_ok=True)
-            if kind.user is not None and os.geteuid() == 0:
+            uid = self.uid_base + octet if self.node_uids and kind.user is None else None
+            if uid is not None:
+                os.chown(d, uid, uid)
+            elif kind.user is not None and os.geteuid() == 0:
                 shutil.chown(d, kind.user, kind.user)
             extra = {p: free_port(host) for p in kind.extra_port_names}
-            nodes.append(Node(f"n{i}", host, free_port(host), d, extra))
+            node = Node(f"n{i}", host, free_port(host), d, extra, uid=uid)
+            node.clock = self.clock and kind.libc_clock
+            nodes.append(node)
         cluster = Cluster(kind, nodes)
         self.clusters.append(cluster)
         for n in nodes:
@@ -181,6 +205,13 @@ class LocalRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    os.chown(root, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
 
 
 def _tail(path: Path, n: int = 1) -> str:

@@ -1,0 +1,169 @@
+"""Network faults: partitions (node<->node by iptables, client<->node by proxies) and link
+faults on the client->node proxies (latency, resets, low bandwidth, flaky connections)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..net import topology
+from ..net.proxies import CUT
+from .base import Nemesis, NemesisError
+
+
+class Partition(Nemesis):
+    name = "partition"
+    description = ("cut the network into groups of nodes and client groups: node<->node links "
+                   "by iptables in the private namespace, client<->node links by the proxies")
+    options = {"topology": "random: " + ", ".join(topology.TOPOLOGIES)}
+    needs_proxies = True
+    needs_node_uids = True
+
+    def __init__(self, env, opts) -> None:
+        super().__init__(env, opts)
+        self.active = False
+
+    def check(self) -> None:
+        t = self.opts.get("topology")
+        n = len(self.env.cluster.nodes)
+        if t is not None and t not in topology.applicable(n):
+            raise NemesisError(f"topology {t!r} does not apply to {n} node(s); valid: "
+                               + ", ".join(topology.applicable(n)))
+
+    def start(self) -> dict[str, Any]:
+        env = self.env
+        nodes = {n.name: n for n in env.cluster.nodes}
+        groups = [f"c{g}" for g in range(env.proxies.groups)]
+        name = self.opts.get("topology") or env.rng.choice(topology.applicable(len(nodes)))
+        reach = topology.make(name, list(nodes), groups, env.rng)
+        node_cuts, client_cuts, skipped = [], [], []
+        for a, b in topology.cuts(reach):
+            if a in nodes and b in nodes:
+                if env.firewall is None:
+                    skipped.append(f"{a}->{b}")
+                    continue
+                env.firewall.cut(nodes[a], nodes[b])
+                node_cuts.append(f"{a}->{b}")
+            elif a in groups and b in nodes:  # each client link is cut once, both ways
+                env.proxies.cut(int(a[1:]), nodes[b])
+                client_cuts.append(f"{a}-{b}")
+        self.active = True
+        value: dict[str, Any] = {"topology": name, "reach": topology.components_text(reach),
+                                 "node_cuts": node_cuts, "client_cuts": client_cuts}
+        if skipped:
+            value["not_cut"] = skipped
+            value["why_not_cut"] = "no private network namespace (needs root)"
+        return value
+
+    def stop(self) -> dict[str, Any] | None:
+        if not self.active:
+            return None
+        self.teardown()
+        return {"healed": True}
+
+    def teardown(self) -> None:
+        if self.env.firewall is not None:
+            self.env.firewall.heal()
+        if self.env.proxies is not None:
+            self.env.proxies.remove_all(CUT)
+        self.active = False
+
+
+class LinkFault(Nemesis):
+    """A toxic on the client->node proxies of one node (target) or of all (target=all)."""
+
+    toxic: str
+    stream = "downstream"
+    needs_proxies = True
+
+    def __init__(self, env, opts) -> None:
+        super().__init__(env, opts)
+        self.on: list[str] = []
+
+    def attributes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def toxicity(self) -> float:
+        return 1.0
+
+    def check(self) -> None:
+        self.attributes()
+        t = self.opts.get("target", "all")
+        names = [n.name for n in self.env.cluster.nodes]
+        if t not in ("all", "random", *names):
+            raise NemesisError(f"target {t!r}; valid: all, random, {', '.join(names)}")
+
+    def start(self) -> dict[str, Any]:
+        px = self.env.proxies
+        t = self.opts.get("target", "all")
+        nodes = self.env.cluster.nodes
+        if t == "random":
+            t = self.env.rng.choice(nodes).name
+        chosen = [n for n in nodes if t == "all" or n.name == t]
+        attrs = self.attributes()
+        for g in range(px.groups):
+            for n in chosen:
+                proxy = px.name(g, n)
+                px.add(proxy, self.toxic, attrs, self.stream, self.toxicity(),
+                       toxic=f"nemesis-{self.name}")
+                self.on.append(proxy)
+        return {"toxic": self.toxic, "attributes": attrs, "toxicity": self.toxicity(),
+                "nodes": [n.name for n in chosen]}
+
+    def stop(self) -> dict[str, Any] | None:
+        if not self.on:
+            return None
+        self.teardown()
+        return {"healed": True}
+
+    def teardown(self) -> None:
+        if self.env.proxies is not None:
+            self.env.proxies.remove_all(f"nemesis-{self.name}")
+        self.on = []
+
+
+class Latency(LinkFault):
+    name = "latency"
+    description = "add latency (with jitter) to client->node links"
+    options = {"latency_ms": "100", "jitter_ms": "50", "target": "all: all, random or a node"}
+    toxic = "latency"
+
+    def attributes(self) -> dict[str, Any]:
+        return {"latency": self.opt("latency_ms", 100), "jitter": self.opt("jitter_ms", 50)}
+
+
+class Reset(LinkFault):
+    name = "reset"
+    description = "reset client->node connections (TCP RST) as data arrives"
+    options = {"after_ms": "0: reset this long after data", "target": "all: all, random or a node"}
+    toxic = "reset_peer"
+    stream = "upstream"
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": self.opt("after_ms", 0)}
+
+
+class Slow(LinkFault):
+    name = "slow"
+    description = "limit client->node links' bandwidth"
+    options = {"rate_kbs": "1: KB/s", "target": "all: all, random or a node"}
+    toxic = "bandwidth"
+
+    def attributes(self) -> dict[str, Any]:
+        return {"rate": self.opt("rate_kbs", 1)}
+
+
+class Flaky(LinkFault):
+    name = "flaky"
+    description = "black-hole a share of client->node connections (timeout toxic, toxicity < 1)"
+    options = {"share": "0.3: share of connections black-holed", "target": "all"}
+    toxic = "timeout"
+    stream = "upstream"
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": 0}
+
+    def toxicity(self) -> float:
+        share = self.opt("share", 0.3)
+        if not 0 < share <= 1:
+            raise NemesisError(f"flaky share must be in (0, 1] (got {share})")
+        return share

@@ -1,0 +1,151 @@
+"""Process faults: kill and restart a server, pause a server, pause a lock holder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from workloads.base import HOLDING, STATUS_FIELDS
+
+from ..runtime import Node
+from .base import Nemesis, NemesisError
+
+
+def _pick_node(nem: Nemesis) -> Node:
+    target = nem.opts.get("target", "random")
+    nodes = nem.env.cluster.nodes
+    if target == "random":
+        return nem.env.rng.choice(nodes)
+    for n in nodes:
+        if n.name == target:
+            return n
+    raise NemesisError(f"target {target!r} is not a node; valid: random, "
+                       + ", ".join(n.name for n in nodes))
+
+
+class Kill(Nemesis):
+    name = "kill"
+    description = "SIGKILL a server, restart it after down_ms (with or without its data)"
+    options = {
+        "target": "random: a node name (n1, n2, ...) or random",
+        "down_ms": "interval: how long the node stays down before its restart",
+        "wipe": "false: restart with an empty data directory (no persistence)",
+    }
+
+    def __init__(self, env, opts) -> None:
+        super().__init__(env, opts)
+        self.node: Node | None = None
+
+    def check(self) -> None:
+        self.opt("wipe", False)
+        self.opt("down_ms", 0.0)
+
+    def duration(self) -> float:
+        down = self.opt("down_ms", 0.0)
+        if str(self.env.backend.opts.get("delayed_restart", "false")).lower() == "true":
+            down = max(down, self.env.cfg.ttl_ms + 500)  # stays down longer than any lock
+        return down / 1000 if down else self.env.cfg.nemesis_interval
+
+    def start(self) -> dict[str, Any]:
+        self.node = _pick_node(self)
+        pid = self.node.pid
+        self.env.cluster.kill_node(self.node)
+        return {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
+
+    def stop(self) -> dict[str, Any] | None:
+        if self.node is None:
+            return None
+        node, self.node = self.node, None
+        wipe = self.opt("wipe", False)
+        self.env.cluster.start_node(node, fresh=wipe)
+        try:
+            self.env.cluster.wait_ready([node])
+            ready = True
+        except Exception:
+            ready = False
+        return {"node": node.name, "pid": node.pid, "restarted": True, "wiped": wipe,
+                "ready": ready}
+
+    def teardown(self) -> None:
+        self.node = None  # the runtime stops every server at the end anyway
+
+
+class Pause(Nemesis):
+    name = "pause"
+    description = "SIGSTOP a server, SIGCONT it after the interval"
+    options = {"target": "random: a node name or random"}
+
+    def __init__(self, env, opts) -> None:
+        super().__init__(env, opts)
+        self.node: Node | None = None
+
+    def start(self) -> dict[str, Any]:
+        self.node = _pick_node(self)
+        self.env.cluster.pause_node(self.node)
+        return {"node": self.node.name, "pid": self.node.pid, "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any] | None:
+        if self.node is None:
+            return None
+        node, self.node = self.node, None
+        self.env.cluster.resume_node(node)
+        return {"node": node.name, "pid": node.pid, "signal": "SIGCONT"}
+
+    def teardown(self) -> None:
+        self.stop()
+
+
+class ClientPause(Nemesis):
+    name = "client-pause"
+    description = ("SIGSTOP the worker process of a client while it holds a lock, past the TTL "
+                   "(a GC pause), then SIGCONT it")
+    options = {"pause_ms": "2 x ttl: how long the holder stays frozen"}
+    FIND_HOLDER_S = 3.0
+
+    def __init__(self, env, opts) -> None:
+        super().__init__(env, opts)
+        self.pid: int | None = None
+
+    def check(self) -> None:
+        self.opt("pause_ms", 0.0)
+
+    def duration(self) -> float:
+        return self.opt("pause_ms", 2.0 * self.env.cfg.ttl_ms) / 1000
+
+    def _holder(self) -> tuple[int, int, int] | None:
+        st, n = self.env.status, len(self.env.worker_pids)
+        order = list(range(n))
+        self.env.rng.shuffle(order)
+        deadline = time.monotonic() + self.FIND_HOLDER_S
+        while time.monotonic() < deadline:
+            for i in order:
+                b = i * STATUS_FIELDS
+                if st[b + 1] == HOLDING:
+                    return i, st[b], st[b + 2]
+            time.sleep(0.0005)
+        return None
+
+    def start(self) -> dict[str, Any]:
+        found = self._holder()
+        if found is None:
+            return {"paused": None, "why": f"no client held a lock within {self.FIND_HOLDER_S} s"}
+        i, process, key = found
+        self.pid = self.env.worker_pids[i]
+        os.kill(self.pid, signal.SIGSTOP)
+        return {"client": i, "process": process, "key": str(key), "pid": self.pid,
+                "signal": "SIGSTOP"}
+
+    def stop(self) -> dict[str, Any] | None:
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        return {"pid": pid, "signal": "SIGCONT"}
+
+    def teardown(self) -> None:
+        self.stop()

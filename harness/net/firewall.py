@@ -1,0 +1,60 @@
+"""iptables cuts between server nodes, inside the run's private namespace only.
+
+On loopback every connection's source address is 127.0.0.1, so a rule cannot tell which node
+sent a packet by address. Each node therefore runs under its own uid, and a cut from node A to
+node B is ``OUTPUT -m owner --uid-owner uid(A) -d addr(B) -j DROP``: every packet A sends towards
+B is dropped, which kills the connections A opens to B and, for connections B opened to A, A's
+side of them. A symmetric partition drops both directions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from ..runtime.base import Node
+
+CHAIN = "LOCKHARNESS"
+
+
+class FirewallError(RuntimeError):
+    pass
+
+
+class Firewall:
+    """Owns one iptables chain in the current (private) namespace."""
+
+    def __init__(self) -> None:
+        if shutil.which("iptables") is None:
+            raise FirewallError("iptables not found: apt-get install -y iptables")
+        self.cuts: set[tuple[str, str]] = set()
+        self._ipt("-N", CHAIN)
+        self._ipt("-I", "OUTPUT", "-j", CHAIN)
+
+    def _ipt(self, *args: str) -> None:
+        p = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True,
+                           timeout=15)
+        if p.returncode != 0:
+            raise FirewallError(f"iptables {' '.join(args)}: {p.stderr.strip()}")
+
+    def cut(self, src: Node, dst: Node) -> None:
+        """Drop every packet ``src`` sends to ``dst`` (one direction)."""
+        if src.uid is None:
+            raise FirewallError(f"node {src.name} has no uid of its own: cannot cut its links")
+        if (src.name, dst.name) in self.cuts:
+            return
+        self._ipt("-A", CHAIN, "-m", "owner", "--uid-owner", str(src.uid), "-d", dst.host,
+                  "-j", "DROP")
+        self.cuts.add((src.name, dst.name))
+
+    def cut_both(self, a: Node, b: Node) -> None:
+        self.cut(a, b)
+        self.cut(b, a)
+
+    def heal(self) -> None:
+        self._ipt("-F", CHAIN)
+        self.cuts.clear()
+
+    def rules(self) -> str:
+        return subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True,
+                              timeout=15).stdout

@@ -1,0 +1,65 @@
+"""Client -> node links through Toxiproxy-API proxies: one proxy per (client group, node).
+
+Clients are split into groups (client ``i`` is in group ``i % groups``); each group reaches each
+node through its own proxy, so a partition can cut one group off some nodes and not others.
+"""
+
+from __future__ import annotations
+
+from backends.base import Endpoint
+
+from ..proxy.client import ToxiproxyClient, ToxiproxyError
+from ..runtime.base import Node
+
+CUT = "partition"  # name prefix of the toxics that black-hole a cut link
+
+
+class ProxyLinks:
+    def __init__(self, api: ToxiproxyClient, nodes: list[Node], groups: int) -> None:
+        self.api = api
+        self.nodes = nodes
+        self.groups = groups
+        self.listen: dict[str, tuple[str, int]] = {}
+        for g in range(groups):
+            for n in nodes:
+                p = api.create_proxy(self.name(g, n), "127.0.0.1:0", f"{n.host}:{n.port}")
+                host, port = p["listen"].rsplit(":", 1)
+                self.listen[self.name(g, n)] = (host, int(port))
+
+    @staticmethod
+    def name(group: int, node: Node) -> str:
+        return f"g{group}-{node.name}"
+
+    def group_of(self, client_index: int) -> int:
+        return client_index % self.groups
+
+    def endpoints(self, client_index: int) -> list[Endpoint]:
+        g = self.group_of(client_index)
+        return [Endpoint(n.name, *self.listen[self.name(g, n)]) for n in self.nodes]
+
+    def all(self) -> list[str]:
+        return list(self.listen)
+
+    def cut(self, group: int, node: Node) -> None:
+        """Black-hole both directions of one link: requests hang, as in a real partition."""
+        name = self.name(group, node)
+        for stream in ("upstream", "downstream"):
+            self.add(name, "timeout", {"timeout": 0}, stream, toxic=f"{CUT}-{stream}")
+
+    def add(self, proxy: str, type_: str, attrs: dict, stream: str = "downstream",
+            toxicity: float = 1.0, toxic: str | None = None) -> None:
+        self.api.add_toxic(proxy, type_, attrs, stream=stream, toxicity=toxicity, name=toxic)
+
+    def remove_all(self, prefix: str) -> None:
+        """Remove the toxics whose names start with ``prefix`` from every proxy."""
+        for proxy in self.all():
+            for t in self.api.toxics(proxy):
+                if t["name"].startswith(prefix):
+                    try:
+                        self.api.remove_toxic(proxy, t["name"])
+                    except ToxiproxyError as e:
+                        if e.status != 404:
+                            raise
+
+    def heal(self) -> None:
+        self.api.reset()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up everything a fresh Debian 12 machine needs: the server packages (as root), the
+# virtualenv with the harness installed, and the clock shim. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PKGS="redis-server etcd-server zookeeper postgresql iptables iproute2 gcc python3-venv"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # policy-rc.d keeps the packages' own services from starting: the harness starts its own.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -q --no-install-recommends $missing >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  else
+    echo "setup: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import harness, checkers, backends, reports, workloads" \
+  || { echo "setup: the install failed" >&2; exit 1; }
+echo "setup: ready (.venv/bin/harness)"

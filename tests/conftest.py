@@ -1,0 +1,50 @@
+"""Shared test helpers: real servers only; a missing binary skips with a visible reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = [sys.executable, "-m", "harness"]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def need_binary(name: str, package: str) -> None:
+    if shutil.which(name) is None:
+        pytest.skip(f"{name} not installed (Debian package {package}); run ./setup.sh as root")
+
+
+@pytest.fixture
+def redis_bin() -> None:
+    need_binary("redis-server", "redis-server")
+
+
+def harness(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None):
+    """Run the real ``harness`` command line; returns the CompletedProcess."""
+    return subprocess.run(
+        [*HARNESS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or ROOT,
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
