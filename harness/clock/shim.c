@@ -4,7 +4,8 @@
  * The offset (int64 nanoseconds, native byte order) lives at byte 0 of the file named by
  * LOCKHARNESS_CLOCK_FILE. The file is mapped MAP_SHARED once and read on every call, so the
  * clock nemesis can move the clock of a running server by storing a new value into the file.
- * No file, no env, or a file shorter than 8 bytes: offset 0.
+ * No env: offset 0. A file that cannot be mapped (missing, unreadable, shorter than 8 bytes):
+ * offset 0 and one warning line on stderr.
  *
  * Only CLOCK_REALTIME and CLOCK_REALTIME_COARSE are shifted (plus gettimeofday, time and
  * timespec_get, which are the same clock); monotonic clocks pass through, as on a real machine
@@ -35,6 +36,25 @@
 static int map_state;
 static const volatile int64_t *offset_ptr;
 
+static size_t cstrlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n] != '\0')
+        n++;
+    return n;
+}
+
+/* One line on stderr (the server's log) when the offset file is set but unusable: otherwise a
+ * clock fault would silently do nothing. Raw write: no stdio before or inside the allocator. */
+static void warn_unusable(const char *path)
+{
+    static const char head[] = "lockharness clock shim: cannot map ";
+    static const char tail[] = " (need a readable file of 8 bytes): wall clock not shifted\n";
+    syscall(SYS_write, 2, head, sizeof(head) - 1);
+    syscall(SYS_write, 2, path, cstrlen(path));
+    syscall(SYS_write, 2, tail, sizeof(tail) - 1);
+}
+
 static void map_offset_file(void)
 {
     int expected = 0;
@@ -43,17 +63,19 @@ static void map_offset_file(void)
         return; /* another thread maps (it reads offset 0 meanwhile) or it is done */
     const char *path = getenv("LOCKHARNESS_CLOCK_FILE"); /* getenv does not allocate */
     if (path != NULL && path[0] != '\0') {
+        long p = -1;
         long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             struct stat st;
             /* A mapped page past EOF would SIGBUS on read: demand the full 8 bytes. */
-            if (syscall(SYS_fstat, fd, &st) == 0 && st.st_size >= (off_t)sizeof(int64_t)) {
-                long p = syscall(SYS_mmap, NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
-                if (p != -1)
-                    __atomic_store_n(&offset_ptr, (const volatile int64_t *)p, __ATOMIC_RELEASE);
-            }
+            if (syscall(SYS_fstat, fd, &st) == 0 && st.st_size >= (off_t)sizeof(int64_t))
+                p = syscall(SYS_mmap, NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
             syscall(SYS_close, fd);
         }
+        if (p != -1)
+            __atomic_store_n(&offset_ptr, (const volatile int64_t *)p, __ATOMIC_RELEASE);
+        else
+            warn_unusable(path);
     }
     __atomic_store_n(&map_state, 2, __ATOMIC_RELEASE);
 }
