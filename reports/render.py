@@ -70,22 +70,25 @@ def _check_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def render_run(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` and return its path."""
+def render_run(run_dir: Path, ops: list[Op] | None = None) -> Path:
+    """Write ``run_dir/report.html`` and return its path.
+
+    ``ops`` may pass the history already read (reading 10^6 ops costs seconds).
+    """
     run_dir = _check_dir(run_dir)
     notes: list[str] = []
     config = _read_json(run_dir / "config.json", notes)
     results = _read_json(run_dir / "results.json", notes)
-    ops: list[Op] = []
     hist = run_dir / "history.jsonl"
-    if hist.exists():
+    if ops is None and hist.exists():
         read = history.read(hist)
         ops = read.ops
         for p in read.problems[:10]:
             notes.append(f"history.jsonl {p}")
         if len(read.problems) > 10:
             notes.append(f"history.jsonl: {len(read.problems) - 10} more unreadable lines")
-    else:
+    elif ops is None:
+        ops = []
         notes.append("history.jsonl is missing")
     out = run_dir / "report.html"
     out.write_text(render_html(config, results, ops, notes=notes), encoding="utf-8")
@@ -142,9 +145,9 @@ def render_html(
         }
 
     latency = None
-    series = view.perf_series(results)
-    if series:
-        chart, facts = svg.scatter(series, faults, t_end / 1e9)
+    found = view.perf_series(results, ops)
+    if found and found[0]:
+        chart, facts = svg.scatter(found[0], faults, t_end / 1e9, found[1])
         latency = {"svg": chart, **facts}
 
     page = (
@@ -189,7 +192,7 @@ THROUGHPUT_KEYS = ("acquire_ok_per_s", "acquires_per_s", "ok_per_s", "acquire_pe
 
 
 def _throughput(perf: dict[str, Any]) -> str:
-    t = perf.get("throughput")
+    t = perf.get("throughput", perf.get("acquires_per_s"))
     if isinstance(t, int | float) and not isinstance(t, bool):
         return f"{t:.4g}/s"
     if isinstance(t, dict):
@@ -224,6 +227,8 @@ def _cell(run_dir: Path, out: Path, config: dict[str, Any], results: dict[str, A
         (d for d in checkers.values() if isinstance(d, dict) and "acquire_latency_ms" in d), {}
     )
     lat = perf.get("acquire_latency_ms") if isinstance(perf.get("acquire_latency_ms"), dict) else {}
+    if isinstance(lat.get("ok"), dict):  # per outcome: the latency of successful acquires
+        lat = lat["ok"]
 
     def lat_ms(k: str) -> str:
         v = lat.get(k)

@@ -233,8 +233,10 @@ def scatter(
     points: Sequence[Sequence],
     faults: Sequence[Fault],
     t_end_s: float,
+    offset_s: float = 0.0,
 ) -> tuple[Markup, dict[str, object]]:
-    """Acquire latency over time: ``points`` are ``[t_s, latency_ms, type]``.
+    """Acquire latency over time: ``points`` are ``[t_s, latency_ms, type]``, ``t_s`` counted
+    from ``offset_s`` after run start.
 
     A log y axis is used when latencies span more than two decades. Points falling on the same
     2-px cell are drawn once. Returns the SVG and facts for the caption (log, drawn, sampled).
@@ -244,9 +246,9 @@ def scatter(
     width = LEFT + PLOT_W + RIGHT
     height = top + plot_h + 40
     good = [
-        (float(p[0]), float(p[1]), str(p[2]) if len(p) > 2 else "ok")
+        (float(p[0]) + offset_s, float(p[1]), str(p[2]) if len(p) > 2 else "ok")
         for p in points
-        if len(p) >= 2 and _finite(p[0]) and _finite(p[1])
+        if isinstance(p, list | tuple) and len(p) >= 2 and _finite(p[0]) and _finite(p[1])
     ]
     t_end_s = max([t_end_s, *(p[0] for p in good[-1:])] + [1e-9])
     lat = [p[1] for p in good]

@@ -80,6 +80,8 @@ def show(v: Any, limit: int = 200) -> str:
     if isinstance(v, dict):
         if all(not isinstance(x, dict | list) for x in v.values()):
             text = ", ".join(f"{k}={show(x)}" for k, x in v.items())
+        elif all(isinstance(x, dict) for x in v.values()):  # e.g. latency per outcome
+            text = "; ".join(f"{k}: {show(x, limit)}" for k, x in v.items())
         else:
             text = f"{len(v)} fields"
     elif isinstance(v, list):
@@ -419,8 +421,16 @@ def mutex_holds(results: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, b
     return None, False, None
 
 
-def perf_series(results: dict[str, Any]) -> list[Any] | None:
+def perf_series(results: dict[str, Any], ops: Sequence[Op]) -> tuple[list[Any], float] | None:
+    """The latency series and the offset (s) that puts its times on the run's clock.
+
+    The perf checker counts series times from the first client op, not from run start; a
+    ``series_origin_ns`` field, where a checker gives one, says so explicitly.
+    """
     for data in (results.get("checkers") or {}).values():
         if isinstance(data, dict) and isinstance(data.get("series"), list):
-            return data["series"]
+            origin = data.get("series_origin_ns")
+            if not isinstance(origin, int | float):
+                origin = min((op.time for op in ops if op.process != NEMESIS), default=0)
+            return data["series"], origin / 1e9
     return None

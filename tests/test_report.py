@@ -76,35 +76,37 @@ def _series(ops: list[Op]) -> list[list[Any]]:
 
 
 def _results(ops: list[Op]) -> dict[str, Any]:
-    """results.json from the project's checkers where they exist, else hand-written to schema."""
-    try:
-        from checkers import check_all
-    except ImportError:
-        check_all = None
-    if check_all is not None:
-        return check_all(ops)
-    from checkers import mutex
+    from checkers import check_all
 
-    m = mutex.check(ops)
-    lat = sorted(s[1] for s in _series(ops))
-    perf = {
-        "checker": "perf",
-        "valid": True,
-        "summary": f"{len(lat)} acquires",
-        "acquire_latency_ms": {
-            "p50": lat[len(lat) // 2],
-            "p95": lat[int(len(lat) * 0.95)],
-            "p99": lat[int(len(lat) * 0.99)],
-            "max": lat[-1],
-        },
-        "throughput": {"acquire_ok_per_s": 12.5},
-        "success_ratio": 1.0,
-        "series": _series(ops),
-    }
+    return check_all(ops)
+
+
+def _hand_results(ops: list[Op]) -> dict[str, Any]:
+    """results.json written by hand to the documented schema, plus a checker nobody knows."""
+    series = _series(ops)
+    lat = sorted(s[1] for s in series)
     return {
-        "valid": m["valid"],
-        "summary": m["summary"],
-        "checkers": {"mutex": m, "perf": perf},
+        "valid": "unknown",
+        "summary": "hand-written",
+        "checkers": {
+            "perf": {
+                "checker": "perf",
+                "valid": True,
+                "summary": f"{len(lat)} acquires",
+                "acquire_latency_ms": {"p50": lat[len(lat) // 2], "p99": lat[-1], "max": lat[-1]},
+                "throughput": {"acquire_ok_per_s": 12.5},
+                "success_ratio": 1.0,
+                "series": series,
+            },
+            "fencing": {"checker": "fencing", "valid": None, "summary": "no fences"},
+            "liveness": {
+                "checker": "liveness",
+                "valid": "unknown",
+                "summary": "a long wait",
+                "longest_wait_s": 4.25,
+                "stalls": [{"from_s": 1.5, "to_s": 5.75, "key": "k0"}],
+            },
+        },
     }
 
 
@@ -285,12 +287,31 @@ def test_comparison(tmp_path: Path, valid_run: Path, invalid_run: Path) -> None:
     assert "<th>partition</th>" in page and "<th>none</th>" in page
     assert 'href="../valid/report.html"' in page and 'href="../invalid/report.html"' in page
     assert (invalid_run / "report.html").exists()  # rendered so the link is not dead
-    assert "1 violation" in page
+    assert "1 violation" in page and "p50 2 · p99 2 ms" in page
     assert "not run" in page  # etcd under partition
     assert "missing is not a run directory" in page
     _no_remote(page)
     with pytest.raises(ReportError, match="no run directories"):
         render_comparison([tmp_path / "missing"], out)
+
+
+def test_hand_written_results_and_passed_ops(tmp_path: Path) -> None:
+    """The documented schema renders too; a checker the page does not know gets its fields."""
+    h = valid_history()
+    d = tmp_path / "hand"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(_config(backend="zk")))
+    ops = read_ops(h)
+    (d / "results.json").write_text(json.dumps(_hand_results(ops)))
+    page = render_run(d, ops=ops).read_text()  # no history.jsonl: the ops were passed
+    assert 'class="banner unknown"' in page and "history.jsonl is missing" not in page
+    assert "liveness" in page and "longest_wait_s" in page and "4.25" in page
+    assert "from_s" in page and "5.75" in page  # a list of dicts becomes a table
+    assert 'class="chart latency"' in page and "derived from the history" in page
+    assert "n/a" in page  # fencing not applicable
+    out = render_comparison([d], tmp_path / "cmp.html")
+    cmp = out.read_text()
+    assert "p50 2 · p99 2 ms · 12.5/s" in cmp and 'href="hand/report.html"' in cmp
 
 
 def test_large_history_is_bounded(tmp_path: Path) -> None:
