@@ -8,7 +8,8 @@ sessions with failed acquires by waiting clients; a share of completions is ``in
 is then retired and replaced). Violations are injected as overlaps (an acquire returns just
 before the previous holder invokes its release) and revocations (a release fails, the next
 client acquires). Index order follows arrival at the recorder, which lags the op's time a
-little, so the checker has to sort by time. Prints check time (median of 3), events/s, and the
+little, so the checker has to sort by time. Prints check time (median of 3, wall and CPU: the
+machine may be shared), events/s, and the
 time to parse the same history from JSONL with ``harness.history.read``.
 """
 
@@ -111,13 +112,15 @@ def generate(events: int, info: float, inject: int, seed: int = 1) -> tuple[list
     return ops, injected  # type: ignore[return-value]
 
 
-def timed(fn, repeat: int = 3) -> tuple[float, object]:
-    times, out = [], None
+def timed(fn, repeat: int = 3) -> tuple[float, float, object]:
+    """Median wall and CPU seconds of ``repeat`` calls (CPU shows the cost on a busy machine)."""
+    wall, cpu, out = [], [], None
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    return statistics.median(wall), statistics.median(cpu), out
 
 
 def parse_time(ops: list[Op]) -> float:
@@ -140,17 +143,17 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="skip the 10^6-event histories")
     args = ap.parse_args()
     sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
-    head = f"{'events':>9} {'info':>5} {'injected':>8} {'found':>6} {'check s':>8} {'events/s':>11}"
-    print(head + f" {'parse s':>8}")
+    head = f"{'events':>9} {'info':>5} {'injected':>8} {'found':>6} {'check s':>8} {'cpu s':>6}"
+    print(head + f" {'events/s':>11} {'parse s':>8}")
     for n in sizes:
         for info in (0.01, 0.05, 0.20):
             for inject in (0, max(1, n // 10_000)):
                 ops, injected = generate(n, info, inject)
-                secs, res = timed(lambda ops=ops: mutex.check(ops))
+                secs, cpu, res = timed(lambda ops=ops: mutex.check(ops))
                 found = res["violation_count"]  # type: ignore[index]
                 parse = f"{parse_time(ops):8.2f}" if inject == 0 and info == 0.05 else " " * 8
                 print(
-                    f"{len(ops):>9} {info:>5.0%} {injected:>8} {found:>6} {secs:>8.3f}"
+                    f"{len(ops):>9} {info:>5.0%} {injected:>8} {found:>6} {secs:>8.3f} {cpu:>6.2f}"
                     f" {len(ops) / secs:>11,.0f} {parse}",
                     flush=True,
                 )

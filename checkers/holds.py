@@ -42,12 +42,19 @@ NEVER = sys.maxsize  # END of a hold that never ended
 # A hold is a plain list (fast to build by the million); these name its slots.
 KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE = range(9)
 
-_order = attrgetter("time", "index")
+_index = attrgetter("index")
+_time = attrgetter("time")
 
 
 def sort_ops(ops: Iterable[Op]) -> list[Op]:
-    """The ops in (time, index) order: index order and time order can disagree."""
-    return sorted(ops, key=_order)
+    """The ops in (time, index) order: index order and time order can disagree.
+
+    Two stable sorts on plain ints (index, then time) are much faster than one on tuples, and
+    nearly free on the nearly sorted histories we record.
+    """
+    srt = sorted(ops, key=_index)
+    srt.sort(key=_time)
+    return srt
 
 
 @dataclass
@@ -68,12 +75,11 @@ def extract(ops: Iterable[Op] | Sequence[Op], *, presorted: bool = False) -> Hol
     res = Holds(srt)
     holds = res.holds
     by_key = res.by_key
-    pending: dict[Any, tuple[str, Any, int]] = {}  # process -> (f, key, invoke position)
+    pending: dict[Any, tuple[Any, Any, int]] = {}  # process -> (f, key, position)
     last: dict[Any, list[Any]] = {}  # (process, key) -> that process's latest hold on key
     maybe: set[tuple[Any, Any]] = set()  # (process, key) with an info acquire since
     infoed: set[Any] = set()  # processes that had an info op
     anomalies = {"acted after info": 0, "invoked while pending": 0, "no invocation": 0}
-    done: dict[Any, int] = {}  # process -> position of its latest completion
 
     def complete(p: Any, f: str, key: Any, t: str, inv: int, pos: int, value: Any) -> None:
         hk = (p, key)
@@ -109,36 +115,61 @@ def extract(ops: Iterable[Op] | Sequence[Op], *, presorted: bool = False) -> Hol
         elif h is not None and rel is None:  # fail: no effect, but remember it for the report
             h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
 
+    # The hot loop: ok acquires and ok releases are inlined, the rest goes through complete().
+    # pending[p] is (f, key, invoke position) while an op is in flight, (None, None, position
+    # of its latest completion) when the process is idle.
     for pos, op in enumerate(srt):
-        p = op.process
         f = op.f
-        if p == NEMESIS or (f != ACQUIRE and f != RELEASE):
+        if f != ACQUIRE and f != RELEASE:
+            continue
+        p = op.process
+        if type(p) is not int and p == NEMESIS:
             continue
         t = op.type
+        pend = pending.get(p)
         if t == "invoke":
-            if p in infoed:
+            if infoed and p in infoed:
                 anomalies["acted after info"] += 1
                 infoed.discard(p)
-            pend = pending.get(p)
-            if pend is not None:
+            if pend is not None and pend[0] is not None:
                 anomalies["invoked while pending"] += 1
                 complete(p, pend[0], pend[1], "info", pend[2], -1, None)
             pending[p] = (f, op.key, pos)
             continue
-        pend = pending.pop(p, None)
+        pending[p] = (None, None, pos)
         if pend is None or pend[0] != f:
             anomalies["no invocation"] += 1
-            if pend is not None:
+            if pend is not None and pend[0] is not None:
                 complete(p, pend[0], pend[1], "info", pend[2], -1, None)
-            inv = done.get(p, -1) + 1
-            key = op.key
-        else:
-            inv = pend[2]
-            key = pend[1]
-        done[p] = pos
+                inv = pend[2] + 1
+            else:
+                inv = -1 if pend is None else pend[2] + 1
+            complete(p, f, op.key, t, inv, pos, op.value)
+            continue
+        key = pend[1]
+        inv = pend[2]
+        if t == "ok":
+            if f == ACQUIRE:
+                h = [key, p, pos, NEVER, op.value, None, inv, -1, -1]
+                holds.append(h)
+                lst = by_key.get(key)
+                if lst is None:
+                    by_key[key] = [h]
+                else:
+                    lst.append(h)
+                hk = (p, key)
+                last[hk] = h
+                if maybe:
+                    maybe.discard(hk)
+                continue
+            h = last.get((p, key))
+            if h is not None and h[REL] is None:
+                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "ok", inv, pos
+                continue
         complete(p, f, key, t, inv, pos, op.value)
     for p, (f, key, inv) in pending.items():  # never completed: counts as info
-        complete(p, f, key, "info", inv, -1, None)
+        if f is not None:
+            complete(p, f, key, "info", inv, -1, None)
     for what, n in anomalies.items():
         if n:
             res.notes.append(f"{n} x {what} (foreign history?): handled conservatively")
