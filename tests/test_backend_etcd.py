@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from backend_contract import (
+
+from backends.base import Endpoint, LockClient, LockFailed, NotAcquired
+from backends.etcd import EtcdBackend
+from harness.runtime import LocalRuntime, MissingBinary
+
+from .backend_contract import (
     check_double_release,
     check_expiry,
     check_fences_increase,
@@ -16,10 +21,6 @@ from backend_contract import (
     fresh_key,
     make_clients,
 )
-
-from backends.base import Endpoint, LockClient, LockFailed, NotAcquired
-from backends.etcd import EtcdBackend
-from harness.runtime import LocalRuntime, MissingBinary
 
 try:
     from harness.runtime.etcd import EtcdServer

@@ -6,7 +6,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from backend_contract import (
+from kazoo.client import KazooClient
+
+from backends.base import Endpoint, LockFailed, NotAcquired, NotOwner
+from backends.zookeeper import ZooKeeperBackend, ZooKeeperLockClient
+from harness.runtime import LocalRuntime, MissingBinary
+from harness.runtime.zookeeper import ZooKeeperServer
+
+from .backend_contract import (
     check_double_release,
     check_fences_increase,
     check_mutual_exclusion,
@@ -16,12 +23,6 @@ from backend_contract import (
     fresh_key,
     make_clients,
 )
-from kazoo.client import KazooClient
-
-from backends.base import Endpoint, LockFailed, NotAcquired, NotOwner
-from backends.zookeeper import ZooKeeperBackend, ZooKeeperLockClient
-from harness.runtime import LocalRuntime, MissingBinary
-from harness.runtime.zookeeper import ZooKeeperServer
 
 try:
     ZooKeeperServer().find_binary()
