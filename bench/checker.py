@@ -9,8 +9,8 @@ is then retired and replaced). Violations are injected as overlaps (an acquire r
 before the previous holder invokes its release) and revocations (a release fails, the next
 client acquires). Index order follows arrival at the recorder, which lags the op's time a
 little, so the checker has to sort by time. Prints check time (median of 3, wall and CPU: the
-machine may be shared), events/s, and the
-time to parse the same history from JSONL with ``harness.history.read``.
+machine may be shared), events/s, and the time to parse the same history from JSONL with
+``harness.history.read``.
 """
 
 from __future__ import annotations
