@@ -5,9 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from backend_contract import (
+
+from backends import registry
+from backends.base import LockClient, LockFailed, NotAcquired, NotOwner
+from backends.pottery_redlock import PotteryRedlockBackend
+from backends.python_redis_lock import PythonRedisLockBackend
+from backends.redlock import OutcomeUnknown
+from harness.config import RunConfig
+from harness.run import run_test
+from harness.runtime import Cluster, LocalRuntime, MissingBinary
+from harness.runtime.redis import RedisServer
+
+from .backend_contract import (
     check_double_release,
     check_expiry,
     check_mutual_exclusion,
@@ -17,19 +29,37 @@ from backend_contract import (
     make_clients,
 )
 
-from backends.base import LockClient, LockFailed, NotAcquired, NotOwner
-from backends.pottery_redlock import PotteryRedlockBackend
-from backends.python_redis_lock import PythonRedisLockBackend
-from backends.redlock import OutcomeUnknown
-from harness.runtime import Cluster, LocalRuntime, MissingBinary
-from harness.runtime.redis import RedisServer
-
 try:
     RedisServer().find_binary()
 except MissingBinary as e:  # pragma: no cover - depends on the machine
     pytest.skip(str(e), allow_module_level=True)
 
 FAST_S = 0.5  # far above one 50 ms node timeout, far below "waited for a stopped node"
+
+
+def run_valid(monkeypatch, tmp_path: Path, name: str, cls: type, opts: dict[str, str]) -> None:
+    """A short real run through the run loop must come out valid. Uses the ``harness.backends``
+    entry point when it is registered (and checks it names this class), else registers it here
+    for the run (workers are forked, so they see the same table)."""
+    if name in registry.names():
+        assert registry.backend_class(name) is cls
+    else:
+        real = registry.backend_class
+        monkeypatch.setattr(registry, "backend_class", lambda n: cls if n == name else real(n))
+    cfg = RunConfig(
+        backend=name,
+        time_limit=2,
+        concurrency=4,
+        keys=2,
+        store=tmp_path,
+        seed=1,
+        backend_opts=opts,
+        render_report=False,
+    )
+    res = run_test(cfg)
+    assert res.valid is True, res.results["summary"]
+    assert res.exit_code == 0
+    assert res.results["checkers"]["mutex"]["hold_count"] > 20  # the lock was exercised
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +218,14 @@ def test_prl_options_are_checked() -> None:
     assert (need.kind, need.nodes, need.options) == ("redis", 1, {"persistence": "everysec"})
     with pytest.raises(ValueError, match="auto_renewal must be one of"):
         PythonRedisLockBackend({"auto_renewal": "sometimes"})
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "opts"),
+    [
+        ("pottery", PotteryRedlockBackend, {}),
+        ("python-redis-lock", PythonRedisLockBackend, {"auto_renewal": "true"}),
+    ],
+)
+def test_end_to_end_run_is_valid(monkeypatch, tmp_path: Path, name, cls, opts) -> None:
+    run_valid(monkeypatch, tmp_path, name, cls, opts)
