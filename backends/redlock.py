@@ -96,7 +96,10 @@ def choice_option(backend: str, opts: dict[str, str], name: str, choices: tuple[
 
 
 def bool_option(backend: str, opts: dict[str, str], name: str) -> bool:
-    return BOOLEANS[choice_option(backend, opts, name, tuple(BOOLEANS))]
+    """Parse a yes/no option and rewrite it in ``opts`` as "true"/"false" for its readers."""
+    value = BOOLEANS[choice_option(backend, opts, name, tuple(BOOLEANS))]
+    opts[name] = "true" if value else "false"
+    return value
 
 
 def drift_ms(ttl_ms: float) -> float:

@@ -237,6 +237,8 @@ def test_options_are_parsed_and_checked() -> None:
     need = b.servers()
     assert (need.kind, need.nodes, need.options) == ("redis", 3, {"persistence": "everysec"})
     assert b.delayed_restart is True and b.opts["delayed_restart"] == "true"
+    # The kill nemesis reads the option text: it is normalised to true/false.
+    assert RedlockBackend({"delayed_restart": "YES"}).opts["delayed_restart"] == "true"
     assert RedlockBackend().servers().nodes == 5 and RedlockBackend().delayed_restart is False
     bad = [
         ({"nodes": "0"}, "nodes must be an integer from 1 to 15, got '0'"),
