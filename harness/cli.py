@@ -39,10 +39,10 @@ def friendly(fn):
         try:
             return fn(*a, **kw)
         except (UserError, ValueError, UnknownBackend, RuntimeError_, HistoryError) as e:
-            err.print(f"[red]error:[/] {e}", highlight=False)
+            err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
             sys.exit(2)
         except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-            err.print(f"[red]error:[/] {e.strerror}: {e.filename}", highlight=False)
+            err.print(f"[red]error:[/] {e.strerror}: {e.filename}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
     return wrapper
@@ -107,10 +107,19 @@ def main() -> None:
 @click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
 @click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
 @click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
-@click.option("--netns", type=click.Choice(["auto", "on", "off"]), default="auto",
-              show_default=True, help="Run inside a private network namespace (needs root).")
-@click.option("--client-groups", default=2, show_default=True,
-              help="Client groups, for partitions between clients and nodes.")
+@click.option(
+    "--netns",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Run inside a private network namespace (needs root).",
+)
+@click.option(
+    "--client-groups",
+    default=2,
+    show_default=True,
+    help="Client groups, for partitions between clients and nodes.",
+)
 @click.option(
     "--store",
     "store_dir",
@@ -139,6 +148,8 @@ def run(
     opts,
     nopts,
     toxiproxy,
+    netns,
+    client_groups,
     store_dir,
     no_report,
 ) -> None:
@@ -154,11 +165,8 @@ def run(
       harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
     Exit code: 0 valid, 1 invalid, 2 unknown or error.
     """
-    from backends.registry import backend_class
+    from .run import preflight, run_test
 
-    from .run import run_test
-
-    backend_class(backend)  # unknown names fail before anything starts
     nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
     cfg = RunConfig(
         backend=backend,
@@ -180,15 +188,10 @@ def run(
         store=Path(store_dir),
         toxiproxy=toxiproxy,
         render_report=not no_report,
+        netns=netns,
+        client_groups=client_groups,
     )
-    cfg.validate()
-    from workloads import run_client_for
-
-    from .nemesis import nemesis_class
-
-    run_client_for(workload)
-    for n in nem:
-        nemesis_class(n)
+    preflight(cfg)  # bad input fails before anything starts
     out.print(
         f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s"
@@ -200,6 +203,7 @@ def run(
         TimeRemainingColumn(),
         console=err,
         transient=False,
+        disable=not err.is_terminal,
     )
     with bar:
         task = bar.add_task("running", total=time_limit, ops="")

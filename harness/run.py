@@ -82,12 +82,14 @@ def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
     known = {o for c in classes for o in c.options}
     unknown = sorted(set(cfg.nemesis_opts) - known)
     if unknown:
-        raise NemesisError(f"no chosen nemesis takes option {', '.join(unknown)}; accepted: "
-                           + (", ".join(sorted(known)) or "none"))
+        raise NemesisError(
+            f"no chosen nemesis takes option {', '.join(unknown)}; accepted: "
+            + (", ".join(sorted(known)) or "none")
+        )
 
 
-def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
-    """Run one test and check it. ``progress`` is called about 10 times a second."""
+def preflight(cfg: RunConfig):
+    """Every check of the configuration that needs no server; raises ValueError (one line)."""
     cfg.validate()
     backend = registry.make(cfg.backend, cfg.backend_opts)
     run_client = run_client_for(cfg.workload)
@@ -96,7 +98,12 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
         raise NemesisError(f"--netns on: {why_not}")
-    use_ns = can_ns and cfg.netns != "off"
+    return backend, run_client, classes, can_ns and cfg.netns != "off"
+
+
+def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
+    """Run one test and check it. ``progress`` is called about 10 times a second."""
+    backend, run_client, classes, use_ns = preflight(cfg)
     if any(c.needs_clock for c in classes):
         from .clock import build_shim
 
@@ -116,11 +123,13 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
             if use_ns:
                 stack.enter_context(netns.private_netns())
             need = backend.servers()
-            runtime = stack.enter_context(LocalRuntime(
-                run_dir,
-                node_uids=use_ns and need.nodes > 1 and any(c.needs_node_uids for c in classes),
-                clock=any(c.needs_clock for c in classes),
-            ))
+            runtime = stack.enter_context(
+                LocalRuntime(
+                    run_dir,
+                    node_uids=use_ns and need.nodes > 1 and any(c.needs_node_uids for c in classes),
+                    clock=any(c.needs_clock for c in classes),
+                )
+            )
             cluster = runtime.start(need.kind, need.nodes, need.options)
             direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
             config["servers"] = [
@@ -163,8 +172,15 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
 
         node = runtime.start("toxiproxy", 1).nodes[0]
         api = ToxiproxyClient(url(node))
-        config["servers"].append({"kind": "toxiproxy", "name": node.name, "host": node.host,
-                                  "port": node.port, "pid": node.pid})
+        config["servers"].append(
+            {
+                "kind": "toxiproxy",
+                "name": node.name,
+                "host": node.host,
+                "port": node.port,
+                "pid": node.pid,
+            }
+        )
     groups = max(1, min(cfg.client_groups, cfg.concurrency))
     return ProxyLinks(api, cluster.nodes, groups)
 
@@ -198,12 +214,20 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
     for i in range(cfg.concurrency):
         endpoints = env.proxies.endpoints(i) if env.proxies is not None else direct
         ctx = ClientContext(
-            index=i, cfg=cfg, backend=backend, endpoints=endpoints,
-            recorder=Recorder(write_fd, t0), witness=witness, stop=stop, status=status,
-            deadline=deadline + 1.0, max_ops=max_ops,
+            index=i,
+            cfg=cfg,
+            backend=backend,
+            endpoints=endpoints,
+            recorder=Recorder(write_fd, t0),
+            witness=witness,
+            stop=stop,
+            status=status,
+            deadline=deadline + 1.0,
+            max_ops=max_ops,
         )
-        w = ctx_mp.Process(target=_worker, args=(run_client, ctx, read_fd), daemon=True,
-                           name=f"client-{i}")
+        w = ctx_mp.Process(
+            target=_worker, args=(run_client, ctx, read_fd), daemon=True, name=f"client-{i}"
+        )
         w.start()
         workers.append(w)
     env.worker_pids = [w.pid for w in workers]
@@ -218,10 +242,15 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
             schedule.step()
             time.sleep(0.05)
             if progress is not None:
-                progress({"elapsed": time.monotonic() - (deadline - cfg.time_limit),
-                          "time_limit": cfg.time_limit, "ops": pump.ops,
-                          "ok_acquires": pump.ok_acquires,
-                          "fault": schedule.active.name if schedule.active else None})
+                progress(
+                    {
+                        "elapsed": time.monotonic() - (deadline - cfg.time_limit),
+                        "time_limit": cfg.time_limit,
+                        "ops": pump.ops,
+                        "ok_acquires": pump.ok_acquires,
+                        "fault": schedule.active.name if schedule.active else None,
+                    }
+                )
         schedule.heal()
     finally:
         schedule.teardown()

@@ -10,8 +10,10 @@ from .base import Nemesis, NemesisError
 
 class Clock(Nemesis):
     name = "clock"
-    description = ("bump one server's wall clock (CLOCK_REALTIME) by an offset through the "
-                   "clock shim; libc-based servers only (not Go: etcd)")
+    description = (
+        "bump one server's wall clock (CLOCK_REALTIME) by an offset through the "
+        "clock shim; libc-based servers only (not Go: etcd)"
+    )
     options = {
         "offset_ms": "2 x ttl: the bump; negative moves the clock back",
         "target": "random: a node name or random",

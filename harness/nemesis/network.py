@@ -12,8 +12,10 @@ from .base import Nemesis, NemesisError
 
 class Partition(Nemesis):
     name = "partition"
-    description = ("cut the network into groups of nodes and client groups: node<->node links "
-                   "by iptables in the private namespace, client<->node links by the proxies")
+    description = (
+        "cut the network into groups of nodes and client groups: node<->node links "
+        "by iptables in the private namespace, client<->node links by the proxies"
+    )
     options = {"topology": "random: " + ", ".join(topology.TOPOLOGIES)}
     needs_proxies = True
     needs_node_uids = True
@@ -26,8 +28,10 @@ class Partition(Nemesis):
         t = self.opts.get("topology")
         n = len(self.env.cluster.nodes)
         if t is not None and t not in topology.applicable(n):
-            raise NemesisError(f"topology {t!r} does not apply to {n} node(s); valid: "
-                               + ", ".join(topology.applicable(n)))
+            raise NemesisError(
+                f"topology {t!r} does not apply to {n} node(s); valid: "
+                + ", ".join(topology.applicable(n))
+            )
 
     def start(self) -> dict[str, Any]:
         env = self.env
@@ -47,8 +51,12 @@ class Partition(Nemesis):
                 env.proxies.cut(int(a[1:]), nodes[b])
                 client_cuts.append(f"{a}-{b}")
         self.active = True
-        value: dict[str, Any] = {"topology": name, "reach": topology.components_text(reach),
-                                 "node_cuts": node_cuts, "client_cuts": client_cuts}
+        value: dict[str, Any] = {
+            "topology": name,
+            "reach": topology.components_text(reach),
+            "node_cuts": node_cuts,
+            "client_cuts": client_cuts,
+        }
         if skipped:
             value["not_cut"] = skipped
             value["why_not_cut"] = "no private network namespace (needs root)"
@@ -103,11 +111,21 @@ class LinkFault(Nemesis):
         for g in range(px.groups):
             for n in chosen:
                 proxy = px.name(g, n)
-                px.add(proxy, self.toxic, attrs, self.stream, self.toxicity(),
-                       toxic=f"nemesis-{self.name}")
+                px.add(
+                    proxy,
+                    self.toxic,
+                    attrs,
+                    self.stream,
+                    self.toxicity(),
+                    toxic=f"nemesis-{self.name}",
+                )
                 self.on.append(proxy)
-        return {"toxic": self.toxic, "attributes": attrs, "toxicity": self.toxicity(),
-                "nodes": [n.name for n in chosen]}
+        return {
+            "toxic": self.toxic,
+            "attributes": attrs,
+            "toxicity": self.toxicity(),
+            "nodes": [n.name for n in chosen],
+        }
 
     def stop(self) -> dict[str, Any] | None:
         if not self.on:

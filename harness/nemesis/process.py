@@ -21,8 +21,9 @@ def _pick_node(nem: Nemesis) -> Node:
     for n in nodes:
         if n.name == target:
             return n
-    raise NemesisError(f"target {target!r} is not a node; valid: random, "
-                       + ", ".join(n.name for n in nodes))
+    raise NemesisError(
+        f"target {target!r} is not a node; valid: random, " + ", ".join(n.name for n in nodes)
+    )
 
 
 class Kill(Nemesis):
@@ -65,8 +66,13 @@ class Kill(Nemesis):
             ready = True
         except Exception:
             ready = False
-        return {"node": node.name, "pid": node.pid, "restarted": True, "wiped": wipe,
-                "ready": ready}
+        return {
+            "node": node.name,
+            "pid": node.pid,
+            "restarted": True,
+            "wiped": wipe,
+            "ready": ready,
+        }
 
     def teardown(self) -> None:
         self.node = None  # the runtime stops every server at the end anyway
@@ -99,8 +105,10 @@ class Pause(Nemesis):
 
 class ClientPause(Nemesis):
     name = "client-pause"
-    description = ("SIGSTOP the worker process of a client while it holds a lock, past the TTL "
-                   "(a GC pause), then SIGCONT it")
+    description = (
+        "SIGSTOP the worker process of a client while it holds a lock, past the TTL "
+        "(a GC pause), then SIGCONT it"
+    )
     options = {"pause_ms": "2 x ttl: how long the holder stays frozen"}
     FIND_HOLDER_S = 3.0
 
@@ -134,8 +142,13 @@ class ClientPause(Nemesis):
         i, process, key = found
         self.pid = self.env.worker_pids[i]
         os.kill(self.pid, signal.SIGSTOP)
-        return {"client": i, "process": process, "key": str(key), "pid": self.pid,
-                "signal": "SIGSTOP"}
+        return {
+            "client": i,
+            "process": process,
+            "key": str(key),
+            "pid": self.pid,
+            "signal": "SIGSTOP",
+        }
 
     def stop(self) -> dict[str, Any] | None:
         if self.pid is None:

@@ -9,10 +9,10 @@ side of them. A symmetric partition drops both directions.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 from ..runtime.base import Node
+from .netns import tool
 
 CHAIN = "LOCKHARNESS"
 
@@ -25,15 +25,15 @@ class Firewall:
     """Owns one iptables chain in the current (private) namespace."""
 
     def __init__(self) -> None:
-        if shutil.which("iptables") is None:
-            raise FirewallError("iptables not found: apt-get install -y iptables")
+        self.iptables = tool("iptables")
         self.cuts: set[tuple[str, str]] = set()
         self._ipt("-N", CHAIN)
         self._ipt("-I", "OUTPUT", "-j", CHAIN)
 
     def _ipt(self, *args: str) -> None:
-        p = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True,
-                           timeout=15)
+        p = subprocess.run(
+            [self.iptables, "-w", "5", *args], capture_output=True, text=True, timeout=15
+        )
         if p.returncode != 0:
             raise FirewallError(f"iptables {' '.join(args)}: {p.stderr.strip()}")
 
@@ -43,8 +43,9 @@ class Firewall:
             raise FirewallError(f"node {src.name} has no uid of its own: cannot cut its links")
         if (src.name, dst.name) in self.cuts:
             return
-        self._ipt("-A", CHAIN, "-m", "owner", "--uid-owner", str(src.uid), "-d", dst.host,
-                  "-j", "DROP")
+        self._ipt(
+            "-A", CHAIN, "-m", "owner", "--uid-owner", str(src.uid), "-d", dst.host, "-j", "DROP"
+        )
         self.cuts.add((src.name, dst.name))
 
     def cut_both(self, a: Node, b: Node) -> None:
@@ -56,5 +57,6 @@ class Firewall:
         self.cuts.clear()
 
     def rules(self) -> str:
-        return subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True,
-                              timeout=15).stdout
+        return subprocess.run(
+            [self.iptables, "-S", CHAIN], capture_output=True, text=True, timeout=15
+        ).stdout

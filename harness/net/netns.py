@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+
+
+def tool(name: str) -> str:
+    """A system tool (ip, iptables) on PATH or in the usual sbin directories."""
+    found = shutil.which(name) or shutil.which(name, path=SYSTEM_PATH)
+    if found is None:
+        raise OSError(f"{name} not found: apt-get install -y iproute2 iptables")
+    return found
 
 
 def available() -> tuple[bool, str]:
@@ -41,8 +53,9 @@ def private_netns() -> Iterator[None]:
             e = ctypes.get_errno()
             raise OSError(e, f"unshare(CLONE_NEWNET) failed: {os.strerror(e)}")
         try:
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True,
-                           timeout=10)
+            subprocess.run(
+                [tool("ip"), "link", "set", "lo", "up"], check=True, capture_output=True, timeout=10
+            )
             yield
         finally:
             if _libc.setns(home, CLONE_NEWNET) != 0:

@@ -46,8 +46,15 @@ class ProxyLinks:
         for stream in ("upstream", "downstream"):
             self.add(name, "timeout", {"timeout": 0}, stream, toxic=f"{CUT}-{stream}")
 
-    def add(self, proxy: str, type_: str, attrs: dict, stream: str = "downstream",
-            toxicity: float = 1.0, toxic: str | None = None) -> None:
+    def add(
+        self,
+        proxy: str,
+        type_: str,
+        attrs: dict,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        toxic: str | None = None,
+    ) -> None:
         self.api.add_toxic(proxy, type_, attrs, stream=stream, toxicity=toxicity, name=toxic)
 
     def remove_all(self, prefix: str) -> None:

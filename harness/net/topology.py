@@ -13,7 +13,7 @@ import random
 TOPOLOGIES = {
     "isolate-one": "one node alone; every client group stays with the rest",
     "halves": "a random majority and minority of nodes; client group 0 with the majority, 1 "
-              "with the minority",
+    "with the minority",
     "majorities-ring": "each node sees a majority, but no two the same one (5+ nodes)",
     "bridge": "two halves that only one node in the middle can reach both of (3+ nodes)",
     "client-isolate": "no node is cut from another; one client group loses some nodes",
@@ -58,7 +58,7 @@ def make(name: str, nodes: list[str], groups: list[str], rng: random.Random) -> 
         return _from_components(sides, locs)
     if name == "bridge":
         mid = len(ns) // 2
-        left, bridge, right = set(ns[:mid]), ns[mid], set(ns[mid + 1:])
+        left, bridge, right = set(ns[:mid]), ns[mid], set(ns[mid + 1 :])
         sides = [left | {bridge}, right | {bridge}]
         for i, g in enumerate(groups):
             sides[i % 2].add(g)

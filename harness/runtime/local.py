@@ -11,6 +11,7 @@ import ctypes
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -169,6 +170,8 @@ class LocalRuntime:
         self._next_host = self.first_host
         self.node_uids = node_uids and os.geteuid() == 0
         self.clock = clock
+        if self.node_uids:
+            _let_others_traverse(self.dir)
 
     def start(self, kind_name: str, n_nodes: int, options: dict | None = None) -> Cluster:
         kind = server_kind(kind_name, options)
@@ -205,6 +208,16 @@ class LocalRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _let_others_traverse(d: Path) -> None:
+    """Nodes under their own uids must reach their directories (and the clock shim's file):
+    give the run directory's ancestors the search bit (o+x) where it is missing."""
+    d.mkdir(parents=True, exist_ok=True)
+    for p in [d, *d.resolve().parents]:
+        mode = p.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(p, mode | stat.S_IXOTH)
 
 
 def _chown_tree(root: Path, uid: int) -> None:
