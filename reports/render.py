@@ -123,12 +123,21 @@ def render_html(
         holds, holds_derived = view.holds_from_ops(ops), True
     timeline = None
     if holds:
-        for h in holds:
-            for f in ("start", "end"):
-                if isinstance(h, dict) and isinstance(h.get(f), int | float):
-                    t_end = max(t_end, int(h[f]))
+        hold_end = max(
+            (
+                int(h[f])
+                for h in holds
+                if isinstance(h, dict)
+                for f in ("start", "end")
+                if isinstance(h.get(f), int | float)
+            ),
+            default=0,
+        )
+        t_end = max(t_end, hold_end)
+        # holds cut short by the checker: zoom on the span they cover rather than leave it empty
+        t_view = hold_end if holds_truncated and hold_end > 0 else t_end
         lanes = view.lanes_from(holds, violations)
-        chart, merged, capped = svg.timeline(lanes.lanes, faults, t_end, lanes.keys)
+        chart, merged, capped = svg.timeline(lanes.lanes, faults, t_view, lanes.keys)
         timeline = {
             "svg": chart,
             "merged": merged,
@@ -136,6 +145,9 @@ def render_html(
             "lanes": len(lanes.lanes),
             "hidden": lanes.hidden_processes,
             "holds": lanes.hold_count,
+            "shown": sum(len(bars) for _, bars in lanes.lanes),
+            "view_s": t_view / 1e9,
+            "run_s": t_end / 1e9,
             "bad": lanes.bad_count,
             "legend": [(k, svg.key_colour(k, svg.key_colours(lanes.keys))) for k in lanes.keys[:8]],
             "more_keys": max(len(lanes.keys) - 8, 0),

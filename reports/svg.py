@@ -97,6 +97,8 @@ def _fault_bands(
     out: list[str] = []
     row_end = [-1e9, -1e9, -1e9]
     for f in faults:
+        if f.start > t_end:
+            continue  # after the plotted span
         x1 = x_of(f.start)
         x2 = x_of(f.end if f.end is not None else t_end)
         w = max(x2 - x1, 1.5)
@@ -310,11 +312,11 @@ def scatter(
         dots = [dots[int(i * step)] for i in range(MAX_POINTS)]
     out += dots
     out += _time_axis(x_of, t_end_s, top + plot_h, 1e9)
-    lx = LEFT + PLOT_W - 160
+    ly = top + plot_h + 25  # the legend shares the axis-title row, clear of fault labels
     for i, (typ, colour) in enumerate(TYPE_COLOURS.items()):
         out.append(
-            f'<circle cx="{lx + i * 55}" cy="12" r="4" fill="{colour}"/>'
-            f'<text x="{lx + i * 55 + 7}" y="16" font-size="10">{typ}</text>'
+            f'<circle cx="{LEFT + i * 55}" cy="{ly}" r="4" fill="{colour}"/>'
+            f'<text x="{LEFT + i * 55 + 7}" y="{ly + 4}" font-size="10">{typ}</text>'
         )
     out.append("</svg>")
     facts: dict[str, object] = {

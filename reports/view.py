@@ -76,9 +76,11 @@ def show(v: Any, limit: int = 200) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.6g}"
     if isinstance(v, dict):
-        if all(not isinstance(x, dict | list) for x in v.values()):
+        if not v:
+            text = "none"
+        elif all(not isinstance(x, dict | list) for x in v.values()):
             text = ", ".join(f"{k}={show(x)}" for k, x in v.items())
         elif all(isinstance(x, dict) for x in v.values()):  # e.g. latency per outcome
             text = "; ".join(f"{k}: {show(x, limit)}" for k, x in v.items())
@@ -130,13 +132,16 @@ def nemesis_label(config: dict[str, Any]) -> str:
 
 
 def faults_from(ops: Sequence[Op]) -> list[Fault]:
-    """Fault periods: ``start-X`` (first op) to the matching ``stop-X`` (last op)."""
+    """Fault periods: ``start-X`` (first op) to the matching ``stop-X`` (last op).
+
+    Jepsen's bare ``start``/``stop`` (as in its published histories) count as fault "nemesis".
+    """
     open_: dict[str, Fault] = {}
     out: list[Fault] = []
     for op in ops:
         if op.process != NEMESIS:
             continue
-        f = op.f
+        f = op.f if op.f not in ("start", "stop") else f"{op.f}-{NEMESIS}"
         if f.startswith("start-"):
             name = f[6:]
             if name not in open_:

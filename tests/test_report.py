@@ -329,3 +329,23 @@ def test_large_history_is_bounded(tmp_path: Path) -> None:
     assert "merged into one bar" in page
     assert "processes shown" in page  # 100 processes, at most 48 lanes
     assert 'class="banner valid"' in page
+
+
+ETCD = Path(__file__).resolve().parents[2] / "shared" / "data" / "jepsen-etcd-3.4.3-mutex.jsonl"
+
+
+@pytest.mark.skipif(not ETCD.exists(), reason=f"{ETCD} is absent")
+def test_jepsen_etcd_history(tmp_path: Path) -> None:
+    """Jepsen's etcd 3.4.3 lock history: two revoked-while-held, bare start/stop faults."""
+    d = tmp_path / "etcd"
+    d.mkdir()
+    (d / "history.jsonl").write_bytes(ETCD.read_bytes())
+    (d / "results.json").write_text(json.dumps(_results(read(d / "history.jsonl").ops)))
+    page = render_run(d).read_text()
+    assert 'class="banner invalid"' in page
+    cx = page[page.index("<h2>Counterexample") :]
+    assert cx.count('class="kind">revoked-while-held<') == 2
+    assert "lease not found" in cx and "never released" in cx
+    assert page.count('class="fault"') >= 3 and ">nemesis</text>" in page
+    assert "url(#hatch-bad)" in page
+    _no_remote(page)
