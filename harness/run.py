@@ -170,7 +170,7 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
     else:
         from .runtime.toxiproxy import url
 
-        node = runtime.start("toxiproxy", 1).nodes[0]
+        node = runtime.start("toxiproxy", 1, own_uids=False).nodes[0]
         api = ToxiproxyClient(url(node))
         config["servers"].append(
             {

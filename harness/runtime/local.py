@@ -173,7 +173,11 @@ class LocalRuntime:
         if self.node_uids:
             _let_others_traverse(self.dir)
 
-    def start(self, kind_name: str, n_nodes: int, options: dict | None = None) -> Cluster:
+    def start(
+        self, kind_name: str, n_nodes: int, options: dict | None = None, own_uids: bool = True
+    ) -> Cluster:
+        """Start ``n_nodes`` of a kind and wait until the cluster is ready. ``own_uids=False``
+        keeps harness helpers (the proxy) under the harness's own uid."""
         kind = server_kind(kind_name, options)
         kind.find_binary()
         nodes = []
@@ -183,7 +187,8 @@ class LocalRuntime:
             self._next_host += 1
             d = self.dir / f"{kind.kind}-n{i}"
             d.mkdir(parents=True, exist_ok=True)
-            uid = self.uid_base + octet if self.node_uids and kind.user is None else None
+            isolate = self.node_uids and own_uids and kind.user is None
+            uid = self.uid_base + octet if isolate else None
             if uid is not None:
                 os.chown(d, uid, uid)
             elif kind.user is not None and os.geteuid() == 0:
