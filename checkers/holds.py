@@ -27,6 +27,7 @@ linearization could explain) and note what we saw in ``notes``:
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,18 @@ class Holds:
 
 def extract(ops: Iterable[Op] | Sequence[Op], *, presorted: bool = False) -> Holds:
     """Sweep the history once and return its holds per key, in start order."""
-    srt = list(ops) if presorted else sort_ops(ops)
+    # A million small hold lists would wake the cyclic GC hundreds of times for nothing (they
+    # hold no cycles): pausing it cuts about a third of the time on large histories.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _extract(list(ops) if presorted else sort_ops(ops))
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _extract(srt: list[Op]) -> Holds:
     res = Holds(srt)
     holds = res.holds
     by_key = res.by_key
