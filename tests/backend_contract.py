@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,21 @@ def check_teardown(runtime: LocalRuntime) -> None:
 
 def make_clients(backend: Backend, eps: list[Endpoint], n: int) -> list[LockClient]:
     return [backend.client(eps, i) for i in range(n)]
+
+
+def check_short_run(store: Path, backend: str, **opts: str) -> None:
+    """A few seconds of the mutex workload through the real run loop: valid, exercised, and
+    no server process left afterwards."""
+    from harness.config import RunConfig
+    from harness.run import run_test
+
+    cfg = RunConfig(
+        backend=backend, time_limit=4, concurrency=4, keys=2, store=store, seed=1,
+        backend_opts=dict(opts),
+    )  # fmt: skip
+    res = run_test(cfg)
+    assert res.valid is True, res.results["summary"]
+    assert res.exit_code == 0
+    assert res.results["checkers"]["mutex"]["hold_count"] > 20
+    servers = json.loads((res.run_dir / "config.json").read_text())["servers"]
+    assert leftover_processes([s["pid"] for s in servers]) == []

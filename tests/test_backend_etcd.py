@@ -16,6 +16,7 @@ from .backend_contract import (
     check_fences_increase,
     check_mutual_exclusion,
     check_renew,
+    check_short_run,
     check_teardown,
     endpoints,
     fresh_key,
@@ -94,6 +95,10 @@ def test_bad_option_is_one_clear_line() -> None:
         EtcdBackend({"nodes": "x"})
     with pytest.raises(ValueError, match="has no option"):
         EtcdBackend({"bogus": "1"})
+
+
+def test_short_run_is_valid(tmp_path) -> None:
+    check_short_run(tmp_path, "etcd")
 
 
 def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:

@@ -22,6 +22,7 @@ from .backend_contract import (
     check_fences_increase,
     check_mutual_exclusion,
     check_renew,
+    check_short_run,
     check_teardown,
     endpoints,
     make_clients,
@@ -95,6 +96,12 @@ def test_uri_option_is_checked() -> None:
     with pytest.raises(ValueError, match="uri='localhost' is not accepted"):
         MongoBackend({"uri": "localhost"})
     assert MongoBackend({"uri": "mongodb://127.0.0.1:1/"}).servers().nodes == 0
+
+
+def test_short_run_is_valid(tmp_path) -> None:
+    if shutil.which("mongod") is None:
+        pytest.skip(NO_SERVER if not URI else "the run loop starts its own mongod: none on PATH")
+    check_short_run(tmp_path, "mongodb", nodes="1")
 
 
 def test_teardown_leaves_no_process(runtime: LocalRuntime | None) -> None:

@@ -20,6 +20,7 @@ from .backend_contract import (
     check_fences_increase,
     check_mutual_exclusion,
     check_renew,
+    check_short_run,
     check_teardown,
     endpoints,
     fresh_key,
@@ -138,6 +139,11 @@ def test_unreachable_server_fails_cleanly() -> None:
 def test_bad_option_is_one_clear_line() -> None:
     with pytest.raises(ValueError, match="session_ttl='sometimes' is not accepted"):
         PostgresBackend({"session_ttl": "sometimes"})
+
+
+@pytest.mark.parametrize("name", ["postgres", "postgres-lease"])
+def test_short_run_is_valid(tmp_path, name: str) -> None:
+    check_short_run(tmp_path, name)
 
 
 def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:

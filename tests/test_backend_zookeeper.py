@@ -18,6 +18,7 @@ from .backend_contract import (
     check_fences_increase,
     check_mutual_exclusion,
     check_renew,
+    check_short_run,
     check_teardown,
     endpoints,
     fresh_key,
@@ -133,6 +134,10 @@ def test_unreachable_ensemble_fails_cleanly() -> None:
 def test_bad_option_is_one_clear_line() -> None:
     with pytest.raises(ValueError, match="ignore_connection_state='maybe' is not accepted"):
         ZooKeeperBackend({"ignore_connection_state": "maybe"})
+
+
+def test_short_run_is_valid(tmp_path) -> None:
+    check_short_run(tmp_path, "zookeeper")
 
 
 def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:
