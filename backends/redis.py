@@ -44,8 +44,16 @@ return 0
 
 def connect(ep: Endpoint, timeout_ms: int) -> redis.Redis:
     t = timeout_ms / 1000
+    # RESP2 and no CLIENT SETINFO: no handshake round trip, so a request to a paused node is
+    # sent (an unknown outcome) rather than stuck before sending.
     return redis.Redis(
-        host=ep.host, port=ep.port, socket_timeout=t, socket_connect_timeout=t, retry=None
+        host=ep.host,
+        port=ep.port,
+        socket_timeout=t,
+        socket_connect_timeout=t,
+        retry=None,
+        protocol=2,
+        driver_info=None,
     )
 
 

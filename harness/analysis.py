@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .history import read
+from .history import ReadResult, read
 
 
-def check_history(path: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def check_history(
+    path: Path, config: dict[str, Any] | None = None, got: ReadResult | None = None
+) -> dict[str, Any]:
     """Check one history file; a partial read is checked as far as it goes and says so."""
     from checkers import check_all
 
-    got = read(path)
+    got = got or read(path)
     results = check_all(got.ops, fencing_enforced=bool((config or {}).get("fencing")))
     results["ops_read"] = len(got.ops)
     if got.partial:
@@ -29,21 +31,22 @@ def analyse(run_dir: Path, *, interrupted: bool = False, render: bool = True):
     from .run import RunResult
 
     config = _config(run_dir)
-    results = check_history(run_dir / store.HISTORY, config)
+    got = read(run_dir / store.HISTORY)
+    results = check_history(run_dir / store.HISTORY, config, got)
     if interrupted:
         results["interrupted"] = True
     store.write_json(run_dir / store.RESULTS, results)
-    report = render_report(run_dir) if render else None
+    report = render_report(run_dir, got.ops) if render else None
     code = exit_code(results["valid"])
     if interrupted and code == 0:
         code = 2  # a cut-short run proves less than was asked
     return RunResult(run_dir, results["valid"], results, code, interrupted, report)
 
 
-def render_report(run_dir: Path) -> Path:
+def render_report(run_dir: Path, ops: list | None = None) -> Path:
     from reports.render import render_run
 
-    return render_run(run_dir)
+    return render_run(run_dir, ops)
 
 
 def _config(run_dir: Path) -> dict[str, Any]:

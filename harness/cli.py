@@ -129,6 +129,13 @@ def main() -> None:
     help="Where runs are stored.",
 )
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
+@click.option(
+    "--junit-xml",
+    "junit",
+    type=click.Path(),
+    default=None,
+    help="Also write JUnit XML (one test case a checker) for CI.",
+)
 @friendly
 def run(
     backend,
@@ -152,6 +159,7 @@ def run(
     client_groups,
     store_dir,
     no_report,
+    junit,
 ) -> None:
     """Run one test: start servers, drive clients (and faults), check, report.
 
@@ -220,6 +228,11 @@ def run(
     _print_verdict(result.results)
     if result.interrupted:
         out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
+    if junit:
+        from .junit import write_junit
+
+        write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
+        out.print(f"junit:  {junit}")
     out.print(f"run:    {result.run_dir}")
     if result.report:
         out.print(f"report: {result.report}")

@@ -8,6 +8,7 @@ keeps every op recorded up to the crash.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -202,7 +203,8 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
         end = time.monotonic() + max(STOP_GRACE, (cfg.wait_ms + cfg.hold_ms) / 1000 + 2)
         for w in workers:
             if w.is_alive():
-                os.kill(w.pid, signal.SIGCONT)  # a paused client must be able to stop
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGCONT)  # a paused client must be able to stop
             w.join(max(0.0, end - time.monotonic()))
         for w in workers:
             if w.is_alive():  # stuck in a call to a dead server: its op stays an invoke

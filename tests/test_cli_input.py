@@ -40,8 +40,7 @@ def test_bad_backend_option(tmp_path):
 
 def test_missing_server_binary_names_the_package(tmp_path):
     env = {"PATH": str(Path(os.__file__).parent)}  # a PATH with no redis-server on it
-    p = harness("run", "--backend", "redis", "--time-limit", "1", "--store", str(tmp_path),
-                env=env)
+    p = harness("run", "--backend", "redis", "--time-limit", "1", "--store", str(tmp_path), env=env)
     _one_line_error(p, "redis-server", "apt-get install")
 
 

@@ -38,8 +38,23 @@ def test_correct_lock_is_valid(redis_bin, tmp_path):
 
 
 def test_broken_lock_is_caught_from_the_command_line(redis_bin, tmp_path):
-    p = harness("run", "--backend", "unsafe-redis", "--concurrency", "8", "--time-limit", "6",
-                "--hold", "2", "--keys", "1", "--store", str(tmp_path), "--seed", "3")
+    p = harness(
+        "run",
+        "--backend",
+        "unsafe-redis",
+        "--concurrency",
+        "8",
+        "--time-limit",
+        "6",
+        "--hold",
+        "2",
+        "--keys",
+        "1",
+        "--store",
+        str(tmp_path),
+        "--seed",
+        "3",
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     assert "INVALID" in p.stdout
     assert "Traceback" not in p.stderr
@@ -55,7 +70,10 @@ def test_broken_lock_is_caught_from_the_command_line(redis_bin, tmp_path):
 def test_interrupted_run_leaves_no_server(redis_bin, tmp_path, sig):
     proc = subprocess.Popen(
         [*HARNESS, "run", "--backend", "redis", "--time-limit", "60", "--store", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     history = None
     deadline = time.monotonic() + 30
