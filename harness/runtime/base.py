@@ -8,6 +8,7 @@ The ``LocalRuntime`` (``local.py``) owns the processes.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -66,6 +67,9 @@ class ServerKind(ABC):
     user: ClassVar[str | None] = None
     #: Does the server read its clock through libc (so the clock shim can move it)?
     libc_clock: ClassVar[bool] = True
+    #: How teardown asks a node to stop; SIGKILL where data is throwaway and a polite stop
+    #: is slow (an etcd leader keeps handing over leadership to peers that are stopping).
+    stop_signal: ClassVar[int] = signal.SIGTERM
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = options or {}

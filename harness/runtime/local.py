@@ -62,7 +62,7 @@ class Cluster:
         if node.uid is not None:
             kwargs.update(user=node.uid, group=node.uid, extra_groups=[])
         elif self.kind.user is not None and os.geteuid() == 0:
-            kwargs["user"] = self.kind.user
+            kwargs.update(user=self.kind.user, group=self.kind.user, extra_groups=[])
         try:
             node.proc = subprocess.Popen(
                 argv,
@@ -131,7 +131,7 @@ class Cluster:
                 if n.paused:
                     self._signal(n, signal.SIGCONT)
                     n.paused = False
-                self._signal(n, signal.SIGTERM)
+                self._signal(n, self.kind.stop_signal)
         deadline = time.monotonic() + 5
         for n in self.nodes:
             if n.proc is None:
