@@ -34,7 +34,8 @@ from .nemesis import NemesisEnv, NemesisError, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
 from .recorder import HistoryPump, Recorder
-from .runtime import LocalRuntime
+from .runtime import Cluster, LocalRuntime
+from .runtime.kinds import server_kind
 from .witness import Witness, context
 
 MAX_OPS_PER_CLIENT = 1_000_000
@@ -131,7 +132,15 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
                     clock=any(c.needs_clock for c in classes),
                 )
             )
-            cluster = runtime.start(need.kind, need.nodes, need.options)
+            if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
+                if classes:
+                    raise NemesisError(
+                        f"backend {cfg.backend} uses an external server here: nemeses need "
+                        "servers that the harness started itself"
+                    )
+                cluster = Cluster(server_kind(need.kind, need.options), [])
+            else:
+                cluster = runtime.start(need.kind, need.nodes, need.options)
             direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
             config["servers"] = [
                 {"kind": need.kind, "name": n.name, "host": n.host, "port": n.port, "pid": n.pid}
