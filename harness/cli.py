@@ -444,3 +444,99 @@ def nemeses() -> None:
         opts = "\n".join(f"{k}: {v}" for k, v in cls.options.items()) or "-"
         t.add_row(name, cls.description, opts)
     out.print(t)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--backends", default=None, help="Comma-separated backends to run (a matrix).")
+@click.option(
+    "--nemeses",
+    default="none",
+    show_default=True,
+    help="Comma-separated nemesis sets; use + inside a set (e.g. none,kill,partition+pause).",
+)
+@click.option("--time-limit", "-t", default=20.0, show_default=True, help="Seconds per run.")
+@click.option("--concurrency", "-c", default=5, show_default=True)
+@click.option("--keys", default=2, show_default=True)
+@click.option("--ttl", "ttl_ms", default=3000, show_default=True)
+@click.option("--hold", "hold_ms", default=10, show_default=True)
+@click.option("--nemesis-interval", default=5.0, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(),
+    help="Where to write the page (default: STORE/comparison.html).",
+)
+@friendly
+def compare(
+    runs,
+    backends,
+    nemeses,
+    time_limit,
+    concurrency,
+    keys,
+    ttl_ms,
+    hold_ms,
+    nemesis_interval,
+    seed,
+    store_dir,
+    out_path,
+) -> None:
+    """Every backend under every fault, side by side: run a matrix and/or gather stored runs
+    into one comparison page.
+
+    \b
+    Examples:
+      harness compare --backends redis,redlock,etcd --nemeses none,kill,partition -t 20
+      harness compare store/redis-mutex-none/*/ store/redlock-mutex-kill/*/
+    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error).
+    """
+    from checkers import exit_code
+    from reports.render import render_comparison
+
+    from .run import preflight, run_test
+
+    dirs = [Path(r) for r in runs]
+    for d in dirs:
+        if not (d / store.CONFIG).exists():
+            raise UserError(f"{d}: not a run directory (no {store.CONFIG})")
+    configs = []
+    for b in backends.split(",") if backends else []:
+        for n in nemeses.split(","):
+            nem = [] if n.strip() in ("", "none") else [x.strip() for x in n.split("+")]
+            cfg = RunConfig(
+                backend=b.strip(),
+                nemesis=nem,
+                time_limit=time_limit,
+                concurrency=concurrency,
+                keys=keys,
+                ttl_ms=ttl_ms,
+                hold_ms=hold_ms,
+                nemesis_interval=nemesis_interval,
+                seed=seed,
+                store=Path(store_dir),
+            )
+            preflight(cfg)  # every cell is checked before the first one runs
+            configs.append(cfg)
+    if not dirs and not configs:
+        raise UserError("nothing to compare: give --backends (and --nemeses) or run directories")
+    worst = 0
+    for i, cfg in enumerate(configs, 1):
+        res = run_test(cfg)
+        worst = max(worst, res.exit_code)
+        verdict = VERDICT.get(res.valid, "[bold yellow]UNKNOWN[/]")
+        out.print(
+            f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: {verdict}  "
+            f"{res.results.get('summary', '')}",
+            highlight=False,
+        )
+        dirs.append(res.run_dir)
+    for d in dirs[: len(runs)]:
+        res = _read_or_empty(d / store.RESULTS)
+        worst = max(worst, exit_code(res.get("valid", "unknown")))
+    dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
+    out.print(f"comparison: {render_comparison(dirs, dest)}")
+    sys.exit(worst)

@@ -1,0 +1,116 @@
+"""The rest of the command line on real runs: list, export, compare, JUnit XML, the pytest
+plugin, and the informational commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from .conftest import harness
+
+
+def test_run_writes_junit_and_list_and_export_see_it(redis_bin, tmp_path):
+    junit = tmp_path / "out" / "junit.xml"
+    p = harness(
+        "run",
+        "--backend",
+        "redis",
+        "-t",
+        "2",
+        "--store",
+        str(tmp_path / "s"),
+        "--junit-xml",
+        str(junit),
+    )
+    assert p.returncode == 0, p.stderr
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite" and suite.get("failures") == "0"
+    assert {c.get("name") for c in suite.iter("testcase")} >= {"mutex", "fencing", "perf"}
+
+    p = harness("list", "--store", str(tmp_path / "s"))
+    assert p.returncode == 0 and "redis" in p.stdout and "VALID" in p.stdout
+
+    run_dir = (tmp_path / "s" / "latest").resolve()
+    p = harness("export", "--format", "edn", str(run_dir))
+    assert p.returncode == 0, p.stderr
+    edn = (run_dir / "history.edn").read_text().splitlines()
+    n_ops = len((run_dir / "history.jsonl").read_text().splitlines())
+    assert len(edn) == n_ops and edn[0].startswith("{") and ":type :invoke" in edn[0]
+
+
+def test_junit_marks_an_invalid_run_as_failure(redis_bin, tmp_path):
+    junit = tmp_path / "junit.xml"
+    p = harness(
+        "run",
+        "--backend",
+        "unsafe-redis",
+        "-c",
+        "8",
+        "--keys",
+        "1",
+        "--hold",
+        "2",
+        "-t",
+        "4",
+        "--store",
+        str(tmp_path / "s"),
+        "--junit-xml",
+        str(junit),
+        "--no-report",
+    )
+    assert p.returncode == 1
+    suite = ET.parse(junit).getroot()
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert "mutex" in failed
+
+
+def test_compare_runs_a_matrix_and_links_each_report(redis_bin, tmp_path):
+    out = tmp_path / "cmp.html"
+    p = harness(
+        "compare",
+        "--backends",
+        "redis,unsafe-redis",
+        "--nemeses",
+        "none",
+        "-t",
+        "3",
+        "-c",
+        "6",
+        "--keys",
+        "1",
+        "--hold",
+        "2",
+        "--store",
+        str(tmp_path / "s"),
+        "--out",
+        str(out),
+    )
+    assert p.returncode == 1, p.stdout + p.stderr  # the broken lock makes the worst verdict
+    html = out.read_text()
+    assert "unsafe-redis" in html and "redis" in html
+    links = [ln for ln in html.split('href="')[1:] if "report.html" in ln.split('"')[0]]
+    assert len(links) == 2
+    for ln in links:
+        assert (out.parent / ln.split('"')[0]).exists()
+
+
+def test_compare_bad_input(tmp_path):
+    p = harness("compare", "--backends", "redis", "--nemeses", "nosuch", "--store", str(tmp_path))
+    assert p.returncode == 2 and "nosuch" in p.stderr and "Traceback" not in p.stderr
+    p = harness("compare", str(tmp_path))
+    assert p.returncode == 2 and "not a run directory" in p.stderr
+
+
+def test_pytest_plugin_fixture(redis_bin, lock_harness):
+    res = lock_harness(backend="redis", time_limit=2, render_report=False)
+    assert res.valid is True and res.exit_code == 0
+    assert json.loads(Path(res.run_dir, "config.json").read_text())["backend"] == "redis"
+
+
+def test_info_commands():
+    for cmd in (["doctor"], ["backends"], ["nemeses"], ["--help"], ["run", "--help"]):
+        p = harness(*cmd)
+        assert p.returncode == 0, (cmd, p.stderr)
+    assert "redis-server" in harness("doctor").stdout
+    assert "client-pause" in harness("nemeses").stdout
