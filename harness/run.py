@@ -33,10 +33,10 @@ from .history import HistoryWriter
 from .nemesis import NemesisEnv, NemesisError, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
-from .recorder import HistoryPump, Recorder
+from .recorder import HistoryPump, Recorder, make_pipe
 from .runtime import Cluster, LocalRuntime
 from .runtime.kinds import server_kind
-from .witness import Witness, context
+from .witness import StopFlag, Witness, context
 
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
@@ -77,7 +77,10 @@ def _worker(run_client: Callable, ctx: ClientContext, read_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.close(read_fd)
-    run_client(ctx)
+    try:
+        run_client(ctx)
+    finally:
+        ctx.recorder.flush()
 
 
 def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
@@ -198,9 +201,9 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
 def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses) -> None:
     ctx_mp = context()
     witness = Witness(ctx_mp, cfg.keys, cfg.fencing)
-    stop = ctx_mp.Event()
+    stop = StopFlag(ctx_mp)
     status = ctx_mp.Array("q", cfg.concurrency * STATUS_FIELDS, lock=False)
-    read_fd, write_fd = os.pipe()
+    read_fd, write_fd = make_pipe()
     writer = stack.enter_context(HistoryWriter(run_dir / store.HISTORY))
     t0 = time.monotonic_ns()
     deadline = time.monotonic() + cfg.time_limit
@@ -229,7 +232,7 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
             cfg=cfg,
             backend=backend,
             endpoints=endpoints,
-            recorder=Recorder(write_fd, t0),
+            recorder=Recorder(write_fd, t0, buffered=True),
             witness=witness,
             stop=stop,
             status=status,

@@ -20,18 +20,32 @@ class Witness:
     def __init__(self, ctx: Any, keys: int, enforce: bool) -> None:
         self.enforce = enforce
         self._max = ctx.Array("q", keys, lock=False)
-        self._lock = ctx.Lock()
+        self._locks = [ctx.Lock() for _ in range(keys)]  # per key: holders of other keys never wait
 
     def write(self, key_index: int, fence: int | None) -> None:
         """Accept or reject one write; raise StaleFence when enforcing and the token is old."""
         if fence is None:
             return
-        with self._lock:
+        with self._locks[key_index]:
             top = self._max[key_index]
             if self.enforce and fence < top:
                 raise StaleFence(f"stale fence token {fence} < {top}")
             if fence > top:
                 self._max[key_index] = fence
+
+
+class StopFlag:
+    """Set once by the harness, read by every client on every loop: a plain shared byte, so
+    reading it takes no lock (a multiprocessing Event takes a shared lock on every read)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._v = ctx.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._v.value = 1
+
+    def is_set(self) -> bool:
+        return self._v.value == 1
 
 
 def context() -> Any:

@@ -31,20 +31,24 @@ def run_client(ctx: ClientContext) -> None:
         if interval:
             delay = next_at - time.monotonic()
             if delay > 0:
+                rec.flush()
                 time.sleep(delay)
             next_at += interval * ctx.rng.uniform(0.5, 1.5)
         if client is None:
             try:
                 client = ctx.new_client()
             except Exception as e:  # the server may be down: try again later, bounded by the loop
-                rec.record(ctx.process, "info", "connect", error=_error(e))
-                ctx.retire()
+                # no lock operation was sent: a definite failure, the process goes on
+                rec.record(ctx.process, "invoke", "connect")
+                rec.record(ctx.process, "fail", "connect", error=_error(e))
+                rec.flush()
                 time.sleep(RETRY_PAUSE)
                 continue
         ki = ctx.rng.randrange(len(keys))
         key = keys[ki]
         ctx.set_status(ACQUIRING, ki)
         rec.record(ctx.process, "invoke", "acquire", key)
+        rec.flush()
         try:
             lease = client.acquire(key, cfg.ttl_ms, cfg.wait_ms)
         except LockFailed as e:
@@ -55,15 +59,18 @@ def run_client(ctx: ClientContext) -> None:
             rec.record(ctx.process, "info", "acquire", key, error=_error(e))
             client = _drop(client)
             ctx.retire()
+            rec.flush()
             time.sleep(RETRY_PAUSE)
             continue
         rec.record(ctx.process, "ok", "acquire", key, lease.fence)
         ctx.set_status(HOLDING, ki)
         if cfg.hold_ms:
+            rec.flush()
             time.sleep(cfg.hold_ms / 1000)
         _write(ctx, ki, key, lease.fence)
         ctx.set_status(RELEASING, ki)
         rec.record(ctx.process, "invoke", "release", key, lease.fence)
+        rec.flush()
         try:
             client.release(lease)
         except LockFailed as e:
@@ -72,11 +79,13 @@ def run_client(ctx: ClientContext) -> None:
             rec.record(ctx.process, "info", "release", key, lease.fence, error=_error(e))
             client = _drop(client)
             ctx.retire()
+            rec.flush()
             time.sleep(RETRY_PAUSE)
             continue
         else:
             rec.record(ctx.process, "ok", "release", key, lease.fence)
         ctx.set_status(IDLE)
+    rec.flush()
     if client is not None:
         _drop(client)
 
