@@ -265,8 +265,10 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
                         "fault": schedule.active.name if schedule.active else None,
                     }
                 )
-        schedule.heal()
     finally:
+        # Heal first, recorded (also after Ctrl-C or a crash), then undo anything left.
+        with contextlib.suppress(Exception):
+            schedule.heal()
         schedule.teardown()
         stop_workers()
         os.close(write_fd)

@@ -4,6 +4,7 @@ and teardown leaves nothing behind even when the run is interrupted."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -97,3 +98,48 @@ def test_interrupted_run_leaves_no_server(redis_bin, tmp_path, sig):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["interrupted"] is True
     assert results["ops_read"] > 10
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="partitions between nodes need root (namespace)")
+def test_interrupt_mid_partition_heals_and_leaves_nothing(redis_bin, tmp_path):
+    """Ctrl-C while a partition (iptables + proxy toxics) is in force on a 5-node cluster."""
+    proc = subprocess.Popen(
+        [
+            *HARNESS,
+            "run",
+            "--backend",
+            "redlock",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "60",
+            "--store",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    history = None
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        h = tmp_path / "latest" / "history.jsonl"
+        if h.exists() and '"info","f":"start-partition"' in h.read_text():
+            history = h.resolve()
+            break
+        time.sleep(0.1)
+    assert history is not None, "no partition started"
+    pids = _servers(history.parent)
+    assert len(pids) == 6  # five redis-servers and the proxy
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert not any(pid_alive(p) for p in pids)
+    ops = [json.loads(x) for x in history.read_text().splitlines()]
+    fs = [o["f"] for o in ops if o["process"] == "nemesis" and o["type"] == "info"]
+    assert fs[-1] == "stop-partition"  # the heal was done and recorded
+    host = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    assert "LOCKHARNESS" not in host
