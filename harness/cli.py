@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -419,12 +418,23 @@ def doctor() -> None:
             t.add_row(name, "[red]missing[/]", str(e))
         except Exception as e:
             t.add_row(name, "[red]unavailable[/]", str(e))
-    root = os.geteuid() == 0
+    from .net import netns
+
+    ns_ok, why = netns.available()
     t.add_row(
-        "root",
-        "[green]yes[/]" if root else "[yellow]no[/]",
-        "" if root else "run as root for network namespaces and iptables partitions",
+        "private network namespace",
+        "[green]yes[/]" if ns_ok else f"[yellow]no[/]: {why}",
+        ""
+        if ns_ok
+        else "without it runs share the host's loopback, and partition cuts only "
+        "client<->node links (proxies): node<->node cuts (iptables) are unavailable; every "
+        "other nemesis works",
     )
+    for tool in ("ip", "iptables"):
+        try:
+            t.add_row(tool, f"[green]found[/] {netns.tool(tool)}", "")
+        except OSError as e:
+            t.add_row(tool, "[red]missing[/]", str(e))
     t.add_row(
         "gcc (clock shim)",
         "[green]found[/]" if shutil.which("gcc") else "[red]missing[/]",
