@@ -165,7 +165,7 @@ class LocalRuntime:
     uid_base = 40000
 
     def __init__(self, run_dir: Path, node_uids: bool = False, clock: bool = False) -> None:
-        self.dir = Path(run_dir) / "servers"
+        self.dir = Path(run_dir).resolve() / "servers"  # servers run with their own cwd
         self.clusters: list[Cluster] = []
         self._next_host = self.first_host
         self.node_uids = node_uids and os.geteuid() == 0
