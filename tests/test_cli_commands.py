@@ -114,3 +114,11 @@ def test_info_commands():
         assert p.returncode == 0, (cmd, p.stderr)
     assert "redis-server" in harness("doctor").stdout
     assert "client-pause" in harness("nemeses").stdout
+
+
+def test_relative_store_from_another_directory(redis_bin, tmp_path):
+    p = harness(
+        "run", "--backend", "redis", "-t", "2", "--store", "runs", "--no-report", cwd=tmp_path
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "runs" / "latest" / "results.json").exists()
