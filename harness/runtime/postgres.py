@@ -164,12 +164,13 @@ def _bindir() -> Path:
 def _make_reachable(path: Path, user: str) -> None:
     """Give ``user`` search access down to ``path``, changing only dirs the harness owns.
 
-    The runtime switches only the uid, so the server keeps the harness's groups (root): on a
-    root-group dir the group bits decide, elsewhere the "other" bits.
+    The runtime runs the server as the user and the user's own group, with no supplementary
+    groups: on a dir of that group the group bits decide, elsewhere the "other" bits.
     """
-    uid = pwd.getpwnam(user).pw_uid
+    pw = pwd.getpwnam(user)
+    uid = pw.pw_uid
     me = os.geteuid()
-    groups = {os.getegid(), *os.getgroups()}
+    groups = {pw.pw_gid}
     for d in reversed(Path(path).resolve().parents):
         st = d.stat()
         if st.st_uid == uid:
