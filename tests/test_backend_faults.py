@@ -94,12 +94,13 @@ def test_holder_paused_past_its_lease_is_caught(
     assert len(paused) == 1 and paused[0].value["signal"] == "SIGSTOP", paused
     assert res.valid is False and res.exit_code == 1, res.results["summary"]
     kinds = _kinds(res)
-    # The holder learns at release that the lease was gone (NotOwner): its hold never ended.
-    assert kinds["revoked-while-held"] >= 1, kinds
-    assert set(kinds) <= {"revoked-while-held", "overlap"}, kinds
+    assert sum(kinds.values()) >= 1 and set(kinds) <= {"revoked-while-held", "overlap"}, kinds
     victim = paused[0].value["process"]
-    failed = [o for o in ops if o.process == victim and o.f == "release" and o.type == "fail"]
-    assert failed, "the paused holder's release should have been refused"
+    done = [o for o in ops if o.process == victim and o.f == "release" and o.type != "invoke"]
+    # Usually the holder learns at release that the lease was gone (NotOwner, so its hold never
+    # ended: revoked while held); a connection the server already closed may instead leave the
+    # release unknown (info: the hold ends at the release, an overlap). Never "ok".
+    assert done and done[0].type in ("fail", "info"), done
     fencing = res.results["checkers"]["fencing"]
     assert fencing["stale_accepted"] >= 1  # the woken holder wrote after someone else got in
     if res.results["checkers"]["mutex"]["holds"][0]["fence"] is None:
