@@ -33,7 +33,11 @@ def _env(cluster, **kw) -> NemesisEnv:
 def _ping(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         return redis.Redis(
-            host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+            host=host,
+            port=port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=None,  # redis-py 8 retries timeouts on fresh connections by default
         ).ping()
     except redis.RedisError:
         return False
@@ -214,3 +218,46 @@ def test_client_pause_freezes_the_holder(redis_bin, tmp_path):
     assert frozen == []
     assert stop.time - t0 >= 0.8e9  # 2 x TTL
     assert os.path.exists(res.run_dir / "results.json")
+
+
+def _proxied(tmp_path, rt, groups=1):
+    c = rt.start("redis", 1)
+    px_node = rt.start("toxiproxy", 1, own_uids=False).nodes[0]
+    links = ProxyLinks(ToxiproxyClient(url(px_node)), c.nodes, groups=groups)
+    return c, links, links.endpoints(0)[0]
+
+
+def test_reset_nemesis_resets_connections(redis_bin, tmp_path):
+    with LocalRuntime(tmp_path) as rt:
+        c, links, ep = _proxied(tmp_path, rt)
+        nem = nemesis_class("reset")(_env(c, proxies=links), {})
+        nem.start()
+        r = redis.Redis(host=ep.host, port=ep.port, socket_timeout=2, retry=None)
+        with pytest.raises(redis.ConnectionError):
+            r.ping()
+        nem.stop()
+        assert _ping(ep.host, ep.port)
+
+
+def test_slow_nemesis_limits_bandwidth(redis_bin, tmp_path):
+    with LocalRuntime(tmp_path) as rt:
+        c, links, ep = _proxied(tmp_path, rt)
+        r = redis.Redis(host=ep.host, port=ep.port, socket_timeout=10)
+        r.set("big", b"x" * 20_000)
+        nem = nemesis_class("slow")(_env(c, proxies=links), {"rate_kbs": "20"})
+        nem.start()
+        t = time.monotonic()
+        assert len(r.get("big")) == 20_000
+        assert time.monotonic() - t >= 0.5  # 20 KB at 20 KB/s
+        nem.stop()
+
+
+def test_flaky_nemesis_blackholes_a_share_of_connections(redis_bin, tmp_path):
+    with LocalRuntime(tmp_path) as rt:
+        c, links, ep = _proxied(tmp_path, rt)
+        nem = nemesis_class("flaky")(_env(c, proxies=links), {"share": "0.5"})
+        nem.start()
+        ok = sum(_ping(ep.host, ep.port, timeout=0.2) for _ in range(30))
+        nem.stop()
+        assert 3 <= ok <= 27, ok  # some connections got through, some were black-holed
+        assert _ping(ep.host, ep.port)
