@@ -4,10 +4,12 @@ backends: connecting, knowing when the server certainly ended the session, key h
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 import psycopg
 
-from .base import Endpoint, LockFailed
+from .base import Backend, Endpoint, LockFailed, ServerNeed
+from .option_values import positive_int
 
 # SQLSTATEs with which the server says it ended this session (so its locks are gone):
 # admin shutdown / pg_terminate_backend, crash shutdown, idle-in-transaction and idle timeouts.
@@ -61,3 +63,23 @@ class Session:
                 self.conn.close()
             finally:
                 self.conn = None
+
+
+class PostgresBackendBase(Backend):
+    """What the PostgreSQL backends share: one server, connection options, sessions."""
+
+    options: ClassVar[dict[str, str]] = {
+        "dbname": "postgres",
+        "user": "postgres",
+        "connect_timeout_s": "3",
+    }
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        super().__init__(opts)
+        self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
+
+    def servers(self) -> ServerNeed:
+        return ServerNeed("postgres", 1)
+
+    def _session(self, endpoints: list[Endpoint]) -> Session:
+        return Session(endpoints[0], self.opts["dbname"], self.opts["user"], self.connect_timeout_s)

@@ -34,34 +34,22 @@ from typing import ClassVar
 
 import psycopg
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import boolean, positive_int
-from .pg_session import Session, lock_id, session_ended
+from .base import Endpoint, Lease, LockClient, NotAcquired, NotOwner
+from .option_values import boolean
+from .pg_session import PostgresBackendBase, Session, lock_id, session_ended
 
 SEQUENCE = "lockharness_fence"
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresBackendBase):
     name: ClassVar[str] = "postgres"
     description: ClassVar[str] = "PostgreSQL session advisory lock (pg_advisory_lock)"
     fence: ClassVar[str] = "sequence nextval taken right after acquiring (not tied to the lock)"
-    options: ClassVar[dict[str, str]] = {
-        "session_ttl": "false",
-        "dbname": "postgres",
-        "user": "postgres",
-        "connect_timeout_s": "3",
-    }
+    options: ClassVar[dict[str, str]] = {"session_ttl": "false", **PostgresBackendBase.options}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.session_ttl = boolean(self.opts, "session_ttl")
-        self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
-
-    def servers(self) -> ServerNeed:
-        return ServerNeed("postgres", 1)
-
-    def _session(self, endpoints: list[Endpoint]) -> Session:
-        return Session(endpoints[0], self.opts["dbname"], self.opts["user"], self.connect_timeout_s)
 
     def setup(self, endpoints: list[Endpoint]) -> None:
         s = self._session(endpoints)

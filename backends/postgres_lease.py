@@ -32,9 +32,8 @@ from typing import ClassVar
 
 import psycopg
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import positive_int
-from .pg_session import Session
+from .base import Endpoint, Lease, LockClient, NotAcquired, NotOwner
+from .pg_session import PostgresBackendBase, Session
 
 TABLE = "lockharness_leases"
 SEQUENCE = "lockharness_lease_fence"
@@ -58,25 +57,10 @@ UPDATE {TABLE} SET lock_until = now() + %s * interval '1 millisecond'
 """
 
 
-class PostgresLeaseBackend(Backend):
+class PostgresLeaseBackend(PostgresBackendBase):
     name: ClassVar[str] = "postgres-lease"
     description: ClassVar[str] = "ShedLock-style lease table in PostgreSQL (database clock)"
     fence: ClassVar[str] = "sequence nextval stored with the winning row"
-    options: ClassVar[dict[str, str]] = {
-        "dbname": "postgres",
-        "user": "postgres",
-        "connect_timeout_s": "3",
-    }
-
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
-        super().__init__(opts)
-        self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
-
-    def servers(self) -> ServerNeed:
-        return ServerNeed("postgres", 1)
-
-    def _session(self, endpoints: list[Endpoint]) -> Session:
-        return Session(endpoints[0], self.opts["dbname"], self.opts["user"], self.connect_timeout_s)
 
     def setup(self, endpoints: list[Endpoint]) -> None:
         s = self._session(endpoints)
