@@ -7,7 +7,10 @@ schedule is timed so that exactly the faults asserted on happen within the time 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,6 @@ from harness.history import Op, read
 from harness.run import RunResult, run_test
 from harness.runtime import MissingBinary
 from harness.runtime.kinds import server_kind
-from harness.runtime.local import _let_others_traverse
 
 
 def _need(kind: str) -> None:
@@ -28,10 +30,18 @@ def _need(kind: str) -> None:
         pytest.skip(str(e))
 
 
-def _run(tmp_path: Path, **kw: Any) -> tuple[RunResult, list[Op]]:
-    # PostgreSQL runs as the postgres user, which must traverse the run directory's ancestors.
-    _let_others_traverse(tmp_path)
-    cfg = RunConfig(keys=1, store=tmp_path, render_report=False, **kw)
+@pytest.fixture
+def store() -> Iterator[Path]:
+    """The run store. Not under pytest's tmp_path: PostgreSQL runs as the postgres user, which
+    must traverse every ancestor, and each pytest session (others may run at the same time)
+    resets its base directory to mode 0700."""
+    with tempfile.TemporaryDirectory(prefix="lockharness-faults-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)
+
+
+def _run(store: Path, **kw: Any) -> tuple[RunResult, list[Op]]:
+    cfg = RunConfig(keys=1, store=store, render_report=False, **kw)
     res = run_test(cfg)
     return res, read(res.run_dir / "history.jsonl").ops
 
@@ -64,7 +74,7 @@ PAUSED_HOLDER = [
     ids=[p[0] for p in PAUSED_HOLDER],
 )
 def test_holder_paused_past_its_lease_is_caught(
-    tmp_path: Path,
+    store: Path,
     backend: str,
     kind: str,
     opts: dict[str, str],
@@ -77,7 +87,7 @@ def test_holder_paused_past_its_lease_is_caught(
     and finds at release that it was no longer the owner: revoked while held, a stale write."""
     _need(kind)
     res, ops = _run(
-        tmp_path,
+        store,
         backend=backend,
         backend_opts=opts,
         nemesis=["client-pause"],
@@ -96,7 +106,12 @@ def test_holder_paused_past_its_lease_is_caught(
     kinds = _kinds(res)
     assert sum(kinds.values()) >= 1 and set(kinds) <= {"revoked-while-held", "overlap"}, kinds
     victim = paused[0].value["process"]
-    done = [o for o in ops if o.process == victim and o.f == "release" and o.type != "invoke"]
+    t = paused[0].time
+    done = [
+        o
+        for o in ops
+        if o.process == victim and o.f == "release" and o.type != "invoke" and o.time > t
+    ]
     # Usually the holder learns at release that the lease was gone (NotOwner, so its hold never
     # ended: revoked while held); a connection the server already closed may instead leave the
     # release unknown (info: the hold ends at the release, an overlap). Never "ok".
@@ -113,7 +128,7 @@ def test_holder_paused_past_its_lease_is_caught(
 
 
 @pytest.mark.parametrize("ignore_state", [True, False], ids=["ignore-state", "listener"])
-def test_zookeeper_holder_paused_past_its_session(tmp_path: Path, ignore_state: bool) -> None:
+def test_zookeeper_holder_paused_past_its_session(store: Path, ignore_state: bool) -> None:
     """kazoo's heartbeat thread is frozen with the holder, so the session expires and the next
     contender gets the lock. The naive client (ignore_connection_state) then releases "ok", as
     if nothing happened: a plain overlap. The listening client cannot tell either: the workload
@@ -122,7 +137,7 @@ def test_zookeeper_holder_paused_past_its_session(tmp_path: Path, ignore_state: 
     helps a holder that checks it before acting (renew), which this workload does not."""
     _need("zookeeper")
     res, ops = _run(
-        tmp_path,
+        store,
         backend="zookeeper",
         backend_opts={
             "ignore_connection_state": str(ignore_state).lower(),
@@ -158,7 +173,7 @@ def test_zookeeper_holder_paused_past_its_session(tmp_path: Path, ignore_state: 
 
 
 @pytest.mark.parametrize("delayed", [False, True], ids=["restart-at-once", "delayed-restart"])
-def test_redlock_kill_and_wipe(tmp_path: Path, delayed: bool) -> None:
+def test_redlock_kill_and_wipe(store: Path, delayed: bool) -> None:
     """One node at a time is killed and restarted empty (persistence off). Restarted at once,
     three restarts within one hold leave the holder's key on only two of five nodes, so a second
     client gets a quorum: double grants. With delayed_restart (Redlock's own fix) a node stays
@@ -166,7 +181,7 @@ def test_redlock_kill_and_wipe(tmp_path: Path, delayed: bool) -> None:
     _need("redis")
     ttl_ms = 2000
     res, ops = _run(
-        tmp_path,
+        store,
         backend="redlock",
         backend_opts={"delayed_restart": str(delayed).lower()},
         nemesis=["kill"],
