@@ -174,24 +174,25 @@ def test_zookeeper_holder_paused_past_its_session(store: Path, ignore_state: boo
 
 @pytest.mark.parametrize("delayed", [False, True], ids=["restart-at-once", "delayed-restart"])
 def test_redlock_kill_and_wipe(store: Path, delayed: bool) -> None:
-    """One node at a time is killed and restarted empty (persistence off). Restarted at once,
-    three restarts within one hold leave the holder's key on only two of five nodes, so a second
-    client gets a quorum: double grants. With delayed_restart (Redlock's own fix) a node stays
-    down longer than the TTL, so any key it forgot had expired anyway: expected safe."""
+    """One node at a time, in rotation, is killed and restarted empty (persistence off).
+    Restarted at once, three restarts within one hold leave the holder's key on only two of five
+    nodes, so a second client gets a quorum: double grants. With delayed_restart (Redlock's own
+    fix) a node stays down longer than the TTL, so any key it forgot had expired anyway:
+    expected safe."""
     _need("redis")
-    ttl_ms = 2000
+    ttl_ms = 5000
     res, ops = _run(
         store,
         backend="redlock",
         backend_opts={"delayed_restart": str(delayed).lower()},
         nemesis=["kill"],
         nemesis_interval=0.2,
-        nemesis_opts={"down_ms": "100", "wipe": "true"},
+        nemesis_opts={"down_ms": "100", "wipe": "true", "target": "n1,n2,n3,n4,n5"},
         concurrency=3,
         ttl_ms=ttl_ms,
-        hold_ms=1000,
-        wait_ms=1000,
-        time_limit=6,
+        hold_ms=2500,  # a hold spans several kills: three in a row wipe a majority
+        wait_ms=3000,
+        time_limit=7,
         seed=1,
     )
     restarts = [o for o in _nemesis(ops, "stop-kill") if o.value and o.value["wiped"]]

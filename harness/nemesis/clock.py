@@ -25,6 +25,8 @@ class Clock(Nemesis):
         self.node: Node | None = None
 
     def check(self) -> None:
+        from .process import _pick_node
+
         self.opt("offset_ms", 0.0)
         kind = self.env.cluster.kind
         if not kind.libc_clock:
@@ -32,6 +34,7 @@ class Clock(Nemesis):
                 f"nemesis clock cannot move {kind.kind}'s clock: its binary reads time without "
                 "libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not passed"
             )
+        _pick_node(self, check_only=True)
 
     def start(self) -> dict[str, Any]:
         from ..clock import set_offset

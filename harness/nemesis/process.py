@@ -13,24 +13,33 @@ from ..runtime import Node
 from .base import Nemesis, NemesisError
 
 
-def _pick_node(nem: Nemesis) -> Node:
+def _pick_node(nem: Nemesis, check_only: bool = False) -> Node:
+    """``target``: random, a node name, or a comma-separated list taken in rotation (so that
+    successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a majority one by one)."""
     target = nem.opts.get("target", "random")
-    nodes = nem.env.cluster.nodes
+    nodes = {n.name: n for n in nem.env.cluster.nodes}
     if target == "random":
-        return nem.env.rng.choice(nodes)
-    for n in nodes:
-        if n.name == target:
-            return n
-    raise NemesisError(
-        f"target {target!r} is not a node; valid: random, " + ", ".join(n.name for n in nodes)
-    )
+        return nem.env.rng.choice(list(nodes.values()))
+    names = [t.strip() for t in target.split(",")]
+    bad = [t for t in names if t not in nodes]
+    if bad:
+        raise NemesisError(
+            f"target {bad[0]!r} is not a node; valid: random, "
+            + ", ".join(nodes)
+            + ", or a comma-separated list of nodes"
+        )
+    if check_only:
+        return nodes[names[0]]
+    turn = getattr(nem, "_turn", 0)
+    nem._turn = turn + 1
+    return nodes[names[turn % len(names)]]
 
 
 class Kill(Nemesis):
     name = "kill"
     description = "SIGKILL a server, restart it after down_ms (with or without its data)"
     options = {
-        "target": "random: a node name (n1, n2, ...) or random",
+        "target": "random: random, a node name, or nodes taken in rotation (n1,n2,n3)",
         "down_ms": "interval: how long the node stays down before its restart",
         "wipe": "false: restart with an empty data directory (no persistence)",
     }
@@ -42,6 +51,7 @@ class Kill(Nemesis):
     def check(self) -> None:
         self.opt("wipe", False)
         self.opt("down_ms", 0.0)
+        _pick_node(self, check_only=True)
 
     def duration(self) -> float:
         down = self.opt("down_ms", 0.0)
@@ -81,11 +91,14 @@ class Kill(Nemesis):
 class Pause(Nemesis):
     name = "pause"
     description = "SIGSTOP a server, SIGCONT it after the interval"
-    options = {"target": "random: a node name or random"}
+    options = {"target": "random: random, a node name, or nodes in rotation (n1,n2)"}
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.node: Node | None = None
+
+    def check(self) -> None:
+        _pick_node(self, check_only=True)
 
     def start(self) -> dict[str, Any]:
         self.node = _pick_node(self)
