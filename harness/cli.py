@@ -103,6 +103,11 @@ def main() -> None:
     show_default=True,
     help="The protected resource rejects stale fence tokens.",
 )
+@click.option(
+    "--check-before-write",
+    is_flag=True,
+    help="Holders renew their lease right before writing and skip the write if it was lost.",
+)
 @click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
 @click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
 @click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
@@ -151,6 +156,7 @@ def run(
     wait_ms,
     seed,
     fencing,
+    check_before_write,
     opts,
     nopts,
     toxiproxy,
@@ -191,6 +197,7 @@ def run(
         wait_ms=wait_ms,
         seed=seed,
         fencing=fencing,
+        check_before_write=check_before_write,
         backend_opts=_parse_opts(opts, "--opt"),
         store=Path(store_dir),
         toxiproxy=toxiproxy,

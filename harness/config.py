@@ -24,6 +24,7 @@ class RunConfig:
     wait_ms: int = 500
     seed: int | None = None
     fencing: bool = False  # the protected resource rejects stale fence tokens
+    check_before_write: bool = False  # holders renew (check) their lease right before writing
     backend_opts: dict[str, str] = field(default_factory=dict)
     store: Path = Path("store")
     toxiproxy: str | None = None  # URL of a real Toxiproxy server

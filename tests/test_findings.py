@@ -92,3 +92,23 @@ def test_partition_raises_no_false_alarm(redis_bin, tmp_path):
     assert len(cuts) >= 2 and all(o.value["client_cuts"] for o in cuts)
     # the cuts bit: some client ops timed out (unknown outcome) during them
     assert any(o.type == "info" and o.process != "nemesis" for o in ops)
+
+
+def test_checking_before_writing_avoids_the_stale_write_but_not_the_violation(redis_bin, tmp_path):
+    """A holder that renews right before writing finds out its lock is gone, skips the write
+    and releases: no stale write. Two clients still believed they held the lock at once."""
+    res = _run(
+        tmp_path,
+        nemesis=["client-pause"],
+        nemesis_interval=1.0,
+        time_limit=6,
+        ttl_ms=500,
+        hold_ms=100,
+        wait_ms=1000,
+        check_before_write=True,
+    )
+    assert res.valid is False and _violations(res) & UNSAFE, res.results["summary"]
+    assert res.results["checkers"]["fencing"]["stale_accepted"] == 0
+    ops = read(res.run_dir / "history.jsonl").ops
+    assert any(o.f == "renew" and o.type == "fail" for o in ops)  # the check caught it
+    assert sum(o.f == "renew" and o.type == "ok" for o in ops) > 10  # and passed otherwise

@@ -1,5 +1,9 @@
 """The mutex workload: acquire -> critical section (hold, then write the resource) -> release.
 
+With ``check_before_write`` the holder renews its lease right before the write, as a careful
+client checks it still holds the lock before acting; a refused renew makes it skip the write
+and release. A pause can still fall between the check and the write: only fencing closes that.
+
 The write comes at the end of the critical section, where a holder that was paused past its TTL
 would do its damage (Kleppmann's GC-pause scenario). A holder always invokes release before it
 stops or is retired, so every hold ends in a recorded release attempt.
@@ -67,7 +71,13 @@ def run_client(ctx: ClientContext) -> None:
         if cfg.hold_ms:
             rec.flush()
             time.sleep(cfg.hold_ms / 1000)
-        _write(ctx, ki, key, lease.fence)
+        unknown = False
+        if cfg.check_before_write:
+            still, unknown = _renew(ctx, client, key, lease)
+        else:
+            still = True
+        if still:
+            _write(ctx, ki, key, lease.fence)
         ctx.set_status(RELEASING, ki)
         rec.record(ctx.process, "invoke", "release", key, lease.fence)
         rec.flush()
@@ -84,10 +94,37 @@ def run_client(ctx: ClientContext) -> None:
             continue
         else:
             rec.record(ctx.process, "ok", "release", key, lease.fence)
+        if unknown:  # the renew's outcome was unknown: released first, now retired
+            client = _drop(client)
+            ctx.retire()
         ctx.set_status(IDLE)
     rec.flush()
     if client is not None:
         _drop(client)
+
+
+def _renew(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
+    """Check the lock is still ours (a renew) before acting as holder.
+
+    Returns (still holder, outcome unknown). A refused or unknown renew means the client stops
+    acting as holder: it skips the write and goes straight to release.
+    """
+    rec, cfg = ctx.recorder, ctx.cfg
+    rec.record(ctx.process, "invoke", "renew", key, lease.fence)
+    rec.flush()
+    try:
+        client.renew(lease, cfg.ttl_ms)
+    except LockFailed as e:
+        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=_error(e))
+        return False, False
+    except NotImplementedError as e:  # this lock cannot renew: nothing was sent
+        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=_error(e))
+        return True, False
+    except Exception as e:
+        rec.record(ctx.process, "info", "renew", key, lease.fence, error=_error(e))
+        return False, True
+    rec.record(ctx.process, "ok", "renew", key, lease.fence)
+    return True, False
 
 
 def _write(ctx: ClientContext, ki: int, key: str, fence: int | None) -> None:
