@@ -38,7 +38,8 @@ from .base import (
     NotOwner,
     ServerNeed,
 )
-from .redlock import PERSISTENCE, OutcomeUnknown, choice_option, int_option
+from .option_values import choice, integer
+from .redlock import PERSISTENCE, OutcomeUnknown
 
 
 def master(ep: Endpoint, timeout_ms: int) -> redis.Redis:
@@ -120,10 +121,10 @@ class PotteryRedlockBackend(Backend):
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = int_option(self.name, self.opts, "nodes", 1, 15)
-        self.node_timeout_ms = int_option(self.name, self.opts, "node_timeout_ms", 1, 60_000)
-        self.extensions = int_option(self.name, self.opts, "num_extensions", 0, 10**9)
-        self.persistence = choice_option(self.name, self.opts, "persistence", PERSISTENCE)
+        self.nodes = integer(self.opts, "nodes", 1, 15)
+        self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
+        self.extensions = integer(self.opts, "num_extensions", 0, 10**9)
+        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", self.nodes, {"persistence": self.persistence})

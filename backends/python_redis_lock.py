@@ -31,7 +31,8 @@ import time
 import redis
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .redlock import PERSISTENCE, bool_option, choice_option, int_option
+from .option_values import boolean, choice, integer
+from .redlock import PERSISTENCE
 
 BLOCK_S = 1  # each blocking acquire waits at most this long (the library's unit is seconds)
 POLL_S = 0.01  # below one second of wait left, poll with non-blocking acquires
@@ -104,9 +105,9 @@ class PythonRedisLockBackend(Backend):
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
-        self.auto_renewal = bool_option(self.name, self.opts, "auto_renewal")
-        self.timeout_ms = int_option(self.name, self.opts, "timeout_ms", 1, 60_000)
-        self.persistence = choice_option(self.name, self.opts, "persistence", PERSISTENCE)
+        self.auto_renewal = boolean(self.opts, "auto_renewal")
+        self.timeout_ms = integer(self.opts, "timeout_ms", 1, 60_000)
+        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", 1, {"persistence": self.persistence})

@@ -46,6 +46,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .option_values import boolean, choice, integer
 
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -59,7 +60,6 @@ CLOCK_DRIFT_FACTOR = 0.01
 DRIFT_FLOOR_MS = 2.0
 MAX_ATTEMPTS = 100_000  # a bound on the retry loop besides wait_ms
 PERSISTENCE = ("off", "everysec", "always")
-BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 # What one command on one node came to.
 DONE, DOWN, UNKNOWN = "done", "down", "unknown"
@@ -70,36 +70,6 @@ class OutcomeUnknown(Exception):
 
 
 # -- option parsing, shared with the other Redis library adapters ----------------------------
-
-
-def int_option(backend: str, opts: dict[str, str], name: str, lo: int, hi: int) -> int:
-    raw = opts[name]
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise ValueError(
-            f"backend {backend!r}: option {name} must be an integer from {lo} to {hi}, got {raw!r}"
-        )
-    return value
-
-
-def choice_option(backend: str, opts: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
-    raw = str(opts[name]).lower()
-    if raw not in choices:
-        raise ValueError(
-            f"backend {backend!r}: option {name} must be one of {'|'.join(choices)}, "
-            f"got {opts[name]!r}"
-        )
-    return raw
-
-
-def bool_option(backend: str, opts: dict[str, str], name: str) -> bool:
-    """Parse a yes/no option and rewrite it in ``opts`` as "true"/"false" for its readers."""
-    value = BOOLEANS[choice_option(backend, opts, name, tuple(BOOLEANS))]
-    opts[name] = "true" if value else "false"
-    return value
 
 
 def drift_ms(ttl_ms: float) -> float:
@@ -287,12 +257,12 @@ class RedlockBackend(Backend):
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = int_option(self.name, self.opts, "nodes", 1, 15)
-        self.node_timeout_ms = int_option(self.name, self.opts, "node_timeout_ms", 1, 60_000)
-        self.retry_delay_ms = int_option(self.name, self.opts, "retry_delay_ms", 0, 60_000)
-        self.persistence = choice_option(self.name, self.opts, "persistence", PERSISTENCE)
+        self.nodes = integer(self.opts, "nodes", 1, 15)
+        self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
+        self.retry_delay_ms = integer(self.opts, "retry_delay_ms", 0, 60_000)
+        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
         #: For the kill nemesis: keep a killed node down longer than the TTL before restarting.
-        self.delayed_restart = bool_option(self.name, self.opts, "delayed_restart")
+        self.delayed_restart = boolean(self.opts, "delayed_restart")
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", self.nodes, {"persistence": self.persistence})

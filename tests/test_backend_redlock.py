@@ -215,10 +215,10 @@ def test_options_are_parsed_and_checked() -> None:
     assert RedlockBackend({"delayed_restart": "YES"}).opts["delayed_restart"] == "true"
     assert RedlockBackend().servers().nodes == 5 and RedlockBackend().delayed_restart is False
     bad = [
-        ({"nodes": "0"}, "nodes must be an integer from 1 to 15, got '0'"),
-        ({"node_timeout_ms": "fast"}, "node_timeout_ms must be an integer"),
-        ({"persistence": "sometimes"}, "persistence must be one of off|everysec|always"),
-        ({"delayed_restart": "maybe"}, "delayed_restart must be one of"),
+        ({"nodes": "0"}, "nodes='0' is not accepted: give an integer from 1 to 15"),
+        ({"node_timeout_ms": "fast"}, "node_timeout_ms='fast' is not accepted: give an integer"),
+        ({"persistence": "sometimes"}, "give one of off, everysec, always"),
+        ({"delayed_restart": "maybe"}, "delayed_restart='maybe' is not accepted: give true or"),
         ({"quorum": "2"}, "has no option quorum"),
     ]
     for opts, msg in bad:
