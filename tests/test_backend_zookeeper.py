@@ -98,7 +98,10 @@ def test_session_expiry_loses_the_lock(
     with pytest.raises(NotOwner):
         a.release(la)
     c.release(lc)
-    # kazoo opens a fresh session after the loss: the client works again.
+    # kazoo opens a fresh session after the loss: the client works again (once connected).
+    from harness.runtime.base import wait_until
+
+    assert wait_until(lambda: a.zk.connected, 10)
     lease = a.acquire(key, 10_000, 5000)
     a.release(lease)
 
