@@ -35,8 +35,8 @@ class EtcdServer(ServerKind):
             # Ignored once the data dir exists, so a restarted node rejoins with its own state.
             "--initial-cluster-state", "new",
             "--initial-cluster-token", "lockharness",
-            "--heartbeat-interval", str(self.options.get("heartbeat_ms", 100)),
-            "--election-timeout", str(self.options.get("election_ms", 1000)),
+            "--heartbeat-interval", str(self.options.get("heartbeat_ms", 50)),
+            "--election-timeout", str(self.options.get("election_ms", 500)),
             "--logger", "zap",
             "--log-outputs", "stderr",
             "--log-level", "warn",
