@@ -287,8 +287,6 @@ def check(path, as_json) -> None:
         if not (p / store.HISTORY).exists():
             raise UserError(f"{path}: no {store.HISTORY} in this directory")
         res = analyse(p.resolve()).results
-        if not (p / store.CONFIG).exists():
-            pass
     else:
         res = check_history(p)
     if as_json:
