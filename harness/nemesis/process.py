@@ -62,8 +62,13 @@ class Kill(Nemesis):
     def start(self) -> dict[str, Any]:
         self.node = _pick_node(self)
         pid = self.node.pid
-        self.env.cluster.kill_node(self.node)
-        return {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
+        cluster = self.env.cluster
+        cluster.kill_node(self.node)
+        value = {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
+        then = cluster.kind.after_kill(self.node, cluster.nodes)
+        if then:
+            value["then"] = then
+        return value
 
     def stop(self) -> dict[str, Any] | None:
         if self.node is None:

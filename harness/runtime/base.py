@@ -97,6 +97,11 @@ class ServerKind(ABC):
         """Cheap probe: does the node answer? Default: its client port accepts."""
         return port_open(node.host, node.port)
 
+    def after_kill(self, node: Node, cluster: list[Node]) -> dict[str, Any] | None:
+        """Called by the kill nemesis once ``node`` is dead: what the cluster's own machinery
+        would do next (promote a replica ...); the returned dict goes into the history."""
+        return None
+
     def cluster_ready(self, cluster: list[Node]) -> bool:
         """Whole-cluster readiness (quorum formed ...); default: every node ready."""
         return all(self.ready(n) for n in cluster)
