@@ -261,3 +261,39 @@ def test_flaky_nemesis_blackholes_a_share_of_connections(redis_bin, tmp_path):
         nem.stop()
         assert 3 <= ok <= 27, ok  # some connections got through, some were black-holed
         assert _ping(ep.host, ep.port)
+
+
+def test_one_way_keeps_one_direction_of_each_cut():
+    reach = topology.make("isolate-one", ["n1", "n2", "n3"], [], random.Random(3))
+    cuts = topology.cuts(reach)
+    kept = topology.one_way(cuts, random.Random(3))
+    assert len(kept) == len(cuts) // 2
+    assert {tuple(sorted(c)) for c in kept} == {tuple(sorted(c)) for c in cuts}
+
+
+def test_one_way_client_partition_loses_replies_not_requests(redis_bin, tmp_path):
+    with LocalRuntime(tmp_path) as rt:
+        c = rt.start("redis", 1)
+        n = c.nodes[0]
+        px_node = rt.start("toxiproxy", 1, own_uids=False).nodes[0]
+        links = ProxyLinks(ToxiproxyClient(url(px_node)), c.nodes, groups=2)
+        cut = links.endpoints(1)[0]
+        nem = nemesis_class("partition")(
+            _env(c, proxies=links), {"topology": "halves", "one_way": "true"}
+        )
+        v = nem.start()
+        assert v["client_cuts"] == ["c1-n1 (replies lost)"]
+        # RESP2 and no CLIENT SETINFO: the SET is the first thing sent (no handshake to lose)
+        r = redis.Redis(
+            host=cut.host,
+            port=cut.port,
+            socket_timeout=0.5,
+            retry=None,
+            protocol=2,
+            driver_info=None,
+        )
+        with pytest.raises(redis.TimeoutError):
+            r.set("sent", "1")  # the request arrives; its reply never comes back
+        assert redis.Redis(host=n.host, port=n.port).get("sent") == b"1"
+        nem.stop()
+        assert _ping(cut.host, cut.port)

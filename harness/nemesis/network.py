@@ -16,7 +16,11 @@ class Partition(Nemesis):
         "cut the network into groups of nodes and client groups: node<->node links "
         "by iptables in the private namespace, client<->node links by the proxies"
     )
-    options = {"topology": "random: " + ", ".join(topology.TOPOLOGIES)}
+    options = {
+        "topology": "random: " + ", ".join(topology.TOPOLOGIES),
+        "one_way": "false: cut each node pair in one random direction only, and let client "
+        "requests through while their replies are lost",
+    }
     needs_proxies = True
     needs_node_uids = True
 
@@ -25,6 +29,7 @@ class Partition(Nemesis):
         self.active = False
 
     def check(self) -> None:
+        self.opt("one_way", False)
         t = self.opts.get("topology")
         n = len(self.env.cluster.nodes)
         if t is not None and t not in topology.applicable(n):
@@ -39,17 +44,23 @@ class Partition(Nemesis):
         groups = [f"c{g}" for g in range(env.proxies.groups)]
         name = self.opts.get("topology") or env.rng.choice(topology.applicable(len(nodes)))
         reach = topology.make(name, list(nodes), groups, env.rng)
+        one_way = self.opt("one_way", False)
+        cuts = topology.cuts(reach)
+        node_pairs = [(a, b) for a, b in cuts if a in nodes and b in nodes]
+        if one_way:
+            node_pairs = topology.one_way(node_pairs, env.rng)
         node_cuts, client_cuts, skipped = [], [], []
-        for a, b in topology.cuts(reach):
-            if a in nodes and b in nodes:
-                if env.firewall is None:
-                    skipped.append(f"{a}->{b}")
-                    continue
-                env.firewall.cut(nodes[a], nodes[b])
-                node_cuts.append(f"{a}->{b}")
-            elif a in groups and b in nodes:  # each client link is cut once, both ways
-                env.proxies.cut(int(a[1:]), nodes[b])
-                client_cuts.append(f"{a}-{b}")
+        for a, b in node_pairs:
+            if env.firewall is None:
+                skipped.append(f"{a}->{b}")
+                continue
+            env.firewall.cut(nodes[a], nodes[b])
+            node_cuts.append(f"{a}->{b}")
+        streams = ("downstream",) if one_way else ("upstream", "downstream")
+        for a, b in cuts:
+            if a in groups and b in nodes:  # each client link once, by its proxy
+                env.proxies.cut(int(a[1:]), nodes[b], streams)
+                client_cuts.append(f"{a}-{b}" + (" (replies lost)" if one_way else ""))
         self.active = True
         value: dict[str, Any] = {
             "topology": name,

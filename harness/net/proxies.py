@@ -40,10 +40,13 @@ class ProxyLinks:
     def all(self) -> list[str]:
         return list(self.listen)
 
-    def cut(self, group: int, node: Node) -> None:
-        """Black-hole both directions of one link: requests hang, as in a real partition."""
+    def cut(
+        self, group: int, node: Node, streams: tuple[str, ...] = ("upstream", "downstream")
+    ) -> None:
+        """Black-hole one link: requests hang, as in a real partition. With only
+        ``downstream``, requests still reach the node and only the replies are lost."""
         name = self.name(group, node)
-        for stream in ("upstream", "downstream"):
+        for stream in streams:
             self.add(name, "timeout", {"timeout": 0}, stream, toxic=f"{CUT}-{stream}")
 
     def add(

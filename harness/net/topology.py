@@ -99,3 +99,9 @@ def components_text(reach: Reach) -> list[list[str]]:
         if s not in seen:
             seen.append(s)
     return seen
+
+
+def one_way(cuts: list[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]]:
+    """Keep one direction of each cut pair, chosen at random (asymmetric partitions)."""
+    pairs = sorted({tuple(sorted(c)) for c in cuts})
+    return sorted((a, b) if rng.random() < 0.5 else (b, a) for a, b in pairs)
