@@ -297,3 +297,30 @@ def test_one_way_client_partition_loses_replies_not_requests(redis_bin, tmp_path
         assert redis.Redis(host=n.host, port=n.port).get("sent") == b"1"
         nem.stop()
         assert _ping(cut.host, cut.port)
+
+
+def test_clock_strobe_flips_the_offset_and_heals(redis_bin, tmp_path):
+    from harness.clock import get_offset
+
+    with LocalRuntime(tmp_path, clock=True) as rt:
+        c = rt.start("redis", 1)
+        n = c.nodes[0]
+        nem = nemesis_class("clock")(_env(c), {"offset_ms": "7000", "strobe_ms": "20"})
+        nem.check()
+        v = nem.start()
+        assert v["strobe_ms"] == 20
+        seen = set()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and len(seen) < 2:
+            seen.add(round(get_offset(n.dir)))
+            time.sleep(0.005)
+        assert seen == {0, 7}
+        r = redis.Redis(host=n.host, port=n.port)
+        times: set[int] = set()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not {0, 7} <= times:
+            sec, usec = r.time()
+            times.add(round(sec + usec / 1e6 - time.time()))
+        assert {0, 7} <= times  # the server itself saw both clocks
+        nem.stop()
+        assert get_offset(n.dir) == 0

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ..runtime import Node
 from .base import Nemesis, NemesisError
+from .process import _pick_node
 
 
 class Clock(Nemesis):
     name = "clock"
     description = (
-        "bump one server's wall clock (CLOCK_REALTIME) by an offset through the "
+        "bump (or strobe) one server's wall clock (CLOCK_REALTIME) by an offset through the "
         "clock shim; libc-based servers only (not Go: etcd)"
     )
     options = {
         "offset_ms": "2 x ttl: the bump; negative moves the clock back",
-        "target": "random: a node name or random",
+        "strobe_ms": "0: when > 0, flip between the offset and the true time this often",
+        "target": "random: random, a node name, or nodes in rotation (n1,n2)",
     }
     needs_clock = True
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.node: Node | None = None
+        self._strobing: threading.Event | None = None
+        self._strober: threading.Thread | None = None
 
     def check(self) -> None:
-        from .process import _pick_node
-
         self.opt("offset_ms", 0.0)
+        if self.opt("strobe_ms", 0.0) < 0:
+            raise NemesisError("clock strobe_ms must be >= 0")
         kind = self.env.cluster.kind
         if not kind.libc_clock:
             raise NemesisError(
@@ -38,16 +43,32 @@ class Clock(Nemesis):
 
     def start(self) -> dict[str, Any]:
         from ..clock import set_offset
-        from .process import _pick_node
 
         self.node = _pick_node(self)
         offset = self.opt("offset_ms", 2.0 * self.env.cfg.ttl_ms)
+        strobe = self.opt("strobe_ms", 0.0)
         set_offset(self.node.dir, offset / 1000)
-        return {"node": self.node.name, "offset_ms": offset}
+        value: dict[str, Any] = {"node": self.node.name, "offset_ms": offset}
+        if strobe > 0:
+            self._strobing = threading.Event()
+            self._strober = threading.Thread(
+                target=_strobe,
+                args=(self.node, offset / 1000, strobe / 1000, self._strobing),
+                name="clock-strobe",
+                daemon=True,
+            )
+            self._strober.start()
+            value["strobe_ms"] = strobe
+        return value
 
     def stop(self) -> dict[str, Any] | None:
         from ..clock import set_offset
 
+        if self._strobing is not None:
+            self._strobing.set()
+            if self._strober is not None:
+                self._strober.join(5)
+            self._strobing = self._strober = None
         if self.node is None:
             return None
         node, self.node = self.node, None
@@ -56,3 +77,14 @@ class Clock(Nemesis):
 
     def teardown(self) -> None:
         self.stop()
+
+
+def _strobe(node: Node, offset_s: float, period_s: float, done: threading.Event) -> None:
+    """Flip the node's clock between offset and true time until ``done``; the schedule's stop
+    (or teardown) always sets it, so the loop is bounded by the fault's duration."""
+    from ..clock import set_offset
+
+    on = True
+    while not done.wait(period_s):
+        on = not on
+        set_offset(node.dir, offset_s if on else 0.0)
