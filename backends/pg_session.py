@@ -1,18 +1,28 @@
 """One PostgreSQL session per lock client (psycopg 3, autocommit), shared by the postgres
-backends: connecting, knowing when the server certainly ended the session, key hashing."""
+backends: connecting, knowing when the server certainly ended the session, key hashing.
+
+With ``failover=true`` the backend needs a primary and a streaming replica (the postgres server
+kind promotes the replica when the kill nemesis kills the primary; ``synchronous=true`` makes
+commits wait for the replica). Clients find the primary by themselves: one libpq multi-host
+connection string over every node, ``target_session_attrs=read-write``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import ClassVar
 
 import psycopg
 
 from .base import Backend, Endpoint, LockFailed, ServerNeed
-from .option_values import positive_int
+from .option_values import boolean, positive_int
 
 # SQLSTATEs with which the server says it ended this session (so its locks are gone):
 # admin shutdown / pg_terminate_backend, crash shutdown, idle-in-transaction and idle timeouts.
+_RECONNECT_PAUSE_S = 0.05
+_MAX_CONNECT_ATTEMPTS = 200  # a hard bound on top of find_primary_s
+
 SESSION_ENDED = frozenset({"57P01", "57P02", "25P03", "57P05"})
 
 
@@ -26,36 +36,74 @@ def lock_id(key: str) -> int:
 
 
 class Session:
-    """A lazily (re)opened connection; a broken one is dropped and reopened on next use."""
+    """A lazily (re)opened connection; a broken one is dropped and reopened on next use.
+    Several endpoints: libpq tries them in order and keeps the first that takes writes."""
 
-    def __init__(self, endpoint: Endpoint, dbname: str, user: str, connect_timeout_s: int):
-        self.endpoint = endpoint
+    def __init__(
+        self, endpoints: list[Endpoint], dbname: str, user: str, connect_timeout_s: int
+    ) -> None:
+        self.endpoints = endpoints
         self.dbname = dbname
         self.user = user
         self.connect_timeout_s = connect_timeout_s
         self.conn: psycopg.Connection | None = None
+        # Several nodes (failover): keep looking for the primary this long, as a
+        # failover-aware client does while a replica is being promoted.
+        self.find_primary_s = float(connect_timeout_s) if len(endpoints) > 1 else 0.0
 
     def get(self) -> psycopg.Connection:
         """The open connection; LockFailed when none can be opened (nothing took effect)."""
         if self.conn is None or self.conn.closed:
-            try:
-                self.conn = psycopg.connect(
-                    host=self.endpoint.host,
-                    port=self.endpoint.port,
-                    dbname=self.dbname,
-                    user=self.user,
-                    autocommit=True,
-                    connect_timeout=self.connect_timeout_s,
-                    # A dead peer ends a stuck call instead of hanging the worker forever.
-                    keepalives=1,
-                    keepalives_idle=2,
-                    keepalives_interval=1,
-                    keepalives_count=3,
-                    tcp_user_timeout=self.connect_timeout_s * 1000,
-                )
-            except psycopg.Error as e:
-                raise LockFailed(f"cannot connect to PostgreSQL: {e}") from e
+            where: dict[str, str] = {
+                "host": ",".join(e.host for e in self.endpoints),
+                "port": ",".join(str(e.port) for e in self.endpoints),
+            }
+            if len(self.endpoints) > 1:
+                where["target_session_attrs"] = "read-write"
+            deadline = time.monotonic() + self.find_primary_s
+            for attempt in range(_MAX_CONNECT_ATTEMPTS):
+                try:
+                    self.conn = self._connect(where)
+                    break
+                except psycopg.Error as e:
+                    if time.monotonic() >= deadline or attempt == _MAX_CONNECT_ATTEMPTS - 1:
+                        raise LockFailed(f"cannot connect to PostgreSQL: {e}") from e
+                    time.sleep(_RECONNECT_PAUSE_S)
         return self.conn
+
+    def _connect(self, where: dict[str, str]) -> psycopg.Connection:
+        return psycopg.connect(
+            **where,
+            dbname=self.dbname,
+            user=self.user,
+            autocommit=True,
+            connect_timeout=self.connect_timeout_s,
+            # A dead peer ends a stuck call instead of hanging the worker forever.
+            keepalives=1,
+            keepalives_idle=2,
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=self.connect_timeout_s * 1000,
+        )
+
+    def drop_if_closed_by_server(self) -> None:
+        """Drop a connection the server has already closed (its FATAL and EOF are waiting in
+        the socket: a killed or shut-down server), so the next call opens a fresh one instead
+        of sending a statement that certainly cannot run. No round trip: a non-blocking read."""
+        if self.conn is None or self.conn.closed:
+            return
+        dead = False
+        try:
+            # The first read takes the server's FATAL message, the next one meets the EOF.
+            for _ in range(3):
+                self.conn.pgconn.consume_input()
+                if self.conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+                    dead = True
+                    break
+        except psycopg.Error:
+            dead = True
+        if dead:
+            self.drop()
 
     def drop(self) -> None:
         if self.conn is not None:
@@ -66,20 +114,32 @@ class Session:
 
 
 class PostgresBackendBase(Backend):
-    """What the PostgreSQL backends share: one server, connection options, sessions."""
+    """What the PostgreSQL backends share: one server (or a primary and a replica with
+    ``failover``), connection options, sessions."""
 
     options: ClassVar[dict[str, str]] = {
         "dbname": "postgres",
         "user": "postgres",
         "connect_timeout_s": "3",
+        "failover": "false",
+        "synchronous": "false",
     }
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
+        self.failover = boolean(self.opts, "failover")
+        self.synchronous = boolean(self.opts, "synchronous")
+        if self.synchronous and not self.failover:
+            raise ValueError(
+                "option synchronous=true needs failover=true (there is no replica to wait for)"
+            )
 
     def servers(self) -> ServerNeed:
+        if self.failover:
+            sync = "on" if self.synchronous else "off"
+            return ServerNeed("postgres", 2, {"failover": True, "sync": sync})
         return ServerNeed("postgres", 1)
 
     def _session(self, endpoints: list[Endpoint]) -> Session:
-        return Session(endpoints[0], self.opts["dbname"], self.opts["user"], self.connect_timeout_s)
+        return Session(endpoints, self.opts["dbname"], self.opts["user"], self.connect_timeout_s)

@@ -84,6 +84,9 @@ class PostgresLeaseClient(LockClient):
         self.session = session
 
     def _run(self, sql: str, params: object) -> psycopg.Cursor:
+        # The lease lives in a table, not in the session: a session the server closed (a
+        # killed primary) is replaced before use, so the statement reaches the new primary.
+        self.session.drop_if_closed_by_server()
         try:
             return self.session.get().execute(sql, params)
         except psycopg.Error:

@@ -5,6 +5,18 @@ that user must be able to reach the node dir, so ``prepare`` adds a search bit (
 ancestors the harness owns that lack it (pytest's 0700 temp dirs, for one). initdb runs once
 per machine into a template that each fresh node dir copies; durability is traded for speed
 (fsync off): the data is throwaway test state.
+
+Failover mode (``options["failover"]``, two nodes): n1 starts as the primary (the template plus
+a ``replication`` line in pg_hba.conf), n2 as a streaming replica cloned from it with
+``pg_basebackup -R`` in ``prepare``. ``after_kill`` on the current primary promotes a live
+replica (``pg_promote``), as a failover manager would at once. A node that was primary is always
+re-cloned from the new primary when it restarts, with or without its data (simpler than
+pg_rewind, and its old timeline holds writes the new primary never saw). ``options["sync"]``:
+``"off"`` keeps ``synchronous_commit=off`` as the single node does (a commit is acknowledged
+before its WAL is flushed, and a replica only receives flushed WAL: up to ~3 x wal_writer_delay
+of acknowledged writes can be missing on the replica at a failover); ``"on"`` sets
+``synchronous_commit=on`` and ``synchronous_standby_names='*'``: a commit waits for a replica's
+flush, so commits block while no replica streams (as PostgreSQL documents).
 """
 
 from __future__ import annotations
@@ -15,11 +27,17 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-from .base import MissingBinary, Node, RuntimeError_, ServerKind
+from .base import MissingBinary, Node, RuntimeError_, ServerKind, wait_until
 
 _INITDB_TIMEOUT_S = 60
+_BASEBACKUP_TIMEOUT_S = 60
+_PROMOTE_TIMEOUT_S = 15
+_HBA = "local all all trust\nhost all all 127.0.0.0/8 trust\n"
+_HBA_REPLICATION = "host replication all 127.0.0.0/8 trust\n"
 
 
 class PostgresServer(ServerKind):
@@ -29,6 +47,15 @@ class PostgresServer(ServerKind):
     ready_timeout = 20.0
     user = "postgres"
 
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.failover = bool(self.options.get("failover", False))
+        self.sync = self.options.get("sync", "off") == "on"
+        if self.options.get("sync", "off") not in ("off", "on"):
+            raise ValueError(f"postgres sync={self.options['sync']!r}: give off or on")
+        self.primary = "n1"  # failover mode: the node clients should find read-write
+        self._former_primaries: set[str] = set()  # re-cloned at their next start
+
     def find_binary(self) -> str:
         return str(_bindir() / "postgres")
 
@@ -36,12 +63,54 @@ class PostgresServer(ServerKind):
         runs_as = self.user if os.geteuid() == 0 else None
         if runs_as is not None:
             _make_reachable(node.dir, runs_as)
-        if (node.data_dir / "PG_VERSION").exists():
+        if self.failover and node.name != self.primary:
+            if fresh or node.name in self._former_primaries or not _has_data(node):
+                self._clone_replica(node, cluster, runs_as)
+            return
+        if _has_data(node):
             return
         template = _template(runs_as)
         shutil.copytree(template, node.data_dir, symlinks=True)
+        if self.failover:
+            (node.data_dir / "pg_hba.conf").write_text(_HBA + _HBA_REPLICATION)
         if runs_as is not None:
             _chown_tree(node.data_dir, runs_as)
+
+    def _clone_replica(self, node: Node, cluster: list[Node], runs_as: str | None) -> None:
+        """A fresh streaming replica of the current primary (which must be running: at the
+        first start LocalRuntime has just started n1, so wait for it, bounded)."""
+        primary = _by_name(cluster, self.primary)
+        if not wait_until(lambda: self._accepts(primary), self.ready_timeout, interval=0.05):
+            raise RuntimeError_(
+                f"cannot clone replica {node.name}: primary {primary.name} did not accept "
+                f"connections within {self.ready_timeout:.0f} s; see {primary.log_path}"
+            )
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+        argv = [
+            str(_bindir() / "pg_basebackup"),
+            "-h", primary.host, "-p", str(primary.port), "-U", "postgres",
+            "-D", str(node.data_dir),
+            "-R",  # standby.signal + primary_conninfo: it streams from the primary
+            "-X", "stream", "-c", "fast", "--no-sync",
+        ]  # fmt: skip
+        env = {**os.environ, **self.env(node)}
+        # As the server itself runs: the user's own group and no others (see _make_reachable).
+        as_user = {"user": runs_as, "group": runs_as, "extra_groups": []} if runs_as else {}
+        try:
+            done = subprocess.run(
+                argv, cwd=node.dir, capture_output=True, text=True, env=env,
+                timeout=_BASEBACKUP_TIMEOUT_S, **as_user,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError_(
+                f"pg_basebackup of {node.name} took over {_BASEBACKUP_TIMEOUT_S} s"
+            ) from e
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError_(
+                f"pg_basebackup of {node.name} from {primary.name} failed: {last[0]}"
+            )
+        self._former_primaries.discard(node.name)
 
     def command(self, node: Node, cluster: list[Node]) -> list[str]:
         settings = {
@@ -56,6 +125,19 @@ class PostgresServer(ServerKind):
             "logging_collector": "off",
             "log_min_messages": "warning",
         }
+        if self.failover:
+            settings |= {
+                "cluster_name": node.name,  # the replica's name in pg_stat_replication
+                "wal_level": "replica",
+                "max_wal_senders": "10",
+                "wal_keep_size": "256MB",  # a re-cloned or restarted replica can catch up
+                "hot_standby": "on",
+                # A replica whose primary died sleeps this long between WAL retries, and a
+                # promote request arriving in that sleep waits for it (5 s by default).
+                "wal_retrieve_retry_interval": "100ms",
+            }
+            if self.sync:
+                settings |= {"synchronous_commit": "on", "synchronous_standby_names": "*"}
         argv = [self.find_binary(), "-D", str(node.data_dir)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
@@ -65,18 +147,82 @@ class PostgresServer(ServerKind):
         return {"LC_ALL": "C", "TZ": "UTC"}
 
     def ready(self, node: Node) -> bool:
-        """Ready = accepts a connection and answers a query."""
+        """Ready = accepts a connection and answers a query; in failover mode the primary is
+        out of recovery (takes writes) and a replica's WAL receiver is streaming."""
+        if not self.failover:
+            return self._accepts(node)
+        if node.name == self.primary:
+            sql = "SELECT NOT pg_is_in_recovery()"
+        else:
+            sql = "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')"
+        return self._query(node, sql) is True
+
+    def cluster_ready(self, cluster: list[Node]) -> bool:
+        if not self.failover:
+            return super().cluster_ready(cluster)
+        if not all(self.ready(n) for n in cluster):
+            return False
+        replicas = [n.name for n in cluster if n.name != self.primary]
+        streaming = self._query(
+            _by_name(cluster, self.primary),
+            "SELECT count(*) FROM pg_stat_replication"
+            " WHERE state = 'streaming' AND application_name = ANY(%s)",
+            (replicas,),
+        )
+        return streaming == len(replicas)
+
+    def after_kill(self, node: Node, cluster: list[Node]) -> dict[str, Any] | None:
+        """The primary died: promote a live replica and wait until it takes writes."""
+        if not self.failover or node.name != self.primary:
+            return None
+        self._former_primaries.add(node.name)
+        live = [n for n in cluster if n is not node and n.alive() and not n.paused]
+        if not live:
+            return {"promoted": None, "why": "no live replica to promote"}
+        target = live[0]
+        t0 = time.monotonic()
+        # pg_promote waits (up to its timeout) for the end of recovery; a lost answer is
+        # settled by the polling below.
+        self._query(target, f"SELECT pg_promote(true, {_PROMOTE_TIMEOUT_S})", timeout=3)
+        took_writes = wait_until(
+            lambda: self._query(target, "SELECT NOT pg_is_in_recovery()") is True,
+            _PROMOTE_TIMEOUT_S,
+            interval=0.02,
+        )
+        ms = round((time.monotonic() - t0) * 1000, 1)
+        if not took_writes:
+            return {"promoted": None, "why": f"{target.name} still in recovery after {ms} ms"}
+        self.primary = target.name
+        return {"promoted": target.name, "promote_ms": ms}
+
+    def _accepts(self, node: Node) -> bool:
+        return self._query(node, "SELECT 1") == 1
+
+    @staticmethod
+    def _query(node: Node, sql: str, params: tuple = (), timeout: int = 1) -> Any:
+        """The first column of the first row, or None when the node cannot answer."""
         import psycopg  # only the harness process needs it, and only for this kind
 
         try:
             with psycopg.connect(
                 host=node.host, port=node.port, user="postgres", dbname="postgres",
-                connect_timeout=1,
+                connect_timeout=timeout, autocommit=True,
             ) as conn:  # fmt: skip
-                conn.execute("SELECT 1")
-            return True
+                row = conn.execute(sql, params).fetchone()
+            return row[0] if row else None
         except psycopg.Error:
-            return False
+            return None
+
+
+def _has_data(node: Node) -> bool:
+    return (node.data_dir / "PG_VERSION").exists()
+
+
+def _by_name(cluster: list[Node], name: str) -> Node:
+    for n in cluster:
+        if n.name == name:
+            return n
+    raise RuntimeError_(f"postgres cluster has no node {name}")
 
 
 def _template(runs_as: str | None) -> Path:
@@ -117,7 +263,7 @@ def _template(runs_as: str | None) -> Path:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
             raise RuntimeError_(f"initdb failed: {last[0]}")
         # Clients reach each node from any loopback address (the namespace, proxies).
-        (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.0/8 trust\n")
+        (data / "pg_hba.conf").write_text(_HBA)
         try:
             os.rename(data, cache)
         except OSError:
