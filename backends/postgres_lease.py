@@ -21,7 +21,13 @@ server's clock (one server, no replication).
 
 Known to break it: a holder paused past its TTL ("revoked while held"; fencing catches the
 stale writes); a jump of the database server's wall clock (``now()`` is wall-clock time: the
-clock nemesis moves it, and a forward jump expires every lease at once).
+clock nemesis moves it, and a forward jump expires every lease at once). With ``failover=true``
+(a primary and an asynchronous streaming replica, promoted when the kill nemesis kills the
+primary) the lease rows written after the last WAL the replica received are gone on the new
+primary: a second client takes a lease the first still holds, and the first one's release is
+refused long before its TTL. ``synchronous=true`` keeps every acknowledged lease across the
+failover, but commits wait while no replica streams, and a lease whose commit waited longer than
+its TTL is granted already expired (its holder's ``now()`` was the statement's start).
 """
 
 from __future__ import annotations
