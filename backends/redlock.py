@@ -47,15 +47,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import boolean, choice, integer
+from .redis import RELEASE
+from .redis import RENEW as EXTEND  # the same compare-and-delete / compare-and-pexpire
 
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 CLOCK_DRIFT_FACTOR = 0.01
 DRIFT_FLOOR_MS = 2.0
 MAX_ATTEMPTS = 100_000  # a bound on the retry loop besides wait_ms
