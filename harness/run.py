@@ -103,7 +103,13 @@ def preflight(cfg: RunConfig):
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
         raise NemesisError(f"--netns on: {why_not}")
-    return backend, run_client, classes, can_ns and cfg.netns != "off"
+    if cfg.toxiproxy and cfg.netns == "on":
+        raise NemesisError(
+            "--toxiproxy needs the host's network (a real Toxiproxy cannot reach servers in "
+            "the run's private namespace): use --netns off or auto"
+        )
+    # A real Toxiproxy lives in the host's namespace: so must the run.
+    return backend, run_client, classes, can_ns and cfg.netns != "off" and not cfg.toxiproxy
 
 
 def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
