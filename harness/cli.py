@@ -32,12 +32,25 @@ def friendly(fn):
     def wrapper(*a, **kw):
         from backends.registry import UnknownBackend
 
+        from .clock import ClockShimError
         from .history import HistoryError
+        from .net.firewall import FirewallError
+        from .proxy.client import ToxiproxyError
         from .runtime import RuntimeError_
 
+        expected = (
+            UserError,
+            ValueError,
+            UnknownBackend,
+            RuntimeError_,
+            HistoryError,
+            ToxiproxyError,
+            FirewallError,
+            ClockShimError,
+        )
         try:
             return fn(*a, **kw)
-        except (UserError, ValueError, UnknownBackend, RuntimeError_, HistoryError) as e:
+        except expected as e:
             err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
             sys.exit(2)
         except (FileNotFoundError, NotADirectoryError, PermissionError) as e:

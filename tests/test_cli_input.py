@@ -100,3 +100,37 @@ def test_check_missing_path(tmp_path):
 
 def test_report_without_results(tmp_path):
     _one_line_error(harness("report", str(tmp_path)), "results.json")
+
+
+def test_unreachable_toxiproxy_is_one_line(redis_bin, tmp_path):
+    p = harness(
+        "run",
+        "--backend",
+        "redis",
+        "--nemesis",
+        "partition",
+        "-t",
+        "2",
+        "--toxiproxy",
+        "http://127.0.0.1:1",
+        "--store",
+        str(tmp_path),
+    )
+    _one_line_error(p, "toxiproxy at http://127.0.0.1:1 did not answer")
+
+
+def test_unknown_nemesis_and_option(tmp_path):
+    p = harness("run", "--backend", "redis", "--nemesis", "meteor", "--store", str(tmp_path))
+    _one_line_error(p, "meteor", "partition", "client-pause")
+    p = harness(
+        "run",
+        "--backend",
+        "redis",
+        "--nemesis",
+        "kill",
+        "--nemesis-opt",
+        "colour=red",
+        "--store",
+        str(tmp_path),
+    )
+    _one_line_error(p, "colour", "down_ms")
