@@ -34,7 +34,7 @@ from .nemesis import NemesisEnv, NemesisError, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
 from .recorder import HistoryPump, Recorder, make_pipe
-from .runtime import Cluster, LocalRuntime
+from .runtime import Cluster, LocalRuntime, RuntimeError_
 from .runtime.kinds import server_kind
 from .witness import StopFlag, Witness, context
 
@@ -167,7 +167,10 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
             nemeses = [c(env, cfg.nemesis_opts) for c in classes]
             for nem in nemeses:
                 nem.check()
-            backend.setup(direct)
+            try:
+                backend.setup(direct)
+            except Exception as e:  # a driver's own error type: one line for the user
+                raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
             _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses)
         except KeyboardInterrupt:
             interrupted = True
