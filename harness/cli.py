@@ -117,6 +117,13 @@ def main() -> None:
     help="The protected resource rejects stale fence tokens.",
 )
 @click.option(
+    "--renew-every",
+    "renew_ms",
+    default=0,
+    show_default=True,
+    help="Holders renew their lease every this many ms while holding (0: never).",
+)
+@click.option(
     "--check-before-write",
     is_flag=True,
     help="Holders renew their lease right before writing and skip the write if it was lost.",
@@ -170,6 +177,7 @@ def run(
     seed,
     fencing,
     check_before_write,
+    renew_ms,
     opts,
     nopts,
     toxiproxy,
@@ -211,6 +219,7 @@ def run(
         seed=seed,
         fencing=fencing,
         check_before_write=check_before_write,
+        renew_ms=renew_ms,
         backend_opts=_parse_opts(opts, "--opt"),
         store=Path(store_dir),
         toxiproxy=toxiproxy,

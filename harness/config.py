@@ -25,6 +25,7 @@ class RunConfig:
     seed: int | None = None
     fencing: bool = False  # the protected resource rejects stale fence tokens
     check_before_write: bool = False  # holders renew (check) their lease right before writing
+    renew_ms: int = 0  # holders renew their lease this often while holding; 0 = never
     backend_opts: dict[str, str] = field(default_factory=dict)
     store: Path = Path("store")
     toxiproxy: str | None = None  # URL of a real Toxiproxy server
@@ -51,6 +52,7 @@ class RunConfig:
             (self.hold_ms >= 0, f"--hold must be >= 0 ms (got {self.hold_ms})"),
             (self.wait_ms >= 0, f"--wait must be >= 0 ms (got {self.wait_ms})"),
             (self.rate >= 0, f"--rate must be >= 0 (got {self.rate})"),
+            (self.renew_ms >= 0, f"--renew-every must be >= 0 ms (got {self.renew_ms})"),
             (self.ops is None or self.ops >= 1, f"--ops must be >= 1 (got {self.ops})"),
             (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
             (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),

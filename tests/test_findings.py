@@ -112,3 +112,15 @@ def test_checking_before_writing_avoids_the_stale_write_but_not_the_violation(re
     ops = read(res.run_dir / "history.jsonl").ops
     assert any(o.f == "renew" and o.type == "fail" for o in ops)  # the check caught it
     assert sum(o.f == "renew" and o.type == "ok" for o in ops) > 10  # and passed otherwise
+
+
+def test_holds_longer_than_the_ttl_need_renewals(redis_bin, tmp_path):
+    """Holding a lock longer than its TTL breaks it; renewing during the hold keeps it safe."""
+    long_holds = dict(time_limit=4, ttl_ms=300, hold_ms=900, wait_ms=2000)
+    res = _run(tmp_path, **long_holds)
+    assert res.valid is False and _violations(res) & UNSAFE, res.results["summary"]
+    res = _run(tmp_path, renew_ms=100, **long_holds)
+    assert res.valid is True, res.results["summary"]
+    ops = read(res.run_dir / "history.jsonl").ops
+    assert sum(o.f == "renew" and o.type == "ok" for o in ops) >= 10
+    assert res.results["checkers"]["mutex"]["hold_count"] >= 3

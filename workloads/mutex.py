@@ -1,6 +1,8 @@
 """The mutex workload: acquire -> critical section (hold, then write the resource) -> release.
 
-With ``check_before_write`` the holder renews its lease right before the write, as a careful
+With ``renew_ms`` the holder renews its lease that often during the hold, so holds may be
+longer than the TTL. With ``check_before_write`` the holder renews its lease right before the
+write, as a careful
 client checks it still holds the lock before acting; a refused renew makes it skip the write
 and release. A pause can still fall between the check and the write: only fencing closes that.
 
@@ -68,14 +70,9 @@ def run_client(ctx: ClientContext) -> None:
             continue
         rec.record(ctx.process, "ok", "acquire", key, lease.fence)
         ctx.set_status(HOLDING, ki)
-        if cfg.hold_ms:
-            rec.flush()
-            time.sleep(cfg.hold_ms / 1000)
-        unknown = False
-        if cfg.check_before_write:
+        still, unknown = _hold(ctx, client, key, lease)
+        if still and cfg.check_before_write:
             still, unknown = _renew(ctx, client, key, lease)
-        else:
-            still = True
         if still:
             _write(ctx, ki, key, lease.fence)
         ctx.set_status(RELEASING, ki)
@@ -101,6 +98,28 @@ def run_client(ctx: ClientContext) -> None:
     rec.flush()
     if client is not None:
         _drop(client)
+
+
+def _hold(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
+    """The critical section's duration; with ``renew_ms`` the holder renews its lease that
+    often while it holds (a lease longer than the TTL, kept alive). Returns as ``_renew``."""
+    cfg, rec = ctx.cfg, ctx.recorder
+    if not cfg.hold_ms:
+        return True, False
+    rec.flush()
+    if cfg.renew_ms <= 0:
+        time.sleep(cfg.hold_ms / 1000)
+        return True, False
+    end = time.monotonic() + cfg.hold_ms / 1000
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return True, False
+        time.sleep(min(cfg.renew_ms / 1000, left))
+        if time.monotonic() < end:
+            still, unknown = _renew(ctx, client, key, lease)
+            if not still:
+                return still, unknown
 
 
 def _renew(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
