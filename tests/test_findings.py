@@ -124,3 +124,19 @@ def test_holds_longer_than_the_ttl_need_renewals(redis_bin, tmp_path):
     ops = read(res.run_dir / "history.jsonl").ops
     assert sum(o.f == "renew" and o.type == "ok" for o in ops) >= 10
     assert res.results["checkers"]["mutex"]["hold_count"] >= 3
+
+
+def test_restart_without_persistence_resets_the_fence_counter(redis_bin, tmp_path):
+    res = _run(
+        tmp_path,
+        nemesis=["kill"],
+        nemesis_interval=1.5,
+        time_limit=4,
+        ttl_ms=1000,
+        hold_ms=10,
+        nemesis_opts={"down_ms": "200"},
+    )
+    fencing = res.results["checkers"]["fencing"]
+    assert fencing["valid"] is False, fencing["summary"]
+    assert fencing["non_increasing"] >= 1  # tokens went backwards after the restart
+    assert fencing["stale_accepted"] >= 1  # every later write looks stale to a fencing store
