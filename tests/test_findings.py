@@ -14,6 +14,15 @@ from harness.history import read
 from harness.run import run_test
 
 UNSAFE = {"overlap", "revoked-while-held"}
+# A holder frozen for 2 x TTL while it holds the only key, once a second.
+PAUSED_HOLDER = dict(
+    nemesis=["client-pause"],
+    nemesis_interval=1.0,
+    time_limit=6,
+    ttl_ms=500,
+    hold_ms=100,
+    wait_ms=1000,
+)
 
 
 def _run(tmp_path, **kw):
@@ -45,12 +54,7 @@ def test_clock_jump_breaks_single_redis(redis_bin, tmp_path):
 def test_client_pause_breaks_redis_and_fencing_would_have_saved_it(redis_bin, tmp_path):
     res = _run(
         tmp_path,
-        nemesis=["client-pause"],
-        nemesis_interval=1.0,
-        time_limit=6,
-        ttl_ms=500,
-        hold_ms=100,
-        wait_ms=1000,
+        **PAUSED_HOLDER,
     )
     assert res.valid is False, res.results["summary"]
     assert _violations(res) & UNSAFE
@@ -61,12 +65,7 @@ def test_client_pause_breaks_redis_and_fencing_would_have_saved_it(redis_bin, tm
 def test_client_pause_with_fencing_enforced_rejects_the_stale_write(redis_bin, tmp_path):
     res = _run(
         tmp_path,
-        nemesis=["client-pause"],
-        nemesis_interval=1.0,
-        time_limit=6,
-        ttl_ms=500,
-        hold_ms=100,
-        wait_ms=1000,
+        **PAUSED_HOLDER,
         fencing=True,
     )
     fencing = res.results["checkers"]["fencing"]
@@ -99,12 +98,7 @@ def test_checking_before_writing_avoids_the_stale_write_but_not_the_violation(re
     and releases: no stale write. Two clients still believed they held the lock at once."""
     res = _run(
         tmp_path,
-        nemesis=["client-pause"],
-        nemesis_interval=1.0,
-        time_limit=6,
-        ttl_ms=500,
-        hold_ms=100,
-        wait_ms=1000,
+        **PAUSED_HOLDER,
         check_before_write=True,
     )
     assert res.valid is False and _violations(res) & UNSAFE, res.results["summary"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..runtime import Node
 from .base import Nemesis, NemesisError
-from .process import _pick_node
+from .process import pick_node
 
 
 class Clock(Nemesis):
@@ -39,12 +39,12 @@ class Clock(Nemesis):
                 f"nemesis clock cannot move {kind.kind}'s clock: its binary reads time without "
                 "libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not passed"
             )
-        _pick_node(self, check_only=True)
+        pick_node(self, check_only=True)
 
     def start(self) -> dict[str, Any]:
         from ..clock import set_offset
 
-        self.node = _pick_node(self)
+        self.node = pick_node(self)
         offset = self.opt("offset_ms", 2.0 * self.env.cfg.ttl_ms)
         strobe = self.opt("strobe_ms", 0.0)
         set_offset(self.node.dir, offset / 1000)

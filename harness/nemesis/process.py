@@ -13,7 +13,7 @@ from ..runtime import Node
 from .base import Nemesis, NemesisError
 
 
-def _pick_node(nem: Nemesis, check_only: bool = False) -> Node:
+def pick_node(nem: Nemesis, check_only: bool = False) -> Node:
     """``target``: random, a node name, or a comma-separated list taken in rotation (so that
     successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a majority one by one)."""
     target = nem.opts.get("target", "random")
@@ -51,7 +51,7 @@ class Kill(Nemesis):
     def check(self) -> None:
         self.opt("wipe", False)
         self.opt("down_ms", 0.0)
-        _pick_node(self, check_only=True)
+        pick_node(self, check_only=True)
 
     def duration(self) -> float:
         down = self.opt("down_ms", 0.0)
@@ -60,7 +60,7 @@ class Kill(Nemesis):
         return down / 1000 if down else self.env.cfg.nemesis_interval
 
     def start(self) -> dict[str, Any]:
-        self.node = _pick_node(self)
+        self.node = pick_node(self)
         pid = self.node.pid
         cluster = self.env.cluster
         cluster.kill_node(self.node)
@@ -103,10 +103,10 @@ class Pause(Nemesis):
         self.node: Node | None = None
 
     def check(self) -> None:
-        _pick_node(self, check_only=True)
+        pick_node(self, check_only=True)
 
     def start(self) -> dict[str, Any]:
-        self.node = _pick_node(self)
+        self.node = pick_node(self)
         self.env.cluster.pause_node(self.node)
         return {"node": self.node.name, "pid": self.node.pid, "signal": "SIGSTOP"}
 
