@@ -175,19 +175,22 @@ def load(path: str | os.PathLike[str]):
 
 
 class HistoryWriter:
-    """Appends ops to ``history.jsonl``, flushing each, assigning ``index`` in arrival order."""
+    """Appends ops to ``history.jsonl``, assigning ``index`` in arrival order, flushed per
+    batch as they arrive."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
         self.count = 0
 
-    def append(self, d: dict[str, Any]) -> dict[str, Any]:
-        d["index"] = self.count
-        self.count += 1
-        self._fh.write(json.dumps(d, separators=(",", ":")) + "\n")
+    def append_lines(self, lines: list[bytes]) -> None:
+        """Append ops already encoded as JSON objects without an ``index``: each gets the
+        next index, in order, and the batch is flushed once."""
+        write = self._fh.write
+        for raw in lines:
+            write(f'{{"index":{self.count},{raw.decode()[1:]}\n')
+            self.count += 1
         self._fh.flush()
-        return d
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -91,7 +91,6 @@ class HistoryPump(threading.Thread):
 
     def run(self) -> None:
         buf = b""
-        fh = self.writer._fh
         while True:
             if self._stop_at is not None and time.monotonic() > self._stop_at:
                 break  # a writer we could not close still holds the pipe
@@ -103,15 +102,9 @@ class HistoryPump(threading.Thread):
                 break
             buf += chunk
             *lines, buf = buf.split(b"\n")
-            for raw in lines:
-                line = raw.decode()
-                n = self.writer.count
-                self.writer.count += 1
-                fh.write(f'{{"index":{n},{line[1:]}\n')
-                if '"type":"ok","f":"acquire"' in line:
-                    self.ok_acquires += 1
+            self.writer.append_lines(lines)
+            self.ok_acquires += sum(b'"type":"ok","f":"acquire"' in ln for ln in lines)
             self.ops = self.writer.count
-            fh.flush()
             # Let ops gather in the pipe: one wake-up per batch, not per op, leaves the CPU
             # to the clients and servers being measured.
             time.sleep(BATCH_PAUSE)
