@@ -26,7 +26,7 @@ def check_history(
 
 
 def analyse(run_dir: Path, *, interrupted: bool = False, render: bool = True):
-    from checkers import exit_code
+    from checkers import exit_code, lacks_evidence
 
     from .run import RunResult
 
@@ -35,11 +35,10 @@ def analyse(run_dir: Path, *, interrupted: bool = False, render: bool = True):
     results = check_history(run_dir / store.HISTORY, config, got)
     if interrupted:
         results["interrupted"] = True
+        lacks_evidence(results, "the run was interrupted before its time limit")
     store.write_json(run_dir / store.RESULTS, results)
     report = render_report(run_dir, got.ops) if render else None
     code = exit_code(results["valid"])
-    if interrupted and code == 0:
-        code = 2  # a cut-short run proves less than was asked
     return RunResult(run_dir, results["valid"], results, code, interrupted, report)
 
 
