@@ -1,4 +1,5 @@
-"""Verdicts from a history: mutex safety, fencing, performance; and how to combine them."""
+"""Verdicts from a history: mutex safety, fencing, performance, lost updates, scheduled jobs;
+which of them a history calls for, and how to combine them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from harness.history import Op
 
-from . import fencing, mutex, perf
+from . import fencing, jobs, mutex, perf
+from . import set as set_checker
 from .holds import extract
 
 Valid = bool | str | None
@@ -51,18 +53,53 @@ def lacks_evidence(results: dict[str, Any], reason: str) -> None:
         results["summary"] = "unknown (" + "; ".join(reasons) + ")" + (f"; {rest}" if rest else "")
 
 
-def check_all(ops: Iterable[Op], *, fencing_enforced: bool = False) -> dict[str, Any]:
-    """Run every checker over one history (sorted and swept once, shared)."""
-    hs = extract(ops)
-    results = {
-        "mutex": mutex.check(hs.ops, holds=hs),
-        "fencing": fencing.check(hs.ops, holds=hs, enforced=fencing_enforced),
-        "perf": perf.check(hs.ops, presorted=True),
-    }
+# Which ops call for which checkers: a history is checked for what it contains, so a bare
+# Jepsen set history is not passed by a mutex checker that found no lock ops to look at.
+CHECKERS_FOR_OPS: dict[str, tuple[str, ...]] = {
+    "acquire": ("mutex", "fencing", "perf"),
+    "release": ("mutex", "fencing", "perf"),
+    "add": ("set",),
+    "read": ("set",),
+    "exec": ("jobs",),
+}
+ORDER = ("mutex", "fencing", "perf", "set", "jobs")
+
+
+def select(ops: Iterable[Op]) -> list[str]:
+    """The checkers the ops of a history call for, in report order (none for no known op)."""
+    fs = frozenset(op.f for op in ops)
+    wanted = {name for f in fs for name in CHECKERS_FOR_OPS.get(f, ())}
+    return [name for name in ORDER if name in wanted]
+
+
+def check_all(
+    ops: Iterable[Op], *, fencing_enforced: bool = False, names: list[str] | None = None
+) -> dict[str, Any]:
+    """Run the checkers a history calls for (or ``names``) over it (sorted and swept once).
+
+    A history with no op any checker knows is not applicable (valid None, exit 2), never VALID.
+    """
+    ops = list(ops)
+    names = select(ops) if names is None else names
+    results: dict[str, dict[str, Any]] = {}
+    if {"mutex", "fencing", "perf"} & frozenset(names):
+        hs = extract(ops)
+        if "mutex" in names:
+            results["mutex"] = mutex.check(hs.ops, holds=hs)
+        if "fencing" in names:
+            results["fencing"] = fencing.check(hs.ops, holds=hs, enforced=fencing_enforced)
+        if "perf" in names:
+            results["perf"] = perf.check(hs.ops, presorted=True)
+    if "set" in names:
+        results["set"] = set_checker.check(ops)
+    if "jobs" in names:
+        results["jobs"] = jobs.check(ops)
     valid = combine(r["valid"] for r in results.values())
     word = verdict_word(valid)
     shown = [f"{n}: {r['summary']}" for n, r in results.items() if r["valid"] is not True]
-    shown = shown or [f"mutex: {results['mutex']['summary']}"]
+    shown = shown or [f"{n}: {r['summary']}" for n, r in results.items()][:1]
+    if not results:
+        shown = ["no acquire, release, add, read or exec op: nothing to check"]
     return {"valid": valid, "summary": f"{word}; " + "; ".join(shown), "checkers": results}
 
 
@@ -71,8 +108,11 @@ __all__ = [
     "combine",
     "exit_code",
     "fencing",
+    "jobs",
     "lacks_evidence",
     "mutex",
     "perf",
+    "select",
+    "set_checker",
     "verdict_word",
 ]

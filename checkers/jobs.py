@@ -1,0 +1,181 @@
+"""At-most-once scheduled jobs (ShedLock's use case): did any slot run twice, or not at all?
+
+Every ``period`` ms a job is due; its *slot* is ``floor(time_ms / period)``. A client that takes
+the job's lock records an ``exec`` op: ``invoke`` when the job body starts, then ``ok`` (done),
+``fail`` (the job raised) or ``info`` (unknown: the client was cut off), both with value
+``{"slot": int, "period": ms}``. Every invoked exec counts as an execution, whatever its
+completion: the job body started, so its side effects may have happened. A completion without an
+invocation counts too, starting ``value["duration"]`` ms before it (or at it).
+
+- ``double_executions``: slots executed more than once (the damage; any makes the run invalid);
+- ``missed_slots``: slots due while clients ran that nobody executed (availability, reported,
+  never invalid);
+- overlap: executions that ran while an earlier one still ran, and for how long in total.
+
+The period comes from the exec ops' values (``period_ms=`` overrides it). Due slots are those
+whose whole interval lies within the span of the history's client ops, on the history's own clock
+(``time`` in ns), the clock the workload computes slots with. When no executed slot falls on that
+clock (slots from another tool's wall clock) or no period is known, the due slots are taken to be
+those between the first and the last executed slot, and a note says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+from .set import count_text
+
+NAME = "jobs"
+MAX_EXAMPLES = 100
+MS = 1_000_000  # ns
+
+
+def _slot_of(value: Any) -> int | None:
+    if isinstance(value, dict):
+        s = value.get("slot")
+        if isinstance(s, int) and not isinstance(s, bool):
+            return s
+    return None
+
+
+def _num(value: Any, name: str) -> float | None:
+    if isinstance(value, dict):
+        v = value.get(name)
+        if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
+            return float(v)
+    return None
+
+
+def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dict[str, Any]:
+    execs: list[list[Any]] = []  # [slot, start ns, end ns or None, process]
+    pending: dict[Any, list[Any]] = {}  # process -> its running execution
+    periods: Counter[float] = Counter()
+    t_first: int | None = None
+    t_last: int | None = None
+    unreadable = 0
+    for op in ops:
+        if op.process == NEMESIS:
+            continue
+        t = op.time
+        if t_first is None or t < t_first:
+            t_first = t
+        if t_last is None or t > t_last:
+            t_last = t
+        if op.f != "exec":
+            continue
+        p = _num(op.value, "period")
+        if p is not None:
+            periods[p] += 1
+        if op.type == "invoke":
+            slot = _slot_of(op.value)
+            if slot is None:
+                unreadable += 1
+                continue
+            e = [slot, t, None, op.process]
+            execs.append(e)
+            pending[op.process] = e
+            continue
+        e = pending.pop(op.process, None)
+        if e is not None:
+            e[2] = t
+            continue
+        slot = _slot_of(op.value)
+        if slot is None:
+            unreadable += 1
+            continue
+        dur = _num(op.value, "duration")
+        execs.append([slot, t - int(dur * MS) if dur else t, t, op.process])
+
+    notes: list[str] = []
+    if unreadable:
+        notes.append(f"{unreadable} exec op(s) without an integer value['slot'] were ignored")
+    if len(periods) > 1:
+        notes.append(
+            f"exec ops disagree on the period: {sorted(periods)} ms; the commonest is used"
+        )
+    if not execs:
+        return {
+            "checker": NAME,
+            "valid": None,
+            "summary": "no exec ops: not a jobs history",
+            "executions": 0,
+            "double_executions": 0,
+            "missed_slots": 0,
+            "notes": notes,
+        }
+    period = period_ms or (periods.most_common(1)[0][0] if periods else None)
+
+    per_slot = Counter(e[0] for e in execs)
+    executed = per_slot.keys()
+    due: range | None = None
+    if period and t_first is not None and t_last is not None:
+        pns = period * MS
+        lo = int(-(-t_first // pns))  # first slot starting at or after the first op
+        hi = int(t_last // pns) - 1  # last slot ending at or before the last op
+        due = range(lo, hi + 1)
+        if not any(s in due for s in executed):
+            notes.append(
+                "no executed slot lies on the history's clock: due slots taken as those "
+                "between the first and last executed slot"
+            )
+            due = None
+    elif not period:
+        notes.append(
+            "no period known: due slots taken as those between the first and last executed slot"
+        )
+    if due is None:
+        due = range(min(executed), max(executed) + 1)
+    missed = [s for s in due if s not in per_slot]
+    doubles = sorted(s for s, c in per_slot.items() if c > 1)
+
+    # Overlap: sweep executions by start, against the latest end seen so far.
+    end_of_history = t_last if t_last is not None else 0
+    overlapping = 0
+    overlap_ns = 0
+    reach: int | None = None
+    for e in sorted(execs, key=lambda e: e[1]):
+        end = e[2] if e[2] is not None else end_of_history
+        if reach is not None and e[1] < reach:
+            overlapping += 1
+            overlap_ns += min(end, reach) - e[1]
+        reach = end if reach is None else max(reach, end)
+
+    by_slot: dict[int, list[dict[str, Any]]] = {}
+    for e in execs:
+        if per_slot[e[0]] > 1 and (e[0] in by_slot or len(by_slot) < MAX_EXAMPLES):
+            by_slot.setdefault(e[0], []).append({"process": e[3], "start": e[1], "end": e[2]})
+    nd, nm, nslots = len(doubles), len(missed), len(due)
+    parts = []
+    if nd:
+        parts.append(
+            f"{count_text(nd)} of {count_text(len(executed))} executed slots ran more than once"
+            f" ({count_text(sum(per_slot[s] for s in doubles) - nd)} double executions)"
+        )
+    else:
+        parts.append(f"each of {count_text(len(executed))} executed slots ran once")
+    parts.append(
+        f"{count_text(nm)} of {count_text(nslots)} due slots never ran" if nm else "no slot missed"
+    )
+    if overlapping:
+        parts.append(f"{overlapping} executions overlapped another ({overlap_ns / MS:,.0f} ms)")
+    return {
+        "checker": NAME,
+        "valid": nd == 0,
+        "summary": "; ".join(parts),
+        "period_ms": period,
+        "executions": len(execs),
+        "executed_slots": len(executed),
+        "due_slots": nslots,
+        "double_executions": nd,
+        "extra_executions": sum(per_slot[s] for s in doubles) - nd,
+        "missed_slots": nm,
+        "overlapping_executions": overlapping,
+        "overlap_ms": round(overlap_ns / MS, 3),
+        "double_slots": [{"slot": s, "executions": by_slot[s]} for s in doubles if s in by_slot],
+        "missed": missed[:MAX_EXAMPLES],
+        "notes": notes,
+    }

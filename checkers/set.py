@@ -1,0 +1,250 @@
+"""Lost updates: Jepsen's set checker over ``add`` ops and each key's final ``read``.
+
+Ops (Jepsen's format): ``{"f": "add", "type": "invoke"|"ok"|"fail"|"info", "process", "key",
+"value": element}`` and ``{"f": "read", "type": "ok", "key", "value": [elements...]}``. Elements
+are unique per add. The *final read* of a key is its latest ``ok`` read (by time, then index).
+
+Per key, against its final read:
+
+- ``lost``: acknowledged (``ok``) adds missing from it;
+- ``unexpected``: elements in it that no add (of any outcome) ever attempted;
+- ``duplicated``: elements it holds more than once;
+- ``recovered``: unknown-outcome adds (``info``, or an invoke never completed) present in it.
+
+Invalid when anything is lost, unexpected or duplicated. Unknown (never valid) when a key with
+adds has no final read, when an acknowledged add that is missing completed only after the final
+read began (the read may legitimately not see it), or when an add reported ``fail`` (certainly
+not done) is present: the history then contradicts itself, which says nothing about the lock.
+No add and no read at all: not applicable (None).
+
+One pass over the ops, no sort: adds are matched to their completions by (key, element), reads
+by process, so a million ops check in about a second.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+NAME = "set"
+MAX_EXAMPLES = 100
+
+# An add is a small list: [invoke time, outcome, completion time, process].
+T_INV, OUTCOME, T_DONE, PROC = range(4)
+_RANK = {"ok": 3, "info": 2, "fail": 1}  # several adds of one element: the strongest outcome wins
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+        return v
+    except TypeError:  # a JSON list or object as an element
+        return repr(v)
+
+
+def count_text(n: int) -> str:
+    return f"{n:,}"
+
+
+def percent(part: int, whole: int) -> str:
+    """1.4%, 50%, 0.0001%: enough digits to be non-zero, no trailing zeros."""
+    p = 100 * part / whole
+    text = f"{p:.1f}" if p >= 1 else f"{p:.2g}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
+    adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
+    finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
+    read_inv: dict[Any, int] = {}  # process -> time of its pending read invocation
+    notes: list[str] = []
+    bad_reads = 0
+    for op in ops:
+        f = op.f
+        if f == "add":
+            if op.process == NEMESIS:
+                continue
+            key = op.key
+            try:
+                per = adds.get(key)
+            except TypeError:  # a JSON list as a key
+                key = repr(key)
+                per = adds.get(key)
+            if per is None:
+                per = adds[key] = {}
+            el = op.value
+            try:
+                a = per.get(el)
+            except TypeError:
+                el = repr(el)
+                a = per.get(el)
+            t = op.type
+            if t == "invoke":
+                if a is None:
+                    per[el] = [op.time, None, None, op.process]
+                continue
+            if a is None:  # a completion without its invocation: attempted by then
+                per[el] = [op.time, t, op.time, op.process]
+            elif a[OUTCOME] is None or _RANK[t] > _RANK[a[OUTCOME]]:
+                a[OUTCOME] = t
+                a[T_DONE] = op.time
+        elif f == "read":
+            t = op.type
+            if t == "invoke":
+                read_inv[op.process] = op.time
+                continue
+            inv = read_inv.pop(op.process, op.time)
+            if t != "ok":
+                continue
+            if not isinstance(op.value, list):
+                bad_reads += 1
+                continue
+            key = _hashable(op.key)
+            cur = finals.get(key)
+            if cur is None or (op.time, op.index) > (cur[0], cur[1]):
+                finals[key] = (op.time, op.index, inv, op.value)
+    if bad_reads:
+        notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
+
+    acked = attempted = unknown_adds = 0
+    lost: list[dict[str, Any]] = []
+    unexpected: list[dict[str, Any]] = []
+    duplicated: list[dict[str, Any]] = []
+    recovered: list[dict[str, Any]] = []
+    n = Counter[str]()
+    no_final: list[Any] = []
+    for key in adds.keys() | finals.keys():
+        per = adds.get(key, {})
+        attempted += len(per)
+        fin = finals.get(key)
+        key_acked = 0
+        for a in per.values():
+            if a[OUTCOME] == "ok":
+                key_acked += 1
+            elif a[OUTCOME] != "fail":
+                unknown_adds += 1
+        acked += key_acked
+        if fin is None:
+            if per:
+                no_final.append(key)
+            continue
+        _, _, read_start, value = fin
+        counts = Counter(_hashable(v) for v in value)
+        for el, c in counts.items():
+            a = per.get(el)
+            if c > 1:
+                n["duplicated"] += 1
+                if len(duplicated) < MAX_EXAMPLES:
+                    duplicated.append({"key": key, "element": el, "times_read": c})
+            if a is None:
+                n["unexpected"] += 1
+                if len(unexpected) < MAX_EXAMPLES:
+                    unexpected.append({"key": key, "element": el})
+            elif a[OUTCOME] == "fail":
+                n["failed_present"] += 1
+            elif a[OUTCOME] != "ok":
+                n["recovered"] += 1
+                if len(recovered) < MAX_EXAMPLES:
+                    recovered.append({"key": key, "element": el, "invoke_time": a[T_INV]})
+        for el, a in per.items():
+            if a[OUTCOME] != "ok" or el in counts:
+                continue
+            if a[T_DONE] >= read_start:  # acknowledged while the final read ran
+                n["late"] += 1
+                continue
+            n["lost"] += 1
+            if len(lost) < MAX_EXAMPLES:
+                lost.append(
+                    {
+                        "key": key,
+                        "element": el,
+                        "process": a[PROC],
+                        "invoke_time": a[T_INV],
+                        "ok_time": a[T_DONE],
+                    }
+                )
+    lost.sort(key=lambda d: d["invoke_time"])
+
+    if not adds and not finals:
+        return {
+            "checker": NAME,
+            "valid": None,
+            "summary": "no add or read ops: not a set history",
+            **_counts(0, 0, n, 0),
+            "notes": notes,
+        }
+    nlost, nunex, ndup = n["lost"], n["unexpected"], n["duplicated"]
+    parts: list[str] = []
+    if nlost:
+        parts.append(
+            f"{count_text(nlost)} of {count_text(acked)} acknowledged updates were lost"
+            f" ({percent(nlost, acked)})"
+        )
+    if nunex:
+        parts.append(f"{count_text(nunex)} element{'s' * (nunex != 1)} read that no add wrote")
+    if ndup:
+        parts.append(f"{count_text(ndup)} element{'s' * (ndup != 1)} read more than once")
+    doubts: list[str] = []
+    if no_final:
+        k = len(no_final)
+        doubts.append(f"no final read of {k} key{'s' * (k != 1)} with adds")
+    if n["late"]:
+        doubts.append(
+            f"{n['late']} acknowledged add(s) missing were acknowledged during the final read"
+        )
+    if n["failed_present"]:
+        doubts.append(
+            f"{n['failed_present']} add(s) reported failed were read back (the history contradicts"
+            " itself)"
+        )
+    valid: bool | str
+    if parts:
+        valid = False
+    elif doubts:
+        valid = "unknown"
+    else:
+        valid = True
+        parts.append(
+            f"all {count_text(acked)} acknowledged updates were in the final reads"
+            if acked
+            else "no acknowledged update to look for"
+        )
+    if n["recovered"]:
+        parts.append(
+            f"{count_text(n['recovered'])} of {count_text(unknown_adds)} unknown-outcome updates"
+            " were present"
+        )
+    summary = (
+        "; ".join(parts + doubts) if valid != "unknown" else "unknown: " + "; ".join(doubts + parts)
+    )
+    return {
+        "checker": NAME,
+        "valid": valid,
+        "summary": summary,
+        **_counts(acked, attempted, n, unknown_adds),
+        "keys": len(adds.keys() | finals.keys()),
+        "keys_without_final_read": [str(k) for k in no_final[:MAX_EXAMPLES]],
+        "lost": lost,
+        "unexpected": unexpected,
+        "duplicated": duplicated,
+        "recovered": recovered,
+        "unknown_because": doubts,
+        "notes": notes,
+    }
+
+
+def _counts(acked: int, attempted: int, n: Counter[str], unknown_adds: int) -> dict[str, int]:
+    return {
+        "attempted_count": attempted,
+        "acknowledged_count": acked,
+        "unknown_outcome_count": unknown_adds,
+        "lost_count": n["lost"],
+        "unexpected_count": n["unexpected"],
+        "duplicated_count": n["duplicated"],
+        "recovered_count": n["recovered"],
+        "failed_present_count": n["failed_present"],
+        "acknowledged_during_final_read_count": n["late"],
+    }
