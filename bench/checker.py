@@ -1,7 +1,8 @@
-"""Benchmark of the mutex checker on synthetic lock histories.
+"""Benchmark of the mutex and set checkers on synthetic histories.
 
     .venv/bin/python bench/checker.py            # 10^4, 10^5, 10^6 events
     .venv/bin/python bench/checker.py --quick    # 10^4, 10^5 only
+    .venv/bin/python bench/checker.py --only set # one checker
 
 Histories: many keys (one per ~1000 events), four client processes per key, acquire/write-free
 sessions with failed acquires by waiting clients; a share of completions is ``info`` (the process
@@ -11,6 +12,10 @@ client acquires). Index order follows arrival at the recorder, which lags the op
 little, so the checker has to sort by time. Prints check time (median of 3, wall and CPU: the
 machine may be shared), events/s, and the time to parse the same history from JSONL with
 ``harness.history.read``.
+
+Set histories: 100 keys, adds by many processes (outcomes 95% ok, 3% info, 2% fail, times
+interleaved), one final read per key holding every acknowledged element but the injected lost
+ones, and half of the unknown-outcome ones; found = injected lost.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers import mutex  # noqa: E402
+from checkers import set as set_checker  # noqa: E402
 from harness.history import Op, read  # noqa: E402
 
 PER_KEY = 4  # client processes per key
@@ -112,6 +118,38 @@ def generate(events: int, info: float, inject: int, seed: int = 1) -> tuple[list
     return ops, injected  # type: ignore[return-value]
 
 
+def generate_set(events: int, lose: int, seed: int = 1) -> tuple[list[Op], int]:
+    """A set history of about ``events`` ops; returns (ops, lost updates injected)."""
+    rnd = random.Random(seed)
+    nkeys = 100
+    adds = max(1, (events - 2 * nkeys) // 2)
+    ops: list[Op] = []
+    kept: dict[int, list[int]] = {k: [] for k in range(nkeys)}
+    acked: list[tuple[int, int]] = []
+    t = 0
+    for el in range(adds):
+        k = el % nkeys
+        p = el % 1000
+        t += 1000
+        r = rnd.random()
+        outcome = "ok" if r < 0.95 else "info" if r < 0.98 else "fail"
+        ops.append(Op(len(ops), t, p, "invoke", "add", k, el))
+        ops.append(Op(len(ops), t + rnd.randrange(1, 900), p, outcome, "add", k, el))
+        if outcome == "ok":
+            acked.append((k, el))
+            kept[k].append(el)
+        elif outcome == "info" and rnd.random() < 0.5:
+            kept[k].append(el)
+    lost = set(rnd.sample(acked, min(lose, len(acked))))
+    t += 10_000
+    for k in range(nkeys):
+        value = [el for el in kept[k] if (k, el) not in lost]
+        ops.append(Op(len(ops), t, 5000 + k, "invoke", "read", k, None))
+        ops.append(Op(len(ops), t + 500, 5000 + k, "ok", "read", k, value))
+        t += 1000
+    return ops, len(lost)
+
+
 def timed(fn, repeat: int = 3) -> tuple[float, float, object]:
     """Median wall and CPU seconds of ``repeat`` calls (CPU shows the cost on a busy machine)."""
     wall, cpu, out = [], [], None
@@ -141,8 +179,18 @@ def parse_time(ops: list[Op]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="skip the 10^6-event histories")
+    ap.add_argument("--only", choices=["mutex", "set"], help="benchmark one checker only")
     args = ap.parse_args()
     sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
+    if args.only != "set":
+        bench_mutex(sizes)
+    if args.only != "mutex":
+        bench_set(sizes)
+    return 0
+
+
+def bench_mutex(sizes: list[int]) -> None:
+    print("mutex checker")
     head = f"{'events':>9} {'info':>5} {'injected':>8} {'found':>6} {'check s':>8} {'cpu s':>6}"
     print(head + f" {'events/s':>11} {'parse s':>8}")
     for n in sizes:
@@ -159,7 +207,25 @@ def main() -> int:
                 )
                 if found != injected:
                     print(f"  mismatch: injected {injected}, found {found}", file=sys.stderr)
-    return 0
+
+
+def bench_set(sizes: list[int]) -> None:
+    print("set checker")
+    head = f"{'events':>9} {'lost':>6} {'found':>6} {'check s':>8} {'cpu s':>6} {'events/s':>11}"
+    print(head + f" {'parse s':>8}")
+    for n in sizes:
+        for lose in (0, max(1, n // 1000)):
+            ops, injected = generate_set(n, lose)
+            secs, cpu, res = timed(lambda ops=ops: set_checker.check(ops))
+            found = res["lost_count"]  # type: ignore[index]
+            parse = f"{parse_time(ops):8.2f}" if lose == 0 else ""
+            print(
+                f"{len(ops):>9} {injected:>6} {found:>6} {secs:>8.3f} {cpu:>6.2f}"
+                f" {len(ops) / secs:>11,.0f} {parse}",
+                flush=True,
+            )
+            if found != injected or res["valid"] is not (injected == 0):  # type: ignore[index]
+                print(f"  mismatch: injected {injected}, found {found}", file=sys.stderr)
 
 
 if __name__ == "__main__":
