@@ -94,6 +94,7 @@ class Link:
             if inst.toxic.name == toxic.name:
                 inst.cancel()
                 new = Installed(toxic)
+                new.count = inst.count  # Toxiproxy keeps limit_data's state across an update
                 self.toxics[i] = new
                 toxic.install(self, new)
                 return
@@ -221,7 +222,7 @@ class Connection:
         self.down = Link(self, "downstream", transport, self.client)
         for toxic in self.proxy.toxics.values():
             if toxic.applies():
-                self.link(toxic.stream).install(toxic)
+                self.link(toxic.direction).install(toxic)
         self.client.resume_reading()
 
     def link(self, stream: str) -> Link:

@@ -5,8 +5,9 @@ error body ``{"error": "...", "status": N}``. HTTP/1.1 is parsed by hand; connec
 alive unless the client asks to close. Every address (the API's, each proxy's listen address
 and its upstream) must be on 127.0.0.0/8: this server never talks to anything else.
 
-Differences from Toxiproxy, on purpose: a missing ``listen`` means ``127.0.0.1:0`` (Toxiproxy
-would listen on all interfaces); chunked request bodies are refused (send Content-Length).
+Differences from Toxiproxy, on purpose (the README lists them all): a missing ``listen`` means
+``127.0.0.1:0`` (Toxiproxy would listen on all interfaces); negative attributes and toxicity
+outside 0..1 are refused; every error, 404 and 405 included, has a JSON body.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .links import Connection, client_protocol
-from .toxics import Toxic, ToxicError, toxic_from_json, updated_toxic
+from .toxics import STREAMS, Toxic, ToxicError, toxic_from_json, updated_toxic
 
 VERSION = "2.12.0-lockharness"
 MAX_BODY = 1 << 20
+# Toxiproxy's HTTP server: ReadTimeout 15 s (a request's head and body), IdleTimeout 60 s.
+READ_TIMEOUT = 15.0
+IDLE_TIMEOUT = 60.0
 REASONS = {
     200: "OK",
     201: "Created",
     204: "No Content",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -88,8 +93,12 @@ class Proxy:
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
-            "toxics": [t.to_json() for t in self.toxics.values()],
+            "toxics": [t.to_json() for t in self.toxic_list()],
         }
+
+    def toxic_list(self) -> list[Toxic]:
+        """As Toxiproxy lists them: the upstream chain, then the downstream one."""
+        return [t for d in STREAMS for t in self.toxics.values() if t.direction == d]
 
     async def start(self) -> None:
         if self.server is not None:
@@ -121,20 +130,20 @@ class Proxy:
         self.toxics[toxic.name] = toxic
         for conn in list(self.conns):
             if conn.up is not None and toxic.applies():
-                conn.link(toxic.stream).install(toxic)
+                conn.link(toxic.direction).install(toxic)
 
     def remove_toxic(self, name: str) -> None:
         toxic = self.toxics.pop(name)
         for conn in list(self.conns):
             if conn.up is not None:
-                conn.link(toxic.stream).uninstall(name)
+                conn.link(toxic.direction).uninstall(name)
 
     def update_toxic(self, toxic: Toxic) -> None:
         self.toxics[toxic.name] = toxic
         for conn in list(self.conns):
             if conn.up is None:
                 continue
-            link = conn.link(toxic.stream)
+            link = conn.link(toxic.direction)
             had = any(i.toxic.name == toxic.name for i in link.toxics)
             if had and toxic.applies():
                 link.replace(toxic)
@@ -167,52 +176,35 @@ class ProxyServer:
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                line = await reader.readline()
+                line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
                 if not line.strip():
                     break
-                parts = line.decode("latin-1").split()
-                if len(parts) != 3:
-                    await _respond(writer, 400, {"error": "bad request line", "status": 400})
+                request = await asyncio.wait_for(_read_request(line, reader), READ_TIMEOUT)
+                if isinstance(request, ApiError):
+                    await _respond(writer, request.status, _error_body(request))
                     break
-                method, target, version = parts
-                headers: dict[str, str] = {}
-                for _ in range(100):
-                    h = await reader.readline()
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    k, _, v = h.decode("latin-1").partition(":")
-                    headers[k.strip().lower()] = v.strip()
-                keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    msg = "chunked request bodies are not supported; send Content-Length"
-                    await _respond(writer, 411, {"error": msg, "status": 411})
-                    break
-                try:
-                    length = int(headers.get("content-length", "0"))
-                except ValueError:
-                    length = -1
-                if not 0 <= length <= MAX_BODY:
-                    msg = f"Content-Length must be 0..{MAX_BODY}"
-                    await _respond(writer, 413, {"error": msg, "status": 413})
-                    break
-                body = await reader.readexactly(length) if length else b""
-                status, payload = await self.dispatch(method, target, body)
+                method, target, headers, body, keep = request
+                if headers.get("user-agent", "").startswith("Mozilla/"):
+                    # As Toxiproxy: a web page must not drive the proxies through a browser.
+                    status, payload = 403, {"error": "User agent not allowed", "status": 403}
+                else:
+                    status, payload = await self.dispatch(method, target, body)
                 await _respond(writer, status, payload, keep)
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass  # client went away, or sent an over-long line: drop the connection
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, TimeoutError):
+            pass  # client went away, sent an over-long line, or sat idle: drop the connection
         finally:
             writer.close()
 
     async def dispatch(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         try:
             async with self.lock:
-                return await self._route(method, unquote_parts(target), body)
+                return await self._route(method, split_path(target), body)
         except ApiError as e:
-            return e.status, {"error": e.message, "status": e.status}
+            return e.status, _error_body(e)
         except ToxicError as e:
-            return 400, {"error": str(e), "status": 400}
+            return e.status, {"error": str(e), "status": e.status}
         except Exception as e:  # a bug here must not take the whole proxy down
             return 500, {"error": f"{type(e).__name__}: {e}", "status": 500}
 
@@ -230,7 +222,8 @@ class ProxyServer:
         if parts == ["proxies"]:
             _allow(method, "GET", "POST")
             if method == "GET":
-                return 200, {name: p.to_json() for name, p in self.proxies.items()}
+                # Toxiproxy marshals a Go map: the names come sorted.
+                return 200, {name: self.proxies[name].to_json() for name in sorted(self.proxies)}
             return await self.create_proxy(_json(body))
         if n >= 2 and parts[0] == "proxies":
             proxy = self.proxies.get(parts[1])
@@ -248,10 +241,8 @@ class ProxyServer:
                 _allow(method, "GET", "POST")
                 proxy = _found(proxy, "proxy not found")
                 if method == "GET":
-                    return 200, [t.to_json() for t in proxy.toxics.values()]
-                toxic = toxic_from_json(_json(body))
-                if toxic.name in proxy.toxics:
-                    raise ApiError(409, "toxic already exists")
+                    return 200, [t.to_json() for t in proxy.toxic_list()]
+                toxic = toxic_from_json(_json(body), proxy.toxics)
                 proxy.add_toxic(toxic)
                 return 200, toxic.to_json()
             if n == 4 and parts[2] == "toxics":
@@ -286,11 +277,12 @@ class ProxyServer:
         listen = body.get("listen", proxy.listen)
         upstream = body.get("upstream", proxy.upstream)
         enabled = body.get("enabled", proxy.enabled)
-        parse_addr(listen, "listen", allow_zero=True)
+        host, port = parse_addr(listen, "listen", allow_zero=True)
         parse_addr(upstream, "upstream", allow_zero=False)
         if not isinstance(enabled, bool):
             raise ApiError(400, "bad request body: enabled must be true or false")
-        if listen != proxy.listen or upstream != proxy.upstream:
+        # As Toxiproxy: the listen address is compared resolved ("localhost:N" = "127.0.0.1:N").
+        if f"{host}:{port}" != proxy.listen or upstream != proxy.upstream:
             proxy.stop()
             proxy.listen, proxy.upstream = listen, upstream
         if enabled:
@@ -307,18 +299,22 @@ class ProxyServer:
         return 204, None
 
     async def populate(self, body: Any) -> tuple[int, Any]:
+        """Create or replace the proxies listed, in order, as Toxiproxy does: a proxy whose
+        listen and upstream are unchanged is kept (with its toxics and connections); a name
+        listed twice is replaced by its second entry. Every answer carries ``proxies`` (the
+        ones done so far; ``null`` when none, as Toxiproxy's Go nil slice)."""
         if not isinstance(body, list):
-            raise ApiError(400, "bad request body: expected a JSON list of proxies")
-        wanted = [_proxy_fields(item, f" at proxy {i + 1}") for i, item in enumerate(body)]
-        names = [w[0] for w in wanted]
-        dup = next((n for n in names if names.count(n) > 1), None)
-        if dup is not None:
-            raise ApiError(400, f"duplicate proxy name {dup!r}")
+            raise _PopulateError(400, "bad request body: expected a JSON list of proxies", [])
+        try:
+            wanted = [_proxy_fields(item, f" at proxy {i + 1}") for i, item in enumerate(body)]
+        except ApiError as e:
+            raise _PopulateError(e.status, e.message, []) from None
         done: list[Proxy] = []
         for name, listen, upstream, enabled in wanted:
             old = self.proxies.get(name)
-            if old is not None and old.listen == listen and old.upstream == upstream:
-                done.append(old)  # unchanged: kept with its toxics and connections
+            host, port = parse_addr(listen, "listen", allow_zero=True)
+            if old is not None and old.listen == f"{host}:{port}" and old.upstream == upstream:
+                done.append(old)
                 continue
             if old is not None:
                 old.stop()
@@ -328,11 +324,18 @@ class ProxyServer:
                 if enabled:
                     await proxy.start()
             except ApiError as e:
-                proxies = [p.to_json() for p in done]
-                return e.status, {"error": e.message, "status": e.status, "proxies": proxies}
+                raise _PopulateError(e.status, e.message, done) from None
             self.proxies[name] = proxy
             done.append(proxy)
-        return 201, {"proxies": [p.to_json() for p in done]}
+        return 201, {"proxies": [p.to_json() for p in done] or None}
+
+
+class _PopulateError(ApiError):
+    """A failed /populate: the error body also lists the proxies done before it."""
+
+    def __init__(self, status: int, message: str, done: list[Proxy]) -> None:
+        super().__init__(status, message)
+        self.proxies = [p.to_json() for p in done] or None
 
 
 def _proxy_fields(body: Any, where: str = "") -> tuple[str, str, str, bool]:
@@ -355,9 +358,12 @@ def _proxy_fields(body: Any, where: str = "") -> tuple[str, str, str, bool]:
     return name, listen, upstream, enabled
 
 
-def unquote_parts(target: str) -> list[str]:
+def split_path(target: str) -> list[str]:
+    """The path's segments, decoded. A trailing slash or an empty segment matches no route
+    (["", ...]), as in Toxiproxy's router: "/proxies/" is a 404, not the list."""
     path = urlsplit(target).path
-    return [unquote(p) for p in path.strip("/").split("/") if p]
+    raw = path.split("/")[1:] if path.startswith("/") else [""]
+    return [unquote(p) for p in raw] if all(raw) else ["", *raw]
 
 
 def _allow(method: str, *allowed: str) -> None:
@@ -376,6 +382,60 @@ def _json(body: bytes) -> Any:
         return json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"bad request body: {e}") from None
+
+
+def _error_body(e: ApiError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": e.message, "status": e.status}
+    if isinstance(e, _PopulateError):
+        body["proxies"] = e.proxies
+    return body
+
+
+async def _read_request(
+    line: bytes, reader: asyncio.StreamReader
+) -> tuple[str, str, dict[str, str], bytes, bool] | ApiError:
+    """The rest of one request after its request line: method, target, headers, body and
+    whether to keep the connection; or the ApiError to answer before closing it."""
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3:
+        return ApiError(400, "bad request line")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for _ in range(100):
+        h = await reader.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunked(reader)
+        if body is None:
+            return ApiError(413, f"request body must be at most {MAX_BODY} bytes")
+        return method, target, headers, body, keep
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError:
+        length = -1
+    if not 0 <= length <= MAX_BODY:
+        return ApiError(413, f"Content-Length must be 0..{MAX_BODY}")
+    body = await reader.readexactly(length) if length else b""
+    return method, target, headers, body, keep
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes | None:
+    """A chunked body (RFC 9112 7.1), or None when it grows past MAX_BODY."""
+    body = bytearray()
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"x", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields, ignored
+            return bytes(body)
+        if len(body) + size > MAX_BODY:
+            return None
+        body += await reader.readexactly(size)
+        await reader.readline()  # the CRLF after each chunk
 
 
 async def _respond(

@@ -7,7 +7,8 @@ gets its own ``Installed`` record (per-link state: counters, timers, a "removed"
 Behaviour on live connections (every type): adding a toxic installs it on every live link of its
 stream (toxicity drawn once per link), removing uninstalls it at once (a chunk sleeping in a
 latency/bandwidth/slicer delay is released early), updating re-installs it in place with the new
-attributes (toxicity drawn again; per-link state such as limit_data's count starts over).
+attributes (toxicity drawn again; limit_data's count of bytes passed is kept, as Toxiproxy keeps
+a stateful toxic's state across an update).
 
 As in Toxiproxy, ``timeout`` drops the data it receives (0 = never close, >0 = close that many
 ms after it was installed) and, when removed, closes the connections it was holding: their
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ Emit = Callable[[bytes], Awaitable[None]]
 
 
 class ToxicError(ValueError):
-    """Bad toxic JSON; the message is shown to the API client."""
+    """Bad toxic JSON (or a taken name: ``status`` 409); the message is shown to the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Installed:
@@ -59,7 +64,8 @@ class Toxic:
 
     def __init__(self, name: str, stream: str, toxicity: float, attributes: dict[str, Any]) -> None:
         self.name = name
-        self.stream = stream
+        self.stream = stream  # as the client spelt it (Toxiproxy shows "UPSTREAM" as given)
+        self.direction = stream.lower()  # "upstream" or "downstream"
         self.toxicity = toxicity
         self.attributes = self.check_attributes(attributes)
 
@@ -69,11 +75,12 @@ class Toxic:
         for key, value in given.items():
             if key not in cls.defaults:
                 continue  # Toxiproxy ignores unknown attributes too
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ToxicError(f"attribute {key} must be a number, got {value!r}")
+            # Toxiproxy decodes attributes into Go integers: 1.5 and even 100.0 are refused.
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ToxicError(f"attribute {key} must be an integer, got {value!r}")
             if value < 0:
                 raise ToxicError(f"attribute {key} must not be negative, got {value}")
-            attrs[key] = int(value)
+            attrs[key] = value
         return attrs
 
     def to_json(self) -> dict[str, Any]:
@@ -226,20 +233,24 @@ TYPES: dict[str, type[Toxic]] = {
 }
 
 
-def toxic_from_json(body: Any) -> Toxic:
-    """A new toxic from the API's JSON; raises ToxicError (400) naming what is wrong."""
+def toxic_from_json(body: Any, taken: Container[str] = ()) -> Toxic:
+    """A new toxic from the API's JSON; raises ToxicError naming what is wrong. The checks come
+    in Toxiproxy's order: body, stream, type, name taken (409), then attributes."""
     if not isinstance(body, dict):
         raise ToxicError("bad request body: expected a JSON object")
-    ttype = body.get("type")
-    stream = body.get("stream", "downstream") or "downstream"
-    if stream not in STREAMS:
+    stream = body.get("stream")
+    stream = "downstream" if stream is None else stream  # null keeps the default, "" does not
+    if not isinstance(stream, str) or stream.lower() not in STREAMS:
         raise ToxicError("stream was invalid, can be either upstream or downstream")
-    if ttype not in TYPES:
-        raise ToxicError(f"invalid toxic type {ttype!r}; known: {', '.join(sorted(TYPES))}")
-    name = body.get("name") or f"{ttype}_{stream}"
+    ttype = body.get("type")
+    name = body.get("name") or f"{ttype if isinstance(ttype, str) else ''}_{stream}"
     if not isinstance(name, str):
         raise ToxicError("bad request body: name must be a string")
-    toxicity = _toxicity(body.get("toxicity", 1.0))
+    if ttype not in TYPES:
+        raise ToxicError(f"invalid toxic type {ttype!r}; known: {', '.join(sorted(TYPES))}")
+    if name in taken:
+        raise ToxicError("toxic already exists", 409)
+    toxicity = _toxicity(body.get("toxicity"), 1.0)
     attributes = body.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise ToxicError("bad request body: attributes must be an object")
@@ -253,11 +264,13 @@ def updated_toxic(old: Toxic, body: Any) -> Toxic:
     attributes = body.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise ToxicError("bad request body: attributes must be an object")
-    toxicity = _toxicity(body.get("toxicity", old.toxicity))
+    toxicity = _toxicity(body.get("toxicity"), old.toxicity)
     return type(old)(old.name, old.stream, toxicity, {**old.attributes, **attributes})
 
 
-def _toxicity(value: Any) -> float:
+def _toxicity(value: Any, default: float) -> float:
+    if value is None:  # absent or null: Toxiproxy keeps the default (or the old value)
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ToxicError(f"bad request body: toxicity must be a number in 0..1, got {value!r}")
     return float(value)

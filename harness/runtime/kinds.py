@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "postgres": "postgres:PostgresServer",
     "mongodb": "mongodb:MongodServer",
     "toxiproxy": "toxiproxy:EmbeddedToxiproxy",
+    "toxiproxy-server": "toxiproxy:RealToxiproxy",
 }
 
 
