@@ -158,6 +158,7 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
             env = NemesisEnv(cfg, backend, cluster, random.Random(cfg.seed))
             if any(c.needs_proxies for c in classes):
                 env.proxies = _proxies(cfg, runtime, cluster, config)
+                stack.callback(env.proxies.close)
             if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
                 from .net.firewall import Firewall
 
@@ -183,12 +184,16 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
 
 
 def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
+    import secrets
+
     from .net.proxies import ProxyLinks
     from .proxy.client import ToxiproxyClient
 
+    prefix = ""
     if cfg.toxiproxy:
+        # A real Toxiproxy may be shared: this run's proxies get names no other run has.
         api = ToxiproxyClient(cfg.toxiproxy)
-        api.reset()
+        prefix = f"lh{os.getpid()}-{secrets.token_hex(3)}-"
     else:
         from .runtime.toxiproxy import url
 
@@ -204,7 +209,7 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
             }
         )
     groups = max(1, min(cfg.client_groups, cfg.concurrency))
-    return ProxyLinks(api, cluster.nodes, groups)
+    return ProxyLinks(api, cluster.nodes, groups, prefix)
 
 
 def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses) -> None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,27 @@ def need_binary(name: str, package: str) -> None:
 @pytest.fixture
 def redis_bin() -> None:
     need_binary("redis-server", "redis-server")
+
+
+@pytest.fixture(scope="session")
+def real_toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API URL of a real Toxiproxy: ``$TOXIPROXY_URL``, else Shopify's toxiproxy-server
+    (``$TOXIPROXY_SERVER``, or ``../shared/tools/toxiproxy/``) started here on loopback and
+    stopped by its pid at the end. Skips, saying why, only when neither exists."""
+    given = os.environ.get("TOXIPROXY_URL")
+    if given:
+        yield given
+        return
+    from harness.runtime import LocalRuntime
+    from harness.runtime.base import MissingBinary
+    from harness.runtime.toxiproxy import url
+
+    with LocalRuntime(tmp_path_factory.mktemp("toxiproxy-server")) as rt:
+        try:
+            node = rt.start("toxiproxy-server", 1, own_uids=False).nodes[0]
+        except MissingBinary as e:
+            pytest.skip(f"no real Toxiproxy: TOXIPROXY_URL is not set and {e}")
+        yield url(node)
 
 
 def harness(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None):

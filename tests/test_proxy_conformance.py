@@ -1,5 +1,8 @@
-"""Conformance of the Toxiproxy API: the embedded server, and a real Toxiproxy when
-TOXIPROXY_URL is set. Real sockets throughout: an echo server upstream, or redis-server."""
+"""Conformance of the Toxiproxy API: every test runs against the embedded server and against a
+real Toxiproxy 2.12.0 (``real_toxiproxy``: ``$TOXIPROXY_URL``, or the toxiproxy-server binary
+started for the session). Where the two differ on purpose, the test asserts each one's own
+behaviour and says why (the README lists these differences). Real sockets throughout: an echo
+server upstream, or redis-server."""
 
 from __future__ import annotations
 
@@ -75,10 +78,7 @@ def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ToxiproxyClient]:
     if request.param == "real":
-        real = os.environ.get("TOXIPROXY_URL")
-        if not real:
-            pytest.skip("TOXIPROXY_URL is not set: no real Toxiproxy to compare against")
-        client = ToxiproxyClient(real)
+        client = ToxiproxyClient(request.getfixturevalue("real_toxiproxy"))
         _clear(client)
         yield client
         _clear(client)
@@ -243,7 +243,8 @@ def test_toxic_crud_and_status_codes(api: ToxiproxyClient, upstreams: dict[str, 
     up = api.add_toxic("p", "bandwidth", {"rate": 100}, stream="upstream", toxicity=0.5, name="bw")
     assert (up["name"], up["stream"], up["toxicity"]) == ("bw", "upstream", 0.5)
     assert {x["name"] for x in api.toxics("p")} == {"latency_downstream", "bw"}
-    assert [x["name"] for x in api.get_proxy("p")["toxics"]] == ["latency_downstream", "bw"]
+    # As Toxiproxy lists them: the upstream chain first, then the downstream one.
+    assert [x["name"] for x in api.get_proxy("p")["toxics"]] == ["bw", "latency_downstream"]
 
     status, shown = api.request("GET", "/proxies/p/toxics/bw")
     assert status == 200 and shown == up
@@ -524,3 +525,194 @@ def test_embedded_passes_half_close_on(api: ToxiproxyClient, upstreams: dict[str
         s.shutdown(socket.SHUT_WR)  # the echo server answers, then closes on EOF
         assert recv_exactly(s, 10)[0] == b"last words"
         assert s.recv(16) == b""
+
+
+# -- details where the embedded server once differed from Toxiproxy 2.12.0 ---------------------
+
+
+def raw_request(api: ToxiproxyClient, method: str, path: str, body: bytes, headers: dict) -> tuple:
+    conn = http.client.HTTPConnection(api.host, api.port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_toxics_listed_upstream_chain_first(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    make_proxy(api, upstreams["echo"])
+    for name, stream in (("d1", "downstream"), ("u1", "upstream"), ("d2", "downstream")):
+        api.add_toxic("p", "latency", {"latency": 1}, stream=stream, name=name)
+    api.add_toxic("p", "latency", {"latency": 1}, stream="upstream", name="u2")
+    want = ["u1", "u2", "d1", "d2"]  # each chain in the order its toxics were added
+    assert [t["name"] for t in api.toxics("p")] == want
+    assert [t["name"] for t in api.get_proxy("p")["toxics"]] == want
+    assert [t["name"] for t in api.proxies()["p"]["toxics"]] == want
+    api.remove_toxic("p", "u1")
+    assert [t["name"] for t in api.toxics("p")] == ["u2", "d1", "d2"]
+
+
+def test_attributes_must_be_integers(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    make_proxy(api, upstreams["echo"])
+    for value in (1.5, 100.0, "100", True):  # Toxiproxy decodes them into Go int64s
+        status, err = api.request(
+            "POST", "/proxies/p/toxics", {"type": "latency", "attributes": {"latency": value}}
+        )
+        assert status == 400 and err["status"] == 400, value
+    assert api.toxics("p") == []
+    api.add_toxic("p", "latency", {"latency": 100}, name="l")
+    status, _ = api.request("PATCH", "/proxies/p/toxics/l", {"attributes": {"latency": 2.5}})
+    assert status == 400
+    assert api.request("GET", "/proxies/p/toxics/l")[1]["attributes"]["latency"] == 100
+
+
+def test_null_toxicity_keeps_the_default(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    make_proxy(api, upstreams["echo"])
+    status, t = api.request("POST", "/proxies/p/toxics", {"type": "latency", "toxicity": None})
+    assert status == 200 and t["toxicity"] == 1
+    api.update_toxic("p", "latency_downstream", toxicity=0.25)
+    status, t = api.request("PATCH", "/proxies/p/toxics/latency_downstream", {"toxicity": None})
+    assert status == 200 and t["toxicity"] == 0.25  # null keeps the old value
+
+
+def test_stream_names(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    # Case does not matter, and the name is shown as given (the default name uses it too).
+    status, t = api.request(
+        "POST", "/proxies/p/toxics", {"type": "latency", "stream": "UpStream", "attributes": {}}
+    )
+    assert status == 200 and t["stream"] == "UpStream" and t["name"] == "latency_UpStream"
+    status, t = api.request("POST", "/proxies/p/toxics", {"type": "timeout", "stream": None})
+    assert status == 200 and t["stream"] == "downstream"  # null keeps the default
+    status, err = api.request("POST", "/proxies/p/toxics", {"type": "slicer", "stream": ""})
+    assert status == 400 and "stream was invalid" in err["error"]
+    assert [t["name"] for t in api.toxics("p")] == ["latency_UpStream", "timeout_downstream"]
+    api.remove_toxic("p", "timeout_downstream")
+    api.update_toxic("p", "latency_UpStream", {"latency": 150})
+    with connect(addr) as s:
+        assert round_trip(s) >= 0.14  # "UpStream" acts on the client -> server direction
+
+
+def test_a_taken_name_conflicts_before_bad_attributes(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "latency", {"latency": 1}, name="x")
+    body = {"type": "bandwidth", "name": "x", "stream": "upstream", "attributes": {"rate": "y"}}
+    status, err = api.request("POST", "/proxies/p/toxics", body)
+    assert status == 409 and err["error"] == "toxic already exists"
+
+
+def test_limit_data_count_survives_an_update(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    addr = make_proxy(api, upstreams["echo"])
+    api.add_toxic("p", "limit_data", {"bytes": 10})
+    with connect(addr) as s:
+        s.sendall(b"x" * 6)
+        assert recv_exactly(s, 6)[0] == b"x" * 6
+        api.update_toxic("p", "limit_data_downstream", {"bytes": 12})
+        s.sendall(b"y" * 10)
+        got, _ = recv_exactly(s, 10)
+    assert got == b"y" * 6  # 6 + 6 = 12 bytes in all: the count was kept, not restarted
+
+
+def test_proxy_list_is_sorted_by_name(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    for name in ("m", "b", "z", "a"):
+        make_proxy(api, upstreams["echo"], name=name)
+    assert list(api.proxies()) == ["a", "b", "m", "z"]  # a Go map, marshalled sorted
+
+
+def test_paths_are_matched_exactly(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    make_proxy(api, upstreams["echo"])
+    for path in ("/proxies/", "/proxies/p/", "/version/", "/proxies/p/toxics/"):
+        assert api.request("GET", path)[0] == 404, path
+    status, body = api.request("GET", "/no/such/route")
+    # Toxiproxy answers "404 page not found" as text; the embedded server as JSON, same words.
+    assert status == 404 and "404 page not found" in str(body)
+
+
+def test_browsers_are_refused(api: ToxiproxyClient) -> None:
+    status, body = raw_request(api, "GET", "/version", b"", {"User-Agent": "Mozilla/5.0 (X11)"})
+    assert status == 403 and b"User agent not allowed" in body
+    status, _ = raw_request(api, "GET", "/version", b"", {"User-Agent": "curl/8.0"})
+    assert status == 200
+
+
+def test_chunked_request_body(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    body = f'{{"name": "c", "listen": "127.0.0.1:0", "upstream": "{upstreams["echo"]}"}}'.encode()
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7)
+    )
+    headers = {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}
+    status, _ = raw_request(api, "POST", "/proxies", chunked + b"0\r\n\r\n", headers)
+    assert status == 201 and api.get_proxy("c")["upstream"] == upstreams["echo"]
+
+
+def test_populate_answers(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    assert api.request("POST", "/populate", []) == (201, {"proxies": None})
+    status, err = api.request("POST", "/populate", [{"name": "x"}])
+    assert status == 400 and err["error"] == "missing required field: upstream at proxy 1"
+    assert "proxies" in err and err["proxies"] is None  # the error body lists what was done
+    # An unchanged proxy is kept with its toxics; a name given twice: the second entry wins.
+    listen = api.create_proxy("keep", "127.0.0.1:0", upstreams["echo"])["listen"]
+    api.add_toxic("keep", "latency", {"latency": 1})
+    twice = {"name": "dup", "listen": "127.0.0.1:0", "upstream": upstreams["echo"]}
+    status, body = api.request(
+        "POST",
+        "/populate",
+        [{"name": "keep", "listen": listen, "upstream": upstreams["echo"]}, twice, twice],
+    )
+    assert status == 201
+    shown = [(p["name"], p["enabled"]) for p in body["proxies"]]
+    assert shown == [("keep", True), ("dup", False), ("dup", True)]  # the first dup: replaced
+    assert len(api.get_proxy("keep")["toxics"]) == 1
+    assert api.get_proxy("dup")["listen"] == body["proxies"][2]["listen"]
+
+
+def test_listen_on_a_busy_port_is_a_500(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        status, err = api.request(
+            "POST", "/proxies", {"name": "b", "listen": taken, "upstream": upstreams["echo"]}
+        )
+        assert status == 500 and err["status"] == 500 and "address already in use" in err["error"]
+        assert "b" not in api.proxies()  # not created half-way
+
+
+def test_out_of_range_values(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    """A deliberate difference: Toxiproxy takes a negative latency or a toxicity of 2 without a
+    word (and then behaves as if they were 0 and 1); the embedded server refuses them (400)."""
+    make_proxy(api, upstreams["echo"])
+    neg = {"type": "latency", "name": "neg", "attributes": {"latency": -5}}
+    over = {"type": "latency", "name": "over", "toxicity": 2}
+    statuses = [api.request("POST", "/proxies/p/toxics", b)[0] for b in (neg, over)]
+    assert statuses == ([400, 400] if embedded(api) else [200, 200])
+
+
+def test_reset_peer_on_live_connections(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    """Connections opened after reset_peer was added get a TCP RST from both servers. Those
+    already open when it is added: Toxiproxy sets SO_LINGER 0 only on connections opened while
+    the toxic exists, so it closes them with a FIN; the embedded server resets them too, as the
+    toxic (and the harness's reset nemesis) promises. Both close the connection."""
+    addr = make_proxy(api, upstreams["echo"])
+    with connect(addr) as live:
+        round_trip(live)
+        api.add_toxic("p", "reset_peer", {"timeout": 0}, stream="upstream")
+        live.sendall(b"x")
+        if embedded(api):
+            with pytest.raises(ConnectionResetError):
+                live.recv(16)
+        else:
+            assert closed_by_peer(live)
+    with connect(addr) as new:
+        new.sendall(b"x")
+        with pytest.raises(ConnectionResetError):
+            for _ in range(10):
+                if not new.recv(16):
+                    break

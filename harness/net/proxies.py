@@ -2,6 +2,11 @@
 
 Clients are split into groups (client ``i`` is in group ``i % groups``); each group reaches each
 node through its own proxy, so a partition can cut one group off some nodes and not others.
+
+A real Toxiproxy may be shared (by runs one after another, or at once): the proxies' names carry
+a ``prefix`` unique to the run, every change touches only this run's proxies (no global
+``/reset``), and ``close()`` deletes them, so a run leaves nothing behind and never collides
+with another's.
 """
 
 from __future__ import annotations
@@ -15,20 +20,27 @@ CUT = "partition"  # name prefix of the toxics that black-hole a cut link
 
 
 class ProxyLinks:
-    def __init__(self, api: ToxiproxyClient, nodes: list[Node], groups: int) -> None:
+    def __init__(
+        self, api: ToxiproxyClient, nodes: list[Node], groups: int, prefix: str = ""
+    ) -> None:
         self.api = api
         self.nodes = nodes
         self.groups = groups
+        self.prefix = prefix
         self.listen: dict[str, tuple[str, int]] = {}
-        for g in range(groups):
-            for n in nodes:
-                p = api.create_proxy(self.name(g, n), "127.0.0.1:0", f"{n.host}:{n.port}")
-                host, port = p["listen"].rsplit(":", 1)
-                self.listen[self.name(g, n)] = (host, int(port))
+        try:
+            for g in range(groups):
+                for n in nodes:
+                    name = self.name(g, n)
+                    p = api.create_proxy(name, "127.0.0.1:0", f"{n.host}:{n.port}")
+                    host, port = p["listen"].rsplit(":", 1)
+                    self.listen[name] = (host, int(port))
+        except BaseException:
+            self.close()  # the ones already made must not outlive a failed setup
+            raise
 
-    @staticmethod
-    def name(group: int, node: Node) -> str:
-        return f"g{group}-{node.name}"
+    def name(self, group: int, node: Node) -> str:
+        return f"{self.prefix}g{group}-{node.name}"
 
     def group_of(self, client_index: int) -> int:
         return client_index % self.groups
@@ -72,4 +84,16 @@ class ProxyLinks:
                             raise
 
     def heal(self) -> None:
-        self.api.reset()
+        """Remove every toxic of this run's proxies (others' proxies are left alone)."""
+        self.remove_all("")
+
+    def close(self) -> None:
+        """Delete this run's proxies (closing their connections); an unreachable server or a
+        proxy already gone is not an error here: this runs in teardown."""
+        for name in list(self.listen):
+            try:
+                self.api.delete_proxy(name)
+            except ToxiproxyError as e:
+                if e.status not in (0, 404):
+                    raise
+            del self.listen[name]
