@@ -6,6 +6,7 @@ server upstream, or redis-server."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -481,19 +482,75 @@ def test_redis_ping_through_proxy(api: ToxiproxyClient, tmp_path: Path) -> None:
             client.close()
 
 
-def test_toxiproxy_python_speaks_to_it(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
-    from toxiproxy import Toxiproxy
+@contextlib.contextmanager
+def toxiproxy_python_at(api: ToxiproxyClient) -> Iterator[None]:
+    """toxiproxy-python keeps the server's address in class attributes: point them at ``api``
+    for the block, then put them back."""
+    from toxiproxy.api import APIConsumer
 
-    server = Toxiproxy()
-    server.update_api_consumer(api.host, api.port)
-    proxy = server.create(upstream=upstreams["echo"], name="tp", listen="127.0.0.1:0")
-    proxy.add_toxic(type="latency", attributes={"latency": 5})
-    assert set(proxy.toxics()) == {"latency_downstream"}
-    assert "tp" in server.proxies()
-    proxy.disable()
-    assert api.get_proxy("tp")["enabled"] is False
-    assert server.reset() is True
-    assert api.get_proxy("tp")["toxics"] == []
+    saved = APIConsumer.host, APIConsumer.port
+    APIConsumer.host, APIConsumer.port = api.host, api.port
+    try:
+        yield
+    finally:
+        APIConsumer.host, APIConsumer.port = saved
+
+
+def test_toxiproxy_python_drives_it(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
+    """toxiproxy-python 0.1.1, a client nobody here wrote: proxy and toxic creation, listing,
+    update and deletion, its error classes, enable/disable, reset and its populate."""
+    from toxiproxy import Toxiproxy
+    from toxiproxy.api import APIConsumer
+    from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+    echo, greet = upstreams["echo"], upstreams["greet"]
+    with toxiproxy_python_at(api):
+        server = Toxiproxy()
+        assert server.running() and b"2.12.0" in server.version()
+        proxy = server.create(upstream=echo, name="tp", listen="127.0.0.1:0")
+        assert proxy.enabled is True and proxy.upstream == echo
+        host, port = proxy.listen.rsplit(":", 1)
+        addr = (host, int(port))
+        with pytest.raises(ProxyExists):  # the server's 409, not only the client's own check
+            APIConsumer.post("/proxies", json={"name": "tp", "upstream": echo})
+
+        assert proxy.add_toxic(type="latency", attributes={"latency": 120}) is None
+        proxy.add_toxic(type="timeout", stream="upstream", name="hole", toxicity=0.0, attributes={})
+        toxics = proxy.toxics()
+        assert list(toxics) == ["hole", "latency_downstream"]
+        assert toxics["latency_downstream"].attributes["latency"] == 120
+        assert toxics["hole"].toxicity == 0 and toxics["hole"].stream == "upstream"
+        with pytest.raises(InvalidToxic):
+            proxy.add_toxic(type="no_such_toxic")
+        with pytest.raises(ProxyExists):  # its name for any 409, a taken toxic name too
+            proxy.add_toxic(type="latency")
+        with connect(addr) as s:
+            assert round_trip(s) >= 0.11  # the toxic it added acts on real traffic
+
+        # No call of its own updates a toxic: its API consumer posts the update.
+        APIConsumer.post(
+            "/proxies/tp/toxics/latency_downstream", json={"attributes": {"latency": 5}}
+        )
+        assert proxy.get_toxic("latency_downstream").attributes["latency"] == 5
+        assert proxy.destroy_toxic("hole") is True and proxy.get_toxic("hole") is None
+        with pytest.raises(NotFound):
+            proxy.destroy_toxic("hole")
+
+        assert set(server.proxies()) == {"tp"}
+        with proxy.down():
+            assert api.get_proxy("tp")["enabled"] is False
+            with pytest.raises(ConnectionRefusedError):
+                connect(addr).close()
+        assert api.get_proxy("tp")["enabled"] is True
+        assert server.reset() is True and api.get_proxy("tp")["toxics"] == []
+
+        # Its populate works client-side (no /populate): a changed upstream means re-create.
+        server.populate([{"name": "tp", "upstream": greet, "listen": "127.0.0.1:0"}])
+        assert api.get_proxy("tp")["upstream"] == greet
+        assert server.destroy(server.get_proxy("tp")) is True
+        assert server.proxies() == {}
+        with pytest.raises(NotFound):
+            APIConsumer.get("/proxies/tp")
 
 
 def test_large_transfer_keeps_every_byte(api: ToxiproxyClient, upstreams: dict[str, str]) -> None:
