@@ -1,13 +1,15 @@
-"""Benchmark: what the embedded Toxiproxy-compatible proxy adds to a Redis round trip.
+"""Benchmark: what a Toxiproxy adds to a Redis round trip, the embedded one beside the real one.
 
-Starts a real redis-server and the embedded proxy (as the harness does, via LocalRuntime), then
-measures side by side, with no toxics:
+Starts a real redis-server, the embedded proxy and Shopify's toxiproxy-server (as the harness
+and its tests do, via LocalRuntime; ``$TOXIPROXY_SERVER`` or ``../shared/tools/toxiproxy/``),
+then measures side by side, with no toxics, in ``--repeats`` rounds (the paths' order rotating
+each round so drift hits them alike) and prints the medians over the rounds:
 
-- PING round-trip latency, one client, p50/p99, direct vs through the proxy (the added latency
-  is the difference of the medians);
+- PING round-trip latency, one client, p50/p99, direct and through each proxy (the added
+  latency is the difference of the p50s);
 - round trips per second with N client processes, each sending PINGs one after another.
 
-    .venv/bin/python bench/proxy.py [--samples 5000] [--clients 4] [--seconds 2]
+    .venv/bin/python bench/proxy.py [--samples 5000] [--clients 4] [--seconds 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from harness.proxy import ToxiproxyClient
 from harness.runtime import LocalRuntime
+from harness.runtime.base import MissingBinary
 from harness.runtime.toxiproxy import url
 
 PING = b"PING\r\n"
@@ -80,40 +83,58 @@ def pct(xs: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--samples", type=int, default=5000, help="latency samples per path")
+    ap.add_argument("--samples", type=int, default=5000, help="latency samples per path and round")
     ap.add_argument("--clients", type=int, default=4, help="client processes for throughput")
     ap.add_argument("--seconds", type=float, default=2.0, help="throughput run length per path")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds; medians are reported")
     args = ap.parse_args()
     if args.samples < 100 or args.clients < 1 or not 0 < args.seconds <= 60:
         print("error: need --samples >= 100, --clients >= 1, 0 < --seconds <= 60", file=sys.stderr)
         return 2
+    if not 1 <= args.repeats <= 20:
+        print("error: need 1 <= --repeats <= 20", file=sys.stderr)
+        return 2
 
+    p50: dict[str, list[float]] = {}
+    p99: dict[str, list[float]] = {}
+    rps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as d, LocalRuntime(d) as rt:
         redis = rt.start("redis", 1).nodes[0]
-        proxy_node = rt.start("toxiproxy", 1).nodes[0]
-        api = ToxiproxyClient(url(proxy_node))
-        listen = api.create_proxy("redis", "127.0.0.1:0", f"{redis.host}:{redis.port}")["listen"]
-        host, port = listen.rsplit(":", 1)
-        paths = {"direct": (redis.host, redis.port), "proxied": (host, int(port))}
+        target = f"{redis.host}:{redis.port}"
+        paths = {"direct": (redis.host, redis.port)}
+        for label, kind in (("embedded", "toxiproxy"), ("toxiproxy", "toxiproxy-server")):
+            try:
+                node = rt.start(kind, 1, own_uids=False).nodes[0]
+            except MissingBinary as e:
+                print(f"note: {label} left out: {e}", file=sys.stderr)
+                continue
+            listen = ToxiproxyClient(url(node)).create_proxy("redis", "127.0.0.1:0", target)
+            host, port = listen["listen"].rsplit(":", 1)
+            paths[label] = (host, int(port))
+        names = list(paths)
+        for r in range(args.repeats):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                lat = latencies(paths[name], args.samples)
+                p50.setdefault(name, []).append(pct(lat, 50))
+                p99.setdefault(name, []).append(pct(lat, 99))
+            for name in order:
+                rps.setdefault(name, []).append(throughput(paths[name], args.clients, args.seconds))
 
-        lat: dict[str, list[float]] = {k: [] for k in paths}
-        for _ in range(2):  # alternate halves so drift hits both paths alike
-            for name, addr in paths.items():
-                lat[name] += latencies(addr, args.samples // 2)
-        rps = {name: throughput(addr, args.clients, args.seconds) for name, addr in paths.items()}
-
+    med = statistics.median
     print(
-        f"PING via redis-server, {args.samples} samples, {args.clients} clients x {args.seconds} s"
+        f"PING via redis-server: {args.samples} samples, {args.clients} clients x {args.seconds} s"
+        f"; medians of {args.repeats} rounds"
     )
-    print(f"{'path':<10}{'p50 µs':>10}{'p99 µs':>10}{'round trips/s':>16}")
-    for name in paths:
-        p50, p99 = pct(lat[name], 50), pct(lat[name], 99)
-        print(f"{name:<10}{p50:>10.1f}{p99:>10.1f}{rps[name]:>16,.0f}")
-    added = pct(lat["proxied"], 50) - pct(lat["direct"], 50)
-    print(
-        f"added p50 latency: {added:.1f} µs; proxied/direct throughput: "
-        f"{rps['proxied'] / rps['direct']:.0%}"
-    )
+    print(f"{'path':<11}{'p50 µs':>10}{'p99 µs':>10}{'round trips/s':>16}{'added p50 µs':>15}")
+    for name in names:
+        added = "" if name == "direct" else f"{med(p50[name]) - med(p50['direct']):.1f}"
+        print(
+            f"{name:<11}{med(p50[name]):>10.1f}{med(p99[name]):>10.1f}"
+            f"{med(rps[name]):>16,.0f}{added:>15}"
+        )
+    for name in names[1:]:
+        print(f"{name}: throughput {med(rps[name]) / med(rps['direct']):.0%} of direct")
     return 0
 
 

@@ -773,3 +773,30 @@ def test_reset_peer_on_live_connections(api: ToxiproxyClient, upstreams: dict[st
             for _ in range(10):
                 if not new.recv(16):
                     break
+
+
+def test_embedded_drops_idle_and_slow_api_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Toxiproxy's HTTP server (IdleTimeout 60 s, ReadTimeout 15 s, shortened here): a
+    client that sits idle, or sends half a request, is dropped instead of held forever."""
+    import asyncio
+
+    from harness.proxy import server as srv
+
+    monkeypatch.setattr(srv, "IDLE_TIMEOUT", 0.3)
+    monkeypatch.setattr(srv, "READ_TIMEOUT", 0.3)
+
+    async def dropped_after(first: bytes) -> float:
+        proxy_server = srv.ProxyServer()
+        port = await proxy_server.listen("127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            t0 = time.monotonic()
+            writer.write(first)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+            writer.close()
+            return time.monotonic() - t0
+        finally:
+            proxy_server.close()
+
+    assert 0.25 <= asyncio.run(dropped_after(b"")) < 3
+    assert 0.25 <= asyncio.run(dropped_after(b"GET /version HTTP/1.1\r\nHost: x\r\n")) < 3
