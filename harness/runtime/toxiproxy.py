@@ -60,6 +60,8 @@ class RealToxiproxy(ServerKind):
             return given
         if os.access(SHARED_BINARY, os.X_OK):
             return str(SHARED_BINARY)
+        if SHARED_BINARY.exists():
+            raise MissingBinary(f"{SHARED_BINARY} is not executable (chmod +x it)")
         found = shutil.which(self.binary)
         if found is None:
             raise MissingBinary(
