@@ -800,3 +800,20 @@ def test_embedded_drops_idle_and_slow_api_connections(monkeypatch: pytest.Monkey
 
     assert 0.25 <= asyncio.run(dropped_after(b"")) < 3
     assert 0.25 <= asyncio.run(dropped_after(b"GET /version HTTP/1.1\r\nHost: x\r\n")) < 3
+
+
+def test_created_disabled_keeps_its_toxics_until_enabled(
+    api: ToxiproxyClient, upstreams: dict[str, str]
+) -> None:
+    body = {"name": "d", "listen": "127.0.0.1:0", "upstream": upstreams["echo"], "enabled": False}
+    status, p = api.request("POST", "/proxies", body)
+    assert status == 201 and p["enabled"] is False and p["listen"] == "127.0.0.1:0"
+    api.add_toxic("d", "latency", {"latency": 100})  # a disabled proxy takes toxics
+    listen = api.enable("d")["listen"]
+    host, port = listen.rsplit(":", 1)
+    assert int(port) > 0
+    with connect((host, int(port))) as s:
+        assert round_trip(s) >= 0.09
+    p = api.disable("d")
+    assert p["listen"] == listen and [t["name"] for t in p["toxics"]] == ["latency_downstream"]
+    assert api.request("PATCH", "/proxies/d", {"enabled": False})[0] == 200  # already off: fine
