@@ -30,7 +30,7 @@ from workloads.base import STATUS_FIELDS, ClientContext
 from . import __version__, store
 from .config import RunConfig
 from .history import HistoryWriter
-from .nemesis import NemesisEnv, NemesisError, nemesis_class
+from .nemesis import NemesisEnv, NemesisError, check_before_start, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
 from .recorder import HistoryPump, Recorder, make_pipe
@@ -100,6 +100,7 @@ def preflight(cfg: RunConfig):
     run_client = run_client_for(cfg.workload)
     classes = [nemesis_class(n) for n in cfg.nemesis]
     _check_nemesis_opts(cfg, classes)
+    check_before_start(cfg, backend, classes)
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
         raise NemesisError(f"--netns on: {why_not}")

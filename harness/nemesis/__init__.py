@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Nemesis, NemesisEnv, NemesisError
+from backends.base import Backend
+
+from ..config import RunConfig
+from ..runtime.kinds import server_kind
+from ..runtime.local import node_names
+from .base import Nemesis, NemesisEnv, NemesisError, NotApplicable, Plan
 from .clock import Clock
 from .network import Flaky, Latency, Partition, Reset, Slow
 from .process import ClientPause, Kill, Pause
@@ -18,4 +23,30 @@ def nemesis_class(name: str) -> type[Nemesis]:
     return NEMESES[name]
 
 
-__all__ = ["NEMESES", "Nemesis", "NemesisEnv", "NemesisError", "nemesis_class"]
+def check_before_start(cfg: RunConfig, backend: Backend, classes: list[type[Nemesis]]) -> None:
+    """Every nemesis check that needs no server: option values, targets, whether each nemesis
+    can act on this backend's servers (NotApplicable), and whether any fault can fire at all."""
+    if not classes:
+        return
+    need = backend.servers()
+    plan = Plan(cfg, server_kind(need.kind, need.options), node_names(need.nodes), need.nodes == 0)
+    for cls in classes:
+        cls.validate(plan, cfg.nemesis_opts)
+    if cfg.time_limit <= cfg.nemesis_interval:
+        raise NemesisError(
+            f"no fault would be injected: --time-limit {cfg.time_limit:g} s is not longer than "
+            f"--nemesis-interval {cfg.nemesis_interval:g} s (the first fault starts one interval "
+            "into the run); give a longer --time-limit or a shorter --nemesis-interval"
+        )
+
+
+__all__ = [
+    "NEMESES",
+    "Nemesis",
+    "NemesisEnv",
+    "NemesisError",
+    "NotApplicable",
+    "Plan",
+    "check_before_start",
+    "nemesis_class",
+]

@@ -16,10 +16,27 @@ from backends.base import Backend
 
 from ..config import RunConfig
 from ..runtime import Cluster
+from ..runtime.base import ServerKind
+from .options import Opt
 
 
 class NemesisError(ValueError):
     """A nemesis cannot run here or with these options (one line for the user)."""
+
+
+class NotApplicable(NemesisError):
+    """This nemesis cannot act on this backend's servers (e.g. a clock fault on etcd): the
+    combination is refused before start, and ``compare`` shows it as "not applicable"."""
+
+
+@dataclass
+class Plan:
+    """What is known of a run's servers before any starts: enough to check every option."""
+
+    cfg: RunConfig
+    kind: ServerKind
+    nodes: list[str]  # node names, as the runtime will name them
+    external: bool = False  # the backend uses a server the harness did not start
 
 
 @dataclass
@@ -37,7 +54,7 @@ class NemesisEnv:
 class Nemesis:
     name: ClassVar[str]
     description: ClassVar[str]
-    options: ClassVar[dict[str, str]] = {}  # name -> "default: meaning"
+    options: ClassVar[dict[str, Opt]] = {}  # name -> type, range and "default: meaning"
     needs_proxies: ClassVar[bool] = False
     needs_clock: ClassVar[bool] = False
     needs_node_uids: ClassVar[bool] = False
@@ -50,19 +67,29 @@ class Nemesis:
         raw = self.opts.get(name)
         if raw is None:
             return default
-        try:
-            if isinstance(default, bool):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return raw.lower() in ("true", "1", "yes")
-            return type(default)(raw)
-        except ValueError:
-            raise NemesisError(
-                f"nemesis option {name}={raw!r} is not a {type(default).__name__}"
-            ) from None
+        return self.options[name].parse(self.name, name, raw)
+
+    @classmethod
+    def validate(cls, plan: Plan, opts: dict[str, str]) -> None:
+        """Raise NemesisError (one line) for any value of this nemesis's options that it would
+        refuse, or NotApplicable when it cannot act on these servers: all before start."""
+        if plan.external:
+            raise NotApplicable(
+                f"backend {plan.cfg.backend} uses an external server here: nemesis {cls.name} "
+                "needs servers that the harness started itself"
+            )
+        values = {k: o.parse(cls.name, k, opts[k]) for k, o in cls.options.items() if k in opts}
+        cls.check_plan(plan, values)
+
+    @classmethod
+    def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
+        """Checks that need the servers' kind or node names; ``values`` are already typed."""
 
     def check(self) -> None:
-        """Raise NemesisError when this nemesis cannot run against this cluster."""
+        """The same checks against the cluster actually started."""
+        cluster = self.env.cluster
+        plan = Plan(self.env.cfg, cluster.kind, [n.name for n in cluster.nodes])
+        type(self).validate(plan, self.opts)
 
     def duration(self) -> float:
         """Seconds the fault stays in force."""

@@ -6,8 +6,9 @@ import threading
 from typing import Any
 
 from ..runtime import Node
-from .base import Nemesis, NemesisError
-from .process import pick_node
+from . import options as o
+from .base import Nemesis, NotApplicable, Plan
+from .process import TARGET, check_target, pick_node
 
 
 class Clock(Nemesis):
@@ -17,9 +18,9 @@ class Clock(Nemesis):
         "clock shim; libc-based servers only (not Go: etcd)"
     )
     options = {
-        "offset_ms": "2 x ttl: the bump; negative moves the clock back",
-        "strobe_ms": "0: when > 0, flip between the offset and the true time this often",
-        "target": "random: random, a node name, or nodes in rotation (n1,n2)",
+        "offset_ms": o.number("2 x ttl: the bump; negative moves the clock back", lo=None),
+        "strobe_ms": o.number("0: when >= 1, flip between the offset and the true time this often"),
+        "target": TARGET,
     }
     needs_clock = True
 
@@ -29,17 +30,19 @@ class Clock(Nemesis):
         self._strobing: threading.Event | None = None
         self._strober: threading.Thread | None = None
 
-    def check(self) -> None:
-        self.opt("offset_ms", 0.0)
-        if self.opt("strobe_ms", 0.0) < 0:
-            raise NemesisError("clock strobe_ms must be >= 0")
-        kind = self.env.cluster.kind
-        if not kind.libc_clock:
-            raise NemesisError(
-                f"nemesis clock cannot move {kind.kind}'s clock: its binary reads time without "
-                "libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not passed"
+    @classmethod
+    def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
+        if not plan.kind.libc_clock:
+            raise NotApplicable(
+                f"nemesis clock cannot move {plan.kind.kind}'s clock: its binary reads time "
+                "without libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not passed"
             )
-        pick_node(self, check_only=True)
+        strobe = values.get("strobe_ms", 0.0)
+        if 0 < strobe < 1:  # a faster strobe would only spin the harness
+            raise cls.options["strobe_ms"].refuse(
+                cls.name, "strobe_ms", str(strobe), "0 (no strobe) or a number >= 1"
+            )
+        check_target(cls, plan, values)
 
     def start(self) -> dict[str, Any]:
         from ..clock import set_offset

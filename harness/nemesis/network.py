@@ -7,7 +7,8 @@ from typing import Any
 
 from ..net import topology
 from ..net.proxies import CUT
-from .base import Nemesis, NemesisError
+from . import options as o
+from .base import Nemesis, NemesisError, NotApplicable, Plan
 
 
 class Partition(Nemesis):
@@ -17,9 +18,11 @@ class Partition(Nemesis):
         "by iptables in the private namespace, client<->node links by the proxies"
     )
     options = {
-        "topology": "random: " + ", ".join(topology.TOPOLOGIES),
-        "one_way": "false: cut each node pair in one random direction only, and let client "
-        "requests through while their replies are lost",
+        "topology": o.name("random: " + ", ".join(topology.TOPOLOGIES)),
+        "one_way": o.flag(
+            "false: cut each node pair in one random direction only, and let client "
+            "requests through while their replies are lost"
+        ),
     }
     needs_proxies = True
     needs_node_uids = True
@@ -28,14 +31,17 @@ class Partition(Nemesis):
         super().__init__(env, opts)
         self.active = False
 
-    def check(self) -> None:
-        self.opt("one_way", False)
-        t = self.opts.get("topology")
-        n = len(self.env.cluster.nodes)
-        if t is not None and t not in topology.applicable(n):
-            raise NemesisError(
-                f"topology {t!r} does not apply to {n} node(s); valid: "
-                + ", ".join(topology.applicable(n))
+    @classmethod
+    def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
+        t = values.get("topology")
+        n = len(plan.nodes)
+        fits = topology.applicable(n)
+        if t is not None and t not in fits:
+            # a known topology that needs more nodes is this backend's limit; a typo is the user's
+            error = NotApplicable if t in topology.TOPOLOGIES else NemesisError
+            raise error(
+                f"nemesis partition topology {t!r} does not apply to {n} node(s); valid: "
+                + (", ".join(fits) or "none")
             )
 
     def start(self) -> dict[str, Any]:
@@ -87,6 +93,9 @@ class Partition(Nemesis):
         self.active = False
 
 
+TARGET = o.name("all: all, random or a node name")
+
+
 class LinkFault(Nemesis):
     """A toxic on the client->node proxies of one node (target) or of all (target=all)."""
 
@@ -104,12 +113,14 @@ class LinkFault(Nemesis):
     def toxicity(self) -> float:
         return 1.0
 
-    def check(self) -> None:
-        self.attributes()
-        t = self.opts.get("target", "all")
-        names = [n.name for n in self.env.cluster.nodes]
-        if t not in ("all", "random", *names):
-            raise NemesisError(f"target {t!r}; valid: all, random, {', '.join(names)}")
+    @classmethod
+    def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
+        t = values.get("target", "all")
+        if t not in ("all", "random", *plan.nodes):
+            raise NemesisError(
+                f"nemesis {cls.name} target {t!r} is not a node of this run; valid: all, "
+                f"random, {', '.join(plan.nodes)}"
+            )
 
     def start(self) -> dict[str, Any]:
         px = self.env.proxies
@@ -153,7 +164,11 @@ class LinkFault(Nemesis):
 class Latency(LinkFault):
     name = "latency"
     description = "add latency (with jitter) to client->node links"
-    options = {"latency_ms": "100", "jitter_ms": "50", "target": "all: all, random or a node"}
+    options = {
+        "latency_ms": o.integer("100: added to each chunk of data"),
+        "jitter_ms": o.integer("50: +- this much at random"),
+        "target": TARGET,
+    }
     toxic = "latency"
 
     def attributes(self) -> dict[str, Any]:
@@ -163,7 +178,7 @@ class Latency(LinkFault):
 class Reset(LinkFault):
     name = "reset"
     description = "reset client->node connections (TCP RST) as data arrives"
-    options = {"after_ms": "0: reset this long after data", "target": "all: all, random or a node"}
+    options = {"after_ms": o.integer("0: reset this long after data"), "target": TARGET}
     toxic = "reset_peer"
     stream = "upstream"
 
@@ -174,7 +189,7 @@ class Reset(LinkFault):
 class Slow(LinkFault):
     name = "slow"
     description = "limit client->node links' bandwidth"
-    options = {"rate_kbs": "1: KB/s", "target": "all: all, random or a node"}
+    options = {"rate_kbs": o.integer("1: KB/s (0 would mean no limit)", lo=1), "target": TARGET}
     toxic = "bandwidth"
 
     def attributes(self) -> dict[str, Any]:
@@ -184,7 +199,10 @@ class Slow(LinkFault):
 class Flaky(LinkFault):
     name = "flaky"
     description = "black-hole a share of client->node connections (timeout toxic, toxicity < 1)"
-    options = {"share": "0.3: share of connections black-holed", "target": "all"}
+    options = {
+        "share": o.number("0.3: share of connections black-holed", hi=1, lo_open=True),
+        "target": TARGET,
+    }
     toxic = "timeout"
     stream = "upstream"
 
@@ -192,7 +210,4 @@ class Flaky(LinkFault):
         return {"timeout": 0}
 
     def toxicity(self) -> float:
-        share = self.opt("share", 0.3)
-        if not 0 < share <= 1:
-            raise NemesisError(f"flaky share must be in (0, 1] (got {share})")
-        return share
+        return self.opt("share", 0.3)

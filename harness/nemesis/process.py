@@ -10,26 +10,39 @@ from typing import Any
 from workloads.base import HOLDING, STATUS_FIELDS
 
 from ..runtime import Node
-from .base import Nemesis, NemesisError
+from . import options as o
+from .base import Nemesis, NemesisError, Plan
+
+TARGET = o.name("random: random, a node name, or nodes taken in rotation (n1,n2,n3)")
 
 
-def pick_node(nem: Nemesis, check_only: bool = False) -> Node:
-    """``target``: random, a node name, or a comma-separated list taken in rotation (so that
-    successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a majority one by one)."""
-    target = nem.opts.get("target", "random")
-    nodes = {n.name: n for n in nem.env.cluster.nodes}
+def target_names(nemesis: str, target: str, nodes: list[str]) -> list[str]:
+    """The nodes a ``target`` names in rotation ([] for random); NemesisError for a name that
+    is not a node of this run."""
     if target == "random":
-        return nem.env.rng.choice(list(nodes.values()))
+        return []
     names = [t.strip() for t in target.split(",")]
     bad = [t for t in names if t not in nodes]
     if bad:
         raise NemesisError(
-            f"target {bad[0]!r} is not a node; valid: random, "
+            f"nemesis {nemesis} target {bad[0]!r} is not a node of this run; valid: random, "
             + ", ".join(nodes)
             + ", or a comma-separated list of nodes"
         )
-    if check_only:
-        return nodes[names[0]]
+    return names
+
+
+def check_target(cls: type[Nemesis], plan: Plan, values: dict[str, Any]) -> None:
+    target_names(cls.name, values.get("target", "random"), plan.nodes)
+
+
+def pick_node(nem: Nemesis) -> Node:
+    """``target``: random, a node name, or a comma-separated list taken in rotation (so that
+    successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a majority one by one)."""
+    nodes = {n.name: n for n in nem.env.cluster.nodes}
+    names = target_names(nem.name, nem.opts.get("target", "random"), list(nodes))
+    if not names:
+        return nem.env.rng.choice(list(nodes.values()))
     turn = getattr(nem, "_turn", 0)
     nem._turn = turn + 1
     return nodes[names[turn % len(names)]]
@@ -39,19 +52,15 @@ class Kill(Nemesis):
     name = "kill"
     description = "SIGKILL a server, restart it after down_ms (with or without its data)"
     options = {
-        "target": "random: random, a node name, or nodes taken in rotation (n1,n2,n3)",
-        "down_ms": "interval: how long the node stays down before its restart",
-        "wipe": "false: restart with an empty data directory (no persistence)",
+        "target": TARGET,
+        "down_ms": o.number("interval: how long the node stays down before its restart"),
+        "wipe": o.flag("false: restart with an empty data directory (no persistence)"),
     }
+    check_plan = classmethod(check_target)
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.node: Node | None = None
-
-    def check(self) -> None:
-        self.opt("wipe", False)
-        self.opt("down_ms", 0.0)
-        pick_node(self, check_only=True)
 
     def duration(self) -> float:
         down = self.opt("down_ms", 0.0)
@@ -96,14 +105,12 @@ class Kill(Nemesis):
 class Pause(Nemesis):
     name = "pause"
     description = "SIGSTOP a server, SIGCONT it after the interval"
-    options = {"target": "random: random, a node name, or nodes in rotation (n1,n2)"}
+    options = {"target": TARGET}
+    check_plan = classmethod(check_target)
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.node: Node | None = None
-
-    def check(self) -> None:
-        pick_node(self, check_only=True)
 
     def start(self) -> dict[str, Any]:
         self.node = pick_node(self)
@@ -127,15 +134,12 @@ class ClientPause(Nemesis):
         "SIGSTOP the worker process of a client while it holds a lock, past the TTL "
         "(a GC pause), then SIGCONT it"
     )
-    options = {"pause_ms": "2 x ttl: how long the holder stays frozen"}
+    options = {"pause_ms": o.number("2 x ttl: how long the holder stays frozen", lo_open=True)}
     FIND_HOLDER_S = 3.0
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.pid: int | None = None
-
-    def check(self) -> None:
-        self.opt("pause_ms", 0.0)
 
     def duration(self) -> float:
         return self.opt("pause_ms", 2.0 * self.env.cfg.ttl_ms) / 1000
@@ -156,7 +160,10 @@ class ClientPause(Nemesis):
     def start(self) -> dict[str, Any]:
         found = self._holder()
         if found is None:
-            return {"paused": None, "why": f"no client held a lock within {self.FIND_HOLDER_S} s"}
+            return {
+                "injected": False,
+                "why": f"no client held a lock within {self.FIND_HOLDER_S} s",
+            }
         i, process, key = found
         self.pid = self.env.worker_pids[i]
         os.kill(self.pid, signal.SIGSTOP)

@@ -28,6 +28,11 @@ def _die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def node_names(n_nodes: int) -> list[str]:
+    """The names a cluster's nodes get (also known before start, for checking targets)."""
+    return [f"n{i}" for i in range(1, n_nodes + 1)]
+
+
 class Cluster:
     """The nodes of one server kind, started together."""
 
@@ -194,7 +199,7 @@ class LocalRuntime:
             elif kind.user is not None and os.geteuid() == 0:
                 shutil.chown(d, kind.user, kind.user)
             extra = {p: free_port(host) for p in kind.extra_port_names}
-            node = Node(f"n{i}", host, free_port(host), d, extra, uid=uid)
+            node = Node(node_names(n_nodes)[i - 1], host, free_port(host), d, extra, uid=uid)
             node.clock = self.clock and kind.libc_clock
             nodes.append(node)
         cluster = Cluster(kind, nodes)
