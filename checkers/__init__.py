@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.history import Op
 
-from . import fencing, jobs, mutex, perf
+from . import faults, fencing, jobs, mutex, perf
 from . import set as set_checker
 from .holds import extract
 
@@ -107,6 +107,7 @@ __all__ = [
     "check_all",
     "combine",
     "exit_code",
+    "faults",
     "fencing",
     "jobs",
     "lacks_evidence",

@@ -13,11 +13,15 @@ def check_history(
     path: Path, config: dict[str, Any] | None = None, got: ReadResult | None = None
 ) -> dict[str, Any]:
     """Check one history file; a partial read is checked as far as it goes and says so."""
-    from checkers import check_all
+    from checkers import check_all, faults, lacks_evidence
 
     got = got or read(path)
     results = check_all(got.ops, fencing_enforced=bool((config or {}).get("fencing")))
     results["ops_read"] = len(got.ops)
+    results["faults"] = faults.count(got.ops)
+    load_s = max((op.time for op in got.ops), default=0) / 1e9
+    for reason in faults.missing_evidence(results["faults"], config, load_s):
+        lacks_evidence(results, reason)
     if got.partial:
         results["partial"] = True
         results["problems"] = got.problems[:20]

@@ -11,7 +11,12 @@ def write_junit(path: Path, config: dict[str, Any], results: dict[str, Any]) -> 
     name = f"{config.get('backend', '?')}-{config.get('workload', '?')}-" + (
         "+".join(config.get("nemesis") or []) or "none"
     )
-    checkers = results.get("checkers", {})
+    # The run's own verdict is a test case too: every checker can pass while the run proves
+    # nothing (no fault injected, cut short), and that must not read as a pass.
+    checkers = {
+        **results.get("checkers", {}),
+        "verdict": {"valid": _verdict(results.get("valid")), "summary": _why(results)},
+    }
     failures = sum(1 for r in checkers.values() if r.get("valid") is False)
     errors = sum(1 for r in checkers.values() if r.get("valid") == "unknown")
     suite = ET.Element(
@@ -37,3 +42,19 @@ def write_junit(path: Path, config: dict[str, Any], results: dict[str, Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+def _verdict(valid: Any) -> Any:
+    """The run's verdict as a test outcome: anything but VALID or INVALID is an error."""
+    return valid if valid is True or valid is False else "unknown"
+
+
+def _why(results: dict[str, Any]) -> str:
+    reasons = results.get("unknown_because") or []
+    summary = str(results.get("summary", ""))
+    text = summary + "".join(f"\nunknown because: {r}" for r in reasons if r not in summary)
+    if results.get("faults"):
+        from checkers.faults import text as faults_text
+
+        text += f"\nfaults: {faults_text(results['faults'])}"
+    return text

@@ -394,9 +394,24 @@ def _generic_table(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def faults_line(results: dict[str, Any]) -> str | None:
+    """Faults injected and healed per kind, one line (None when the run had no nemesis op)."""
+    from checkers.faults import text
+
+    f = results.get("faults")
+    if not isinstance(f, dict) or not f or not all(isinstance(c, dict) for c in f.values()):
+        return None
+    try:
+        return text(f)
+    except (KeyError, TypeError):  # a results.json from another version: shown as a row instead
+        return None
+
+
 def result_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """Top-level fields of results.json beyond the verdict (partial reads, interruptions)."""
-    skip = ("valid", "summary", "checkers")
+    skip = ("valid", "summary", "checkers", "unknown_because")
+    if faults_line(results) is not None:  # shown in the verdict area
+        skip += ("faults",)
     return [(str(k), show(v, 400)) for k, v in results.items() if k not in skip]
 
 

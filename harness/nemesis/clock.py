@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..clock import MAX_OFFSET_S
 from ..runtime import Node
 from . import options as o
 from .base import Nemesis, NotApplicable, Plan
@@ -18,7 +19,11 @@ class Clock(Nemesis):
         "clock shim; libc-based servers only (not Go: etcd)"
     )
     options = {
-        "offset_ms": o.number("2 x ttl: the bump; negative moves the clock back", lo=None),
+        "offset_ms": o.number(
+            "2 x ttl: the bump; negative moves the clock back",
+            lo=-MAX_OFFSET_S * 1000,
+            hi=MAX_OFFSET_S * 1000,
+        ),
         "strobe_ms": o.number("0: when >= 1, flip between the offset and the true time this often"),
         "target": TARGET,
     }
