@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,32 +26,36 @@ class UserError(Exception):
     """One line for the user, exit 2."""
 
 
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Failures a user can act on: shown as one line, never a traceback."""
+    from backends.registry import UnknownBackend
+
+    from .clock import ClockShimError
+    from .history import HistoryError
+    from .net.firewall import FirewallError
+    from .proxy.client import ToxiproxyError
+    from .runtime import RuntimeError_
+
+    return (
+        UserError,
+        ValueError,
+        UnknownBackend,
+        RuntimeError_,
+        HistoryError,
+        ToxiproxyError,
+        FirewallError,
+        ClockShimError,
+    )
+
+
 def friendly(fn):
     """Turn expected failures into one line on stderr and exit 2, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        from backends.registry import UnknownBackend
-
-        from .clock import ClockShimError
-        from .history import HistoryError
-        from .net.firewall import FirewallError
-        from .proxy.client import ToxiproxyError
-        from .runtime import RuntimeError_
-
-        expected = (
-            UserError,
-            ValueError,
-            UnknownBackend,
-            RuntimeError_,
-            HistoryError,
-            ToxiproxyError,
-            FirewallError,
-            ClockShimError,
-        )
         try:
             return fn(*a, **kw)
-        except expected as e:
+        except expected_errors() as e:
             err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
             sys.exit(2)
         except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
@@ -540,6 +545,7 @@ def compare(
     from checkers import exit_code
     from reports.render import render_comparison
 
+    from .nemesis import NotApplicable
     from .run import preflight, run_test
 
     dirs = [Path(r) for r in runs]
@@ -547,6 +553,7 @@ def compare(
         if not (d / store.CONFIG).exists():
             raise UserError(f"{d}: not a run directory (no {store.CONFIG})")
     configs = []
+    not_run: list[dict[str, str]] = []  # cells that could not run, and why
     for b in backends.split(",") if backends else []:
         for n in nemeses.split(","):
             nem = [] if n.strip() in ("", "none") else [x.strip() for x in n.split("+")]
@@ -562,13 +569,27 @@ def compare(
                 seed=seed,
                 store=Path(store_dir),
             )
-            preflight(cfg)  # every cell is checked before the first one runs
+            try:
+                preflight(cfg)  # every cell is checked before the first one runs
+            except NotApplicable as e:  # this backend x nemesis cannot be: the others run
+                not_run.append(_not_run(cfg, "not applicable", e))
+                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not applicable: {e}")
+                continue
             configs.append(cfg)
-    if not dirs and not configs:
+    if not dirs and not configs and not not_run:
         raise UserError("nothing to compare: give --backends (and --nemeses) or run directories")
     worst = 0
     for i, cfg in enumerate(configs, 1):
-        res = run_test(cfg)
+        latest = Path(store_dir) / "latest"
+        before = latest.readlink() if latest.is_symlink() else None
+        try:
+            res = run_test(cfg)
+        except expected_errors() as e:  # one cell failed while running: the matrix goes on
+            worst = 2
+            not_run.append(_not_run(cfg, "error", e))
+            out.print(f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: error: {e}")
+            _restore_latest(latest, before)  # never leave it on a run without results
+            continue
         worst = max(worst, res.exit_code)
         verdict = VERDICT.get(res.valid, "[bold yellow]UNKNOWN[/]")
         out.print(
@@ -581,5 +602,20 @@ def compare(
         res = _read_or_empty(d / store.RESULTS)
         worst = max(worst, exit_code(res.get("valid", "unknown")))
     dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
-    out.print(f"comparison: {render_comparison(dirs, dest)}")
+    out.print(f"comparison: {render_comparison(dirs, dest, not_run)}")
     sys.exit(worst)
+
+
+def _not_run(cfg: RunConfig, status: str, e: Exception) -> dict[str, str]:
+    return {"backend": cfg.backend, "nemesis": cfg.nemesis_label, "status": status, "why": str(e)}
+
+
+def _restore_latest(latest: Path, target: Path | None) -> None:
+    """Point ``store/latest`` back where it was before a cell that ended without results."""
+    if target is None:
+        latest.unlink(missing_ok=True)
+        return
+    tmp = latest.with_name(f".latest-restore-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(latest)

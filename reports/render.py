@@ -263,10 +263,14 @@ def _cell(run_dir: Path, out: Path, config: dict[str, Any], results: dict[str, A
     }
 
 
-def render_comparison(run_dirs: list[Path], out: Path) -> Path:
+def render_comparison(
+    run_dirs: list[Path], out: Path, not_run: Sequence[dict[str, str]] = ()
+) -> Path:
     """A grid of backend (rows) x nemesis (columns), each cell linking to its run's report.
 
-    A run without a report.html gets one rendered first, so no link is dead.
+    A run without a report.html gets one rendered first, so no link is dead. ``not_run``: cells
+    of a matrix that did not run, each {"backend", "nemesis", "status", "why"} with status
+    "not applicable" (refused before start) or "error" (failed while running).
     """
     out = Path(out)
     if out.exists() and out.is_dir():
@@ -290,10 +294,13 @@ def render_comparison(run_dirs: list[Path], out: Path) -> Path:
         cells.setdefault((backend, view.nemesis_label(config)), []).append(
             _cell(d, out, config, results)
         )
-    if not cells:
+    missing: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for m in not_run:
+        missing.setdefault((m["backend"], m["nemesis"]), []).append(m)
+    if not cells and not missing:
         raise ReportError("no run directories to compare (each needs config.json/results.json)")
-    backends = sorted({b for b, _ in cells})
-    nemeses = sorted({n for _, n in cells}, key=lambda n: (n != "none", n))
+    backends = sorted({b for b, _ in [*cells, *missing]})
+    nemeses = sorted({n for _, n in [*cells, *missing]}, key=lambda n: (n != "none", n))
     counts = {v: 0 for v in ("valid", "invalid", "unknown")}
     for runs in cells.values():
         for r in runs:
@@ -305,6 +312,8 @@ def render_comparison(run_dirs: list[Path], out: Path) -> Path:
             backends=backends,
             nemeses=nemeses,
             cells=cells,
+            missing=missing,
+            not_run=len(not_run),
             counts=counts,
             notes=notes,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
