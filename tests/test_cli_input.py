@@ -111,6 +111,8 @@ def test_unreachable_toxiproxy_is_one_line(redis_bin, tmp_path):
         "partition",
         "-t",
         "2",
+        "--nemesis-interval",
+        "1",
         "--toxiproxy",
         "http://127.0.0.1:1",
         "--store",
