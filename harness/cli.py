@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -540,13 +539,17 @@ def compare(
     Examples:
       harness compare --backends redis,redlock,etcd --nemeses none,kill,partition -t 20
       harness compare store/redis-mutex-none/*/ store/redlock-mutex-kill/*/
-    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error).
+    A cell that cannot be (e.g. clock x etcd) is refused before the first cell runs and shown
+    as "not applicable" on the page; the other cells run.
+    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error; 2 when
+    a cell failed or no cell could run).
     """
     from checkers import exit_code
     from reports.render import render_comparison
 
     from .nemesis import NotApplicable
     from .run import preflight, run_test
+    from .runtime import MissingBinary
 
     dirs = [Path(r) for r in runs]
     for d in dirs:
@@ -554,6 +557,7 @@ def compare(
             raise UserError(f"{d}: not a run directory (no {store.CONFIG})")
     configs = []
     not_run: list[dict[str, str]] = []  # cells that could not run, and why
+    worst = 0
     for b in backends.split(",") if backends else []:
         for n in nemeses.split(","):
             nem = [] if n.strip() in ("", "none") else [x.strip() for x in n.split("+")]
@@ -575,10 +579,14 @@ def compare(
                 not_run.append(_not_run(cfg, "not applicable", e))
                 out.print(f"{cfg.backend} / {cfg.nemesis_label}: not applicable: {e}")
                 continue
+            except MissingBinary as e:  # could run, but not on this machine: an error
+                worst = 2
+                not_run.append(_not_run(cfg, "not available here", e))
+                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not available here: {e}")
+                continue
             configs.append(cfg)
     if not dirs and not configs and not not_run:
         raise UserError("nothing to compare: give --backends (and --nemeses) or run directories")
-    worst = 0
     for i, cfg in enumerate(configs, 1):
         latest = Path(store_dir) / "latest"
         before = latest.readlink() if latest.is_symlink() else None
@@ -588,7 +596,7 @@ def compare(
             worst = 2
             not_run.append(_not_run(cfg, "error", e))
             out.print(f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: error: {e}")
-            _restore_latest(latest, before)  # never leave it on a run without results
+            store.set_latest(Path(store_dir), before)  # never left on a run without results
             continue
         worst = max(worst, res.exit_code)
         verdict = VERDICT.get(res.valid, "[bold yellow]UNKNOWN[/]")
@@ -603,19 +611,10 @@ def compare(
         worst = max(worst, exit_code(res.get("valid", "unknown")))
     dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
     out.print(f"comparison: {render_comparison(dirs, dest, not_run)}")
+    if not dirs:  # every cell was refused or failed: nothing was shown to be valid
+        worst = 2
     sys.exit(worst)
 
 
 def _not_run(cfg: RunConfig, status: str, e: Exception) -> dict[str, str]:
     return {"backend": cfg.backend, "nemesis": cfg.nemesis_label, "status": status, "why": str(e)}
-
-
-def _restore_latest(latest: Path, target: Path | None) -> None:
-    """Point ``store/latest`` back where it was before a cell that ended without results."""
-    if target is None:
-        latest.unlink(missing_ok=True)
-        return
-    tmp = latest.with_name(f".latest-restore-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    tmp.replace(latest)

@@ -101,6 +101,9 @@ def preflight(cfg: RunConfig):
     classes = [nemesis_class(n) for n in cfg.nemesis]
     _check_nemesis_opts(cfg, classes)
     check_before_start(cfg, backend, classes)
+    need = backend.servers()
+    if need.nodes:  # a missing server binary is known before anything is stored
+        server_kind(need.kind, need.options).find_binary()
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
         raise NemesisError(f"--netns on: {why_not}")

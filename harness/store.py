@@ -15,12 +15,20 @@ def new_run_dir(store: Path, backend: str, workload: str, nemesis: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     d = Path(store) / f"{backend}-{workload}-{nemesis}" / stamp
     d.mkdir(parents=True, exist_ok=False)
+    set_latest(store, d.relative_to(store))
+    return d
+
+
+def set_latest(store: Path, target: Path | None) -> None:
+    """Point ``store/latest`` at ``target`` (relative to the store), or remove it (None)."""
     latest = Path(store) / "latest"
+    if target is None:
+        latest.unlink(missing_ok=True)
+        return
     tmp = Path(store) / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(d.relative_to(store))
+    tmp.symlink_to(target)
     tmp.replace(latest)  # atomic: a reader never sees no 'latest'
-    return d
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -5,6 +5,7 @@ UNKNOWN, fault counts come from the history, and a compare matrix runs every cel
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -222,3 +223,26 @@ def test_compare_shows_an_inapplicable_cell_and_runs_the_others(redis_bin, tmp_p
     assert ran == {"etcd-mutex-none", "redis-mutex-none", "redis-mutex-clock"}, ran
     assert not list(store.glob("etcd-mutex-clock*"))  # refused before start: nothing on disk
     assert ((store / "latest").resolve() / "results.json").exists()
+
+
+def test_compare_with_no_runnable_cell_writes_the_page_and_exits_2(tmp_path):
+    store = tmp_path / "s"
+    p = harness("compare", "--backends", "etcd", "--nemeses", "clock", "--store", str(store))
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    assert "not applicable" in (store / "comparison.html").read_text()
+    assert not (store / "latest").exists()
+
+
+def test_compare_cell_without_its_server_binary_is_shown_and_the_others_run(redis_bin, tmp_path):
+    if shutil.which("mongod"):
+        pytest.skip("mongod is installed here: the mongodb cell would run")
+    store = tmp_path / "s"
+    p = harness(
+        "compare", "--backends", "mongodb,redis", "-t", "2", "--store", str(store), timeout=120
+    )
+    assert p.returncode == 2, p.stdout + p.stderr  # a cell the user asked for did not run
+    html = (store / "comparison.html").read_text()
+    assert "not available here" in html and "mongod not found" in html
+    latest = (store / "latest").resolve()
+    assert latest.parent.name == "redis-mutex-none" and (latest / "results.json").exists()
+    assert not list(store.glob("mongodb-*"))
