@@ -46,12 +46,17 @@ def count(ops: Iterable[Op]) -> dict[str, dict[str, Any]]:
                 c.setdefault("why_not", op.value.get("why"))
             else:
                 c["injected"] += 1
-        elif op.error is not None:
+        elif op.error is not None or _unready(op.value):
             c["heal_failed"] += 1
-            c.setdefault("first_heal_error", op.error)
+            c.setdefault("first_heal_error", op.error or "the node did not come back ready")
         elif op.value is not None:
             c["healed"] += 1
     return per
+
+
+def _unready(value: Any) -> bool:
+    """A stop that ran but left its target unhealthy (a killed node that did not restart)."""
+    return isinstance(value, dict) and (value.get("healed") is False or value.get("ready") is False)
 
 
 def missing_evidence(

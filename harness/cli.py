@@ -488,7 +488,13 @@ def nemeses() -> None:
 
     t = Table("nemesis", "what it does", "options (NAME: default: meaning)")
     for name, cls in NEMESES.items():
-        opts = "\n".join(f"{k}: {v} ({v.accepted()})" for k, v in cls.options.items()) or "-"
+        opts = (
+            "\n".join(
+                f"{k}: {v}" + (f" ({v.accepted()})" if v.kind is not str else "")
+                for k, v in cls.options.items()
+            )
+            or "-"
+        )
         t.add_row(name, cls.description, opts)
     out.print(t)
 

@@ -90,6 +90,15 @@ def test_fault_counts_and_evidence_from_a_history():
         "heal_failed": 0,
     }
     assert c["latency"]["failed"] == 1 and c["latency"]["healed"] == 0
+    unready = faults.count(
+        _nemesis_ops(
+            ("invoke", "start-kill", None, None),
+            ("info", "start-kill", {"node": "n1"}, None),
+            ("invoke", "stop-kill", None, None),
+            ("info", "stop-kill", {"node": "n1", "restarted": True, "ready": False}, None),
+        )
+    )
+    assert unready["kill"]["healed"] == 0 and unready["kill"]["heal_failed"] == 1
     why = faults.missing_evidence(c, {"nemesis": ["kill", "latency"]})
     assert why == ["1 of 1 latency injection(s) failed: ToxiproxyError: 409 toxic already exists"]
     # only the kill: evidence enough
