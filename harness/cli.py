@@ -283,8 +283,6 @@ def _print_verdict(results: dict) -> None:
         from checkers.faults import text
 
         out.print(f"  {'faults':8} {text(results['faults'])}", highlight=False)
-    for reason in results.get("unknown_because", []):
-        out.print(f"[yellow]unknown because: {reason}[/]", highlight=False)
     if results.get("partial"):
         out.print(
             f"[yellow]partial: {results['problem_count']} line(s) could not be read; "

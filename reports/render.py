@@ -169,7 +169,6 @@ def render_html(
             title=f"{config.get('backend', '?')} / {view.nemesis_label(config)} — lockharness",
             verdict=verdict,
             summary=summary,
-            because=[str(r) for r in results.get("unknown_because") or []],
             faults_line=view.faults_line(results),
             result_rows=view.result_rows(results),
             config_rows=view.config_rows(config),

@@ -409,7 +409,7 @@ def faults_line(results: dict[str, Any]) -> str | None:
 
 def result_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """Top-level fields of results.json beyond the verdict (partial reads, interruptions)."""
-    skip = ("valid", "summary", "checkers", "unknown_because")
+    skip = ("valid", "summary", "checkers", "unknown_because")  # the summary says why
     if faults_line(results) is not None:  # shown in the verdict area
         skip += ("faults",)
     return [(str(k), show(v, 400)) for k, v in results.items() if k not in skip]
