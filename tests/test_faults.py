@@ -255,3 +255,14 @@ def test_compare_cell_without_its_server_binary_is_shown_and_the_others_run(redi
     latest = (store / "latest").resolve()
     assert latest.parent.name == "redis-mutex-none" and (latest / "results.json").exists()
     assert not list(store.glob("mongodb-*"))
+
+
+def test_compare_refuses_a_time_limit_no_longer_than_the_interval(tmp_path):
+    store = tmp_path / "s"
+    p = harness(
+        "compare", "--backends", "redis", "--nemeses", "none,kill", "-t", "5",
+        "--store", str(store),
+    )  # fmt: skip
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    assert "--time-limit 5 s is not longer than --nemesis-interval 5 s" in p.stderr
+    assert not store.exists()  # refused before the first cell ran
