@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import signal
 import sys
+import tempfile
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -25,8 +30,34 @@ class UserError(Exception):
     """One line for the user, exit 2."""
 
 
+def _fail(msg: str) -> NoReturn:
+    """One line on stderr, exit 2 (exit 1 is kept for INVALID: "this lock is unsafe")."""
+    err.print(f"[red]error:[/] {' '.join(msg.split())}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _os_error(e: OSError) -> str:
+    if e.filename is None:
+        return str(e)
+    return f"{e.strerror}: {e.filename}"
+
+
+def _internal_error(e: BaseException) -> str:
+    """Name an unexpected error in one line; the traceback goes to a file for a bug report."""
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="lockharness-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+        where = f" (traceback in {path})"
+    except OSError:
+        pass
+    return f"internal error: {type(e).__name__}: {e}{where}"
+
+
 def friendly(fn):
-    """Turn expected failures into one line on stderr and exit 2, never a traceback."""
+    """Turn every failure into one line on stderr and exit 2, never a traceback: expected
+    failures say what was wrong, anything else is an internal error (traceback saved)."""
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
@@ -50,14 +81,27 @@ def friendly(fn):
         )
         try:
             return fn(*a, **kw)
+        except (click.exceptions.Exit, click.UsageError):
+            raise  # --help, --version and Click's usage errors (exit 2) stay Click's
+        except click.ClickException as e:
+            _fail(e.format_message())
         except expected as e:
-            err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-            sys.exit(2)
-        except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-            err.print(f"[red]error:[/] {e.strerror}: {e.filename}", highlight=False, soft_wrap=True)
-            sys.exit(2)
+            _fail(str(e))
+        except OSError as e:
+            _fail(_os_error(e))
+        except (KeyboardInterrupt, click.Abort):
+            _fail("interrupted")
+        except Exception as e:
+            _fail(_internal_error(e))
 
     return wrapper
+
+
+class _Harness(click.Group):
+    """Every command, with or without @friendly, ends in one line and exit 2 on a failure."""
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
 
 
 def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -70,7 +114,7 @@ def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
     return opts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Harness, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lockharness")
 def main() -> None:
     """A Jepsen-style correctness and chaos harness for distributed locks.
@@ -228,6 +272,8 @@ def run(
         client_groups=client_groups,
     )
     preflight(cfg)  # bad input fails before anything starts
+    if junit:
+        _check_writable_file(junit, "--junit-xml")
     out.print(
         f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s"
@@ -252,19 +298,37 @@ def run(
             )
 
         result = run_test(cfg, progress)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the verdict is stored: now only print it
+            signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)
     _print_verdict(result.results)
     if result.interrupted:
         out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
-    if junit:
-        from .junit import write_junit
-
-        write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
-        out.print(f"junit:  {junit}")
     out.print(f"run:    {result.run_dir}")
     if result.report:
         out.print(f"report: {result.report}")
+    if junit:
+        from .junit import write_junit
+
+        try:
+            write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
+        except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
+            err.print(
+                f"[red]error:[/] --junit-xml: {_os_error(e)}", highlight=False, soft_wrap=True
+            )
+            sys.exit(1 if result.exit_code == 1 else 2)
+        out.print(f"junit:  {junit}")
     sys.exit(result.exit_code)
+
+
+def _check_writable_file(path: str, flag: str) -> None:
+    """Refuse, before a run, an output file that could not be written after it."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / 'junit.xml'}")
+    parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: cannot write under {parent}")
 
 
 def _print_verdict(results: dict) -> None:
@@ -571,6 +635,8 @@ def compare(
             highlight=False,
         )
         dirs.append(res.run_dir)
+        if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
+            break
     for d in dirs[: len(runs)]:
         res = _read_or_empty(d / store.RESULTS)
         worst = max(worst, exit_code(res.get("valid", "unknown")))
