@@ -240,3 +240,26 @@ def test_usage_errors_stay_clicks_own_and_exit_2():
     p = harness("run")
     assert p.returncode == 2 and "Missing option" in p.stderr and "Traceback" not in p.stderr
     assert harness("run", "--help").returncode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_compare_matrix_after_the_running_cell(redis_bin, tmp_path):
+    proc = subprocess.Popen(
+        [*HARNESS, "compare", "--backends", "redis,unsafe-redis", "-t", "60"]
+        + ["--store", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    history = tmp_path / "latest" / "history.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (history.exists() and history.stat().st_size > 2000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, (out, err)
+    assert "Traceback" not in err
+    assert "[1/2] redis" in out and "unsafe-redis" not in out  # the second cell never ran
+    assert (tmp_path / "comparison.html").exists()
+    assert not (tmp_path / "unsafe-redis-mutex-none").exists()
