@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -30,9 +31,14 @@ class UserError(Exception):
     """One line for the user, exit 2."""
 
 
+def _say_error(msg: str) -> None:
+    line = escape(" ".join(msg.split()))  # one line; a path like /tmp/[x] is text, not markup
+    err.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+
+
 def _fail(msg: str) -> NoReturn:
     """One line on stderr, exit 2 (exit 1 is kept for INVALID: "this lock is unsafe")."""
-    err.print(f"[red]error:[/] {' '.join(msg.split())}", highlight=False, soft_wrap=True)
+    _say_error(msg)
     sys.exit(2)
 
 
@@ -140,7 +146,9 @@ def main() -> None:
     help="Comma-separated faults (see `harness nemeses`), or none.",
 )
 @click.option("--nemesis-interval", default=5.0, show_default=True, help="Seconds per fault/heal.")
-@click.option("--keys", default=2, show_default=True, help="Number of distinct locks.")
+@click.option(
+    "--keys", default=2, show_default=True, help="Number of distinct locks, 1 to 1,000,000."
+)
 @click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
 @click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
 @click.option("--ops", type=int, default=None, help="Stop after this many acquire attempts.")
@@ -150,9 +158,19 @@ def main() -> None:
     show_default=True,
     help="Acquire attempts/s over all clients; 0 = as fast as they go.",
 )
-@click.option("--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms.")
-@click.option("--hold", "hold_ms", default=10, show_default=True, help="Critical section, ms.")
-@click.option("--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms.")
+@click.option(
+    "--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms (1 to 2147483647)."
+)
+@click.option(
+    "--hold",
+    "hold_ms",
+    default=10,
+    show_default=True,
+    help="Critical section, ms (0 to 2147483647).",
+)
+@click.option(
+    "--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms (0 to 2147483647)."
+)
 @click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
 @click.option(
     "--fencing/--no-fencing",
@@ -273,7 +291,7 @@ def run(
     )
     preflight(cfg)  # bad input fails before anything starts
     if junit:
-        _check_writable_file(junit, "--junit-xml")
+        _check_writable_file(junit, "--junit-xml", "junit.xml")
     out.print(
         f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s"
@@ -313,19 +331,17 @@ def run(
         try:
             write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
         except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
-            err.print(
-                f"[red]error:[/] --junit-xml: {_os_error(e)}", highlight=False, soft_wrap=True
-            )
+            _say_error(f"--junit-xml: {_os_error(e)}")
             sys.exit(1 if result.exit_code == 1 else 2)
         out.print(f"junit:  {junit}")
     sys.exit(result.exit_code)
 
 
-def _check_writable_file(path: str, flag: str) -> None:
+def _check_writable_file(path: str, flag: str, example: str) -> None:
     """Refuse, before a run, an output file that could not be written after it."""
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / 'junit.xml'}")
+        raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / example}")
     parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: cannot write under {parent}")
@@ -600,6 +616,8 @@ def compare(
 
     from .run import preflight, run_test
 
+    if out_path:
+        _check_writable_file(out_path, "--out", "comparison.html")
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / store.CONFIG).exists():

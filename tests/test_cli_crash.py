@@ -87,10 +87,18 @@ def test_read_only_run_dir_is_one_line_and_keeps_the_files(run_dir, command):
 
 
 def test_junit_xml_on_a_directory_is_refused_before_the_run(redis_bin, tmp_path):
-    store = tmp_path / "store"
-    p = harness("run", "--backend", "redis", "--store", str(store), "--junit-xml", str(tmp_path))
-    _one_line(p, 2, "--junit-xml", "directory")
+    store, out = tmp_path / "store", tmp_path / "ci[x]"  # brackets: text, not console markup
+    out.mkdir()
+    p = harness("run", "--backend", "redis", "--store", str(store), "--junit-xml", str(out))
+    _one_line(p, 2, "--junit-xml", "directory", str(out))
     assert not store.exists()  # refused before anything started
+
+
+def test_compare_out_on_a_directory_is_refused_before_the_matrix(redis_bin, tmp_path):
+    store = tmp_path / "store"
+    p = harness("compare", "--backends", "redis", "--store", str(store), "--out", str(tmp_path))
+    _one_line(p, 2, "--out", "directory", "comparison.html")
+    assert not store.exists()
 
 
 def test_junit_xml_under_a_read_only_directory_is_refused_before_the_run(redis_bin, tmp_path):
