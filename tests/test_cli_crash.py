@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
-from harness.config import MAX_KEYS, MAX_MS
-from harness.run import STOP_GRACE
+from harness.config import MAX_KEYS, MAX_MS, RunConfig
+from harness.run import MAX_STOP_GRACE, STOP_GRACE, stop_grace
 
 from .conftest import HARNESS, ROOT, harness, pid_alive
 
@@ -167,6 +167,13 @@ def test_a_hold_of_an_hour_ends_with_the_time_limit(redis_bin, tmp_path):
     released = [o for o in ops if o["f"] == "release" and o["type"] == "ok"]
     assert granted and len(released) == len(granted)  # every cut-short hold was released
     assert not any(o["f"] == "write" for o in ops)  # no hold reached its end: no write
+
+
+def test_the_stop_grace_is_bounded_whatever_the_wait_and_hold():
+    """Clients stuck in a long acquire wait are killed after the cap, not after --wait."""
+    assert stop_grace(RunConfig()) == STOP_GRACE
+    assert stop_grace(RunConfig(wait_ms=10_000)) == 12.0
+    assert stop_grace(RunConfig(wait_ms=MAX_MS, hold_ms=MAX_MS)) == MAX_STOP_GRACE
 
 
 @pytest.mark.slow
