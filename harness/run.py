@@ -167,6 +167,8 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
         config["duration_s"] = round(time.monotonic() - t_start, 3)
         config["interrupted"] = interrupted
         store.write_json(run_dir / store.CONFIG, config)
+        if not (run_dir / store.HISTORY).exists():  # stopped while servers were starting
+            raise RuntimeError_(f"interrupted before any client ran: nothing recorded in {run_dir}")
         from .analysis import analyse
 
         return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)

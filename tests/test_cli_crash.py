@@ -278,3 +278,31 @@ def test_ctrl_c_stops_a_compare_matrix_after_the_running_cell(redis_bin, tmp_pat
     assert "[1/2] redis" in out and "unsafe-redis" not in out  # the second cell never ran
     assert (tmp_path / "comparison.html").exists()
     assert not (tmp_path / "unsafe-redis-mutex-none").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_servers_start_says_nothing_was_recorded(tmp_path):
+    from harness.runtime.base import MissingBinary
+    from harness.runtime.kinds import server_kind
+
+    try:  # ZooKeeper (a JVM, three nodes) starts slowly enough to be interrupted while starting
+        server_kind("zookeeper").find_binary()
+    except MissingBinary as e:
+        pytest.skip(str(e))
+    proc = subprocess.Popen(
+        [*HARNESS, "run", "--backend", "zookeeper", "-t", "30", "--store", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    latest = tmp_path / "latest"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (latest / "config.json").exists():
+        time.sleep(0.01)
+    assert not (latest / "history.jsonl").exists()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    _one_line(done, 2, "interrupted before any client ran", "nothing recorded")
+    assert json.loads((latest / "config.json").read_text())["interrupted"] is True
