@@ -61,12 +61,9 @@ def _internal_error(e: BaseException) -> str:
     return f"internal error: {type(e).__name__}: {e}{where}"
 
 
-def friendly(fn):
-    """Turn every failure into one line on stderr and exit 2, never a traceback: expected
-    failures say what was wrong, anything else is an internal error (traceback saved)."""
-
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
+def _expected() -> tuple[type[Exception], ...]:
+    """Failures with a message meant for the user, printed as they are."""
+    try:
         from backends.registry import UnknownBackend
 
         from .clock import ClockShimError
@@ -74,17 +71,27 @@ def friendly(fn):
         from .net.firewall import FirewallError
         from .proxy.client import ToxiproxyError
         from .runtime import RuntimeError_
+    except Exception:  # a broken install: its own errors are then internal errors
+        return (UserError, ValueError)
+    return (
+        UserError,
+        ValueError,
+        UnknownBackend,
+        RuntimeError_,
+        HistoryError,
+        ToxiproxyError,
+        FirewallError,
+        ClockShimError,
+    )
 
-        expected = (
-            UserError,
-            ValueError,
-            UnknownBackend,
-            RuntimeError_,
-            HistoryError,
-            ToxiproxyError,
-            FirewallError,
-            ClockShimError,
-        )
+
+def friendly(fn):
+    """Turn every failure into one line on stderr and exit 2, never a traceback: expected
+    failures say what was wrong, anything else is an internal error (traceback saved)."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        expected = _expected()
         try:
             return fn(*a, **kw)
         except (click.exceptions.Exit, click.UsageError):

@@ -9,7 +9,7 @@ from typing import Any
 # Bounds that every part takes. MAX_KEYS: the protected resource keeps 8 bytes a key in shared
 # memory and clients name keys on demand; a million keys runs. MAX_MS: the largest TTL and wait
 # every backend accepts: PostgreSQL's lock_timeout and idle_session_timeout are 32-bit counts of
-# ms (etcd takes up to 9e9 s, Redis PX a signed 64-bit count; past that every acquire failed).
+# ms (etcd takes up to 9e9 s; Redis PX a signed 64-bit count, past which every acquire failed).
 MAX_KEYS = 1_000_000
 MAX_MS = 2**31 - 1  # about 24.8 days
 

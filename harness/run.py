@@ -67,7 +67,7 @@ class Interrupts:
     """Ctrl-C (SIGINT) and SIGTERM during a run. The first one, while servers start or clients
     run, raises Interrupted: the run stops and tears down. Any later one, or one arriving after
     the load ended, is deferred with one line: the teardown, the check of what was recorded and
-    results.json are never cut short (a second Ctrl-C used to leave no verdict at all)."""
+    results.json are never cut short, so a second Ctrl-C still leaves a verdict."""
 
     def __init__(self) -> None:
         self.armed = True
