@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import signal
 import sys
+import tempfile
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -25,16 +31,48 @@ class UserError(Exception):
     """One line for the user, exit 2."""
 
 
-def expected_errors() -> tuple[type[Exception], ...]:
-    """Failures a user can act on: shown as one line, never a traceback."""
-    from backends.registry import UnknownBackend
+def _say_error(msg: str) -> None:
+    line = escape(" ".join(msg.split()))  # one line; a path like /tmp/[x] is text, not markup
+    err.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
 
-    from .clock import ClockShimError
-    from .history import HistoryError
-    from .net.firewall import FirewallError
-    from .proxy.client import ToxiproxyError
-    from .runtime import RuntimeError_
 
+def _fail(msg: str) -> NoReturn:
+    """One line on stderr, exit 2 (exit 1 is kept for INVALID: "this lock is unsafe")."""
+    _say_error(msg)
+    sys.exit(2)
+
+
+def _os_error(e: OSError) -> str:
+    if e.filename is None:
+        return str(e)
+    return f"{e.strerror}: {e.filename}"
+
+
+def _internal_error(e: BaseException) -> str:
+    """Name an unexpected error in one line; the traceback goes to a file for a bug report."""
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="lockharness-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+        where = f" (traceback in {path})"
+    except OSError:
+        pass
+    return f"internal error: {type(e).__name__}: {e}{where}"
+
+
+def _expected() -> tuple[type[Exception], ...]:
+    """Failures with a message meant for the user, printed as they are."""
+    try:
+        from backends.registry import UnknownBackend
+
+        from .clock import ClockShimError
+        from .history import HistoryError
+        from .net.firewall import FirewallError
+        from .proxy.client import ToxiproxyError
+        from .runtime import RuntimeError_
+    except Exception:  # a broken install: its own errors are then internal errors
+        return (UserError, ValueError)
     return (
         UserError,
         ValueError,
@@ -48,20 +86,35 @@ def expected_errors() -> tuple[type[Exception], ...]:
 
 
 def friendly(fn):
-    """Turn expected failures into one line on stderr and exit 2, never a traceback."""
+    """Turn every failure into one line on stderr and exit 2, never a traceback: expected
+    failures say what was wrong, anything else is an internal error (traceback saved)."""
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
+        expected = _expected()
         try:
             return fn(*a, **kw)
-        except expected_errors() as e:
-            err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-            sys.exit(2)
-        except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-            err.print(f"[red]error:[/] {e.strerror}: {e.filename}", highlight=False, soft_wrap=True)
-            sys.exit(2)
+        except (click.exceptions.Exit, click.UsageError):
+            raise  # --help, --version and Click's usage errors (exit 2) stay Click's
+        except click.ClickException as e:
+            _fail(e.format_message())
+        except expected as e:
+            _fail(str(e))
+        except OSError as e:
+            _fail(_os_error(e))
+        except (KeyboardInterrupt, click.Abort):
+            _fail("interrupted")
+        except Exception as e:
+            _fail(_internal_error(e))
 
     return wrapper
+
+
+class _Harness(click.Group):
+    """Every command, with or without @friendly, ends in one line and exit 2 on a failure."""
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
 
 
 def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -74,7 +127,7 @@ def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
     return opts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Harness, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lockharness")
 def main() -> None:
     """A Jepsen-style correctness and chaos harness for distributed locks.
@@ -100,7 +153,9 @@ def main() -> None:
     help="Comma-separated faults (see `harness nemeses`), or none.",
 )
 @click.option("--nemesis-interval", default=5.0, show_default=True, help="Seconds per fault/heal.")
-@click.option("--keys", default=2, show_default=True, help="Number of distinct locks.")
+@click.option(
+    "--keys", default=2, show_default=True, help="Number of distinct locks, 1 to 1,000,000."
+)
 @click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
 @click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
 @click.option("--ops", type=int, default=None, help="Stop after this many acquire attempts.")
@@ -110,9 +165,19 @@ def main() -> None:
     show_default=True,
     help="Acquire attempts/s over all clients; 0 = as fast as they go.",
 )
-@click.option("--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms.")
-@click.option("--hold", "hold_ms", default=10, show_default=True, help="Critical section, ms.")
-@click.option("--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms.")
+@click.option(
+    "--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms (1 to 2147483647)."
+)
+@click.option(
+    "--hold",
+    "hold_ms",
+    default=10,
+    show_default=True,
+    help="Critical section, ms (0 to 2147483647).",
+)
+@click.option(
+    "--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms (0 to 2147483647)."
+)
 @click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
 @click.option(
     "--fencing/--no-fencing",
@@ -232,6 +297,8 @@ def run(
         client_groups=client_groups,
     )
     preflight(cfg)  # bad input fails before anything starts
+    if junit:
+        _check_writable_file(junit, "--junit-xml", "junit.xml")
     out.print(
         f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s"
@@ -256,19 +323,35 @@ def run(
             )
 
         result = run_test(cfg, progress)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the verdict is stored: now only print it
+            signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)
     _print_verdict(result.results)
     if result.interrupted:
         out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
-    if junit:
-        from .junit import write_junit
-
-        write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
-        out.print(f"junit:  {junit}")
     out.print(f"run:    {result.run_dir}")
     if result.report:
         out.print(f"report: {result.report}")
+    if junit:
+        from .junit import write_junit
+
+        try:
+            write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
+        except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
+            _say_error(f"--junit-xml: {_os_error(e)}")
+            sys.exit(1 if result.exit_code == 1 else 2)
+        out.print(f"junit:  {junit}")
     sys.exit(result.exit_code)
+
+
+def _check_writable_file(path: str, flag: str, example: str) -> None:
+    """Refuse, before a run, an output file that could not be written after it."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / example}")
+    parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: cannot write under {parent}")
 
 
 def _print_verdict(results: dict) -> None:
@@ -555,6 +638,8 @@ def compare(
     from .run import preflight, run_test
     from .runtime import MissingBinary
 
+    if out_path:
+        _check_writable_file(out_path, "--out", "comparison.html")
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / store.CONFIG).exists():
@@ -596,7 +681,7 @@ def compare(
         before = latest.readlink() if latest.is_symlink() else None
         try:
             res = run_test(cfg)
-        except expected_errors() as e:  # one cell failed while running: the matrix goes on
+        except _expected() as e:  # one cell failed while running: the matrix goes on
             worst = 2
             not_run.append(_not_run(cfg, "error", e))
             out.print(f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: error: {e}")
@@ -610,6 +695,8 @@ def compare(
             highlight=False,
         )
         dirs.append(res.run_dir)
+        if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
+            break
     for d in dirs[: len(runs)]:
         res = _read_or_empty(d / store.RESULTS)
         worst = max(worst, exit_code(res.get("valid", "unknown")))

@@ -6,6 +6,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Bounds that every part takes. MAX_KEYS: the protected resource keeps 8 bytes a key in shared
+# memory and clients name keys on demand; a million keys runs. MAX_MS: the largest TTL and wait
+# every backend accepts: PostgreSQL's lock_timeout and idle_session_timeout are 32-bit counts of
+# ms (etcd takes up to 9e9 s; Redis PX a signed 64-bit count, past which every acquire failed).
+MAX_KEYS = 1_000_000
+MAX_MS = 2**31 - 1  # about 24.8 days
+
 
 @dataclass
 class RunConfig:
@@ -46,13 +53,16 @@ class RunConfig:
         """Raise ValueError with one line naming the bad value and what is accepted."""
         checks = [
             (self.concurrency >= 1, f"--concurrency must be >= 1 (got {self.concurrency})"),
-            (self.keys >= 1, f"--keys must be >= 1 (got {self.keys})"),
+            (1 <= self.keys <= MAX_KEYS, f"--keys must be 1 to {MAX_KEYS:,} (got {self.keys})"),
             (self.time_limit > 0, f"--time-limit must be > 0 s (got {self.time_limit})"),
-            (self.ttl_ms >= 1, f"--ttl must be >= 1 ms (got {self.ttl_ms})"),
-            (self.hold_ms >= 0, f"--hold must be >= 0 ms (got {self.hold_ms})"),
-            (self.wait_ms >= 0, f"--wait must be >= 0 ms (got {self.wait_ms})"),
+            (1 <= self.ttl_ms <= MAX_MS, f"--ttl must be 1 to {MAX_MS} ms (got {self.ttl_ms})"),
+            (0 <= self.hold_ms <= MAX_MS, f"--hold must be 0 to {MAX_MS} ms (got {self.hold_ms})"),
+            (0 <= self.wait_ms <= MAX_MS, f"--wait must be 0 to {MAX_MS} ms (got {self.wait_ms})"),
             (self.rate >= 0, f"--rate must be >= 0 (got {self.rate})"),
-            (self.renew_ms >= 0, f"--renew-every must be >= 0 ms (got {self.renew_ms})"),
+            (
+                0 <= self.renew_ms <= MAX_MS,
+                f"--renew-every must be 0 to {MAX_MS} ms (got {self.renew_ms})",
+            ),
             (self.ops is None or self.ops >= 1, f"--ops must be >= 1 (got {self.ops})"),
             (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
             (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),

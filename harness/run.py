@@ -40,6 +40,7 @@ from .witness import StopFlag, Witness, context
 
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
+MAX_STOP_GRACE = 30.0  # s: a long --wait never keeps a run alive longer than this past its end
 
 
 @dataclass
@@ -56,21 +57,46 @@ class Interrupted(KeyboardInterrupt):
     pass
 
 
+DEFERRED = (
+    "interrupt deferred: stopping, then checking and saving the verdict of what was recorded "
+    "(results.json); kill -9 to abandon it\n"
+)
+
+
+class Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM during a run. The first one, while servers start or clients
+    run, raises Interrupted: the run stops and tears down. Any later one, or one arriving after
+    the load ended, is deferred with one line: the teardown, the check of what was recorded and
+    results.json are never cut short, so a second Ctrl-C still leaves a verdict."""
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.said = False
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if self.armed:
+            self.armed = False
+            raise Interrupted(f"signal {signum}")
+        if not self.said:
+            self.said = True
+            os.write(2, DEFERRED.encode())
+
+
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM ends a run like Ctrl-C does: through the same teardown."""
+def _interrupts():
+    intr = Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield intr  # signals reach the main thread only: nothing to install
         return
-
-    def handler(signum, frame):
-        raise Interrupted(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {s: signal.signal(s, intr.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield intr
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _worker(run_client: Callable, ctx: ClientContext, read_fd: int) -> None:
@@ -81,6 +107,12 @@ def _worker(run_client: Callable, ctx: ClientContext, read_fd: int) -> None:
         run_client(ctx)
     finally:
         ctx.recorder.flush()
+
+
+def stop_grace(cfg: RunConfig) -> float:
+    """How long clients get to finish their current op once the run stops: a hold wakes at
+    once (it watches the stop flag), an acquire may wait up to --wait, but never past the cap."""
+    return min(max(STOP_GRACE, cfg.wait_ms / 1000 + 2), MAX_STOP_GRACE)
 
 
 def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
@@ -131,9 +163,27 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
         "netns": use_ns,
     }
     store.write_json(run_dir / store.CONFIG, config)
-    interrupted = False
     t_start = time.monotonic()
-    with ExitStack() as stack, _sigterm_as_interrupt():
+    with _interrupts() as intr:
+        interrupted = _setup_and_drive(
+            cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
+        )
+        config["duration_s"] = round(time.monotonic() - t_start, 3)
+        config["interrupted"] = interrupted
+        store.write_json(run_dir / store.CONFIG, config)
+        if not (run_dir / store.HISTORY).exists():  # stopped while servers were starting
+            raise RuntimeError_(f"interrupted before any client ran: nothing recorded in {run_dir}")
+        from .analysis import analyse
+
+        return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
+
+
+def _setup_and_drive(
+    cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
+) -> bool:
+    """Start everything, drive the load, tear down; True when interrupted."""
+    interrupted = False
+    with ExitStack() as stack:
         try:
             if use_ns:
                 stack.enter_context(netns.private_netns())
@@ -176,15 +226,12 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
                 backend.setup(direct)
             except Exception as e:  # a driver's own error type: one line for the user
                 raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
-            _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses)
+            _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr)
         except KeyboardInterrupt:
             interrupted = True
-    config["duration_s"] = round(time.monotonic() - t_start, 3)
-    config["interrupted"] = interrupted
-    store.write_json(run_dir / store.CONFIG, config)
-    from .analysis import analyse
-
-    return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
+        finally:
+            intr.disarm()  # from here on (teardown, check, results.json) signals are deferred
+    return interrupted
 
 
 def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
@@ -216,7 +263,7 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
     return ProxyLinks(api, cluster.nodes, groups, prefix)
 
 
-def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses) -> None:
+def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr) -> None:
     ctx_mp = context()
     witness = Witness(ctx_mp, cfg.keys, cfg.fencing)
     stop = StopFlag(ctx_mp)
@@ -230,7 +277,7 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
 
     def stop_workers() -> None:
         stop.set()
-        end = time.monotonic() + max(STOP_GRACE, (cfg.wait_ms + cfg.hold_ms) / 1000 + 2)
+        end = time.monotonic() + stop_grace(cfg)
         for w in workers:
             if w.is_alive():
                 with contextlib.suppress(ProcessLookupError):
@@ -284,6 +331,7 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
                     }
                 )
     finally:
+        intr.disarm()
         # Heal first, recorded (also after Ctrl-C or a crash), then undo anything left.
         with contextlib.suppress(Exception):
             schedule.heal()

@@ -16,17 +16,23 @@ class StaleFence(Exception):
     pass
 
 
+# Locks striped over keys: each multiprocessing lock is a POSIX semaphore mapped into memory,
+# and a lock per key ran out of memory mappings (ENOMEM) at about 65,000 keys.
+LOCK_STRIPES = 256
+
+
 class Witness:
     def __init__(self, ctx: Any, keys: int, enforce: bool) -> None:
         self.enforce = enforce
         self._max = ctx.Array("q", keys, lock=False)
-        self._locks = [ctx.Lock() for _ in range(keys)]  # per key: holders of other keys never wait
+        # a write holds its stripe for microseconds: holders of most other keys never wait
+        self._locks = [ctx.Lock() for _ in range(min(keys, LOCK_STRIPES))]
 
     def write(self, key_index: int, fence: int | None) -> None:
         """Accept or reject one write; raise StaleFence when enforcing and the token is old."""
         if fence is None:
             return
-        with self._locks[key_index]:
+        with self._locks[key_index % len(self._locks)]:
             top = self._max[key_index]
             if self.enforce and fence < top:
                 raise StaleFence(f"stale fence token {fence} < {top}")

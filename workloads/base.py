@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,25 @@ from harness.witness import Witness
 # Per-client slots in the shared status array, read by the client-pause nemesis.
 STATUS_FIELDS = 3  # [process id, state, key index]
 IDLE, ACQUIRING, HOLDING, RELEASING = 0, 1, 2, 3
+SLEEP_SLICE = 0.1  # s: how often a sleeping client looks at the stop flag
+
+
+class KeyNames(Sequence[str]):
+    """The names of the run's keys, "0" .. "n-1", made on demand: a list of a million names in
+    every client would cost each one tens of MB."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [str(k) for k in range(self._n)[i]]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return str(i % self._n)
 
 
 @dataclass
@@ -35,8 +55,8 @@ class ClientContext:
         self.rng = random.Random(seed * 1000 + self.index)
         self.process = self.index
 
-    def keys(self) -> list[str]:
-        return [str(k) for k in range(self.cfg.keys)]
+    def keys(self) -> Sequence[str]:
+        return KeyNames(self.cfg.keys)
 
     def new_client(self) -> LockClient:
         return self.backend.client(self.endpoints, self.index)
@@ -54,3 +74,15 @@ class ClientContext:
 
     def running(self) -> bool:
         return not self.stop.is_set() and time.monotonic() < self.deadline
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early when the run stops (a hold of hours must not outlive the run).
+        Returns False when it woke early."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            if not self.running():
+                return False
+            time.sleep(min(left, SLEEP_SLICE))

@@ -38,7 +38,8 @@ def run_client(ctx: ClientContext) -> None:
             delay = next_at - time.monotonic()
             if delay > 0:
                 rec.flush()
-                time.sleep(delay)
+                if not ctx.sleep(delay):
+                    break
             next_at += interval * ctx.rng.uniform(0.5, 1.5)
         if client is None:
             try:
@@ -102,20 +103,21 @@ def run_client(ctx: ClientContext) -> None:
 
 def _hold(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
     """The critical section's duration; with ``renew_ms`` the holder renews its lease that
-    often while it holds (a lease longer than the TTL, kept alive). Returns as ``_renew``."""
+    often while it holds (a lease longer than the TTL, kept alive). Returns as ``_renew``; a
+    hold cut short by the end of the run skips the write and goes to release."""
     cfg, rec = ctx.cfg, ctx.recorder
     if not cfg.hold_ms:
         return True, False
     rec.flush()
     if cfg.renew_ms <= 0:
-        time.sleep(cfg.hold_ms / 1000)
-        return True, False
+        return ctx.sleep(cfg.hold_ms / 1000), False
     end = time.monotonic() + cfg.hold_ms / 1000
     while True:
         left = end - time.monotonic()
         if left <= 0:
             return True, False
-        time.sleep(min(cfg.renew_ms / 1000, left))
+        if not ctx.sleep(min(cfg.renew_ms / 1000, left)):
+            return False, False
         if time.monotonic() < end:
             still, unknown = _renew(ctx, client, key, lease)
             if not still:
