@@ -80,7 +80,7 @@ class MongoBackend(Backend):
 
     def servers(self) -> ServerNeed:
         # With an external server nothing needs starting (nodes=0).
-        return ServerNeed("mongodb", 0 if self.uri else self.nodes, {"uri": self.uri})
+        return ServerNeed("mongodb", 0 if self.uri else self.nodes, {"uri": self.uri, "w": self.w})
 
     def _client(self, endpoints: list[Endpoint]) -> Any:
         from pymongo import MongoClient

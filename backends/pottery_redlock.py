@@ -39,7 +39,7 @@ from .base import (
     ServerNeed,
 )
 from .option_values import choice, integer
-from .redlock import PERSISTENCE, OutcomeUnknown
+from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE, OutcomeUnknown
 
 
 def master(ep: Endpoint, timeout_ms: int) -> redis.Redis:
@@ -116,7 +116,7 @@ class PotteryRedlockBackend(Backend):
         "nodes": "5",
         "node_timeout_ms": "50",
         "num_extensions": "3",
-        "persistence": "off",
+        "persistence": DEFAULT_PERSISTENCE,
     }
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:

@@ -32,7 +32,7 @@ import redis
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import boolean, choice, integer
-from .redlock import PERSISTENCE
+from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE
 
 BLOCK_S = 1  # each blocking acquire waits at most this long (the library's unit is seconds)
 POLL_S = 0.01  # below one second of wait left, poll with non-blocking acquires
@@ -101,7 +101,7 @@ class PythonRedisLockBackend(Backend):
     name = "python-redis-lock"
     description = "python-redis-lock's redis_lock.Lock on one Redis node (adapter)"
     fence = "none"
-    options = {"auto_renewal": "false", "timeout_ms": "1000", "persistence": "off"}
+    options = {"auto_renewal": "false", "timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)

@@ -25,6 +25,7 @@ import uuid
 import redis
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .option_values import choice
 
 ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -32,6 +33,18 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return false
 """
+# The redis server kind's persistence choices (option ``persistence``); only ``always`` keeps
+# every acknowledged write across a kill, the others are reported as non-durable settings.
+PERSISTENCE = ("off", "everysec", "always")
+DEFAULT_PERSISTENCE = "always"
+
+
+def persistence_need(backend: Backend, nodes: int = 1) -> ServerNeed:
+    """The redis servers a backend with a ``persistence`` option needs."""
+    persistence = choice(backend.opts, "persistence", PERSISTENCE)
+    return ServerNeed("redis", nodes, {"persistence": persistence})
+
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -98,10 +111,14 @@ class RedisBackend(Backend):
     name = "redis"
     description = "single Redis node: SET NX PX + Lua compare-and-delete, fence by INCR"
     fence = "INCR counter, atomic with the grant"
-    options = {"timeout_ms": "1000", "persistence": "off"}
+    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        super().__init__(opts)
+        self.need = persistence_need(self)
 
     def servers(self) -> ServerNeed:
-        return ServerNeed("redis", 1, {"persistence": self.opts["persistence"]})
+        return self.need
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         return RedisClient(endpoints[0], int(self.opts["timeout_ms"]))

@@ -15,7 +15,7 @@ import redis
 from redis.exceptions import LockNotOwnedError
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .redis import connect
+from .redis import DEFAULT_PERSISTENCE, connect, persistence_need
 
 
 class RedisPyClient(LockClient):
@@ -55,10 +55,14 @@ class RedisPyBackend(Backend):
     name = "redis-py"
     description = "redis-py's redis.lock.Lock on one Redis node (adapter)"
     fence = "none"
-    options = {"timeout_ms": "1000"}
+    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        super().__init__(opts)
+        self.need = persistence_need(self)
 
     def servers(self) -> ServerNeed:
-        return ServerNeed("redis", 1)
+        return self.need
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         return RedisPyClient(endpoints[0], int(self.opts["timeout_ms"]))

@@ -47,13 +47,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import boolean, choice, integer
-from .redis import RELEASE
+from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE
 from .redis import RENEW as EXTEND  # the same compare-and-delete / compare-and-pexpire
 
 CLOCK_DRIFT_FACTOR = 0.01
 DRIFT_FLOOR_MS = 2.0
 MAX_ATTEMPTS = 100_000  # a bound on the retry loop besides wait_ms
-PERSISTENCE = ("off", "everysec", "always")
 
 # What one command on one node came to.
 DONE, DOWN, UNKNOWN = "done", "down", "unknown"
@@ -245,7 +244,7 @@ class RedlockBackend(Backend):
         "nodes": "5",
         "node_timeout_ms": "50",
         "retry_delay_ms": "100",
-        "persistence": "off",
+        "persistence": DEFAULT_PERSISTENCE,
         "delayed_restart": "false",
     }
 

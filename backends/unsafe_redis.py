@@ -13,7 +13,7 @@ import time
 import uuid
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, ServerNeed
-from .redis import connect, poll_pause
+from .redis import DEFAULT_PERSISTENCE, connect, persistence_need, poll_pause
 
 
 class UnsafeRedisClient(LockClient):
@@ -47,10 +47,14 @@ class UnsafeRedisBackend(Backend):
     name = "unsafe-redis"
     description = "BROKEN on purpose: GET-then-SET without NX, release without owner check"
     fence = "INCR counter, not atomic with the grant"
-    options = {"timeout_ms": "1000"}
+    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        super().__init__(opts)
+        self.need = persistence_need(self)
 
     def servers(self) -> ServerNeed:
-        return ServerNeed("redis", 1)
+        return self.need
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         return UnsafeRedisClient(endpoints[0], int(self.opts["timeout_ms"]))

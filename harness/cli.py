@@ -223,6 +223,11 @@ def main() -> None:
 )
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @click.option(
+    "--keep-data",
+    is_flag=True,
+    help="Keep the servers' data dirs after the run (removed by default; logs are kept).",
+)
+@click.option(
     "--junit-xml",
     "junit",
     type=click.Path(),
@@ -254,6 +259,7 @@ def run(
     client_groups,
     store_dir,
     no_report,
+    keep_data,
     junit,
 ) -> None:
     """Run one test: start servers, drive clients (and faults), check, report.
@@ -293,6 +299,7 @@ def run(
         store=Path(store_dir),
         toxiproxy=toxiproxy,
         render_report=not no_report,
+        keep_data=keep_data,
         netns=netns,
         client_groups=client_groups,
     )
@@ -327,6 +334,7 @@ def run(
             signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)
     _print_verdict(result.results)
+    _print_non_durable(store.read_json(result.run_dir / store.CONFIG))
     if result.interrupted:
         out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
     out.print(f"run:    {result.run_dir}")
@@ -352,6 +360,14 @@ def _check_writable_file(path: str, flag: str, example: str) -> None:
     parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: cannot write under {parent}")
+
+
+def _print_non_durable(config: dict) -> None:
+    from .runtime.durability import notices
+
+    for line in notices(config):
+        # Unwrapped: the line is meant to be found (grep) as one line.
+        out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _print_verdict(results: dict) -> None:
@@ -694,6 +710,7 @@ def compare(
             f"{res.results.get('summary', '')}",
             highlight=False,
         )
+        _print_non_durable(store.read_json(res.run_dir / store.CONFIG))
         dirs.append(res.run_dir)
         if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
             break

@@ -39,6 +39,7 @@ class RunConfig:
     netns: str = "auto"  # auto: a private network namespace when root; on; off
     client_groups: int = 2  # for partitions between clients and nodes
     render_report: bool = True
+    keep_data: bool = False  # keep the servers' data dirs after the run (logs are always kept)
 
     @property
     def nemesis_label(self) -> str:

@@ -23,18 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from backends import registry
-from backends.base import Endpoint
+from backends.base import Endpoint, ServerNeed
 from workloads import run_client_for
 from workloads.base import STATUS_FIELDS, ClientContext
 
 from . import __version__, store
 from .config import RunConfig
 from .history import HistoryWriter
+from .lifeline import die_with_parent
 from .nemesis import NemesisEnv, NemesisError, check_before_start, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
 from .recorder import HistoryPump, Recorder, make_pipe
 from .runtime import Cluster, LocalRuntime, RuntimeError_
+from .runtime.durability import Durability
 from .runtime.kinds import server_kind
 from .witness import StopFlag, Witness, context
 
@@ -99,7 +101,8 @@ def _interrupts():
             signal.signal(s, h)
 
 
-def _worker(run_client: Callable, ctx: ClientContext, read_fd: int) -> None:
+def _worker(run_client: Callable, ctx: ClientContext, read_fd: int, harness_pid: int) -> None:
+    die_with_parent(harness_pid)  # a SIGKILLed harness takes its clients with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.close(read_fd)
@@ -155,12 +158,17 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
         from .clock import build_shim
 
         build_shim()  # fails early, with one line, when gcc is missing
+    need = backend.servers()
+    durability = _durability(need)
+    notice = durability.notice(need.kind) if durability else None
     run_dir = store.new_run_dir(cfg.store, cfg.backend, cfg.workload, cfg.nemesis_label)
     config = cfg.to_dict() | {
         "started_at": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
         "backend_fence": backend.fence,
         "netns": use_ns,
+        # What a process kill can cost the servers (see harness/runtime/durability.py).
+        "non_durable": [notice] if notice else [],
     }
     store.write_json(run_dir / store.CONFIG, config)
     t_start = time.monotonic()
@@ -178,21 +186,28 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
         return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
 
 
+def _durability(need: ServerNeed) -> Durability | None:
+    """What the servers keep across a process kill (None: an external server)."""
+    return server_kind(need.kind, need.options).durability() if need.nodes else None
+
+
 def _setup_and_drive(
     cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
 ) -> bool:
     """Start everything, drive the load, tear down; True when interrupted."""
     interrupted = False
+    need = backend.servers()
+    durability = _durability(need)
     with ExitStack() as stack:
         try:
             if use_ns:
                 stack.enter_context(netns.private_netns())
-            need = backend.servers()
             runtime = stack.enter_context(
                 LocalRuntime(
                     run_dir,
                     node_uids=use_ns and need.nodes > 1 and any(c.needs_node_uids for c in classes),
                     clock=any(c.needs_clock for c in classes),
+                    keep_data=cfg.keep_data,
                 )
             )
             if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
@@ -206,7 +221,14 @@ def _setup_and_drive(
                 cluster = runtime.start(need.kind, need.nodes, need.options)
             direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
             config["servers"] = [
-                {"kind": need.kind, "name": n.name, "host": n.host, "port": n.port, "pid": n.pid}
+                {
+                    "kind": need.kind,
+                    "name": n.name,
+                    "host": n.host,
+                    "port": n.port,
+                    "pid": n.pid,
+                    "durability": durability.settings if durability else None,
+                }
                 for n in cluster.nodes
             ]
             env = NemesisEnv(cfg, backend, cluster, random.Random(cfg.seed))
@@ -226,7 +248,19 @@ def _setup_and_drive(
                 backend.setup(direct)
             except Exception as e:  # a driver's own error type: one line for the user
                 raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
-            _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr)
+            _drive(
+                cfg,
+                backend,
+                env,
+                direct,
+                run_client,
+                run_dir,
+                progress,
+                stack,
+                nemeses,
+                intr,
+                config,
+            )
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -263,7 +297,9 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
     return ProxyLinks(api, cluster.nodes, groups, prefix)
 
 
-def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr) -> None:
+def _drive(
+    cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr, config
+) -> None:
     ctx_mp = context()
     witness = Witness(ctx_mp, cfg.keys, cfg.fencing)
     stop = StopFlag(ctx_mp)
@@ -305,11 +341,16 @@ def _drive(cfg, backend, env, direct, run_client, run_dir, progress, stack, neme
             max_ops=max_ops,
         )
         w = ctx_mp.Process(
-            target=_worker, args=(run_client, ctx, read_fd), daemon=True, name=f"client-{i}"
+            target=_worker,
+            args=(run_client, ctx, read_fd, os.getpid()),
+            daemon=True,
+            name=f"client-{i}",
         )
         w.start()
         workers.append(w)
     env.worker_pids = [w.pid for w in workers]
+    config["worker_pids"] = env.worker_pids  # with the servers' pids: every process of the run
+    store.write_json(run_dir / store.CONFIG, config)
     env.status = status
     pump = HistoryPump(read_fd, writer)
     pump.start()

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from harness import history
 from harness.history import Op
+from harness.runtime.durability import notices
 
 from . import svg, view
 
@@ -170,6 +171,7 @@ def render_html(
             verdict=verdict,
             summary=summary,
             faults_line=view.faults_line(results),
+            non_durable=notices(config),
             result_rows=view.result_rows(results),
             config_rows=view.config_rows(config),
             checkers=view.checker_sections(results),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .durability import Durability
+
 
 class RuntimeError_(RuntimeError):
     """A server could not be started; the message is one line for the user."""
@@ -73,6 +75,11 @@ class ServerKind(ABC):
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = options or {}
+
+    def durability(self) -> Durability:
+        """What the server runs with, and what a process kill can lose of acknowledged writes
+        (see ``durability.py``); every kind that keeps data says so."""
+        return Durability("keeps no data")
 
     def find_binary(self) -> str:
         path = shutil.which(self.binary)

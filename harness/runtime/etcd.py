@@ -7,6 +7,7 @@ import json
 import signal
 
 from .base import Node, ServerKind
+from .durability import Durability
 
 
 class EtcdServer(ServerKind):
@@ -19,6 +20,9 @@ class EtcdServer(ServerKind):
     # cannot move etcd, so clock faults are not applied to it.
     libc_clock = False
     stop_signal = signal.SIGKILL  # data is throwaway; a polite stop takes 5 s
+
+    def durability(self) -> Durability:
+        return Durability("etcd's defaults (the WAL is fsynced before a write is acknowledged)")
 
     def command(self, node: Node, cluster: list[Node]) -> list[str]:
         initial = ",".join(f"{n.name}={_peer_url(n)}" for n in cluster)

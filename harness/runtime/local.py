@@ -7,7 +7,7 @@ its servers with it. Processes are ended by pid, never by name.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -16,16 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..lifeline import die_with_parent
 from .base import Node, RuntimeError_, ServerKind, free_port, wait_until
 from .kinds import server_kind
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec (after any uid change).
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def node_names(n_nodes: int) -> list[str]:
@@ -77,7 +70,8 @@ class Cluster:
                 cwd=node.dir,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # Runs in the child between fork and exec (after any uid change).
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
                 **kwargs,
             )
         finally:
@@ -164,13 +158,18 @@ class LocalRuntime:
     address is 127.0.0.1, so addresses alone cannot tell the sender). Needs root; kinds that
     must run as a named user (PostgreSQL) keep that user. ``clock``: start nodes whose server
     reads time through libc under the clock shim, so the clock nemesis can move their clocks.
+    ``keep_data=False``: ``close()`` also removes every node's data dir (its log stays), so a
+    run's directory is bounded by its history and logs.
     """
 
     first_host = 11  # nodes listen on 127.0.0.11, .12, ...
     uid_base = 40000
 
-    def __init__(self, run_dir: Path, node_uids: bool = False, clock: bool = False) -> None:
+    def __init__(
+        self, run_dir: Path, node_uids: bool = False, clock: bool = False, keep_data: bool = True
+    ) -> None:
         self.dir = Path(run_dir).resolve() / "servers"  # servers run with their own cwd
+        self.keep_data = keep_data
         self.clusters: list[Cluster] = []
         self._next_host = self.first_host
         self.node_uids = node_uids and os.geteuid() == 0
@@ -212,6 +211,11 @@ class LocalRuntime:
     def close(self) -> None:
         for c in reversed(self.clusters):
             c.stop()
+        if not self.keep_data:
+            for c in self.clusters:
+                for n in c.nodes:
+                    if not n.alive():  # stop() waited for each; never pull data from under one
+                        shutil.rmtree(n.data_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRuntime:
         return self

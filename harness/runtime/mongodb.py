@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 from .base import MissingBinary, Node, ServerKind
+from .durability import Durability
 
 REPLICA_SET = "lockharness"
 
@@ -29,6 +30,17 @@ class MongodServer(ServerKind):
                 "--opt uri=mongodb://HOST:PORT/"
             )
         return path
+
+    def durability(self) -> Durability:
+        """mongod journals by default; what a lock write waits for is the backend's write
+        concern (option ``w``, passed here so the run can say so)."""
+        if str(self.options.get("w", "majority")) == "1":
+            return Durability(
+                "journaled, lock writes with w=1",
+                "w=1 acknowledges a write before it is journaled or replicated: a kill of the "
+                "primary can lose it",
+            )
+        return Durability("journaled, lock writes with w=majority (journaled on a majority)")
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,13 @@
 The server refuses to run as root, so as root the runtime starts it as the ``postgres`` user;
 that user must be able to reach the node dir, so ``prepare`` adds a search bit (x, not read) to
 ancestors the harness owns that lack it (pytest's 0700 temp dirs, for one). initdb runs once
-per machine into a template that each fresh node dir copies; durability is traded for speed
-(fsync off): the data is throwaway test state.
+per machine into a template that each fresh node dir copies.
+
+Durability against the faults the harness injects (a process kill, not a power loss): every
+commit is written to the kernel before it is acknowledged (``synchronous_commit=on``), so a
+killed server restarts with every acknowledged commit; ``fsync=off`` only gives up what a power
+loss would take. Dynamic shared memory lives in the data dir (``dynamic_shared_memory_type=mmap``)
+rather than in ``/dev/shm``, so a killed server leaves no segment behind outside its run.
 
 Failover mode (``options["failover"]``, two nodes): n1 starts as the primary (the template plus
 a ``replication`` line in pg_hba.conf), n2 as a streaming replica cloned from it with
@@ -12,10 +17,9 @@ a ``replication`` line in pg_hba.conf), n2 as a streaming replica cloned from it
 replica (``pg_promote``), as a failover manager would at once. A node that was primary is always
 re-cloned from the new primary when it restarts, with or without its data (simpler than
 pg_rewind, and its old timeline holds writes the new primary never saw). ``options["sync"]``:
-``"off"`` keeps ``synchronous_commit=off`` as the single node does (a commit is acknowledged
-before its WAL is flushed, and a replica only receives flushed WAL: up to ~3 x wal_writer_delay
-of acknowledged writes can be missing on the replica at a failover); ``"on"`` sets
-``synchronous_commit=on`` and ``synchronous_standby_names='*'``: a commit waits for a replica's
+``"off"`` is asynchronous replication (a commit is acknowledged once the primary has it: what
+the replica had not yet received is missing after a failover; reported as a non-durable
+setting); ``"on"`` sets ``synchronous_standby_names='*'``: a commit waits for a replica's
 flush, so commits block while no replica streams (as PostgreSQL documents).
 """
 
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import MissingBinary, Node, RuntimeError_, ServerKind, wait_until
+from .durability import Durability
 
 _INITDB_TIMEOUT_S = 60
 _BASEBACKUP_TIMEOUT_S = 60
@@ -58,6 +63,18 @@ class PostgresServer(ServerKind):
 
     def find_binary(self) -> str:
         return str(_bindir() / "postgres")
+
+    def durability(self) -> Durability:
+        local = "synchronous_commit=on, fsync=off"
+        if not self.failover:
+            return Durability(local)
+        if self.sync:
+            return Durability(f"{local}, synchronous replication (synchronous=true)")
+        return Durability(
+            f"{local}, asynchronous replication (failover=true, synchronous=false)",
+            "a commit the replica had not yet received when the primary was killed is lost "
+            "at the failover",
+        )
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         runs_as = self.user if os.geteuid() == 0 else None
@@ -117,9 +134,11 @@ class PostgresServer(ServerKind):
             "listen_addresses": node.host,
             "port": str(node.port),
             "unix_socket_directories": "",
+            # Survives a process kill (the kernel has every acknowledged commit), not a
+            # power loss: see the module's docstring.
             "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "synchronous_commit": "on",
+            "dynamic_shared_memory_type": "mmap",
             "max_connections": str(self.options.get("max_connections", 200)),
             "shared_buffers": "32MB",
             "logging_collector": "off",
@@ -137,7 +156,7 @@ class PostgresServer(ServerKind):
                 "wal_retrieve_retry_interval": "100ms",
             }
             if self.sync:
-                settings |= {"synchronous_commit": "on", "synchronous_standby_names": "*"}
+                settings |= {"synchronous_standby_names": "*"}
         argv = [self.find_binary(), "-D", str(node.data_dir)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]

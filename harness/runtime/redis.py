@@ -1,10 +1,20 @@
-"""redis-server, from Debian's redis-server package."""
+"""redis-server, from Debian's redis-server package.
+
+Persistence is the backend's choice (option ``persistence``): ``always`` (the default) writes
+every command to the append-only file before its reply, so a killed server restarts with every
+acknowledged write; ``everysec`` and ``off`` can lose acknowledged writes on a kill and are
+reported as non-durable settings. RDB snapshots stay off either way (``--save ""``).
+"""
 
 from __future__ import annotations
 
 import socket
 
 from .base import Node, ServerKind
+from .durability import Durability
+
+PERSISTENCE = ("off", "everysec", "always")
+DEFAULT_PERSISTENCE = "always"
 
 
 class RedisServer(ServerKind):
@@ -13,8 +23,30 @@ class RedisServer(ServerKind):
     binary = "redis-server"
     ready_timeout = 10.0
 
+    @property
+    def persistence(self) -> str:
+        value = self.options.get("persistence", DEFAULT_PERSISTENCE)
+        if value not in PERSISTENCE:
+            raise ValueError(f"redis persistence={value!r}: give one of {', '.join(PERSISTENCE)}")
+        return value
+
+    def durability(self) -> Durability:
+        p = self.persistence
+        if p == "always":
+            return Durability("persistence=always (appendonly yes, appendfsync always)")
+        if p == "everysec":
+            return Durability(
+                "persistence=everysec (appendonly yes, appendfsync everysec)",
+                "while an fsync lags (up to 2 s) Redis answers writes it has not yet written "
+                "to the append-only file; a kill loses them",
+            )
+        return Durability(
+            "persistence=off (no append-only file, no snapshots)",
+            "a killed server restarts empty: every lock and fence counter is forgotten",
+        )
+
     def command(self, node: Node, cluster: list[Node]) -> list[str]:
-        persistence = self.options.get("persistence", "off")
+        persistence = self.persistence
         argv = [
             self.find_binary(),
             "--bind",

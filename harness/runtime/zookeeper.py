@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from .base import MissingBinary, Node, ServerKind
+from .durability import Durability
 
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar")
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
@@ -37,6 +38,11 @@ class ZooKeeperServer(ServerKind):
             )
         return java
 
+    def durability(self) -> Durability:
+        return Durability(
+            "forceSync=no (the transaction log reaches the kernel before a write is acknowledged)"
+        )
+
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
         (node.data_dir / "myid").write_text(f"{_myid(node)}\n")
@@ -53,7 +59,9 @@ class ZooKeeperServer(ServerKind):
             f"maxSessionTimeout={40 * tick}",
             "4lw.commands.whitelist=srvr,ruok,stat,mntr,cons",
             "admin.enableServer=false",
-            "forceSync=no",  # test data: speed over durability of the transaction log
+            # The log is written to the kernel before a transaction is acknowledged, just not
+            # fsynced: a process kill loses nothing acknowledged, a power loss could.
+            "forceSync=no",
             "standaloneEnabled=false" if len(cluster) > 1 else "standaloneEnabled=true",
             "reconfigEnabled=false",
             "maxClientCnxns=0",
@@ -72,6 +80,8 @@ class ZooKeeperServer(ServerKind):
             "-Xmx256m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
+            # No /tmp/hsperfdata_<user>/<pid> file, which a killed JVM would leave behind.
+            "-XX:-UsePerfData",
             "-Xshare:auto",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",

@@ -1,0 +1,24 @@
+"""Child processes die with the harness, even when it is SIGKILLed and cannot tear down.
+
+``PR_SET_PDEATHSIG`` with SIGKILL makes the kernel kill the child when its parent dies; SIGKILL
+also ends a child that is stopped (SIGSTOP, the client-pause nemesis), which would ignore any
+other signal. The parent may die between fork and the prctl call: the child then already has a
+new parent, sees it, and exits at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Call in the child right after fork; ``parent_pid`` is the forking process's pid (taken
+    before the fork). Note the kernel watches the parent *thread* that forked."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
