@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, LockTimeout, NoNodeError
+from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
 from kazoo.recipe.lock import Lock
 
@@ -52,6 +53,24 @@ from .base import (
 from .option_values import boolean, positive_int
 
 _MIN_WAIT_S = 0.05
+
+
+class _BoundedResult(AsyncResult):
+    """kazoo's synchronous calls (``exists``, ``get_children`` ... and those inside its Lock
+    recipe) wait on ``.get()`` without a timeout, forever if an answer never comes; here every
+    wait is bounded, and a call that outlives it raises KazooTimeoutError (outcome unknown)."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return super().get(block, self._handler.call_timeout_s if timeout is None else timeout)
+
+
+class _BoundedHandler(SequentialThreadingHandler):
+    def __init__(self, call_timeout_s: float) -> None:
+        super().__init__()
+        self.call_timeout_s = call_timeout_s
+
+    def async_result(self) -> AsyncResult:
+        return _BoundedResult(self)
 
 
 class ZooKeeperBackend(Backend):
@@ -92,7 +111,14 @@ class _Hold:
 
 class ZooKeeperLockClient(LockClient):
     def __init__(self, hosts: str, session_s: float, connect_s: float, ignore_state: bool) -> None:
-        self.zk = KazooClient(hosts=hosts, timeout=session_s, randomize_hosts=False)
+        # kazoo itself fails a pending call with ConnectionLoss once the connection is deemed
+        # dead (2/3 of the session timeout without an answer); the bound is only a backstop.
+        self.zk = KazooClient(
+            hosts=hosts,
+            timeout=session_s,
+            randomize_hosts=False,
+            handler=_BoundedHandler(session_s + connect_s),
+        )
         self.connect_s = connect_s
         self.ignore_state = ignore_state
         self.started = False

@@ -123,6 +123,7 @@ def test_holds_longer_than_the_ttl_need_renewals(redis_bin, tmp_path):
 def test_restart_without_persistence_resets_the_fence_counter(redis_bin, tmp_path):
     res = _run(
         tmp_path,
+        backend_opts={"persistence": "off"},  # a deliberate, non-durable choice
         nemesis=["kill"],
         nemesis_interval=1.5,
         time_limit=4,
