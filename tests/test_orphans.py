@@ -1,0 +1,184 @@
+"""A SIGKILLed harness leaves no process of its run behind.
+
+The harness cannot tear down after SIGKILL; its servers and client workers must die with it by
+themselves (PR_SET_PDEATHSIG with SIGKILL, which also ends a process stopped by client-pause).
+Each test starts a real ``harness run``, waits until the fault is in force, SIGKILLs the
+harness, and then finds none of the run's processes (every descendant of the harness, plus
+the server and worker pids config.json records) alive within 10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.runtime.base import MissingBinary
+from harness.runtime.kinds import server_kind
+
+from .conftest import HARNESS, ROOT, pid_alive
+
+START_TIMEOUT_S = 60  # a loaded machine starts a ZooKeeper quorum slowly
+GONE_WITHIN_S = 10
+
+
+def _need(kind: str) -> None:
+    try:
+        server_kind(kind).find_binary()
+    except MissingBinary as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def store() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="lockharness-orphans-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)
+
+
+def _ppids() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            out[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _ppids().items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _run_dir(store: Path) -> Path | None:
+    found = list(store.glob("*/*/config.json"))
+    return found[0].parent if found else None
+
+
+def _history(store: Path) -> list[dict]:
+    d = _run_dir(store)
+    if d is None or not (d / "history.jsonl").exists():
+        return []
+    lines = (d / "history.jsonl").read_text().splitlines()
+    return [json.loads(ln) for ln in lines if ln.endswith("}")]
+
+
+def _kill_harness_when(store: Path, args: list[str], ready: Callable[[set[int]], bool]) -> None:
+    proc = subprocess.Popen(
+        [*HARNESS, "run", *args, "--store", str(store), "--no-report"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    victims: set[int] = set()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            victims |= _descendants(proc.pid)
+            if ready(victims):
+                break
+            assert time.monotonic() < deadline, "the fault never came into force"
+            time.sleep(0.05)
+        victims |= _descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        config = json.loads((_run_dir(store) / "config.json").read_text())
+        recorded = {s["pid"] for s in config["servers"]} | set(config["worker_pids"])
+        assert recorded <= victims  # the walk of the process tree found them all
+        victims |= recorded
+        end = time.monotonic() + GONE_WITHIN_S
+        while any(pid_alive(p) for p in victims) and time.monotonic() < end:
+            time.sleep(0.1)
+        left = {p: _state(p) for p in victims if pid_alive(p)}
+        assert left == {}, f"processes of the run still alive {GONE_WITHIN_S} s after SIGKILL"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for p in victims:  # ours, by pid: never leave a stopped process behind a failed test
+            if pid_alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_sigkill_during_client_pause_leaves_no_process(store: Path) -> None:
+    """A client worker stopped by client-pause stayed stopped forever after the harness died."""
+    _need("redis")
+    args = ["--backend", "redis", "--nemesis", "client-pause", "--nemesis-interval", "0.5"]
+    args += ["-t", "60", "-c", "3", "--keys", "1", "--ttl", "500", "--hold", "100"]
+
+    def a_client_is_stopped(pids: set[int]) -> bool:
+        return any(_state(p) == "T" for p in pids)
+
+    _kill_harness_when(store, args, a_client_is_stopped)
+
+
+def test_sigkill_during_zookeeper_partition_leaves_no_process(store: Path) -> None:
+    """ZooKeeper clients blocked in kazoo calls kept the run's namespace and rules alive."""
+    _need("zookeeper")
+    if os.geteuid() != 0:
+        pytest.skip("partitions need root (a private network namespace and iptables)")
+    args = ["--backend", "zookeeper", "--nemesis", "partition", "--nemesis-interval", "1"]
+    args += ["-t", "60", "-c", "4", "--keys", "1", "--hold", "50"]
+
+    def partitioned(pids: set[int]) -> bool:
+        ops = _history(store)
+        started = [o for o in ops if o["f"] == "start-partition" and o["type"] == "info"]
+        return bool(started) and not started[-1].get("error")
+
+    _kill_harness_when(store, args, partitioned)
+
+
+def test_every_kazoo_call_is_bounded() -> None:
+    """kazoo's synchronous calls wait on ``.get()`` with no timeout: an answer that never comes
+    (the reason ZooKeeper workers hung) blocked the client forever. The backend's clients bound
+    every such wait by session + connect timeout (here 1.5 s)."""
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    from backends.base import Endpoint
+    from backends.zookeeper import ZooKeeperBackend
+
+    backend = ZooKeeperBackend({"session_timeout_ms": "1000", "connect_timeout_ms": "500"})
+    client = backend.client([Endpoint("n1", "127.0.0.1", 9)], 0)
+    never_answered = client.zk.handler.async_result()  # what every synchronous call waits on
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            never_answered.get()
+        except BaseException as e:
+            raised.append(e)
+
+    t0 = time.monotonic()
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(10)
+    assert not waiter.is_alive(), "an unanswered kazoo call is still waiting after 10 s"
+    assert isinstance(raised[0], KazooTimeoutError)
+    assert time.monotonic() - t0 >= 1.4
