@@ -10,7 +10,12 @@ connection string over every node, ``target_session_attrs=read-write``.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import psycopg
@@ -50,6 +55,10 @@ class Session:
         # Several nodes (failover): keep looking for the primary this long, as a
         # failover-aware client does while a replica is being promoted.
         self.find_primary_s = float(connect_timeout_s) if len(endpoints) > 1 else 0.0
+        # No call may outlive this (plus its own wait): see bounded().
+        self.call_bound_s = self.find_primary_s + 3.0 * connect_timeout_s
+        self._guard = threading.Lock()
+        self._armed = False
 
     def get(self) -> psycopg.Connection:
         """The open connection; LockFailed when none can be opened (nothing took effect)."""
@@ -70,6 +79,41 @@ class Session:
                         raise LockFailed(f"cannot connect to PostgreSQL: {e}") from e
                     time.sleep(_RECONNECT_PAUSE_S)
         return self.conn
+
+    @contextmanager
+    def bounded(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Calls inside end within ``call_bound_s + wait_s``. A server that stops answering
+        (a paused process: its kernel still acknowledges every packet and keepalive, so no TCP
+        timeout fires) would block a statement forever; when the bound passes, the session's
+        socket is shut down and the statement fails (psycopg.OperationalError, outcome
+        unknown), as it would had the connection broken."""
+        timer = threading.Timer(self.call_bound_s + wait_s, self._cut)
+        timer.daemon = True
+        with self._guard:
+            self._armed = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._armed = False
+            timer.cancel()
+
+    def _cut(self) -> None:
+        with self._guard:
+            conn = self.conn
+            if not self._armed or conn is None or conn.closed:
+                return
+            try:
+                dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
+            except (OSError, psycopg.Error):
+                return
+            try:
+                dup.shutdown(socket.SHUT_RDWR)  # the shared socket, not only this descriptor
+            except OSError:
+                pass
+            finally:
+                dup.close()
 
     def _connect(self, where: dict[str, str]) -> psycopg.Connection:
         return psycopg.connect(

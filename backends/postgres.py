@@ -68,36 +68,41 @@ class PostgresLockClient(LockClient):
         self.session_ttl = session_ttl
 
     def acquire(self, key: str, ttl_ms: int, wait_ms: int) -> Lease:
-        conn = self.session.get()
         lid = lock_id(key)
         try:
-            if wait_ms <= 0:
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lid,)).fetchone()[0]
-                if not got:
-                    raise NotAcquired(f"lock {key!r} is held")
-            else:
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(wait_ms),))
-                try:
-                    conn.execute("SELECT pg_advisory_lock(%s)", (lid,))
-                except psycopg.errors.LockNotAvailable as e:
-                    raise NotAcquired(f"lock {key!r} still held after {wait_ms} ms") from e
-            if self.session_ttl:
-                conn.execute("SELECT set_config('idle_session_timeout', %s, false)", (str(ttl_ms),))
-            fence = conn.execute(f"SELECT nextval('{SEQUENCE}')").fetchone()[0]
+            with self.session.bounded(wait_ms / 1000):
+                return self._acquire(key, lid, ttl_ms, wait_ms)
         except psycopg.Error:
             self.session.drop()  # the session may hold the lock: let it go with the session
             raise
+
+    def _acquire(self, key: str, lid: int, ttl_ms: int, wait_ms: int) -> Lease:
+        conn = self.session.get()
+        if wait_ms <= 0:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (lid,)).fetchone()[0]
+            if not got:
+                raise NotAcquired(f"lock {key!r} is held")
+        else:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(wait_ms),))
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (lid,))
+            except psycopg.errors.LockNotAvailable as e:
+                raise NotAcquired(f"lock {key!r} still held after {wait_ms} ms") from e
+        if self.session_ttl:
+            conn.execute("SELECT set_config('idle_session_timeout', %s, false)", (str(ttl_ms),))
+        fence = conn.execute(f"SELECT nextval('{SEQUENCE}')").fetchone()[0]
         token = f"{conn.info.backend_pid}:{uuid.uuid4().hex}"
         return Lease(key, token, fence, None, {"lock_id": lid})
 
     def release(self, lease: Lease) -> None:
         conn = self.session.get()
         try:
-            released = conn.execute(
-                "SELECT pg_advisory_unlock(%s)", (lease.data["lock_id"],)
-            ).fetchone()[0]
-            if self.session_ttl:
-                conn.execute("SELECT set_config('idle_session_timeout', '0', false)")
+            with self.session.bounded():
+                released = conn.execute(
+                    "SELECT pg_advisory_unlock(%s)", (lease.data["lock_id"],)
+                ).fetchone()[0]
+                if self.session_ttl:
+                    conn.execute("SELECT set_config('idle_session_timeout', '0', false)")
         except psycopg.Error as e:
             self.session.drop()
             if session_ended(e):
@@ -110,14 +115,17 @@ class PostgresLockClient(LockClient):
         lid = lease.data["lock_id"]
         conn = self.session.get()
         try:
-            if self.session_ttl:
-                conn.execute("SELECT set_config('idle_session_timeout', %s, false)", (str(ttl_ms),))
-            held = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
-                " AND classid::bigint = %s AND objid::bigint = %s)",
-                ((lid >> 32) & 0xFFFFFFFF, lid & 0xFFFFFFFF),
-            ).fetchone()[0]
+            with self.session.bounded():
+                if self.session_ttl:
+                    conn.execute(
+                        "SELECT set_config('idle_session_timeout', %s, false)", (str(ttl_ms),)
+                    )
+                held = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objsubid = 1"
+                    " AND classid::bigint = %s AND objid::bigint = %s)",
+                    ((lid >> 32) & 0xFFFFFFFF, lid & 0xFFFFFFFF),
+                ).fetchone()[0]
         except psycopg.Error as e:
             self.session.drop()
             if session_ended(e):

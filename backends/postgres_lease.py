@@ -94,7 +94,8 @@ class PostgresLeaseClient(LockClient):
         # killed primary) is replaced before use, so the statement reaches the new primary.
         self.session.drop_if_closed_by_server()
         try:
-            return self.session.get().execute(sql, params)
+            with self.session.bounded():
+                return self.session.get().execute(sql, params)
         except psycopg.Error:
             self.session.drop()  # outcome unknown: start clean next time
             raise

@@ -182,3 +182,50 @@ def test_every_kazoo_call_is_bounded() -> None:
     assert not waiter.is_alive(), "an unanswered kazoo call is still waiting after 10 s"
     assert isinstance(raised[0], KazooTimeoutError)
     assert time.monotonic() - t0 >= 1.4
+
+
+@pytest.mark.parametrize("backend_name", ["postgres", "postgres-lease"])
+def test_postgres_calls_to_a_paused_server_are_bounded(store: Path, backend_name: str) -> None:
+    """A paused (SIGSTOPped) server's kernel still acknowledges packets and keepalives, so no
+    TCP timeout fires: a statement waited for the server to resume, forever if it never did.
+    Every call is bounded (here 3 x connect_timeout_s = 3 s) and ends as an unknown outcome."""
+    import psycopg
+
+    from backends import registry
+    from backends.base import Endpoint
+    from harness.runtime import LocalRuntime
+
+    _need("postgres")
+    backend = registry.make(backend_name, {"connect_timeout_s": "1"})
+    with LocalRuntime(store) as rt:
+        cluster = rt.start("postgres", 1)
+        eps = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
+        backend.setup(eps)
+        client = backend.client(eps, 0)
+        lease = client.acquire("k", ttl_ms=60_000, wait_ms=1000)
+        # The server and every backend: PostgreSQL backends run in sessions of their own.
+        paused = {cluster.nodes[0].pid} | _descendants(cluster.nodes[0].pid)
+        for p in paused:
+            os.kill(p, signal.SIGSTOP)
+        raised: list[BaseException] = []
+
+        def release() -> None:
+            try:
+                client.release(lease)
+            except BaseException as e:
+                raised.append(e)
+
+        t0 = time.monotonic()
+        caller = threading.Thread(target=release, daemon=True)
+        try:
+            caller.start()
+            caller.join(15)
+            waited = time.monotonic() - t0
+        finally:
+            for p in paused:
+                os.kill(p, signal.SIGCONT)
+        caller.join(15)
+        client.close()
+    assert waited < 15, "the release still waited for the paused server after 15 s"
+    assert len(raised) == 1 and isinstance(raised[0], psycopg.OperationalError), raised
+    assert waited >= 2.5
