@@ -5,6 +5,11 @@ With ``failover=true`` the backend needs a primary and a streaming replica (the 
 kind promotes the replica when the kill nemesis kills the primary; ``synchronous=true`` makes
 commits wait for the replica). Clients find the primary by themselves: one libpq multi-host
 connection string over every node, ``target_session_attrs=read-write``.
+
+``synchronous_commit=off`` (default ``on``) runs the server(s) so that a commit is acknowledged
+before its WAL is written: a kill loses the last acknowledged commits (and, with an
+asynchronous replica, widens what a failover loses). A deliberate, non-durable choice that the
+run reports as such.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import ClassVar
 import psycopg
 
 from .base import Backend, Endpoint, LockFailed, ServerNeed
-from .option_values import boolean, positive_int
+from .option_values import boolean, choice, positive_int
 
 # SQLSTATEs with which the server says it ended this session (so its locks are gone):
 # admin shutdown / pg_terminate_backend, crash shutdown, idle-in-transaction and idle timeouts.
@@ -167,6 +172,7 @@ class PostgresBackendBase(Backend):
         "connect_timeout_s": "3",
         "failover": "false",
         "synchronous": "false",
+        "synchronous_commit": "on",
     }
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
@@ -178,12 +184,20 @@ class PostgresBackendBase(Backend):
             raise ValueError(
                 "option synchronous=true needs failover=true (there is no replica to wait for)"
             )
+        self.synchronous_commit = choice(self.opts, "synchronous_commit", ("on", "off"))
+        if self.synchronous and self.synchronous_commit == "off":
+            raise ValueError(
+                "option synchronous=true needs synchronous_commit=on (with off no commit waits "
+                "for the replica)"
+            )
 
     def servers(self) -> ServerNeed:
+        # Only a deliberate choice reaches the server's options (the default is durable).
+        local = {"synchronous_commit": "off"} if self.synchronous_commit == "off" else {}
         if self.failover:
             sync = "on" if self.synchronous else "off"
-            return ServerNeed("postgres", 2, {"failover": True, "sync": sync})
-        return ServerNeed("postgres", 1)
+            return ServerNeed("postgres", 2, {"failover": True, "sync": sync, **local})
+        return ServerNeed("postgres", 1, local)
 
     def _session(self, endpoints: list[Endpoint]) -> Session:
         return Session(endpoints, self.opts["dbname"], self.opts["user"], self.connect_timeout_s)

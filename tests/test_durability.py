@@ -101,6 +101,19 @@ def test_postgres_async_failover_is_named_non_durable() -> None:
     )
 
 
+def test_postgres_synchronous_commit_off_is_a_named_backend_option(tmp_path: Path) -> None:
+    from backends import registry
+    from harness.runtime import Node
+
+    _need("postgres")
+    assert registry.make("postgres-lease").servers().options == {}  # durable by default
+    need = registry.make("postgres-lease", {"synchronous_commit": "off"}).servers()
+    kind = server_kind(need.kind, need.options)
+    assert "synchronous_commit=off" in kind.command(Node("n1", "127.0.0.1", 5432, tmp_path), [])
+    notice = kind.durability().notice("postgres")
+    assert notice and notice.startswith(NOTICE + "postgres synchronous_commit=off")
+
+
 # -- Redis: persistence is the backend's visible choice -----------------------------------------
 
 

@@ -21,6 +21,10 @@ pg_rewind, and its old timeline holds writes the new primary never saw). ``optio
 the replica had not yet received is missing after a failover; reported as a non-durable
 setting); ``"on"`` sets ``synchronous_standby_names='*'``: a commit waits for a replica's
 flush, so commits block while no replica streams (as PostgreSQL documents).
+
+``options["synchronous_commit"] = "off"`` (a backend option, reported as non-durable)
+acknowledges a commit before its WAL is written, as the harness once did for speed: a kill then
+loses the last acknowledged commits, and an asynchronous replica lags further behind.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ class PostgresServer(ServerKind):
         self.sync = self.options.get("sync", "off") == "on"
         if self.options.get("sync", "off") not in ("off", "on"):
             raise ValueError(f"postgres sync={self.options['sync']!r}: give off or on")
+        self.synchronous_commit = self.options.get("synchronous_commit", "on")
+        if self.synchronous_commit not in ("on", "off"):
+            raise ValueError(
+                f"postgres synchronous_commit={self.synchronous_commit!r}: give on or off"
+            )
         self.primary = "n1"  # failover mode: the node clients should find read-write
         self._former_primaries: set[str] = set()  # re-cloned at their next start
 
@@ -65,7 +74,13 @@ class PostgresServer(ServerKind):
         return str(_bindir() / "postgres")
 
     def durability(self) -> Durability:
-        local = "synchronous_commit=on, fsync=off"
+        local = f"synchronous_commit={self.synchronous_commit}, fsync=off"
+        if self.synchronous_commit == "off":
+            return Durability(
+                local + (", asynchronous replication" if self.failover and not self.sync else ""),
+                "a commit is acknowledged before its WAL is written: a kill loses the last "
+                "acknowledged commits (up to 3 x wal_writer_delay)",
+            )
         if not self.failover:
             return Durability(local)
         if self.sync:
@@ -137,7 +152,7 @@ class PostgresServer(ServerKind):
             # Survives a process kill (the kernel has every acknowledged commit), not a
             # power loss: see the module's docstring.
             "fsync": "off",
-            "synchronous_commit": "on",
+            "synchronous_commit": self.synchronous_commit,
             "dynamic_shared_memory_type": "mmap",
             "max_connections": str(self.options.get("max_connections", 200)),
             "shared_buffers": "32MB",
