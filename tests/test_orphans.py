@@ -76,6 +76,19 @@ def _state(pid: int) -> str:
         return "gone"
 
 
+def _shared_files(pid: int) -> set[str]:
+    """PostgreSQL's /dev/shm segments and a JVM's hsperfdata file that ``pid`` maps."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {
+        line.split()[-1]
+        for line in maps.splitlines()
+        if "/dev/shm/PostgreSQL." in line or "/hsperfdata_" in line
+    }
+
+
 def _run_dir(store: Path) -> Path | None:
     found = list(store.glob("*/*/config.json"))
     return found[0].parent if found else None
@@ -107,6 +120,9 @@ def _kill_harness_when(store: Path, args: list[str], ready: Callable[[set[int]],
             assert time.monotonic() < deadline, "the fault never came into force"
             time.sleep(0.05)
         victims |= _descendants(proc.pid)
+        # Files a killed server would leave outside its run directory: none is even made.
+        left_outside = {p: f for p in victims for f in _shared_files(p)}
+        assert left_outside == {}, left_outside
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         config = json.loads((_run_dir(store) / "config.json").read_text())
@@ -153,6 +169,17 @@ def test_sigkill_during_zookeeper_partition_leaves_no_process(store: Path) -> No
         return bool(started) and not started[-1].get("error")
 
     _kill_harness_when(store, args, partitioned)
+
+
+def test_sigkill_of_a_postgres_run_leaves_no_process(store: Path) -> None:
+    """PostgreSQL's backends run in sessions of their own; they end when the postmaster dies."""
+    _need("postgres")
+    args = ["--backend", "postgres-lease", "-t", "60", "-c", "3", "--keys", "1"]
+
+    def serving(pids: set[int]) -> bool:
+        return sum(o["f"] == "acquire" and o["type"] == "ok" for o in _history(store)) >= 5
+
+    _kill_harness_when(store, args, serving)
 
 
 def test_every_kazoo_call_is_bounded() -> None:
