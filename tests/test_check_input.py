@@ -280,6 +280,7 @@ def _procs_mentioning(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_start_up(tmp_path):
     """SIGINT while ZooKeeper (a JVM, seconds to start) is still starting: no client ran."""
     from harness.runtime import MissingBinary
@@ -356,3 +357,37 @@ def test_failed_run_is_listed_as_failed(tmp_path):
     assert "failed" in listed.stdout and "not checked" not in listed.stdout
     c = harness("check", str(run), env=WIDE)
     assert c.returncode == 2 and "the run failed: backend mongodb setup failed" in c.stdout
+
+
+LOST_CTRL_C = """
+import os, signal, subprocess
+from harness.run import Interrupted, _interrupts
+
+sent = []
+
+
+def after_fork_in_parent():  # a Ctrl-C that lands here raises where Python drops the error
+    if not sent:
+        sent.append(1)
+        signal.raise_signal(signal.SIGINT)
+
+
+os.register_at_fork(after_in_parent=after_fork_in_parent)
+with _interrupts() as intr:
+    subprocess.run(["true"], preexec_fn=lambda: None)  # servers are started like this
+    print("still running")
+    try:
+        intr.check()
+    except Interrupted:
+        print("stopped")
+"""
+
+
+def test_ctrl_c_lost_in_an_at_fork_hook_still_stops_the_run():
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", LOST_CTRL_C], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.stdout.split() == ["still", "running", "stopped"], r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
