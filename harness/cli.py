@@ -382,12 +382,17 @@ def _print_verdict(results: dict) -> None:
         from checkers.faults import text
 
         out.print(f"  {'faults':8} {text(results['faults'])}", highlight=False)
+    if v is False:  # the violation stands; the summary then leaves out what else was wrong
+        for why in results.get("unknown_because", []):
+            out.print(f"[yellow]also: {why}[/]", highlight=False)
     if results.get("partial"):
         out.print(
             f"[yellow]partial: {results['problem_count']} line(s) could not be read; "
             f"first: {results['problems'][0]}[/]",
             highlight=False,
         )
+    for dup in results.get("duplicate_indexes", [])[:3]:
+        out.print(f"[yellow]duplicate: {dup}[/]", highlight=False)
 
 
 @main.command()
@@ -413,8 +418,11 @@ def check(path, as_json) -> None:
             f"{path}: no such file or directory (give a run directory or history.jsonl)"
         )
     if p.is_dir():
-        if not (p / store.HISTORY).exists():
-            raise UserError(f"{path}: no {store.HISTORY} in this directory")
+        if not (p / store.HISTORY).exists() and not (p / store.CONFIG).exists():
+            raise UserError(
+                f"{path}: neither {store.HISTORY} nor {store.CONFIG} here "
+                "(give a run directory or history.jsonl)"
+            )
         res = analyse(p.resolve()).results
     else:
         res = check_history(p)
@@ -436,6 +444,8 @@ def report(run_dir) -> None:
       harness report store/latest
     """
     d = Path(run_dir)
+    if not d.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
     if not (d / store.RESULTS).exists():
         raise UserError(f"{run_dir}: no {store.RESULTS} (run `harness check {run_dir}` first)")
     from .analysis import render_report
@@ -462,19 +472,26 @@ def list_runs(store_dir) -> None:
         cfg = _read_or_empty(d / store.CONFIG)
         res = _read_or_empty(d / store.RESULTS)
         v = res.get("valid", "-") if res else "not checked"
+        summary = res.get("summary", "")
+        if cfg.get("failed"):
+            v, summary = "failed", str(cfg["failed"])[:160]
+        elif not cfg:
+            summary = f"{store.CONFIG} unreadable"
+        elif not res and "duration_s" not in cfg:
+            v, summary = "unfinished", f"no duration in {store.CONFIG}: still running, or killed"
         t.add_row(
             str(d),
             cfg.get("backend", "?"),
             "+".join(cfg.get("nemesis") or []) or "none",
-            VERDICT.get(v, f"[yellow]{v}[/]"),
-            res.get("summary", ""),
+            VERDICT.get(v, f"[red]{v}[/]" if v == "failed" else f"[yellow]{v}[/]"),
+            summary,
         )
     out.print(t)
 
 
 def _read_or_empty(p: Path) -> dict:
     try:
-        return store.read_json(p)
+        return store.read_object(p)
     except (OSError, ValueError):
         return {}
 

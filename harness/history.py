@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,9 +53,14 @@ class Op:
 
 
 def op_from_dict(d: Any, where: str = "") -> Op:
-    """Validate one decoded JSON object; raise HistoryError naming what is wrong."""
+    """Validate one decoded JSON object; raise HistoryError naming what is wrong.
+
+    A line whose only fault is its ``time`` raises ``BadTime``, which carries the op: the reader
+    can still place it by its process's neighbours (``place_untimed``).
+    """
     if not isinstance(d, dict):
-        raise HistoryError(f"{where}expected a JSON object, got {type(d).__name__}")
+        hint = " (a history is JSON Lines: one object per line)" if isinstance(d, list) else ""
+        raise HistoryError(f"{where}expected a JSON object, got {type(d).__name__}{hint}")
     missing = [k for k in ("process", "type", "f") if k not in d]
     if missing:
         raise HistoryError(f"{where}missing field(s) {', '.join(missing)}")
@@ -64,13 +70,15 @@ def op_from_dict(d: Any, where: str = "") -> Op:
     p = d["process"]
     if not (isinstance(p, int) and not isinstance(p, bool)) and p != NEMESIS:
         raise HistoryError(f"{where}process {p!r} is neither an integer nor 'nemesis'")
-    time = d.get("time", d.get("index"))
-    if time is not None and not isinstance(time, int):
-        raise HistoryError(f"{where}time {time!r} is not an integer (ns)")
+    index = d.get("index", -1)
+    if not _is_int(index):
+        raise HistoryError(f"{where}index {index!r} is not an integer")
+    time = d.get("time", -1)  # absent: the reader fills it in
+    good_time = _is_int(time) and (time >= 0 or "time" not in d)
     err = d.get("error")
-    return Op(
-        index=d.get("index", -1),
-        time=time if time is not None else -1,
+    op = Op(
+        index=index,
+        time=time if good_time else -1,
         process=p,
         type=t,
         f=str(d["f"]),
@@ -78,28 +86,66 @@ def op_from_dict(d: Any, where: str = "") -> Op:
         value=d.get("value"),
         error=None if err is None else str(err),
     )
+    if not good_time:
+        raise BadTime(f"{where}time {time!r} is not an integer >= 0 (ns)", op)
+    return op
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class BadTime(HistoryError):
+    """An op that is well formed but for its ``time``."""
+
+    def __init__(self, msg: str, op: Op) -> None:
+        super().__init__(msg)
+        self.op = op
 
 
 @dataclass
 class ReadResult:
-    """Ops read from a file, and the problems met on the way (a partial read)."""
+    """Ops read from a file, and the problems met on the way.
+
+    ``problems`` are unreadable lines (a partial read), ``bad_lines`` their line numbers;
+    ``duplicates`` describe ``index`` values used by more than one op (a history problem: the
+    ops are kept, but their order is in doubt).
+    """
 
     ops: list[Op] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    duplicate_count: int = 0
+    lines: int = 0
 
     @property
     def partial(self) -> bool:
         return bool(self.problems)
+
+    def _bad(self, n: int, why: str) -> None:
+        self.bad_lines.append(n)
+        self.problems.append(why[:300])
+
+    def sort_problems(self) -> None:
+        pairs = sorted(zip(self.bad_lines, self.problems, strict=True), key=lambda x: x[0])
+        self.bad_lines = [n for n, _ in pairs]
+        self.problems = [p for _, p in pairs]
 
 
 def read(path: str | os.PathLike[str]) -> ReadResult:
     """Read a history file, keeping every good line; bad lines become ``problems``.
 
     Missing ``index``/``time`` fields are filled with the line order, so a bare history from
-    another tool (no times) still checks, ordered as written.
+    another tool (no times at all) still checks, ordered as written. A line that is good but
+    for its ``time`` (unreadable, or missing where other lines have one) is kept when its
+    process's other ops can place it (see ``place_untimed``).
     """
     res = ReadResult()
     ops = res.ops
+    untimed: list[tuple[int, int]] = []  # (position in ops, position in problems)
+    timeless: list[tuple[int, int]] = []  # (position in ops, line) of ops without a time
+    n = 0
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, start=1):
             try:
@@ -107,26 +153,117 @@ def read(path: str | os.PathLike[str]) -> ReadResult:
             except ValueError as e:  # JSONDecodeError, orjson's, UnicodeDecodeError
                 if not raw.strip():
                     continue
-                last = not raw.endswith(b"\n")
+                last = not raw.endswith(b"\n") and raw.lstrip().startswith(b"{") and n > 1
                 why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
-                res.problems.append(f"line {n}: {why}"[:300])
+                res._bad(n, f"line {n}: {why}")
                 continue
             op = _fast_op(d)
             if op is None:  # the slow path says precisely what is wrong
                 try:
                     op = op_from_dict(d, f"line {n}: ")
+                except BadTime as e:
+                    res._bad(n, str(e))
+                    untimed.append((len(ops), len(res.problems) - 1))
+                    op = e.op
+                    op.time = 0  # placed below
                 except HistoryError as e:
-                    res.problems.append(str(e))
+                    res._bad(n, str(e))
                     continue
             if op.index < 0:
                 op.index = len(ops)
             if op.time < 0:
                 op.time = op.index
+                timeless.append((len(ops), n))
             ops.append(op)
+    res.lines = n
+    if timeless and len(timeless) < len(ops):  # the line order is no time next to real ones
+        for pos, line in timeless:
+            res._bad(line, f"line {line}: no time, while other lines have one")
+            untimed.append((pos, len(res.problems) - 1))
+    if untimed:
+        place_untimed(res, untimed)
+    if timeless and untimed:
+        res.sort_problems()
+    _find_duplicates(res, path)
     return res
 
 
+def place_untimed(res: ReadResult, untimed: list[tuple[int, int]]) -> None:
+    """Give ops with an unreadable ``time`` the least committal time their process allows.
+
+    A process is sequential and its ops are written in its order, so an invocation happened
+    after its process's previous op and a completion before its process's next one. Placing
+    invocations as early and completions as late as that allows only shrinks holds and drops
+    real-time precedence: it can hide a violation, never invent one. An op with no timed op of
+    its process on the side it needs cannot be placed and is left out.
+    """
+    ops = res.ops
+    bad = {pos for pos, _ in untimed}
+    by_proc: dict[Any, list[int]] = {}
+    for pos, op in enumerate(ops):
+        by_proc.setdefault(op.process, []).append(pos)
+    drop: set[int] = set()
+    for positions in by_proc.values():
+        if not bad.intersection(positions):
+            continue
+        prev = None  # time of the latest op of this process, as placed
+        for i, pos in enumerate(positions):
+            op = ops[pos]
+            if pos not in bad:
+                prev = op.time
+            elif op.type == "invoke":
+                if prev is None:
+                    drop.add(pos)
+                else:
+                    op.time = prev
+            else:
+                nxt = next((ops[q].time for q in positions[i + 1 :] if q not in bad), None)
+                if nxt is None:
+                    drop.add(pos)
+                else:
+                    op.time = prev = nxt
+    for pos, prob in untimed:
+        res.problems[prob] += (
+            "; left out (no timed op of its process to place it by)"
+            if pos in drop
+            else "; kept, placed by its process's neighbours"
+        )[: max(0, 300 - len(res.problems[prob]))]
+    if drop:
+        res.ops[:] = [op for pos, op in enumerate(ops) if pos not in drop]
+
+
+def _find_duplicates(res: ReadResult, path: str | os.PathLike[str]) -> None:
+    """Record ``index`` values used by more than one op, naming the lines of the first ones."""
+    ops = res.ops
+    distinct = len(set(map(_index, ops)))  # about 3% of the read of a large history
+    if distinct == len(ops):
+        return
+    seen: dict[int, int] = {}
+    dups: dict[int, list[int]] = {}
+    with open(path, "rb") as fh:  # rare: read again for the line numbers
+        for n, raw in enumerate(fh, start=1):
+            try:
+                d = _loads(raw)
+            except ValueError:
+                continue
+            i = d.get("index") if type(d) is dict else None
+            if type(i) is not int:
+                continue
+            if i in seen:
+                dups.setdefault(i, [seen[i]]).append(n)
+            else:
+                seen[i] = n
+    res.duplicate_count = len(dups) or len(ops) - distinct
+    res.duplicates = [
+        f"index {i} is used on lines {', '.join(map(str, lines))}"
+        for i, lines in list(dups.items())[:5]
+    ]
+    if not res.duplicates:  # indexes filled in from the line order collided with given ones
+        res.duplicates = ["indexes given on some lines collide with the line order of others"]
+
+
 _TYPES = frozenset(TYPES)
+_index = attrgetter("index")
 
 
 def _fast_op(d: Any) -> Op | None:
@@ -136,12 +273,13 @@ def _fast_op(d: Any) -> Op | None:
     t, p, f = d.get("type"), d.get("process"), d.get("f")
     if t not in _TYPES or f is None or not (type(p) is int or p == NEMESIS):
         return None
-    time = d.get("time", d.get("index", -1))
-    if type(time) is not int:
+    index = d.get("index", -1)
+    time = d.get("time")
+    if type(time) is not int or time < 0 or type(index) is not int:
         return None
     err = d.get("error")
     return Op(
-        d.get("index", -1),
+        index,
         time,
         p,
         t,

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ class Interrupts:
     def __init__(self) -> None:
         self.armed = True
         self.said = False
+        self.fired: int | None = None  # the signal that stopped the run
+        self.old_unraisable = sys.unraisablehook
 
     def disarm(self) -> None:
         self.armed = False
@@ -81,10 +84,21 @@ class Interrupts:
     def handler(self, signum: int, frame: Any) -> None:
         if self.armed:
             self.armed = False
+            self.fired = signum
             raise Interrupted(f"signal {signum}")
         if not self.said:
             self.said = True
             os.write(2, DEFERRED.encode())
+
+    def check(self) -> None:
+        """Raise again a stop whose exception was lost: raised inside an at-fork hook (every
+        Popen with preexec_fn, every worker fork), it is printed and dropped by Python."""
+        if self.fired is not None:
+            raise Interrupted(f"signal {self.fired}")
+
+    def unraisable(self, u: Any) -> None:
+        if not (isinstance(u.exc_value, Interrupted) and self.fired is not None):
+            self.old_unraisable(u)  # only the lost stop, re-raised by check(), is kept quiet
 
 
 @contextmanager
@@ -94,11 +108,13 @@ def _interrupts():
         yield intr  # signals reach the main thread only: nothing to install
         return
     old = {s: signal.signal(s, intr.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    intr.old_unraisable, sys.unraisablehook = sys.unraisablehook, intr.unraisable
     try:
         yield intr
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        sys.unraisablehook = intr.old_unraisable
 
 
 def _worker(run_client: Callable, ctx: ClientContext, read_fd: int, harness_pid: int) -> None:
@@ -173,16 +189,25 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
     store.write_json(run_dir / store.CONFIG, config)
     t_start = time.monotonic()
     with _interrupts() as intr:
-        interrupted = _setup_and_drive(
-            cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
-        )
+        try:
+            interrupted = _setup_and_drive(
+                cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
+            )
+        except Exception as e:  # the run dir says why: `harness list` shows a failed run
+            config["duration_s"] = round(time.monotonic() - t_start, 3)
+            config["failed"] = (str(e) or type(e).__name__).splitlines()[0][:500]
+            store.write_json(run_dir / store.CONFIG, config)
+            raise
         config["duration_s"] = round(time.monotonic() - t_start, 3)
         config["interrupted"] = interrupted
         store.write_json(run_dir / store.CONFIG, config)
-        if not (run_dir / store.HISTORY).exists():  # stopped while servers were starting
-            raise RuntimeError_(f"interrupted before any client ran: nothing recorded in {run_dir}")
         from .analysis import analyse
 
+        if not (run_dir / store.HISTORY).exists():  # stopped while servers were starting
+            analyse(run_dir, interrupted=True, render=False)  # results.json: unknown, and why
+            raise RuntimeError_(
+                f"interrupted during start-up, before any client ran: nothing recorded in {run_dir}"
+            )
         return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
 
 
@@ -219,6 +244,7 @@ def _setup_and_drive(
                 cluster = Cluster(server_kind(need.kind, need.options), [])
             else:
                 cluster = runtime.start(need.kind, need.nodes, need.options)
+            intr.check()
             direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
             config["servers"] = [
                 {
@@ -248,6 +274,7 @@ def _setup_and_drive(
                 backend.setup(direct)
             except Exception as e:  # a driver's own error type: one line for the user
                 raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
+            intr.check()
             _drive(
                 cfg,
                 backend,
@@ -357,6 +384,7 @@ def _drive(
     schedule = Schedule(nemeses, Recorder(write_fd, t0), cfg.nemesis_interval)
     try:
         while time.monotonic() < deadline:
+            intr.check()
             if not any(w.is_alive() for w in workers):
                 break  # every client reached its op bound
             schedule.step()

@@ -304,5 +304,5 @@ def test_ctrl_c_while_servers_start_says_nothing_was_recorded(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    _one_line(done, 2, "interrupted before any client ran", "nothing recorded")
+    _one_line(done, 2, "interrupted during start-up", "before any client ran", "nothing recorded")
     assert json.loads((latest / "config.json").read_text())["interrupted"] is True

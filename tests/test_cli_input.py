@@ -74,7 +74,8 @@ def test_check_corrupt_line_is_named_and_result_is_partial(tmp_path):
     r = harness("check", str(p))
     assert "Traceback" not in r.stderr
     assert "line 3" in r.stdout and "partial" in r.stdout
-    assert r.returncode == 0  # what could be read is valid
+    assert r.returncode == 2  # what could be read is valid, but a line of it is missing
+    assert "UNKNOWN" in r.stdout
 
 
 def test_check_truncated_history(tmp_path):
