@@ -14,6 +14,9 @@ MAX_KEYS = 1_000_000
 MAX_MS = 2**31 - 1  # about 24.8 days
 
 
+MAX_TIME_LIMIT_S = 7 * 24 * 3600  # a week: a soak test, still a bounded loop
+
+
 @dataclass
 class RunConfig:
     backend: str = "redis"
@@ -55,7 +58,10 @@ class RunConfig:
         checks = [
             (self.concurrency >= 1, f"--concurrency must be >= 1 (got {self.concurrency})"),
             (1 <= self.keys <= MAX_KEYS, f"--keys must be 1 to {MAX_KEYS:,} (got {self.keys})"),
-            (self.time_limit > 0, f"--time-limit must be > 0 s (got {self.time_limit})"),
+            (
+                0 < self.time_limit <= MAX_TIME_LIMIT_S,  # also refuses inf and nan: every run ends
+                f"--time-limit must be > 0 and <= {MAX_TIME_LIMIT_S} s (got {self.time_limit})",
+            ),
             (1 <= self.ttl_ms <= MAX_MS, f"--ttl must be 1 to {MAX_MS} ms (got {self.ttl_ms})"),
             (0 <= self.hold_ms <= MAX_MS, f"--hold must be 0 to {MAX_MS} ms (got {self.hold_ms})"),
             (0 <= self.wait_ms <= MAX_MS, f"--wait must be 0 to {MAX_MS} ms (got {self.wait_ms})"),

@@ -22,3 +22,28 @@ def die_with_parent(parent_pid: int) -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the prctl took effect
         os._exit(1)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live descendant of ``root``, parents before children (read from /proc).
+
+    A server's children may sit in sessions of their own (PostgreSQL's backends call setsid),
+    so signalling the server's process group does not reach them."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for c in children.get(todo.pop(0), []):
+            if c not in found:
+                found.append(c)
+                todo.append(c)
+    return found

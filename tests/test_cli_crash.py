@@ -123,6 +123,9 @@ def test_junit_xml_under_a_read_only_directory_is_refused_before_the_run(redis_b
         ("--hold", "-1", f"0 to {MAX_MS} ms"),
         ("--hold", str(MAX_MS + 1), f"0 to {MAX_MS} ms"),
         ("--wait", str(MAX_MS + 1), f"0 to {MAX_MS} ms"),
+        ("--time-limit", "inf", "<= 604800 s"),
+        ("--time-limit", "nan", "<= 604800 s"),
+        ("--time-limit", "604801", "<= 604800 s"),
     ],
 )
 def test_out_of_bounds_is_refused_up_front(tmp_path, flag, value, accepted):

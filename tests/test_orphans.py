@@ -230,10 +230,14 @@ def test_postgres_calls_to_a_paused_server_are_bounded(store: Path, backend_name
         backend.setup(eps)
         client = backend.client(eps, 0)
         lease = client.acquire("k", ttl_ms=60_000, wait_ms=1000)
-        # The server and every backend: PostgreSQL backends run in sessions of their own.
-        paused = {cluster.nodes[0].pid} | _descendants(cluster.nodes[0].pid)
-        for p in paused:
-            os.kill(p, signal.SIGSTOP)
+        # The runtime's own pause: it must stop every backend too (their own sessions).
+        node = cluster.nodes[0]
+        cluster.pause_node(node)
+        paused = {node.pid} | _descendants(node.pid)
+        end = time.monotonic() + 5  # a stop signal is delivered asynchronously
+        while time.monotonic() < end and not all(_state(p) in "Tt" for p in paused):
+            time.sleep(0.05)
+        assert all(_state(p) in "Tt" for p in paused), {p: _state(p) for p in paused}
         raised: list[BaseException] = []
 
         def release() -> None:
@@ -249,9 +253,9 @@ def test_postgres_calls_to_a_paused_server_are_bounded(store: Path, backend_name
             caller.join(15)
             waited = time.monotonic() - t0
         finally:
-            for p in paused:
-                os.kill(p, signal.SIGCONT)
+            cluster.resume_node(node)
         caller.join(15)
+        assert not any(_state(p) == "T" for p in paused)
         client.close()
     assert waited < 15, "the release still waited for the paused server after 15 s"
     assert len(raised) == 1 and isinstance(raised[0], psycopg.OperationalError), raised

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..lifeline import die_with_parent
+from ..lifeline import descendants, die_with_parent
 from .base import Node, RuntimeError_, ServerKind, free_port, wait_until
 from .kinds import server_kind
 
@@ -143,11 +143,18 @@ class Cluster:
 
     @staticmethod
     def _signal(node: Node, sig: int) -> None:
-        # The whole session: a server's own children (PostgreSQL backends) go too.
+        # The server's process group, then every descendant: PostgreSQL's backends run in
+        # sessions of their own, and a pause that left them running would pause nothing.
         try:
             os.killpg(node.proc.pid, sig)
         except ProcessLookupError:
-            pass
+            return
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            for pid in descendants(node.proc.pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
 
 
 class LocalRuntime:
