@@ -98,10 +98,16 @@ def test_renew(clients: list[LockClient]) -> None:
     check_renew(clients[0], clients[1], ttl_ms=600, span_s=1.2)
 
 
-def test_expiry_with_xact_ttl(backend: Backend, clients: list[LockClient]) -> None:
-    if not backend.opts["xact_ttl"] == "true":
-        pytest.skip("without xact_ttl the lock has no TTL (see test_terminated_session_*)")
-    check_expiry(clients[0], clients[2], ttl_ms=500, wait_ms=3000)
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_expiry_with_xact_ttl(eps: list[Endpoint], name: str) -> None:
+    """With xact_ttl a silent holder's session is ended by the server after its TTL (without
+    it the lock has no TTL: see test_terminated_session_loses_the_lock)."""
+    a, c = make_clients(BACKENDS[name]({"xact_ttl": "true"}), eps, 2)
+    try:
+        check_expiry(a, c, ttl_ms=500, wait_ms=3000)
+    finally:
+        a.close()
+        c.close()
 
 
 def test_terminated_session_loses_the_lock(backend: Backend, eps: list[Endpoint]) -> None:
