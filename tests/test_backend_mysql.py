@@ -210,6 +210,23 @@ def test_server_kill_is_expected_safe(store: Path) -> None:  # noqa: F811
     assert res.results["checkers"]["mutex"]["hold_count"] >= 2
 
 
+def test_backends_command_lists_the_new_backends() -> None:
+    """`harness backends` shows each new backend with its servers, fence and availability."""
+    from .conftest import harness
+
+    p = harness("backends", env={"COLUMNS": "250"})
+    assert p.returncode == 0, p.stderr
+    rows = {line.split("│")[1].strip(): line for line in p.stdout.splitlines() if "│" in line}
+    for name, servers, fence in (
+        ("mysql-lease", "mariadb x1", "counter in the lock's row"),
+        ("postgres-xact", "postgres x1", "sequence nextval in the holding"),
+        ("postgres-row", "postgres x1", "sequence nextval in the holding"),
+        ("zookeeper-ephemeral", "zookeeper x3", "czxid of the lock znode"),
+    ):
+        assert name in rows, p.stdout
+        assert servers in rows[name] and fence in rows[name] and "yes" in rows[name], rows[name]
+
+
 def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:
     # Last in the file: ends the module's server and checks for leftovers.
     t0 = time.monotonic()
