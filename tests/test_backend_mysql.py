@@ -175,7 +175,7 @@ def test_holder_paused_past_its_lease_is_caught(store: Path) -> None:  # noqa: F
     res, ops = _run(
         store, backend="mysql-lease", nemesis=["client-pause"], nemesis_interval=1.0,
         nemesis_opts={"pause_ms": "2500"}, concurrency=3, ttl_ms=1000, hold_ms=250,
-        wait_ms=2000, time_limit=4.0, seed=1,
+        wait_ms=2000, time_limit=4.5, seed=1,
     )  # fmt: skip
     paused = _nemesis(ops, "start-client-pause")
     assert len(paused) == 1 and paused[0].value["signal"] == "SIGSTOP", paused

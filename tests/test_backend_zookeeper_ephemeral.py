@@ -131,7 +131,7 @@ def test_holder_paused_past_its_session(store: Path) -> None:  # noqa: F811
     res, ops = _run(
         store, backend="zookeeper-ephemeral", backend_opts={"session_timeout_ms": "1000"},
         nemesis=["client-pause"], nemesis_interval=1.0, nemesis_opts={"pause_ms": "3000"},
-        concurrency=3, ttl_ms=1000, hold_ms=500, wait_ms=1500, time_limit=4.5, seed=1,
+        concurrency=3, ttl_ms=1000, hold_ms=500, wait_ms=1500, time_limit=5.0, seed=1,
     )  # fmt: skip
     paused = _nemesis(ops, "start-client-pause")
     assert len(paused) == 1 and paused[0].value["signal"] == "SIGSTOP", paused
