@@ -26,7 +26,10 @@ same statement's reply). Rows are never deleted, so the counter only grows.
 
 Timeouts: connect, read and write timeouts on the client; ``max_statement_time`` and
 ``innodb_lock_wait_timeout`` on the server. A statement whose reply is lost leaves the outcome
-unknown, and the client reconnects before its next statement.
+unknown, and the client reconnects before its next statement. A connection the server closed
+(a server restart) is noticed without a round trip and replaced before the next statement: the
+lease is a row, so a holder can still release it after the restart; release and renew keep
+trying to connect for up to ``connect_timeout_s`` while the server is down (nothing was sent).
 
 Guarantees claimed: mutual exclusion while every holder finishes within its TTL by the database
 server's clock (one server; the server kind flushes the redo log at every commit, so a grant
@@ -41,6 +44,7 @@ leases are rows, durable at commit; a holder's lease just runs on while the serv
 
 from __future__ import annotations
 
+import select
 import time
 import uuid
 from typing import ClassVar
@@ -62,6 +66,8 @@ from .option_values import boolean, positive_int
 
 TABLE = "shedlock"
 _MAX_POLLS = 100_000  # a hard bound on top of the wait deadline
+_MAX_CONNECT_ATTEMPTS = 200  # a hard bound on top of the retry deadline
+_RECONNECT_PAUSE_S = 0.05
 # The server's own timeouts: the statement was rolled back, certainly without effect.
 _ROLLED_BACK = frozenset({ER.LOCK_WAIT_TIMEOUT, 1969})  # 1969: max_statement_time exceeded
 _NOW = "UTC_TIMESTAMP(3)"
@@ -147,29 +153,41 @@ class Session:
         self.op_timeout_s = op_timeout_s
         self.conn: pymysql.connections.Connection | None = None
 
-    def _get(self) -> pymysql.connections.Connection:
-        """The open connection; LockFailed when none can be opened (nothing took effect)."""
-        if self.conn is None:
-            op = self.op_timeout_s
+    def _get(self, retry_s: float = 0.0) -> pymysql.connections.Connection:
+        """The open connection; LockFailed when none can be opened (nothing took effect).
+        ``retry_s``: keep trying that long (a restarting server), bounded in attempts too."""
+        if self.conn is not None:
+            return self.conn
+        deadline = time.monotonic() + retry_s
+        for attempt in range(_MAX_CONNECT_ATTEMPTS):
             try:
-                self.conn = pymysql.connect(
-                    host=self.ep.host, port=self.ep.port, user=self.user, database=self.dbname,
-                    autocommit=True, connect_timeout=self.connect_timeout_s,
-                    read_timeout=op, write_timeout=op,
-                    client_flag=CLIENT.FOUND_ROWS,  # rowcount = rows matched, not changed
-                    # The server gives up before the client does: a reply then says so.
-                    init_command=(
-                        "SET time_zone = '+00:00', max_statement_time = "
-                        f"{max(op - 1, 0.5)}, innodb_lock_wait_timeout = {max(op - 1, 1)}"
-                    ),
-                )  # fmt: skip
+                self.conn = self._connect()
+                return self.conn
             except pymysql.MySQLError as e:
-                raise LockFailed(f"cannot connect to MariaDB: {e}") from e
-        return self.conn
+                if time.monotonic() >= deadline or attempt == _MAX_CONNECT_ATTEMPTS - 1:
+                    raise LockFailed(f"cannot connect to MariaDB: {e}") from e
+                time.sleep(_RECONNECT_PAUSE_S)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
-    def execute(self, sql: str, params: dict) -> tuple[int, int]:
-        """(rows matched, LAST_INSERT_ID of the statement). An error drops the connection."""
-        conn = self._get()
+    def _connect(self) -> pymysql.connections.Connection:
+        op = self.op_timeout_s
+        return pymysql.connect(
+            host=self.ep.host, port=self.ep.port, user=self.user, database=self.dbname,
+            autocommit=True, connect_timeout=self.connect_timeout_s,
+            read_timeout=op, write_timeout=op,
+            client_flag=CLIENT.FOUND_ROWS,  # rowcount = rows matched, not changed
+            # The server gives up before the client does: a reply then says so.
+            init_command=(
+                "SET time_zone = '+00:00', max_statement_time = "
+                f"{max(op - 1, 0.5)}, innodb_lock_wait_timeout = {max(op - 1, 1)}"
+            ),
+        )  # fmt: skip
+
+    def execute(self, sql: str, params: dict, retry_s: float = 0.0) -> tuple[int, int]:
+        """(rows matched, LAST_INSERT_ID of the statement). An error drops the connection;
+        ``retry_s``: how long to keep trying to connect first."""
+        self._drop_if_closed_by_server()
+        conn = self._get(retry_s)
         try:
             with conn.cursor() as cur:
                 n = cur.execute(sql, params)
@@ -181,6 +199,22 @@ class Session:
             if e.args and e.args[0] in _ROLLED_BACK:
                 raise LockFailed(f"MariaDB gave up on the statement: {e}") from e
             raise  # e.g. the reply was lost: the outcome is unknown
+
+    def _drop_if_closed_by_server(self) -> None:
+        """The lease lives in a table, not in the connection: a connection the server has
+        closed (a restarted server) is replaced before use, rather than sending a statement
+        that certainly cannot run and leaving its outcome unknown. An idle connection has
+        nothing to read unless the server closed it (EOF, or its last error packet before
+        closing); the check is a zero-timeout select, no round trip."""
+        sock = getattr(self.conn, "_sock", None) if self.conn is not None else None
+        if sock is None:
+            return
+        try:
+            readable = select.select([sock], [], [], 0)[0]
+        except (OSError, ValueError):  # a socket already closed
+            readable = [sock]
+        if readable:
+            self.drop()
 
     def drop(self) -> None:
         if self.conn is not None:
@@ -197,6 +231,9 @@ class MysqlLeaseClient(LockClient):
         self.poll_s = poll_s
         self.shedlock_unlock = shedlock_unlock
         self.rows: set[str] = set()  # names whose row is known to exist: update, not insert
+        # A holder whose server is restarting keeps trying to reach it to release or renew
+        # (nothing was sent), as long as a connect may take.
+        self.retry_s = float(session.connect_timeout_s)
 
     def _grant(self, params: dict) -> int | None:
         """One try: the new fence when granted, None when the lock is held."""
@@ -228,14 +265,14 @@ class MysqlLeaseClient(LockClient):
     def release(self, lease: Lease) -> None:
         params = {"name": lease.key, "token": lease.token}
         if self.shedlock_unlock:
-            self.session.execute(_SHEDLOCK_UNLOCK, params)  # ShedLock: no owner condition
+            self.session.execute(_SHEDLOCK_UNLOCK, params, self.retry_s)  # no owner condition
             return
-        if self.session.execute(_RELEASE, params)[0] != 1:
+        if self.session.execute(_RELEASE, params, self.retry_s)[0] != 1:
             raise NotOwner(f"lease on {lease.key!r} expired or was taken over")
 
     def renew(self, lease: Lease, ttl_ms: int) -> None:
         params = {"name": lease.key, "token": lease.token, "ttl_us": ttl_ms * 1000}
-        if self.session.execute(_RENEW, params)[0] != 1:
+        if self.session.execute(_RENEW, params, self.retry_s)[0] != 1:
             raise NotOwner(f"lease on {lease.key!r} expired or was taken over")
         lease.validity_ms = float(ttl_ms)
 

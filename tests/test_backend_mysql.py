@@ -154,6 +154,33 @@ def test_acknowledged_leases_survive_a_server_kill(runtime: LocalRuntime) -> Non
         b.close()
 
 
+def test_holder_releases_across_a_server_restart(runtime: LocalRuntime) -> None:
+    """The lease is a row, not a session: a holder whose server was killed and is restarting
+    still releases it (its dead connection is replaced, the connect retried while the server
+    is down), instead of an unknown outcome that leaves the lease to run out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cluster = runtime.clusters[0]
+    node = cluster.nodes[0]
+    a, b = make_clients(MysqlLeaseBackend(), endpoints(cluster), 2)
+    try:
+        key = fresh_key()
+        la = a.acquire(key, ttl_ms=60_000, wait_ms=0)
+        cluster.kill_node(node)
+        # The release runs beside; the server is restarted from this (the main) thread, as the
+        # nemeses do: a server dies with the thread that started it (PR_SET_PDEATHSIG).
+        with ThreadPoolExecutor(1) as pool:
+            released = pool.submit(a.release, la)
+            time.sleep(0.3)
+            cluster.start_node(node)
+            cluster.wait_ready([node])
+            released.result(timeout=10)  # ok: no NotOwner, no unknown outcome
+        b.release(b.acquire(key, ttl_ms=1000, wait_ms=0))  # the lock is free at once
+    finally:
+        a.close()
+        b.close()
+
+
 def test_unreachable_server_fails_cleanly() -> None:
     c = MysqlLeaseBackend({"connect_timeout_s": "1"}).client([Endpoint("x", "127.0.0.1", 9)], 0)
     with pytest.raises(LockFailed):
