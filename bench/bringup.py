@@ -4,8 +4,9 @@
     .venv/bin/python bench/bringup.py --runs 5 etcd zookeeper
 
 For each cluster: the time from ``LocalRuntime.start`` until the kind's readiness probe passes
-(every node serving: etcd ``/health``, ZooKeeper ``srvr`` mode, PostgreSQL a query, Redis PING),
-and the time ``close()`` takes to end every process. The first PostgreSQL start on a machine
+(every node serving: etcd ``/health``, ZooKeeper ``srvr`` mode, PostgreSQL and MariaDB a query,
+Redis PING), and the time ``close()`` takes to end every process. A MariaDB start includes
+``mariadb-install-db`` of its fresh data dir. The first PostgreSQL start on a machine
 also builds the initdb template (cached afterwards), so run this once before quoting figures.
 The machine's load shows in the figures: etcd's first election, for one, waits on the CPU.
 """
@@ -30,6 +31,7 @@ CLUSTERS: dict[str, tuple[str, int]] = {
     "etcd": ("etcd", 3),
     "zookeeper": ("zookeeper", 3),
     "postgres": ("postgres", 1),
+    "mariadb": ("mariadb", 1),
 }
 
 

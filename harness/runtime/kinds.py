@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "etcd": "etcd:EtcdServer",
     "zookeeper": "zookeeper:ZooKeeperServer",
     "postgres": "postgres:PostgresServer",
+    "mariadb": "mariadb:MariadbServer",
     "mongodb": "mongodb:MongodServer",
     "toxiproxy": "toxiproxy:EmbeddedToxiproxy",
     "toxiproxy-server": "toxiproxy:RealToxiproxy",
