@@ -1,25 +1,159 @@
-"""Reading backend options (strings from ``--opt NAME=VALUE``) into typed values.
+"""The one option parser for backend, workload and nemesis options (``--opt``,
+``--workload-opt``, ``--nemesis-opt NAME=VALUE``): strings from the command line, or values
+already typed (from Python), into typed values.
 
-Errors are ValueError with one line naming the option, the bad value and what is accepted.
+Errors are ValueError with one line naming the option, the bad value and what is accepted. It
+lives in ``backends`` because that package imports nothing else of the project: workloads and
+the harness may import it without a cycle.
 """
 
 from __future__ import annotations
 
-_TRUE = ("true", "yes", "1", "on")
-_FALSE = ("false", "no", "0", "off")
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def parse_pairs(items: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` words from the command line into a dict (the last one of a name wins)."""
+    opts = {}
+    for it in items:
+        if "=" not in it:
+            raise ValueError(f"{flag} takes NAME=VALUE (got {it!r})")
+        k, v = it.split("=", 1)
+        opts[k.strip()] = v.strip()
+    return opts
+
+
+def to_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise ValueError(
+            f"option {name}={raw!r} is not accepted: give true or false "
+            f"({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})"
+        )
+    return word in TRUE_WORDS
+
+
+def to_int(name: str, raw: Any, lo: int | None = None, hi: int | None = None) -> int:
+    value: int | None
+    if isinstance(raw, bool):
+        value = None
+    elif isinstance(raw, int):
+        value = raw
+    else:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            value = None
+    if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(
+            f"option {name}={raw!r} is not accepted: give {_range('an integer', lo, hi)}"
+        )
+    return value
+
+
+def to_float(name: str, raw: Any, lo: float | None = None, hi: float | None = None) -> float:
+    value: float | None
+    if isinstance(raw, bool):
+        value = None
+    elif isinstance(raw, int | float):
+        value = float(raw)
+    else:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            value = None
+    if (
+        value is None
+        or not math.isfinite(value)  # nan, inf
+        or (lo is not None and value < lo)
+        or (hi is not None and value > hi)
+    ):
+        raise ValueError(
+            f"option {name}={raw!r} is not accepted: give {_range('a number', lo, hi)}"
+        )
+    return value
+
+
+def _range(what: str, lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"{what} from {_n(lo)} to {_n(hi)}"
+    if lo is not None:
+        return f"{what} >= {_n(lo)}"
+    if hi is not None:
+        return f"{what} <= {_n(hi)}"
+    return what
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def convert(name: str, raw: Any, like: Any) -> Any:
+    """``raw`` as the type of ``like`` (a default value): bool, int, float or str."""
+    if isinstance(like, bool):
+        return to_bool(name, raw)
+    if isinstance(like, int):
+        return to_int(name, raw)
+    if isinstance(like, float):
+        return to_float(name, raw)
+    return raw if raw is None else str(raw)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option: its typed default (which gives its type), what it means, bounds or
+    accepted words, and the command-line flag that also sets it (if any)."""
+
+    default: Any
+    help: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    flag: str | None = None
+
+    def parse(self, name: str, raw: Any) -> Any:
+        if self.choices:
+            return choice({name: raw}, name, self.choices)
+        d = self.default
+        if isinstance(d, bool):
+            return to_bool(name, raw)
+        if isinstance(d, int):
+            return to_int(name, raw, _i(self.lo), _i(self.hi))
+        if isinstance(d, float):
+            return to_float(name, raw, self.lo, self.hi)
+        return str(raw)
+
+
+def _i(x: float | None) -> int | None:
+    return None if x is None else int(x)
+
+
+def parse_options(
+    spec: Mapping[str, Option], given: Mapping[str, Any], owner: str
+) -> dict[str, Any]:
+    """Every option of ``spec``: the given value parsed, or the default. An unknown name is a
+    ValueError listing the accepted ones; ``owner`` says whose options they are."""
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise ValueError(
+            f"{owner} has no option {', '.join(unknown)}; accepted: {', '.join(sorted(spec)) or 'none'}"
+        )
+    return {k: o.parse(k, given[k]) if k in given else o.default for k, o in spec.items()}
+
+
+# -- backends: options are kept as strings in ``Backend.opts`` and read with these ----------
 
 
 def integer(opts: dict[str, str], name: str, lo: int = 1, hi: int = 2**31 - 1) -> int:
-    raw = opts[name]
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise ValueError(
-            f"option {name}={raw!r} is not accepted: give an integer from {lo} to {hi}"
-        )
-    return value
+    return to_int(name, opts[name], lo, hi)
 
 
 def positive_int(opts: dict[str, str], name: str) -> int:
@@ -29,14 +163,12 @@ def positive_int(opts: dict[str, str], name: str) -> int:
 def boolean(opts: dict[str, str], name: str) -> bool:
     """A yes/no option; rewritten in ``opts`` as "true"/"false" for readers of the text (the
     kill nemesis reads ``delayed_restart``)."""
-    raw = str(opts[name]).strip().lower()
-    if raw not in _TRUE + _FALSE:
-        raise ValueError(f"option {name}={opts[name]!r} is not accepted: give true or false")
-    opts[name] = "true" if raw in _TRUE else "false"
-    return raw in _TRUE
+    value = to_bool(name, opts[name])
+    opts[name] = "true" if value else "false"
+    return value
 
 
-def choice(opts: dict[str, str], name: str, accepted: tuple[str, ...]) -> str:
+def choice(opts: Mapping[str, Any], name: str, accepted: tuple[str, ...]) -> str:
     raw = str(opts[name]).strip().lower()
     if raw not in accepted:
         raise ValueError(

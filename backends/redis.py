@@ -25,7 +25,7 @@ import uuid
 import redis
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import choice
+from .option_values import choice, positive_int
 
 ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -116,9 +116,11 @@ class RedisBackend(Backend):
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.need = persistence_need(self)
+        # parsed here, before any server starts, not in the worker
+        self.timeout_ms = positive_int(self.opts, "timeout_ms")
 
     def servers(self) -> ServerNeed:
         return self.need
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
-        return RedisClient(endpoints[0], int(self.opts["timeout_ms"]))
+        return RedisClient(endpoints[0], self.timeout_ms)

@@ -13,6 +13,7 @@ import time
 import uuid
 
 from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, ServerNeed
+from .option_values import positive_int
 from .redis import DEFAULT_PERSISTENCE, connect, persistence_need, poll_pause
 
 
@@ -52,9 +53,11 @@ class UnsafeRedisBackend(Backend):
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.need = persistence_need(self)
+        # parsed here, before any server starts, not in the worker
+        self.timeout_ms = positive_int(self.opts, "timeout_ms")
 
     def servers(self) -> ServerNeed:
         return self.need
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
-        return UnsafeRedisClient(endpoints[0], int(self.opts["timeout_ms"]))
+        return UnsafeRedisClient(endpoints[0], self.timeout_ms)

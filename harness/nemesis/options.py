@@ -7,12 +7,10 @@ a share above 1) is refused here instead: otherwise the run goes on without its 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
+from backends.option_values import to_bool, to_float, to_int
 
 
 class OptionError(ValueError):
@@ -35,7 +33,7 @@ class Opt:
 
     def accepted(self) -> str:
         if self.kind is bool:
-            return "true or false"
+            return "true or false"  # the shared words: true/yes/on/1, false/no/off/0
         if self.kind is str:
             return "a name"
         what = "an integer" if self.kind is int else "a number"
@@ -48,21 +46,20 @@ class Opt:
         return what
 
     def parse(self, nemesis: str, name: str, raw: str) -> Any:
-        """The typed value, or OptionError naming the option, the value and what is accepted."""
-        text = str(raw).strip()
-        value: Any
+        """The typed value, or OptionError naming the option, the value and what is accepted;
+        words and numbers are read by the one option parser (``backends.option_values``)."""
         try:
             if self.kind is bool:
-                if text.lower() not in _TRUE + _FALSE:
-                    raise ValueError
-                return text.lower() in _TRUE
+                return to_bool(name, raw)
             if self.kind is str:
+                text = str(raw).strip()
                 if not text:
                     raise ValueError
                 return text
-            value = int(text) if self.kind is int else float(text)
-            if not math.isfinite(value):
-                raise ValueError
+            if self.kind is int:
+                value: Any = to_int(name, raw)
+            else:
+                value = to_float(name, raw)
         except ValueError:
             raise self.refuse(nemesis, name, raw) from None
         low_ok = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
