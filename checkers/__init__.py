@@ -3,14 +3,14 @@ which of them a history calls for, and how to combine them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from harness.history import Op
 
 from . import faults, fencing, jobs, mutex, perf
 from . import set as set_checker
-from .holds import extract
+from .holds import Holds, extract, sort_ops
 
 Valid = bool | str | None
 
@@ -53,6 +53,73 @@ def lacks_evidence(results: dict[str, Any], reason: str) -> None:
         results["summary"] = "unknown (" + "; ".join(reasons) + ")" + (f"; {rest}" if rest else "")
 
 
+class History:
+    """One history as the checkers of a map see it: sorted by (time, index) once, and what
+    several checkers derive from it (the holds) computed once and shared (``derive``)."""
+
+    def __init__(self, ops: Iterable[Op], *, presorted: bool = False) -> None:
+        self.ops: list[Op] = list(ops) if presorted else sort_ops(ops)
+        self._derived: dict[Callable[..., Any], Any] = {}
+
+    def derive(self, fn: Callable[[list[Op]], Any]) -> Any:
+        """``fn(sorted ops)``, computed once per history."""
+        if fn not in self._derived:
+            self._derived[fn] = fn(self.ops)
+        return self._derived[fn]
+
+
+#: A checker in a map: the shared history in, a result dict with ``valid`` and ``summary`` out.
+Checker = Callable[[History], dict[str, Any]]
+CheckerMap = Mapping[str, Checker]
+
+NOTHING_TO_CHECK = "no acquire, release, add, read or exec op: nothing to check"
+
+
+def compose(checkers: CheckerMap) -> Callable[[Iterable[Op]], dict[str, Any]]:
+    """Jepsen's ``compose``: one checker from a map of named ones. Its result holds every
+    checker's result under ``checkers``, their combined ``valid``, and a summary naming those
+    that are not valid (or, when all are, the first one). An empty map is not applicable."""
+
+    def check(ops: Iterable[Op]) -> dict[str, Any]:
+        h = History(ops)
+        results = {name: c(h) for name, c in checkers.items()}
+        valid = combine(r["valid"] for r in results.values())
+        shown = [f"{n}: {r['summary']}" for n, r in results.items() if r["valid"] is not True]
+        if not shown and results:
+            first = next(iter(results))
+            shown = [f"{first}: {results[first]['summary']}"]
+        if not results:
+            shown = [NOTHING_TO_CHECK]
+        summary = f"{verdict_word(valid)}; " + "; ".join(shown)
+        return {"valid": valid, "summary": summary, "checkers": results}
+
+    return check
+
+
+def _holds(srt: list[Op]) -> Holds:
+    return extract(srt, presorted=True)
+
+
+def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
+    """The checker map of a lock history: mutual exclusion, fencing, performance."""
+    return {
+        "mutex": lambda h: mutex.check(h.ops, holds=h.derive(_holds)),
+        "fencing": lambda h: fencing.check(
+            h.ops, holds=h.derive(_holds), enforced=fencing_enforced
+        ),
+        "perf": lambda h: perf.check(h.ops, presorted=True),
+    }
+
+
+#: Every checker by name, in report order.
+CHECKERS: dict[str, Callable[..., Checker]] = {
+    "mutex": lambda **kw: lock_checkers(**kw)["mutex"],
+    "fencing": lambda **kw: lock_checkers(**kw)["fencing"],
+    "perf": lambda **kw: lock_checkers(**kw)["perf"],
+    "set": lambda **kw: lambda h: set_checker.check(h.ops),
+    "jobs": lambda **kw: lambda h: jobs.check(h.ops),
+}
+
 # Which ops call for which checkers: a history is checked for what it contains, so a bare
 # Jepsen set history is not passed by a mutex checker that found no lock ops to look at.
 CHECKERS_FOR_OPS: dict[str, tuple[str, ...]] = {
@@ -62,7 +129,7 @@ CHECKERS_FOR_OPS: dict[str, tuple[str, ...]] = {
     "read": ("set",),
     "exec": ("jobs",),
 }
-ORDER = ("mutex", "fencing", "perf", "set", "jobs")
+ORDER = tuple(CHECKERS)
 
 
 def select(ops: Iterable[Op]) -> list[str]:
@@ -70,6 +137,12 @@ def select(ops: Iterable[Op]) -> list[str]:
     fs = frozenset(op.f for op in ops)
     wanted = {name for f in fs for name in CHECKERS_FOR_OPS.get(f, ())}
     return [name for name in ORDER if name in wanted]
+
+
+def checker_map(names: Iterable[str], *, fencing_enforced: bool = False) -> dict[str, Checker]:
+    """The checker map of these checker names (see ``CHECKERS``)."""
+    wanted = frozenset(names)  # (``set`` is the set checker's module here)
+    return {n: CHECKERS[n](fencing_enforced=fencing_enforced) for n in ORDER if n in wanted}
 
 
 def check_all(
@@ -81,36 +154,24 @@ def check_all(
     """
     ops = list(ops)
     names = select(ops) if names is None else names
-    results: dict[str, dict[str, Any]] = {}
-    if {"mutex", "fencing", "perf"} & frozenset(names):
-        hs = extract(ops)
-        if "mutex" in names:
-            results["mutex"] = mutex.check(hs.ops, holds=hs)
-        if "fencing" in names:
-            results["fencing"] = fencing.check(hs.ops, holds=hs, enforced=fencing_enforced)
-        if "perf" in names:
-            results["perf"] = perf.check(hs.ops, presorted=True)
-    if "set" in names:
-        results["set"] = set_checker.check(ops)
-    if "jobs" in names:
-        results["jobs"] = jobs.check(ops)
-    valid = combine(r["valid"] for r in results.values())
-    word = verdict_word(valid)
-    shown = [f"{n}: {r['summary']}" for n, r in results.items() if r["valid"] is not True]
-    shown = shown or [f"{n}: {r['summary']}" for n, r in results.items()][:1]
-    if not results:
-        shown = ["no acquire, release, add, read or exec op: nothing to check"]
-    return {"valid": valid, "summary": f"{word}; " + "; ".join(shown), "checkers": results}
+    return compose(checker_map(names, fencing_enforced=fencing_enforced))(ops)
 
 
 __all__ = [
+    "CHECKERS",
+    "Checker",
+    "CheckerMap",
+    "History",
     "check_all",
+    "checker_map",
     "combine",
+    "compose",
     "exit_code",
     "faults",
     "fencing",
     "jobs",
     "lacks_evidence",
+    "lock_checkers",
     "mutex",
     "perf",
     "select",

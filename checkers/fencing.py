@@ -24,9 +24,11 @@ from typing import Any
 from harness.history import NEMESIS, Op
 
 from .holds import FENCE, PROC, START, Holds, extract, hold_dict
+from .pairing import pair
 
 NAME = "fencing"
 MAX_EXAMPLES = 20
+WRITE_FS = frozenset(("write",))
 
 
 def _is_fence(v: Any) -> bool:
@@ -58,7 +60,9 @@ def check(
     mine: dict[tuple[Any, Any], int] = {}  # (process, key) -> start of that process's latest hold
     top: dict[Any, int] = {}  # key -> highest fence of a completed ok write
     starts = {h[START]: h for h in hs.holds}
-    pending: dict[Any, tuple[Any, Any, str | None, int]] = {}  # process -> (key, fence, why, pos)
+    # which completion answers which write invocation (checkers.pairing): completion -> invoke
+    answers = {pos: inv for _p, _f, _k, _t, inv, pos in pair(srt, WRITE_FS).pairs if pos >= 0}
+    pending: dict[int, tuple[Any, Any, str | None]] = {}  # invoke position -> (key, fence, why)
     counts = {"writes": 0, "stale_accepted": 0, "stale_rejected": 0, "stale_unknown": 0}
     counts["fresh_rejected"] = 0
     examples: list[dict[str, Any]] = []
@@ -84,12 +88,13 @@ def check(
                 why = "revoked"
             elif _is_fence(fence) and hi is not None and fence < hi:
                 why = "lower-fence"
-            pending[p] = (key, fence, why, pos)
+            pending[pos] = (key, fence, why)
             continue
-        pend = pending.pop(p, None)
-        if pend is None:
+        inv = answers.get(pos)
+        pend = None if inv is None else pending.pop(inv, None)
+        if pend is None:  # a completion with no write invocation
             continue
-        key, fence, why, inv = pend
+        key, fence, why = pend
         counts["writes"] += 1
         rejected = op.type == "fail" and (op.error or "").startswith("stale fence")
         if op.type == "ok" and _is_fence(fence):

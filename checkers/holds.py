@@ -21,8 +21,9 @@ linearization could explain) and note what we saw in ``notes``:
   overlap checks, which can only hide violations, never invent them);
 - an ``info`` release followed by an ``ok`` release of the same hold: the ``info`` one is taken
   not to have happened (otherwise the ``ok`` one would be a non-owner release);
-- a new invocation while the process still had one pending: the pending one becomes ``info``;
-- a completion with no matching invocation: invoked right after the process's previous event.
+- invocations and completions are paired by ``checkers.pairing`` (a new invocation while one
+  was pending makes the pending one ``info``; a completion with no invocation is taken as
+  invoked right after the process's previous event).
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from harness.history import Op
+
+from .pairing import pair
 
 ACQUIRE = "acquire"
 RELEASE = "release"
+LOCK_FS = frozenset((ACQUIRE, RELEASE))
 NEVER = sys.maxsize  # END of a hold that never ended
 
 # A hold is a plain list (fast to build by the million); these name its slots.
@@ -87,82 +91,15 @@ def _extract(srt: list[Op]) -> Holds:
     res = Holds(srt)
     holds = res.holds
     by_key = res.by_key
-    pending: dict[Any, tuple[Any, Any, int]] = {}  # process -> (f, key, position)
     last: dict[Any, list[Any]] = {}  # (process, key) -> that process's latest hold on key
     maybe: set[tuple[Any, Any]] = set()  # (process, key) with an info acquire since
-    infoed: set[Any] = set()  # processes that had an info op
-    anomalies = {"acted after info": 0, "invoked while pending": 0, "no invocation": 0}
-
-    def complete(p: Any, f: str, key: Any, t: str, inv: int, pos: int, value: Any) -> None:
-        hk = (p, key)
-        if f == ACQUIRE:
-            if t == "ok":
-                h = [key, p, pos, NEVER, value, None, inv, -1, -1]
-                holds.append(h)
-                lst = by_key.get(key)
-                if lst is None:
-                    by_key[key] = [h]
-                else:
-                    lst.append(h)
-                last[hk] = h
-                maybe.discard(hk)
-            elif t == "info":
-                maybe.add(hk)
-                infoed.add(p)
-            return
-        h = last.get(hk)
-        rel = None if h is None else h[REL]
-        if t == "ok":
-            if h is not None and rel != "ok":
-                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "ok", inv, pos
-            elif hk in maybe:
-                maybe.discard(hk)  # its info acquire may have happened: conservative
-            else:
-                cur = by_key.get(key)
-                res.bad_releases.append((key, p, inv, pos, cur[-1] if cur else None))
-        elif t == "info":
-            infoed.add(p)
-            if h is not None and (rel is None or rel == "fail"):
-                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "info", inv, pos
-        elif h is not None and rel is None:  # fail: no effect, but remember it for the report
-            h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
-
-    # The hot loop: ok acquires and ok releases are inlined, the rest goes through complete().
-    # pending[p] is (f, key, invoke position) while an op is in flight, (None, None, position
-    # of its latest completion) when the process is idle.
-    for pos, op in enumerate(srt):
-        f = op.f
-        if f != ACQUIRE and f != RELEASE:
-            continue
-        p = op.process
-        if type(p) is not int and p == NEMESIS:
-            continue
-        t = op.type
-        pend = pending.get(p)
-        if t == "invoke":
-            if infoed and p in infoed:
-                anomalies["acted after info"] += 1
-                infoed.discard(p)
-            if pend is not None and pend[0] is not None:
-                anomalies["invoked while pending"] += 1
-                complete(p, pend[0], pend[1], "info", pend[2], -1, None)
-            pending[p] = (f, op.key, pos)
-            continue
-        pending[p] = (None, None, pos)
-        if pend is None or pend[0] != f:
-            anomalies["no invocation"] += 1
-            if pend is not None and pend[0] is not None:
-                complete(p, pend[0], pend[1], "info", pend[2], -1, None)
-                inv = pend[2] + 1
-            else:
-                inv = -1 if pend is None else pend[2] + 1
-            complete(p, f, op.key, t, inv, pos, op.value)
-            continue
-        key = pend[1]
-        inv = pend[2]
+    paired = pair(srt, LOCK_FS)
+    # Completions in the order the sweep settled them; ok acquires and ok releases (nearly all
+    # of them) are handled first and inline.
+    for p, f, key, t, inv, pos in paired.pairs:
         if t == "ok":
             if f == ACQUIRE:
-                h = [key, p, pos, NEVER, op.value, None, inv, -1, -1]
+                h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1]
                 holds.append(h)
                 lst = by_key.get(key)
                 if lst is None:
@@ -174,17 +111,30 @@ def _extract(srt: list[Op]) -> Holds:
                 if maybe:
                     maybe.discard(hk)
                 continue
-            h = last.get((p, key))
-            if h is not None and h[REL] is None:
+            hk = (p, key)
+            h = last.get(hk)
+            if h is not None and h[REL] != "ok":
                 h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "ok", inv, pos
-                continue
-        complete(p, f, key, t, inv, pos, op.value)
-    for p, (f, key, inv) in pending.items():  # never completed: counts as info
-        if f is not None:
-            complete(p, f, key, "info", inv, -1, None)
-    for what, n in anomalies.items():
-        if n:
-            res.notes.append(f"{n} x {what} (foreign history?): handled conservatively")
+            elif hk in maybe:
+                maybe.discard(hk)  # its info acquire may have happened: conservative
+            else:
+                cur = by_key.get(key)
+                res.bad_releases.append((key, p, inv, pos, cur[-1] if cur else None))
+            continue
+        if f == ACQUIRE:
+            if t == "info":
+                maybe.add((p, key))
+            continue
+        h = last.get((p, key))
+        if h is None:
+            continue
+        rel = h[REL]
+        if t == "info":
+            if rel is None or rel == "fail":
+                h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "info", inv, pos
+        elif rel is None:  # fail: no effect, but remember it for the report
+            h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
+    res.notes.extend(paired.notes())
     return res
 
 

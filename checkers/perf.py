@@ -15,6 +15,7 @@ from typing import Any
 from harness.history import NEMESIS, Op
 
 from .holds import sort_ops
+from .pairing import NEVER_RETURNED, pair
 
 NAME = "perf"
 MAX_POINTS = 5000
@@ -44,45 +45,49 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> dict[str, 
     counts: Counter[tuple[str, str]] = Counter()
     lat: dict[str, list[float]] = {"ok": [], "fail": []}
     points: list[tuple[int, float, str]] = []
-    pending: dict[Any, Op] = {}
-    trying = 0  # acquires in flight
-    since = 0  # last successful acquire, or when clients started trying after a lull
-    longest = (0, 0)  # (length ns, start ns)
     first = last = None
     for op in srt:
         if op.process == NEMESIS:
             continue
-        t = op.time
         if first is None:
-            first = t
-        last = t
+            first = op.time
+        last = op.time
         if op.type == "invoke":
-            prev = pending.get(op.process)
-            if prev is not None:  # a foreign history reused a busy process: the old op is info
-                counts[(prev.f, "info")] += 1
-                trying -= prev.f == "acquire"
-            pending[op.process] = op
             counts[(op.f, "invoke")] += 1
-            if op.f == "acquire":
-                if trying == 0:
-                    since = t
-                trying += 1
+    # Acquires in flight, as (position, +1 invoked | -1 returned, ok?), for the longest wait.
+    events: list[tuple[int, int, bool]] = []
+    for p, f, _key, t, inv, pos in pair(srt).pairs:
+        counts[(f, t)] += 1
+        if f != "acquire" or inv < 0:
             continue
-        counts[(op.f, op.type)] += 1
-        inv = pending.pop(op.process, None)
-        if op.f != "acquire" or inv is None or inv.f != "acquire":
+        iop = srt[inv]
+        if iop.type != "invoke" or iop.process != p:  # no invocation: no latency, no wait
+            continue
+        events.append((inv, 1, False))
+        if pos == NEVER_RETURNED:
+            continue  # still trying at the end
+        done = srt[pos].time
+        events.append((pos, -1, t == "ok"))
+        ms = (done - iop.time) / 1e6
+        if t in lat:
+            lat[t].append(ms)
+        points.append((done, ms, t))
+    points.sort()
+    trying = 0
+    since = 0  # last successful acquire, or when clients started trying after a lull
+    longest = (0, 0)  # (length ns, start ns)
+    for pos, step, ok in sorted(events):
+        t = srt[pos].time
+        if step > 0:
+            if trying == 0:
+                since = t
+            trying += 1
             continue
         trying -= 1
-        ms = (t - inv.time) / 1e6
-        if op.type in lat:
-            lat[op.type].append(ms)
-        points.append((t, ms, op.type))
-        if op.type == "ok" or trying == 0:
+        if ok or trying == 0:
             if t - since > longest[0]:
                 longest = (t - since, since)
             since = t
-    for op in pending.values():  # never completed: info
-        counts[(op.f, "info")] += 1
     if trying and last is not None and last - since > longest[0]:
         longest = (last - since, since)
 

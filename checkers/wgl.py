@@ -17,9 +17,10 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from harness.history import Op
 
 from .holds import sort_ops
+from .pairing import NEVER_RETURNED, pair
 
 NAME = "wgl"
 INVALID = object()  # a model step that is not legal in this state
@@ -110,37 +111,21 @@ class _Entry:
 
 
 def entries_by_key(ops: Iterable[Op], model: Model) -> dict[Any, list[_Entry]]:
-    """Pair invocations with completions; drop ``fail`` ops and ops the model does not know."""
+    """Pair invocations with completions (``checkers.pairing``); drop ``fail`` ops and ops the
+    model does not know."""
     srt = sort_ops(ops)
-    pending: dict[Any, tuple[Op, int]] = {}
     out: dict[Any, list[_Entry]] = {}
-
-    def add(inv_op: Op, inv: int, t: str, ret: int, value: Any) -> None:
+    for p, f, key, t, inv, pos in pair(srt, model.fs).pairs:
         if t == "fail":
-            return
-        c = model.call(inv_op.f, inv_op.process, inv_op.value, value, t)
+            continue
+        done = srt[pos] if pos != NEVER_RETURNED else None
+        iop = srt[inv] if inv >= 0 else None
+        if iop is None or iop.type != "invoke" or iop.process != p:
+            iop = done  # no invocation: its own completion stands for it
+        c = model.call(f, p, iop.value if iop else None, done.value if done else None, t)
         if c is not None:
-            e = _Entry(c, inv, ret if t == "ok" else NEVER, inv_op.index)
-            out.setdefault(inv_op.key, []).append(e)
-
-    for pos, op in enumerate(srt):
-        if op.process == NEMESIS or op.f not in model.fs:
-            continue
-        if op.type == "invoke":
-            prev = pending.get(op.process)
-            if prev is not None:
-                add(prev[0], prev[1], "info", NEVER, None)
-            pending[op.process] = (op, pos)
-            continue
-        prev = pending.pop(op.process, None)
-        if prev is None or prev[0].f != op.f:
-            # a completion with no invocation: assume it was invoked right then
-            if prev is not None:
-                add(prev[0], prev[1], "info", NEVER, None)
-            prev = (op, pos)
-        add(prev[0], prev[1], op.type, pos, op.value)
-    for inv_op, inv in pending.values():
-        add(inv_op, inv, "info", NEVER, None)
+            ret = pos if t == "ok" else NEVER
+            out.setdefault(key, []).append(_Entry(c, inv, ret, iop.index if iop else -1))
     return out
 
 
