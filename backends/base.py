@@ -14,6 +14,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+# The largest TTL and wait every backend accepts: PostgreSQL's lock_timeout and
+# idle_session_timeout are 32-bit counts of ms (etcd takes up to 9e9 s; Redis PX a signed 64-bit
+# count, past which every acquire failed).
+MAX_MS = 2**31 - 1  # about 24.8 days
+
 
 class LockFailed(Exception):
     """The server answered: the operation certainly did not take effect."""

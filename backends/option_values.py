@@ -84,15 +84,18 @@ def to_float(name: str, raw: Any, lo: float | None = None, hi: float | None = No
 
 def _range(what: str, lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
-        return f"{what} from {_n(lo)} to {_n(hi)}"
+        return f"{what} from {number_text(lo)} to {number_text(hi)}"
     if lo is not None:
-        return f"{what} >= {_n(lo)}"
+        return f"{what} >= {number_text(lo)}"
     if hi is not None:
-        return f"{what} <= {_n(hi)}"
+        return f"{what} <= {number_text(hi)}"
     return what
 
 
-def _n(x: float) -> str:
+def number_text(x: float | None) -> str:
+    """A bound as a user reads it: 2147483647, not 2.14748e+09."""
+    if x is None:
+        return ""
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
@@ -118,17 +121,21 @@ class Option:
     hi: float | None = None
     choices: tuple[str, ...] = ()
     flag: str | None = None
+    unit: str = ""  # e.g. "ms": said with the accepted range
 
     def parse(self, name: str, raw: Any) -> Any:
         if self.choices:
             return choice({name: raw}, name, self.choices)
         d = self.default
-        if isinstance(d, bool):
-            return to_bool(name, raw)
-        if isinstance(d, int):
-            return to_int(name, raw, _i(self.lo), _i(self.hi))
-        if isinstance(d, float):
-            return to_float(name, raw, self.lo, self.hi)
+        try:
+            if isinstance(d, bool):
+                return to_bool(name, raw)
+            if isinstance(d, int):
+                return to_int(name, raw, _i(self.lo), _i(self.hi))
+            if isinstance(d, float):
+                return to_float(name, raw, self.lo, self.hi)
+        except ValueError as e:
+            raise ValueError(f"{e} {self.unit}".rstrip()) from None
         return str(raw)
 
 
@@ -146,7 +153,17 @@ def parse_options(
         raise ValueError(
             f"{owner} has no option {', '.join(unknown)}; accepted: {', '.join(sorted(spec)) or 'none'}"
         )
-    return {k: o.parse(k, given[k]) if k in given else o.default for k, o in spec.items()}
+    out = {}
+    for k, o in spec.items():
+        if k not in given:
+            out[k] = o.default
+            continue
+        try:
+            out[k] = o.parse(k, given[k])
+        except ValueError as e:
+            flag = f" ({o.flag.split('/')[0]})" if o.flag else ""
+            raise ValueError(f"{owner}{flag}: {e}") from None
+    return out
 
 
 # -- backends: options are kept as strings in ``Backend.opts`` and read with these ----------

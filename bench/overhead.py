@@ -27,7 +27,7 @@ from pathlib import Path
 
 from backends.base import Endpoint
 from backends.redis import RedisClient
-from harness.config import RunConfig
+from harness.config import run_config
 from harness.run import run_test
 from harness.runtime import LocalRuntime
 
@@ -71,7 +71,7 @@ def bare(ep: Endpoint, clients: int, seconds: float) -> tuple[float, float, floa
 
 
 def through_harness(store: Path, clients: int, seconds: float) -> tuple[float, float, float]:
-    cfg = RunConfig(
+    cfg = run_config(
         backend="redis",
         concurrency=clients,
         keys=1000,  # clients pick keys at random: with 1,000 two rarely want the same one

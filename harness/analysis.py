@@ -1,29 +1,44 @@
-"""From a stored history to a verdict: read, check, write ``results.json``, render the report."""
+"""The analyse stage: a history (in memory) and its workload's checker map -> results.
+
+``harness check`` comes here too, from the files a run left: ``config.json`` names the workload
+and its options, so a stored run is judged by the same checkers as when it ran. What was read
+can prove a violation; it proves nothing valid when some lines could not be read, no op was read,
+the ops' order is in doubt, or the run was interrupted, failed or never finished.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from checkers import CheckerMap, checker_map, compose, faults, lacks_evidence, select
+from workloads import registry as workload_registry
+from workloads.base import Workload
 
 from . import store
 from .history import ReadResult, read
 
+DEFAULT_WORKLOAD = "mutex"  # a stored run's config.json without a workload name
 ACCEPTED = "a history is JSON Lines: one object per line with process, type and f"
 
 
-def check_history(
-    path: Path, config: dict[str, Any] | None = None, got: ReadResult | None = None
+def analyse(
+    checkers: CheckerMap,
+    got: ReadResult,
+    *,
+    config: Mapping[str, Any] | None = None,
+    interrupted: bool = False,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Check one history file. What was read can prove a violation; it proves nothing valid
-    when some lines could not be read, no op was read or the ops' order is in doubt."""
-    from checkers import check_all, faults, lacks_evidence
-
-    got = got or read(path)
-    results = check_all(got.ops, fencing_enforced=bool((config or {}).get("fencing")))
+    """Run a checker map (a workload's) over the history. ``config`` is the run's (nemesis,
+    interval, time limit: a run that asked for faults and got none proves less); ``problems``
+    are the run's own (a failed final phase)."""
+    results = compose(checkers)(got.ops)
     results["ops_read"] = len(got.ops)
     results["faults"] = faults.count(got.ops)
     load_s = max((op.time for op in got.ops), default=0) / 1e9
-    for reason in faults.missing_evidence(results["faults"], config, load_s):
+    for reason in faults.missing_evidence(results["faults"], dict(config or {}), load_s):
         lacks_evidence(results, reason)
     if got.partial:
         results["partial"] = True
@@ -41,6 +56,11 @@ def check_history(
             f"{got.duplicate_count} index value(s) used more than once, so the ops' order is "
             f"in doubt ({got.duplicates[0]})",
         )
+    if interrupted:
+        results["interrupted"] = True
+        lacks_evidence(results, "the run was interrupted before its time limit")
+    for p in problems or []:
+        lacks_evidence(results, p)
     return results
 
 
@@ -51,43 +71,71 @@ def unreadable_reason(got: ReadResult) -> str:
     return f"{n} of {got.lines} lines could not be read ({'line' if n == 1 else 'lines'} {first})"
 
 
-def analyse(run_dir: Path, *, interrupted: bool = False, render: bool = True):
-    from checkers import exit_code, lacks_evidence
-
-    from .run import RunResult
-
-    config = _config(run_dir)
-    interrupted = interrupted or bool(config.get("interrupted"))
-    history = run_dir / store.HISTORY
-    got = read(history) if history.exists() else ReadResult()
-    if not got.ops and not got.problems and (interrupted or not history.exists()):
-        results = {"valid": None, "summary": "not applicable", "checkers": {}, "ops_read": 0}
-        if interrupted:
-            results["interrupted"] = True
-            lacks_evidence(results, "interrupted during start-up: no op was recorded")
-        else:
-            lacks_evidence(results, f"no {store.HISTORY} was recorded")
+def nothing_recorded(interrupted: bool) -> dict[str, Any]:
+    """The results of a run that recorded no op at all (stopped while servers started)."""
+    results: dict[str, Any] = {
+        "valid": None,
+        "summary": "not applicable",
+        "checkers": {},
+        "ops_read": 0,
+    }
+    if interrupted:
+        results["interrupted"] = True
+        lacks_evidence(results, "interrupted during start-up: no op was recorded")
     else:
-        results = check_history(history, config, got)
-        if interrupted:
-            results["interrupted"] = True
-            lacks_evidence(results, "the run was interrupted before its time limit")
+        lacks_evidence(results, f"no {store.HISTORY} was recorded")
+    return results
+
+
+def run_outcome(results: dict[str, Any], config: Mapping[str, Any]) -> None:
+    """What the stored config says about how the run ended: failed, or never finished."""
     if config.get("failed"):
         lacks_evidence(results, f"the run failed: {config['failed']}")
     elif config and "duration_s" not in config:
         lacks_evidence(results, f"the run never finished (no duration in {store.CONFIG}: killed?)")
-    store.write_json(run_dir / store.RESULTS, results)
-    report = render_report(run_dir, got.ops) if render else None
-    code = exit_code(results["valid"])
-    return RunResult(run_dir, results["valid"], results, code, interrupted, report)
 
 
-def render_report(run_dir: Path, ops: list | None = None) -> Path:
-    from reports.render import render_run
+def workload_of(config: Mapping[str, Any]) -> Workload:
+    """The workload a stored run ran, with its options, from its ``config.json``. Runs stored
+    before workloads had their own options kept them at the top level (``fencing``...)."""
+    name = str(config.get("workload") or DEFAULT_WORKLOAD)
+    cls = workload_registry.workload_class(name)
+    opts = config.get("workload_opts")
+    if not isinstance(opts, dict):
+        opts = {k: config[k] for k in cls.options if k in config}
+    return cls(opts)
 
-    return render_run(run_dir, ops)
+
+def checkers_for(config: Mapping[str, Any] | None, got: ReadResult) -> CheckerMap:
+    """A stored run's workload's checkers; for a bare history from any tool (no config), the
+    checkers its ops call for (``checkers.select``)."""
+    if config:
+        return workload_of(config).checkers()
+    return checker_map(select(got.ops))
 
 
-def _config(run_dir: Path) -> dict[str, Any]:
+def check_history(path: Path, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Check one history file (a run's, or a bare one from any tool)."""
+    got = read(path)
+    return analyse(checkers_for(config, got), got, config=config)
+
+
+def recheck(run_dir: Path, *, render: bool = True) -> dict[str, Any]:
+    """``harness check`` of a stored run: judge its history again, rewrite ``results.json``
+    (and ``report.html``)."""
     p = run_dir / store.CONFIG
-    return store.read_object(p) if p.exists() else {}
+    config = store.read_object(p) if p.exists() else {}
+    interrupted = bool(config.get("interrupted"))
+    history = run_dir / store.HISTORY
+    got = read(history) if history.exists() else ReadResult()
+    if not got.ops and not got.problems and (interrupted or not history.exists()):
+        results = nothing_recorded(interrupted)
+    else:
+        results = analyse(checkers_for(config, got), got, config=config, interrupted=interrupted)
+    run_outcome(results, config)
+    store.write_json(run_dir / store.RESULTS, results)
+    if render:
+        from reports.render import write_report
+
+        write_report(run_dir, config, results, got.ops, problems=got.problems)
+    return results

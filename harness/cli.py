@@ -11,7 +11,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -24,7 +24,16 @@ from .config import RunConfig
 
 out = Console()
 err = Console(stderr=True)
-VERDICT = {True: "[bold green]VALID[/]", False: "[bold red]INVALID[/]"}
+STYLE = {"valid": "bold green", "invalid": "bold red"}
+
+
+def verdict_text(valid) -> str:
+    """A verdict in colour: the checkers' words (VALID, INVALID; anything else UNKNOWN)."""
+    from checkers import verdict_word
+
+    word = verdict_word(valid)
+    word = word if word in STYLE else "unknown"
+    return f"[{STYLE.get(word, 'bold yellow')}]{word.upper()}[/]"
 
 
 class UserError(Exception):
@@ -117,14 +126,39 @@ class _Harness(click.Group):
         return friendly(super().invoke)(ctx)
 
 
-def _parse_opts(items: tuple[str, ...], flag: str) -> dict[str, str]:
-    opts = {}
-    for it in items:
-        if "=" not in it:
-            raise UserError(f"{flag} takes NAME=VALUE (got {it!r})")
-        k, v = it.split("=", 1)
-        opts[k.strip()] = v.strip()
-    return opts
+def _workload_flags(fn):
+    """The flags workloads declare for their options (``Option.flag``: the mutex's --ttl,
+    --hold, --fencing ...) as options of ``harness run``; given ones go to the chosen workload
+    as its options (one it does not take is an error). A flag two workloads declare must mean
+    the same option name in both; the first declaration gives its help."""
+    from backends.option_values import number_text
+    from workloads import registry as workload_registry
+
+    seen: dict[str, tuple[str, Any]] = {}
+    for name in workload_registry.names():
+        try:
+            cls = workload_registry.workload_class(name)
+        except Exception:  # a broken third-party plugin must not break the command line
+            continue
+        for oname, o in cls.options.items():
+            if o.flag and o.flag not in seen:
+                seen[o.flag] = (oname, o)
+    for flag, (oname, o) in sorted(seen.items(), reverse=True):
+        span = f"{number_text(o.lo)} to {number_text(o.hi)}" if o.hi is not None else ""
+        bounds = ", ".join(x for x in (o.unit, span) if x)
+        what = f"{o.help[:1].upper()}{o.help[1:]}" + (f", {bounds}" if bounds else "")
+        help_ = f"{what} (workload option {oname}; default {o.default})."
+        dest = f"{WFLAG}{oname}"
+        if isinstance(o.default, bool):
+            flags = {} if "/" in flag else {"is_flag": True}  # --x/--no-x is a flag already
+            fn = click.option(flag, dest, default=None, help=help_, **flags)(fn)
+        else:
+            kind = type(o.default) if o.default is not None else str
+            fn = click.option(flag, dest, type=kind, default=None, help=help_)(fn)
+    return fn
+
+
+WFLAG = "wflag_"
 
 
 @click.group(cls=_Harness, context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,7 +178,13 @@ def main() -> None:
 
 @main.command()
 @click.option("--backend", "-b", required=True, help="Lock backend (see `harness backends`).")
-@click.option("--workload", "-w", default="mutex", show_default=True, help="What clients do.")
+@click.option(
+    "--workload",
+    "-w",
+    default="mutex",
+    show_default=True,
+    help="What clients do (see `harness workloads`).",
+)
 @click.option(
     "--nemesis",
     "-n",
@@ -158,46 +198,28 @@ def main() -> None:
 )
 @click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
 @click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
-@click.option("--ops", type=int, default=None, help="Stop after this many acquire attempts.")
+@click.option(
+    "--ops",
+    type=int,
+    default=None,
+    help="Stop after this many client loop turns (mutex: acquire attempts).",
+)
 @click.option(
     "--rate",
     default=0.0,
     show_default=True,
-    help="Acquire attempts/s over all clients; 0 = as fast as they go.",
-)
-@click.option(
-    "--ttl", "ttl_ms", default=3000, show_default=True, help="Lock TTL, ms (1 to 2147483647)."
-)
-@click.option(
-    "--hold",
-    "hold_ms",
-    default=10,
-    show_default=True,
-    help="Critical section, ms (0 to 2147483647).",
-)
-@click.option(
-    "--wait", "wait_ms", default=500, show_default=True, help="Acquire wait, ms (0 to 2147483647)."
+    help="Client loop turns/s over all clients (mutex: acquire attempts); 0 = as fast as they go.",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
-@click.option(
-    "--fencing/--no-fencing",
-    default=False,
-    show_default=True,
-    help="The protected resource rejects stale fence tokens.",
-)
-@click.option(
-    "--renew-every",
-    "renew_ms",
-    default=0,
-    show_default=True,
-    help="Holders renew their lease every this many ms while holding (0: never).",
-)
-@click.option(
-    "--check-before-write",
-    is_flag=True,
-    help="Holders renew their lease right before writing and skip the write if it was lost.",
-)
+@_workload_flags
 @click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
+@click.option(
+    "--workload-opt",
+    "wopts",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Workload option (see `harness workloads`).",
+)
 @click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
 @click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
 @click.option(
@@ -245,14 +267,9 @@ def run(
     time_limit,
     ops,
     rate,
-    ttl_ms,
-    hold_ms,
-    wait_ms,
     seed,
-    fencing,
-    check_before_write,
-    renew_ms,
     opts,
+    wopts,
     nopts,
     toxiproxy,
     netns,
@@ -261,6 +278,7 @@ def run(
     no_report,
     keep_data,
     junit,
+    **wflags,
 ) -> None:
     """Run one test: start servers, drive clients (and faults), check, report.
 
@@ -274,28 +292,26 @@ def run(
       harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
     Exit code: 0 valid, 1 invalid, 2 unknown or error.
     """
-    from .run import preflight, run_test
+    from backends.option_values import parse_pairs
+
+    from .run import prepare, run_test
 
     nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
+    given = {k[len(WFLAG) :]: v for k, v in wflags.items() if v is not None}
     cfg = RunConfig(
         backend=backend,
         workload=workload,
+        workload_opts=given | parse_pairs(wopts, "--workload-opt"),
         nemesis=nem,
         nemesis_interval=nemesis_interval,
-        nemesis_opts=_parse_opts(nopts, "--nemesis-opt"),
+        nemesis_opts=parse_pairs(nopts, "--nemesis-opt"),
         concurrency=concurrency,
         keys=keys,
         time_limit=time_limit,
         ops=ops,
         rate=rate,
-        ttl_ms=ttl_ms,
-        hold_ms=hold_ms,
-        wait_ms=wait_ms,
         seed=seed,
-        fencing=fencing,
-        check_before_write=check_before_write,
-        renew_ms=renew_ms,
-        backend_opts=_parse_opts(opts, "--opt"),
+        backend_opts=parse_pairs(opts, "--opt"),
         store=Path(store_dir),
         toxiproxy=toxiproxy,
         render_report=not no_report,
@@ -303,7 +319,7 @@ def run(
         netns=netns,
         client_groups=client_groups,
     )
-    preflight(cfg)  # bad input fails before anything starts
+    prepare(cfg)  # bad input fails before anything starts
     if junit:
         _check_writable_file(junit, "--junit-xml", "junit.xml")
     out.print(
@@ -326,7 +342,7 @@ def run(
             bar.update(
                 task,
                 completed=min(p["elapsed"], time_limit),
-                ops=f"{p['ops']} ops, {p['ok_acquires']} grants",
+                ops=f"{p['ops']} ops, {p['progress']} {p['progress_label']}",
             )
 
         result = run_test(cfg, progress)
@@ -334,7 +350,7 @@ def run(
             signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)
     _print_verdict(result.results)
-    _print_non_durable(store.read_json(result.run_dir / store.CONFIG))
+    _print_non_durable(result.config)
     if result.interrupted:
         out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
     out.print(f"run:    {result.run_dir}")
@@ -344,7 +360,7 @@ def run(
         from .junit import write_junit
 
         try:
-            write_junit(Path(junit), store.read_json(result.run_dir / store.CONFIG), result.results)
+            write_junit(Path(junit), result.config, result.results)
         except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
             _say_error(f"--junit-xml: {_os_error(e)}")
             sys.exit(1 if result.exit_code == 1 else 2)
@@ -363,19 +379,16 @@ def _check_writable_file(path: str, flag: str, example: str) -> None:
 
 
 def _print_non_durable(config: dict) -> None:
-    from .runtime.durability import notices
+    from reports.view import non_durable
 
-    for line in notices(config):
+    for line in non_durable(config):
         # Unwrapped: the line is meant to be found (grep) as one line.
         out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _print_verdict(results: dict) -> None:
     v = results.get("valid")
-    out.print(
-        f"verdict: {VERDICT.get(v, '[bold yellow]UNKNOWN[/]')}  {results.get('summary', '')}",
-        highlight=False,
-    )
+    out.print(f"verdict: {verdict_text(v)}  {results.get('summary', '')}", highlight=False)
     for name, r in results.get("checkers", {}).items():
         out.print(f"  {name:8} {r.get('summary', '')}", highlight=False)
     if results.get("faults"):
@@ -410,7 +423,7 @@ def check(path, as_json) -> None:
     """
     from checkers import exit_code
 
-    from .analysis import analyse, check_history
+    from .analysis import check_history, recheck
 
     p = Path(path)
     if not p.exists():
@@ -423,7 +436,7 @@ def check(path, as_json) -> None:
                 f"{path}: neither {store.HISTORY} nor {store.CONFIG} here "
                 "(give a run directory or history.jsonl)"
             )
-        res = analyse(p.resolve()).results
+        res = recheck(p.resolve())
     else:
         res = check_history(p)
     if as_json:
@@ -448,9 +461,9 @@ def report(run_dir) -> None:
         raise UserError(f"{run_dir}: no such run directory")
     if not (d / store.RESULTS).exists():
         raise UserError(f"{run_dir}: no {store.RESULTS} (run `harness check {run_dir}` first)")
-    from .analysis import render_report
+    from reports.render import render_run
 
-    out.print(f"report: {render_report(d.resolve())}")
+    out.print(f"report: {render_run(d.resolve())}")
 
 
 @main.command("list")
@@ -463,6 +476,8 @@ def list_runs(store_dir) -> None:
     Example:
       harness list --store store
     """
+    from .history import nemesis_label
+
     runs = store.runs(Path(store_dir))
     if not runs:
         out.print(f"no runs in {store_dir}")
@@ -471,19 +486,20 @@ def list_runs(store_dir) -> None:
     for d in runs:
         cfg = _read_or_empty(d / store.CONFIG)
         res = _read_or_empty(d / store.RESULTS)
-        v = res.get("valid", "-") if res else "not checked"
+        verdict = verdict_text(res.get("valid")) if res else "[yellow]not checked[/]"
         summary = res.get("summary", "")
         if cfg.get("failed"):
-            v, summary = "failed", str(cfg["failed"])[:160]
+            verdict, summary = "[red]failed[/]", str(cfg["failed"])[:160]
         elif not cfg:
             summary = f"{store.CONFIG} unreadable"
         elif not res and "duration_s" not in cfg:
-            v, summary = "unfinished", f"no duration in {store.CONFIG}: still running, or killed"
+            verdict = "[yellow]unfinished[/]"
+            summary = f"no duration in {store.CONFIG}: still running, or killed"
         t.add_row(
             str(d),
             cfg.get("backend", "?"),
-            "+".join(cfg.get("nemesis") or []) or "none",
-            VERDICT.get(v, f"[red]{v}[/]" if v == "failed" else f"[yellow]{v}[/]"),
+            nemesis_label(cfg.get("nemesis")),
+            verdict,
             summary,
         )
     out.print(t)
@@ -614,6 +630,27 @@ def nemeses() -> None:
 
 
 @main.command()
+@friendly
+def workloads() -> None:
+    """List every workload with a description and its options (--workload-opt, or the flag)."""
+    from workloads import registry as workload_registry
+
+    t = Table("workload", "what clients do", "options (NAME [flag]: default: meaning)")
+    for name in workload_registry.names():
+        try:
+            cls = workload_registry.workload_class(name)
+        except Exception as e:  # a third-party plugin that fails to load still gets a row
+            t.add_row(name, f"[red]cannot load[/]: {e}", "")
+            continue
+        opts = "\n".join(
+            f"{k}{f' [{o.flag}]' if o.flag else ''}: {o.default}: {o.help}"
+            for k, o in cls.options.items()
+        )
+        t.add_row(name, cls.description, opts or "-")
+    out.print(t)
+
+
+@main.command()
 @click.argument("runs", nargs=-1, type=click.Path())
 @click.option("--backends", default=None, help="Comma-separated backends to run (a matrix).")
 @click.option(
@@ -668,7 +705,7 @@ def compare(
     from reports.render import render_comparison
 
     from .nemesis import NotApplicable
-    from .run import preflight, run_test
+    from .run import prepare, run_test
     from .runtime import MissingBinary
 
     if out_path:
@@ -689,14 +726,13 @@ def compare(
                 time_limit=time_limit,
                 concurrency=concurrency,
                 keys=keys,
-                ttl_ms=ttl_ms,
-                hold_ms=hold_ms,
+                workload_opts={"ttl_ms": ttl_ms, "hold_ms": hold_ms},
                 nemesis_interval=nemesis_interval,
                 seed=seed,
                 store=Path(store_dir),
             )
             try:
-                preflight(cfg)  # every cell is checked before the first one runs
+                prepare(cfg)  # every cell is checked before the first one runs
             except NotApplicable as e:  # this backend x nemesis cannot be: the others run
                 not_run.append(_not_run(cfg, "not applicable", e))
                 out.print(f"{cfg.backend} / {cfg.nemesis_label}: not applicable: {e}")
@@ -721,13 +757,13 @@ def compare(
             store.set_latest(Path(store_dir), before)  # never left on a run without results
             continue
         worst = max(worst, res.exit_code)
-        verdict = VERDICT.get(res.valid, "[bold yellow]UNKNOWN[/]")
+        verdict = verdict_text(res.valid)
         out.print(
             f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: {verdict}  "
             f"{res.results.get('summary', '')}",
             highlight=False,
         )
-        _print_non_durable(store.read_json(res.run_dir / store.CONFIG))
+        _print_non_durable(res.config)
         dirs.append(res.run_dir)
         if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
             break

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any
 
+# The files of a run directory, defined once here at the bottom of the import graph: the
+# harness writes them (for the user and ``harness check``), reports and ``harness check`` read
+# them.
+CONFIG, HISTORY, RESULTS, REPORT = "config.json", "history.jsonl", "results.json", "report.html"
+
 TYPES = ("invoke", "ok", "fail", "info")
 FIELDS = ("index", "time", "process", "type", "f", "key", "value", "error")
-NEMESIS = "nemesis"
+NEMESIS = "nemesis"  # the process of the nemesis's ops
+
+
+def nemesis_label(nemesis: Any) -> str:
+    """How a run's nemesis list is named everywhere (store paths, reports, tables, JUnit):
+    ``kill+pause``, or ``none``."""
+    if isinstance(nemesis, list | tuple):
+        return "+".join(map(str, nemesis)) or "none"
+    return str(nemesis) if nemesis else "none"
 
 
 class HistoryError(ValueError):
@@ -141,40 +154,55 @@ def read(path: str | os.PathLike[str]) -> ReadResult:
     for its ``time`` (unreadable, or missing where other lines have one) is kept when its
     process's other ops can place it (see ``place_untimed``).
     """
+    with open(path, "rb") as fh:
+        return parse_lines(fh, lambda: _file_lines(path))
+
+
+def _file_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from fh
+
+
+def parse_lines(
+    lines: Iterable[bytes], reread: Callable[[], Iterable[bytes]] | None = None
+) -> ReadResult:
+    """The ops of history lines (each ending in a newline, as read from a file), as ``read``;
+    the run hands the lines it wrote to the checkers this way, without reading the file back.
+    ``reread`` gives the lines again (only when duplicate indexes must be located); by default
+    ``lines`` itself, which must then be a list."""
     res = ReadResult()
     ops = res.ops
     untimed: list[tuple[int, int]] = []  # (position in ops, position in problems)
     timeless: list[tuple[int, int]] = []  # (position in ops, line) of ops without a time
     n = 0
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            try:
-                d = _loads(raw)
-            except ValueError as e:  # JSONDecodeError, orjson's, UnicodeDecodeError
-                if not raw.strip():
-                    continue
-                last = not raw.endswith(b"\n") and raw.lstrip().startswith(b"{") and n > 1
-                why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
-                res._bad(n, f"line {n}: {why}")
+    for n, raw in enumerate(lines, start=1):
+        try:
+            d = _loads(raw)
+        except ValueError as e:  # JSONDecodeError, orjson's, UnicodeDecodeError
+            if not raw.strip():
                 continue
-            op = _fast_op(d)
-            if op is None:  # the slow path says precisely what is wrong
-                try:
-                    op = op_from_dict(d, f"line {n}: ")
-                except BadTime as e:
-                    res._bad(n, str(e))
-                    untimed.append((len(ops), len(res.problems) - 1))
-                    op = e.op
-                    op.time = 0  # placed below
-                except HistoryError as e:
-                    res._bad(n, str(e))
-                    continue
-            if op.index < 0:
-                op.index = len(ops)
-            if op.time < 0:
-                op.time = op.index
-                timeless.append((len(ops), n))
-            ops.append(op)
+            last = not raw.endswith(b"\n") and raw.lstrip().startswith(b"{") and n > 1
+            why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
+            res._bad(n, f"line {n}: {why}")
+            continue
+        op = _fast_op(d)
+        if op is None:  # the slow path says precisely what is wrong
+            try:
+                op = op_from_dict(d, f"line {n}: ")
+            except BadTime as e:
+                res._bad(n, str(e))
+                untimed.append((len(ops), len(res.problems) - 1))
+                op = e.op
+                op.time = 0  # placed below
+            except HistoryError as e:
+                res._bad(n, str(e))
+                continue
+        if op.index < 0:
+            op.index = len(ops)
+        if op.time < 0:
+            op.time = op.index
+            timeless.append((len(ops), n))
+        ops.append(op)
     res.lines = n
     if timeless and len(timeless) < len(ops):  # the line order is no time next to real ones
         for pos, line in timeless:
@@ -184,7 +212,7 @@ def read(path: str | os.PathLike[str]) -> ReadResult:
         place_untimed(res, untimed)
     if timeless and untimed:
         res.sort_problems()
-    _find_duplicates(res, path)
+    _find_duplicates(res, reread or (lambda: lines))
     return res
 
 
@@ -232,7 +260,7 @@ def place_untimed(res: ReadResult, untimed: list[tuple[int, int]]) -> None:
         res.ops[:] = [op for pos, op in enumerate(ops) if pos not in drop]
 
 
-def _find_duplicates(res: ReadResult, path: str | os.PathLike[str]) -> None:
+def _find_duplicates(res: ReadResult, reread: Callable[[], Iterable[bytes]]) -> None:
     """Record ``index`` values used by more than one op, naming the lines of the first ones."""
     ops = res.ops
     distinct = len(set(map(_index, ops)))  # about 3% of the read of a large history
@@ -240,19 +268,18 @@ def _find_duplicates(res: ReadResult, path: str | os.PathLike[str]) -> None:
         return
     seen: dict[int, int] = {}
     dups: dict[int, list[int]] = {}
-    with open(path, "rb") as fh:  # rare: read again for the line numbers
-        for n, raw in enumerate(fh, start=1):
-            try:
-                d = _loads(raw)
-            except ValueError:
-                continue
-            i = d.get("index") if type(d) is dict else None
-            if type(i) is not int:
-                continue
-            if i in seen:
-                dups.setdefault(i, [seen[i]]).append(n)
-            else:
-                seen[i] = n
+    for n, raw in enumerate(reread(), start=1):
+        try:
+            d = _loads(raw)
+        except ValueError:
+            continue
+        i = d.get("index") if type(d) is dict else None
+        if type(i) is not int:
+            continue
+        if i in seen:
+            dups.setdefault(i, [seen[i]]).append(n)
+        else:
+            seen[i] = n
     res.duplicate_count = len(dups) or len(ops) - distinct
     res.duplicates = [
         f"index {i} is used on lines {', '.join(map(str, lines))}"
@@ -296,17 +323,13 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 
-def iter_ops(path: str | os.PathLike[str]) -> Iterator[Op]:
-    yield from read(path).ops
-
-
 def load(path: str | os.PathLike[str]):
     """The history as a pandas DataFrame, one row an op, columns as FIELDS."""
     import pandas as pd
 
     p = Path(path)
     if p.is_dir():
-        p = p / "history.jsonl"
+        p = p / HISTORY
     rows = [op.to_dict() for op in read(p).ops]
     df = pd.DataFrame(rows, columns=list(FIELDS))
     return df
@@ -314,21 +337,25 @@ def load(path: str | os.PathLike[str]):
 
 class HistoryWriter:
     """Appends ops to ``history.jsonl``, assigning ``index`` in arrival order, flushed per
-    batch as they arrive."""
+    batch as they arrive. With ``keep`` it also keeps the lines written (``lines``), which the
+    run hands to its analysis in memory."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], keep: bool = False) -> None:
         self.path = Path(path)
-        self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+        self._fh: IO[bytes] = open(self.path, "ab")
         self.count = 0
+        self.lines: list[bytes] | None = [] if keep else None
 
     def append_lines(self, lines: list[bytes]) -> None:
         """Append ops already encoded as JSON objects without an ``index``: each gets the
         next index, in order, and the batch is flushed once."""
-        write = self._fh.write
-        for raw in lines:
-            write(f'{{"index":{self.count},{raw.decode()[1:]}\n')
-            self.count += 1
+        n = self.count
+        out = [b'{"index":%d,%s\n' % (n + i, raw[1:]) for i, raw in enumerate(lines)]
+        self.count = n + len(out)
+        self._fh.write(b"".join(out))
         self._fh.flush()
+        if self.lines is not None:
+            self.lines.extend(out)
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from .history import nemesis_label
+
 
 def write_junit(path: Path, config: dict[str, Any], results: dict[str, Any]) -> Path:
-    name = f"{config.get('backend', '?')}-{config.get('workload', '?')}-" + (
-        "+".join(config.get("nemesis") or []) or "none"
+    name = f"{config.get('backend', '?')}-{config.get('workload', '?')}-" + nemesis_label(
+        config.get("nemesis")
     )
     # The run's own verdict is a test case too: every checker can pass while the run proves
     # nothing (no fault injected, cut short), and that must not read as a pass.

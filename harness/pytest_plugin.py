@@ -18,11 +18,12 @@ import pytest
 
 @pytest.fixture
 def lock_harness(tmp_path) -> Callable[..., Any]:
-    from .config import RunConfig
+    from .config import run_config
     from .run import run_test
 
     def run(**kwargs: Any):
+        """Flat keywords: run fields, and the workload's options (ttl_ms=..., fencing=...)."""
         kwargs.setdefault("store", tmp_path / "store")
-        return run_test(RunConfig(**kwargs))
+        return run_test(run_config(**kwargs))
 
     return run

@@ -78,15 +78,25 @@ class Recorder:
             self._size = 0
 
 
-class HistoryPump(threading.Thread):
-    """Drains the pipe into the history file until every writer has closed it (EOF)."""
+def op_pattern(type_: str, f: str) -> bytes:
+    """The bytes by which a recorded line is an op of this type (and ``f``; any when empty):
+    ``Recorder.record`` writes ``type`` then ``f``, so counting needs no JSON parse."""
+    if not f:
+        return f'"type":"{type_}"'.encode()
+    return _encode({"type": type_, "f": f})[1:-1].encode()
 
-    def __init__(self, fd: int, writer: HistoryWriter) -> None:
+
+class HistoryPump(threading.Thread):
+    """Drains the pipe into the history file until every writer has closed it (EOF), counting
+    the ops that match ``progress`` (a workload's ``(type, f)``) for the progress line."""
+
+    def __init__(self, fd: int, writer: HistoryWriter, progress: tuple[str, str] = ("ok", "")):
         super().__init__(name="history-pump", daemon=True)
         self.fd = fd
         self.writer = writer
-        self.ok_acquires = 0
+        self.progress = 0
         self.ops = 0
+        self._pattern = op_pattern(*progress)
         self._stop_at: float | None = None
 
     def run(self) -> None:
@@ -103,7 +113,8 @@ class HistoryPump(threading.Thread):
             buf += chunk
             *lines, buf = buf.split(b"\n")
             self.writer.append_lines(lines)
-            self.ok_acquires += sum(b'"type":"ok","f":"acquire"' in ln for ln in lines)
+            pattern = self._pattern
+            self.progress += sum(pattern in ln for ln in lines)
             self.ops = self.writer.count
             # Let ops gather in the pipe: one wake-up per batch, not per op, leaves the CPU
             # to the clients and servers being measured.

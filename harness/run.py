@@ -1,4 +1,11 @@
-"""One test run: servers up -> clients (and nemesis) write the history -> checkers -> report.
+"""One test run, in explicit stages that hand their data to each other in memory:
+
+    prepare (validate, plan)  ->  execute (servers, clients, faults -> history)
+        ->  analyse (checkers -> results)  ->  render (report)
+
+No stage re-reads what the previous one wrote: ``config.json``, ``history.jsonl`` and
+``results.json`` are written for the user and for ``harness check``, not as the channel between
+stages. ``prepare`` starts nothing, so bad input fails before any server runs.
 
 Teardown is guaranteed on a normal end, an exception, Ctrl-C (SIGINT) and SIGTERM: faults are
 healed, workers are stopped (then killed by pid), servers are stopped by the runtime, and the
@@ -18,28 +25,30 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from backends import registry
-from backends.base import Endpoint, ServerNeed
-from workloads import run_client_for
-from workloads.base import STATUS_FIELDS, ClientContext
+from backends.base import Backend, Endpoint, ServerNeed
+from checkers import exit_code
+from workloads import registry as workload_registry
+from workloads.base import STATUS_FIELDS, ClientContext, FinalContext, SetupContext, Workload
 
 from . import __version__, store
+from .analysis import analyse, nothing_recorded
 from .config import RunConfig
-from .history import HistoryWriter
+from .history import HistoryWriter, ReadResult, parse_lines
 from .lifeline import die_with_parent
-from .nemesis import NemesisEnv, NemesisError, check_before_start, nemesis_class
+from .nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
 from .nemesis.schedule import Schedule
 from .net import netns
 from .recorder import HistoryPump, Recorder, make_pipe
 from .runtime import Cluster, LocalRuntime, RuntimeError_
 from .runtime.durability import Durability
 from .runtime.kinds import server_kind
-from .witness import StopFlag, Witness, context
+from .witness import StopFlag, context
 
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
@@ -54,6 +63,7 @@ class RunResult:
     exit_code: int
     interrupted: bool = False
     report: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # as written to config.json
 
 
 class Interrupted(KeyboardInterrupt):
@@ -117,21 +127,22 @@ def _interrupts():
         sys.unraisablehook = intr.old_unraisable
 
 
-def _worker(run_client: Callable, ctx: ClientContext, read_fd: int, harness_pid: int) -> None:
+def _worker(workload: Workload, ctx: ClientContext, read_fd: int, harness_pid: int) -> None:
     die_with_parent(harness_pid)  # a SIGKILLed harness takes its clients with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.close(read_fd)
     try:
-        run_client(ctx)
+        workload.run_client(ctx)
     finally:
         ctx.recorder.flush()
 
 
-def stop_grace(cfg: RunConfig) -> float:
-    """How long clients get to finish their current op once the run stops: a hold wakes at
-    once (it watches the stop flag), an acquire may wait up to --wait, but never past the cap."""
-    return min(max(STOP_GRACE, cfg.wait_ms / 1000 + 2), MAX_STOP_GRACE)
+def stop_grace(workload: Workload) -> float:
+    """How long clients get to finish their current op once the run stops: what the workload
+    says one op may block (the mutex: its acquire wait), at least STOP_GRACE, never past the
+    cap."""
+    return min(max(STOP_GRACE, workload.stop_grace_s()), MAX_STOP_GRACE)
 
 
 def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
@@ -144,17 +155,38 @@ def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
         )
 
 
-def preflight(cfg: RunConfig):
+# -- prepare ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What ``prepare`` decided, before anything starts."""
+
+    cfg: RunConfig
+    backend: Backend
+    workload: Workload
+    nemeses: list[type[Nemesis]]
+    use_ns: bool  # run inside a private network namespace
+
+
+def prepare(cfg: RunConfig) -> Plan:
     """Every check of the configuration that needs no server; raises ValueError (one line)."""
     cfg.validate()
     backend = registry.make(cfg.backend, cfg.backend_opts)
-    run_client = run_client_for(cfg.workload)
+    workload = workload_registry.make(cfg.workload, cfg.workload_opts)
+    workload.prepare(cfg, backend)
+    for role, xneed in workload.servers().items():
+        if xneed.nodes < 1:
+            raise ValueError(f"workload {cfg.workload}: its {role} servers need at least one node")
+    extra = workload.servers()
     classes = [nemesis_class(n) for n in cfg.nemesis]
     _check_nemesis_opts(cfg, classes)
-    check_before_start(cfg, backend, classes)
+    check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
+    for xneed in extra.values():
+        server_kind(xneed.kind, xneed.options).find_binary()
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
         raise NemesisError(f"--netns on: {why_not}")
@@ -164,73 +196,88 @@ def preflight(cfg: RunConfig):
             "the run's private namespace): use --netns off or auto"
         )
     # A real Toxiproxy lives in the host's namespace: so must the run.
-    return backend, run_client, classes, can_ns and cfg.netns != "off" and not cfg.toxiproxy
+    use_ns = can_ns and cfg.netns != "off" and not cfg.toxiproxy
+    return Plan(cfg, backend, workload, classes, use_ns)
 
 
-def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
-    """Run one test and check it. ``progress`` is called about 10 times a second."""
-    backend, run_client, classes, use_ns = preflight(cfg)
+# -- execute ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Execution:
+    """What ``execute`` hands on: where the run is stored, its config as written, and the
+    history lines as written (the analysis parses them in memory)."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    lines: list[bytes]
+    interrupted: bool = False
+    recorded: bool = False  # the history was opened: clients ran
+    problems: list[str] = field(default_factory=list)  # e.g. the final phase failed
+
+
+def execute(
+    plan: Plan, intr: Interrupts, progress: Callable[[dict], None] | None = None
+) -> Execution:
+    """Start the servers, drive the clients and the faults, stop everything: the history. The
+    first Ctrl-C (or SIGTERM) through ``intr`` stops the run; later ones are deferred."""
+    cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
     if any(c.needs_clock for c in classes):
         from .clock import build_shim
 
         build_shim()  # fails early, with one line, when gcc is missing
     need = backend.servers()
-    durability = _durability(need)
-    notice = durability.notice(need.kind) if durability else None
+    extra_needs = plan.workload.servers()
+    notices = [_durability(n).notice(n.kind) for n in [need, *extra_needs.values()] if n.nodes]
     run_dir = store.new_run_dir(cfg.store, cfg.backend, cfg.workload, cfg.nemesis_label)
     config = cfg.to_dict() | {
+        "workload_opts": plan.workload.opts,
         "started_at": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
         "backend_fence": backend.fence,
         "netns": use_ns,
         # What a process kill can cost the servers (see harness/runtime/durability.py).
-        "non_durable": [notice] if notice else [],
+        "non_durable": [x for x in notices if x],
     }
     store.write_json(run_dir / store.CONFIG, config)
+    ex = Execution(run_dir, config, [])
     t_start = time.monotonic()
-    with _interrupts() as intr:
-        try:
-            interrupted = _setup_and_drive(
-                cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
-            )
-        except Exception as e:  # the run dir says why: `harness list` shows a failed run
-            config["duration_s"] = round(time.monotonic() - t_start, 3)
-            config["failed"] = (str(e) or type(e).__name__).splitlines()[0][:500]
-            store.write_json(run_dir / store.CONFIG, config)
-            raise
+    try:
+        _setup_and_drive(plan, need, extra_needs, ex, intr, progress)
+    except Exception as e:  # the run dir says why: `harness list` shows a failed run
         config["duration_s"] = round(time.monotonic() - t_start, 3)
-        config["interrupted"] = interrupted
+        config["failed"] = (str(e) or type(e).__name__).splitlines()[0][:500]
         store.write_json(run_dir / store.CONFIG, config)
-        from .analysis import analyse
-
-        if not (run_dir / store.HISTORY).exists():  # stopped while servers were starting
-            analyse(run_dir, interrupted=True, render=False)  # results.json: unknown, and why
-            raise RuntimeError_(
-                f"interrupted during start-up, before any client ran: nothing recorded in {run_dir}"
-            )
-        return analyse(run_dir, interrupted=interrupted, render=cfg.render_report)
-
-
-def _durability(need: ServerNeed) -> Durability | None:
-    """What the servers keep across a process kill (None: an external server)."""
-    return server_kind(need.kind, need.options).durability() if need.nodes else None
+        raise
+    config["duration_s"] = round(time.monotonic() - t_start, 3)
+    config["interrupted"] = ex.interrupted
+    store.write_json(run_dir / store.CONFIG, config)
+    if not ex.recorded:  # stopped while servers were starting
+        store.write_json(run_dir / store.RESULTS, nothing_recorded(interrupted=True))
+        raise RuntimeError_(
+            f"interrupted during start-up, before any client ran: nothing recorded in {run_dir}"
+        )
+    return ex
 
 
-def _setup_and_drive(
-    cfg, backend, run_client, classes, use_ns, run_dir, config, intr, progress
-) -> bool:
-    """Start everything, drive the load, tear down; True when interrupted."""
-    interrupted = False
-    need = backend.servers()
-    durability = _durability(need)
+def _durability(need: ServerNeed) -> Durability:
+    """What a cluster's servers keep across a process kill."""
+    return server_kind(need.kind, need.options).durability()
+
+
+def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progress) -> None:
+    """Start everything, drive the load, tear down; ``ex.interrupted`` when stopped early."""
+    cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
+    run_dir, config = ex.run_dir, ex.config
     with ExitStack() as stack:
         try:
             if use_ns:
                 stack.enter_context(netns.private_netns())
+            multi = need.nodes > 1 or bool(extra_needs)
             runtime = stack.enter_context(
                 LocalRuntime(
                     run_dir,
-                    node_uids=use_ns and need.nodes > 1 and any(c.needs_node_uids for c in classes),
+                    node_uids=use_ns and multi and any(c.needs_node_uids for c in classes),
                     clock=any(c.needs_clock for c in classes),
                     keep_data=cfg.keep_data,
                 )
@@ -245,19 +292,21 @@ def _setup_and_drive(
             else:
                 cluster = runtime.start(need.kind, need.nodes, need.options)
             intr.check()
-            direct = [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
-            config["servers"] = [
-                {
-                    "kind": need.kind,
-                    "name": n.name,
-                    "host": n.host,
-                    "port": n.port,
-                    "pid": n.pid,
-                    "durability": durability.settings if durability else None,
-                }
-                for n in cluster.nodes
-            ]
-            env = NemesisEnv(cfg, backend, cluster, random.Random(cfg.seed))
+            config["servers"] = _server_rows(need, cluster, "lock")
+            extra: dict[str, Cluster] = {}
+            for role, xneed in extra_needs.items():
+                extra[role] = runtime.start(xneed.kind, xneed.nodes, xneed.options, prefix=role)
+                config["servers"] += _server_rows(xneed, extra[role], role)
+                intr.check()
+            direct = _endpoints(cluster)
+            env = NemesisEnv(
+                cfg,
+                backend,
+                cluster,
+                random.Random(cfg.seed),
+                lease_ms=plan.workload.lease_ms(),
+                extra=extra,
+            )
             if any(c.needs_proxies for c in classes):
                 env.proxies = _proxies(cfg, runtime, cluster, config)
                 stack.callback(env.proxies.close)
@@ -274,25 +323,33 @@ def _setup_and_drive(
                 backend.setup(direct)
             except Exception as e:  # a driver's own error type: one line for the user
                 raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
+            servers = {role: _endpoints(c) for role, c in extra.items()}
             intr.check()
-            _drive(
-                cfg,
-                backend,
-                env,
-                direct,
-                run_client,
-                run_dir,
-                progress,
-                stack,
-                nemeses,
-                intr,
-                config,
-            )
+            _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr)
         except KeyboardInterrupt:
-            interrupted = True
+            ex.interrupted = True
         finally:
             intr.disarm()  # from here on (teardown, check, results.json) signals are deferred
-    return interrupted
+
+
+def _endpoints(cluster: Cluster) -> list[Endpoint]:
+    return [Endpoint(n.name, n.host, n.port) for n in cluster.nodes]
+
+
+def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str, Any]]:
+    durability = _durability(need).settings if need.nodes else None
+    return [
+        {
+            "kind": need.kind,
+            "role": role,
+            "name": n.name,
+            "host": n.host,
+            "port": n.port,
+            "pid": n.pid,
+            "durability": durability,
+        }
+        for n in cluster.nodes
+    ]
 
 
 def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
@@ -309,30 +366,26 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
     else:
         from .runtime.toxiproxy import url
 
-        node = runtime.start("toxiproxy", 1, own_uids=False).nodes[0]
-        api = ToxiproxyClient(url(node))
-        config["servers"].append(
-            {
-                "kind": "toxiproxy",
-                "name": node.name,
-                "host": node.host,
-                "port": node.port,
-                "pid": node.pid,
-            }
-        )
+        proxy = runtime.start("toxiproxy", 1, own_uids=False)
+        api = ToxiproxyClient(url(proxy.nodes[0]))
+        config["servers"] += _server_rows(ServerNeed("toxiproxy"), proxy, "proxy")
     groups = max(1, min(cfg.client_groups, cfg.concurrency))
     return ProxyLinks(api, cluster.nodes, groups, prefix)
 
 
-def _drive(
-    cfg, backend, env, direct, run_client, run_dir, progress, stack, nemeses, intr, config
-) -> None:
+FINAL_LIMIT = 30.0  # s for a workload's final phase
+
+
+def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> None:
+    cfg, workload = plan.cfg, plan.workload
     ctx_mp = context()
-    witness = Witness(ctx_mp, cfg.keys, cfg.fencing)
+    shared = workload.shared_state(SetupContext(ctx_mp, cfg, plan.backend, direct, servers))
     stop = StopFlag(ctx_mp)
     status = ctx_mp.Array("q", cfg.concurrency * STATUS_FIELDS, lock=False)
     read_fd, write_fd = make_pipe()
-    writer = stack.enter_context(HistoryWriter(run_dir / store.HISTORY))
+    writer = stack.enter_context(HistoryWriter(ex.run_dir / store.HISTORY, keep=True))
+    ex.lines = writer.lines
+    ex.recorded = True
     t0 = time.monotonic_ns()
     deadline = time.monotonic() + cfg.time_limit
     max_ops = math.ceil(cfg.ops / cfg.concurrency) if cfg.ops else MAX_OPS_PER_CLIENT
@@ -340,7 +393,7 @@ def _drive(
 
     def stop_workers() -> None:
         stop.set()
-        end = time.monotonic() + stop_grace(cfg)
+        end = time.monotonic() + stop_grace(workload)
         for w in workers:
             if w.is_alive():
                 with contextlib.suppress(ProcessLookupError):
@@ -358,30 +411,32 @@ def _drive(
         ctx = ClientContext(
             index=i,
             cfg=cfg,
-            backend=backend,
+            backend=plan.backend,
             endpoints=endpoints,
             recorder=Recorder(write_fd, t0, buffered=True),
-            witness=witness,
+            shared=shared,
             stop=stop,
             status=status,
             deadline=deadline + 1.0,
             max_ops=max_ops,
+            servers=servers,
         )
         w = ctx_mp.Process(
             target=_worker,
-            args=(run_client, ctx, read_fd, os.getpid()),
+            args=(workload, ctx, read_fd, os.getpid()),
             daemon=True,
             name=f"client-{i}",
         )
         w.start()
         workers.append(w)
     env.worker_pids = [w.pid for w in workers]
-    config["worker_pids"] = env.worker_pids  # with the servers' pids: every process of the run
-    store.write_json(run_dir / store.CONFIG, config)
+    ex.config["worker_pids"] = env.worker_pids  # with the servers' pids: every process of the run
+    store.write_json(ex.run_dir / store.CONFIG, ex.config)
     env.status = status
-    pump = HistoryPump(read_fd, writer)
+    pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
     schedule = Schedule(nemeses, Recorder(write_fd, t0), cfg.nemesis_interval)
+    completed = False
     try:
         while time.monotonic() < deadline:
             intr.check()
@@ -395,10 +450,12 @@ def _drive(
                         "elapsed": time.monotonic() - (deadline - cfg.time_limit),
                         "time_limit": cfg.time_limit,
                         "ops": pump.ops,
-                        "ok_acquires": pump.ok_acquires,
+                        "progress": pump.progress,
+                        "progress_label": workload.progress.label,
                         "fault": schedule.active.name if schedule.active else None,
                     }
                 )
+        completed = True
     finally:
         intr.disarm()
         # Heal first, recorded (also after Ctrl-C or a crash), then undo anything left.
@@ -406,5 +463,59 @@ def _drive(
             schedule.heal()
         schedule.teardown()
         stop_workers()
+        if completed:  # the final phase (a final read) runs on a healed cluster only
+            _final(plan, direct, servers, shared, status, Recorder(write_fd, t0), ex)
         os.close(write_fd)
         pump.finish(timeout=5.0)
+
+
+def _final(plan, direct, servers, shared, status, recorder, ex: Execution) -> None:
+    cfg = plan.cfg
+    # A client's process id changes only through ClientContext.retire(), which writes it into
+    # the status array; ids never used start above the highest one there.
+    used = [status[i * STATUS_FIELDS] for i in range(cfg.concurrency)] + [cfg.concurrency - 1]
+    fctx = FinalContext(
+        cfg=cfg,
+        backend=plan.backend,
+        endpoints=direct,
+        servers=servers,
+        recorder=recorder,
+        shared=shared,
+        process=max(used) + 1,
+        deadline=time.monotonic() + FINAL_LIMIT,
+    )
+    try:
+        plan.workload.final(fctx)
+    except Exception as e:  # the workload's own bug or a server still down: not a verdict
+        ex.problems.append(f"the final phase failed: {type(e).__name__}: {e}"[:300])
+    finally:
+        recorder.flush()
+
+
+# -- the whole run ---------------------------------------------------------------------------
+
+
+def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
+    """Run one test and check it: prepare -> execute -> analyse -> render. ``progress`` is
+    called about 10 times a second while clients run."""
+    plan = prepare(cfg)
+    with _interrupts() as intr:  # a second Ctrl-C never cuts the check or results.json short
+        ex = execute(plan, intr, progress)
+        got = parse_lines(ex.lines)
+        results = analyse(
+            plan.workload.checkers(),
+            got,
+            config=ex.config,
+            interrupted=ex.interrupted,
+            problems=ex.problems,
+        )
+        store.write_json(ex.run_dir / store.RESULTS, results)
+        report = render(ex, results, got) if cfg.render_report else None
+    code = exit_code(results["valid"])
+    return RunResult(ex.run_dir, results["valid"], results, code, ex.interrupted, report, ex.config)
+
+
+def render(ex: Execution, results: dict[str, Any], got: ReadResult) -> Path:
+    from reports.render import write_report
+
+    return write_report(ex.run_dir, ex.config, results, got.ops, notes=got.problems[:10])

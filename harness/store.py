@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-CONFIG, HISTORY, RESULTS, REPORT = "config.json", "history.jsonl", "results.json", "report.html"
+from .history import CONFIG, HISTORY, REPORT, RESULTS
+
+__all__ = ["CONFIG", "HISTORY", "REPORT", "RESULTS", "new_run_dir", "read_json", "runs"]
 
 
 def new_run_dir(store: Path, backend: str, workload: str, nemesis: str) -> Path:
@@ -60,11 +62,3 @@ def runs(store: Path) -> list[Path]:
         return []
     found = [p.parent for p in store.glob(f"*/*/{CONFIG}")]
     return sorted(found, key=lambda p: p.name)
-
-
-def resolve_run(path: Path) -> Path:
-    """A run directory from a path given by a user: the dir itself, or ``store/latest``."""
-    p = Path(path)
-    if p.is_file():
-        return p.parent
-    return p.resolve()

@@ -14,8 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 
 from harness import history
-from harness.history import Op
-from harness.runtime.durability import notices
+from harness.history import CONFIG, HISTORY, REPORT, RESULTS, Op
 
 from . import svg, view
 
@@ -61,12 +60,12 @@ def _check_dir(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(
-            f"{run_dir} is not a run directory (expected a directory holding config.json, "
-            "history.jsonl and results.json)"
+            f"{run_dir} is not a run directory (expected a directory holding {CONFIG}, "
+            f"{HISTORY} and {RESULTS})"
         )
-    if not any((run_dir / n).exists() for n in ("config.json", "history.jsonl", "results.json")):
+    if not any((run_dir / n).exists() for n in (CONFIG, HISTORY, RESULTS)):
         raise ReportError(
-            f"{run_dir} holds none of config.json, history.jsonl, results.json: not a run directory"
+            f"{run_dir} holds none of {CONFIG}, {HISTORY}, {RESULTS}: not a run directory"
         )
     return run_dir
 
@@ -78,20 +77,37 @@ def render_run(run_dir: Path, ops: list[Op] | None = None) -> Path:
     """
     run_dir = _check_dir(run_dir)
     notes: list[str] = []
-    config = _read_json(run_dir / "config.json", notes)
-    results = _read_json(run_dir / "results.json", notes)
-    hist = run_dir / "history.jsonl"
+    config = _read_json(run_dir / CONFIG, notes)
+    results = _read_json(run_dir / RESULTS, notes)
+    hist = run_dir / HISTORY
+    problems: list[str] = []
     if ops is None and hist.exists():
         read = history.read(hist)
         ops = read.ops
-        for p in read.problems[:10]:
-            notes.append(f"history.jsonl {p}")
-        if len(read.problems) > 10:
-            notes.append(f"history.jsonl: {len(read.problems) - 10} more unreadable lines")
+        problems = read.problems
     elif ops is None:
         ops = []
-        notes.append("history.jsonl is missing")
-    out = run_dir / "report.html"
+        notes.append(f"{HISTORY} is missing")
+    return write_report(run_dir, config, results, ops, notes=notes, problems=problems)
+
+
+def write_report(
+    run_dir: Path,
+    config: dict[str, Any],
+    results: dict[str, Any],
+    ops: list[Op],
+    *,
+    notes: Sequence[str] = (),
+    problems: Sequence[str] = (),
+) -> Path:
+    """Write ``run_dir/report.html`` from what the run holds in memory; ``problems`` are the
+    history's unreadable lines."""
+    notes = list(notes)
+    for p in problems[:10]:
+        notes.append(f"{HISTORY} {p}")
+    if len(problems) > 10:
+        notes.append(f"{HISTORY}: {len(problems) - 10} more unreadable lines")
+    out = Path(run_dir) / REPORT
     out.write_text(render_html(config, results, ops, notes=notes), encoding="utf-8")
     return out
 
@@ -171,7 +187,7 @@ def render_html(
             verdict=verdict,
             summary=summary,
             faults_line=view.faults_line(results),
-            non_durable=notices(config),
+            non_durable=view.non_durable(config),
             result_rows=view.result_rows(results),
             config_rows=view.config_rows(config),
             checkers=view.checker_sections(results),
@@ -249,7 +265,7 @@ def _cell(run_dir: Path, out: Path, config: dict[str, Any], results: dict[str, A
         v = lat.get(k)
         return f"{v:.3g}" if isinstance(v, int | float) and not isinstance(v, bool) else "—"
 
-    report = run_dir / "report.html"
+    report = run_dir / REPORT
     return {
         "name": run_dir.name,
         "href": Path(os.path.relpath(report, out.parent)).as_posix(),
@@ -286,10 +302,10 @@ def render_comparison(
             notes.append(str(e))
             continue
         run_notes: list[str] = []
-        config = _read_json(d / "config.json", run_notes)
-        results = _read_json(d / "results.json", run_notes)
+        config = _read_json(d / CONFIG, run_notes)
+        results = _read_json(d / RESULTS, run_notes)
         notes += [f"{d.name}: {n}" for n in run_notes]
-        if not (d / "report.html").exists():
+        if not (d / REPORT).exists():
             render_run(d)
         backend = str(config.get("backend") or "?")
         cells.setdefault((backend, view.nemesis_label(config)), []).append(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkers import verdict_word
+from harness import history
 from harness.history import NEMESIS, Op
 
 from .svg import Bar, Fault
@@ -59,14 +61,13 @@ CONFIG_ORDER = (
 
 
 def verdict(results: dict[str, Any]) -> str:
-    v = results.get("valid")
-    return "valid" if v is True else "invalid" if v is False else "unknown"
+    """A run's verdict word; a run is never "not applicable": that shows as unknown."""
+    word = verdict_word(results.get("valid"))
+    return word if word in ("valid", "invalid") else "unknown"
 
 
 def checker_verdict(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    return "valid" if v is True else "invalid" if v is False else "unknown"
+    return "n/a" if v is None else verdict_word(v)
 
 
 def show(v: Any, limit: int = 200) -> str:
@@ -124,11 +125,14 @@ def config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def non_durable(config: dict[str, Any]) -> list[str]:
+    """The non-durable settings a stored run's config.json names (see
+    harness/runtime/durability.py; none for older runs), one line each."""
+    return [str(x) for x in config.get("non_durable", [])]
+
+
 def nemesis_label(config: dict[str, Any]) -> str:
-    n = config.get("nemesis")
-    if isinstance(n, list):
-        return "+".join(map(str, n)) or "none"
-    return str(n) if n else "none"
+    return history.nemesis_label(config.get("nemesis"))
 
 
 def faults_from(ops: Sequence[Op]) -> list[Fault]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import run_config
 from harness.history import Op, read
 from harness.run import RunResult, run_test
 from harness.runtime import MissingBinary
@@ -41,7 +41,7 @@ def store() -> Iterator[Path]:
 
 
 def _run(store: Path, **kw: Any) -> tuple[RunResult, list[Op]]:
-    cfg = RunConfig(keys=1, store=store, render_report=False, **kw)
+    cfg = run_config(keys=1, store=store, render_report=False, **kw)
     res = run_test(cfg)
     return res, read(res.run_dir / "history.jsonl").ops
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from harness.config import RunConfig
+from harness.config import run_config
 from harness.history import read
 from harness.run import run_test
 
@@ -29,7 +29,7 @@ def _run(tmp_path, **kw):
     base = dict(
         backend="redis", concurrency=3, keys=1, store=tmp_path, seed=11, render_report=False
     )
-    return run_test(RunConfig(**(base | kw)))
+    return run_test(run_config(**(base | kw)))
 
 
 def _violations(res) -> set[str]:

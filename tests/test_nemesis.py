@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from backends.registry import make
-from harness.config import RunConfig
+from harness.config import run_config
 from harness.nemesis import NemesisEnv, nemesis_class
 from harness.net import netns, topology
 from harness.net.firewall import Firewall
@@ -26,7 +26,8 @@ ROOT_ONLY = pytest.mark.skipif(
 
 
 def _env(cluster, **kw) -> NemesisEnv:
-    cfg = RunConfig(backend="redis", ttl_ms=1000, nemesis_interval=1.0)
+    cfg = run_config(backend="redis", nemesis_interval=1.0)
+    kw.setdefault("lease_ms", 1000.0)
     return NemesisEnv(cfg, make("redis"), cluster, random.Random(1), **kw)
 
 
@@ -189,7 +190,7 @@ def test_iptables_partition_cuts_node_to_node_and_leaves_nothing(redis_bin, tmp_
 
 def test_client_pause_freezes_the_holder(redis_bin, tmp_path):
     """In a real run: the paused worker is the one whose status said it held a lock."""
-    cfg = RunConfig(
+    cfg = run_config(
         backend="redis",
         nemesis=["client-pause"],
         nemesis_interval=1.0,

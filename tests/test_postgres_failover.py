@@ -188,11 +188,11 @@ def run_with_failover(store: Path, synchronous: bool) -> tuple[object, list[dict
     """A short mutex run, the primary (n1) killed once at 3 s and restarted 0.5 s later.
     Returns the result, the history, and the leases lost before their TTL: releases refused
     ("expired or was taken over") although invoked well within the lease's TTL."""
-    from harness.config import RunConfig
+    from harness.config import run_config
     from harness.run import run_test
 
     ttl_ms = 2000
-    cfg = RunConfig(
+    cfg = run_config(
         backend="postgres-lease", time_limit=6.5, concurrency=6, keys=4, hold_ms=100,
         ttl_ms=ttl_ms, wait_ms=2000, store=store, seed=1, nemesis=["kill"],
         nemesis_interval=3, nemesis_opts={"target": "n1", "down_ms": "500"},

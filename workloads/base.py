@@ -1,17 +1,30 @@
-"""What a workload's client gets: its identity, its lock client, and where to record ops."""
+"""What a workload is, and what its clients get.
+
+A ``Workload`` is everything a test adds on top of a lock backend (Jepsen's test map, Porcupine's
+model): its options, what each client does (``run_client``, in a forked worker process), the
+state its clients share (``shared_state``, made before the workers fork), the servers it needs
+besides the lock's (``servers``: a data store cluster, started by the runtime and a target for
+the nemeses like the lock's own nodes), a last phase once the faults are healed (``final``: the
+final read), the checkers that judge its history (``checkers``: a checker map, composed), and
+what the progress line counts (``progress``).
+
+Workloads are found through the ``harness.workloads`` entry point group (``workloads.registry``)
+as backends are through ``harness.backends``. This package imports nothing from ``harness``:
+the harness calls workloads, never the other way round.
+"""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, Protocol
 
-from backends.base import Backend, Endpoint, LockClient
-from harness.config import RunConfig
-from harness.recorder import Recorder
-from harness.witness import Witness
+from backends.base import Backend, Endpoint, LockClient, ServerNeed
+from backends.option_values import Option, parse_options
+from checkers import CheckerMap
 
 # Per-client slots in the shared status array, read by the client-pause nemesis.
 STATUS_FIELDS = 3  # [process id, state, key index]
@@ -37,18 +50,53 @@ class KeyNames(Sequence[str]):
         return str(i % self._n)
 
 
+class RunParams(Protocol):
+    """The run-wide parameters a workload reads (``harness.config.RunConfig`` has them)."""
+
+    concurrency: int
+    keys: int
+    rate: float
+    seed: int | None
+    time_limit: float
+
+
+class OpRecorder(Protocol):
+    """Where a client records its ops (``harness.recorder.Recorder``)."""
+
+    def record(
+        self,
+        process: int | str,
+        type_: str,
+        f: str,
+        key: Any = None,
+        value: Any = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class Progress(NamedTuple):
+    """What the progress line counts while the run goes: ops of this ``type`` and ``f``."""
+
+    label: str  # e.g. "grants"
+    type: str  # e.g. "ok"
+    f: str  # e.g. "acquire"
+
+
 @dataclass
 class ClientContext:
     index: int  # 0 .. concurrency-1
-    cfg: RunConfig
+    cfg: RunParams
     backend: Backend
-    endpoints: list[Endpoint]
-    recorder: Recorder
-    witness: Witness
-    stop: Any  # multiprocessing Event
+    endpoints: list[Endpoint]  # the lock's nodes (or their proxies) for this client
+    recorder: OpRecorder
+    shared: Any  # what the workload's shared_state() made before the fork
+    stop: Any  # a flag with is_set(), set by the harness when clients must stop
     status: Any  # shared array of concurrency * STATUS_FIELDS int64
     deadline: float  # time.monotonic() after which the client stops by itself
     max_ops: int
+    servers: dict[str, list[Endpoint]] = field(default_factory=dict)  # extra servers, by role
 
     def __post_init__(self) -> None:
         seed = self.cfg.seed if self.cfg.seed is not None else time.time_ns()
@@ -86,3 +134,81 @@ class ClientContext:
             if not self.running():
                 return False
             time.sleep(min(left, SLEEP_SLICE))
+
+
+@dataclass
+class SetupContext:
+    """What ``Workload.shared_state`` gets: the servers are up, no worker has forked yet."""
+
+    mp: Any  # the multiprocessing (fork) context, for shared memory and locks
+    cfg: RunParams
+    backend: Backend
+    endpoints: list[Endpoint]  # the lock's nodes, directly
+    servers: dict[str, list[Endpoint]]  # extra servers, by role
+
+
+@dataclass
+class FinalContext:
+    """The last phase, in the harness process, after faults are healed and clients stopped."""
+
+    cfg: RunParams
+    backend: Backend
+    endpoints: list[Endpoint]  # the lock's nodes, directly
+    servers: dict[str, list[Endpoint]]  # extra servers, by role
+    recorder: OpRecorder
+    shared: Any
+    process: int  # a process id no client used
+    deadline: float  # time.monotonic() by which the phase must end
+
+
+class Workload(ABC):
+    """One kind of test. Subclasses declare the class attributes and ``run_client``/``checkers``;
+    the other hooks are optional."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: Options (``--workload-opt NAME=VALUE``; an ``Option.flag`` is also a ``harness run`` flag).
+    options: ClassVar[dict[str, Option]] = {}
+    progress: ClassVar[Progress] = Progress("ops ok", "ok", "")
+
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
+        """Parse and validate the options; raises ValueError (one line) before any server
+        starts."""
+        self.opts: dict[str, Any] = parse_options(
+            self.options, opts or {}, f"workload {self.name!r}"
+        )
+
+    def prepare(self, cfg: RunParams, backend: Backend) -> None:  # noqa: B027 - optional hook
+        """Called in the prepare stage, before anything starts: check the options against the
+        run and the lock backend (raise ValueError, one line), decide what ``servers`` needs."""
+
+    def servers(self) -> dict[str, ServerNeed]:
+        """Servers needed besides the lock's, by role (e.g. {"store": ServerNeed("redis")}).
+        Their nodes are named <role>1, <role>2 ... and clients get their endpoints."""
+        return {}
+
+    def shared_state(self, ctx: SetupContext) -> Any:
+        """State every client shares (``ClientContext.shared``), made in the harness process
+        once the servers are up and before the workers fork (e.g. a data store's tables)."""
+        return None
+
+    @abstractmethod
+    def run_client(self, ctx: ClientContext) -> None:
+        """One client's loop, in its own worker process, bounded by ``ctx.running()`` and
+        ``ctx.max_ops``."""
+
+    def final(self, ctx: FinalContext) -> None:  # noqa: B027 - optional hook
+        """After the faults are healed and the clients stopped: e.g. a final read, recorded."""
+
+    @abstractmethod
+    def checkers(self) -> CheckerMap:
+        """The checker map (``checkers.compose``) that judges this workload's history."""
+
+    def lease_ms(self) -> float:
+        """How long a client's claim lasts untended; nemeses scale their default fault lengths
+        to it (a pause of twice the lease)."""
+        return 3000.0
+
+    def stop_grace_s(self) -> float:
+        """How long one client op may block: the time clients get to finish after the run."""
+        return 0.0

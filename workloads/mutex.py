@@ -14,20 +14,84 @@ stops or is retired, so every hold ends in a recorded release attempt.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from backends.base import LockFailed
+from backends.base import MAX_MS, LockFailed
+from backends.option_values import Option
+from checkers import CheckerMap, lock_checkers
 
-from .base import ACQUIRING, HOLDING, IDLE, RELEASING, ClientContext
+from .base import (
+    ACQUIRING,
+    HOLDING,
+    IDLE,
+    RELEASING,
+    ClientContext,
+    Progress,
+    SetupContext,
+    Workload,
+)
 
 RETRY_PAUSE = 0.05  # after an unknown outcome, before trying again with a fresh client
+
+
+class MutexWorkload(Workload):
+    name = "mutex"
+    description = (
+        "acquire a lock, hold it, write the protected resource with the fence token, release"
+    )
+    options = {
+        "ttl_ms": Option(3000, "lock TTL (lease)", lo=1, hi=MAX_MS, unit="ms", flag="--ttl"),
+        "hold_ms": Option(10, "critical section", lo=0, hi=MAX_MS, unit="ms", flag="--hold"),
+        "wait_ms": Option(
+            500, "how long an acquire waits", lo=0, hi=MAX_MS, unit="ms", flag="--wait"
+        ),
+        "fencing": Option(
+            False,
+            "the protected resource rejects stale fence tokens",
+            flag="--fencing/--no-fencing",
+        ),
+        "renew_ms": Option(
+            0,
+            "holders renew their lease every this many ms while holding (0: never)",
+            lo=0,
+            hi=MAX_MS,
+            unit="ms",
+            flag="--renew-every",
+        ),
+        "check_before_write": Option(
+            False,
+            "holders renew their lease right before writing and skip the write if it was lost",
+            flag="--check-before-write",
+        ),
+    }
+    progress = Progress("grants", "ok", "acquire")
+
+    def shared_state(self, ctx: SetupContext) -> Any:
+        from harness.witness import Witness
+
+        return Witness(ctx.mp, ctx.cfg.keys, self.opts["fencing"])
+
+    def run_client(self, ctx: ClientContext) -> None:
+        run_client(ctx, self.opts)
+
+    def checkers(self) -> CheckerMap:
+        return lock_checkers(fencing_enforced=self.opts["fencing"])
+
+    def lease_ms(self) -> float:
+        return float(self.opts["ttl_ms"])
+
+    def stop_grace_s(self) -> float:
+        # a hold wakes at once (it watches the stop flag); an acquire may wait up to wait_ms
+        return self.opts["wait_ms"] / 1000 + 2
 
 
 def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def run_client(ctx: ClientContext) -> None:
+def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
+    ttl_ms, wait_ms = opts["ttl_ms"], opts["wait_ms"]
     interval = cfg.concurrency / cfg.rate if cfg.rate > 0 else 0.0
     client = None
     next_at = time.monotonic()
@@ -57,7 +121,7 @@ def run_client(ctx: ClientContext) -> None:
         rec.record(ctx.process, "invoke", "acquire", key)
         rec.flush()
         try:
-            lease = client.acquire(key, cfg.ttl_ms, cfg.wait_ms)
+            lease = client.acquire(key, ttl_ms, wait_ms)
         except LockFailed as e:
             rec.record(ctx.process, "fail", "acquire", key, error=_error(e))
             ctx.set_status(IDLE)
@@ -71,9 +135,9 @@ def run_client(ctx: ClientContext) -> None:
             continue
         rec.record(ctx.process, "ok", "acquire", key, lease.fence)
         ctx.set_status(HOLDING, ki)
-        still, unknown = _hold(ctx, client, key, lease)
-        if still and cfg.check_before_write:
-            still, unknown = _renew(ctx, client, key, lease)
+        still, unknown = _hold(ctx, opts, client, key, lease)
+        if still and opts["check_before_write"]:
+            still, unknown = _renew(ctx, opts, client, key, lease)
         if still:
             _write(ctx, ki, key, lease.fence)
         ctx.set_status(RELEASING, ki)
@@ -101,40 +165,40 @@ def run_client(ctx: ClientContext) -> None:
         _drop(client)
 
 
-def _hold(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
+def _hold(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> tuple[bool, bool]:
     """The critical section's duration; with ``renew_ms`` the holder renews its lease that
     often while it holds (a lease longer than the TTL, kept alive). Returns as ``_renew``; a
     hold cut short by the end of the run skips the write and goes to release."""
-    cfg, rec = ctx.cfg, ctx.recorder
-    if not cfg.hold_ms:
+    rec, hold_ms, renew_ms = ctx.recorder, opts["hold_ms"], opts["renew_ms"]
+    if not hold_ms:
         return True, False
     rec.flush()
-    if cfg.renew_ms <= 0:
-        return ctx.sleep(cfg.hold_ms / 1000), False
-    end = time.monotonic() + cfg.hold_ms / 1000
+    if renew_ms <= 0:
+        return ctx.sleep(hold_ms / 1000), False
+    end = time.monotonic() + hold_ms / 1000
     while True:
         left = end - time.monotonic()
         if left <= 0:
             return True, False
-        if not ctx.sleep(min(cfg.renew_ms / 1000, left)):
+        if not ctx.sleep(min(renew_ms / 1000, left)):
             return False, False
         if time.monotonic() < end:
-            still, unknown = _renew(ctx, client, key, lease)
+            still, unknown = _renew(ctx, opts, client, key, lease)
             if not still:
                 return still, unknown
 
 
-def _renew(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
+def _renew(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> tuple[bool, bool]:
     """Check the lock is still ours (a renew) before acting as holder.
 
     Returns (still holder, outcome unknown). A refused or unknown renew means the client stops
     acting as holder: it skips the write and goes straight to release.
     """
-    rec, cfg = ctx.recorder, ctx.cfg
+    rec = ctx.recorder
     rec.record(ctx.process, "invoke", "renew", key, lease.fence)
     rec.flush()
     try:
-        client.renew(lease, cfg.ttl_ms)
+        client.renew(lease, opts["ttl_ms"])
     except LockFailed as e:
         rec.record(ctx.process, "fail", "renew", key, lease.fence, error=_error(e))
         return False, False
@@ -149,11 +213,11 @@ def _renew(ctx: ClientContext, client, key: str, lease) -> tuple[bool, bool]:
 
 
 def _write(ctx: ClientContext, ki: int, key: str, fence: int | None) -> None:
-    """The protected write; the witness is in-harness, so its outcome is always known."""
+    """The protected write; the resource is in-harness, so its outcome is always known."""
     rec = ctx.recorder
     rec.record(ctx.process, "invoke", "write", key, fence)
     try:
-        ctx.witness.write(ki, fence)
+        ctx.shared.write(ki, fence)
     except Exception as e:
         rec.record(ctx.process, "fail", "write", key, fence, error=str(e))
     else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from backends.base import Backend
+from collections.abc import Mapping
+
+from backends.base import Backend, ServerNeed
 
 from ..config import RunConfig
 from ..runtime.kinds import server_kind
@@ -23,13 +25,22 @@ def nemesis_class(name: str) -> type[Nemesis]:
     return NEMESES[name]
 
 
-def check_before_start(cfg: RunConfig, backend: Backend, classes: list[type[Nemesis]]) -> None:
+def check_before_start(
+    cfg: RunConfig,
+    backend: Backend,
+    classes: list[type[Nemesis]],
+    extra: Mapping[str, ServerNeed] | None = None,
+) -> None:
     """Every nemesis check that needs no server: option values, targets, whether each nemesis
-    can act on this backend's servers (NotApplicable), and whether any fault can fire at all."""
+    can act on this backend's servers (NotApplicable), and whether any fault can fire at all.
+    ``extra``: the workload's own servers by role, whose nodes are targets too."""
     if not classes:
         return
     need = backend.servers()
     plan = Plan(cfg, server_kind(need.kind, need.options), node_names(need.nodes), need.nodes == 0)
+    for role, xneed in (extra or {}).items():
+        kind = server_kind(xneed.kind, xneed.options)
+        plan.extra.update({name: kind for name in node_names(xneed.nodes, role)})
     for cls in classes:
         cls.validate(plan, cfg.nemesis_opts)
     if cfg.time_limit <= cfg.nemesis_interval:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from backends.base import Backend
 
 from ..config import RunConfig
-from ..runtime import Cluster
+from ..runtime import Cluster, Node
 from ..runtime.base import ServerKind
 from .options import Opt
 
@@ -35,20 +35,41 @@ class Plan:
 
     cfg: RunConfig
     kind: ServerKind
-    nodes: list[str]  # node names, as the runtime will name them
+    nodes: list[str]  # the lock's node names, as the runtime will name them
     external: bool = False  # the backend uses a server the harness did not start
+    #: a workload's extra servers (a data store): node name (store1 ...) -> its server kind
+    extra: dict[str, ServerKind] = field(default_factory=dict)
+
+    def kind_of(self, node: str) -> ServerKind:
+        return self.extra.get(node, self.kind)
 
 
 @dataclass
 class NemesisEnv:
     cfg: RunConfig
     backend: Backend
-    cluster: Cluster
+    cluster: Cluster  # the lock's servers
     rng: random.Random
+    #: how long a client's claim lasts untended (the workload's lease, e.g. the mutex TTL): the
+    #: default length of faults meant to outlast it
+    lease_ms: float = 3000.0
+    #: servers a workload needs besides the lock's (a data store), by role; their nodes are
+    #: targets too (kill, pause, clock by node name)
+    extra: dict[str, Cluster] = field(default_factory=dict)
     proxies: Any = None  # net.proxies.ProxyLinks, when client links are proxied
     firewall: Any = None  # net.firewall.Firewall, inside a private namespace
     worker_pids: list[int] = field(default_factory=list)
     status: Any = None  # shared client status array (workloads.base.STATUS_FIELDS per client)
+
+    def clusters(self) -> list[Cluster]:
+        """Every cluster the harness started for the run: the lock's first."""
+        return [self.cluster, *self.extra.values()]
+
+    def cluster_of(self, node: Node) -> Cluster:
+        for c in self.clusters():
+            if any(n is node for n in c.nodes):
+                return c
+        raise KeyError(node.name)
 
 
 class Nemesis:
@@ -88,7 +109,8 @@ class Nemesis:
     def check(self) -> None:
         """The same checks against the cluster actually started."""
         cluster = self.env.cluster
-        plan = Plan(self.env.cfg, cluster.kind, [n.name for n in cluster.nodes])
+        extra = {n.name: c.kind for c in self.env.extra.values() for n in c.nodes}
+        plan = Plan(self.env.cfg, cluster.kind, [n.name for n in cluster.nodes], extra=extra)
         type(self).validate(plan, self.opts)
 
     def duration(self) -> float:

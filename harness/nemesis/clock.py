@@ -37,11 +37,16 @@ class Clock(Nemesis):
 
     @classmethod
     def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
-        if not plan.kind.libc_clock:
-            raise NotApplicable(
-                f"nemesis clock cannot move {plan.kind.kind}'s clock: its binary reads time "
-                "without libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not passed"
-            )
+        target = values.get("target", "random")
+        named = [t.strip() for t in target.split(",")] if target != "random" else []
+        known = [n for n in named if n in plan.nodes or n in plan.extra]
+        for kind in [plan.kind_of(n) for n in known] or [plan.kind]:  # random: the lock's
+            if not kind.libc_clock:
+                raise NotApplicable(
+                    f"nemesis clock cannot move {kind.kind}'s clock: its binary reads time "
+                    "without libc (Go), so the LD_PRELOAD shim never sees it; unsupported, not "
+                    "passed"
+                )
         strobe = values.get("strobe_ms", 0.0)
         if 0 < strobe < 1:  # a faster strobe would only spin the harness
             raise cls.options["strobe_ms"].refuse(
@@ -53,7 +58,7 @@ class Clock(Nemesis):
         from ..clock import set_offset
 
         self.node = pick_node(self)
-        offset = self.opt("offset_ms", 2.0 * self.env.cfg.ttl_ms)
+        offset = self.opt("offset_ms", 2.0 * self.env.lease_ms)
         strobe = self.opt("strobe_ms", 0.0)
         set_offset(self.node.dir, offset / 1000)
         value: dict[str, Any] = {"node": self.node.name, "offset_ms": offset}

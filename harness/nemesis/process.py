@@ -32,17 +32,19 @@ def target_names(nemesis: str, target: str, nodes: list[str]) -> list[str]:
     return names
 
 
-def check_target(cls: type[Nemesis], plan: Plan, values: dict[str, Any]) -> None:
-    target_names(cls.name, values.get("target", "random"), plan.nodes)
+def check_target(cls: type[Nemesis], plan: Plan, values: dict[str, Any]) -> list[str]:
+    """The named targets ([] for random): the lock's nodes or a workload's extra ones."""
+    return target_names(cls.name, values.get("target", "random"), plan.nodes + list(plan.extra))
 
 
 def pick_node(nem: Nemesis) -> Node:
-    """``target``: random, a node name, or a comma-separated list taken in rotation (so that
-    successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a majority one by one)."""
-    nodes = {n.name: n for n in nem.env.cluster.nodes}
+    """``target``: random (one of the lock's nodes), a node name, or a comma-separated list
+    taken in rotation (so that successive faults hit distinct nodes, e.g. n1,n2,n3 to wipe a
+    majority one by one). Names may be those of a workload's extra servers (store1 ...)."""
+    nodes = {n.name: n for c in nem.env.clusters() for n in c.nodes}
     names = target_names(nem.name, nem.opts.get("target", "random"), list(nodes))
     if not names:
-        return nem.env.rng.choice(list(nodes.values()))
+        return nem.env.rng.choice(nem.env.cluster.nodes)
     turn = getattr(nem, "_turn", 0)
     nem._turn = turn + 1
     return nodes[names[turn % len(names)]]
@@ -65,13 +67,13 @@ class Kill(Nemesis):
     def duration(self) -> float:
         down = self.opt("down_ms", 0.0)
         if str(self.env.backend.opts.get("delayed_restart", "false")).lower() == "true":
-            down = max(down, self.env.cfg.ttl_ms + 500)  # stays down longer than any lock
+            down = max(down, self.env.lease_ms + 500)  # stays down longer than any lock
         return down / 1000 if down else self.env.cfg.nemesis_interval
 
     def start(self) -> dict[str, Any]:
         self.node = pick_node(self)
         pid = self.node.pid
-        cluster = self.env.cluster
+        cluster = self.env.cluster_of(self.node)
         cluster.kill_node(self.node)
         value = {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
         then = cluster.kind.after_kill(self.node, cluster.nodes)
@@ -84,9 +86,10 @@ class Kill(Nemesis):
             return None
         node, self.node = self.node, None
         wipe = self.opt("wipe", False)
-        self.env.cluster.start_node(node, fresh=wipe)
+        cluster = self.env.cluster_of(node)
+        cluster.start_node(node, fresh=wipe)
         try:
-            self.env.cluster.wait_ready([node])
+            cluster.wait_ready([node])
             ready = True
         except Exception:
             ready = False
@@ -114,14 +117,14 @@ class Pause(Nemesis):
 
     def start(self) -> dict[str, Any]:
         self.node = pick_node(self)
-        self.env.cluster.pause_node(self.node)
+        self.env.cluster_of(self.node).pause_node(self.node)
         return {"node": self.node.name, "pid": self.node.pid, "signal": "SIGSTOP"}
 
     def stop(self) -> dict[str, Any] | None:
         if self.node is None:
             return None
         node, self.node = self.node, None
-        self.env.cluster.resume_node(node)
+        self.env.cluster_of(node).resume_node(node)
         return {"node": node.name, "pid": node.pid, "signal": "SIGCONT"}
 
     def teardown(self) -> None:
@@ -142,7 +145,7 @@ class ClientPause(Nemesis):
         self.pid: int | None = None
 
     def duration(self) -> float:
-        return self.opt("pause_ms", 2.0 * self.env.cfg.ttl_ms) / 1000
+        return self.opt("pause_ms", 2.0 * self.env.lease_ms) / 1000
 
     def _holder(self) -> tuple[int, int, int] | None:
         st, n = self.env.status, len(self.env.worker_pids)

@@ -10,7 +10,6 @@ lost write is never blamed on the lock by mistake.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 NOTICE = "non-durable setting in effect: "
 
@@ -25,8 +24,3 @@ class Durability:
         if self.loses_on_kill is None:
             return None
         return f"{NOTICE}{kind} {self.settings}: {self.loses_on_kill}"
-
-
-def notices(config: dict[str, Any]) -> list[str]:
-    """The non-durable lines a stored run's config.json carries (none for older runs)."""
-    return [str(x) for x in config.get("non_durable", [])]

@@ -21,9 +21,10 @@ from .base import Node, RuntimeError_, ServerKind, free_port, wait_until
 from .kinds import server_kind
 
 
-def node_names(n_nodes: int) -> list[str]:
-    """The names a cluster's nodes get (also known before start, for checking targets)."""
-    return [f"n{i}" for i in range(1, n_nodes + 1)]
+def node_names(n_nodes: int, prefix: str = "n") -> list[str]:
+    """The names a cluster's nodes get (also known before start, for checking targets): n1,
+    n2 ... for the lock's; a workload's extra cluster has its role as prefix (store1 ...)."""
+    return [f"{prefix}{i}" for i in range(1, n_nodes + 1)]
 
 
 class Cluster:
@@ -185,10 +186,17 @@ class LocalRuntime:
             _let_others_traverse(self.dir)
 
     def start(
-        self, kind_name: str, n_nodes: int, options: dict | None = None, own_uids: bool = True
+        self,
+        kind_name: str,
+        n_nodes: int,
+        options: dict | None = None,
+        own_uids: bool = True,
+        prefix: str = "n",
     ) -> Cluster:
         """Start ``n_nodes`` of a kind and wait until the cluster is ready. ``own_uids=False``
-        keeps harness helpers (the proxy) under the harness's own uid."""
+        keeps harness helpers (the proxy) under the harness's own uid. Nodes are named
+        ``<prefix>1``, ``<prefix>2`` ...: a workload's extra cluster gets its role as prefix, so
+        node names stay unique across the run (nemesis targets)."""
         kind = server_kind(kind_name, options)
         kind.find_binary()
         nodes = []
@@ -196,7 +204,7 @@ class LocalRuntime:
             octet = self._next_host
             host = f"127.0.0.{octet}"
             self._next_host += 1
-            d = self.dir / f"{kind.kind}-n{i}"
+            d = self.dir / f"{kind.kind}-{prefix}{i}"
             d.mkdir(parents=True, exist_ok=True)
             isolate = self.node_uids and own_uids and kind.user is None
             uid = self.uid_base + octet if isolate else None
@@ -205,7 +213,9 @@ class LocalRuntime:
             elif kind.user is not None and os.geteuid() == 0:
                 shutil.chown(d, kind.user, kind.user)
             extra = {p: free_port(host) for p in kind.extra_port_names}
-            node = Node(node_names(n_nodes)[i - 1], host, free_port(host), d, extra, uid=uid)
+            node = Node(
+                node_names(n_nodes, prefix)[i - 1], host, free_port(host), d, extra, uid=uid
+            )
             node.clock = self.clock and kind.libc_clock
             nodes.append(node)
         cluster = Cluster(kind, nodes)
