@@ -1,6 +1,6 @@
 """Holds: the intervals during which a process certainly owned a lock, from one history sweep.
 
-The owner-aware mutex (design.md "The mutex checker") reduces, for sequential processes, to
+The owner-aware mutex (docs/design.md, "Checkers") reduces, for sequential processes, to
 intervals measured in *event positions* of the history sorted by (time, index):
 
 - a hold starts at the position of an ``ok`` acquire (its latest possible linearization point);

@@ -181,7 +181,7 @@ def holds_from_ops(ops: Sequence[Op]) -> list[dict[str, Any]]:
     """Holds for drawing only, when results.json has none (e.g. a run that crashed).
 
     An ok acquire starts a hold; the owner's next release invocation ends it unless that release
-    failed, as design.md defines. No verdict is drawn from these.
+    failed, as docs/design.md defines. No verdict is drawn from these.
     """
     holding: dict[int | str, dict[str, Any]] = {}
     releasing: dict[int | str, tuple[dict[str, Any], int]] = {}
