@@ -38,6 +38,11 @@ def test_run_writes_junit_and_list_and_export_see_it(redis_bin, tmp_path):
     n_ops = len((run_dir / "history.jsonl").read_text().splitlines())
     assert len(edn) == n_ops and edn[0].startswith("{") and ":type :invoke" in edn[0]
 
+    (run_dir / "report.html").unlink()
+    p = harness("report", str(run_dir))
+    assert p.returncode == 0, p.stderr
+    assert "VALID" in (run_dir / "report.html").read_text().upper()
+
 
 def test_junit_marks_an_invalid_run_as_failure(redis_bin, tmp_path):
     junit = tmp_path / "junit.xml"
