@@ -27,11 +27,13 @@ from typing import Any
 
 from harness.history import NEMESIS, Op
 
+from .pairing import NEVER_RETURNED, pair
 from .set import count_text
 
 NAME = "jobs"
 MAX_EXAMPLES = 100
 MS = 1_000_000  # ns
+EXEC_FS = frozenset(("exec",))
 
 
 def _slot_of(value: Any) -> int | None:
@@ -51,8 +53,8 @@ def _num(value: Any, name: str) -> float | None:
 
 
 def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dict[str, Any]:
+    ops = ops if isinstance(ops, list) else list(ops)
     execs: list[list[Any]] = []  # [slot, start ns, end ns or None, process]
-    pending: dict[Any, list[Any]] = {}  # process -> its running execution
     periods: Counter[float] = Counter()
     t_first: int | None = None
     t_last: int | None = None
@@ -65,30 +67,34 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
             t_first = t
         if t_last is None or t > t_last:
             t_last = t
-        if op.f != "exec":
-            continue
-        p = _num(op.value, "period")
-        if p is not None:
-            periods[p] += 1
-        if op.type == "invoke":
-            slot = _slot_of(op.value)
-            if slot is None:
-                unreadable += 1
+        if op.f == "exec":
+            p = _num(op.value, "period")
+            if p is not None:
+                periods[p] += 1
+    # Invocations and completions paired as every checker pairs them (checkers.pairing); each
+    # execution is kept at the position where it was recorded (its invocation, else its
+    # completion), the order the overlap sweep breaks ties in.
+    at: list[int] = []
+    for proc, _f, _key, _t, inv, pos in pair(ops, EXEC_FS).pairs:
+        iop = ops[inv] if inv >= 0 else None
+        done = ops[pos] if pos != NEVER_RETURNED else None
+        if iop is not None and iop.type == "invoke" and iop.process == proc:
+            slot = _slot_of(iop.value)
+            if slot is not None:
+                execs.append([slot, iop.time, None if done is None else done.time, proc])
+                at.append(inv)
                 continue
-            e = [slot, t, None, op.process]
-            execs.append(e)
-            pending[op.process] = e
+            unreadable += 1  # its completion, if any, may still say which slot
+        if done is None:
             continue
-        e = pending.pop(op.process, None)
-        if e is not None:
-            e[2] = t
-            continue
-        slot = _slot_of(op.value)
+        slot = _slot_of(done.value)
         if slot is None:
             unreadable += 1
             continue
-        dur = _num(op.value, "duration")
-        execs.append([slot, t - int(dur * MS) if dur else t, t, op.process])
+        dur = _num(done.value, "duration")
+        execs.append([slot, done.time - int(dur * MS) if dur else done.time, done.time, proc])
+        at.append(pos)
+    execs = [e for _, e in sorted(zip(at, execs, strict=True), key=lambda x: x[0])]
 
     notes: list[str] = []
     if unreadable:

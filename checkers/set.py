@@ -17,8 +17,8 @@ read began (the read may legitimately not see it), or when an add reported ``fai
 not done) is present: the history then contradicts itself, which says nothing about the lock.
 No add and no read at all: not applicable (None).
 
-One pass over the ops, no sort: adds are matched to their completions by (key, element), reads
-by process, so a million ops check in about a second.
+No sort: adds are matched to their completions by (key, element) in one pass, reads to their
+invocations by ``checkers.pairing``, so a million ops check in about a second.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from typing import Any
 
 from harness.history import NEMESIS, Op
 
+from .pairing import pair
+
 NAME = "set"
+READ_FS = frozenset(("read",))
 MAX_EXAMPLES = 100
 
 # An add is a small list: [invoke time, outcome, completion time, process].
@@ -57,9 +60,9 @@ def percent(part: int, whole: int) -> str:
 
 
 def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
+    ops = ops if isinstance(ops, list) else list(ops)
     adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
     finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
-    read_inv: dict[Any, int] = {}  # process -> time of its pending read invocation
     notes: list[str] = []
     bad_reads = 0
     for op in ops:
@@ -91,21 +94,21 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
             elif a[OUTCOME] is None or _RANK[t] > _RANK[a[OUTCOME]]:
                 a[OUTCOME] = t
                 a[T_DONE] = op.time
-        elif f == "read":
-            t = op.type
-            if t == "invoke":
-                read_inv[op.process] = op.time
-                continue
-            inv = read_inv.pop(op.process, op.time)
-            if t != "ok":
-                continue
-            if not isinstance(op.value, list):
-                bad_reads += 1
-                continue
-            key = _hashable(op.key)
-            cur = finals.get(key)
-            if cur is None or (op.time, op.index) > (cur[0], cur[1]):
-                finals[key] = (op.time, op.index, inv, op.value)
+    # Reads are paired with their invocations as every checker pairs them (checkers.pairing);
+    # a read with no invocation is taken as invoked when it returned.
+    for _p, _f, key, t, inv, pos in pair(ops, READ_FS).pairs:
+        if t != "ok":
+            continue
+        op = ops[pos]
+        if not isinstance(op.value, list):
+            bad_reads += 1
+            continue
+        iop = ops[inv] if inv >= 0 else None
+        start = iop.time if iop is not None and iop.type == "invoke" else op.time
+        key = _hashable(key)
+        cur = finals.get(key)
+        if cur is None or (op.time, op.index) > (cur[0], cur[1]):
+            finals[key] = (op.time, op.index, start, op.value)
     if bad_reads:
         notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
 
