@@ -41,13 +41,14 @@ EXPLAIN = {
 CONFIG_ORDER = (
     "backend",
     "workload",
+    "workload_opts",
     "nemesis",
     "nemesis_interval",
     "concurrency",
     "keys",
     "time_limit",
     "rate",
-    "ttl_ms",
+    "ttl_ms",  # runs stored before workloads had their own options
     "hold_ms",
     "wait_ms",
     "seed",

@@ -13,7 +13,7 @@ import redis
 from backends.base import LockFailed, ServerNeed
 from backends.option_values import Option
 from checkers import CheckerMap, History, perf
-from workloads.base import ClientContext, FinalContext, Progress, RunParams, Workload
+from workloads.base import ClientContext, FinalContext, Progress, SetupContext, Workload
 
 
 def _store(endpoints) -> redis.Redis:
@@ -46,8 +46,9 @@ class CounterWorkload(Workload):
     def servers(self) -> dict[str, ServerNeed]:
         return {"store": ServerNeed("redis", 1)}
 
-    def shared_state(self, mp: Any, cfg: RunParams) -> Any:
-        return mp.Array("q", self.opts["slots"], lock=False)  # made before the fork
+    def shared_state(self, ctx: SetupContext) -> Any:
+        _store(ctx.servers["store"]).set("counter", 0)  # the store is up before the fork
+        return ctx.mp.Array("q", self.opts["slots"], lock=False)
 
     def run_client(self, ctx: ClientContext) -> None:
         rec, store, lock = ctx.recorder, _store(ctx.servers["store"]), ctx.new_client()
