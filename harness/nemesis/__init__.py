@@ -6,10 +6,9 @@ from collections.abc import Mapping
 
 from backends.base import Backend, ServerNeed
 
-from ..config import RunConfig
 from ..runtime.kinds import server_kind
 from ..runtime.local import node_names
-from .base import Nemesis, NemesisEnv, NemesisError, NotApplicable, Plan
+from .base import FaultParams, Nemesis, NemesisEnv, NemesisError, NotApplicable, Plan
 from .clock import Clock
 from .network import Flaky, Latency, Partition, Reset, Slow
 from .process import ClientPause, Kill, Pause
@@ -26,7 +25,7 @@ def nemesis_class(name: str) -> type[Nemesis]:
 
 
 def check_before_start(
-    cfg: RunConfig,
+    cfg: FaultParams,
     backend: Backend,
     classes: list[type[Nemesis]],
     extra: Mapping[str, ServerNeed] | None = None,

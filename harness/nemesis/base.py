@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from backends.base import Backend
 
-from ..config import RunConfig
 from ..runtime import Cluster, Node
 from ..runtime.base import ServerKind
 from .options import Opt
+
+
+class FaultParams(Protocol):
+    """What nemeses read of the run's config (``harness.config.RunConfig`` has it)."""
+
+    backend: str
+    nemesis_interval: float
+    nemesis_opts: dict[str, str]
+    time_limit: float
 
 
 class NemesisError(ValueError):
@@ -33,7 +41,7 @@ class NotApplicable(NemesisError):
 class Plan:
     """What is known of a run's servers before any starts: enough to check every option."""
 
-    cfg: RunConfig
+    cfg: FaultParams
     kind: ServerKind
     nodes: list[str]  # the lock's node names, as the runtime will name them
     external: bool = False  # the backend uses a server the harness did not start
@@ -46,7 +54,7 @@ class Plan:
 
 @dataclass
 class NemesisEnv:
-    cfg: RunConfig
+    cfg: FaultParams
     backend: Backend
     cluster: Cluster  # the lock's servers
     rng: random.Random

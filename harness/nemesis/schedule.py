@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..recorder import Recorder
-from .base import Nemesis
+from workloads.base import OpRecorder
 
-NEMESIS = "nemesis"
+from ..history import NEMESIS
+from .base import Nemesis
 
 
 class Schedule:
-    def __init__(self, nemeses: list[Nemesis], recorder: Recorder, interval: float) -> None:
+    def __init__(self, nemeses: list[Nemesis], recorder: OpRecorder, interval: float) -> None:
         self.nemeses = nemeses
         self.rec = recorder
         self.interval = interval
