@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from backends.base import MAX_MS
 from harness import cli
-from harness.config import MAX_KEYS, MAX_MS, RunConfig
+from harness.config import MAX_KEYS
 from harness.run import MAX_STOP_GRACE, STOP_GRACE, stop_grace
+from workloads.mutex import MutexWorkload
 
 from .conftest import HARNESS, ROOT, harness, pid_alive
 
@@ -174,9 +176,9 @@ def test_a_hold_of_an_hour_ends_with_the_time_limit(redis_bin, tmp_path):
 
 def test_the_stop_grace_is_bounded_whatever_the_wait_and_hold():
     """Clients stuck in a long acquire wait are killed after the cap, not after --wait."""
-    assert stop_grace(RunConfig()) == STOP_GRACE
-    assert stop_grace(RunConfig(wait_ms=10_000)) == 12.0
-    assert stop_grace(RunConfig(wait_ms=MAX_MS, hold_ms=MAX_MS)) == MAX_STOP_GRACE
+    assert stop_grace(MutexWorkload()) == STOP_GRACE
+    assert stop_grace(MutexWorkload({"wait_ms": 10_000})) == 12.0
+    assert stop_grace(MutexWorkload({"wait_ms": MAX_MS, "hold_ms": MAX_MS})) == MAX_STOP_GRACE
 
 
 @pytest.mark.slow
