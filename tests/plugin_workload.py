@@ -40,11 +40,15 @@ def counter_check(h: History) -> dict[str, Any]:
 class CounterWorkload(Workload):
     name = "counter"
     description = "increment a counter in a data store under the lock; read it at the end"
-    options = {"ttl_ms": Option(3000, "lock TTL, ms", lo=1), "slots": Option(4, "shared", lo=1)}
+    options = {
+        "ttl_ms": Option(3000, "lock TTL, ms", lo=1),
+        "slots": Option(4, "shared", lo=1),
+        "persistence": Option("always", "the store's", choices=("off", "everysec", "always")),
+    }
     progress = Progress("increments", "ok", "increment")
 
     def servers(self) -> dict[str, ServerNeed]:
-        return {"store": ServerNeed("redis", 1)}
+        return {"store": ServerNeed("redis", 1, {"persistence": self.opts["persistence"]})}
 
     def shared_state(self, ctx: SetupContext) -> Any:
         _store(ctx.servers["store"]).set("counter", 0)  # the store is up before the fork

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
+from harness.config import run_config
 from harness.history import read
 from harness.run import RunResult, run_test
 from harness.runtime import LocalRuntime
@@ -44,7 +44,7 @@ def store() -> Iterator[Path]:
 
 def _run(store: Path, **kw) -> RunResult:
     base = dict(concurrency=3, keys=1, store=store, seed=3, render_report=False)
-    return run_test(RunConfig(**(base | kw)))
+    return run_test(run_config(**(base | kw)))
 
 
 def _config(res: RunResult) -> dict:

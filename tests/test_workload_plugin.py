@@ -61,7 +61,7 @@ def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
     config = json.loads((res.run_dir / "config.json").read_text())
     roles = {(s["role"], s["name"]) for s in config["servers"]}
     assert roles == {("lock", "n1"), ("store", "store1")}
-    assert config["workload_opts"] == {"ttl_ms": 3000, "slots": 2}
+    assert config["workload_opts"] == {"ttl_ms": 3000, "slots": 2, "persistence": "always"}
     assert not any(pid_alive(s["pid"]) for s in config["servers"])
     ops = harness.history.read(res.run_dir / "history.jsonl").ops
     assert res.results["ops_read"] == len(ops)
@@ -77,11 +77,12 @@ def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
 
 
 def test_nemesis_kills_a_node_of_the_workload_store(redis_bin, counter, tmp_path):
-    """The kill nemesis targets the store's node by name; the store restarts empty (no
-    persistence), and the workload's own checker sees the lost increments."""
+    """The kill nemesis targets the store's node by name; the store, asked to run without
+    persistence, restarts empty, the run names that setting as non-durable, and the workload's
+    own checker sees the lost increments."""
     cfg = run_config(
         backend="redis", workload="counter", time_limit=3.5, concurrency=3, store=tmp_path,
-        seed=2, nemesis=["kill"], nemesis_interval=1.0,
+        seed=2, nemesis=["kill"], nemesis_interval=1.0, persistence="off",
         nemesis_opts={"target": "store1", "down_ms": "300"},
     )  # fmt: skip
     res = run_test(cfg)
@@ -91,6 +92,7 @@ def test_nemesis_kills_a_node_of_the_workload_store(redis_bin, counter, tmp_path
     assert res.valid is False, res.results["summary"]
     c = res.results["checkers"]["counter"]
     assert c["valid"] is False and c["final"] < c["increments"]
+    assert any("redis persistence=off" in n for n in res.config["non_durable"])
 
 
 def test_workload_options_are_checked_before_anything_starts(tmp_path):
