@@ -11,7 +11,7 @@ before the previous holder invokes its release) and revocations (a release fails
 client acquires). Index order follows arrival at the recorder, which lags the op's time a
 little, so the checker has to sort by time. Prints check time (median of 3, wall and CPU: the
 machine may be shared), events/s, and the time to parse the same history from JSONL with
-``harness.history.read``.
+``checkers.history.read``.
 
 Set histories: 100 keys, adds by many processes (outcomes 95% ok, 3% info, 2% fail, times
 interleaved), one final read per key holding every acknowledged element but the injected lost
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from checkers import mutex  # noqa: E402
 from checkers import set as set_checker  # noqa: E402
-from harness.history import Op, read  # noqa: E402
+from checkers.history import Op, read  # noqa: E402
 
 PER_KEY = 4  # client processes per key
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from backends.base import Endpoint
 from backends.redis import RedisClient
-from harness.config import run_config
 from harness.run import run_test
+from harness.run.config import run_config
 from harness.runtime import LocalRuntime
 
 

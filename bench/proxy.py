@@ -22,10 +22,10 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from harness.proxy import ToxiproxyClient
 from harness.runtime import LocalRuntime
 from harness.runtime.base import MissingBinary
 from harness.runtime.toxiproxy import url
+from harness.toxiproxy import ToxiproxyClient
 
 PING = b"PING\r\n"
 PONG = b"+PONG\r\n"

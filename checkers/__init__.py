@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from harness.history import Op
-
 from . import faults, fencing, jobs, mutex, perf
 from . import set as set_checker
+from .history import Op
 from .holds import Holds, extract, sort_ops
 
 Valid = bool | str | None

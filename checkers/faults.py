@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from .history import NEMESIS, Op
 
 COUNTS = ("attempted", "injected", "failed", "not_injected", "healed", "heal_failed")
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness.history import NEMESIS, Op
-
+from .history import NEMESIS, Op
 from .holds import FENCE, PROC, START, Holds, extract, hold_dict
 from .pairing import pair
 

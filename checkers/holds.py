@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from harness.history import Op
-
+from .history import Op
 from .pairing import pair
 
 ACQUIRE = "acquire"

@@ -25,8 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from harness.history import NEMESIS, Op
-
+from .history import NEMESIS, Op
 from .pairing import NEVER_RETURNED, pair
 from .set import count_text
 

@@ -20,8 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from harness.history import Op
-
+from .history import Op
 from .holds import END, NEVER, START, Holds, extract, hold_dict, hold_positions
 
 NAME = "mutex"

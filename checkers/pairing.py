@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from typing import Any, NamedTuple
 
-from harness.history import NEMESIS, Op
+from .history import NEMESIS, Op
 
 NEVER_RETURNED = -1  # ``pos`` of a completion synthesized for an op that never returned
 

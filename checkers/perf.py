@@ -12,8 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from harness.history import NEMESIS, Op
-
+from .history import NEMESIS, Op
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, pair
 

@@ -17,8 +17,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import Op
-
+from .history import Op
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, pair
 

@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import store
-from .config import RunConfig
+from .run import store
+from .run.config import RunConfig
 
 out = Console()
 err = Console(stderr=True)
@@ -74,19 +74,19 @@ def _expected() -> tuple[type[Exception], ...]:
     """Failures with a message meant for the user, printed as they are."""
     try:
         from backends.registry import UnknownBackend
+        from checkers.history import HistoryError
 
         from .clock import ClockShimError
-        from .history import HistoryError
         from .net.firewall import FirewallError
-        from .proxy.client import ToxiproxyError
-        from .runtime import RuntimeError_
+        from .runtime import ServerStartError
+        from .toxiproxy.client import ToxiproxyError
     except Exception:  # a broken install: its own errors are then internal errors
         return (UserError, ValueError)
     return (
         UserError,
         ValueError,
         UnknownBackend,
-        RuntimeError_,
+        ServerStartError,
         HistoryError,
         ToxiproxyError,
         FirewallError,
@@ -357,7 +357,7 @@ def run(
     if result.report:
         out.print(f"report: {result.report}")
     if junit:
-        from .junit import write_junit
+        from .exports.junit import write_junit
 
         try:
             write_junit(Path(junit), result.config, result.results)
@@ -423,7 +423,7 @@ def check(path, as_json) -> None:
     """
     from checkers import exit_code
 
-    from .analysis import check_history, recheck
+    from .run.analyse import check_history, recheck
 
     p = Path(path)
     if not p.exists():
@@ -476,7 +476,7 @@ def list_runs(store_dir) -> None:
     Example:
       harness list --store store
     """
-    from .history import nemesis_label
+    from checkers.history import nemesis_label
 
     runs = store.runs(Path(store_dir))
     if not runs:
@@ -523,8 +523,9 @@ def export(run_dir, fmt) -> None:
     Example:
       harness export --format edn store/latest
     """
-    from .edn import to_edn
-    from .history import read
+    from checkers.history import read
+
+    from .exports.edn import to_edn
 
     d = Path(run_dir)
     src = d / store.HISTORY if d.is_dir() else d

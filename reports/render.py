@@ -13,8 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
-from harness import history
-from harness.history import CONFIG, HISTORY, REPORT, RESULTS, Op
+from checkers import history
+from checkers.history import CONFIG, HISTORY, REPORT, RESULTS, Op
 
 from . import svg, view
 

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkers import verdict_word
-from harness import history
-from harness.history import NEMESIS, Op
+from checkers import history, verdict_word
+from checkers.history import NEMESIS, Op
 
 from .svg import Bar, Fault
 

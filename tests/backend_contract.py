@@ -124,8 +124,8 @@ def make_clients(backend: Backend, eps: list[Endpoint], n: int) -> list[LockClie
 def check_short_run(store: Path, backend: str, **opts: str) -> None:
     """A few seconds of the mutex workload through the real run loop: valid, exercised, and
     no server process left afterwards."""
-    from harness.config import RunConfig
     from harness.run import run_test
+    from harness.run.config import RunConfig
 
     cfg = RunConfig(
         backend=backend, time_limit=4, concurrency=4, keys=2, store=store, seed=1,

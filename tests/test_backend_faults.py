@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from harness.config import run_config
-from harness.history import Op, read
+from checkers.history import Op, read
 from harness.run import RunResult, run_test
+from harness.run.config import run_config
 from harness.runtime import MissingBinary
 from harness.runtime.kinds import server_kind
 

@@ -361,7 +361,7 @@ def test_failed_run_is_listed_as_failed(tmp_path):
 
 LOST_CTRL_C = """
 import os, signal, subprocess
-from harness.run import Interrupted, _interrupts
+from harness.run.stages import Interrupted, _interrupts
 
 sent = []
 

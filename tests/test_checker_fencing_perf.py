@@ -9,7 +9,7 @@ import pytest
 
 import checkers
 from checkers import fencing, perf, wgl
-from harness.history import Op
+from checkers.history import Op
 
 
 def hist(*events: tuple[Any, ...]) -> list[Op]:

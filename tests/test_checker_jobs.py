@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import checkers
 from checkers import jobs
-from harness.history import Op
+from checkers.history import Op
 
 MS = 1_000_000
 P = 10  # period, ms

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from checkers import mutex, wgl
-from harness.history import Op, read
+from checkers.history import Op, read
 
 ETCD = Path(__file__).resolve().parents[2] / "shared" / "data" / "jepsen-etcd-3.4.3-mutex.jsonl"
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from checkers import mutex, wgl
-from harness.history import Op
+from checkers.history import Op
 
 Event = tuple[int, str, str, Any, Any]  # (process, type, f, key, value)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from checkers import History, compose, lock_checkers, perf
+from checkers.history import Op
 from checkers.pairing import NEVER_RETURNED, pair
-from harness.history import Op
 
 
 def _ops(*rows) -> list[Op]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import checkers
 from checkers import set as set_checker
-from harness.history import Op
+from checkers.history import Op
 
 from .conftest import harness
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from backends.base import MAX_MS
 from harness import cli
-from harness.config import MAX_KEYS
-from harness.run import MAX_STOP_GRACE, STOP_GRACE, stop_grace
+from harness.run.config import MAX_KEYS
+from harness.run.stages import MAX_STOP_GRACE, STOP_GRACE, stop_grace
 from workloads.mutex import MutexWorkload
 
 from .conftest import HARNESS, ROOT, harness, pid_alive

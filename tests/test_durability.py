@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import run_config
-from harness.history import read
+from checkers.history import read
 from harness.run import RunResult, run_test
+from harness.run.config import run_config
 from harness.runtime import LocalRuntime
 from harness.runtime.base import MissingBinary
 from harness.runtime.durability import NOTICE

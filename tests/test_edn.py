@@ -1,4 +1,4 @@
-"""harness.edn: Jepsen EDN export, read back with a tiny EDN reader written here."""
+"""harness.exports.edn: Jepsen EDN export, read back with a tiny EDN reader written here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.edn import to_edn, value
-from harness.history import Op, read
+from checkers.history import Op, read
+from harness.exports.edn import to_edn, value
 
 ETCD = Path(__file__).resolve().parents[2] / "shared" / "data" / "jepsen-etcd-3.4.3-mutex.jsonl"
 

@@ -14,11 +14,11 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from checkers import faults
-from harness.history import Op
+from checkers.history import Op
 from harness.nemesis import NEMESES
 from harness.nemesis.options import Opt
-from harness.proxy import ToxiproxyClient, ToxiproxyError
 from harness.runtime.base import free_port
+from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 from .conftest import HARNESS, ROOT, harness, pid_alive
 
@@ -178,7 +178,7 @@ def test_run_whose_injection_fails_is_unknown(redis_bin, tmp_path):
     """A real Toxiproxy already holds a toxic of the nemesis's name: every injection fails."""
     port = free_port("127.0.0.1")
     server = subprocess.Popen(
-        [*HARNESS[:2], "harness.proxy", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE
+        [*HARNESS[:2], "harness.toxiproxy", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE
     )
     store = tmp_path / "s"
     try:

@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-from harness.config import run_config
-from harness.history import read
+from checkers.history import read
 from harness.run import run_test
+from harness.run.config import run_config
 
 UNSAFE = {"overlap", "revoked-while-held"}
 # A holder frozen for 2 x TTL while it holds the only key, once a second.

@@ -11,14 +11,14 @@ import pytest
 import redis
 
 from backends.registry import make
-from harness.config import run_config
 from harness.nemesis import NemesisEnv, nemesis_class
 from harness.net import netns, topology
 from harness.net.firewall import Firewall
 from harness.net.proxies import ProxyLinks
-from harness.proxy.client import ToxiproxyClient
+from harness.run.config import run_config
 from harness.runtime import LocalRuntime
 from harness.runtime.toxiproxy import url
+from harness.toxiproxy.client import ToxiproxyClient
 
 ROOT_ONLY = pytest.mark.skipif(
     not netns.available()[0], reason="needs root on Linux (private network namespace, iptables)"
@@ -203,7 +203,7 @@ def test_client_pause_freezes_the_holder(redis_bin, tmp_path):
         seed=5,
         render_report=False,
     )
-    from harness.history import read
+    from checkers.history import read
     from harness.run import run_test
 
     res = run_test(cfg)

@@ -8,8 +8,8 @@ import pytest
 
 from backends.option_values import TRUE_WORDS, boolean, parse_options
 from backends.registry import make
-from harness.config import RunConfig
 from harness.nemesis import NemesisEnv, nemesis_class
+from harness.run.config import RunConfig
 from harness.runtime import Cluster
 from harness.runtime.kinds import server_kind
 from workloads.mutex import MutexWorkload

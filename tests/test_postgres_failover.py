@@ -188,8 +188,8 @@ def run_with_failover(store: Path, synchronous: bool) -> tuple[object, list[dict
     """A short mutex run, the primary (n1) killed once at 3 s and restarted 0.5 s later.
     Returns the result, the history, and the leases lost before their TTL: releases refused
     ("expired or was taken over") although invoked well within the lease's TTL."""
-    from harness.config import run_config
     from harness.run import run_test
+    from harness.run.config import run_config
 
     ttl_ms = 2000
     cfg = run_config(

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from harness.proxy import ToxiproxyClient, ToxiproxyError
 from harness.runtime.base import free_port
+from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.org"])
 def test_refuses_to_listen_off_loopback(host: str) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "harness.proxy", "--host", host, "--port", "0"],
+        [sys.executable, "-m", "harness.toxiproxy", "--host", host, "--port", "0"],
         capture_output=True,
         text=True,
         timeout=20,

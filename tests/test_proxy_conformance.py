@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.proxy import ToxiproxyClient, ToxiproxyError
 from harness.runtime import LocalRuntime
 from harness.runtime.toxiproxy import url as node_url
+from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 # -- upstream servers written for the tests ---------------------------------------------------
 
@@ -785,7 +785,7 @@ def test_embedded_drops_idle_and_slow_api_connections(monkeypatch: pytest.Monkey
     client that sits idle, or sends half a request, is dropped instead of held forever."""
     import asyncio
 
-    from harness.proxy import server as srv
+    from harness.toxiproxy import server as srv
 
     monkeypatch.setattr(srv, "IDLE_TIMEOUT", 0.3)
     monkeypatch.setattr(srv, "READ_TIMEOUT", 0.3)

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from harness.net.proxies import ProxyLinks
-from harness.proxy import ToxiproxyClient, ToxiproxyError
 from harness.runtime import LocalRuntime
+from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 from .conftest import harness, pid_alive
 

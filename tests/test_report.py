@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.history import Op, read
+from checkers.history import Op, read
 from reports.render import ReportError, render_comparison, render_html, render_run
 
 MS = 1_000_000
@@ -234,7 +234,7 @@ def test_html_in_results_and_config_is_escaped(tmp_path: Path) -> None:
 
 
 def read_ops(h: Hist) -> list[Op]:
-    from harness.history import op_from_dict
+    from checkers.history import op_from_dict
 
     return [op_from_dict(d) for d in h.sorted_ops()]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
-from harness.history import load
+from checkers.history import load
 from harness.run import run_test
+from harness.run.config import RunConfig
 
 from .conftest import HARNESS, ROOT, harness, pid_alive
 

@@ -15,9 +15,9 @@ from backends.etcd import EtcdBackend
 from backends.postgres_lease import PostgresLeaseBackend
 from backends.redis import RedisBackend
 from backends.zookeeper import ZooKeeperBackend
+from harness.run.workers import context
 from harness.runtime import LocalRuntime, MissingBinary
 from harness.runtime.base import wait_until
-from harness.witness import context
 from workloads import stores
 from workloads.stores import NotHeld, SetStore, StaleWrite
 from workloads.stores.memory import MemoryStore

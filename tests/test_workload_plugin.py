@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-import harness.history
-import harness.store
-from harness import analysis
-from harness.config import run_config
+import checkers.history
+import harness.run.store
+from harness.run import analyse as analysis
 from harness.run import run_test
+from harness.run.config import run_config
 from workloads import registry as workload_registry
 
 from .conftest import harness as cli
@@ -36,9 +36,9 @@ def _forbid_reading_back(monkeypatch) -> None:
     def no(*a, **kw):
         raise AssertionError("a stage read back a file the previous stage wrote")
 
-    monkeypatch.setattr(harness.history, "read", no)
+    monkeypatch.setattr(checkers.history, "read", no)
     monkeypatch.setattr(analysis, "read", no)
-    monkeypatch.setattr(harness.store, "read_json", no)
+    monkeypatch.setattr(harness.run.store, "read_json", no)
 
 
 def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
@@ -63,7 +63,7 @@ def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
     assert roles == {("lock", "n1"), ("store", "store1")}
     assert config["workload_opts"] == {"ttl_ms": 3000, "slots": 2, "persistence": "always"}
     assert not any(pid_alive(s["pid"]) for s in config["servers"])
-    ops = harness.history.read(res.run_dir / "history.jsonl").ops
+    ops = checkers.history.read(res.run_dir / "history.jsonl").ops
     assert res.results["ops_read"] == len(ops)
     final = [o for o in ops if o.f == "final-read"]
     clients = {o.process for o in ops if o.f == "increment"}
@@ -86,7 +86,7 @@ def test_nemesis_kills_a_node_of_the_workload_store(redis_bin, counter, tmp_path
         nemesis_opts={"target": "store1", "down_ms": "300"},
     )  # fmt: skip
     res = run_test(cfg)
-    ops = harness.history.read(res.run_dir / "history.jsonl").ops
+    ops = checkers.history.read(res.run_dir / "history.jsonl").ops
     kills = [o.value for o in ops if o.f == "start-kill" and o.type == "info"]
     assert kills and {k["node"] for k in kills} == {"store1"}
     assert res.valid is False, res.results["summary"]

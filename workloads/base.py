@@ -51,7 +51,7 @@ class KeyNames(Sequence[str]):
 
 
 class RunParams(Protocol):
-    """The run-wide parameters a workload reads (``harness.config.RunConfig`` has them)."""
+    """The run-wide parameters a workload reads (``harness.run.config.RunConfig`` has them)."""
 
     concurrency: int
     keys: int
@@ -61,7 +61,7 @@ class RunParams(Protocol):
 
 
 class OpRecorder(Protocol):
-    """Where a client records its ops (``harness.recorder.Recorder``)."""
+    """Where a client records its ops (``harness.run.recorder.Recorder``)."""
 
     def record(
         self,

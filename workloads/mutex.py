@@ -30,6 +30,7 @@ from .base import (
     SetupContext,
     Workload,
 )
+from .resource import ProtectedResource
 
 RETRY_PAUSE = 0.05  # after an unknown outcome, before trying again with a fresh client
 
@@ -67,9 +68,7 @@ class MutexWorkload(Workload):
     progress = Progress("grants", "ok", "acquire")
 
     def shared_state(self, ctx: SetupContext) -> Any:
-        from harness.witness import Witness
-
-        return Witness(ctx.mp, ctx.cfg.keys, self.opts["fencing"])
+        return ProtectedResource(ctx.mp, ctx.cfg.keys, self.opts["fencing"])
 
     def run_client(self, ctx: ClientContext) -> None:
         run_client(ctx, self.opts)

@@ -20,7 +20,7 @@ from .options import Opt
 
 
 class FaultParams(Protocol):
-    """What nemeses read of the run's config (``harness.config.RunConfig`` has it)."""
+    """What nemeses read of the run's config (``harness.run.config.RunConfig`` has it)."""
 
     backend: str
     nemesis_interval: float

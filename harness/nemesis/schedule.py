@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from checkers.history import NEMESIS
 from workloads.base import OpRecorder
 
-from ..history import NEMESIS
 from .base import Nemesis
 
 

@@ -12,8 +12,8 @@ with another's.
 from __future__ import annotations
 
 from backends.base import Endpoint
+from harness.toxiproxy.client import ToxiproxyClient, ToxiproxyError
 
-from ..proxy.client import ToxiproxyClient, ToxiproxyError
 from ..runtime.base import Node
 
 CUT = "partition"  # name prefix of the toxics that black-hole a cut link

@@ -1,6 +1,6 @@
 """Starting real servers: the local runtime (processes on loopback)."""
 
-from .base import MissingBinary, Node, RuntimeError_, ServerKind
+from .base import MissingBinary, Node, ServerKind, ServerStartError
 from .local import Cluster, LocalRuntime
 
-__all__ = ["Cluster", "LocalRuntime", "MissingBinary", "Node", "RuntimeError_", "ServerKind"]
+__all__ = ["Cluster", "LocalRuntime", "MissingBinary", "Node", "ServerStartError", "ServerKind"]

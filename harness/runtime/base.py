@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 from .durability import Durability
 
 
-class RuntimeError_(RuntimeError):
+class ServerStartError(RuntimeError):
     """A server could not be started; the message is one line for the user."""
 
 
-class MissingBinary(RuntimeError_):
+class MissingBinary(ServerStartError):
     pass
 
 

@@ -16,9 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..lifeline import descendants, die_with_parent
-from .base import Node, RuntimeError_, ServerKind, free_port, wait_until
+from .base import Node, ServerKind, ServerStartError, free_port, wait_until
 from .kinds import server_kind
+from .lifeline import descendants, die_with_parent
 
 
 def node_names(n_nodes: int, prefix: str = "n") -> list[str]:
@@ -86,7 +86,7 @@ class Cluster:
         def ok() -> bool:
             for n in nodes:
                 if not n.alive():
-                    raise RuntimeError_(
+                    raise ServerStartError(
                         f"{self.kind.kind} node {n.name} exited with code {n.proc.returncode} "
                         f"at start; see {n.log_path}: {_tail(n.log_path)}"
                     )
@@ -95,7 +95,7 @@ class Cluster:
             return all(self.kind.ready(n) for n in nodes)
 
         if not wait_until(ok, timeout):
-            raise RuntimeError_(
+            raise ServerStartError(
                 f"{self.kind.kind} was not ready within {timeout:.0f} s; logs under "
                 f"{nodes[0].dir.parent}: {_tail(nodes[0].log_path)}"
             )

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import MissingBinary, Node, RuntimeError_, ServerKind, wait_until
+from .base import MissingBinary, Node, ServerKind, ServerStartError, wait_until
 from .durability import Durability
 
 _INITDB_TIMEOUT_S = 60
@@ -113,7 +113,7 @@ class PostgresServer(ServerKind):
         first start LocalRuntime has just started n1, so wait for it, bounded)."""
         primary = _by_name(cluster, self.primary)
         if not wait_until(lambda: self._accepts(primary), self.ready_timeout, interval=0.05):
-            raise RuntimeError_(
+            raise ServerStartError(
                 f"cannot clone replica {node.name}: primary {primary.name} did not accept "
                 f"connections within {self.ready_timeout:.0f} s; see {primary.log_path}"
             )
@@ -134,12 +134,12 @@ class PostgresServer(ServerKind):
                 timeout=_BASEBACKUP_TIMEOUT_S, **as_user,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
-            raise RuntimeError_(
+            raise ServerStartError(
                 f"pg_basebackup of {node.name} took over {_BASEBACKUP_TIMEOUT_S} s"
             ) from e
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError_(
+            raise ServerStartError(
                 f"pg_basebackup of {node.name} from {primary.name} failed: {last[0]}"
             )
         self._former_primaries.discard(node.name)
@@ -256,7 +256,7 @@ def _by_name(cluster: list[Node], name: str) -> Node:
     for n in cluster:
         if n.name == name:
             return n
-    raise RuntimeError_(f"postgres cluster has no node {name}")
+    raise ServerStartError(f"postgres cluster has no node {name}")
 
 
 def _template(runs_as: str | None) -> Path:
@@ -292,10 +292,10 @@ def _template(runs_as: str | None) -> Path:
                 timeout=_INITDB_TIMEOUT_S, user=runs_as,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
-            raise RuntimeError_(f"initdb took over {_INITDB_TIMEOUT_S} s") from e
+            raise ServerStartError(f"initdb took over {_INITDB_TIMEOUT_S} s") from e
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError_(f"initdb failed: {last[0]}")
+            raise ServerStartError(f"initdb failed: {last[0]}")
         # Clients reach each node from any loopback address (the namespace, proxies).
         (data / "pg_hba.conf").write_text(_HBA)
         try:
@@ -362,7 +362,7 @@ def _make_reachable(path: Path, user: str) -> None:
         if st.st_mode & bit:
             continue
         if st.st_uid != me:
-            raise RuntimeError_(
+            raise ServerStartError(
                 f"user {user} cannot enter {d} (mode {stat.filemode(st.st_mode)}); "
                 f"run from a directory it can reach, or chmod a+x {d}"
             )

@@ -1,4 +1,4 @@
-"""Toxiproxy servers: the embedded one (``harness.proxy``) and Shopify's real one, each run as
+"""Toxiproxy servers: the embedded one (``harness.toxiproxy``) and Shopify's real one, each run as
 its own process."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..proxy.client import ToxiproxyClient, ToxiproxyError
+from harness.toxiproxy.client import ToxiproxyClient, ToxiproxyError
+
 from .base import MissingBinary, Node, ServerKind
 
 #: Where a checkout finds the real server: ``../shared/tools/toxiproxy/`` beside the repository.
@@ -31,7 +32,7 @@ class EmbeddedToxiproxy(ServerKind):
         return [
             sys.executable,
             "-m",
-            "harness.proxy",
+            "harness.toxiproxy",
             "--host",
             node.host,
             "--port",

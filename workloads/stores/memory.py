@@ -2,11 +2,12 @@
 
 Per key: a fixed-capacity array of int64 elements, its length, the highest fence accepted, and
 a lock held only while copying (a per-key lock, so writers of other keys never wait). The arrays
-are made in ``setup``, before the workers fork, as ``harness.witness`` makes its fence table.
+are made in ``setup``, before the workers fork, as ``workloads.resource`` makes its fence table.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 from backends.base import Endpoint, Lease
@@ -31,9 +32,8 @@ class MemoryStore(SetStore):
             raise ValueError(
                 "write=guarded: store 'memory' cannot see the lock; use plain or fenced"
             )
-        from harness.witness import context
-
-        self.ctx = ctx or context()
+        # the workers are forked (harness.run.workers.context): shared memory made here is theirs
+        self.ctx = ctx or multiprocessing.get_context("fork")
         self.capacity = capacity
         self.index: dict[str, int] = {}
         self._data: list[Any] = []

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .history import NEMESIS, Op
+from checkers.history import NEMESIS, Op
 
 _KEYWORD = re.compile(r"[A-Za-z*+!_?<>=-][\w*+!?<>=.-]*(/[\w*+!?<>=.-]+)?\Z")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from checkers import CheckerMap, checker_map, compose, faults, lacks_evidence, select
+from checkers.history import ReadResult, read
 from workloads import registry as workload_registry
 from workloads.base import Workload
 
 from . import store
-from .history import ReadResult, read
 
 DEFAULT_WORKLOAD = "mutex"  # a stored run's config.json without a workload name
 ACCEPTED = "a history is JSON Lines: one object per line with process, type and f"

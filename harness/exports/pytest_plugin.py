@@ -18,8 +18,8 @@ import pytest
 
 @pytest.fixture
 def lock_harness(tmp_path) -> Callable[..., Any]:
-    from .config import run_config
-    from .run import run_test
+    from harness.run import run_test
+    from harness.run.config import run_config
 
     def run(**kwargs: Any):
         """Flat keywords: run fields, and the workload's options (ttl_ms=..., fencing=...)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from .history import nemesis_label
+from checkers.history import nemesis_label
 
 
 def write_junit(path: Path, config: dict[str, Any], results: dict[str, Any]) -> Path:

@@ -14,9 +14,8 @@ import os
 import select
 import threading
 import time
-from typing import Any
-
-from .history import HistoryWriter
+from pathlib import Path
+from typing import IO, Any
 
 MAX_ERROR = 400  # keeps every line far below PIPE_BUF
 BATCH_PAUSE = 0.005  # s the history pump sleeps after each batch
@@ -137,3 +136,38 @@ def make_pipe() -> tuple[int, int]:
 
 
 F_SETPIPE_SZ = 1031
+
+
+class HistoryWriter:
+    """Appends ops to ``history.jsonl``, assigning ``index`` in arrival order, flushed per
+    batch as they arrive. With ``keep`` it also keeps the lines written (``lines``), which the
+    run hands to its analysis in memory."""
+
+    def __init__(self, path: str | os.PathLike[str], keep: bool = False) -> None:
+        self.path = Path(path)
+        self._fh: IO[bytes] = open(self.path, "ab")
+        self.count = 0
+        self.lines: list[bytes] | None = [] if keep else None
+
+    def append_lines(self, lines: list[bytes]) -> None:
+        """Append ops already encoded as JSON objects without an ``index``: each gets the
+        next index, in order, and the batch is flushed once."""
+        n = self.count
+        out = [b'{"index":%d,%s\n' % (n + i, raw[1:]) for i, raw in enumerate(lines)]
+        self.count = n + len(out)
+        self._fh.write(b"".join(out))
+        self._fh.flush()
+        if self.lines is not None:
+            self.lines.extend(out)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

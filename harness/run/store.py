@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .history import CONFIG, HISTORY, REPORT, RESULTS
+from checkers.history import CONFIG, HISTORY, REPORT, RESULTS
 
 __all__ = ["CONFIG", "HISTORY", "REPORT", "RESULTS", "new_run_dir", "read_json", "runs"]
 

@@ -33,22 +33,23 @@ from typing import Any
 from backends import registry
 from backends.base import Backend, Endpoint, ServerNeed
 from checkers import exit_code
+from checkers.history import ReadResult, parse_lines
+from harness import __version__
+from harness.nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
+from harness.nemesis.schedule import Schedule
+from harness.net import netns
+from harness.runtime import Cluster, LocalRuntime, ServerStartError
+from harness.runtime.durability import Durability
+from harness.runtime.kinds import server_kind
+from harness.runtime.lifeline import die_with_parent
 from workloads import registry as workload_registry
 from workloads.base import STATUS_FIELDS, ClientContext, FinalContext, SetupContext, Workload
 
-from . import __version__, store
-from .analysis import analyse, nothing_recorded
+from . import store
+from .analyse import analyse, nothing_recorded
 from .config import RunConfig
-from .history import HistoryWriter, ReadResult, parse_lines
-from .lifeline import die_with_parent
-from .nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
-from .nemesis.schedule import Schedule
-from .net import netns
-from .recorder import HistoryPump, Recorder, make_pipe
-from .runtime import Cluster, LocalRuntime, RuntimeError_
-from .runtime.durability import Durability
-from .runtime.kinds import server_kind
-from .witness import StopFlag, context
+from .recorder import HistoryPump, HistoryWriter, Recorder, make_pipe
+from .workers import StopFlag, context
 
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
@@ -223,7 +224,7 @@ def execute(
     first Ctrl-C (or SIGTERM) through ``intr`` stops the run; later ones are deferred."""
     cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
     if any(c.needs_clock for c in classes):
-        from .clock import build_shim
+        from harness.clock import build_shim
 
         build_shim()  # fails early, with one line, when gcc is missing
     need = backend.servers()
@@ -254,7 +255,7 @@ def execute(
     store.write_json(run_dir / store.CONFIG, config)
     if not ex.recorded:  # stopped while servers were starting
         store.write_json(run_dir / store.RESULTS, nothing_recorded(interrupted=True))
-        raise RuntimeError_(
+        raise ServerStartError(
             f"interrupted during start-up, before any client ran: nothing recorded in {run_dir}"
         )
     return ex
@@ -311,7 +312,7 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
                 env.proxies = _proxies(cfg, runtime, cluster, config)
                 stack.callback(env.proxies.close)
             if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
-                from .net.firewall import Firewall
+                from harness.net.firewall import Firewall
 
                 env.firewall = Firewall()
                 stack.callback(env.firewall.heal)
@@ -322,7 +323,7 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
             try:
                 backend.setup(direct)
             except Exception as e:  # a driver's own error type: one line for the user
-                raise RuntimeError_(f"backend {cfg.backend} setup failed: {e}") from e
+                raise ServerStartError(f"backend {cfg.backend} setup failed: {e}") from e
             servers = {role: _endpoints(c) for role, c in extra.items()}
             intr.check()
             _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr)
@@ -355,8 +356,8 @@ def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str
 def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
     import secrets
 
-    from .net.proxies import ProxyLinks
-    from .proxy.client import ToxiproxyClient
+    from harness.net.proxies import ProxyLinks
+    from harness.toxiproxy.client import ToxiproxyClient
 
     prefix = ""
     if cfg.toxiproxy:
@@ -364,7 +365,7 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
         api = ToxiproxyClient(cfg.toxiproxy)
         prefix = f"lh{os.getpid()}-{secrets.token_hex(3)}-"
     else:
-        from .runtime.toxiproxy import url
+        from harness.runtime.toxiproxy import url
 
         proxy = runtime.start("toxiproxy", 1, own_uids=False)
         api = ToxiproxyClient(url(proxy.nodes[0]))

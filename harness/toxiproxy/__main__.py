@@ -1,4 +1,4 @@
-"""``python -m harness.proxy --host 127.0.0.1 --port 8474``: run the embedded proxy server."""
+"""``python -m harness.toxiproxy --host 127.0.0.1 --port 8474``: run the embedded proxy server."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from .server import ProxyServer, loopback_host
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m harness.proxy",
+        prog="python -m harness.toxiproxy",
         description="Toxiproxy-API-compatible TCP proxy for loopback addresses.",
-        epilog="example: python -m harness.proxy --host 127.0.0.1 --port 8474",
+        epilog="example: python -m harness.toxiproxy --host 127.0.0.1 --port 8474",
     )
     ap.add_argument("--host", default="127.0.0.1", help="API address, on 127.0.0.0/8")
     ap.add_argument("--port", type=int, default=8474, help="API port (default 8474)")

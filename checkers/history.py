@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 # The files of a run directory, defined once here at the bottom of the import graph: the
 # harness writes them (for the user and ``harness check``), reports and ``harness check`` read
@@ -333,38 +333,3 @@ def load(path: str | os.PathLike[str]):
     rows = [op.to_dict() for op in read(p).ops]
     df = pd.DataFrame(rows, columns=list(FIELDS))
     return df
-
-
-class HistoryWriter:
-    """Appends ops to ``history.jsonl``, assigning ``index`` in arrival order, flushed per
-    batch as they arrive. With ``keep`` it also keeps the lines written (``lines``), which the
-    run hands to its analysis in memory."""
-
-    def __init__(self, path: str | os.PathLike[str], keep: bool = False) -> None:
-        self.path = Path(path)
-        self._fh: IO[bytes] = open(self.path, "ab")
-        self.count = 0
-        self.lines: list[bytes] | None = [] if keep else None
-
-    def append_lines(self, lines: list[bytes]) -> None:
-        """Append ops already encoded as JSON objects without an ``index``: each gets the
-        next index, in order, and the batch is flushed once."""
-        n = self.count
-        out = [b'{"index":%d,%s\n' % (n + i, raw[1:]) for i, raw in enumerate(lines)]
-        self.count = n + len(out)
-        self._fh.write(b"".join(out))
-        self._fh.flush()
-        if self.lines is not None:
-            self.lines.extend(out)
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-
-    def __enter__(self) -> HistoryWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

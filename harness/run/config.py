@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .history import nemesis_label
+from checkers.history import nemesis_label
 
 # MAX_KEYS: the protected resource keeps 8 bytes a key in shared memory and clients name keys on
 # demand; a million keys runs. (Bounds of a workload's own options are declared with them.)

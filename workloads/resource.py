@@ -8,12 +8,11 @@ counts, from the history, the stale writes that fencing would have rejected.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from typing import Any
 
 
 class StaleFence(Exception):
-    pass
+    """A write refused: its fence token is older than one already accepted."""
 
 
 # Locks striped over keys: each multiprocessing lock is a POSIX semaphore mapped into memory,
@@ -21,7 +20,7 @@ class StaleFence(Exception):
 LOCK_STRIPES = 256
 
 
-class Witness:
+class ProtectedResource:
     def __init__(self, ctx: Any, keys: int, enforce: bool) -> None:
         self.enforce = enforce
         self._max = ctx.Array("q", keys, lock=False)
@@ -38,23 +37,3 @@ class Witness:
                 raise StaleFence(f"stale fence token {fence} < {top}")
             if fence > top:
                 self._max[key_index] = fence
-
-
-class StopFlag:
-    """Set once by the harness, read by every client on every loop: a plain shared byte, so
-    reading it takes no lock (a multiprocessing Event takes a shared lock on every read)."""
-
-    def __init__(self, ctx: Any) -> None:
-        self._v = ctx.RawValue("b", 0)
-
-    def set(self) -> None:
-        self._v.value = 1
-
-    def is_set(self) -> bool:
-        return self._v.value == 1
-
-
-def context() -> Any:
-    # fork: workers start in milliseconds and inherit the pipe; they never touch the harness's
-    # threads (workers are forked before any thread starts).
-    return mp.get_context("fork")

@@ -1,0 +1,8 @@
+"""One run, in explicit stages that hand their data to each other in memory (``stages``):
+prepare -> execute -> analyse (``analyse``) -> render; with what they share: the run's config
+(``config``), the ops pipe and history writer (``recorder``), the worker processes' shared flags
+(``workers``) and the store of run directories (``store``)."""
+
+from .stages import Execution, Plan, RunResult, execute, prepare, run_test, stop_grace
+
+__all__ = ["Execution", "Plan", "RunResult", "execute", "prepare", "run_test", "stop_grace"]
