@@ -1,0 +1,117 @@
+"""How the command line fails: one line on stderr and exit 2, never a traceback (exit 1 is
+kept for INVALID: "this lock is unsafe")."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.markup import escape
+
+from .output import err
+
+
+class UserError(Exception):
+    """One line for the user, exit 2."""
+
+
+def say_error(msg: str) -> None:
+    line = escape(" ".join(msg.split()))  # one line; a path like /tmp/[x] is text, not markup
+    err.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def fail(msg: str) -> NoReturn:
+    """One line on stderr, exit 2 (exit 1 is kept for INVALID: "this lock is unsafe")."""
+    say_error(msg)
+    sys.exit(2)
+
+
+def os_error_text(e: OSError) -> str:
+    if e.filename is None:
+        return str(e)
+    return f"{e.strerror}: {e.filename}"
+
+
+def internal_error(e: BaseException) -> str:
+    """Name an unexpected error in one line; the traceback goes to a file for a bug report."""
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="lockharness-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+        where = f" (traceback in {path})"
+    except OSError:
+        pass
+    return f"internal error: {type(e).__name__}: {e}{where}"
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Failures with a message meant for the user, printed as they are."""
+    try:
+        from backends.registry import UnknownBackend
+        from checkers.history import HistoryError
+
+        from ..clock import ClockShimError
+        from ..net.firewall import FirewallError
+        from ..runtime import ServerStartError
+        from ..toxiproxy.client import ToxiproxyError
+    except Exception:  # a broken install: its own errors are then internal errors
+        return (UserError, ValueError)
+    return (
+        UserError,
+        ValueError,
+        UnknownBackend,
+        ServerStartError,
+        HistoryError,
+        ToxiproxyError,
+        FirewallError,
+        ClockShimError,
+    )
+
+
+def friendly(fn):
+    """Turn every failure into one line on stderr and exit 2, never a traceback: expected
+    failures say what was wrong, anything else is an internal error (traceback saved)."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        expected = expected_errors()
+        try:
+            return fn(*a, **kw)
+        except (click.exceptions.Exit, click.UsageError):
+            raise  # --help, --version and Click's usage errors (exit 2) stay Click's
+        except click.ClickException as e:
+            fail(e.format_message())
+        except expected as e:
+            fail(str(e))
+        except OSError as e:
+            fail(os_error_text(e))
+        except (KeyboardInterrupt, click.Abort):
+            fail("interrupted")
+        except Exception as e:
+            fail(internal_error(e))
+
+    return wrapper
+
+
+class HarnessGroup(click.Group):
+    """Every command, with or without @friendly, ends in one line and exit 2 on a failure."""
+
+    def invoke(self, ctx: click.Context):
+        return friendly(super().invoke)(ctx)
+
+
+def check_writable_file(path: str, flag: str, example: str) -> None:
+    """Refuse, before a run, an output file that could not be written after it."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / example}")
+    parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: cannot write under {parent}")

@@ -1,0 +1,383 @@
+"""Commands that run tests: ``harness run`` and ``harness compare``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..run import store
+from ..run.config import RunConfig
+from .app import main
+from .errors import (
+    UserError,
+    check_writable_file,
+    expected_errors,
+    friendly,
+    os_error_text,
+    say_error,
+)
+from .output import err, out, print_non_durable, print_verdict, verdict_text
+from .run_dirs import read_or_empty
+
+
+def _workload_flags(fn):
+    """The flags workloads declare for their options (``Option.flag``: the mutex's --ttl,
+    --hold, --fencing ...) as options of ``harness run``; given ones go to the chosen workload
+    as its options (one it does not take is an error). A flag two workloads declare must mean
+    the same option name in both; the first declaration gives its help."""
+    from backends.option_values import number_text
+    from workloads import registry as workload_registry
+
+    seen: dict[str, tuple[str, Any]] = {}
+    for name in workload_registry.names():
+        try:
+            cls = workload_registry.workload_class(name)
+        except Exception:  # a broken third-party plugin must not break the command line
+            continue
+        for oname, o in cls.options.items():
+            if o.flag and o.flag not in seen:
+                seen[o.flag] = (oname, o)
+    for flag, (oname, o) in sorted(seen.items(), reverse=True):
+        span = f"{number_text(o.lo)} to {number_text(o.hi)}" if o.hi is not None else ""
+        bounds = ", ".join(x for x in (o.unit, span) if x)
+        what = f"{o.help[:1].upper()}{o.help[1:]}" + (f", {bounds}" if bounds else "")
+        help_ = f"{what} (workload option {oname}; default {o.default})."
+        dest = f"{WFLAG}{oname}"
+        if isinstance(o.default, bool):
+            flags = {} if "/" in flag else {"is_flag": True}  # --x/--no-x is a flag already
+            fn = click.option(flag, dest, default=None, help=help_, **flags)(fn)
+        else:
+            kind = type(o.default) if o.default is not None else str
+            fn = click.option(flag, dest, type=kind, default=None, help=help_)(fn)
+    return fn
+
+
+WFLAG = "wflag_"
+
+
+@main.command()
+@click.option("--backend", "-b", required=True, help="Lock backend (see `harness backends`).")
+@click.option(
+    "--workload",
+    "-w",
+    default="mutex",
+    show_default=True,
+    help="What clients do (see `harness workloads`).",
+)
+@click.option(
+    "--nemesis",
+    "-n",
+    default="none",
+    show_default=True,
+    help="Comma-separated faults (see `harness nemeses`), or none.",
+)
+@click.option("--nemesis-interval", default=5.0, show_default=True, help="Seconds per fault/heal.")
+@click.option(
+    "--keys", default=2, show_default=True, help="Number of distinct locks, 1 to 1,000,000."
+)
+@click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
+@click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
+@click.option(
+    "--ops",
+    type=int,
+    default=None,
+    help="Stop after this many client loop turns (mutex: acquire attempts).",
+)
+@click.option(
+    "--rate",
+    default=0.0,
+    show_default=True,
+    help="Client loop turns/s over all clients (mutex: acquire attempts); 0 = as fast as they go.",
+)
+@click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
+@_workload_flags
+@click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
+@click.option(
+    "--workload-opt",
+    "wopts",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Workload option (see `harness workloads`).",
+)
+@click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
+@click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
+@click.option(
+    "--netns",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Run inside a private network namespace (needs root).",
+)
+@click.option(
+    "--client-groups",
+    default=2,
+    show_default=True,
+    help="Client groups, for partitions between clients and nodes.",
+)
+@click.option(
+    "--store",
+    "store_dir",
+    default="store",
+    show_default=True,
+    type=click.Path(),
+    help="Where runs are stored.",
+)
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@click.option(
+    "--keep-data",
+    is_flag=True,
+    help="Keep the servers' data dirs after the run (removed by default; logs are kept).",
+)
+@click.option(
+    "--junit-xml",
+    "junit",
+    type=click.Path(),
+    default=None,
+    help="Also write JUnit XML (one test case a checker) for CI.",
+)
+@friendly
+def run(
+    backend,
+    workload,
+    nemesis,
+    nemesis_interval,
+    keys,
+    concurrency,
+    time_limit,
+    ops,
+    rate,
+    seed,
+    opts,
+    wopts,
+    nopts,
+    toxiproxy,
+    netns,
+    client_groups,
+    store_dir,
+    no_report,
+    keep_data,
+    junit,
+    **wflags,
+) -> None:
+    """Run one test: start servers, drive clients (and faults), check, report.
+
+    \b
+    Examples:
+      harness run --backend redis --time-limit 20
+      harness run --backend redlock --nemesis partition
+      harness run --backend unsafe-redis --concurrency 8 --time-limit 20
+      harness run --backend redis --ttl 500 --hold 50 --fencing --seed 7
+      harness run --backend redis --nemesis kill,pause --nemesis-interval 3
+      harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
+    Exit code: 0 valid, 1 invalid, 2 unknown or error.
+    """
+    from backends.option_values import parse_pairs
+
+    from ..run import prepare, run_test
+
+    nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
+    given = {k[len(WFLAG) :]: v for k, v in wflags.items() if v is not None}
+    cfg = RunConfig(
+        backend=backend,
+        workload=workload,
+        workload_opts=given | parse_pairs(wopts, "--workload-opt"),
+        nemesis=nem,
+        nemesis_interval=nemesis_interval,
+        nemesis_opts=parse_pairs(nopts, "--nemesis-opt"),
+        concurrency=concurrency,
+        keys=keys,
+        time_limit=time_limit,
+        ops=ops,
+        rate=rate,
+        seed=seed,
+        backend_opts=parse_pairs(opts, "--opt"),
+        store=Path(store_dir),
+        toxiproxy=toxiproxy,
+        render_report=not no_report,
+        keep_data=keep_data,
+        netns=netns,
+        client_groups=client_groups,
+    )
+    prepare(cfg)  # bad input fails before anything starts
+    if junit:
+        check_writable_file(junit, "--junit-xml", "junit.xml")
+    out.print(
+        f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
+        f"{concurrency} clients, {keys} keys, {time_limit:g} s"
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[ops]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task("running", total=time_limit, ops="")
+
+        def progress(p: dict) -> None:
+            bar.update(
+                task,
+                completed=min(p["elapsed"], time_limit),
+                ops=f"{p['ops']} ops, {p['progress']} {p['progress_label']}",
+            )
+
+        result = run_test(cfg, progress)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the verdict is stored: now only print it
+            signal.signal(sig, signal.SIG_IGN)
+        bar.update(task, completed=time_limit)
+    print_verdict(result.results)
+    print_non_durable(result.config)
+    if result.interrupted:
+        out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
+    out.print(f"run:    {result.run_dir}")
+    if result.report:
+        out.print(f"report: {result.report}")
+    if junit:
+        from ..exports.junit import write_junit
+
+        try:
+            write_junit(Path(junit), result.config, result.results)
+        except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
+            say_error(f"--junit-xml: {os_error_text(e)}")
+            sys.exit(1 if result.exit_code == 1 else 2)
+        out.print(f"junit:  {junit}")
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--backends", default=None, help="Comma-separated backends to run (a matrix).")
+@click.option(
+    "--nemeses",
+    default="none",
+    show_default=True,
+    help="Comma-separated nemesis sets; use + inside a set (e.g. none,kill,partition+pause).",
+)
+@click.option("--time-limit", "-t", default=20.0, show_default=True, help="Seconds per run.")
+@click.option("--concurrency", "-c", default=5, show_default=True)
+@click.option("--keys", default=2, show_default=True)
+@click.option("--ttl", "ttl_ms", default=3000, show_default=True)
+@click.option("--hold", "hold_ms", default=10, show_default=True)
+@click.option("--nemesis-interval", default=5.0, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(),
+    help="Where to write the page (default: STORE/comparison.html).",
+)
+@friendly
+def compare(
+    runs,
+    backends,
+    nemeses,
+    time_limit,
+    concurrency,
+    keys,
+    ttl_ms,
+    hold_ms,
+    nemesis_interval,
+    seed,
+    store_dir,
+    out_path,
+) -> None:
+    """Every backend under every fault, side by side: run a matrix and/or gather stored runs
+    into one comparison page.
+
+    \b
+    Examples:
+      harness compare --backends redis,redlock,etcd --nemeses none,kill,partition -t 20
+      harness compare store/redis-mutex-none/*/ store/redlock-mutex-kill/*/
+    A cell that cannot be (e.g. clock x etcd) is refused before the first cell runs and shown
+    as "not applicable" on the page; the other cells run.
+    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error; 2 when
+    a cell failed or no cell could run).
+    """
+    from checkers import exit_code
+    from reports.render import render_comparison
+
+    from ..nemesis import NotApplicable
+    from ..run import prepare, run_test
+    from ..runtime import MissingBinary
+
+    if out_path:
+        check_writable_file(out_path, "--out", "comparison.html")
+    dirs = [Path(r) for r in runs]
+    for d in dirs:
+        if not (d / store.CONFIG).exists():
+            raise UserError(f"{d}: not a run directory (no {store.CONFIG})")
+    configs = []
+    not_run: list[dict[str, str]] = []  # cells that could not run, and why
+    worst = 0
+    for b in backends.split(",") if backends else []:
+        for n in nemeses.split(","):
+            nem = [] if n.strip() in ("", "none") else [x.strip() for x in n.split("+")]
+            cfg = RunConfig(
+                backend=b.strip(),
+                nemesis=nem,
+                time_limit=time_limit,
+                concurrency=concurrency,
+                keys=keys,
+                workload_opts={"ttl_ms": ttl_ms, "hold_ms": hold_ms},
+                nemesis_interval=nemesis_interval,
+                seed=seed,
+                store=Path(store_dir),
+            )
+            try:
+                prepare(cfg)  # every cell is checked before the first one runs
+            except NotApplicable as e:  # this backend x nemesis cannot be: the others run
+                not_run.append(_not_run(cfg, "not applicable", e))
+                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not applicable: {e}")
+                continue
+            except MissingBinary as e:  # could run, but not on this machine: an error
+                worst = 2
+                not_run.append(_not_run(cfg, "not available here", e))
+                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not available here: {e}")
+                continue
+            configs.append(cfg)
+    if not dirs and not configs and not not_run:
+        raise UserError("nothing to compare: give --backends (and --nemeses) or run directories")
+    for i, cfg in enumerate(configs, 1):
+        latest = Path(store_dir) / "latest"
+        before = latest.readlink() if latest.is_symlink() else None
+        try:
+            res = run_test(cfg)
+        except expected_errors() as e:  # one cell failed while running: the matrix goes on
+            worst = 2
+            not_run.append(_not_run(cfg, "error", e))
+            out.print(f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: error: {e}")
+            store.set_latest(Path(store_dir), before)  # never left on a run without results
+            continue
+        worst = max(worst, res.exit_code)
+        verdict = verdict_text(res.valid)
+        out.print(
+            f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: {verdict}  "
+            f"{res.results.get('summary', '')}",
+            highlight=False,
+        )
+        print_non_durable(res.config)
+        dirs.append(res.run_dir)
+        if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
+            break
+    for d in dirs[: len(runs)]:
+        res = read_or_empty(d / store.RESULTS)
+        worst = max(worst, exit_code(res.get("valid", "unknown")))
+    dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
+    out.print(f"comparison: {render_comparison(dirs, dest, not_run)}")
+    if not dirs:  # every cell was refused or failed: nothing was shown to be valid
+        worst = 2
+    sys.exit(worst)
+
+
+def _not_run(cfg: RunConfig, status: str, e: Exception) -> dict[str, str]:
+    return {"backend": cfg.backend, "nemesis": cfg.nemesis_label, "status": status, "why": str(e)}

@@ -1,0 +1,149 @@
+"""Commands on stored runs: ``harness check``, ``report``, ``list`` and ``export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..run import store
+from .app import main
+from .errors import UserError, friendly
+from .output import err, out, print_verdict, verdict_text
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@friendly
+def check(path, as_json) -> None:
+    """Re-run the checkers on a stored run, or on a bare history.jsonl from any tool.
+
+    \b
+    Examples:
+      harness check store/latest
+      harness check path/to/history.jsonl
+    A run directory gets a fresh results.json and report.html; a bare file is only printed.
+    """
+    from checkers import exit_code
+
+    from ..run.analyse import check_history, recheck
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(
+            f"{path}: no such file or directory (give a run directory or history.jsonl)"
+        )
+    if p.is_dir():
+        if not (p / store.HISTORY).exists() and not (p / store.CONFIG).exists():
+            raise UserError(
+                f"{path}: neither {store.HISTORY} nor {store.CONFIG} here "
+                "(give a run directory or history.jsonl)"
+            )
+        res = recheck(p.resolve())
+    else:
+        res = check_history(p)
+    if as_json:
+        click.echo(json.dumps(res, indent=2, default=str))
+    else:
+        print_verdict(res)
+    sys.exit(exit_code(res["valid"]))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@friendly
+def report(run_dir) -> None:
+    """Re-render report.html of a stored run from its results.
+
+    \b
+    Example:
+      harness report store/latest
+    """
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    if not (d / store.RESULTS).exists():
+        raise UserError(f"{run_dir}: no {store.RESULTS} (run `harness check {run_dir}` first)")
+    from reports.render import render_run
+
+    out.print(f"report: {render_run(d.resolve())}")
+
+
+@main.command("list")
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@friendly
+def list_runs(store_dir) -> None:
+    """List stored runs with their verdicts.
+
+    \b
+    Example:
+      harness list --store store
+    """
+    from checkers.history import nemesis_label
+
+    runs = store.runs(Path(store_dir))
+    if not runs:
+        out.print(f"no runs in {store_dir}")
+        return
+    t = Table("run", "backend", "nemesis", "verdict", "summary")
+    for d in runs:
+        cfg = read_or_empty(d / store.CONFIG)
+        res = read_or_empty(d / store.RESULTS)
+        verdict = verdict_text(res.get("valid")) if res else "[yellow]not checked[/]"
+        summary = res.get("summary", "")
+        if cfg.get("failed"):
+            verdict, summary = "[red]failed[/]", str(cfg["failed"])[:160]
+        elif not cfg:
+            summary = f"{store.CONFIG} unreadable"
+        elif not res and "duration_s" not in cfg:
+            verdict = "[yellow]unfinished[/]"
+            summary = f"no duration in {store.CONFIG}: still running, or killed"
+        t.add_row(
+            str(d),
+            cfg.get("backend", "?"),
+            nemesis_label(cfg.get("nemesis")),
+            verdict,
+            summary,
+        )
+    out.print(t)
+
+
+def read_or_empty(p: Path) -> dict:
+    try:
+        return store.read_object(p)
+    except (OSError, ValueError):
+        return {}
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["edn"]), default="edn", show_default=True)
+@friendly
+def export(run_dir, fmt) -> None:
+    """Export a run's history for Jepsen tools (writes history.edn beside it).
+
+    \b
+    Example:
+      harness export --format edn store/latest
+    """
+    from checkers.history import read
+
+    from ..exports.edn import to_edn
+
+    d = Path(run_dir)
+    src = d / store.HISTORY if d.is_dir() else d
+    if not src.exists():
+        raise UserError(f"{src}: no such history file")
+    got = read(src)
+    dest = src.with_suffix(".edn")
+    dest.write_text(to_edn(got.ops))
+    out.print(f"wrote {dest} ({len(got.ops)} ops)")
+    if got.partial:
+        err.print(
+            f"[yellow]partial: {len(got.problems)} unreadable line(s); first: {got.problems[0]}[/]",
+            highlight=False,
+        )
