@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import MissingBinary, Node, RuntimeError_, ServerKind
+from .base import MissingBinary, Node, ServerKind, ServerStartError
 from .postgres import _chown_tree, _make_reachable
 
 USER = "lockharness"
@@ -162,10 +162,10 @@ def _template(runs_as: str | None) -> Path:
                 timeout=_INSTALL_TIMEOUT_S,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
-            raise RuntimeError_(f"mariadb-install-db took over {_INSTALL_TIMEOUT_S} s") from e
+            raise ServerStartError(f"mariadb-install-db took over {_INSTALL_TIMEOUT_S} s") from e
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise RuntimeError_(f"mariadb-install-db failed: {last[0]}")
+            raise ServerStartError(f"mariadb-install-db failed: {last[0]}")
         try:
             os.rename(data, cache)
         except OSError:
