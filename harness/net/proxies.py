@@ -83,10 +83,6 @@ class ProxyLinks:
                         if e.status != 404:
                             raise
 
-    def heal(self) -> None:
-        """Remove every toxic of this run's proxies (others' proxies are left alone)."""
-        self.remove_all("")
-
     def close(self) -> None:
         """Delete this run's proxies (closing their connections); an unreachable server or a
         proxy already gone is not an error here: this runs in teardown."""
