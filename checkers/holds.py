@@ -36,7 +36,7 @@ from operator import attrgetter
 from typing import Any
 
 from .history import Op
-from .pairing import pair
+from .pairing import ANOMALIES, Paired, iter_pairs
 
 ACQUIRE = "acquire"
 RELEASE = "release"
@@ -92,10 +92,10 @@ def _extract(srt: list[Op]) -> Holds:
     by_key = res.by_key
     last: dict[Any, list[Any]] = {}  # (process, key) -> that process's latest hold on key
     maybe: set[tuple[Any, Any]] = set()  # (process, key) with an info acquire since
-    paired = pair(srt, LOCK_FS)
-    # Completions in the order the sweep settled them; ok acquires and ok releases (nearly all
+    anomalies = dict.fromkeys(ANOMALIES, 0)
+    # Completions in the order the sweep settles them; ok acquires and ok releases (nearly all
     # of them) are handled first and inline.
-    for p, f, key, t, inv, pos in paired.pairs:
+    for p, f, key, t, inv, pos in iter_pairs(srt, LOCK_FS, anomalies):
         if t == "ok":
             if f == ACQUIRE:
                 h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1]
@@ -133,7 +133,7 @@ def _extract(srt: list[Op]) -> Holds:
                 h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "info", inv, pos
         elif rel is None:  # fail: no effect, but remember it for the report
             h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
-    res.notes.extend(paired.notes())
+    res.notes.extend(Paired([], anomalies).notes())
     return res
 
 

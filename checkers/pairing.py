@@ -20,7 +20,7 @@ time must see them in.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .history import NEMESIS, Op
@@ -54,13 +54,19 @@ ANOMALIES = ("acted after info", "invoked while pending", "no invocation")
 def pair(srt: Sequence[Op], fs: Container[str] | None = None) -> Paired:
     """Pair the ops of ``srt`` (sorted by time, index) whose ``f`` is in ``fs`` (all when None);
     the nemesis's ops are left out."""
-    out: list[Pair] = []
-    add = out.append
-    # process -> (f, key, position): an invocation in flight, or (None, None, position of the
-    # latest completion) while the process is idle
-    pending: dict[Any, tuple[Any, Any, int]] = {}
+    anomalies = dict.fromkeys(ANOMALIES, 0)
+    return Paired(list(iter_pairs(srt, fs, anomalies)), anomalies)
+
+
+def iter_pairs(
+    srt: Sequence[Op], fs: Container[str] | None, anomalies: dict[str, int]
+) -> Iterator[Pair]:
+    """``pair`` one completion at a time (a sweep that builds as it goes keeps no list of
+    them); ``anomalies`` is filled in as the sweep goes."""
+    # process -> (f, key, position) while an invocation is in flight; the position of its latest
+    # completion (a plain int: no allocation on the hot path) while the process is idle
+    pending: dict[Any, Any] = {}
     infoed: set[Any] = set()  # processes whose latest completion was info
-    acted = while_pending = no_inv = 0
     for pos, op in enumerate(srt):
         f = op.f
         if fs is not None and f not in fs:
@@ -72,30 +78,29 @@ def pair(srt: Sequence[Op], fs: Container[str] | None = None) -> Paired:
         pend = pending.get(p)
         if t == "invoke":
             if infoed and p in infoed:
-                acted += 1
+                anomalies["acted after info"] += 1
                 infoed.discard(p)
-            if pend is not None and pend[0] is not None:
-                while_pending += 1
-                add((p, pend[0], pend[1], "info", pend[2], NEVER_RETURNED))
+            if type(pend) is tuple:
+                anomalies["invoked while pending"] += 1
                 infoed.add(p)
+                yield (p, pend[0], pend[1], "info", pend[2], NEVER_RETURNED)
             pending[p] = (f, op.key, pos)
             continue
-        pending[p] = (None, None, pos)
+        pending[p] = pos
         if t == "info":
             infoed.add(p)
-        if pend is not None and pend[0] == f:
-            add((p, f, pend[1], t, pend[2], pos))
-            continue
-        no_inv += 1
-        if pend is None:
-            inv = -1
-        else:
-            if pend[0] is not None:
-                add((p, pend[0], pend[1], "info", pend[2], NEVER_RETURNED))
-                infoed.add(p)
+        if type(pend) is tuple:
+            if pend[0] == f:
+                yield (p, f, pend[1], t, pend[2], pos)
+                continue
+            infoed.add(p)
+            yield (p, pend[0], pend[1], "info", pend[2], NEVER_RETURNED)
             inv = pend[2] + 1
-        add((p, f, op.key, t, inv, pos))
-    for p, (f, key, inv) in pending.items():
-        if f is not None:
-            add((p, f, key, "info", inv, NEVER_RETURNED))
-    return Paired(out, dict(zip(ANOMALIES, (acted, while_pending, no_inv), strict=True)))
+        else:
+            inv = -1 if pend is None else pend + 1
+        anomalies["no invocation"] += 1
+        yield (p, f, op.key, t, inv, pos)
+    for p, pend in pending.items():
+        if type(pend) is tuple:
+            f, key, inv = pend
+            yield (p, f, key, "info", inv, NEVER_RETURNED)
