@@ -31,7 +31,6 @@ from .history import NEMESIS, Op
 from .pairing import pair
 
 NAME = "set"
-READ_FS = frozenset(("read",))
 MAX_EXAMPLES = 100
 
 # An add is a small list: [invoke time, outcome, completion time, process].
@@ -59,13 +58,16 @@ def percent(part: int, whole: int) -> str:
 
 
 def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
-    ops = ops if isinstance(ops, list) else list(ops)
     adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
     finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
     notes: list[str] = []
     bad_reads = 0
+    reads: list[Op] = []  # a few: their pairing need not sweep every op again
     for op in ops:
         f = op.f
+        if f == "read":
+            reads.append(op)
+            continue
         if f == "add":
             if op.process == NEMESIS:
                 continue
@@ -95,15 +97,16 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                 a[T_DONE] = op.time
     # Reads are paired with their invocations as every checker pairs them (checkers.pairing);
     # a read with no invocation is taken as invoked when it returned.
-    for _p, _f, key, t, inv, pos in pair(ops, READ_FS).pairs:
+    for p, _f, key, t, inv, pos in pair(reads).pairs:
         if t != "ok":
             continue
-        op = ops[pos]
+        op = reads[pos]
         if not isinstance(op.value, list):
             bad_reads += 1
             continue
-        iop = ops[inv] if inv >= 0 else None
-        start = iop.time if iop is not None and iop.type == "invoke" else op.time
+        iop = reads[inv] if inv >= 0 else None
+        real = iop is not None and iop.type == "invoke" and iop.process == p
+        start = iop.time if real else op.time
         key = _hashable(key)
         cur = finals.get(key)
         if cur is None or (op.time, op.index) > (cur[0], cur[1]):
