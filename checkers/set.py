@@ -65,36 +65,36 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
     reads: list[Op] = []  # a few: their pairing need not sweep every op again
     for op in ops:
         f = op.f
-        if f == "read":
-            reads.append(op)
+        if f != "add":
+            if f == "read":
+                reads.append(op)
             continue
-        if f == "add":
-            if op.process == NEMESIS:
-                continue
-            key = op.key
-            try:
-                per = adds.get(key)
-            except TypeError:  # a JSON list as a key
-                key = repr(key)
-                per = adds.get(key)
-            if per is None:
-                per = adds[key] = {}
-            el = op.value
-            try:
-                a = per.get(el)
-            except TypeError:
-                el = repr(el)
-                a = per.get(el)
-            t = op.type
-            if t == "invoke":
-                if a is None:
-                    per[el] = [op.time, None, None, op.process]
-                continue
-            if a is None:  # a completion without its invocation: attempted by then
-                per[el] = [op.time, t, op.time, op.process]
-            elif a[OUTCOME] is None or _RANK[t] > _RANK[a[OUTCOME]]:
-                a[OUTCOME] = t
-                a[T_DONE] = op.time
+        if op.process == NEMESIS:
+            continue
+        key = op.key
+        try:
+            per = adds.get(key)
+        except TypeError:  # a JSON list as a key
+            key = repr(key)
+            per = adds.get(key)
+        if per is None:
+            per = adds[key] = {}
+        el = op.value
+        try:
+            a = per.get(el)
+        except TypeError:
+            el = repr(el)
+            a = per.get(el)
+        t = op.type
+        if t == "invoke":
+            if a is None:
+                per[el] = [op.time, None, None, op.process]
+            continue
+        if a is None:  # a completion without its invocation: attempted by then
+            per[el] = [op.time, t, op.time, op.process]
+        elif a[OUTCOME] is None or _RANK[t] > _RANK[a[OUTCOME]]:
+            a[OUTCOME] = t
+            a[T_DONE] = op.time
     # Reads are paired with their invocations as every checker pairs them (checkers.pairing);
     # a read with no invocation is taken as invoked when it returned.
     for p, _f, key, t, inv, pos in pair(reads).pairs:
