@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup, escape
 
 from checkers import history
 from checkers.history import CONFIG, HISTORY, REPORT, RESULTS, Op
 
-from . import svg, view
+from . import overview, series, story, svg, view
+from .faults import periods as fault_periods
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -37,7 +39,18 @@ def env() -> Environment:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        _env.filters["ticks"] = ticks
     return _env
+
+
+def ticks(text: str) -> Markup:
+    """Escape ``text`` and show its `quoted` parts as code (lock names in the stories)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: plain text
+        return Markup(escape(text))
+    return Markup("").join(
+        Markup("<code>{}</code>").format(p) if i % 2 else escape(p) for i, p in enumerate(parts)
+    )
 
 
 def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -112,6 +125,9 @@ def write_report(
     return out
 
 
+MAX_STORIES = 3  # violations told in full; the rest in a table, each with its zoom folded
+
+
 def render_html(
     config: dict[str, Any],
     results: dict[str, Any],
@@ -126,12 +142,15 @@ def render_html(
     summary = results.get("summary")
     if not results:
         summary = "No results: the run did not finish checking (no results.json)."
+    nemesis = view.nemesis_label(config)
 
-    t_end = max((op.time for op in ops), default=0)
     dur = config.get("duration_s")
-    if isinstance(dur, int | float) and not isinstance(dur, bool):
-        t_end = max(t_end, int(dur * 1e9))
-    faults = view.faults_from(ops)
+    t_run = int(dur * 1e9) if isinstance(dur, int | float) and not isinstance(dur, bool) else 0
+    over = series.compute(ops, t_run)
+    t_end = over.t_end
+    periods = fault_periods(ops)
+    # only faults that went into force are shaded; failed injections are listed in the table
+    faults = [svg.Fault(p.name, p.start, p.end, p.text()) for p in periods if p.injected]
 
     violations = view.mutex_violations(results)
     holds, holds_truncated, hold_total = view.mutex_holds(results)
@@ -174,18 +193,55 @@ def render_html(
         }
 
     latency = None
-    found = view.perf_series(results, ops)
+    found = view.perf_series(results, ops, over.first_client)
     if found and found[0]:
         chart, facts = svg.scatter(found[0], faults, t_end / 1e9, found[1])
         latency = {"svg": chart, **facts}
+
+    over_time = None
+    if over.acquires:
+        t_s = t_end / 1e9
+        over_time = {
+            "width": over.width_s,
+            "rate": svg.lines(
+                [
+                    ("ok acquires/s", svg.TYPE_COLOURS["ok"], over.rate["ok"]),
+                    ("failed/s", svg.TYPE_COLOURS["fail"], over.rate["fail"]),
+                    ("unknown/s", svg.TYPE_COLOURS["info"], over.rate["info"]),
+                ],
+                over.width_s,
+                faults,
+                t_s,
+                "acquires per second",
+                css="throughput",
+            ),
+            "quantiles": svg.lines(
+                [("p50", "#3b7dd8", over.p50), ("p99", "#c92a2a", over.p99)],
+                over.width_s,
+                faults,
+                t_s,
+                "ok acquire latency (ms)",
+                css="quantiles",
+                log_ok=True,
+            ),
+            "availability": series.availability(over, periods),
+        }
+
+    told = story.stories(violations, ops, periods, config) if verdict != "valid" else []
+    for st in told:
+        st.svg = svg.zoom(st)  # type: ignore[attr-defined]
+    workload = view.workload_views(results, faults, t_end)
 
     page = (
         env()
         .get_template("report.html")
         .render(
-            title=f"{config.get('backend', '?')} / {view.nemesis_label(config)} — lockharness",
+            title=f"{config.get('backend', '?')} / {config.get('workload') or '?'} / {nemesis}",
+            subtitle=view.subtitle(config, over),
             verdict=verdict,
+            meaning=overview.meaning(verdict, results, nemesis),
             summary=summary,
+            cards=overview.cards(results),
             faults_line=view.faults_line(results),
             non_durable=view.non_durable(config),
             result_rows=view.result_rows(results),
@@ -193,22 +249,26 @@ def render_html(
             checkers=view.checker_sections(results),
             timeline=timeline,
             latency=latency,
+            over_time=over_time,
+            stories=told[:MAX_STORIES],
+            more_stories=told[MAX_STORIES:],
+            violation_total=view.violation_total(results, violations),
+            workload=workload,
             faults=[
                 {
-                    "name": f.name,
-                    "start": view.ms(f.start),
-                    "end": view.ms(f.end) if f.end is not None else "never healed",
-                    "detail": f.detail,
+                    "name": p.name,
+                    "start": f"{p.start / 1e9:.2f}",
+                    "end": f"{p.end / 1e9:.2f}" if p.end is not None else "never healed",
+                    "what": p.text(),
+                    "failed": not p.injected,
                 }
-                for f in faults[: view.MAX_GENERIC_ROWS * 5]
+                for p in periods[: view.MAX_GENERIC_ROWS * 5]
             ],
-            more_faults=max(len(faults) - view.MAX_GENERIC_ROWS * 5, 0),
+            more_faults=max(len(periods) - view.MAX_GENERIC_ROWS * 5, 0),
             counterexamples=view.counterexamples(violations, ops) if verdict != "valid" else [],
-            violation_total=len(violations),
-            max_counterexamples=view.MAX_COUNTEREXAMPLES,
             max_bars=svg.MAX_BARS,
             op_total=len(ops),
-            op_counts=view.op_counts(ops),
+            op_counts=series.op_counts(over),
             notes=list(notes),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         )

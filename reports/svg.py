@@ -330,3 +330,240 @@ def scatter(
 
 def _finite(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# --- over time: lines per time bucket -------------------------------------------------------
+
+
+def _y_axis(
+    lo: float, hi: float, log: bool, top: float, plot_h: float, label: str
+) -> tuple[list[str], object]:
+    """Grid, tick labels and title of a y axis; returns the parts and y_of(value)."""
+    if log:
+        lo_y, hi_y = math.log10(lo), math.log10(max(hi, lo * 10))
+    else:
+        lo_y, hi_y = 0.0, max(hi, 1e-6) * 1.08
+
+    def y_of(v: float) -> float:
+        if log:
+            v = math.log10(max(v, lo))
+        return top + plot_h - plot_h * (v - lo_y) / (hi_y - lo_y)
+
+    ticks = (
+        [10.0**e for e in range(math.floor(lo_y), math.ceil(hi_y) + 1)]
+        if log
+        else nice_ticks(lo_y, hi_y, 4)
+    )
+    out = []
+    for v in ticks:
+        y = y_of(v)
+        if not top - 0.5 <= y <= top + plot_h + 0.5:
+            continue
+        out.append(
+            f'<line x1="{LEFT}" y1="{fmt(y)}" x2="{LEFT + PLOT_W}" y2="{fmt(y)}" '
+            f'stroke="#eef0f3"/><text x="{LEFT - 6}" y="{fmt(y + 3)}" font-size="10" '
+            f'text-anchor="end">{tick_label(v)}</text>'
+        )
+    mid = top + plot_h // 2
+    out.append(
+        f'<text x="14" y="{fmt(mid)}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 14 {fmt(mid)})">{escape(label)}</text>'
+    )
+    return out, y_of
+
+
+def lines(
+    named: Sequence[tuple[str, str, Sequence[float | None]]],
+    width_s: float,
+    faults: Sequence[Fault],
+    t_end_s: float,
+    label: str,
+    *,
+    css: str,
+    log_ok: bool = False,
+) -> Markup:
+    """Step lines over time buckets of ``width_s`` seconds: ``named`` is (name, colour, values);
+    None values leave a gap. Fault periods shaded. A log axis when ``log_ok`` and values span
+    more than two decades."""
+    plot_h, top = 170, 26
+    width = LEFT + PLOT_W + RIGHT
+    height = top + plot_h + 40
+    t_end_s = max(t_end_s, width_s * max((len(v) for _, _, v in named), default=1), 1e-9)
+    vals = [x for _, _, v in named for x in v if x is not None]
+    pos = [x for x in vals if x > 0]
+    hi = max(vals, default=1.0)
+    lo = min(pos, default=0.1)
+    log = log_ok and bool(pos) and hi / lo > 100
+
+    def x_of(t_ns: float) -> float:
+        return LEFT + PLOT_W * min(max(t_ns / 1e9, 0), t_end_s) / t_end_s
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">'
+    ]
+    out += _fault_bands(faults, x_of, int(t_end_s * 1e9), top, plot_h, 12)
+    axis, y_of = _y_axis(lo if log else 0.0, hi, log, top, plot_h, label)
+    out += axis
+    for name, colour, values in named:
+        path: list[str] = []
+        pen_up = True
+        for i, v in enumerate(values):
+            if v is None:
+                pen_up = True
+                continue
+            x1, x2 = x_of(i * width_s * 1e9), x_of((i + 1) * width_s * 1e9)
+            y = fmt(y_of(v))  # type: ignore[operator]
+            path.append(f"{'M' if pen_up else 'L'}{fmt(x1)} {y}H{fmt(x2)}")
+            pen_up = False
+        if path:
+            out.append(
+                f'<path d="{"".join(path)}" fill="none" stroke="{colour}" stroke-width="1.6">'
+                f"<title>{escape(name)}</title></path>"
+            )
+    out += _time_axis(x_of, t_end_s, top + plot_h, 1e9)
+    ly = top + plot_h + 25
+    for i, (name, colour, _) in enumerate(named):
+        x = LEFT + i * 120
+        out.append(
+            f'<line x1="{x - 5}" y1="{ly}" x2="{x + 5}" y2="{ly}" stroke="{colour}" '
+            f'stroke-width="3"/><text x="{x + 9}" y="{ly + 4}" font-size="10">{escape(name)}</text>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# --- one violation, zoomed ------------------------------------------------------------------
+
+MARK_COLOURS = {
+    "write": "#2f9e74",
+    "stale": VIOLATION,
+    "rejected": "#555",
+    "unknown": "#d08a00",
+    "release-fail": "#555",
+}
+
+
+def zoom(story) -> Markup:  # a reports.story.Story
+    """Both holders' lanes over the violation's window: holds, writes with their fence tokens,
+    failed releases, fault periods and lease expiries."""
+    lo, hi = story.lo, max(story.hi, story.lo + 1)
+    plot_w = 760
+    left, lane_h, gap, top = 70, 18, 22, 34
+    width = left + plot_w + 20
+    height = top + len(story.lanes) * (lane_h + gap) + 38
+
+    def x_of(t: float) -> float:
+        return left + plot_w * (min(max(t, lo), hi) - lo) / (hi - lo)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart zoom" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        _defs(),
+    ]
+    plot_h = len(story.lanes) * (lane_h + gap)
+    row = 0
+    for f in story.faults:
+        x1, x2 = x_of(f.start), x_of(f.end if f.end is not None else hi)
+        out.append(
+            f'<rect class="fault" x="{fmt(x1)}" y="{top - 6}" width="{fmt(max(x2 - x1, 1.5))}" '
+            f'height="{fmt(plot_h + 6)}" fill="{FAULT_FILL}" fill-opacity="0.22">'
+            f"<title>{escape(f.text())}</title></rect>"
+            f'<text x="{fmt(x1 + 2)}" y="{12 + 11 * (row % 2)}" font-size="10" '
+            f'fill="#8a5a00">{escape(f.name)}</text>'
+        )
+        row += 1
+    for t, label in story.lines:
+        x = x_of(t)
+        out.append(
+            f'<line x1="{fmt(x)}" y1="{top - 8}" x2="{fmt(x)}" y2="{fmt(top + plot_h)}" '
+            f'stroke="#7048e8" stroke-dasharray="4 3"/><text x="{fmt(x + 3)}" '
+            f'y="{fmt(top + plot_h + 2)}" font-size="10" fill="#7048e8">{escape(label)}</text>'
+        )
+    for i, lane in enumerate(story.lanes):
+        y = top + i * (lane_h + gap)
+        out.append(
+            f'<text x="{left - 6}" y="{fmt(y + lane_h - 4)}" font-size="11" '
+            f'text-anchor="end">{escape(lane.label)}</text>'
+        )
+        for start, end, bad, open_, title in lane.bars:
+            x1, x2 = x_of(start), x_of(end)
+            if bad:
+                fill = "url(#hatch-bad)" if open_ else VIOLATION
+            else:
+                fill = "url(#hatch-open)" if open_ else KEY_COLOURS[0]
+            out.append(
+                f'<rect class="hold{" violation" if bad else ""}" x="{fmt(x1)}" y="{y}" '
+                f'width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" fill="{fill}" '
+                f'fill-opacity="{0.9 if bad else 0.45}"><title>{escape(title)}</title></rect>'
+            )
+        last_x = -100.0
+        for m in sorted(lane.marks, key=lambda m: m.t):
+            x = x_of(m.t)
+            colour = MARK_COLOURS.get(m.kind, "#555")
+            ly = y + lane_h + 11 if x - last_x > 26 else y + lane_h + 20
+            last_x = x
+            shape = (
+                f'<path d="M{fmt(x - 4)} {y - 1}L{fmt(x + 4)} {y + 7}M{fmt(x + 4)} {y - 1}'
+                f'L{fmt(x - 4)} {y + 7}" stroke="{colour}" stroke-width="2"/>'
+                if m.kind == "release-fail"
+                else f'<path d="M{fmt(x)} {y + lane_h + 1}l-4 -7h8z" fill="{colour}"/>'
+            )
+            out.append(
+                f'<g class="mark {m.kind}">{shape}<text x="{fmt(x)}" y="{fmt(ly)}" '
+                f'font-size="10" text-anchor="middle" fill="{colour}">{escape(m.label)}</text>'
+                f"<title>{escape(m.title or m.label)}</title></g>"
+            )
+    axis_y = top + plot_h + 6
+    out.append(
+        f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#555"/>'
+    )
+    for t in nice_ticks(lo / 1e9, hi / 1e9, 6):
+        x = x_of(t * 1e9)
+        if left - 0.5 <= x <= left + plot_w + 0.5:
+            out.append(
+                f'<line x1="{fmt(x)}" y1="{axis_y}" x2="{fmt(x)}" y2="{axis_y + 4}" '
+                f'stroke="#555"/><text x="{fmt(x)}" y="{axis_y + 15}" font-size="10" '
+                f'text-anchor="middle">{t:.3f}</text>'
+            )
+    out.append(
+        f'<text x="{left + plot_w // 2}" y="{axis_y + 29}" font-size="10" '
+        f'text-anchor="middle">time since run start (s)</text></svg>'
+    )
+    return Markup("".join(out))
+
+
+def strip(
+    ticks: Sequence[tuple[int, str]], faults: Sequence[Fault], t_end: int, label: str
+) -> Markup:
+    """Moments on one lane across the whole run (lost updates, double-executed slots)."""
+    t_end = max(t_end, 1)
+    top, lane_h = 26, 22
+    width = LEFT + PLOT_W + RIGHT
+    height = top + lane_h + 40
+
+    def x_of(t: float) -> float:
+        return LEFT + PLOT_W * min(max(t, 0), t_end) / t_end
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart strip" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">'
+    ]
+    out += _fault_bands(faults, x_of, t_end, top, lane_h, 12)
+    out.append(
+        f'<text x="{LEFT - 6}" y="{top + 15}" font-size="10" text-anchor="end">'
+        f"{escape(label)}</text>"
+    )
+    seen: set[int] = set()
+    for t, title in ticks:
+        x = x_of(t)
+        if int(x) in seen:
+            continue
+        seen.add(int(x))
+        out.append(
+            f'<rect class="tick" x="{fmt(x - 1)}" y="{top + 2}" width="2" height="{lane_h - 4}" '
+            f'fill="{VIOLATION}"><title>{escape(title)}</title></rect>'
+        )
+    out += _time_axis(x_of, t_end / 1e9, top + lane_h + 2, 1e9)
+    out.append("</svg>")
+    return Markup("".join(out))

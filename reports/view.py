@@ -6,7 +6,6 @@ Each function turns run data into plain values for the templates; limits keep a 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 from checkers import history, verdict_word
 from checkers.history import NEMESIS, Op
 
-from .svg import Bar, Fault
+from .svg import Bar, Fault, strip
 
 MAX_LANES = 48  # timeline lanes (processes)
 MAX_COUNTEREXAMPLES = 20  # violations shown in full
@@ -133,48 +132,6 @@ def non_durable(config: dict[str, Any]) -> list[str]:
 
 def nemesis_label(config: dict[str, Any]) -> str:
     return history.nemesis_label(config.get("nemesis"))
-
-
-def faults_from(ops: Sequence[Op]) -> list[Fault]:
-    """Fault periods: ``start-X`` (first op) to the matching ``stop-X`` (last op).
-
-    Jepsen's bare ``start``/``stop`` (as in its published histories) count as fault "nemesis".
-    """
-    open_: dict[str, Fault] = {}
-    out: list[Fault] = []
-    for op in ops:
-        if op.process != NEMESIS:
-            continue
-        f = op.f if op.f not in ("start", "stop") else f"{op.f}-{NEMESIS}"
-        if f.startswith("start-"):
-            name = f[6:]
-            if name not in open_:
-                detail = _detail(op.value)
-                flt = Fault(name=name, start=op.time, end=None, detail=detail)
-                open_[name] = flt
-                out.append(flt)
-            elif op.value is not None and not open_[name].detail:
-                open_[name].detail = _detail(op.value)
-        elif f.startswith("stop-"):
-            name = f[5:]
-            if name in open_:
-                open_[name].end = op.time
-                if op.type != "invoke":  # the stop completed: the fault is healed
-                    del open_[name]
-        elif op.type == "invoke":  # a one-shot fault: a thin band at its moment
-            out.append(Fault(name=f, start=op.time, end=op.time, detail=_detail(op.value)))
-    return out
-
-
-def _detail(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    try:
-        return json.dumps(v, sort_keys=True, default=str)[:300]
-    except (TypeError, ValueError):
-        return str(v)[:300]
 
 
 def holds_from_ops(ops: Sequence[Op]) -> list[dict[str, Any]]:
@@ -419,15 +376,6 @@ def result_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return [(str(k), show(v, 400)) for k, v in results.items() if k not in skip]
 
 
-def op_counts(ops: Sequence[Op]) -> list[tuple[str, dict[str, int], int]]:
-    """Ops by function and outcome: (f, {type: n}, total)."""
-    c: Counter[tuple[str, str]] = Counter((op.f, op.type) for op in ops)
-    fs: dict[str, dict[str, int]] = {}
-    for (f, t), n in c.items():
-        fs.setdefault(f, {})[t] = n
-    return [(f, d, sum(d.values())) for f, d in sorted(fs.items())]
-
-
 def mutex_violations(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Violations shaped as holds (first/second), from whichever checker reports them."""
     out: list[dict[str, Any]] = []
@@ -445,7 +393,9 @@ def mutex_holds(results: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, b
     return None, False, None
 
 
-def perf_series(results: dict[str, Any], ops: Sequence[Op]) -> tuple[list[Any], float] | None:
+def perf_series(
+    results: dict[str, Any], ops: Sequence[Op], first_client: int | None = None
+) -> tuple[list[Any], float] | None:
     """The latency series and the offset (s) that puts its times on the run's clock.
 
     The perf checker counts series times from the first client op, not from run start; a
@@ -455,6 +405,102 @@ def perf_series(results: dict[str, Any], ops: Sequence[Op]) -> tuple[list[Any], 
         if isinstance(data, dict) and isinstance(data.get("series"), list):
             origin = data.get("series_origin_ns")
             if not isinstance(origin, int | float):
+                origin = first_client
+            if origin is None:
                 origin = min((op.time for op in ops if op.process != NEMESIS), default=0)
             return data["series"], origin / 1e9
     return None
+
+
+def subtitle(config: dict[str, Any], over: Any) -> str:
+    """One line under the title: when, how long, how many clients and keys, how many ops."""
+    parts = []
+    if config.get("started_at"):
+        parts.append(str(config["started_at"])[:19].replace("T", " "))
+    dur = config.get("duration_s")
+    if isinstance(dur, int | float) and not isinstance(dur, bool):
+        parts.append(f"{dur:.1f} s")
+    for k, word in (("concurrency", "clients"), ("keys", "keys")):
+        if isinstance(config.get(k), int):
+            parts.append(f"{config[k]} {word}")
+    for k, word in (("ttl_ms", "ms TTL"), ("hold_ms", "ms hold")):
+        if isinstance(config.get(k), int | float):
+            parts.append(f"{config[k]:g} {word}")
+    if config.get("fencing"):
+        parts.append("fencing enforced")
+    parts.append(f"{sum(over.counts.values()):,} ops")
+    return " · ".join(parts)
+
+
+def violation_total(results: dict[str, Any], violations: Sequence[dict[str, Any]]) -> int:
+    """All violations the checkers counted (they keep only the first ones in full)."""
+    n = 0
+    for data in (results.get("checkers") or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("violation_count"), int):
+            if any("first" in v for v in data.get("violations") or [] if isinstance(v, dict)):
+                n += data["violation_count"]
+    return max(n, len(violations))
+
+
+MAX_WORKLOAD_ROWS = 20
+
+
+def workload_views(results: dict[str, Any], faults: Sequence[Fault], t_end: int) -> dict[str, Any]:
+    """Lost updates (set) on a strip over the run, and double-executed job slots (jobs)."""
+    out: dict[str, Any] = {}
+    checkers = results.get("checkers") or {}
+    st = checkers.get("set") if isinstance(checkers, dict) else None
+    if isinstance(st, dict) and isinstance(st.get("lost"), list) and st["lost"]:
+        lost = [x for x in st["lost"] if isinstance(x, dict)]
+        ticks = [
+            (int(x["ok_time"]), f"{x.get('element')} added to {x.get('key')}, acknowledged, lost")
+            for x in lost
+            if isinstance(x.get("ok_time"), int | float)
+        ]
+        out["lost"] = {
+            "count": st.get("lost_count", len(lost)),
+            "svg": strip(ticks, faults, t_end, "lost") if ticks else None,
+            "rows": [
+                {
+                    "key": show(x.get("key")),
+                    "element": show(x.get("element")),
+                    "process": show(x.get("process")),
+                    "ok": secs(x.get("ok_time")),
+                }
+                for x in lost[:MAX_WORKLOAD_ROWS]
+            ],
+            "listed": len(lost),
+        }
+    jb = checkers.get("jobs") if isinstance(checkers, dict) else None
+    if isinstance(jb, dict) and isinstance(jb.get("double_slots"), list) and jb["double_slots"]:
+        rows, ticks = [], []
+        for d in jb["double_slots"]:
+            if not isinstance(d, dict):
+                continue
+            ex = [e for e in d.get("executions") or [] if isinstance(e, dict)]
+            for e in ex:
+                if isinstance(e.get("start"), int | float):
+                    ticks.append(
+                        (int(e["start"]), f"slot {d.get('slot')}: client {e.get('process')}")
+                    )
+            rows.append(
+                {
+                    "slot": show(d.get("slot")),
+                    "runs": "; ".join(
+                        f"client {e.get('process')} {secs(e.get('start'))} → "
+                        + (secs(e.get("end")) if e.get("end") is not None else "unknown end")
+                        for e in ex
+                    ),
+                }
+            )
+        out["jobs"] = {
+            "count": jb.get("double_executions", len(rows)),
+            "svg": strip(ticks, faults, t_end, "run twice") if ticks else None,
+            "rows": rows[:MAX_WORKLOAD_ROWS],
+            "listed": len(rows),
+        }
+    return out
+
+
+def secs(ns: Any) -> str:
+    return f"{ns / 1e9:.3f} s" if isinstance(ns, int | float) and not isinstance(ns, bool) else "—"

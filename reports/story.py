@@ -1,0 +1,322 @@
+"""The story of each violation, told from the history in the user's words, with the times, and
+what its zoomed timeline shows: both holders' lanes, the faults, the writes and fence tokens.
+
+Nothing here re-checks: the violations come from the checkers (results.json); the history only
+supplies what happened around them (faults, writes, releases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.history import NEMESIS, Op
+
+from .faults import Period, affected_process, describe, overlapping
+
+WRITES = ("write", "add")  # ops that act on the protected resource under the lock
+MAX_SCAN = 20_000  # ops looked at around one violation
+MARGIN = 0.08  # share of the window shown before and after it
+
+
+def secs(ns: int | float) -> str:
+    return f"{ns / 1e9:.2f} s"
+
+
+@dataclass
+class Mark:
+    """A moment on a zoom lane: a write, a failed release, an acquire."""
+
+    t: int
+    label: str
+    kind: str  # "write" | "stale" | "rejected" | "unknown" | "release-fail"
+    title: str = ""
+
+
+@dataclass
+class Lane:
+    label: str
+    bars: list[tuple[int, int, bool, bool, str]] = field(default_factory=list)
+    # (start, end, in the violation, open-ended, title)
+    marks: list[Mark] = field(default_factory=list)
+
+
+@dataclass
+class Story:
+    number: int
+    kind: str
+    key: Any
+    text: str
+    lo: int  # ns, the zoom window
+    hi: int
+    lanes: list[Lane]
+    faults: list[Period]
+    lines: list[tuple[int, str]]  # (t, label): dashed verticals, e.g. lease expiry
+    who: str  # "client 0 / client 1"
+    at: int  # ns, when the second holder acquired (or the bad release)
+
+
+class OpLookup:
+    """Ops by their recorded index, without a dict when the list is in index order."""
+
+    def __init__(self, ops: Sequence[Op]) -> None:
+        self.ops = ops
+        self._pos: dict[int, int] | None = None
+
+    def pos(self, index: Any) -> int | None:
+        if not isinstance(index, int):
+            return None
+        ops = self.ops
+        if 0 <= index < len(ops) and ops[index].index == index:
+            return index
+        if self._pos is None:
+            self._pos = {op.index: i for i, op in enumerate(ops)}
+        return self._pos.get(index)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _fence(h: dict[str, Any]) -> str:
+    f = h.get("fence")
+    return f" (fence {f})" if f is not None else ""
+
+
+def stories(
+    violations: Sequence[dict[str, Any]],
+    ops: Sequence[Op],
+    faults: Sequence[Period],
+    config: dict[str, Any],
+) -> list[Story]:
+    look = OpLookup(ops)
+    out = []
+    for n, v in enumerate(violations, 1):
+        s = _story(n, v, look, faults, config)
+        if s is not None:
+            out.append(s)
+    return out
+
+
+def _window_ops(
+    look: OpLookup, holds: list[dict[str, Any]], extra: Sequence[dict[str, Any]] = ()
+) -> tuple[list[Op], int, int]:
+    """Ops recorded between the first acquire and the last release of ``holds`` (and the
+    violation's own ops), with the time span they cover."""
+    idx = [
+        h.get(f) for h in holds for f in ("acquire_index", "release_index") if h.get(f) is not None
+    ]
+    idx += [o.get("index") for o in extra if isinstance(o, dict)]
+    pos = [p for p in (look.pos(i) for i in idx) if p is not None]
+    times = [h[f] for h in holds for f in ("start", "end") if _num(h.get(f))]
+    times += [o["time"] for o in extra if isinstance(o, dict) and _num(o.get("time"))]
+    if not pos:
+        return [], int(min(times, default=0)), int(max(times, default=0))
+    a, b = min(pos), max(pos)
+    b = min(b + 60, len(look.ops) - 1, a + MAX_SCAN)  # the release's completion and writes
+    a = max(0, a - 20)
+    window = list(look.ops[a : b + 1])
+    times += [look.ops[p].time for p in pos]
+    return window, int(min(times)), int(max(times))
+
+
+def _completion(window: list[Op], i: int) -> Op | None:
+    p = window[i].process
+    for op in window[i + 1 :]:
+        if op.process == p:
+            return op if op.type != "invoke" else None
+    return None
+
+
+def _story(
+    n: int, v: dict[str, Any], look: OpLookup, faults: Sequence[Period], config: dict[str, Any]
+) -> Story | None:
+    kind = str(v.get("kind", "unknown"))
+    key = v.get("key")
+    a = v.get("first") if isinstance(v.get("first"), dict) else None
+    b = v.get("second") if isinstance(v.get("second"), dict) else None
+    extra = [o for o in v.get("ops") or [] if isinstance(o, dict)]
+    holds = [h for h in (a, b) if h is not None]
+    window, lo, hi = _window_ops(look, holds, extra)
+    if a is None and b is None and not extra:
+        return None
+    ttl = config.get("ttl_ms")
+    renews = _num(config.get("renew_ms")) and config.get("renew_ms") > 0
+    procs = [h.get("process") for h in holds]
+    if kind == "release-by-non-owner":
+        return _non_owner(n, v, a, window, lo, hi, faults, key)
+    assert a is not None and b is not None
+    pa, pb = a.get("process"), b.get("process")
+    lines: list[tuple[int, str]] = []
+    parts = [f"client {pa} acquired lock `{key}` at {secs(a['start'])}{_fence(a)}"]
+    held_from, taken_at = a["start"], b["start"]
+    paused = None
+    for f in overlapping(faults, held_from, taken_at):
+        if not f.injected:
+            continue
+        who = affected_process(f)
+        if who is not None and who != pa:
+            continue
+        if who == pa:
+            paused = f
+            parts.append(f"the nemesis paused its process at {secs(f.start)}")
+        else:
+            when = "was already in force" if f.start < held_from else f"began at {secs(f.start)}"
+            parts.append(f"a fault {when}: {describe(f)}")
+    if _num(ttl) and not renews and _num(a.get("start")):
+        expiry = int(a["start"] + ttl * 1e6)
+        if expiry <= taken_at:
+            parts.append(f"its {ttl:g} ms lease expired by {secs(expiry)}")
+            lines.append((expiry, "lease expired"))
+    lanes = {p: Lane(f"client {p}") for p in procs}
+    wrote_b = False
+    first_writes: list[str] = []
+    release_a = None
+    opened: dict[Any, tuple[int, Any]] = {}
+    for i, op in enumerate(window):
+        p = op.process
+        if p == NEMESIS or p not in lanes or op.key != key:
+            continue
+        lane = lanes[p]
+        if op.f == "acquire" and op.type == "ok":
+            opened[p] = (op.time, op.value)
+        elif op.f == "release" and op.type == "invoke" and p in opened:
+            t0, fence = opened.pop(p)
+            bad = t0 in (a["start"], b["start"])
+            done = _completion(window, i)
+            failed = done is not None and done.type == "fail"
+            title = f"client {p} holds `{key}`" + (f", fence {fence}" if fence is not None else "")
+            lane.bars.append((t0, op.time, bad, failed, title))
+            if failed:
+                err = f": {done.error}" if done.error else ""
+                lane.marks.append(Mark(done.time, "release failed", "release-fail", err[2:]))
+            if p == pa and t0 == a["start"]:
+                release_a = (op, done)
+        elif op.f in WRITES and op.type == "invoke":
+            done = _completion(window, i)
+            fence = op.value
+            outcome = "unknown" if done is None else done.type
+            stale = p == pa and op.time > taken_at and t0_of(opened, p) == a["start"]
+            mk = "stale" if stale and outcome == "ok" else "write"
+            if done is not None and done.type == "fail":
+                mk = "rejected"
+            elif done is None or done.type == "info":
+                mk = "unknown" if stale else "write"
+            label = f"w{fence}" if fence is not None else "w"
+            lane.marks.append(Mark(op.time, label, mk, f"{op.f} {fence} → {outcome}"))
+            if p == pb and t0_of(opened, p) == b["start"] and outcome == "ok":
+                wrote_b = True
+            if stale:
+                with_f = f" with fence {fence}" if fence is not None else ""
+                if outcome == "ok":
+                    what = "the store accepted the stale write"
+                elif done is not None and done.type == "fail":
+                    what = f"the store rejected it ({done.error or 'failed'})"
+                else:
+                    what = "the write's outcome is unknown"
+                first_writes.append(f"wrote{with_f} at {secs(op.time)}: {what}")
+    for p, (t0, _f) in opened.items():  # still held at the end of the window
+        bad = t0 in (a["start"], b["start"])
+        title = f"client {p} holds `{key}`, never released"
+        lanes[p].bars.append((t0, max(hi, t0), bad, True, title))
+    parts.append(
+        f"client {pb} acquired at {secs(b['start'])}{_fence(b)}" + (" and wrote" if wrote_b else "")
+    )
+    if first_writes:
+        resumed = ""
+        if paused is not None and paused.end is not None:
+            resumed = f"client {pa} resumed at {secs(paused.end)}, "
+        else:
+            resumed = f"client {pa} "
+        parts.append(
+            resumed + "still believed it held the lock and " + "; then ".join(first_writes)
+        )
+    elif paused is not None and paused.end is not None:
+        parts.append(f"client {pa} resumed at {secs(paused.end)}")
+    if release_a is not None:
+        rel, done = release_a
+        if done is not None and done.type == "fail":
+            err = f" ({done.error})" if done.error else ""
+            parts.append(f"its release at {secs(rel.time)} failed{err}")
+        elif kind == "overlap":
+            both = (rel.time - b["start"]) / 1e6
+            parts.append(
+                f"client {pa} released only at {secs(rel.time)}: both held the lock for "
+                f"{both:.1f} ms"
+            )
+    elif a.get("end") is None:
+        parts.append(f"client {pa} never released it")
+    text = "; ".join(parts) + "."
+    text = text[0].upper() + text[1:]
+    t_hi = max([hi] + [m.t for ln in lanes.values() for m in ln.marks])
+    t_lo = min([lo] + [bar[0] for ln in lanes.values() for bar in ln.bars])
+    pad = max(int((t_hi - t_lo) * MARGIN), 5_000_000)
+    w_lo, w_hi = max(0, t_lo - pad), t_hi + pad
+    return Story(
+        number=n,
+        kind=kind,
+        key=key,
+        text=text,
+        lo=w_lo,
+        hi=w_hi,
+        lanes=[lanes[p] for p in procs],
+        faults=[f for f in overlapping(faults, w_lo, w_hi) if f.injected],
+        lines=lines,
+        who=f"client {pa} / client {pb}",
+        at=b["start"],
+    )
+
+
+def t0_of(opened: dict[Any, tuple[int, Any]], p: Any) -> int | None:
+    got = opened.get(p)
+    return None if got is None else got[0]
+
+
+def _non_owner(
+    n: int,
+    v: dict[str, Any],
+    a: dict[str, Any] | None,
+    window: list[Op],
+    lo: int,
+    hi: int,
+    faults: Sequence[Period],
+    key: Any,
+) -> Story:
+    rels = [
+        o
+        for o in v.get("ops") or []
+        if isinstance(o, dict) and o.get("f") == "release" and o.get("type") == "ok"
+    ]
+    if a is not None:
+        rels = [o for o in rels if o.get("process") != a.get("process")] or rels
+    rel = rels[-1] if rels else {}
+    p, t = rel.get("process", "?"), rel.get("time", lo)
+    text = f"Client {p} released lock `{key}` at {secs(t)} although it did not hold it"
+    lanes = [
+        Lane(f"client {p}", marks=[Mark(int(t), "release ok", "stale", "release by non-owner")])
+    ]
+    if a is not None:
+        end = a["end"] if _num(a.get("end")) else hi
+        text += (
+            f"; the latest holder was client {a.get('process')}, which acquired at "
+            f"{secs(a['start'])}{_fence(a)}"
+        )
+        lanes.insert(
+            0,
+            Lane(f"client {a.get('process')}", [(a["start"], end, True, a.get("end") is None, "")]),
+        )
+    pad = max(int((hi - lo) * MARGIN), 5_000_000)
+    return Story(
+        n,
+        "release-by-non-owner",
+        key,
+        text + ".",
+        max(0, lo - pad),
+        hi + pad,
+        lanes,
+        [f for f in overlapping(faults, lo - pad, hi + pad) if f.injected],
+        [],
+        f"client {p}",
+        int(t),
+    )
