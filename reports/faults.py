@@ -127,6 +127,10 @@ def _link(v: dict[str, Any], p: Period) -> str:
     return f"{what} on client links to {nodes} for {_secs(p)}"
 
 
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def describe(p: Period) -> str:
     """What the fault did, in words: "kill n3 (restarted after 2.0 s, data kept)"."""
     if p.error is not None:
@@ -145,10 +149,10 @@ def describe(p: Period) -> str:
     elif name == "client-pause":
         key = f", holding lock `{v['key']}`" if "key" in v else ""
         text = f"pause client process {v.get('process', '?')}{key} for {_secs(p)}"
-    elif name == "clock":
+    elif name == "clock" and _num(v.get("offset_ms")):
         off = v.get("offset_ms")
-        shift = f"{off:+g} ms" if isinstance(off, int | float) else "?"
-        strobe = f", strobing every {v['strobe_ms']:g} ms" if v.get("strobe_ms") else ""
+        shift = f"{off:+g} ms"
+        strobe = f", strobing every {v['strobe_ms']:g} ms" if _num(v.get("strobe_ms")) else ""
         text = f"move {v.get('node', 'a node')}'s clock {shift}{strobe} for {_secs(p)}"
     elif "toxic" in v:
         text = _link(v, p)

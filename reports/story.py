@@ -146,12 +146,19 @@ def _story(
     procs = [h.get("process") for h in holds]
     if kind == "release-by-non-owner":
         return _non_owner(n, v, a, window, lo, hi, faults, key)
-    assert a is not None and b is not None
+    if a is None or b is None:
+        return None
     pa, pb = a.get("process"), b.get("process")
     lines: list[tuple[int, str]] = []
-    parts = [f"client {pa} acquired lock `{key}` at {secs(a['start'])}{_fence(a)}"]
+    # (time, what, text): told in time order; "what" lets a resume and the write after it join
+    events: list[tuple[int, str, str]] = [
+        (
+            a["start"],
+            "acquire",
+            f"client {pa} acquired lock `{key}` at {secs(a['start'])}{_fence(a)}",
+        )
+    ]
     held_from, taken_at = a["start"], b["start"]
-    paused = None
     for f in overlapping(faults, held_from, taken_at):
         if not f.injected:
             continue
@@ -159,19 +166,25 @@ def _story(
         if who is not None and who != pa:
             continue
         if who == pa:
-            paused = f
-            parts.append(f"the nemesis paused its process at {secs(f.start)}")
+            events.append(
+                (f.start, "pause", f"the nemesis paused client {pa}'s process at {secs(f.start)}")
+            )
+            if f.end is not None:
+                events.append((f.end, "resume", f"client {pa} resumed at {secs(f.end)}"))
+        elif f.start < held_from:
+            events.append((held_from, "fault", f"a fault was in force: {describe(f)}"))
         else:
-            when = "was already in force" if f.start < held_from else f"began at {secs(f.start)}"
-            parts.append(f"a fault {when}: {describe(f)}")
+            events.append((f.start, "fault", f"at {secs(f.start)} a fault began: {describe(f)}"))
     if _num(ttl) and not renews and _num(a.get("start")):
         expiry = int(a["start"] + ttl * 1e6)
         if expiry <= taken_at:
-            parts.append(f"its {ttl:g} ms lease expired by {secs(expiry)}")
+            events.append(
+                (expiry, "lease", f"client {pa}'s {ttl:g} ms lease expired by {secs(expiry)}")
+            )
             lines.append((expiry, "lease expired"))
     lanes = {p: Lane(f"client {p}") for p in procs}
     wrote_b = False
-    first_writes: list[str] = []
+    stale_told = False
     release_a = None
     opened: dict[Any, tuple[int, Any]] = {}
     for i, op in enumerate(window):
@@ -207,7 +220,8 @@ def _story(
             lane.marks.append(Mark(op.time, label, mk, f"{op.f} {fence} → {outcome}"))
             if p == pb and t0_of(opened, p) == b["start"] and outcome == "ok":
                 wrote_b = True
-            if stale:
+            if stale and not stale_told:  # the first stale write tells it; the zoom shows all
+                stale_told = True
                 with_f = f" with fence {fence}" if fence is not None else ""
                 if outcome == "ok":
                     what = "the store accepted the stale write"
@@ -215,38 +229,56 @@ def _story(
                     what = f"the store rejected it ({done.error or 'failed'})"
                 else:
                     what = "the write's outcome is unknown"
-                first_writes.append(f"wrote{with_f} at {secs(op.time)}: {what}")
+                events.append(
+                    (
+                        op.time,
+                        "stale",
+                        f"still believed it held the lock and wrote{with_f} at "
+                        f"{secs(op.time)}: {what}",
+                    )
+                )
     for p, (t0, _f) in opened.items():  # still held at the end of the window
         bad = t0 in (a["start"], b["start"])
         title = f"client {p} holds `{key}`, never released"
         lanes[p].bars.append((t0, max(hi, t0), bad, True, title))
-    parts.append(
-        f"client {pb} acquired at {secs(b['start'])}{_fence(b)}" + (" and wrote" if wrote_b else "")
-    )
-    if first_writes:
-        resumed = ""
-        if paused is not None and paused.end is not None:
-            resumed = f"client {pa} resumed at {secs(paused.end)}, "
-        else:
-            resumed = f"client {pa} "
-        parts.append(
-            resumed + "still believed it held the lock and " + "; then ".join(first_writes)
+    events.append(
+        (
+            b["start"],
+            "acquire",
+            f"client {pb} acquired at {secs(b['start'])}{_fence(b)}"
+            + (" and wrote" if wrote_b else ""),
         )
-    elif paused is not None and paused.end is not None:
-        parts.append(f"client {pa} resumed at {secs(paused.end)}")
+    )
     if release_a is not None:
         rel, done = release_a
         if done is not None and done.type == "fail":
             err = f" ({done.error})" if done.error else ""
-            parts.append(f"its release at {secs(rel.time)} failed{err}")
+            events.append(
+                (rel.time, "release", f"client {pa}'s release at {secs(rel.time)} failed{err}")
+            )
         elif kind == "overlap":
             both = (rel.time - b["start"]) / 1e6
-            parts.append(
-                f"client {pa} released only at {secs(rel.time)}: both held the lock for "
-                f"{both:.1f} ms"
+            events.append(
+                (
+                    rel.time,
+                    "release",
+                    f"client {pa} released only at {secs(rel.time)}: both held "
+                    f"the lock for {both:.1f} ms",
+                )
             )
     elif a.get("end") is None:
-        parts.append(f"client {pa} never released it")
+        events.append((hi, "release", f"client {pa} never released it"))
+    events.sort(key=lambda e: e[0])
+    parts: list[str] = []
+    for i, (_t, what, text) in enumerate(events):
+        if what == "stale":
+            prev = events[i - 1][1] if i else ""
+            if prev == "resume":
+                parts[-1] += ", " + text
+            else:
+                parts.append(f"client {pa} " + text)
+        else:
+            parts.append(text)
     text = "; ".join(parts) + "."
     text = text[0].upper() + text[1:]
     t_hi = max([hi] + [m.t for ln in lanes.values() for m in ln.marks])

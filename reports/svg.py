@@ -493,7 +493,7 @@ def zoom(story) -> Markup:  # a reports.story.Story
             else:
                 fill = "url(#hatch-open)" if open_ else KEY_COLOURS[0]
             out.append(
-                f'<rect class="hold{" violation" if bad else ""}" x="{fmt(x1)}" y="{y}" '
+                f'<rect class="zhold{" bad" if bad else ""}" x="{fmt(x1)}" y="{y}" '
                 f'width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" fill="{fill}" '
                 f'fill-opacity="{0.9 if bad else 0.45}"><title>{escape(title)}</title></rect>'
             )
