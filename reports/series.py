@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from harness.history import NEMESIS, Op
@@ -50,6 +51,10 @@ def bucket_width(span_s: float) -> float:
     return WIDTHS_S[-1] * math.ceil(span_s / WIDTHS_S[-1] / MAX_BUCKETS)
 
 
+_f_type = attrgetter("f", "type")
+_time = attrgetter("time")
+
+
 def _rank(xs: list[float], q: float) -> float:
     return xs[max(0, math.ceil(q * len(xs)) - 1)]
 
@@ -57,29 +62,22 @@ def _rank(xs: list[float], q: float) -> float:
 def compute(ops: Sequence[Op], t_end: int = 0) -> Series:
     """One pass: each acquire invocation is paired with the next completion of its process."""
     s = Series()
-    counts = s.counts
+    s.counts = Counter(map(_f_type, ops))  # C loops: about 0.1 s a million ops
+    last = max(t_end, max(map(_time, ops), default=0))
+    first = min((op.time for op in ops if op.process != NEMESIS), default=None)
     pending: dict[Any, int] = {}  # process -> acquire invocation time
     done: list[tuple[int, int, float]] = []
-    first = None
-    last = t_end
     for op in ops:
-        f, typ, t = op.f, op.type, op.time
-        counts[(f, typ)] += 1
-        if t > last:
-            last = t
+        if op.f != "acquire":
+            continue
         p = op.process
-        if p == NEMESIS:
-            continue
-        if first is None or t < first:
-            first = t
-        if f != "acquire":
-            continue
-        if typ == "invoke":
-            pending[p] = t
+        if op.type == "invoke":
+            pending[p] = op.time
             continue
         t0 = pending.pop(p, None)
         if t0 is not None:
-            done.append((t, CODES[typ], (t - t0) / 1e6))
+            t = op.time
+            done.append((t, CODES[op.type], (t - t0) / 1e6))
     s.t_end = last
     s.first_client = first
     s.acquires = len(done)
