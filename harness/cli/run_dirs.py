@@ -1,4 +1,4 @@
-"""Commands on stored runs: ``harness check``, ``report``, ``list`` and ``export``."""
+"""Commands on stored runs: ``harness check``, ``report``, ``list``, ``export`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -147,3 +147,30 @@ def export(run_dir, fmt) -> None:
             f"[yellow]partial: {len(got.problems)} unreadable line(s); first: {got.problems[0]}[/]",
             highlight=False,
         )
+
+
+@main.command()
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="A loopback address.")
+@friendly
+def serve(store_dir, port, host) -> None:
+    """Browse the store in a web browser: runs with their verdicts and filters, each report,
+    comparison pages, a run directory as a zip. Read-only; Ctrl-C stops it.
+
+    \b
+    Example:
+      harness serve --store store --port 8080
+    """
+    from reports.serve import make_server
+
+    server = make_server(Path(store_dir), host, port)
+    h, p = server.server_address[:2]
+    where = f"[{h}]" if ":" in h else h
+    out.print(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        server.server_close()
