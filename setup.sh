@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PKGS="redis-server etcd-server zookeeper libslf4j-java postgresql mariadb-server iptables iproute2 gcc python3-venv"
+# chromium: the browser test opens reports and the serve index in headless Chromium
+PKGS="redis-server etcd-server zookeeper libslf4j-java postgresql mariadb-server iptables iproute2 gcc python3-venv chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,7 @@ the page's size.
     .venv/bin/python bench/report.py --ops 100000
 
 The run directory is built from the mutex checker's synthetic history (bench/checker.py), put on
-a clock of about 10 minutes, with violations injected and a fault every 30 s.
+a clock of 10 minutes, with violations injected and a fault every 30 s.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from bench.checker import generate  # noqa: E402
 from harness.analysis import analyse  # noqa: E402
 from harness.history import Op  # noqa: E402
 
-SCALE = 1000  # synthetic time units to ns: ~10 minutes for 10^6 ops
+SPAN_S = 600  # the run's length on its clock: 10 minutes, a fault every 30 s
 
 
 def build(run_dir: Path, events: int, inject: int, seed: int = 1) -> int:
     """Write config.json and history.jsonl of a large run; returns the op count."""
     ops, _ = generate(events, info=0.02, inject=inject, seed=seed)
-    ops = [Op(o.index, o.time * SCALE, o.process, o.type, o.f, o.key, o.value, o.error) for o in ops]
+    scale = SPAN_S * 10**9 // max(o.time for o in ops)  # synthetic time units to ns
+    ops = [
+        Op(o.index, o.time * scale, o.process, o.type, o.f, o.key, o.value, o.error) for o in ops
+    ]
     end = max(o.time for o in ops)
     faults = []
     t = 30 * 10**9
