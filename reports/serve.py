@@ -73,7 +73,7 @@ class Run:
     verdict: str
     summary: str
     started: str
-    has_report: bool
+    has_report: bool  # report.html exists; else the server renders one on request
 
 
 class Store:
@@ -120,6 +120,21 @@ class Store:
         with self._lock:
             self._cache[path] = (mtime, small)
         return small
+
+    def report(self, rel: str) -> bytes | None:
+        """The report of a run that has no report.html, rendered without writing it."""
+        d = self.inside(rel)
+        if d is None or not d.is_dir() or not any((d / n).is_file() for n in RUN_FILES):
+            return None
+        from harness import history
+
+        from .render import _read_json, render_html
+
+        notes: list[str] = []
+        config = _read_json(d / "config.json", notes)
+        results = _read_json(d / "results.json", notes)
+        ops = history.read(d / "history.jsonl").ops if (d / "history.jsonl").is_file() else []
+        return render_html(config, results, ops, notes=notes).encode()
 
     def runs(self) -> list[Run]:
         out = []
@@ -235,7 +250,12 @@ class Handler(BaseHTTPRequestHandler):
             body = index_html(self.store, parse_qs(url.query)).encode()
             return self._send(body, "text/html; charset=utf-8", head)
         if path.startswith("/files/"):
-            real = self.store.inside(path[len("/files/") :])
+            rel = path[len("/files/") :]
+            real = self.store.inside(rel)
+            if real is None and rel.endswith("/report.html"):
+                body = self.store.report(rel[: -len("/report.html")])
+                if body is not None:  # rendered in memory: the store is never written
+                    return self._send(body, "text/html; charset=utf-8", head)
             if real is None or not real.is_file():
                 return self.send_error(HTTPStatus.NOT_FOUND, "no such file in the store")
             ctype = TYPES.get(real.suffix, "application/octet-stream")
