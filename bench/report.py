@@ -68,6 +68,28 @@ def build(run_dir: Path, events: int, inject: int, seed: int = 1) -> int:
     return len(rows)
 
 
+def phases(run_dir: Path) -> dict[str, tuple[float, float]]:
+    """Wall and CPU seconds of each step ``harness check`` takes: read, check, render."""
+    from harness.analysis import check_history
+    from harness.history import read
+    from reports.render import render_run
+
+    out = {}
+
+    def step(name, fn):
+        t, c = time.perf_counter(), time.process_time()
+        got = fn()
+        out[name] = (time.perf_counter() - t, time.process_time() - c)
+        return got
+
+    got = step("read", lambda: read(run_dir / "history.jsonl"))
+    config = json.loads((run_dir / "config.json").read_text())
+    res = step("check", lambda: check_history(run_dir / "history.jsonl", config, got))
+    (run_dir / "results.json").write_text(json.dumps(res))
+    step("render", lambda: render_run(run_dir, got.ops))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ops", type=int, default=10**6, help="about this many ops")
@@ -76,13 +98,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         n = build(d, args.ops, args.inject)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = analyse(d)
-        took = time.perf_counter() - t
+        took, cpu = time.perf_counter() - t, time.process_time() - c
         size = (d / "report.html").stat().st_size
         print(
-            f"{n:,} ops: read + check + render {took:.2f} s; report.html {size / 1e6:.2f} MB; "
-            f"verdict {res.results['summary'][:100]}"
+            f"{n:,} ops: read + check + render {took:.2f} s (CPU {cpu:.2f} s); report.html "
+            f"{size / 1e6:.2f} MB; {res.results['summary'][:90]}"
+        )
+        steps = phases(d)
+        print(
+            "  by step: " + ", ".join(f"{k} {w:.2f} s (CPU {c:.2f})" for k, (w, c) in steps.items())
         )
     return 0
 

@@ -32,6 +32,11 @@ def _n(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' * (n != 1)}"
 
 
+def duration(ms: float) -> str:
+    """0.404 ms, 3.93 ms, 435 ms, 1.75 s: three significant digits, seconds past 1000 ms."""
+    return f"{ms / 1000:.3g} s" if ms >= 1000 else f"{ms:.3g} ms"
+
+
 def fault_total(results: dict[str, Any]) -> tuple[int, int]:
     """(injected, failed) over every fault kind."""
     f = results.get("faults")
@@ -133,8 +138,8 @@ def cards(results: dict[str, Any]) -> list[Card]:
         out.append(
             Card(
                 "acquire latency",
-                f"{lat['p50']:.3g} ms",
-                f"p50; p99 {p99:.3g} ms" if p99 is not None else "p50",
+                duration(lat["p50"]),
+                f"p50; p99 {duration(p99)}" if p99 is not None else "p50",
             )
         )
     if isinstance(results.get("faults"), dict):

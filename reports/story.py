@@ -20,8 +20,14 @@ MAX_SCAN = 20_000  # ops looked at around one violation
 MARGIN = 0.08  # share of the window shown before and after it
 
 
-def secs(ns: int | float) -> str:
-    return f"{ns / 1e9:.2f} s"
+def secs(ns: int | float, digits: int = 2) -> str:
+    return f"{ns / 1e9:.{digits}f} s"
+
+
+def digits_for(span_ns: float) -> int:
+    """Enough decimals to tell a violation's moments apart: 2 (10 ms) for a violation lasting
+    half a second or more, down to 4 (0.1 ms) for one of a few ms."""
+    return 2 if span_ns >= 5e8 else 3 if span_ns >= 5e7 else 4
 
 
 @dataclass
@@ -149,13 +155,19 @@ def _story(
     if a is None or b is None:
         return None
     pa, pb = a.get("process"), b.get("process")
+    span = _span(look, a, b)
+    digits = digits_for(span[1] - span[0])
+
+    def at(ns: int | float) -> str:
+        return secs(ns, digits)
+
     lines: list[tuple[int, str]] = []
     # (time, what, text): told in time order; "what" lets a resume and the write after it join
     events: list[tuple[int, str, str]] = [
         (
             a["start"],
             "acquire",
-            f"client {pa} acquired lock `{key}` at {secs(a['start'])}{_fence(a)}",
+            f"client {pa} acquired lock `{key}` at {at(a['start'])}{_fence(a)}",
         )
     ]
     held_from, taken_at = a["start"], b["start"]
@@ -167,19 +179,19 @@ def _story(
             continue
         if who == pa:
             events.append(
-                (f.start, "pause", f"the nemesis paused client {pa}'s process at {secs(f.start)}")
+                (f.start, "pause", f"the nemesis paused client {pa}'s process at {at(f.start)}")
             )
             if f.end is not None:
-                events.append((f.end, "resume", f"client {pa} resumed at {secs(f.end)}"))
+                events.append((f.end, "resume", f"client {pa} resumed at {at(f.end)}"))
         elif f.start < held_from:
             events.append((held_from, "fault", f"a fault was in force: {describe(f)}"))
         else:
-            events.append((f.start, "fault", f"at {secs(f.start)} a fault began: {describe(f)}"))
+            events.append((f.start, "fault", f"at {at(f.start)} a fault began: {describe(f)}"))
     if _num(ttl) and not renews and _num(a.get("start")):
         expiry = int(a["start"] + ttl * 1e6)
         if expiry <= taken_at:
             events.append(
-                (expiry, "lease", f"client {pa}'s {ttl:g} ms lease expired by {secs(expiry)}")
+                (expiry, "lease", f"client {pa}'s {ttl:g} ms lease expired by {at(expiry)}")
             )
             lines.append((expiry, "lease expired"))
     lanes = {p: Lane(f"client {p}") for p in procs}
@@ -234,7 +246,7 @@ def _story(
                         op.time,
                         "stale",
                         f"still believed it held the lock and wrote{with_f} at "
-                        f"{secs(op.time)}: {what}",
+                        f"{at(op.time)}: {what}",
                     )
                 )
     for p, (t0, _f) in opened.items():  # still held at the end of the window
@@ -245,7 +257,7 @@ def _story(
         (
             b["start"],
             "acquire",
-            f"client {pb} acquired at {secs(b['start'])}{_fence(b)}"
+            f"client {pb} acquired at {at(b['start'])}{_fence(b)}"
             + (" and wrote" if wrote_b else ""),
         )
     )
@@ -254,7 +266,7 @@ def _story(
         if done is not None and done.type == "fail":
             err = f" ({done.error})" if done.error else ""
             events.append(
-                (rel.time, "release", f"client {pa}'s release at {secs(rel.time)} failed{err}")
+                (rel.time, "release", f"client {pa}'s release at {at(rel.time)} failed{err}")
             )
         elif kind == "overlap":
             both = (rel.time - b["start"]) / 1e6
@@ -262,7 +274,7 @@ def _story(
                 (
                     rel.time,
                     "release",
-                    f"client {pa} released only at {secs(rel.time)}: both held "
+                    f"client {pa} released only at {at(rel.time)}: both held "
                     f"the lock for {both:.1f} ms",
                 )
             )
@@ -281,10 +293,13 @@ def _story(
             parts.append(text)
     text = "; ".join(parts) + "."
     text = text[0].upper() + text[1:]
-    t_hi = max([hi] + [m.t for ln in lanes.values() for m in ln.marks])
-    t_lo = min([lo] + [bar[0] for ln in lanes.values() for bar in ln.bars])
-    pad = max(int((t_hi - t_lo) * MARGIN), 5_000_000)
+    core = [span[0], span[1]] + [t for t, what, _ in events if what in ("stale", "release")]
+    t_lo, t_hi = min(core), max(core)
+    pad = max(int((t_hi - t_lo) * MARGIN * 2), 1_000_000)
     w_lo, w_hi = max(0, t_lo - pad), t_hi + pad
+    for ln in lanes.values():  # what lies outside the window is left out, not squeezed in
+        ln.bars = [x for x in ln.bars if x[1] >= w_lo and x[0] <= w_hi]
+        ln.marks = [m for m in ln.marks if w_lo <= m.t <= w_hi]
     return Story(
         number=n,
         kind=kind,
@@ -298,6 +313,18 @@ def _story(
         who=f"client {pa} / client {pb}",
         at=b["start"],
     )
+
+
+def _span(look: OpLookup, a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int]:
+    """From the first holder's acquire to the last of both holds' release invocations (or the
+    second acquire, when neither released)."""
+    times = [t for h in (a, b) for t in (h.get("start"), h.get("end")) if _num(t)]
+    for h in (a, b):
+        pos = look.pos(h.get("release_index"))
+        if pos is not None:
+            times.append(look.ops[pos].time)
+    lo = a["start"] if _num(a.get("start")) else min(times)
+    return int(lo), int(max(times))
 
 
 def t0_of(opened: dict[Any, tuple[int, Any]], p: Any) -> int | None:

@@ -449,7 +449,7 @@ def zoom(story) -> Markup:  # a reports.story.Story
     failed releases, fault periods and lease expiries."""
     lo, hi = story.lo, max(story.hi, story.lo + 1)
     plot_w = 760
-    left, lane_h, gap, top = 70, 18, 22, 34
+    left, lane_h, gap, top = 70, 18, 28, 34
     width = left + plot_w + 20
     height = top + len(story.lanes) * (lane_h + gap) + 38
 
@@ -501,13 +501,13 @@ def zoom(story) -> Markup:  # a reports.story.Story
         for m in sorted(lane.marks, key=lambda m: m.t):
             x = x_of(m.t)
             colour = MARK_COLOURS.get(m.kind, "#555")
-            ly = y + lane_h + 11 if x - last_x > 26 else y + lane_h + 20
+            ly = y + lane_h + 16 if x - last_x > 26 else y + lane_h + 25
             last_x = x
             shape = (
                 f'<path d="M{fmt(x - 4)} {y - 1}L{fmt(x + 4)} {y + 7}M{fmt(x + 4)} {y - 1}'
                 f'L{fmt(x - 4)} {y + 7}" stroke="{colour}" stroke-width="2"/>'
                 if m.kind == "release-fail"
-                else f'<path d="M{fmt(x)} {y + lane_h + 1}l-4 -7h8z" fill="{colour}"/>'
+                else f'<path d="M{fmt(x)} {y + lane_h}l-4 7h8z" fill="{colour}"/>'
             )
             out.append(
                 f'<g class="mark {m.kind}">{shape}<text x="{fmt(x)}" y="{fmt(ly)}" '
@@ -518,13 +518,18 @@ def zoom(story) -> Markup:  # a reports.story.Story
     out.append(
         f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#555"/>'
     )
-    for t in nice_ticks(lo / 1e9, hi / 1e9, 6):
+    ticks = nice_ticks(lo / 1e9, hi / 1e9, 6)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 3
+    while decimals < 6 and abs(round(step * 10**decimals) - step * 10**decimals) > 1e-6:
+        decimals += 1  # a step of 0.25 needs two
+    for t in ticks:
         x = x_of(t * 1e9)
         if left - 0.5 <= x <= left + plot_w + 0.5:
             out.append(
                 f'<line x1="{fmt(x)}" y1="{axis_y}" x2="{fmt(x)}" y2="{axis_y + 4}" '
                 f'stroke="#555"/><text x="{fmt(x)}" y="{axis_y + 15}" font-size="10" '
-                f'text-anchor="middle">{t:.3f}</text>'
+                f'text-anchor="middle">{t:.{decimals}f}</text>'
             )
     out.append(
         f'<text x="{left + plot_w // 2}" y="{axis_y + 29}" font-size="10" '
