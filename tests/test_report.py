@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -349,3 +350,109 @@ def test_jepsen_etcd_history(tmp_path: Path) -> None:
     assert page.count('class="fault"') >= 3 and ">nemesis</text>" in page
     assert "url(#hatch-bad)" in page
     _no_remote(page)
+
+
+def _page(h: Hist, **cfg: Any) -> str:
+    ops = read_ops(h)
+    return render_html(_config(**cfg), _results(ops), ops)
+
+
+def _told(page: str) -> list[str]:
+    return [
+        " ".join(html.unescape(re.sub(r"<[^>]+>", "", t)).split())
+        for t in re.findall(r'<p class="told">(.*?)</p>', page, re.S)
+    ]
+
+
+def test_lost_updates_on_the_page() -> None:
+    """A set workload's history: the lost elements on a strip over the run and in a table."""
+    h = Hist()
+    for el in range(6):
+        h.add(100 + el * 50, el % 2, "invoke", "add", key="s", value=el)
+        h.add(110 + el * 50, el % 2, "ok", "add", key="s", value=el)
+    h.fault("partition", 150, 300, {"topology": "halves", "reach": [["n1", "c0"], ["n2", "c1"]]})
+    h.add(500, 9, "invoke", "read", key="s")
+    h.add(510, 9, "ok", "read", key="s", value=[0, 1, 2, 5])  # 3 and 4 were lost
+    page = _page(h, nemesis=["partition"])
+    assert 'class="banner invalid"' in page
+    assert "2 acknowledged updates were lost" in page
+    lost = page[page.index("<h2>Lost updates</h2>") : page.index("<h2>Over time</h2>")]
+    assert lost.count('class="tick"') == 2 and 'class="chart strip"' in lost
+    assert '<td>s</td><td>3</td><td>1</td><td class="num">0.260 s</td>' in lost
+    cards = page[page.index('<div class="cards">') : page.index("<h2>")]
+    assert "lost updates" in cards and "of 6 acknowledged" in cards
+
+
+def test_double_executions_on_the_page() -> None:
+    h = Hist()
+    for p, t in ((0, 1000), (1, 1010), (0, 2000)):  # slot 1 runs twice
+        h.add(t, p, "invoke", "exec", value={"slot": t // 1000, "period": 1000})
+        h.add(t + 50, p, "ok", "exec", value={"slot": t // 1000, "period": 1000})
+    page = _page(h, nemesis=[])
+    assert 'class="banner invalid"' in page and "1 job slot ran more than once" in page
+    jobs = page[page.index("<h2>Jobs run more than once</h2>") : page.index("<h2>Over time</h2>")]
+    assert "<td>1</td><td>client 0 1.000 s → 1.050 s; client 1 1.010 s → 1.060 s</td>" in jobs
+    assert "double executions" in page[page.index('<div class="cards">') :]
+
+
+def test_release_by_a_non_owner_is_told() -> None:
+    h = Hist()
+    h.hold(0, "k", 100, 900, 1)
+    h.add(400, 5, "invoke", "release", key="k")
+    h.add(401, 5, "ok", "release", key="k")
+    page = _page(h, nemesis=[])
+    told = _told(page)
+    assert told == [
+        "Client 5 released lock k at 0.40 s although it did not hold it; the latest holder "
+        "was client 0, which acquired at 0.10 s (fence 1)."
+    ]
+    assert "a client released a lock it did not hold 1 time" in page
+
+
+def test_a_partition_in_force_is_part_of_the_story() -> None:
+    h = Hist()
+    h.hold(0, "k", 100, 1500, 1, release="fail")
+    h.fault("partition", 50, 2000, {"topology": "halves", "reach": [["n1", "c0"], ["n2", "c1"]]})
+    h.hold(1, "k", 1200, 1300, 2)
+    page = _page(h, ttl_ms=1000)
+    (told,) = _told(page)
+    assert told == (
+        "Client 0 acquired lock k at 0.10 s (fence 1); a fault was in force: partition halves: "
+        "{n1, c0} | {n2, c1} (healed after 1.9 s); client 0's 1000 ms lease expired by 1.10 s; "
+        "client 1 acquired at 1.20 s (fence 2); client 0's release at 1.50 s failed (not owner)."
+    )
+
+
+def test_faults_in_words() -> None:
+    from reports.faults import periods
+
+    h = Hist()
+    h.add(10, "nemesis", "invoke", "start-kill")
+    h.add(11, "nemesis", "info", "start-kill", value={"node": "n3", "pid": 9, "signal": "SIGKILL"})
+    h.add(2011, "nemesis", "invoke", "stop-kill")
+    stop = {"node": "n3", "restarted": True, "wiped": False, "ready": True}
+    h.add(2012, "nemesis", "info", "stop-kill", value=stop)
+    h.add(3000, "nemesis", "invoke", "start-partition")
+    h.add(3001, "nemesis", "info", "start-partition", error="RuntimeError: boom")
+    h.add(3500, "nemesis", "invoke", "stop-partition")
+    h.add(3501, "nemesis", "info", "stop-partition")
+    lat = {"toxic": "latency", "attributes": {"latency": 100, "jitter": 50}, "nodes": ["n1"]}
+    h.add(4000, "nemesis", "invoke", "start-latency")
+    h.add(4001, "nemesis", "info", "start-latency", value=lat)
+    h.add(4500, "nemesis", "invoke", "stop-latency")
+    h.add(4501, "nemesis", "info", "stop-latency", value={"healed": True})
+    h.add(5000, "nemesis", "invoke", "start-client-pause")
+    h.add(5001, "nemesis", "info", "start-client-pause", value={"injected": False, "why": "idle"})
+    ps = periods(read_ops(h))
+    assert [p.text() for p in ps] == [
+        "kill n3 (restarted after 2.0 s, data kept)",
+        "partition: the injection failed (RuntimeError: boom)",
+        "add 100 ± 50 ms latency on client links to n1 for 0.5 s",
+        "client-pause: nothing injected (idle)",
+    ]
+    page = _page(h, nemesis=["kill"])
+    faults = page[page.index("<h2>Faults</h2>") :]
+    assert "kill n3 (restarted after 2.0 s, data kept)" in faults
+    assert '<tr class="failed"><td>partition</td>' in faults
+    # a failed or empty injection is listed but not shaded as a fault in force
+    assert page.count("<title>partition: the injection failed") == 0
