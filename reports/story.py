@@ -220,7 +220,10 @@ def _story(
                 release_a = (op, done)
         elif op.f in WRITES and op.type == "invoke":
             done = _completion(window, i)
-            fence = op.value
+            held = opened.get(p)
+            # a write carries its fence; a set add carries its element, under its hold's fence
+            fence = op.value if op.f == "write" else (held[1] if held else None)
+            element = f" element {op.value}" if op.f == "add" else ""
             outcome = "unknown" if done is None else done.type
             stale = p == pa and op.time > taken_at and t0_of(opened, p) == a["start"]
             mk = "stale" if stale and outcome == "ok" else "write"
@@ -229,7 +232,8 @@ def _story(
             elif done is None or done.type == "info":
                 mk = "unknown" if stale else "write"
             label = f"w{fence}" if fence is not None else "w"
-            lane.marks.append(Mark(op.time, label, mk, f"{op.f} {fence} → {outcome}"))
+            what_op = f"{op.f}{element}" + (f", fence {fence}" if fence is not None else "")
+            lane.marks.append(Mark(op.time, label, mk, f"{what_op} → {outcome}"))
             if p == pb and t0_of(opened, p) == b["start"] and outcome == "ok":
                 wrote_b = True
             if stale and not stale_told:  # the first stale write tells it; the zoom shows all
@@ -245,7 +249,8 @@ def _story(
                     (
                         op.time,
                         "stale",
-                        f"still believed it held the lock and wrote{with_f} at "
+                        f"still believed it held the lock and "
+                        f"{'added' + element if element else 'wrote'}{with_f} at "
                         f"{at(op.time)}: {what}",
                     )
                 )

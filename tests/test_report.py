@@ -456,3 +456,20 @@ def test_faults_in_words() -> None:
     assert '<tr class="failed"><td>partition</td>' in faults
     # a failed or empty injection is listed but not shaded as a fault in force
     assert page.count("<title>partition: the injection failed") == 0
+
+
+def test_a_stale_set_add_is_told_with_its_element() -> None:
+    """The lock-set workload writes by adding an element: the story names it and the fence."""
+    h = Hist()
+    h.add(100, 0, "invoke", "acquire", key="k")
+    h.add(102, 0, "ok", "acquire", key="k", value=1)
+    h.hold(1, "k", 600, 700, 2)  # the lease of process 0 ran out: process 1 took the lock
+    h.add(900, 0, "invoke", "add", key="k", value=7)
+    h.add(901, 0, "ok", "add", key="k", value=7)
+    h.add(902, 0, "invoke", "release", key="k")
+    h.add(903, 0, "fail", "release", key="k", error="not owner")
+    (told,) = _told(_page(h, nemesis=[], ttl_ms=400))
+    assert (
+        "client 0 still believed it held the lock and added element 7 with fence 1 at 0.90 s: "
+        "the store accepted the stale write"
+    ) in told
