@@ -232,7 +232,7 @@ def lanes_from(holds: Sequence[dict[str, Any]], violations: Sequence[dict[str, A
             keep.add(p)
         res.hidden_processes = len(procs) - len(keep)
         procs = [p for p in procs if p in keep]
-    res.lanes = [(f"process {p}", by_proc[p]) for p in procs]
+    res.lanes = [(f"client {p}", by_proc[p]) for p in procs]
     res.keys = [k for k, _ in keys.most_common()]
     return res
 

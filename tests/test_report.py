@@ -201,7 +201,7 @@ def test_invalid_run_report(invalid_run: Path) -> None:
     assert "overlap" in page and "both processes certainly held the lock" in page
     # both holders of the violation, red in the timeline and named in the counterexample
     assert page.count('class="hold violation"') == 2
-    assert ">process 3</text>" in page and ">process 7</text>" in page
+    assert ">client 3</text>" in page and ">client 7</text>" in page
     cx = page[page.index("Counterexample") :]
     # holds start when the acquire returns (702 ms, not 700) and end at the release invocation
     first = '<th>first holder</th><td>3</td><td>k0</td><td class="num">702.000</td>'
