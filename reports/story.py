@@ -258,6 +258,13 @@ def _story(
         bad = t0 in (a["start"], b["start"])
         title = f"client {p} holds `{key}`, never released"
         lanes[p].bars.append((t0, max(hi, t0), bad, True, title))
+    for h in (a, b):  # holds the history did not show (results from another tool)
+        lane = lanes[h.get("process")]
+        if _num(h.get("start")) and not any(x[0] == h["start"] for x in lane.bars):
+            end = h["end"] if _num(h.get("end")) else max(hi, h["start"])
+            lane.bars.append(
+                (h["start"], end, True, h.get("end") is None, f"fence {h.get('fence')}")
+            )
     events.append(
         (
             b["start"],

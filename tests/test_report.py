@@ -473,3 +473,16 @@ def test_a_stale_set_add_is_told_with_its_element() -> None:
         "client 0 still believed it held the lock and added element 7 with fence 1 at 0.90 s: "
         "the store accepted the stale write"
     ) in told
+
+
+def test_a_violation_without_its_history_is_still_told_and_drawn() -> None:
+    """results.json from another tool, no history: the story and zoom come from the holds."""
+    first = {"process": 1, "key": "k", "start": 10**9, "end": 2 * 10**9, "fence": 3}
+    second = {"process": 2, "key": "k", "start": 15 * 10**8, "end": 3 * 10**9, "fence": 4}
+    v = {"kind": "overlap", "key": "k", "first": first, "second": second}
+    mutex = {"valid": False, "violations": [v], "violation_count": 1}
+    page = render_html({}, {"valid": False, "summary": "x", "checkers": {"mutex": mutex}}, [])
+    assert _told(page) == [
+        "Client 1 acquired lock k at 1.00 s (fence 3); client 2 acquired at 1.50 s (fence 4)."
+    ]
+    assert page.count('class="zhold bad"') == 2
