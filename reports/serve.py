@@ -314,4 +314,10 @@ def make_server(store: Path, host: str = "127.0.0.1", port: int = 8080) -> Threa
     host = check_host(host)
     handler = type("StoreHandler", (Handler,), {"store": Store(root)})
     cls = _Server6 if ":" in host else _Server
-    return cls((host, port), handler)
+    try:
+        return cls((host, port), handler)
+    except OSError as e:
+        raise ServeError(
+            f"cannot listen on {host} port {port}: {e.strerror or e} (give another --port; "
+            "0 picks a free one)"
+        ) from None

@@ -151,6 +151,14 @@ def test_refuses_a_non_loopback_host_and_a_missing_store(tmp_path: Path) -> None
         make_server(tmp_path / "nope", "127.0.0.1", 0)
     p = harness("serve", "--store", str(tmp_path), "--host", "10.1.2.3")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "loopback" in p.stderr
+    busy = make_server(tmp_path, "127.0.0.1", 0)
+    try:
+        port = str(busy.server_address[1])
+        p = harness("serve", "--store", str(tmp_path), "--port", port)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+        assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in p.stderr
+    finally:
+        busy.server_close()
 
 
 def test_serve_command_starts_and_stops(tmp_path: Path) -> None:
