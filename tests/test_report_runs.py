@@ -9,6 +9,8 @@ import html
 import json
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -21,6 +23,8 @@ from harness.config import RunConfig
 from harness.run import run_test
 from reports.render import render_run
 from reports.story import digits_for, secs
+
+from .conftest import HARNESS
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLD = re.compile(r'<p class="told">(.*?)</p>', re.S)
@@ -176,14 +180,34 @@ def test_overlaps_are_told_and_the_rest_tabled(overlap_run: Path) -> None:
     assert page.count('class="chart zoom"') == len(told)
 
 
-def test_interrupted_and_partial_runs(valid_run: Path, revoked_run: Path, tmp_path: Path) -> None:
-    # interrupted: the run's own analysis of what was recorded, as after Ctrl-C
-    cut = tmp_path / "interrupted"
-    shutil.copytree(valid_run, cut, ignore=shutil.ignore_patterns("servers", "report.html"))
-    analyse(cut, interrupted=True)
+def test_interrupted_and_partial_runs(revoked_run: Path, tmp_path: Path) -> None:
+    # interrupted: a real run stopped by Ctrl-C once it has recorded some ops
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        [*HARNESS, "run", "--backend", "redis", "-t", "60", "--store", str(store)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        hist = store / "latest" / "history.jsonl"
+        while not (hist.exists() and hist.stat().st_size > 5000):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never recorded"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 2, out + err
+    cut = hist.resolve().parent
     page = (cut / "report.html").read_text()
     assert 'class="banner unknown"' in page
     assert "proves neither safe nor unsafe: the run was interrupted before its time limit" in page
+    assert 'class="chart throughput"' in page  # what was recorded is still shown
     # partial: the history cut in the middle of a line after the first violation
     part = tmp_path / "partial"
     shutil.copytree(revoked_run, part, ignore=shutil.ignore_patterns("servers", "report.html"))
