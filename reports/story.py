@@ -14,6 +14,7 @@ from typing import Any
 from harness.history import NEMESIS, Op
 
 from .faults import Period, affected_process, describe, overlapping
+from .view import run_opt
 
 WRITES = ("write", "add")  # ops that act on the protected resource under the lock
 MAX_SCAN = 20_000  # ops looked at around one violation
@@ -147,8 +148,9 @@ def _story(
     window, lo, hi = _window_ops(look, holds, extra)
     if a is None and b is None and not extra:
         return None
-    ttl = config.get("ttl_ms")
-    renews = _num(config.get("renew_ms")) and config.get("renew_ms") > 0
+    ttl = run_opt(config, "ttl_ms")
+    renew = run_opt(config, "renew_ms")
+    renews = _num(renew) and renew > 0
     procs = [h.get("process") for h in holds]
     if kind == "release-by-non-owner":
         return _non_owner(n, v, a, window, lo, hi, faults, key)

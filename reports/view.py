@@ -412,6 +412,15 @@ def perf_series(
     return None
 
 
+def run_opt(config: dict[str, Any], name: str) -> Any:
+    """A run option wherever config.json keeps it: at the top, or among the workload's options
+    (``workload_opts``: the mutex's ttl_ms, hold_ms, renew_ms, fencing)."""
+    if name in config:
+        return config[name]
+    wopts = config.get("workload_opts")
+    return wopts.get(name) if isinstance(wopts, dict) else None
+
+
 def subtitle(config: dict[str, Any], over: Any) -> str:
     """One line under the title: when, how long, how many clients and keys, how many ops."""
     parts = []
@@ -424,9 +433,10 @@ def subtitle(config: dict[str, Any], over: Any) -> str:
         if isinstance(config.get(k), int):
             parts.append(f"{config[k]} {word}")
     for k, word in (("ttl_ms", "ms TTL"), ("hold_ms", "ms hold")):
-        if isinstance(config.get(k), int | float):
-            parts.append(f"{config[k]:g} {word}")
-    if config.get("fencing"):
+        v = run_opt(config, k)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            parts.append(f"{v:g} {word}")
+    if run_opt(config, "fencing") is True:
         parts.append("fencing enforced")
     parts.append(f"{sum(over.counts.values()):,} ops")
     return " · ".join(parts)

@@ -486,3 +486,16 @@ def test_a_violation_without_its_history_is_still_told_and_drawn() -> None:
         "Client 1 acquired lock k at 1.00 s (fence 3); client 2 acquired at 1.50 s (fence 4)."
     ]
     assert page.count('class="zhold bad"') == 2
+
+
+def test_the_ttl_among_the_workload_options_gives_the_lease_expiry() -> None:
+    """config.json keeps a workload's own options (the mutex's ttl_ms) under workload_opts."""
+    h = Hist()
+    h.hold(0, "k", 100, 1500, 1, release="fail")
+    h.hold(1, "k", 1200, 1300, 2)
+    ops = read_ops(h)
+    config = _config(nemesis=[], workload_opts={"ttl_ms": 1000, "hold_ms": 7})
+    del config["ttl_ms"]
+    page = render_html(config, _results(ops), ops)
+    assert "client 0's 1000 ms lease expired by 1.10 s" in _told(page)[0]
+    assert "1000 ms TTL · 7 ms hold" in page
