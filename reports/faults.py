@@ -84,11 +84,18 @@ def _partition(v: dict[str, Any], p: Period) -> str:
     reach = v.get("reach")
     topo = v.get("topology")
     head = f"partition {topo}" if topo else "partition"
+    extra = []
     if isinstance(reach, list) and reach and all(isinstance(r, list) for r in reach):
-        text = f"{head}: " + " | ".join("{" + ", ".join(map(str, r)) + "}" for r in reach)
+        sides = [sorted(map(str, r)) for r in reach]
+        everyone = sorted(set().union(*sides))
+        if len(sides) > 2 and everyone in sides:  # a bridge node's view: it reaches all sides
+            sides.remove(everyone)
+        text = f"{head}: " + " | ".join("{" + ", ".join(r) + "}" for r in sides)
+        shared = sorted(set(sides[0]).intersection(*sides[1:])) if len(sides) > 1 else []
+        if shared:
+            extra.append(f"{', '.join(shared)} on every side")
     else:
         text = head
-    extra = []
     if any("replies lost" in str(c) for c in v.get("client_cuts") or []):
         extra.append("one way: requests pass, replies are lost")
     if v.get("not_cut"):

@@ -499,3 +499,17 @@ def test_the_ttl_among_the_workload_options_gives_the_lease_expiry() -> None:
     page = render_html(config, _results(ops), ops)
     assert "client 0's 1000 ms lease expired by 1.10 s" in _told(page)[0]
     assert "1000 ms TTL · 7 ms hold" in page
+
+
+def test_a_bridge_partition_in_words() -> None:
+    from reports.faults import Period
+
+    reach = [["c0", "n1", "n2", "n3"], ["c1", "n3", "n4", "n5"], ["c0", "c1"] + NODES]
+    p = Period("partition", 0, 3 * 10**9, {"topology": "bridge", "reach": reach}, {"healed": True})
+    assert p.text() == (
+        "partition bridge: {c0, n1, n2, n3} | {c1, n3, n4, n5} (n3 on every side; "
+        "healed after 3.0 s)"
+    )
+
+
+NODES = ["n1", "n2", "n3", "n4", "n5"]
