@@ -7,6 +7,7 @@ healed. Jepsen's bare ``start``/``stop`` count as fault "nemesis".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,18 +81,24 @@ def _secs(p: Period) -> str:
     return f"{(p.end - p.start) / 1e9:.1f} s"
 
 
+def _nodes_first(name: str) -> tuple[bool, str]:
+    """Nodes, then client groups (c0, c1, ...): "{n1, n2, c0}"."""
+    return (re.fullmatch(r"c\d+", name) is not None, name)
+
+
 def _partition(v: dict[str, Any], p: Period) -> str:
     reach = v.get("reach")
     topo = v.get("topology")
     head = f"partition {topo}" if topo else "partition"
     extra = []
     if isinstance(reach, list) and reach and all(isinstance(r, list) for r in reach):
-        sides = [sorted(map(str, r)) for r in reach]
-        everyone = sorted(set().union(*sides))
+        sides = [sorted(map(str, r), key=_nodes_first) for r in reach]
+        everyone = sorted(set().union(*sides), key=_nodes_first)
         if len(sides) > 2 and everyone in sides:  # a bridge node's view: it reaches all sides
             sides.remove(everyone)
         text = f"{head}: " + " | ".join("{" + ", ".join(r) + "}" for r in sides)
-        shared = sorted(set(sides[0]).intersection(*sides[1:])) if len(sides) > 1 else []
+        shared = sorted(set(sides[0]).intersection(*sides[1:]), key=_nodes_first)
+        shared = shared if len(sides) > 1 else []
         if shared:
             extra.append(f"{', '.join(shared)} on every side")
     else:

@@ -507,7 +507,7 @@ def test_a_bridge_partition_in_words() -> None:
     reach = [["c0", "n1", "n2", "n3"], ["c1", "n3", "n4", "n5"], ["c0", "c1"] + NODES]
     p = Period("partition", 0, 3 * 10**9, {"topology": "bridge", "reach": reach}, {"healed": True})
     assert p.text() == (
-        "partition bridge: {c0, n1, n2, n3} | {c1, n3, n4, n5} (n3 on every side; "
+        "partition bridge: {n1, n2, n3, c0} | {n3, n4, n5, c1} (n3 on every side; "
         "healed after 3.0 s)"
     )
 
