@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.checker import generate  # noqa: E402
-from harness.analysis import analyse  # noqa: E402
-from harness.history import Op  # noqa: E402
+from checkers.history import Op  # noqa: E402
+from harness.run.analyse import recheck  # noqa: E402
 
 SPAN_S = 600  # the run's length on its clock: 10 minutes, a fault every 30 s
 
@@ -70,8 +70,8 @@ def build(run_dir: Path, events: int, inject: int, seed: int = 1) -> int:
 
 def phases(run_dir: Path) -> dict[str, tuple[float, float]]:
     """Wall and CPU seconds of each step ``harness check`` takes: read, check, render."""
-    from harness.analysis import check_history
-    from harness.history import read
+    from checkers.history import read
+    from harness.run.analyse import analyse, checkers_for
     from reports.render import render_run
 
     out = {}
@@ -84,7 +84,7 @@ def phases(run_dir: Path) -> dict[str, tuple[float, float]]:
 
     got = step("read", lambda: read(run_dir / "history.jsonl"))
     config = json.loads((run_dir / "config.json").read_text())
-    res = step("check", lambda: check_history(run_dir / "history.jsonl", config, got))
+    res = step("check", lambda: analyse(checkers_for(config, got), got, config=config))
     (run_dir / "results.json").write_text(json.dumps(res))
     step("render", lambda: render_run(run_dir, got.ops))
     return out
@@ -99,12 +99,12 @@ def main() -> int:
         d = Path(tmp)
         n = build(d, args.ops, args.inject)
         t, c = time.perf_counter(), time.process_time()
-        res = analyse(d)
+        results = recheck(d)
         took, cpu = time.perf_counter() - t, time.process_time() - c
         size = (d / "report.html").stat().st_size
         print(
             f"{n:,} ops: read + check + render {took:.2f} s (CPU {cpu:.2f} s); report.html "
-            f"{size / 1e6:.2f} MB; {res.results['summary'][:90]}"
+            f"{size / 1e6:.2f} MB; {results['summary'][:90]}"
         )
         steps = phases(d)
         print(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from checkers.history import NEMESIS, Op
 
 
 @dataclass(slots=True)

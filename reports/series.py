@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from checkers.history import NEMESIS, Op
 
 from .faults import Period
 

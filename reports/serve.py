@@ -126,7 +126,7 @@ class Store:
         d = self.inside(rel)
         if d is None or not d.is_dir() or not any((d / n).is_file() for n in RUN_FILES):
             return None
-        from harness import history
+        from checkers import history
 
         from .render import _read_json, render_html
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.history import NEMESIS, Op
+from checkers.history import NEMESIS, Op
 
 from .faults import Period, affected_process, describe, overlapping
 from .view import run_opt

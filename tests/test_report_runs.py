@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import analyse
-from harness.config import RunConfig
 from harness.run import run_test
+from harness.run.analyse import recheck
+from harness.run.config import run_config
 from reports.render import render_run
 from reports.story import digits_for, secs
 
@@ -33,7 +33,7 @@ BASE = dict(backend="redis", concurrency=3, keys=1, seed=11)
 
 
 def _run(store: Path, **kw) -> Path:
-    res = run_test(RunConfig(**(BASE | {"store": store} | kw)))
+    res = run_test(run_config(**(BASE | {"store": store} | kw)))
     return res.run_dir
 
 
@@ -215,7 +215,7 @@ def test_interrupted_and_partial_runs(revoked_run: Path, tmp_path: Path) -> None
     lines = (part / "history.jsonl").read_bytes().splitlines(keepends=True)
     keep = v["second"]["release_index"] + 40
     (part / "history.jsonl").write_bytes(b"".join(lines[:keep]) + lines[keep][:25])
-    analyse(part)
+    recheck(part)
     results = _results(part)
     assert results["valid"] is False and results["partial"] is True
     page = (part / "report.html").read_text()
@@ -232,13 +232,13 @@ def test_large_run_is_bounded(tmp_path: Path) -> None:
 
     n = build(tmp_path, 200_000, inject=30)
     t = time.perf_counter()
-    res = analyse(tmp_path)
+    results = recheck(tmp_path)
     took = time.perf_counter() - t
     page = (tmp_path / "report.html").read_text()
     print(f"{n} ops checked and rendered in {took:.2f} s, {len(page) / 1e6:.2f} MB")
     assert len(page) < 2_000_000
-    assert res.results["valid"] is False
-    mutex = res.results["checkers"]["mutex"]
+    assert results["valid"] is False
+    mutex = results["checkers"]["mutex"]
     assert f"({mutex['violation_count']} violations)" in page
     assert page.count('<p class="told">') == min(len(mutex["violations"]), 100)
     assert 'class="chart throughput"' in page and 'class="chart quantiles"' in page
