@@ -429,9 +429,10 @@ def subtitle(config: dict[str, Any], over: Any) -> str:
     dur = config.get("duration_s")
     if isinstance(dur, int | float) and not isinstance(dur, bool):
         parts.append(f"{dur:.1f} s")
-    for k, word in (("concurrency", "clients"), ("keys", "keys")):
-        if isinstance(config.get(k), int):
-            parts.append(f"{config[k]} {word}")
+    for k, word in (("concurrency", "client"), ("keys", "key")):
+        n = config.get(k)
+        if isinstance(n, int) and not isinstance(n, bool):
+            parts.append(f"{n:,} {word}{'s' * (n != 1)}")
     for k, word in (("ttl_ms", "ms TTL"), ("hold_ms", "ms hold")):
         v = run_opt(config, k)
         if isinstance(v, int | float) and not isinstance(v, bool):
