@@ -70,8 +70,8 @@ def make(name: str, nodes: list[str], groups: list[str], rng: random.Random) -> 
         for i, x in enumerate(ns):
             for j in range(-d, d + 1):
                 reach[x].add(ns[(i + j) % n])
-        for i, g in enumerate(groups):  # a group sees what node i sees
-            view = reach[ns[i % n]]
+        for i, g in enumerate(groups):  # a group sees the nodes that node i sees
+            view = reach[ns[i % n]] & set(ns)  # a copy: the loop below adds to node i's set
             reach[g] |= view
             for x in view:
                 reach[x].add(g)
