@@ -59,9 +59,15 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         kinds = (
             mutex.get("violation_kinds") if isinstance(mutex.get("violation_kinds"), dict) else {}
         )
-        both = sum(_int(kinds.get(k)) or 0 for k in ("overlap", "revoked-while-held"))
+        both = _int(kinds.get("overlap"))
         if both:
             harm.append(f"two clients held the same lock at once {_n(both, 'time')}")
+        revoked = _int(kinds.get("revoked-while-held"))
+        if revoked:  # not certainly at once: the lock left a holder that had not released it
+            harm.append(
+                f"a lock was given to another client while its holder had not released it "
+                f"{_n(revoked, 'time')} (its release failed or never came)"
+            )
         nonowner = _int(kinds.get("release-by-non-owner"))
         if nonowner:
             harm.append(f"a client released a lock it did not hold {_n(nonowner, 'time')}")

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
 
 from checkers import history
-from checkers.history import CONFIG, HISTORY, REPORT, RESULTS, Op
+from checkers.history import CONFIG, HISTORY, NEMESIS, REPORT, RESULTS, Op
 
 from . import overview, series, story, svg, view
 from .faults import periods as fault_periods
@@ -143,6 +143,10 @@ def render_html(
     if not results:
         summary = "No results: the run did not finish checking (no results.json)."
     nemesis = view.nemesis_label(config)
+    if nemesis == "none" and "nemesis" not in config:  # a bare history: its nemesis ops say
+        kinds = {o.f for o in ops if o.process == NEMESIS}
+        # Jepsen's nemeses record bare start/stop: name the faults only where the ops do
+        nemesis = "+".join(sorted(kinds - {"start", "stop"})) or ("faults" if kinds else "none")
 
     dur = config.get("duration_s")
     t_run = int(dur * 1e9) if isinstance(dur, int | float) and not isinstance(dur, bool) else 0
