@@ -183,6 +183,7 @@ def compare(
     cmp = gather(dirs)
     dest = Path(out_path) if out_path else store_path / "comparison.html"
     page, doc = write(cmp, dest, wall, Path(junit) if junit else None)
+    _print_cells(doc)
     out.print(f"comparison: {page}")
     if junit:
         out.print(f"junit:  {junit}")
@@ -190,6 +191,17 @@ def compare(
     if interrupted and worst == 0:
         worst = 2  # the campaign did not finish: not everything it claims was shown
     sys.exit(worst)
+
+
+def _print_cells(doc: dict) -> None:
+    """One line a cell: k invalid of n runs with a verdict (95% interval), and its flags."""
+    from reports.comparison import rate_text
+
+    for c in doc["cells"]:
+        if c["status"] != "runnable":
+            continue
+        flags = "; ".join(c.get("flags") or [])
+        _say(f"  {c['key']}: {rate_text(c)}" + (f"  [{flags}]" if flags else ""))
 
 
 def _say(line: str) -> None:
