@@ -281,7 +281,8 @@ def test_ctrl_c_stops_a_compare_matrix_after_the_running_cell(redis_bin, tmp_pat
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, (out, err)
     assert "Traceback" not in err
-    assert "[1/2] redis" in out and "unsafe-redis" not in out  # the second cell never ran
+    assert "[1/2] redis" in out and "] unsafe-redis" not in out  # the second cell never ran
+    assert "unsafe-redis / mutex / none: 0 decided of 0 runs" in out
     assert (tmp_path / "comparison.html").exists()
     assert not list(tmp_path.rglob("unsafe-redis-mutex-none"))
 
