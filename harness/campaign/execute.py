@@ -90,10 +90,10 @@ def finished_run(run_store: Path) -> Path | None:
         if not (d / store.RESULTS).exists():
             continue
         try:
-            config = store.read_json(d / store.CONFIG)
-            if config.get("interrupted") or config.get("failed"):
-                continue
-        except (OSError, ValueError):
+            config = store.read_object(d / store.CONFIG)
+        except (OSError, ValueError):  # unreadable: not a finished attempt
+            continue
+        if config.get("interrupted") or config.get("failed"):
             continue
         return d
     return None

@@ -121,8 +121,12 @@ def gather(dirs: list[Path], samples: bool = True) -> Comparison:
                     fig | {"repetition": r["repetition"], "command": r.get("command", "")}
                 )
         elif (d / store.CONFIG).exists():
-            config = store.read_json(d / store.CONFIG)
-            cr = _cell_from_config(config if isinstance(config, dict) else {})
+            try:
+                config = store.read_object(d / store.CONFIG)
+            except (OSError, ValueError) as e:
+                where = str(d / store.CONFIG)
+                raise SpecError(str(e) if where in str(e) else f"{where}: {e}") from None
+            cr = _cell_from_config(config)
             cr = cells.setdefault(cr.key, cr)
             if (d / store.RESULTS).exists():
                 cr.runs.append(
