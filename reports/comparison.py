@@ -21,8 +21,6 @@ from xml.etree import ElementTree as ET
 
 from .render import env
 
-EXPORTS = ("comparison.json", "comparison.csv", "comparison.md")
-
 
 def pct(x: float | None) -> str:
     if x is None:
