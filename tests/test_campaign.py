@@ -358,3 +358,23 @@ def test_violation_kinds_and_first_violation_from_every_checker():
     other = {"checkers": {"counter": {"valid": False}, "perf": {"valid": True}}}
     assert violation_kinds(other) == {"counter-invalid": 1}
     assert first_violation_s(other) is None
+
+
+def test_ttl_and_hold_flags_go_to_the_workloads_that_take_them():
+    takes = {("mutex", "ttl_ms"), ("mutex", "hold_ms"), ("jobs", "ttl_ms")}.__contains__
+    c = cspec.build(
+        {"backends": ["redis"], "workloads": ["mutex", "jobs"]},
+        {"workload_opts": {"ttl_ms": 500, "hold_ms": 100}},
+        takes=lambda w, o: (
+            (w, o) in {("mutex", "ttl_ms"), ("mutex", "hold_ms"), ("jobs", "ttl_ms")}
+        ),
+    )
+    assert [w.key for w in c.workloads] == ["mutex[hold_ms=100,ttl_ms=500]", "jobs[ttl_ms=500]"]
+    with pytest.raises(
+        cspec.SpecError, match="no workload of the campaign .jobs. takes option hold_ms"
+    ):
+        cspec.build(
+            {"backends": ["redis"], "workloads": ["jobs"]},
+            {"workload_opts": {"hold_ms": 100}},
+            takes=lambda w, o: takes((w, o)),
+        )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,11 +265,17 @@ def load(path: Path) -> dict[str, Any]:
     return raw
 
 
-def build(spec: dict[str, Any] | None, flags: dict[str, Any], source: str = "flags") -> Campaign:
+def build(
+    spec: dict[str, Any] | None,
+    flags: dict[str, Any],
+    source: str = "flags",
+    takes: Callable[[str, str], bool] | None = None,
+) -> Campaign:
     """A campaign from a spec's raw table and the flags given on the command line (only those
     the user gave: each replaces the spec's value). ``flags`` keys: backends, workloads,
     nemeses (comma-separated text), repeat, seed, and any ``[run]`` setting; ``workload_opts``
-    (e.g. ttl_ms) is added to every workload's options."""
+    (e.g. ttl_ms from --ttl) is added to the options of every workload that ``takes`` it
+    (workload name, option name; default: every workload)."""
     raw = dict(spec or {})
     for k in ("backends", "workloads", "nemeses", "repeat", "seed"):
         if flags.get(k) is not None:
@@ -281,10 +288,21 @@ def build(spec: dict[str, Any] | None, flags: dict[str, Any], source: str = "fla
     run |= _run_settings({k: v for k, v in flags.items() if k in RUN_TYPES and v is not None})
     workloads = _items(raw.get("workloads", ["mutex"]), "workloads")
     extra = flags.get("workload_opts") or {}
-    if extra:
-        workloads = [
-            Item(w.name, tuple(sorted((w.options | extra).items())), w.label) for w in workloads
-        ]
+    takes = takes or (lambda workload, option: True)
+    for k in extra:
+        if not any(takes(w.name, k) for w in workloads):
+            names = ", ".join(w.name for w in workloads)
+            raise SpecError(f"no workload of the campaign ({names}) takes option {k}")
+    workloads = [
+        Item(
+            w.name,
+            tuple(
+                sorted((w.options | {k: v for k, v in extra.items() if takes(w.name, k)}).items())
+            ),
+            w.label,
+        )
+        for w in workloads
+    ]
     title = raw.get("title", "Lock comparison")
     if not isinstance(title, str):
         raise SpecError(f"title is a string (got {title!r})")

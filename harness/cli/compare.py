@@ -57,10 +57,18 @@ from .output import out
 @click.option("--concurrency", "-c", type=int, default=None, help="Clients a run (default 5).")
 @click.option("--keys", type=int, default=None, help="Locks a run (default 2).")
 @click.option(
-    "--ttl", "ttl_ms", type=int, default=None, help="Workload option ttl_ms of every cell."
+    "--ttl",
+    "ttl_ms",
+    type=int,
+    default=None,
+    help="Workload option ttl_ms of every workload that takes it.",
 )
 @click.option(
-    "--hold", "hold_ms", type=int, default=None, help="Workload option hold_ms of every cell."
+    "--hold",
+    "hold_ms",
+    type=int,
+    default=None,
+    help="Workload option hold_ms of every workload that takes it.",
 )
 @click.option("--nemesis-interval", type=float, default=None, help="Seconds a fault (default 5).")
 @click.option(
@@ -166,7 +174,9 @@ def compare(
                 k: v for k, v in (("ttl_ms", ttl_ms), ("hold_ms", hold_ms)) if v is not None
             },
         }
-        campaign = cspec.build(raw, flags, source=str(spec_path) if spec_path else "flags")
+        campaign = cspec.build(
+            raw, flags, source=str(spec_path) if spec_path else "flags", takes=_workload_takes
+        )
         if dry_run:
             _print_plan(campaign, store_path, shard)
             return
@@ -191,6 +201,17 @@ def compare(
     if interrupted and worst == 0:
         worst = 2  # the campaign did not finish: not everything it claims was shown
     sys.exit(worst)
+
+
+def _workload_takes(workload: str, option: str) -> bool:
+    """Whether a workload declares an option (--ttl and --hold go to those that do); an
+    unknown workload is refused later, with the list of workloads."""
+    from workloads.registry import UnknownWorkload, workload_class
+
+    try:
+        return option in workload_class(workload).options
+    except UnknownWorkload:
+        return True
 
 
 def _print_cells(doc: dict) -> None:
