@@ -228,9 +228,9 @@ def test_compare_shows_an_inapplicable_cell_and_runs_the_others(redis_bin, tmp_p
     assert p.returncode in (0, 1), p.stdout + p.stderr  # redis under clock may break
     html = (store / "comparison.html").read_text()
     assert "not applicable" in html and "cannot move etcd" in html
-    ran = {d.parent.parent.name for d in store.glob("*/*/results.json")}
+    ran = {d.parent.parent.name for d in store.rglob("results.json")}
     assert ran == {"etcd-mutex-none", "redis-mutex-none", "redis-mutex-clock"}, ran
-    assert not list(store.glob("etcd-mutex-clock*"))  # refused before start: nothing on disk
+    assert not list(store.rglob("etcd-mutex-clock*"))  # refused before start: nothing on disk
     assert ((store / "latest").resolve() / "results.json").exists()
 
 
@@ -254,7 +254,7 @@ def test_compare_cell_without_its_server_binary_is_shown_and_the_others_run(redi
     assert "not available here" in html and "mongod not found" in html
     latest = (store / "latest").resolve()
     assert latest.parent.name == "redis-mutex-none" and (latest / "results.json").exists()
-    assert not list(store.glob("mongodb-*"))
+    assert not list(store.rglob("mongodb-*"))
 
 
 def test_compare_refuses_a_time_limit_no_longer_than_the_interval(tmp_path):

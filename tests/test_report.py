@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from checkers.history import Op, read
-from reports.render import ReportError, render_comparison, render_html, render_run
+from harness.campaign.document import compare_dirs as render_comparison
+from harness.campaign.spec import SpecError
+from reports.render import ReportError, render_html, render_run
 
 MS = 1_000_000
 EVIL_KEY = "<script>alert('k')</script>"
@@ -280,7 +282,7 @@ def test_not_a_run_dir(tmp_path: Path) -> None:
 def test_comparison(tmp_path: Path, valid_run: Path, invalid_run: Path) -> None:
     other = _write_run(tmp_path / "etcd-none", valid_history(), _config("etcd", nemesis=[]))
     out = tmp_path / "site" / "index.html"
-    got = render_comparison([valid_run, invalid_run, other, tmp_path / "missing"], out)
+    got = render_comparison([valid_run, invalid_run, other], out)
     assert got == out
     page = out.read_text()
     for b in ("redis", "unsafe-redis", "etcd"):
@@ -288,11 +290,19 @@ def test_comparison(tmp_path: Path, valid_run: Path, invalid_run: Path) -> None:
     assert "<th>partition</th>" in page and "<th>none</th>" in page
     assert 'href="../valid/report.html"' in page and 'href="../invalid/report.html"' in page
     assert (invalid_run / "report.html").exists()  # rendered so the link is not dead
-    assert "1 violation" in page and "p50 2 · p99 2 ms" in page
-    assert "not run" in page  # etcd under partition
-    assert "missing is not a run directory" in page
+    assert "1/1 (21%–100%)" in page and "0/1 (0%–79%)" in page  # k/n with the Wilson interval
+    assert "kinds: overlap 1" in page
+    assert "not in the campaign" in page  # etcd under partition
+    cells = {
+        (c["backend"], c["nemesis"]): c
+        for c in json.loads((out.parent / "comparison.json").read_text())["cells"]
+    }
+    bad = cells[("unsafe-redis", "partition")]
+    assert (bad["runs"], bad["invalid"], bad["unknown"], bad["not_applicable"]) == (1, 1, 0, None)
+    assert bad["per_run"][0]["violation_kinds"] == {"overlap": 1}
+    assert (out.parent / "comparison.csv").exists() and (out.parent / "comparison.md").exists()
     _no_remote(page)
-    with pytest.raises(ReportError, match="no run directories"):
+    with pytest.raises(SpecError, match="not a run directory"):
         render_comparison([tmp_path / "missing"], out)
 
 
@@ -312,7 +322,7 @@ def test_hand_written_results_and_passed_ops(tmp_path: Path) -> None:
     assert "n/a" in page  # fencing not applicable
     out = render_comparison([d], tmp_path / "cmp.html")
     cmp = out.read_text()
-    assert "p50 2 · p99 2 ms · 12.5/s" in cmp and 'href="hand/report.html"' in cmp
+    assert "0 decided of 1 runs" in cmp and 'href="hand/report.html"' in cmp
 
 
 def test_large_history_is_bounded(tmp_path: Path) -> None:

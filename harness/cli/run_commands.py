@@ -1,4 +1,4 @@
-"""Commands that run tests: ``harness run`` and ``harness compare``."""
+"""Commands that run tests: ``harness run`` (``harness compare`` is in ``compare``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,15 @@ from typing import Any
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..run import store
 from ..run.config import RunConfig
 from .app import main
 from .errors import (
-    UserError,
     check_writable_file,
-    expected_errors,
     friendly,
     os_error_text,
     say_error,
 )
-from .output import err, out, print_non_durable, print_verdict, verdict_text
-from .run_dirs import read_or_empty
+from .output import err, out, print_non_durable, print_verdict
 
 
 def _workload_flags(fn):
@@ -250,134 +246,3 @@ def run(
             sys.exit(1 if result.exit_code == 1 else 2)
         out.print(f"junit:  {junit}")
     sys.exit(result.exit_code)
-
-
-@main.command()
-@click.argument("runs", nargs=-1, type=click.Path())
-@click.option("--backends", default=None, help="Comma-separated backends to run (a matrix).")
-@click.option(
-    "--nemeses",
-    default="none",
-    show_default=True,
-    help="Comma-separated nemesis sets; use + inside a set (e.g. none,kill,partition+pause).",
-)
-@click.option("--time-limit", "-t", default=20.0, show_default=True, help="Seconds per run.")
-@click.option("--concurrency", "-c", default=5, show_default=True)
-@click.option("--keys", default=2, show_default=True)
-@click.option("--ttl", "ttl_ms", default=3000, show_default=True)
-@click.option("--hold", "hold_ms", default=10, show_default=True)
-@click.option("--nemesis-interval", default=5.0, show_default=True)
-@click.option("--seed", type=int, default=None)
-@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
-@click.option(
-    "--out",
-    "out_path",
-    default=None,
-    type=click.Path(),
-    help="Where to write the page (default: STORE/comparison.html).",
-)
-@friendly
-def compare(
-    runs,
-    backends,
-    nemeses,
-    time_limit,
-    concurrency,
-    keys,
-    ttl_ms,
-    hold_ms,
-    nemesis_interval,
-    seed,
-    store_dir,
-    out_path,
-) -> None:
-    """Every backend under every fault, side by side: run a matrix and/or gather stored runs
-    into one comparison page.
-
-    \b
-    Examples:
-      harness compare --backends redis,redlock,etcd --nemeses none,kill,partition -t 20
-      harness compare store/redis-mutex-none/*/ store/redlock-mutex-kill/*/
-    A cell that cannot be (e.g. clock x etcd) is refused before the first cell runs and shown
-    as "not applicable" on the page; the other cells run.
-    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error; 2 when
-    a cell failed or no cell could run).
-    """
-    from checkers import exit_code
-    from reports.render import render_comparison
-
-    from ..nemesis import NotApplicable
-    from ..run import prepare, run_test
-    from ..runtime import MissingBinary
-
-    if out_path:
-        check_writable_file(out_path, "--out", "comparison.html")
-    dirs = [Path(r) for r in runs]
-    for d in dirs:
-        if not (d / store.CONFIG).exists():
-            raise UserError(f"{d}: not a run directory (no {store.CONFIG})")
-    configs = []
-    not_run: list[dict[str, str]] = []  # cells that could not run, and why
-    worst = 0
-    for b in backends.split(",") if backends else []:
-        for n in nemeses.split(","):
-            nem = [] if n.strip() in ("", "none") else [x.strip() for x in n.split("+")]
-            cfg = RunConfig(
-                backend=b.strip(),
-                nemesis=nem,
-                time_limit=time_limit,
-                concurrency=concurrency,
-                keys=keys,
-                workload_opts={"ttl_ms": ttl_ms, "hold_ms": hold_ms},
-                nemesis_interval=nemesis_interval,
-                seed=seed,
-                store=Path(store_dir),
-            )
-            try:
-                prepare(cfg)  # every cell is checked before the first one runs
-            except NotApplicable as e:  # this backend x nemesis cannot be: the others run
-                not_run.append(_not_run(cfg, "not applicable", e))
-                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not applicable: {e}")
-                continue
-            except MissingBinary as e:  # could run, but not on this machine: an error
-                worst = 2
-                not_run.append(_not_run(cfg, "not available here", e))
-                out.print(f"{cfg.backend} / {cfg.nemesis_label}: not available here: {e}")
-                continue
-            configs.append(cfg)
-    if not dirs and not configs and not not_run:
-        raise UserError("nothing to compare: give --backends (and --nemeses) or run directories")
-    for i, cfg in enumerate(configs, 1):
-        latest = Path(store_dir) / "latest"
-        before = latest.readlink() if latest.is_symlink() else None
-        try:
-            res = run_test(cfg)
-        except expected_errors() as e:  # one cell failed while running: the matrix goes on
-            worst = 2
-            not_run.append(_not_run(cfg, "error", e))
-            out.print(f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: error: {e}")
-            store.set_latest(Path(store_dir), before)  # never left on a run without results
-            continue
-        worst = max(worst, res.exit_code)
-        verdict = verdict_text(res.valid)
-        out.print(
-            f"[{i}/{len(configs)}] {cfg.backend} / {cfg.nemesis_label}: {verdict}  "
-            f"{res.results.get('summary', '')}",
-            highlight=False,
-        )
-        print_non_durable(res.config)
-        dirs.append(res.run_dir)
-        if res.interrupted:  # Ctrl-C stops the matrix; what ran is still compared
-            break
-    for d in dirs[: len(runs)]:
-        res = read_or_empty(d / store.RESULTS)
-        worst = max(worst, exit_code(res.get("valid", "unknown")))
-    dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
-    out.print(f"comparison: {render_comparison(dirs, dest, not_run)}")
-    if not dirs:  # every cell was refused or failed: nothing was shown to be valid
-        worst = 2
-    sys.exit(worst)
-
-
-def _not_run(cfg: RunConfig, status: str, e: Exception) -> dict[str, str]:
-    return {"backend": cfg.backend, "nemesis": cfg.nemesis_label, "status": status, "why": str(e)}

@@ -1,0 +1,157 @@
+"""A gathered comparison as one document: the header (everything needed to reproduce it), one
+record a cell with its figures and its runs, and the exit code; then the page and exports
+(``reports.comparison``) and JUnit XML are written from it."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from .gather import CellResult, Comparison
+
+
+def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
+    """Harness and server versions, each backend's servers and durability, kernel, campaign
+    spec and seed, runs and wall time."""
+    from .. import __version__
+    from .versions import backend_servers, server_version
+
+    ms = cmp.manifests
+    versions: dict[str, str] = {}
+    for m in ms:
+        versions |= m.get("server_versions") or {}
+    backends: dict[str, dict[str, Any]] = {}
+    for c in cmp.cells:
+        b = c.backend
+        entry = backends.get(b["key"])
+        if entry is None:
+            entry = backends[b["key"]] = {
+                "label": b["label"],
+                **backend_servers(b["name"], {k: str(v) for k, v in b["opts"].items()}),
+                "non_durable": [],
+            }
+        for r in c.runs:
+            for line in r.get("non_durable") or []:
+                if line not in entry["non_durable"]:
+                    entry["non_durable"].append(line)
+            for kind in r.get("servers") or []:
+                versions.setdefault(kind, "")
+    for kind in list(versions):
+        if not versions[kind]:  # stored runs gathered without a manifest: ask this machine
+            versions[kind] = server_version(kind) + " (here, at gathering)"
+    campaign = cmp.campaign or {}
+    shard_walls = [m["wall_time_s"] for m in ms if m.get("wall_time_s") is not None]
+    if wall_s is None and shard_walls:
+        wall_s = max(shard_walls)  # shards run side by side: the longest is the wall time
+    return {
+        "title": campaign.get("title", "Lock comparison"),
+        "harness_version": sorted({m.get("harness_version", "?") for m in ms}) or [__version__],
+        "server_versions": dict(sorted(versions.items())),
+        "backends": list(backends.values()),
+        "kernel": sorted({m.get("kernel", "?") for m in ms})
+        or [f"{platform.system()} {platform.release()}"],
+        "campaign": campaign,
+        "spec_text": next((m.get("spec_text") for m in ms if m.get("spec_text")), None),
+        "commands": [m["command"] for m in ms if m.get("command")],
+        "seed": campaign.get("seed"),
+        "shards": len(ms),
+        "total_runs": sum(len(c.runs) for c in cmp.cells),
+        "planned_runs": sum(c.planned for c in cmp.cells),
+        "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
+        "shard_wall_times_s": shard_walls,
+        "run_time_s": round(sum(r.get("duration_s") or 0 for c in cmp.cells for r in c.runs), 1),
+    }
+
+
+def cell_record(c: CellResult) -> dict[str, Any]:
+    """A cell as comparison.json holds it (the fields every reader needs first)."""
+    f = c.figures
+    return {
+        "backend": c.backend["label"],
+        "workload": c.workload["label"],
+        "nemesis": c.nemesis["label"],
+        "runs": f.get("runs", 0),
+        "invalid": f.get("invalid", 0),
+        "unknown": f.get("unknown", 0),
+        "rate_low": f.get("rate_low"),
+        "rate_high": f.get("rate_high"),
+        "not_applicable": c.why if c.status == "not applicable" else None,
+        "not_available_here": c.why if c.status == "not available here" else None,
+        "key": c.key,
+        "status": c.status,
+        "why": c.why,
+        "backend_item": c.backend,
+        "workload_item": c.workload,
+        "nemesis_item": c.nemesis,
+        "planned": c.planned,
+        "without_verdict": c.errors,
+        **{k: v for k, v in f.items() if k not in ("runs", "invalid", "unknown")},
+        "per_run": c.runs,
+    }
+
+
+def worst_exit(cmp: Comparison) -> int:
+    """1 when a run was invalid; else 2 when a run was unknown or had no verdict, a cell's
+    faults never fired or its server is missing here, or nothing ran; else 0."""
+    cells = cmp.cells
+    if any(c.figures.get("invalid") for c in cells):
+        return 1
+    if not any(c.runs for c in cells):
+        return 2
+    if any(c.status == "not available here" for c in cells):
+        return 2
+    if any(c.figures.get("verdict") != "valid" for c in cells if c.status == "runnable"):
+        return 2
+    return 0
+
+
+def _ensure_report(run_dir: Path) -> None:
+    """A run without report.html gets one, so no link is dead."""
+    if (run_dir / "report.html").exists():
+        return
+    from reports.render import ReportError, render_run
+
+    try:
+        render_run(run_dir)
+    except (ReportError, OSError):
+        pass
+
+
+def document(cmp: Comparison, out: Path, wall_s: float | None = None) -> dict[str, Any]:
+    """The comparison document; run links are relative to the page at ``out``."""
+    for c in cmp.cells:
+        for r in c.runs:
+            d = Path(r["run_dir"])
+            _ensure_report(d)
+            r["href"] = Path(os.path.relpath(d / "report.html", out.parent)).as_posix()
+    return {
+        "header": header(cmp, wall_s),
+        "exit_code": worst_exit(cmp),
+        "notes": cmp.notes,
+        "cells": [cell_record(c) for c in cmp.cells],
+    }
+
+
+def write(
+    cmp: Comparison, out: Path, wall_s: float | None = None, junit: Path | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Write the page (and its exports, and JUnit XML when asked); (page path, document)."""
+    from reports.comparison import render, write_junit
+
+    out = Path(out)
+    if out.is_dir():
+        out = out / "comparison.html"
+    doc = document(cmp, out, wall_s)
+    page = render(doc, out)
+    if junit is not None:
+        write_junit(doc, junit)
+    return page, doc
+
+
+def compare_dirs(dirs: list[Path], out: Path) -> Path:
+    """The comparison page of stored campaign stores and run directories."""
+    from .gather import gather
+
+    return write(gather(dirs), out)[0]

@@ -1,0 +1,256 @@
+"""Figures per run and per cell, computed from stored runs (config.json, results.json and
+history.jsonl), never typed in.
+
+Per cell: how often the lock failed (k of n decided runs invalid, with a 95% Wilson interval;
+unknown runs and runs that ended in an error counted apart), how soon (median time to the first
+violation over the invalid runs) and how badly (the kinds of violation, lost updates, double
+executions and stale writes accepted per run), whether the faults fired (injected per run; a
+faulted cell with none is flagged), and the lock's availability inside fault windows versus
+outside (acquire success ratio, throughput, latency p50/p99).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..run import store
+
+Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of k successes in n trials (None when n is 0)."""
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n (got k={k}, n={n})")
+    p = k / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        d = store.read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def verdict(valid: Any) -> str:
+    return "valid" if valid is True else "invalid" if valid is False else "unknown"
+
+
+def violation_kinds(results: dict[str, Any]) -> Counter[str]:
+    """What went wrong in a run, by kind, from every checker's counts."""
+    kinds: Counter[str] = Counter()
+    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
+    mutex = ch.get("mutex") or {}
+    for k, n in (mutex.get("violation_kinds") or {}).items():
+        if _num(n):
+            kinds[k] += int(n)
+    fencing = ch.get("fencing") or {}
+    if _num(fencing.get("non_increasing")) and fencing["non_increasing"]:
+        kinds["fence-not-increasing"] += int(fencing["non_increasing"])
+    if (
+        fencing.get("enforced")
+        and _num(fencing.get("stale_accepted"))
+        and fencing["stale_accepted"]
+    ):
+        kinds["stale-write-accepted"] += int(fencing["stale_accepted"])
+    s = ch.get("set") or {}
+    for field, kind in (
+        ("lost_count", "lost-update"),
+        ("unexpected_count", "unexpected-element"),
+        ("duplicated_count", "duplicated-element"),
+    ):
+        if _num(s.get(field)) and s[field]:
+            kinds[kind] += int(s[field])
+    jobs = ch.get("jobs") or {}
+    if _num(jobs.get("double_executions")) and jobs["double_executions"]:
+        kinds["double-execution"] += int(jobs["double_executions"])
+    if not kinds:  # a checker this module does not know found the violation: name it
+        for name, r in ch.items():
+            if isinstance(r, dict) and r.get("valid") is False:
+                kinds[f"{name}-invalid"] += 1
+    return kinds
+
+
+def first_violation_s(results: dict[str, Any]) -> float | None:
+    """Seconds from the run's start to its first violation, as far as the checkers place it."""
+    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
+    times: list[float] = []
+    for v in (ch.get("mutex") or {}).get("violations") or []:
+        for side in ("second", "first"):
+            h = v.get(side) if isinstance(v, dict) else None
+            if isinstance(h, dict) and _num(h.get("start")):
+                times.append(h["start"])
+                break
+    fencing = ch.get("fencing") or {}
+    for ex in fencing.get("non_increasing_examples") or []:
+        h = ex.get("hold") if isinstance(ex, dict) else None
+        if isinstance(h, dict) and _num(h.get("start")):
+            times.append(h["start"])
+    for ex in fencing.get("stale_examples") or [] if fencing.get("enforced") else []:
+        if isinstance(ex, dict) and ex.get("outcome") == "accepted":
+            ops = ex.get("ops") or []
+            if ops and isinstance(ops[0], dict) and _num(ops[0].get("time")):
+                times.append(ops[0]["time"])
+    for lost in (ch.get("set") or {}).get("lost") or []:
+        if isinstance(lost, dict) and _num(lost.get("ok_time")):
+            times.append(lost["ok_time"])
+    jobs = ch.get("jobs") or {}
+    period = jobs.get("period_ms")
+    for d in jobs.get("double_slots") or []:
+        if isinstance(d, dict) and _num(d.get("slot")) and _num(period):
+            times.append(d["slot"] * period * 1e6)
+    return round(min(times) / 1e9, 3) if times else None
+
+
+def damage(results: dict[str, Any]) -> dict[str, int | None]:
+    """What the workloads' checkers counted (None: this run's workload cannot show it)."""
+    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
+
+    def get(name: str, field: str) -> int | None:
+        v = (ch.get(name) or {}).get(field)
+        return int(v) if _num(v) else None
+
+    return {
+        "lost_updates": get("set", "lost_count"),
+        "double_executions": get("jobs", "double_executions"),
+        "stale_writes_accepted": get("fencing", "stale_accepted"),
+    }
+
+
+def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
+    """Everything the comparison shows of one stored run."""
+    from checkers import availability
+    from checkers.history import read
+
+    config = _read(run_dir / store.CONFIG)
+    results = _read(run_dir / store.RESULTS)
+    faults = results.get("faults") if isinstance(results.get("faults"), dict) else {}
+    injected = {k: int(c.get("injected", 0)) for k, c in faults.items() if isinstance(c, dict)}
+    requested = list(config.get("nemesis") or [])
+    avail: dict[str, Any] = {}
+    hist = run_dir / store.HISTORY
+    if hist.exists():
+        avail = availability.measure(read(hist).ops, samples=samples)
+    return {
+        "run_dir": str(run_dir),
+        "seed": config.get("seed"),
+        "verdict": verdict(results.get("valid")) if results else "unknown",
+        "summary": results.get("summary", "no results.json"),
+        "unknown_because": list(results.get("unknown_because") or []),
+        "interrupted": bool(config.get("interrupted")),
+        "duration_s": config.get("duration_s"),
+        "time_to_first_violation_s": first_violation_s(results),
+        "violation_kinds": dict(violation_kinds(results)),
+        "damage": damage(results),
+        "faults_requested": requested,
+        "faults_injected": sum(injected.values()),
+        "faults_by_kind": injected,
+        "faults_never_fired": bool(requested) and sum(injected.values()) == 0,
+        "availability": avail,
+        "non_durable": list(config.get("non_durable") or []),
+        "servers": [s.get("kind") for s in config.get("servers") or [] if isinstance(s, dict)],
+    }
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"mean": None, "min": None, "max": None, "total": None, "runs": 0}
+    return {
+        "mean": round(statistics.fmean(values), 3),
+        "min": min(values),
+        "max": max(values),
+        "total": sum(values),
+        "runs": len(values),
+    }
+
+
+def _pooled(runs: list[dict[str, Any]], side: str) -> dict[str, Any]:
+    from checkers.perf import percentiles
+
+    attempts = ok = 0
+    seconds = 0.0
+    lat: list[float] = []
+    for r in runs:
+        a = (r.get("availability") or {}).get(side)
+        if not isinstance(a, dict):
+            continue
+        attempts += a.get("attempts") or 0
+        ok += a.get("ok") or 0
+        seconds += a.get("seconds") or 0.0
+        lat += a.get("samples") or []
+    p = percentiles(lat)
+    return {
+        "seconds": round(seconds, 3),
+        "attempts": attempts,
+        "ok": ok,
+        "success_ratio": round(ok / attempts, 4) if attempts else None,
+        "ok_per_s": round(ok / seconds, 2) if seconds > 0 else None,
+        "latency_ms": {"p50": p["p50"], "p99": p["p99"]},
+    }
+
+
+def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> dict[str, Any]:
+    """A cell's figures from its runs' figures (``run_figures``); ``errors``: runs of the cell
+    that ended without a verdict."""
+    by = Counter(r["verdict"] for r in runs)
+    k, u, v = by["invalid"], by["unknown"], by["valid"]
+    decided = k + v
+    interval = wilson(k, decided)
+    ttfv = [r["time_to_first_violation_s"] for r in runs if r["verdict"] == "invalid"]
+    ttfv = [t for t in ttfv if t is not None]
+    kinds: Counter[str] = Counter()
+    for r in runs:
+        kinds.update(r["violation_kinds"])
+    dmg = {
+        name: _summary([r["damage"][name] for r in runs if r["damage"].get(name) is not None])
+        for name in ("lost_updates", "double_executions", "stale_writes_accepted")
+    }
+    injected = [r["faults_injected"] for r in runs]
+    never = sum(1 for r in runs if r["faults_never_fired"])
+    flags = []
+    if faulted and runs and sum(injected) == 0:
+        flags.append("faults never fired")
+    elif never:
+        flags.append(f"faults never fired in {never} of {len(runs)} runs")
+    if errors:
+        flags.append(f"{errors} run(s) without a verdict")
+    if k:
+        word = "invalid"
+    elif not runs or u or flags:
+        word = "unknown"
+    else:
+        word = "valid"
+    return {
+        "runs": len(runs),
+        "valid": v,
+        "invalid": k,
+        "unknown": u,
+        "errors": errors,
+        "decided": decided,
+        "rate": round(k / decided, 6) if decided else None,
+        "rate_low": round(interval[0], 6) if interval else None,
+        "rate_high": round(interval[1], 6) if interval else None,
+        "verdict": word,
+        "flags": flags,
+        "time_to_first_violation_s": round(statistics.median(ttfv), 3) if ttfv else None,
+        "violation_kinds": dict(kinds.most_common()),
+        "damage": dmg,
+        "faults_injected_per_run": _summary([float(x) for x in injected]) if faulted else None,
+        "availability": {side: _pooled(runs, side) for side in ("inside", "outside")},
+    }

@@ -1,0 +1,303 @@
+"""``harness compare``: run a campaign (``harness.campaign``) and/or gather stored campaigns and
+runs into one comparison page with its exports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from ..run import store
+from .app import main
+from .errors import UserError, check_writable_file, friendly
+from .output import out
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option(
+    "--spec",
+    "spec_path",
+    default=None,
+    type=click.Path(),
+    help="A campaign spec (TOML): backends, workloads and nemesis sets with their options.",
+)
+@click.option("--backends", default=None, help="Comma-separated backends (replaces the spec's).")
+@click.option(
+    "--workloads",
+    default=None,
+    help="Comma-separated workloads (default mutex; replaces the spec's).",
+)
+@click.option(
+    "--nemeses",
+    default=None,
+    help="Comma-separated nemesis sets; use + inside a set (e.g. none,kill,partition+pause). "
+    "Default: none.",
+)
+@click.option(
+    "--repeat", type=click.IntRange(1, 10_000), default=None, help="Runs a cell (default 1)."
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Runs at once on this machine (default: one a core).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Run only the I-th (0 to N-1) of N slices of the campaign; env/N reads I from "
+    "$JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or $HARNESS_SHARD_INDEX.",
+)
+@click.option("--time-limit", "-t", type=float, default=None, help="Seconds a run (default 20).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Clients a run (default 5).")
+@click.option("--keys", type=int, default=None, help="Locks a run (default 2).")
+@click.option(
+    "--ttl",
+    "ttl_ms",
+    type=int,
+    default=None,
+    help="Workload option ttl_ms of every workload that takes it.",
+)
+@click.option(
+    "--hold",
+    "hold_ms",
+    type=int,
+    default=None,
+    help="Workload option hold_ms of every workload that takes it.",
+)
+@click.option("--nemesis-interval", type=float, default=None, help="Seconds a fault (default 5).")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Campaign seed, from which every run's seed is derived (default: derived from the "
+    "campaign itself, so the same command resumes).",
+)
+@click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(),
+    help="Where to write the page (default: STORE/comparison.html); comparison.json, .csv and "
+    ".md go beside it.",
+)
+@click.option(
+    "--junit-xml",
+    "junit",
+    type=click.Path(),
+    default=None,
+    help="Also write JUnit XML, one test case a cell.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check every cell and print the plan (cells, runs, seeds, commands); run nothing.",
+)
+@friendly
+def compare(
+    runs,
+    spec_path,
+    backends,
+    workloads,
+    nemeses,
+    repeat,
+    jobs,
+    shard,
+    time_limit,
+    concurrency,
+    keys,
+    ttl_ms,
+    hold_ms,
+    nemesis_interval,
+    seed,
+    store_dir,
+    out_path,
+    junit,
+    dry_run,
+) -> None:
+    """Every backend under every fault, side by side: run a campaign (cells of backend x
+    workload x nemesis set, each repeated with derived seeds, in parallel, resumable, in
+    shards) and/or gather stored campaigns and runs into one comparison page with statistics.
+
+    \b
+    Examples:
+      harness compare --backends redis,redlock,etcd --nemeses none,kill,partition -t 20
+      harness compare --backends redis,redlock --nemeses none,kill --repeat 5 --jobs 2
+      harness compare --spec docs/comparison/campaign.toml --store store/comparison
+      harness compare --spec campaign.toml --shard 0/3 --store shard-0
+      harness compare shard-0 shard-1 shard-2 --out site/comparison.html
+      harness compare store/redis-mutex-none/*/ store/redlock-mutex-kill/*/
+    Running the same campaign into the same store again skips the runs that finished and
+    re-runs those that crashed or were interrupted. A cell that cannot be (e.g. clock x etcd) is
+    refused before the first run and shown as "not applicable"; the other cells run.
+    Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error; 2 when
+    a run ended without a verdict, a cell's server is missing here, or nothing ran).
+    """
+    import time
+
+    from ..campaign import spec as cspec
+    from ..campaign.document import write
+    from ..campaign.execute import default_jobs
+    from ..campaign.gather import gather
+
+    if out_path:
+        check_writable_file(out_path, "--out", "comparison.html")
+    if junit:
+        check_writable_file(junit, "--junit-xml", "junit.xml")
+    dirs = [Path(r) for r in runs]
+    for d in dirs:
+        if not (d / store.CONFIG).exists() and not (d / "campaign.json").exists():
+            raise UserError(f"{d}: not a run directory (no {store.CONFIG}) nor a campaign store")
+
+    store_path = Path(store_dir)
+    wall = None
+    interrupted = False
+    if spec_path or backends or not dirs:
+        raw = cspec.load(Path(spec_path)) if spec_path else None
+        flags = {
+            "backends": backends,
+            "workloads": workloads,
+            "nemeses": nemeses,
+            "repeat": repeat,
+            "seed": seed,
+            "time_limit": time_limit,
+            "concurrency": concurrency,
+            "keys": keys,
+            "nemesis_interval": nemesis_interval,
+            "workload_opts": {
+                k: v for k, v in (("ttl_ms", ttl_ms), ("hold_ms", hold_ms)) if v is not None
+            },
+        }
+        campaign = cspec.build(
+            raw, flags, source=str(spec_path) if spec_path else "flags", takes=_workload_takes
+        )
+        if dry_run:
+            _print_plan(campaign, store_path, shard)
+            return
+        t0 = time.monotonic()
+        interrupted = _run_campaign(
+            campaign,
+            store_path,
+            jobs or default_jobs(),
+            shard,
+            Path(spec_path).read_text(encoding="utf-8") if spec_path else None,
+        )
+        wall = time.monotonic() - t0
+        dirs.insert(0, store_path)
+    cmp = gather(dirs)
+    dest = Path(out_path) if out_path else store_path / "comparison.html"
+    page, doc = write(cmp, dest, wall, Path(junit) if junit else None)
+    _print_cells(doc)
+    out.print(f"comparison: {page}")
+    if junit:
+        out.print(f"junit:  {junit}")
+    worst = doc["exit_code"]
+    if interrupted and worst == 0:
+        worst = 2  # the campaign did not finish: not everything it claims was shown
+    sys.exit(worst)
+
+
+def _workload_takes(workload: str, option: str) -> bool:
+    """Whether a workload declares an option (--ttl and --hold go to those that do); an
+    unknown workload is refused later, with the list of workloads."""
+    from workloads.registry import UnknownWorkload, workload_class
+
+    try:
+        return option in workload_class(workload).options
+    except UnknownWorkload:
+        return True
+
+
+def _print_cells(doc: dict) -> None:
+    """One line a cell: k invalid of n runs with a verdict (95% interval), and its flags."""
+    from reports.comparison import rate_text
+
+    for c in doc["cells"]:
+        if c["status"] != "runnable":
+            continue
+        flags = "; ".join(c.get("flags") or [])
+        _say(f"  {c['key']}: {rate_text(c)}" + (f"  [{flags}]" if flags else ""))
+
+
+def _say(line: str) -> None:
+    """One line of a campaign's progress, as is (option lists like [a=b] are not markup)."""
+    out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _print_plan(campaign, store_path: Path, shard: str | None) -> None:
+    from ..campaign.execute import check_cells
+    from ..campaign.plan import parse_shard, plan, run_argv, run_config, shown_command
+    from ..campaign.plan import shard as slice_runs
+
+    i, n = parse_shard(shard)
+    checks = {c.cell.key: c for c in check_cells(campaign, store_path)}
+    runs = slice_runs(plan(campaign), i, n)
+    for c in checks.values():
+        _say(f"{c.cell.key}: {c.status}{': ' + c.why if c.why else ''}")
+    todo = [r for r in runs if checks[r.cell.key].status == "runnable"]
+    for r in todo:
+        cfg = run_config(r.cell, campaign.run, r.seed, r.store(store_path))
+        _say(shown_command(run_argv(cfg)))
+    out.print(
+        f"campaign {campaign.fingerprint} (seed {campaign.campaign_seed}): {len(checks)} cells, "
+        f"{len(todo)} runs to do in this shard ({i}/{n}); nothing was run",
+        highlight=False,
+    )
+
+
+def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec_text) -> bool:
+    """Check every cell, write the manifest, run what has not finished; True if interrupted."""
+    import shlex
+    import time
+
+    from ..campaign.execute import check_cells, execute, write_manifest
+    from ..campaign.plan import parse_shard, plan
+    from ..campaign.plan import shard as slice_runs
+    from ..campaign.versions import backend_servers, server_version
+
+    i, n = parse_shard(shard)
+    runs = slice_runs(plan(campaign), i, n)
+    checks = check_cells(campaign, store_path)  # bad input fails here, before anything is stored
+    for c in checks:
+        if c.status != "runnable":
+            _say(f"{c.cell.key}: {c.status}: {c.why}")
+    kinds = {
+        backend_servers(c.cell.backend.name, {k: str(v) for k, v in c.cell.backend.opts})["kind"]
+        for c in checks
+        if c.status == "runnable"
+    }
+    extra = {
+        "spec_text": spec_text,
+        "command": shlex.join(["harness", *sys.argv[1:]]),
+        "server_versions": {k: server_version(k) for k in sorted(kinds) if k != "?"},
+    }
+    write_manifest(store_path, campaign, checks, runs, (i, n), extra)
+    ok_cells = {c.cell.key for c in checks if c.status == "runnable"}
+    todo = [r for r in runs if r.cell.key in ok_cells]
+    shard_text = f", shard {i}/{n}" if n > 1 else ""
+    _say(
+        f"campaign {campaign.fingerprint} (seed {campaign.campaign_seed}{shard_text}): "
+        f"{len(todo)} runs of {len(ok_cells)} cells, {jobs} at once"
+    )
+    t0 = time.monotonic()
+    outcomes, interrupted = execute(
+        campaign,
+        store_path,
+        todo,
+        jobs,
+        _say,
+    )
+    manifest = store.read_json(store_path / "campaign.json")
+    manifest["wall_time_s"] = round(time.monotonic() - t0, 1)
+    manifest["interrupted"] = interrupted
+    store.write_json(store_path / "campaign.json", manifest)
+    last = next((o.run_dir for o in reversed(outcomes) if o.run_dir and o.results), None)
+    if last is not None:
+        store.set_latest(store_path, last.resolve().relative_to(store_path.resolve()))
+    return interrupted
