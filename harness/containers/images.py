@@ -369,7 +369,8 @@ def ensure(client: Any, tag: str, cache: Path = CACHE) -> None:
     try:
         client.images.pull(tag)
     except Exception as e:
-        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        why = str(getattr(e, "explanation", None) or e or type(e).__name__)
+        first = why.splitlines()[0][:120]
         raise ImageError(
             f"image {tag} is not in the engine and could not be pulled ({first}); build a "
             f"local one with `harness images build` and pass --image KIND={REPO}/KIND:SUITE"
