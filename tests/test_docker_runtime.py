@@ -351,3 +351,33 @@ def test_mongodb_runs_from_the_official_image(engine, tmp_path) -> None:
     )
     assert res.valid is True, res.results["summary"]
     _no_containers(engine)
+
+
+def test_ctrl_c_while_the_private_engine_starts_leaves_nothing(tmp_path) -> None:
+    """Ctrl-C as soon as the engine's state file exists (dockerd starting, or the image being
+    imported): the run says it was interrupted during start-up and leaves nothing behind."""
+    from harness.containers import engine as eng
+    from harness.containers import images
+
+    ok, why = eng.available()
+    if not ok:
+        pytest.skip(f"no private Docker engine here: {why}")
+    images.build("redis")
+    rules = _iptables()
+    proc = _private_run(tmp_path, 60.0)
+    marker = f"lh-docker-{proc.pid}-"
+    try:
+        deadline = time.monotonic() + 60
+        while not list(eng.STATE_DIR.glob(f"{marker}*.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, errs = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 2, (out, errs)
+    assert "interrupted" in errs and "Traceback" not in errs, errs
+    assert leftovers(marker) == []
+    assert _iptables() == rules
