@@ -6,6 +6,9 @@ cd "$(dirname "$0")"
 
 # chromium: the browser test opens reports and the serve index in headless Chromium
 PKGS="redis-server etcd-server zookeeper libslf4j-java postgresql mariadb-server iptables iproute2 gcc python3-venv chromium"
+# The Docker runtime: the harness starts its own dockerd (in a namespace it makes), never the
+# package's service; images are built with debootstrap; docker-compose validates the compose file.
+PKGS="$PKGS docker.io debootstrap docker-compose"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -17,8 +20,14 @@ if [ -n "$missing" ]; then
     apt-get update -q >/dev/null
     # policy-rc.d keeps the packages' own services from starting: the harness starts its own.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -q --no-install-recommends $missing >/dev/null
+    apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null
     rm -f /usr/sbin/policy-rc.d
+    # A docker.io service started anyway (no policy-rc.d honoured) would rewrite the host's
+    # iptables: say so loudly rather than run tests on a changed host.
+    if command -v iptables >/dev/null && iptables -S 2>/dev/null | grep -q -- '-N DOCKER'; then
+      echo "setup: a Docker service changed the host's iptables (DOCKER chains); stop it" >&2
+      exit 1
+    fi
   else
     echo "setup: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
   fi

@@ -1,8 +1,9 @@
 """The ``harness`` command line: the group (``app``), how it fails (``errors``), what it prints
-(``output``), and its commands (``run_commands``, ``compare``, ``run_dirs``, ``catalog``)."""
+(``output``), and its commands (``run_commands``, ``compare``, ``run_dirs``, ``catalog``,
+``images``)."""
 
 from ..run import store
-from . import catalog, compare, run_commands, run_dirs  # noqa: F401 - registers the commands
+from . import catalog, compare, images, run_commands, run_dirs  # noqa: F401 - registers commands
 from .app import main
 
 __all__ = ["main", "store"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import click
 from rich.table import Table
 
 from .app import main
@@ -41,9 +42,25 @@ def backends() -> None:
 
 
 @main.command()
-def doctor() -> None:
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Remove what a killed run left behind: private Docker engines (dockerd, containers, "
+    "namespace, mounts) and labelled containers of dead runs.",
+)
+@click.option("--docker-host", default=None, metavar="URL", help="Also clean this engine.")
+def doctor(clean, docker_host) -> None:
     """Say which server binaries, privileges and optional parts are present, and how to get
-    the missing ones."""
+    the missing ones.
+
+    \b
+    Examples:
+      harness doctor
+      harness doctor --clean
+    """
+    if clean:
+        _clean(docker_host)
+        return
     from ..runtime.base import MissingBinary
     from ..runtime.kinds import KINDS, server_kind
 
@@ -78,8 +95,39 @@ def doctor() -> None:
         "[green]found[/]" if shutil.which("gcc") else "[red]missing[/]",
         "" if shutil.which("gcc") else "apt-get install -y gcc",
     )
-    t.add_row("docker engine", "[yellow]not used[/]", "the local runtime needs none")
+    from ..containers import engine as docker_engine
+
+    ok, why = docker_engine.available()
+    t.add_row(
+        "docker runtime (private engine)",
+        "[green]yes[/]" if ok else f"[yellow]no[/]: {why}",
+        "" if ok else "--runtime docker then needs an engine of yours (--docker-host URL)",
+    )
+    stale = docker_engine.stale_engines()
+    if stale:
+        t.add_row(
+            "leftovers",
+            f"[yellow]{len(stale)} private engine(s) of dead runs[/]",
+            "harness doctor --clean",
+        )
     out.print(t)
+
+
+def _clean(docker_host: str | None) -> None:
+    from ..containers import engine as docker_engine
+
+    done = docker_engine.clean_stale()
+    if docker_host:
+        import docker
+
+        client = docker.DockerClient(base_url=docker_host, timeout=60)
+        try:
+            done += [f"container {c}" for c in docker_engine.remove_leftovers(client)]
+        finally:
+            client.close()
+    for line in done:
+        out.print(f"removed {line}", highlight=False)
+    out.print(f"clean: {len(done)} thing(s) removed" if done else "clean: nothing left behind")
 
 
 @main.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..run.config import RunConfig
@@ -125,6 +126,34 @@ WFLAG = "wflag_"
 )
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @click.option(
+    "--runtime",
+    type=click.Choice(["local", "docker"]),
+    default="local",
+    show_default=True,
+    help="Start servers as local processes, or as containers through the Docker SDK.",
+)
+@click.option(
+    "--image",
+    "image_opts",
+    multiple=True,
+    metavar="KIND=IMAGE",
+    help="Docker runtime: the image of a server kind (default: the official one), "
+    "e.g. redis=lockharness/redis:bookworm.",
+)
+@click.option(
+    "--docker-host",
+    default=None,
+    metavar="URL|private",
+    help="Docker runtime: the engine (default: DOCKER_HOST); private starts one of the "
+    "harness's own in a network namespace it makes (root, Linux).",
+)
+@click.option(
+    "--docker-netns",
+    default=None,
+    metavar="NAME",
+    help="Docker runtime: the /run/netns namespace the engine's containers listen in.",
+)
+@click.option(
     "--keep-data",
     is_flag=True,
     help="Keep the servers' data dirs after the run (removed by default; logs are kept).",
@@ -156,6 +185,10 @@ def run(
     client_groups,
     store_dir,
     no_report,
+    runtime,
+    image_opts,
+    docker_host,
+    docker_netns,
     keep_data,
     junit,
     **wflags,
@@ -170,11 +203,13 @@ def run(
       harness run --backend redis --ttl 500 --hold 50 --fencing --seed 7
       harness run --backend redis --nemesis kill,pause --nemesis-interval 3
       harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
+      harness run --backend redis --runtime docker --docker-host private \
+          --image redis=lockharness/redis:bookworm --nemesis kill,pause
     Exit code: 0 valid, 1 invalid, 2 unknown or error.
     """
     from backends.option_values import parse_pairs
 
-    from ..run import prepare, run_test
+    from ..run import containers, prepare, run_test
 
     nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
     given = {k[len(WFLAG) :]: v for k, v in wflags.items() if v is not None}
@@ -198,8 +233,14 @@ def run(
         keep_data=keep_data,
         netns=netns,
         client_groups=client_groups,
+        runtime=runtime,
+        images=parse_pairs(image_opts, "--image"),
+        docker_host=docker_host,
+        docker_netns=docker_netns,
     )
     prepare(cfg)  # bad input fails before anything starts
+    for line in containers.notices(cfg):
+        err.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if junit:
         check_writable_file(junit, "--junit-xml", "junit.xml")
     out.print(

@@ -117,15 +117,17 @@ class Pause(Nemesis):
 
     def start(self) -> dict[str, Any]:
         self.node = pick_node(self)
-        self.env.cluster_of(self.node).pause_node(self.node)
-        return {"node": self.node.name, "pid": self.node.pid, "signal": "SIGSTOP"}
+        cluster = self.env.cluster_of(self.node)
+        cluster.pause_node(self.node)
+        return {"node": self.node.name, "pid": self.node.pid, "signal": cluster.pause_how[0]}
 
     def stop(self) -> dict[str, Any] | None:
         if self.node is None:
             return None
         node, self.node = self.node, None
-        self.env.cluster_of(node).resume_node(node)
-        return {"node": node.name, "pid": node.pid, "signal": "SIGCONT"}
+        cluster = self.env.cluster_of(node)
+        cluster.resume_node(node)
+        return {"node": node.name, "pid": node.pid, "signal": cluster.pause_how[1]}
 
     def teardown(self) -> None:
         self.stop()

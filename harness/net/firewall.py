@@ -27,7 +27,14 @@ class Firewall:
     def __init__(self) -> None:
         self.iptables = tool("iptables")
         self.cuts: set[tuple[str, str]] = set()
-        self._ipt("-N", CHAIN)
+        try:
+            self._ipt("-N", CHAIN)
+        except FirewallError:
+            # Left by a killed run in a namespace that outlives runs (a Docker engine's):
+            # start from an empty chain with exactly one jump to it.
+            self._ipt("-F", CHAIN)
+            while self._try("-D", "OUTPUT", "-j", CHAIN):
+                pass
         self._ipt("-I", "OUTPUT", "-j", CHAIN)
 
     def _ipt(self, *args: str) -> None:
@@ -36,6 +43,13 @@ class Firewall:
         )
         if p.returncode != 0:
             raise FirewallError(f"iptables {' '.join(args)}: {p.stderr.strip()}")
+
+    def _try(self, *args: str) -> bool:
+        try:
+            self._ipt(*args)
+            return True
+        except FirewallError:
+            return False
 
     def cut(self, src: Node, dst: Node) -> None:
         """Drop every packet ``src`` sends to ``dst`` (one direction)."""
@@ -55,6 +69,13 @@ class Firewall:
     def heal(self) -> None:
         self._ipt("-F", CHAIN)
         self.cuts.clear()
+
+    def close(self) -> None:
+        """Heal, then remove the chain and its jump: a namespace that outlives the run (a
+        Docker engine's) keeps no rule of it."""
+        self.heal()
+        self._ipt("-D", "OUTPUT", "-j", CHAIN)
+        self._ipt("-X", CHAIN)
 
     def rules(self) -> str:
         return subprocess.run(

@@ -67,3 +67,26 @@ def private_netns() -> Iterator[None]:
 
 def current_id() -> str:
     return os.readlink("/proc/thread-self/ns/net")
+
+
+@contextmanager
+def joined(name: str) -> Iterator[None]:
+    """Enter the named namespace ``/run/netns/NAME`` (made by ``ip netns add``) for the block,
+    then return this thread to the one it came from."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns into namespace {name} failed: {os.strerror(e)}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if _libc.setns(home, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns back to the host namespace failed: {os.strerror(e)}")
+    finally:
+        os.close(home)

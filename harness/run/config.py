@@ -41,6 +41,10 @@ class RunConfig:
     client_groups: int = 2  # for partitions between clients and nodes
     render_report: bool = True
     keep_data: bool = False  # keep the servers' data dirs after the run (logs are always kept)
+    runtime: str = "local"  # local: server processes; docker: containers (harness/containers)
+    images: dict[str, str] = field(default_factory=dict)  # server kind -> image (docker runtime)
+    docker_host: str | None = None  # private, a URL, or None: DOCKER_HOST / the default socket
+    docker_netns: str | None = None  # a /run/netns name the engine's containers listen in
 
     @property
     def nemesis_label(self) -> str:
@@ -65,6 +69,14 @@ class RunConfig:
             (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
             (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),
             (self.client_groups >= 1, "--client-groups must be >= 1"),
+            (
+                self.runtime in ("local", "docker"),
+                f"--runtime is local or docker (got {self.runtime})",
+            ),
+            (
+                self.runtime == "docker" or not (self.images or self.docker_host),
+                "--image and --docker-host need --runtime docker",
+            ),
             (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
         ]
         for ok, msg in checks:

@@ -184,6 +184,11 @@ def prepare(cfg: RunConfig) -> Plan:
     _check_nemesis_opts(cfg, classes)
     check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
+    if cfg.runtime == "docker":
+        from . import containers
+
+        containers.check(cfg, [need, *extra.values()])
+        return Plan(cfg, backend, workload, classes, False)
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
     for xneed in extra.values():
@@ -272,17 +277,23 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
     run_dir, config = ex.run_dir, ex.config
     with ExitStack() as stack:
         try:
-            if use_ns:
-                stack.enter_context(netns.private_netns())
             multi = need.nodes > 1 or bool(extra_needs)
-            runtime = stack.enter_context(
-                LocalRuntime(
-                    run_dir,
-                    node_uids=use_ns and multi and any(c.needs_node_uids for c in classes),
-                    clock=any(c.needs_clock for c in classes),
-                    keep_data=cfg.keep_data,
+            clock = any(c.needs_clock for c in classes)
+            if cfg.runtime == "docker":
+                from . import containers
+
+                runtime, use_ns = containers.open_runtime(cfg, clock, run_dir, config, stack)
+            else:
+                if use_ns:
+                    stack.enter_context(netns.private_netns())
+                runtime = stack.enter_context(
+                    LocalRuntime(
+                        run_dir,
+                        node_uids=use_ns and multi and any(c.needs_node_uids for c in classes),
+                        clock=clock,
+                        keep_data=cfg.keep_data,
+                    )
                 )
-            )
             if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
                 if classes:
                     raise NemesisError(
@@ -315,7 +326,7 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
                 from harness.net.firewall import Firewall
 
                 env.firewall = Firewall()
-                stack.callback(env.firewall.heal)
+                stack.callback(env.firewall.close)
             store.write_json(run_dir / store.CONFIG, config)
             nemeses = [c(env, cfg.nemesis_opts) for c in classes]
             for nem in nemeses:
@@ -338,6 +349,8 @@ def _endpoints(cluster: Cluster) -> list[Endpoint]:
 
 
 def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str, Any]]:
+    from .containers import node_facts
+
     durability = _durability(need).settings if need.nodes else None
     return [
         {
@@ -349,6 +362,7 @@ def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str
             "pid": n.pid,
             "durability": durability,
         }
+        | node_facts(cluster, n)  # image, container and the version the server reports
         for n in cluster.nodes
     ]
 

@@ -72,9 +72,14 @@ class ServerKind(ABC):
     #: How teardown asks a node to stop; SIGKILL where data is throwaway and a polite stop
     #: is slow (an etcd leader keeps handing over leadership to peers that are stopping).
     stop_signal: ClassVar[int] = signal.SIGTERM
+    #: Can the Docker runtime start it (same argv, with the image's binary found by name)?
+    in_containers: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = options or {}
+        #: Set by the Docker runtime: the binary is the image's, found on its PATH by name,
+        #: and ``prepare`` must not rely on programs of the host.
+        self.container = False
 
     def durability(self) -> Durability:
         """What the server runs with, and what a process kill can lose of acknowledged writes
@@ -82,6 +87,8 @@ class ServerKind(ABC):
         return Durability("keeps no data")
 
     def find_binary(self) -> str:
+        if self.container:
+            return self.binary
         path = shutil.which(self.binary)
         if path is None:
             raise MissingBinary(
@@ -99,6 +106,21 @@ class ServerKind(ABC):
 
     def env(self, node: Node) -> dict[str, str]:
         return {}
+
+    def container_command(self, node: Node, cluster: list[Node]) -> list[str]:
+        """argv inside a container: the node's dir is mounted at the same path, so the local
+        argv holds (its binary is looked up on the image's PATH)."""
+        return self.command(node, cluster)
+
+    def container_problem(self) -> str | None:
+        """Why this kind (with these options) cannot run in a container; None: it can."""
+        if not self.in_containers:
+            return f"server kind {self.kind} does not run in containers yet"
+        return None
+
+    def version(self, node: Node) -> str | None:
+        """The server version the running node reports (None: it cannot say)."""
+        return None
 
     def ready(self, node: Node) -> bool:
         """Cheap probe: does the node answer? Default: its client port accepts."""

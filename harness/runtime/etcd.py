@@ -20,6 +20,7 @@ class EtcdServer(ServerKind):
     # cannot move etcd, so clock faults are not applied to it.
     libc_clock = False
     stop_signal = signal.SIGKILL  # data is throwaway; a polite stop takes 5 s
+    in_containers = True
 
     def durability(self) -> Durability:
         return Durability("etcd's defaults (the WAL is fsynced before a write is acknowledged)")
@@ -53,6 +54,16 @@ class EtcdServer(ServerKind):
         """``/health`` is true only when the node sees a leader and can serve (so every node
         healthy = a working cluster)."""
         return _healthy(node.host, node.port)
+
+    def version(self, node: Node) -> str | None:
+        conn = http.client.HTTPConnection(node.host, node.port, timeout=1.0)
+        try:
+            conn.request("GET", "/version")
+            return str(json.loads(conn.getresponse().read()).get("etcdserver")) or None
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
 
 
 def _peer_url(node: Node) -> str:

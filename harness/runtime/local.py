@@ -30,6 +30,9 @@ def node_names(n_nodes: int, prefix: str = "n") -> list[str]:
 class Cluster:
     """The nodes of one server kind, started together."""
 
+    #: How pause and resume act, as recorded in the history.
+    pause_how: tuple[str, str] = ("SIGSTOP", "SIGCONT")
+
     def __init__(self, kind: ServerKind, nodes: list[Node]) -> None:
         self.kind = kind
         self.nodes = nodes

@@ -20,8 +20,11 @@ class MongodServer(ServerKind):
     package = "mongodb-org"
     binary = "mongod"
     ready_timeout = 60.0
+    in_containers = True  # the code path is there (--image mongodb=mongo:7); not verified here
 
     def find_binary(self) -> str:
+        if self.container:
+            return self.binary
         path = shutil.which(self.binary)
         if path is None:
             raise MissingBinary(

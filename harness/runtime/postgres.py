@@ -55,6 +55,7 @@ class PostgresServer(ServerKind):
     binary = "postgres"
     ready_timeout = 20.0
     user = "postgres"
+    in_containers = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -71,7 +72,31 @@ class PostgresServer(ServerKind):
         self._former_primaries: set[str] = set()  # re-cloned at their next start
 
     def find_binary(self) -> str:
+        if self.container:
+            return self.binary
         return str(_bindir() / "postgres")
+
+    def container_problem(self) -> str | None:
+        if self.failover:
+            return (
+                "postgres failover=true clones replicas with the host's pg_basebackup: "
+                "not in containers yet"
+            )
+        return None
+
+    def container_command(self, node: Node, cluster: list[Node]) -> list[str]:
+        """initdb (the image's) on a node without data, then the server, in one container."""
+        data = str(node.data_dir)
+        script = (
+            f'[ -f "{data}/PG_VERSION" ] || {{ initdb -D "{data}" -U postgres --auth=trust '
+            f'--encoding=UTF8 --locale=C --no-sync && printf "{_HBA}" > "{data}/pg_hba.conf"; }} '
+            '&& exec "$@"'
+        )
+        return ["sh", "-c", script, "postgres", *self.command(node, cluster)]
+
+    def version(self, node: Node) -> str | None:
+        v = self._query(node, "SHOW server_version")
+        return str(v) if v is not None else None
 
     def durability(self) -> Durability:
         local = f"synchronous_commit={self.synchronous_commit}, fsync=off"
@@ -92,6 +117,8 @@ class PostgresServer(ServerKind):
         )
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
+        if self.container:  # the container runs initdb itself (container_command)
+            return
         runs_as = self.user if os.geteuid() == 0 else None
         if runs_as is not None:
             _make_reachable(node.dir, runs_as)

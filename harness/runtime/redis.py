@@ -22,6 +22,7 @@ class RedisServer(ServerKind):
     package = "redis-server"
     binary = "redis-server"
     ready_timeout = 10.0
+    in_containers = True
 
     @property
     def persistence(self) -> str:
@@ -80,3 +81,20 @@ class RedisServer(ServerKind):
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def version(self, node: Node) -> str | None:
+        try:
+            with socket.create_connection((node.host, node.port), timeout=1.0) as s:
+                s.sendall(b"INFO server\r\n")
+                data = b""
+                while b"redis_version:" not in data or not data.endswith(b"\r\n"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return None
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith("redis_version:"):
+                return line.split(":", 1)[1].strip()
+        return None

@@ -1,0 +1,2 @@
+"""Containers: a Docker engine of the harness's own (in a network namespace it made), images
+built from Debian packages without any registry, and leftovers found and removed by label."""

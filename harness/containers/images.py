@@ -1,0 +1,388 @@
+"""Server images built from Debian packages, with no registry at all.
+
+A build is ``debootstrap --variant=minbase SUITE`` (the mirror taken from apt's own sources),
+then ``chroot ROOTFS apt-get install PACKAGES`` (the package scripts' services kept from
+starting by a policy-rc.d), then the tree is packed into a tarball that ``docker import``
+turns into an image tagged ``lockharness/KIND:SUITE``. (A Dockerfile ``RUN`` would need the
+network inside the engine, which a private engine does not have.)
+
+Tarballs are cached under ``/var/cache/lockharness/images`` by a content hash of their recipe
+(suite, packages, settings): a second build, or a fresh engine that needs the image, only
+imports the cached file (seconds). The image's label ``lockharness.recipe`` holds the hash, so
+an image built from an older recipe is rebuilt rather than reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import EngineError
+
+CACHE = Path("/var/cache/lockharness/images")
+REPO = "lockharness"
+DEFAULT_SUITE = "bookworm"
+RECIPE_VERSION = 1  # bump when the build steps change what an image holds
+LABEL_RECIPE = "lockharness.recipe"
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_DEBOOTSTRAP_S = 600
+_APT_S = 900
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    packages: tuple[str, ...]
+    #: Dirs (globs inside the image) put before the system PATH, so the server's programs are
+    #: found by name as in the official images (PostgreSQL's live in a versioned dir).
+    path_globs: tuple[str, ...] = ()
+    #: Files written into the tree before apt-get runs (e.g. no default PostgreSQL cluster).
+    files: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+RECIPES: dict[str, Recipe] = {
+    "redis": Recipe("redis", ("redis-server",)),
+    "etcd": Recipe("etcd", ("etcd-server",)),
+    "postgres": Recipe(
+        "postgres",
+        ("postgresql",),
+        path_globs=("/usr/lib/postgresql/*/bin",),
+        files=(
+            (
+                "etc/postgresql-common/createcluster.d/lockharness.conf",
+                "create_main_cluster = false\n",
+            ),
+        ),
+    ),
+    # The base of the harness's own image (Dockerfile, BASE=lockharness/harness:SUITE): every
+    # Debian server the local runtime starts, and what the run needs (iptables, gcc for the
+    # clock shim, a venv).
+    "harness": Recipe(
+        "harness",
+        (
+            "redis-server",
+            "etcd-server",
+            "zookeeper",
+            "libslf4j-java",
+            "postgresql",
+            "mariadb-server",
+            "iptables",
+            "iproute2",
+            "gcc",
+            "libc6-dev",
+            "python3-venv",
+        ),
+        files=(
+            (
+                "etc/postgresql-common/createcluster.d/lockharness.conf",
+                "create_main_cluster = false\n",
+            ),
+        ),
+    ),
+}
+
+
+class ImageError(EngineError):
+    """An image could not be built or found; one line for the user."""
+
+
+def recipe_hash(recipe: Recipe, suite: str) -> str:
+    doc = {"v": RECIPE_VERSION, "suite": suite, **asdict(recipe)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def tag_for(kind: str, suite: str = DEFAULT_SUITE) -> str:
+    return f"{REPO}/{kind}:{suite}"
+
+
+def parse_tag(tag: str) -> tuple[str, str] | None:
+    """(kind, suite) of a tag this module builds, else None."""
+    m = re.fullmatch(rf"{REPO}/([a-z0-9-]+):([a-z0-9-]+)", tag)
+    if m is None or m.group(1) not in RECIPES:
+        return None
+    return m.group(1), m.group(2)
+
+
+def _tarball(kind: str, suite: str, cache: Path) -> Path:
+    return cache / f"{kind}-{suite}-{recipe_hash(RECIPES[kind], suite)}.tar"
+
+
+def _base_tarball(suite: str, cache: Path) -> Path:
+    h = hashlib.sha256(f"{RECIPE_VERSION}:minbase:{suite}".encode()).hexdigest()[:16]
+    return cache / f"base-{suite}-{h}.tar"
+
+
+def _meta(kind: str, suite: str, cache: Path) -> Path:
+    return _tarball(kind, suite, cache).with_suffix(".json")
+
+
+# -- the mirror, from apt's own sources -------------------------------------------------------
+
+
+def apt_sources(root: Path = Path("/")) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every ``deb`` source in /etc/apt/sources.list{,.d/*}."""
+    found: list[tuple[str, list[str]]] = []
+    etc = root / "etc/apt"
+    files = [etc / "sources.list"] + sorted((etc / "sources.list.d").glob("*.list"))
+    for f in files:
+        with contextlib.suppress(OSError):
+            for line in f.read_text().splitlines():
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 3 and words[0] == "deb":
+                    rest = [w for w in words[1:] if not w.startswith("[")]
+                    if "]" in " ".join(words[1:]):  # drop "[opts]" however it was spaced
+                        rest = " ".join(words[1:]).split("]", 1)[1].split()
+                    if len(rest) >= 2:
+                        found.append((rest[0], [rest[1]]))
+    for f in sorted((etc / "sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            for stanza in re.split(r"\n\s*\n", f.read_text()):
+                fields: dict[str, str] = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line:
+                        continue
+                    k, v = line.split(":", 1)
+                    fields[k.strip().lower()] = v.strip()
+                if (
+                    "deb" in fields.get("types", "").split()
+                    and fields.get("enabled", "yes") != "no"
+                ):
+                    for uri in fields.get("uris", "").split():
+                        found.append((uri, fields.get("suites", "").split()))
+    return found
+
+
+def mirror_for(suite: str, root: Path = Path("/")) -> str:
+    """The Debian archive apt already uses: one listing ``suite`` itself, else the main archive
+    (a source with a plain suite, not -security/-updates), which serves every other suite."""
+    sources = [(u, s) for u, s in apt_sources(root) if u.startswith(("http://", "https://"))]
+    for uri, suites in sources:
+        if suite in suites:
+            return uri
+    for uri, suites in sources:
+        if any("-" not in s and "/" not in s for s in suites) and "security" not in uri:
+            return uri
+    raise ImageError(
+        "no Debian mirror in apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/): "
+        "images are built from the mirror apt uses"
+    )
+
+
+# -- building ---------------------------------------------------------------------------------
+
+
+def _run(argv: list[str], what: str, timeout: float, env: dict[str, str] | None = None) -> None:
+    try:
+        p = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise ImageError(f"{what} took over {timeout:.0f} s") from None
+    except FileNotFoundError:
+        raise ImageError(f"{what}: {argv[0]} not found (apt-get install -y debootstrap)") from None
+    if p.returncode != 0:
+        lines = (p.stdout + "\n" + p.stderr).strip().splitlines()
+        first = [ln for ln in lines if "error" in ln.lower()][:1] or lines[-1:] or ["(no output)"]
+        raise ImageError(f"{what} failed (exit {p.returncode}): {first[0].strip()[:300]}")
+
+
+def _pack(rootfs: Path, dest: Path) -> None:
+    """Tar the tree (numeric owners, as they are) and rename into place: readers never see a
+    half-written cache file."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
+    _run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tmp), "."], "tar", 600)
+    os.replace(tmp, dest)
+
+
+def _unpack(src: Path, rootfs: Path) -> None:
+    rootfs.mkdir(parents=True, exist_ok=True)
+    _run(["tar", "--numeric-owner", "-C", str(rootfs), "-xpf", str(src)], "tar -x", 600)
+
+
+def _base(suite: str, cache: Path, say: Callable[[str], None]) -> Path:
+    dest = _base_tarball(suite, cache)
+    if dest.exists():
+        return dest
+    mirror = mirror_for(suite)
+    say(f"debootstrap --variant=minbase {suite} (mirror from apt's sources)")
+    with tempfile.TemporaryDirectory(prefix="lh-rootfs-", dir=cache) as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        _run(
+            [
+                shutil.which("debootstrap") or "/usr/sbin/debootstrap",
+                "--variant=minbase",
+                suite,
+                str(rootfs),
+                mirror,
+            ],
+            f"debootstrap {suite}",
+            _DEBOOTSTRAP_S,
+        )
+        _pack(rootfs, dest)
+    return dest
+
+
+def build(
+    kind: str,
+    suite: str = DEFAULT_SUITE,
+    cache: Path = CACHE,
+    say: Callable[[str], None] = lambda s: None,
+) -> Path:
+    """The cached tarball of ``kind`` on ``suite``, built when missing."""
+    if kind not in RECIPES:
+        raise ImageError(f"no image recipe for {kind!r}; known: {', '.join(RECIPES)}")
+    recipe = RECIPES[kind]
+    dest = _tarball(kind, suite, cache)
+    if dest.exists() and _meta(kind, suite, cache).exists():
+        return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    base = _base(suite, cache, say)
+    say(f"{tag_for(kind, suite)}: apt-get install {' '.join(recipe.packages)}")
+    with tempfile.TemporaryDirectory(prefix="lh-rootfs-", dir=cache) as tmp:
+        root = Path(tmp) / "rootfs"
+        _unpack(base, root)
+        for rel, text in recipe.files:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        policy = root / "usr/sbin/policy-rc.d"  # no service starts inside the chroot
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        resolv = root / "etc/resolv.conf"
+        resolv.unlink(missing_ok=True)
+        shutil.copyfile("/etc/resolv.conf", resolv)
+        env = {"PATH": _SYSTEM_PATH, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        with _proc_mounted(root):  # some package scripts need /proc (Java's, for one)
+            _run(
+                [chroot, str(root), "apt-get", "update", "-q"],
+                f"{kind}: apt-get update",
+                _APT_S,
+                env,
+            )
+            _run(
+                [
+                    chroot,
+                    str(root),
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    *recipe.packages,
+                ],
+                f"{kind}: apt-get install {' '.join(recipe.packages)}",
+                _APT_S,
+                env,
+            )
+            _run([chroot, str(root), "apt-get", "clean"], f"{kind}: apt-get clean", 120, env)
+        shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+        resolv.unlink(missing_ok=True)
+        policy.unlink(missing_ok=True)
+        path = [
+            str(Path("/") / p.relative_to(root))
+            for g in recipe.path_globs
+            for p in sorted(root.glob(g.lstrip("/")))
+        ]
+        versions = _versions(root, recipe.packages)
+        _pack(root, dest)
+    meta = {
+        "tag": tag_for(kind, suite),
+        "recipe": recipe_hash(recipe, suite),
+        "path": path,
+        "packages": versions,
+    }
+    _meta(kind, suite, cache).write_text(json.dumps(meta))
+    return dest
+
+
+@contextlib.contextmanager
+def _proc_mounted(root: Path):
+    """/proc inside the chroot for the block; unmounted (lazily, so a straggler cannot keep
+    it) however the block ends."""
+    target = root / "proc"
+    target.mkdir(exist_ok=True)
+    _run(["mount", "-t", "proc", "proc", str(target)], "mount /proc in the chroot", 30)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+
+def _versions(root: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    out = subprocess.run(
+        ["chroot", str(root), "dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def import_image(client: Any, kind: str, suite: str, cache: Path = CACHE) -> str:
+    """Import the cached tarball into the engine as ``lockharness/KIND:SUITE``."""
+    tar = _tarball(kind, suite, cache)
+    meta = json.loads(_meta(kind, suite, cache).read_text())
+    tag = tag_for(kind, suite)
+    path = ":".join([*meta["path"], _SYSTEM_PATH])
+    changes = [f"ENV PATH={path}", f"LABEL {LABEL_RECIPE}={meta['recipe']}"]
+    repo, t = tag.split(":")
+    client.api.import_image_from_file(str(tar), repository=repo, tag=t, changes=changes)
+    return tag
+
+
+def _current(client: Any, tag: str, kind: str, suite: str) -> bool:
+    try:
+        img = client.images.get(tag)
+    except Exception:
+        return False
+    return (img.labels or {}).get(LABEL_RECIPE) == recipe_hash(RECIPES[kind], suite)
+
+
+def ensure(client: Any, tag: str, cache: Path = CACHE) -> None:
+    """Make ``tag`` present in the engine: a lockharness image from the cache (built first when
+    missing), any other image as it is or pulled. ImageError (one line) when it cannot be."""
+    ours = parse_tag(tag)
+    if ours is not None:
+        kind, suite = ours
+        if _current(client, tag, kind, suite):
+            return
+        if not (_tarball(kind, suite, cache).exists() and _meta(kind, suite, cache).exists()):
+            raise ImageError(
+                f"image {tag} is not built: run `harness images build {kind} --suite {suite}`"
+            )
+        import_image(client, kind, suite, cache)
+        return
+    try:
+        client.images.get(tag)
+        return
+    except Exception:
+        pass
+    try:
+        client.images.pull(tag)
+    except Exception as e:
+        why = str(getattr(e, "explanation", None) or e or type(e).__name__)
+        first = why.splitlines()[0][:120]
+        raise ImageError(
+            f"image {tag} is not in the engine and could not be pulled ({first}); build a "
+            f"local one with `harness images build` and pass --image KIND={REPO}/KIND:SUITE"
+        ) from None
+
+
+def built(cache: Path = CACHE) -> list[dict[str, Any]]:
+    """Every cached image tarball of the current recipes, with its package versions."""
+    found = []
+    for meta in sorted(cache.glob("*.json")) if cache.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            m = json.loads(meta.read_text())
+            if tarfile.is_tarfile(meta.with_suffix(".tar")):
+                found.append(m | {"file": str(meta.with_suffix(".tar"))})
+    return found

@@ -1,0 +1,257 @@
+"""The Docker runtime: each node of a cluster is a container, started through the Docker SDK.
+
+A container runs the kind's own argv (``ServerKind.container_command``) with the image's binary,
+``network_mode="host"`` (the engine's namespace, which the harness joins), the node's dir
+mounted at the same path (so data, logs and the clock shim's offset file are where the local
+runtime keeps them), and the node's own uid (so the partition nemesis's owner-match iptables
+rules tell nodes apart as in the local runtime). Kill is ``docker kill`` and restart a new
+container on the same dir (emptied first for a wipe); pause is ``docker pause`` (the cgroup
+freezer, which stops every process of the container at once).
+
+Containers are labelled with the run and its owner (boot id, pid, start time) and removed by id
+at teardown; a SIGKILLed harness leaves them labelled, and the next start or
+``harness doctor --clean`` removes them (``containers/engine.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from ..runtime.base import Node, ServerKind, ServerStartError, free_port
+from ..runtime.kinds import server_kind
+from ..runtime.local import Cluster, LocalRuntime, _chown_tree
+from .engine import LABEL_OWNER, LABEL_RUN, Engine, owner_token
+
+#: Kinds the harness runs as its own helper processes (in the engine's namespace), never in
+#: containers.
+HELPERS = ("toxiproxy", "toxiproxy-server")
+#: The official images, used when no --image is given for a kind.
+OFFICIAL = {
+    "redis": "redis:7.0",
+    "etcd": "quay.io/coreos/etcd:v3.4.30",
+    "postgres": "postgres:15",
+    "mongodb": "mongo:7",
+}
+_STOP_S = 5
+
+
+class ContainerProc:
+    """What the run loop and nemeses read of a node's process (pid, poll, wait), for a
+    container; a container that exited copies its output into the node's server.log."""
+
+    def __init__(self, container: Any, log_path: Path) -> None:
+        self.container = container
+        self.log_path = log_path
+        self.returncode: int | None = None
+        self.pid = int(container.attrs["State"].get("Pid") or 0) or None
+        self._logged = False
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                self.container.reload()
+                state = self.container.attrs["State"]
+            except Exception:  # removed meanwhile
+                self.returncode = -9
+                return self.returncode
+            if state.get("Status") in ("exited", "dead"):
+                self.returncode = int(state.get("ExitCode", -1))
+                self.save_log()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import requests
+
+        try:
+            res = self.container.wait(timeout=timeout)
+            self.returncode = int(res.get("StatusCode", -1))
+        except requests.exceptions.RequestException as e:
+            import subprocess
+
+            raise subprocess.TimeoutExpired(self.container.name, timeout or 0) from e
+        self.save_log()
+        return self.returncode
+
+    def save_log(self) -> None:
+        if self._logged:
+            return
+        self._logged = True
+        with contextlib.suppress(Exception), open(self.log_path, "ab") as f:
+            f.write(self.container.logs(stdout=True, stderr=True))
+
+
+class DockerCluster(Cluster):
+    """A cluster whose nodes are containers of one image."""
+
+    pause_how = ("docker pause", "docker unpause")  # the cgroup freezer, every process at once
+
+    def __init__(self, kind: ServerKind, nodes: list[Node], runtime: DockerRuntime, image: str):
+        super().__init__(kind, nodes)
+        self.runtime = runtime
+        self.image = image
+        self.containers: dict[str, Any] = {}
+
+    def start_node(self, node: Node, fresh: bool = False) -> None:
+        if node.alive():
+            return
+        self._remove(node)
+        if fresh and node.data_dir.exists():
+            shutil.rmtree(node.data_dir)
+        self.kind.prepare(node, self.nodes, fresh=fresh or not node.data_dir.exists())
+        uid = node.uid if node.uid is not None else 0
+        _chown_tree(node.dir, uid)
+        argv = self.kind.container_command(node, self.nodes)
+        env = dict(self.kind.env(node))
+        mounts = {str(node.dir): {"bind": str(node.dir), "mode": "rw"}}
+        if self.kind.user is not None:  # initdb and friends look their uid up
+            passwd = node.dir / "passwd"
+            passwd.write_text(
+                f"root:x:0:0:root:/root:/bin/sh\n{self.kind.user}:x:{uid}:{uid}::{node.dir}:/bin/sh\n"
+            )
+            group = node.dir / "group"
+            group.write_text(f"root:x:0:\n{self.kind.user}:x:{uid}:\n")
+            mounts[str(passwd)] = {"bind": "/etc/passwd", "mode": "ro"}
+            mounts[str(group)] = {"bind": "/etc/group", "mode": "ro"}
+        if node.clock:
+            from ..clock import shim_env
+
+            shim = shim_env(node.dir)
+            os.chown(node.dir / "clock-offset", uid, uid)
+            mounts[shim["LD_PRELOAD"]] = {"bind": shim["LD_PRELOAD"], "mode": "ro"}
+            env.update(shim)
+        client = self.runtime.engine.client
+        container = client.containers.create(
+            self.image,
+            entrypoint=argv[:1],
+            command=argv[1:],
+            user=f"{uid}:{uid}",
+            network_mode="host",
+            volumes=mounts,
+            environment=env,
+            working_dir=str(node.dir),
+            labels=self.runtime.labels | {"lockharness.node": f"{self.kind.kind}-{node.name}"},
+            name=f"{self.runtime.run_id}-{self.kind.kind}-{node.name}",
+            detach=True,
+        )
+        self.containers[node.name] = container
+        container.start()
+        container.reload()
+        node.proc = ContainerProc(container, node.log_path)
+        node.paused = False
+
+    def _remove(self, node: Node) -> None:
+        c = self.containers.pop(node.name, None)
+        if c is None:
+            return
+        if isinstance(node.proc, ContainerProc):
+            node.proc.save_log()
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+
+    def kill_node(self, node: Node, sig: int = signal.SIGKILL) -> None:
+        c = self.containers.get(node.name)
+        if c is None or node.proc is None:
+            return
+        if node.paused:  # a frozen container is not killed until it is thawed
+            self.resume_node(node)
+        if node.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                c.kill(signal=int(sig))
+            node.proc.wait(timeout=30)
+        node.paused = False
+
+    def pause_node(self, node: Node) -> None:
+        if node.alive() and not node.paused:
+            self.containers[node.name].pause()
+            node.paused = True
+
+    def resume_node(self, node: Node) -> None:
+        if node.paused and node.name in self.containers:
+            self.containers[node.name].unpause()
+            node.paused = False
+
+    def stop(self) -> None:
+        """Thaw, ask politely (the kind's stop signal), then remove every container by id."""
+        for n in self.nodes:
+            if n.name in self.containers and n.alive():
+                with contextlib.suppress(Exception):
+                    if n.paused:
+                        self.containers[n.name].unpause()
+                        n.paused = False
+                    self.containers[n.name].kill(signal=int(self.kind.stop_signal))
+        for n in self.nodes:
+            if n.name in self.containers:
+                with contextlib.suppress(Exception):
+                    n.proc.wait(timeout=_STOP_S)
+                self._remove(n)
+
+
+class DockerRuntime(LocalRuntime):
+    """Starts server clusters as containers in ``engine``; helper processes (the proxy) as
+    local processes in the same namespace. ``images``: kind -> image (else the official one).
+    Nodes always run under their own uids (40000 + the last octet of their address)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        engine: Engine,
+        images: dict[str, str] | None = None,
+        clock: bool = False,
+        keep_data: bool = True,
+    ) -> None:
+        super().__init__(run_dir, node_uids=True, clock=clock, keep_data=keep_data)
+        self.engine = engine
+        self.images = dict(images or {})
+        stamp = re.sub(r"[^a-z0-9_-]+", "-", Path(run_dir).name.lower())[-22:]
+        self.run_id = f"lh-{os.getpid()}-{stamp}"  # container names: lh-<pid>-<run>-<kind>-<node>
+        self.labels = {LABEL_RUN: str(Path(run_dir).resolve()), LABEL_OWNER: owner_token()}
+
+    def image_for(self, kind: str) -> str:
+        image = self.images.get(kind) or OFFICIAL.get(kind)
+        if image is None:
+            raise ServerStartError(f"no image for {kind}: give --image {kind}=IMAGE")
+        return image
+
+    def start(
+        self,
+        kind_name: str,
+        n_nodes: int,
+        options: dict | None = None,
+        own_uids: bool = True,
+        prefix: str = "n",
+    ) -> Cluster:
+        if kind_name in HELPERS:
+            return super().start(kind_name, n_nodes, options, own_uids=False, prefix=prefix)
+        from . import images
+
+        kind = server_kind(kind_name, options)
+        kind.container = True
+        problem = kind.container_problem()
+        if problem:
+            raise ServerStartError(f"--runtime docker: {problem}")
+        image = self.image_for(kind.kind)
+        images.ensure(self.engine.client, image)
+        nodes = []
+        for i in range(1, n_nodes + 1):
+            octet = self._next_host
+            self._next_host += 1
+            host = f"127.0.0.{octet}"
+            d = self.dir / f"{kind.kind}-{prefix}{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            extra = {p: free_port(host) for p in kind.extra_port_names}
+            uid = self.uid_base + octet
+            node = Node(f"{prefix}{i}", host, free_port(host), d, extra, uid=uid)
+            node.clock = self.clock and kind.libc_clock
+            nodes.append(node)
+        cluster = DockerCluster(kind, nodes, self, image)
+        self.clusters.append(cluster)
+        for n in nodes:
+            cluster.start_node(n, fresh=True)
+        cluster.wait_ready()
+        return cluster

@@ -1,0 +1,97 @@
+"""The run's side of ``--runtime docker``: what is refused before anything starts, what is said
+before the run, the engine and runtime a run opens, and what config.json records per node."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from backends.base import ServerNeed
+from harness.nemesis import nemesis_class
+from harness.net import netns
+from harness.runtime.kinds import KINDS, server_kind
+
+from .config import RunConfig
+
+
+def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
+    """Raise ValueError (one line) for anything the Docker runtime would refuse: before any
+    engine or container starts, and before anything is stored."""
+    bad = sorted(k for k in cfg.images if k not in KINDS)
+    if bad:
+        raise ValueError(
+            f"--image {bad[0]}=...: no server kind {bad[0]!r}; valid: {', '.join(sorted(KINDS))}"
+        )
+    if any(not v.strip() for v in cfg.images.values()):
+        raise ValueError("--image takes KIND=IMAGE with a non-empty image (e.g. redis=redis:7.0)")
+    if needs[0].nodes == 0:
+        raise ValueError(
+            f"--runtime docker: backend {cfg.backend} uses an external server here; nothing "
+            "to start in containers"
+        )
+    for need in needs:
+        problem = server_kind(need.kind, need.options).container_problem()
+        if problem:
+            raise ValueError(f"--runtime docker: {problem}")
+    if cfg.toxiproxy:
+        raise ValueError("--toxiproxy is not supported with --runtime docker")
+    from harness.containers.engine import PRIVATE, available, open_engine
+
+    if cfg.docker_host == PRIVATE:
+        ok, why = available()
+        if not ok:
+            raise ValueError(f"--docker-host private: {why}")
+    elif cfg.docker_netns is not None and not Path("/run/netns", cfg.docker_netns).exists():
+        raise ValueError(f"--docker-netns {cfg.docker_netns}: no such namespace in /run/netns")
+    else:
+        with open_engine(cfg.docker_host, cfg.docker_netns, tidy=False):
+            pass  # an engine that does not answer is known before anything is stored
+
+
+def notices(cfg: RunConfig) -> list[str]:
+    """What a chosen nemesis cannot do with this runtime, said before the run starts."""
+    if cfg.runtime != "docker" or cfg.docker_host == "private" or cfg.docker_netns:
+        return []
+    if any(nemesis_class(n).needs_node_uids for n in cfg.nemesis):
+        return [
+            "--runtime docker without --docker-netns: the containers share the host's network, "
+            "where the harness changes no iptables rule, so partitions cut client<->node links "
+            "only (use --docker-host private, or --docker-netns NAME)"
+        ]
+    return []
+
+
+def open_runtime(
+    cfg: RunConfig, clock: bool, run_dir: Path, config: dict[str, Any], stack: ExitStack
+) -> tuple[Any, bool]:
+    """Open the engine (a private one is started here), join the namespace its containers
+    listen in, and make the Docker runtime; ``stack`` undoes all of it. Returns the runtime and
+    whether the run is in a namespace of its own (node<->node cuts possible)."""
+    from harness.containers.engine import open_engine
+    from harness.containers.runtime import DockerRuntime
+
+    engine = stack.enter_context(open_engine(cfg.docker_host, cfg.docker_netns))
+    config["docker"] = {"engine": engine.url, "netns": engine.netns}
+    if engine.netns is not None:
+        stack.enter_context(netns.joined(engine.netns))
+    runtime = stack.enter_context(
+        DockerRuntime(run_dir, engine, images=cfg.images, clock=clock, keep_data=cfg.keep_data)
+    )
+    return runtime, engine.netns is not None
+
+
+def node_facts(cluster: Any, node: Any) -> dict[str, Any]:
+    """For a node in a container: its image and container id; for every node, the server
+    version it reports (so runs of two images compare cell by cell)."""
+    facts: dict[str, Any] = {}
+    image = getattr(cluster, "image", None)
+    if image is not None:
+        facts["image"] = image
+        c = cluster.containers.get(node.name)
+        facts["container"] = c.id[:12] if c is not None else None
+    try:
+        facts["version"] = cluster.kind.version(node)
+    except Exception:
+        facts["version"] = None
+    return facts
