@@ -198,6 +198,8 @@ def available() -> tuple[bool, str]:
 class PrivateEngine:
     """dockerd in a network namespace of its own; ``close()`` leaves nothing behind."""
 
+    private = True  # no network beyond loopback: never pulls
+
     def __init__(self, data_base: Path = DATA_BASE) -> None:
         ok, why = available()
         if not ok:
@@ -428,6 +430,7 @@ class Engine:
     client: Any
     netns: str | None
     url: str
+    private: bool = False  # a private engine has no network beyond loopback: it never pulls
 
 
 @contextlib.contextmanager
@@ -440,7 +443,7 @@ def open_engine(host: str | None, netns: str | None = None, tidy: bool = True) -
     if host == PRIVATE:
         clean_stale()
         with PrivateEngine() as eng:
-            yield Engine(eng.client, eng.netns, eng.url)
+            yield Engine(eng.client, eng.netns, eng.url, private=True)
         return
     try:
         client = (

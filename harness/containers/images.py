@@ -347,9 +347,11 @@ def _current(client: Any, tag: str, kind: str, suite: str) -> bool:
     return (img.labels or {}).get(LABEL_RECIPE) == recipe_hash(RECIPES[kind], suite)
 
 
-def ensure(client: Any, tag: str, cache: Path = CACHE) -> None:
+def ensure(client: Any, tag: str, cache: Path = CACHE, pull: bool = True) -> None:
     """Make ``tag`` present in the engine: a lockharness image from the cache (built first when
-    missing), any other image as it is or pulled. ImageError (one line) when it cannot be."""
+    missing), any other image as it is or, with ``pull``, pulled (a private engine never pulls:
+    its namespace has no network beyond loopback, and no registry is ever asked from there).
+    ImageError (one line) when it cannot be."""
     ours = parse_tag(tag)
     if ours is not None:
         kind, suite = ours
@@ -366,6 +368,11 @@ def ensure(client: Any, tag: str, cache: Path = CACHE) -> None:
         return
     except Exception:
         pass
+    if not pull:
+        raise ImageError(
+            f"image {tag} is not in the private engine, which never pulls from a registry: "
+            f"build a local one with `harness images build` and pass --image KIND={REPO}/KIND:SUITE"
+        )
     try:
         client.images.pull(tag)
     except Exception as e:

@@ -236,7 +236,7 @@ class DockerRuntime(LocalRuntime):
         if problem:
             raise ServerStartError(f"--runtime docker: {problem}")
         image = self.image_for(kind.kind)
-        images.ensure(self.engine.client, image)
+        images.ensure(self.engine.client, image, pull=not self.engine.private)
         nodes = []
         for i in range(1, n_nodes + 1):
             octet = self._next_host
