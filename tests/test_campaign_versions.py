@@ -163,7 +163,7 @@ def test_two_redis_versions_side_by_side_in_one_campaign(tmp_path: Path) -> None
     md = (store / "comparison.md").read_text()
     for image, version in versions.items():
         shown = f"redis {version} ({image})"
-        assert page.count(shown) == 2, shown  # under its row, and in the header
+        assert page.count(shown) == 2, shown  # beside its row, and in the header
         assert any(ln.startswith("| redis (") and shown in ln for ln in md.splitlines()), md
 
     # The same command again resumes: the cells (images included) are found finished.
