@@ -112,6 +112,12 @@ def test_an_image_not_built_is_not_available_here_before_anything_runs(tmp_path:
         assert "harness images build redis --suite nosuchsuite" in " ".join(p.stdout.split())
 
 
+def test_images_build_takes_a_suite_per_kind() -> None:
+    p = harness("images", "build", "redis:bullseye", "redis:BAD", timeout=60)
+    assert p.returncode == 2 and "suite 'BAD' (of redis)" in p.stderr, p.stderr
+    assert "lockharness/redis:" not in p.stdout  # refused before anything was built
+
+
 @pytest.mark.slow
 def test_two_redis_versions_side_by_side_in_one_campaign(tmp_path: Path) -> None:
     from harness.containers import engine as eng
@@ -120,8 +126,10 @@ def test_two_redis_versions_side_by_side_in_one_campaign(tmp_path: Path) -> None
     ok, why = eng.available()
     if not ok:
         pytest.skip(f"no private Docker engine here: {why} (./setup.sh installs docker.io)")
-    for suite in IMAGES:
-        images.build("redis", suite)  # cached by recipe hash: instant after the first build
+    # Both versions from one command (cached by recipe hash: instant after the first build).
+    built = harness("images", "build", *(f"redis:{suite}" for suite in IMAGES), timeout=900)
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.count("lockharness/redis:") == 2, built.stdout
     packages = {
         m["tag"]: m["packages"]["redis-server"]
         for m in images.built()
