@@ -92,6 +92,22 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
     return lines
 
 
+def version_text(s: dict[str, Any]) -> str:
+    """A version a server reported, as shown: "redis 7.0.15 (lockharness/redis:bookworm)"."""
+    text = f"{s['kind']} {s.get('version') or '(version not reported)'}"
+    return f"{text} ({s['image']})" if s.get("image") else text
+
+
+def versions_of(records: list[dict[str, Any]]) -> list[str]:
+    """Every version the servers of these cells' runs reported, once each."""
+    out: list[str] = []
+    for c in records:
+        for s in c.get("server_versions") or []:
+            if version_text(s) not in out:
+                out.append(version_text(s))
+    return out
+
+
 def _runnable(rec: dict[str, Any]) -> bool:
     return rec.get("status") == "runnable"
 
@@ -110,11 +126,14 @@ def render(doc: dict[str, Any], out: Path) -> Path:
         w = next((x for x in workloads if x["key"] == wk), None)
         if w is None:
             w = {"key": wk, "label": c["workload"], "rows": [], "cols": [], "cells": {}}
+            w["versions"] = {}  # a row's reported server versions, shown under its label
             workloads.append(w)
         if c["backend_item"]["key"] not in [r["key"] for r in w["rows"]]:
             w["rows"].append(c["backend_item"])
         if c["nemesis_item"]["key"] not in [n["key"] for n in w["cols"]]:
             w["cols"].append(c["nemesis_item"])
+        row = w["versions"].setdefault(c["backend_item"]["key"], [])
+        row += [v for v in versions_of([c]) if v not in row]
         w["cells"][(c["backend_item"]["key"], c["nemesis_item"]["key"])] = {
             "c": c,
             "rate": rate_text(c) if _runnable(c) else "",
@@ -130,6 +149,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
         .get_template("comparison.html")
         .render(
             head=doc["header"],
+            reported=[version_text(s) for s in doc["header"].get("reported_versions") or []],
             workloads=workloads,
             counts=counts,
             not_applicable=sum(c["status"] == "not applicable" for c in records),
@@ -153,7 +173,7 @@ CSV_FIELDS = (
     "violation_kinds", "lost_updates_mean", "double_executions_mean",
     "stale_writes_accepted_mean", "faults_injected_mean", "inside_success_ratio",
     "outside_success_ratio", "inside_ok_per_s", "outside_ok_per_s", "inside_p50_ms",
-    "inside_p99_ms", "outside_p50_ms", "outside_p99_ms",
+    "inside_p99_ms", "outside_p50_ms", "outside_p99_ms", "server_versions", "images",
 )  # fmt: skip
 
 
@@ -189,6 +209,8 @@ def to_csv(records: list[dict[str, Any]]) -> str:
             "double_executions_mean": (dmg.get("double_executions") or {}).get("mean"),
             "stale_writes_accepted_mean": (dmg.get("stale_writes_accepted") or {}).get("mean"),
             "faults_injected_mean": fi.get("mean"),
+            "server_versions": "; ".join(versions_of([r])),
+            "images": "; ".join(f"{k}={v}" for k, v in (r.get("images") or {}).items()),
         }
         for side in ("inside", "outside"):
             a = av.get(side) or {}
@@ -229,8 +251,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 cols.append(c["nemesis_item"])
         lines.append(f"### {_md(cells[0]['workload'])}")
         lines.append("")
-        lines.append("| backend | " + " | ".join(_md(n["label"]) for n in cols) + " |")
-        lines.append("|---|" + "---|" * len(cols))
+        lines.append(
+            "| backend | servers (reported) | " + " | ".join(_md(n["label"]) for n in cols) + " |"
+        )
+        lines.append("|---|---|" + "---|" * len(cols))
         for b in rows:
             row = []
             for n in cols:
@@ -246,7 +270,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
                     if c.get("flags"):
                         text += " ⚠ " + "; ".join(c["flags"])
                     row.append(_md(text))
-            lines.append(f"| {_md(b['label'])} | " + " | ".join(row) + " |")
+            shown = versions_of([x for x in cells if x["backend_item"] == b]) or ["—"]
+            lines.append(
+                f"| {_md(b['label'])} | {_md(', '.join(shown))} | " + " | ".join(row) + " |"
+            )
         lines.append("")
     seeds = f"seed {head.get('seed')}" if head.get("seed") is not None else ""
     lines.append(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .gather import CellResult, Comparison
+from .versions import seen
 
 
 def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
@@ -30,14 +31,17 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
             entry = backends[b["key"]] = {
                 "label": b["label"],
                 **backend_servers(b["name"], {k: str(v) for k, v in b["opts"].items()}),
+                "runtime": b.get("runtime", "local"),
+                "images": dict(b.get("images") or {}),
                 "non_durable": [],
             }
         for r in c.runs:
             for line in r.get("non_durable") or []:
                 if line not in entry["non_durable"]:
                     entry["non_durable"].append(line)
-            for kind in r.get("servers") or []:
-                versions.setdefault(kind, "")
+            for s in r.get("server_versions") or []:
+                if not s.get("image"):  # a local process: this machine's binary ran
+                    versions.setdefault(s["kind"], "")
     for kind in list(versions):
         if not versions[kind]:  # stored runs gathered without a manifest: ask this machine
             versions[kind] = server_version(kind) + " (here, at gathering)"
@@ -49,6 +53,8 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
         "title": campaign.get("title", "Lock comparison"),
         "harness_version": sorted({m.get("harness_version", "?") for m in ms}) or [__version__],
         "server_versions": dict(sorted(versions.items())),
+        # What the servers themselves said, run by run (images too): the versions that ran.
+        "reported_versions": seen([r for c in cmp.cells for r in c.runs]),
         "backends": list(backends.values()),
         "kernel": sorted({m.get("kernel", "?") for m in ms})
         or [f"{platform.system()} {platform.release()}"],
@@ -79,6 +85,8 @@ def cell_record(c: CellResult) -> dict[str, Any]:
         "rate_high": f.get("rate_high"),
         "not_applicable": c.why if c.status == "not applicable" else None,
         "not_available_here": c.why if c.status == "not available here" else None,
+        "server_versions": seen(c.runs),
+        "images": dict(c.backend.get("images") or {}),
         "key": c.key,
         "status": c.status,
         "why": c.why,

@@ -62,14 +62,19 @@ class CellCheck:
 
 def check_cells(campaign: Campaign, campaign_dir: Path) -> list[CellCheck]:
     """Every cell checked before the first run: a cell that cannot be (clock x etcd) is "not
-    applicable", one whose server is missing here "not available here"; bad input raises."""
+    applicable", one whose server (or engine, or image) is missing here "not available here";
+    bad input raises."""
     from ..nemesis import NotApplicable
-    from ..run import prepare
+    from ..run import containers, prepare
     from ..runtime import MissingBinary
 
     checks = []
     for cell in campaign.cells():
         cfg = run_config(cell, campaign.run, 0, campaign_dir)
+        lacking = containers.unavailable(cfg) if cfg.runtime == "docker" else None
+        if lacking:
+            checks.append(CellCheck(cell, "not available here", lacking))
+            continue
         try:
             prepare(cfg)
             run_argv(cfg)  # every option has its flag

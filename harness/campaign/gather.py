@@ -49,12 +49,25 @@ class Comparison:
 
 
 def _item_from(d: dict[str, Any]) -> dict[str, Any]:
-    return {"name": d["name"], "opts": d.get("opts", {}), "label": d["label"], "key": d["key"]}
+    item = {"name": d["name"], "opts": d.get("opts", {}), "label": d["label"], "key": d["key"]}
+    return item | {k: d[k] for k in ("runtime", "images", "docker_host") if k in d}
 
 
 def _cell_from_config(config: dict[str, Any]) -> CellResult:
+    runtime = str(config.get("runtime") or "local")
+    images: dict[str, str] = {}
+    if runtime != "local":  # the images the run was given, else those its servers ran
+        images = dict(config.get("images") or {}) or {
+            s["kind"]: s["image"]
+            for s in config.get("servers") or []
+            if isinstance(s, dict) and s.get("image") and s.get("role") != "proxy"
+        }
     b = Item(
-        str(config.get("backend", "?")), tuple(sorted((config.get("backend_opts") or {}).items()))
+        str(config.get("backend", "?")),
+        tuple(sorted((config.get("backend_opts") or {}).items())),
+        runtime=runtime,
+        images=tuple(sorted((str(k), str(v)) for k, v in images.items())),
+        docker_host=config.get("docker_host"),
     )
     w = Item(
         str(config.get("workload", "mutex")),

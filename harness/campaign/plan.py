@@ -116,6 +116,12 @@ def run_config(cell: Cell, run: dict[str, Any], seed: int, store: Path) -> RunCo
         "store": Path(store),
         **run,
     }
+    if cell.backend.runtime != "local":  # the backend's servers in containers
+        kw |= {
+            "runtime": cell.backend.runtime,
+            "images": dict(cell.backend.images),
+            "docker_host": cell.backend.docker_host,
+        }
     wopts = cell.workload.options
     if "workload_opts" in names:
         kw["workload_opts"] = wopts
@@ -144,12 +150,16 @@ FLAGS: dict[str, str] = {
     "hold_ms": "--hold",
     "wait_ms": "--wait",
     "renew_ms": "--renew-every",
+    "runtime": "--runtime",
+    "docker_host": "--docker-host",
+    "docker_netns": "--docker-netns",
 }
 SWITCHES: dict[str, tuple[str, str | None]] = {  # boolean fields: (on, off)
     "fencing": ("--fencing", "--no-fencing"),
     "check_before_write": ("--check-before-write", None),
 }
 NOT_FLAGS = {"backend", "backend_opts", "workload", "workload_opts", "nemesis", "nemesis_opts"}
+NOT_FLAGS |= {"images"}
 NOT_FLAGS |= {"store", "render_report", "toxiproxy"}
 
 
@@ -164,6 +174,8 @@ def run_argv(cfg: RunConfig) -> list[str]:
     argv += ["--nemesis", ",".join(cfg.nemesis) or "none"]
     for k, v in cfg.nemesis_opts.items():
         argv += ["--nemesis-opt", f"{k}={v}"]
+    for k, v in cfg.images.items():
+        argv += ["--image", f"{k}={v}"]
     defaults = RunConfig()
     for f in dataclasses.fields(RunConfig):
         v = getattr(cfg, f.name)

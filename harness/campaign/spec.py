@@ -11,6 +11,16 @@ command line replaces the spec's value)::
     workloads = ["mutex", {name = "lock-set"}]
     nemeses = ["none", "kill", {name = "partition+pause", label = "partition, then pause"}]
 
+A backend entry can also run its servers in containers (``harness run --runtime docker``), so
+two images of one server are two rows side by side::
+
+    backends = [
+      {name = "redis", label = "redis 7.0", runtime = "docker",
+       images = {redis = "lockharness/redis:bookworm"}},
+      {name = "redis", label = "redis 6.0", runtime = "docker",
+       images = {redis = "lockharness/redis:bullseye"}},
+    ]
+
     [run]
     time_limit = 10
     nemesis_interval = 2
@@ -45,6 +55,10 @@ RUN_TYPES: dict[str, type] = {
 }
 TOP_KEYS = ("title", "seed", "repeat", "backends", "workloads", "nemeses", "run")
 ITEM_KEYS = ("name", "opts", "label")
+# Where a backend's servers run (``harness run``'s --runtime, --image, --docker-host).
+RUNTIME_KEYS = ("runtime", "images", "docker_host")
+RUNTIMES = ("local", "docker")
+DEFAULT_DOCKER_HOST = "private"  # an engine of the harness's own: nothing shared is touched
 MAX_REPEAT = 10_000
 
 
@@ -66,28 +80,42 @@ class Item:
     name: str
     opts: tuple[tuple[str, Any], ...] = ()
     label: str = ""
+    runtime: str = "local"  # a backend's: where its servers run
+    images: tuple[tuple[str, str], ...] = ()  # server kind -> image (docker runtime)
+    docker_host: str | None = None  # the engine (docker runtime; never part of the identity)
 
     @property
     def key(self) -> str:
-        """Stable identity: the name and the sorted options (never the label)."""
-        if not self.opts:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={option_text(v)}' for k, v in self.opts)}]"
+        """Stable identity: the name, the sorted options and, in containers, the images
+        (never the label nor the engine)."""
+        key = self.name
+        if self.opts:
+            key += f"[{','.join(f'{k}={option_text(v)}' for k, v in self.opts)}]"
+        if self.runtime != "local":
+            key += f"@{self.runtime}[{','.join(f'{k}={v}' for k, v in self.images)}]"
+        return key
 
     @property
     def shown(self) -> str:
         if self.label:
             return self.label
-        if not self.opts:
-            return self.name
-        return f"{self.name} " + " ".join(f"{k}={option_text(v)}" for k, v in self.opts)
+        text = self.name
+        if self.opts:
+            text += " " + " ".join(f"{k}={option_text(v)}" for k, v in self.opts)
+        if self.runtime != "local":
+            text += f" ({', '.join(v for _, v in self.images) or self.runtime})"
+        return text
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.opts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "opts": self.options, "label": self.shown, "key": self.key}
+        d = {"name": self.name, "opts": self.options, "label": self.shown, "key": self.key}
+        if self.runtime != "local":
+            d |= {"runtime": self.runtime, "images": dict(self.images)}
+            d["docker_host"] = self.docker_host
+        return d
 
     @property
     def nemeses(self) -> list[str]:
@@ -98,17 +126,21 @@ class Item:
 
 
 def item(raw: Any, what: str) -> Item:
-    """One entry of ``backends``/``workloads``/``nemeses``: a name, or {name, opts, label}."""
+    """One entry of ``backends``/``workloads``/``nemeses``: a name, or {name, opts, label};
+    a backend's also takes runtime, images and docker_host."""
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
         raise SpecError(
             f"{what}: each entry is a name or {{name = ..., opts = {{...}}}} (got {raw!r})"
         )
-    unknown = sorted(set(raw) - set(ITEM_KEYS))
+    accepted = ITEM_KEYS + RUNTIME_KEYS if what == "backends" else ITEM_KEYS
+    unknown = sorted(set(raw) - set(accepted))
     if unknown:
+        only = " (runtime and images are a backend's)" if set(unknown) & set(RUNTIME_KEYS) else ""
         raise SpecError(
-            f"{what}: unknown key {', '.join(unknown)} in {raw!r}; accepted: {', '.join(ITEM_KEYS)}"
+            f"{what}: unknown key {', '.join(unknown)} in {raw!r}; accepted: "
+            f"{', '.join(accepted)}{only}"
         )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -119,7 +151,31 @@ def item(raw: Any, what: str) -> Item:
     label = raw.get("label", "")
     if not isinstance(label, str):
         raise SpecError(f"{what} {name}: label is a string (got {label!r})")
-    return Item(name.strip(), tuple(sorted(opts.items())), label)
+    return Item(name.strip(), tuple(sorted(opts.items())), label, *_runtime(raw, name))
+
+
+def _runtime(raw: dict[str, Any], name: str) -> tuple[str, tuple[tuple[str, str], ...], Any]:
+    """A backend entry's runtime, images and docker_host, checked."""
+    runtime = raw.get("runtime", "local")
+    if runtime not in RUNTIMES:
+        raise SpecError(f"backends {name}: runtime is local or docker (got {runtime!r})")
+    images = raw.get("images", {})
+    if not isinstance(images, dict) or not all(
+        isinstance(v, str) and v.strip() and k.strip() for k, v in images.items()
+    ):
+        raise SpecError(
+            f'backends {name}: images is a table of KIND = "IMAGE", e.g. '
+            f'{{redis = "lockharness/redis:bullseye"}} (got {images!r})'
+        )
+    host = raw.get("docker_host")
+    if host is not None and (not isinstance(host, str) or not host.strip()):
+        raise SpecError(f"backends {name}: docker_host is private or an engine URL (got {host!r})")
+    if runtime == "local":
+        if images or host is not None:
+            raise SpecError(f'backends {name}: images and docker_host need runtime = "docker"')
+        return "local", (), None
+    pairs = tuple(sorted((k.strip(), v.strip()) for k, v in images.items()))
+    return "docker", pairs, (host or DEFAULT_DOCKER_HOST).strip()
 
 
 @dataclass(frozen=True)
@@ -205,10 +261,14 @@ def _items(raw: Any, what: str) -> list[Item]:
         raise SpecError(f"{what}: give a non-empty list of names or {{name, opts}} tables")
     items = [item(r, what) for r in raw]
     seen: set[str] = set()
+    labels: set[str] = set()
     for it in items:
         if it.key in seen:
             raise SpecError(f"{what}: {it.key} is listed twice")
+        if it.label and it.label in labels:  # two rows one could not tell apart
+            raise SpecError(f"{what}: label {it.label!r} is given to two entries")
         seen.add(it.key)
+        labels.add(it.label)
     return items
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..run import store
+from .versions import reported
 
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal
 
@@ -165,6 +166,7 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
         "availability": avail,
         "non_durable": list(config.get("non_durable") or []),
         "servers": [s.get("kind") for s in config.get("servers") or [] if isinstance(s, dict)],
+        "server_versions": reported(config),
     }
 
 

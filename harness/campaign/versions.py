@@ -64,3 +64,38 @@ def backend_servers(name: str, opts: dict[str, str]) -> dict[str, Any]:
         except Exception as e:  # a kind without the hook: say so, the page is still written
             out["durability"] = f"unknown ({e})"
     return out
+
+
+def reported(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's servers as its config.json records them: each (kind, role, version the server
+    reported, image) once; image None for a local process, version None when it did not say."""
+    out: list[dict[str, Any]] = []
+    for s in config.get("servers") or []:
+        if not isinstance(s, dict) or not s.get("kind"):
+            continue
+        row = {
+            "kind": str(s["kind"]),
+            "role": s.get("role"),
+            "version": s.get("version"),
+            "image": s.get("image"),
+        }
+        if row not in out:
+            out.append(row)
+    return out
+
+
+def seen(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every (kind, version, image) the servers of these runs reported, with how many runs
+    reported it. The proxies are the harness's own fault injectors, not servers under test."""
+    counts: dict[tuple[str, Any, Any], int] = {}
+    for r in runs:
+        for key in {
+            (s["kind"], s["version"], s["image"])
+            for s in r.get("server_versions") or []
+            if s.get("role") != "proxy"
+        }:
+            counts[key] = counts.get(key, 0) + 1
+    return [
+        {"kind": k, "version": v, "image": i, "runs": n}
+        for (k, v, i), n in sorted(counts.items(), key=lambda x: tuple(map(str, x[0])))
+    ]

@@ -267,10 +267,10 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
     for c in checks:
         if c.status != "runnable":
             _say(f"{c.cell.key}: {c.status}: {c.why}")
-    kinds = {
+    kinds = {  # this machine's binaries: those of cells in containers are the images'
         backend_servers(c.cell.backend.name, {k: str(v) for k, v in c.cell.backend.opts})["kind"]
         for c in checks
-        if c.status == "runnable"
+        if c.status == "runnable" and c.cell.backend.runtime == "local"
     }
     extra = {
         "spec_text": spec_text,

@@ -20,7 +20,12 @@ def images() -> None:
 
 @images.command("build")
 @click.argument("kinds", nargs=-1)
-@click.option("--suite", default="bookworm", show_default=True, help="Debian suite.")
+@click.option(
+    "--suite",
+    default="bookworm",
+    show_default=True,
+    help="Debian suite (of every KIND given without :SUITE).",
+)
 @click.option(
     "--docker-host",
     default=None,
@@ -31,32 +36,41 @@ def images() -> None:
 @friendly
 def images_build(kinds, suite, docker_host) -> None:
     """Build lockharness/KIND:SUITE from Debian packages: debootstrap, apt-get in a chroot,
-    docker import. Cached by a hash of the recipe.
+    docker import. Cached by a hash of the recipe. KIND:SUITE picks a suite for one kind, so
+    two versions of a server build in one command (bookworm's redis 7.0, bullseye's 6.0).
 
     \b
     Examples:
       harness images build
       harness images build redis --suite bullseye
+      harness images build redis:bookworm redis:bullseye
     """
     from ..containers import images as img
 
-    if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", suite):
-        raise UserError(f"--suite {suite!r}: give a Debian suite name, e.g. bookworm")
-    chosen = list(kinds) or [k for k in img.RECIPES if k != "harness"]
-    bad = [k for k in chosen if k not in img.RECIPES]
-    if bad:
-        raise UserError(f"no image recipe for {bad[0]!r}; valid: {', '.join(img.RECIPES)}")
+    given = list(kinds) or [k for k in img.RECIPES if k != "harness"]
+    chosen = [  # KIND, KIND:SUITE or the image's tag (lockharness/KIND:SUITE)
+        (k, s or suite)
+        for k, _, s in (x.removeprefix(f"{img.REPO}/").partition(":") for x in given)
+    ]
+    for k, s in chosen:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", s):
+            raise UserError(f"suite {s!r} (of {k}): give a Debian suite name, e.g. bookworm")
+        if k not in img.RECIPES:
+            raise UserError(
+                f"no image recipe for {k!r}; valid: {', '.join(img.RECIPES)} "
+                "(each optionally as KIND:SUITE, e.g. redis:bullseye)"
+            )
     if os.geteuid() != 0:
         raise UserError("harness images build needs root (debootstrap and chroot)")
-    for k in chosen:
-        path = img.build(k, suite, say=lambda s: err.print(s, highlight=False, soft_wrap=True))
-        out.print(f"{img.tag_for(k, suite)}: {path}", highlight=False, soft_wrap=True)
+    for k, s in chosen:
+        path = img.build(k, s, say=lambda x: err.print(x, highlight=False, soft_wrap=True))
+        out.print(f"{img.tag_for(k, s)}: {path}", highlight=False, soft_wrap=True)
         if docker_host:
             import docker
 
             client = docker.DockerClient(base_url=docker_host, timeout=300)
             try:
-                img.ensure(client, img.tag_for(k, suite))
+                img.ensure(client, img.tag_for(k, s))
             finally:
                 client.close()
 

@@ -347,6 +347,18 @@ def _current(client: Any, tag: str, kind: str, suite: str) -> bool:
     return (img.labels or {}).get(LABEL_RECIPE) == recipe_hash(RECIPES[kind], suite)
 
 
+def not_built(tag: str, cache: Path = CACHE) -> str | None:
+    """Why a lockharness image cannot come from the cache (with the command that builds it),
+    or None (built, or not one of ours)."""
+    ours = parse_tag(tag)
+    if ours is None:
+        return None
+    kind, suite = ours
+    if _tarball(kind, suite, cache).exists() and _meta(kind, suite, cache).exists():
+        return None
+    return f"image {tag} is not built: run `harness images build {kind} --suite {suite}`"
+
+
 def ensure(client: Any, tag: str, cache: Path = CACHE, pull: bool = True) -> None:
     """Make ``tag`` present in the engine: a lockharness image from the cache (built first when
     missing), any other image as it is or, with ``pull``, pulled (a private engine never pulls:
@@ -357,10 +369,9 @@ def ensure(client: Any, tag: str, cache: Path = CACHE, pull: bool = True) -> Non
         kind, suite = ours
         if _current(client, tag, kind, suite):
             return
-        if not (_tarball(kind, suite, cache).exists() and _meta(kind, suite, cache).exists()):
-            raise ImageError(
-                f"image {tag} is not built: run `harness images build {kind} --suite {suite}`"
-            )
+        why = not_built(tag, cache)
+        if why:
+            raise ImageError(why)
         import_image(client, kind, suite, cache)
         return
     try:

@@ -49,6 +49,20 @@ def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
             pass  # an engine that does not answer is known before anything is stored
 
 
+def unavailable(cfg: RunConfig) -> str | None:
+    """What this machine lacks for a run in containers (no private engine possible, an image
+    of ours not built yet), said without starting anything; None when nothing is missing."""
+    from harness.containers.engine import PRIVATE, available
+    from harness.containers.images import not_built
+
+    if cfg.docker_host != PRIVATE:
+        return None  # a user's engine may hold any image: known when the run starts
+    ok, why = available()
+    if not ok:
+        return f"--docker-host private: {why}"
+    return next(filter(None, (not_built(tag) for tag in cfg.images.values())), None)
+
+
 def notices(cfg: RunConfig) -> list[str]:
     """What a chosen nemesis cannot do with this runtime, said before the run starts."""
     if cfg.runtime != "docker" or cfg.docker_host == "private" or cfg.docker_netns:
