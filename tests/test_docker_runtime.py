@@ -240,10 +240,14 @@ def _wait_running(store: Path, proc: subprocess.Popen) -> dict:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        for c in store.glob("*/*/config.json"):
+        try:  # the store changes under the glob (a `.latest-PID` link comes and goes)
+            found = list(store.glob("*/*/config.json"))
+        except OSError:
+            found = []
+        for c in found:
             try:
                 cfg = json.loads(c.read_text())
-            except ValueError:
+            except (ValueError, OSError):
                 continue
             if cfg.get("worker_pids"):
                 return cfg
