@@ -12,6 +12,12 @@ one per non-owner release:
   owner unreleased) and the intruder acquired it afterwards;
 - ``release-by-non-owner``: an ``ok`` release by a process that held nothing; ``first`` is the
   latest hold on that key before it (whose lock it released), ``second`` is null.
+
+A revoked-while-held violation is ``while_acting`` when the intruder's acquire returned before
+the first holder invoked its release (or it never did): both clients then acted as holder at
+once (a paused holder that wakes and writes). Otherwise the lock was taken only after its holder
+had let go, yet before any release took effect (Jepsen's etcd case): still a violation of the
+mutex model, but no two clients acted at once. ``revoked_while_acting`` counts the former.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .history import Op
-from .holds import END, NEVER, START, Holds, extract, hold_dict, hold_positions
+from .holds import END, NEVER, REL_INV, START, Holds, extract, hold_dict, hold_positions
 
 NAME = "mutex"
 MAX_VIOLATIONS = 100
@@ -29,6 +35,11 @@ MAX_VIOLATIONS = 100
 
 def _ops_around(positions: Iterable[int], ops: list[Op]) -> list[dict[str, Any]]:
     return [ops[x].to_dict() for x in sorted(set(positions))]
+
+
+def _while_acting(a: list[Any], b: list[Any]) -> bool:
+    """Did ``b`` acquire before ``a`` invoked its release (positions follow time)?"""
+    return a[REL_INV] < 0 or b[START] < a[REL_INV]
 
 
 def check(
@@ -40,6 +51,7 @@ def check(
     found: list[tuple[str, Any, list[Any], list[Any] | None, list[int]]] = []
     kinds: Counter[str] = Counter()
     bad_keys: set[Any] = set()
+    acting = 0  # revoked-while-held with both acting as holder at once
     for key, lst in hs.by_key.items():
         for i in range(len(lst) - 1):
             a = lst[i]
@@ -47,6 +59,7 @@ def check(
             if b[START] < a[END]:
                 kind = "revoked-while-held" if a[END] == NEVER else "overlap"
                 kinds[kind] += 1
+                acting += kind == "revoked-while-held" and _while_acting(a, b)
                 bad_keys.add(key)
                 if len(found) < MAX_VIOLATIONS:
                     found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
@@ -63,6 +76,7 @@ def check(
             "first": None if a is None else hold_dict(a, srt),
             "second": None if b is None else hold_dict(b, srt),
             "ops": _ops_around(pos, srt),
+            **({"while_acting": _while_acting(a, b)} if kind == "revoked-while-held" else {}),
         }
         for kind, key, a, b, pos in found
     ]
@@ -87,6 +101,7 @@ def check(
         "keys": nkeys,
         "violation_count": count,
         "violation_kinds": dict(kinds),
+        "revoked_while_acting": acting,
         "violations": violations,
         "notes": list(hs.notes),
     }

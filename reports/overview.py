@@ -59,14 +59,15 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         kinds = (
             mutex.get("violation_kinds") if isinstance(mutex.get("violation_kinds"), dict) else {}
         )
-        both = _int(kinds.get("overlap"))
+        revoked = _int(kinds.get("revoked-while-held")) or 0
+        acting = min(revoked, _int(mutex.get("revoked_while_acting")) or 0)
+        both = (_int(kinds.get("overlap")) or 0) + acting
         if both:
             harm.append(f"two clients held the same lock at once {_n(both, 'time')}")
-        revoked = _int(kinds.get("revoked-while-held"))
-        if revoked:  # not certainly at once: the lock left a holder that had not released it
+        if revoked - acting:  # the lock left a holder that had let go, but never released it
             harm.append(
-                f"a lock was given to another client while its holder had not released it "
-                f"{_n(revoked, 'time')} (its release failed or never came)"
+                f"a lock was given to another client after its holder stopped but before "
+                f"any release took effect {_n(revoked - acting, 'time')} (its release failed)"
             )
         nonowner = _int(kinds.get("release-by-non-owner"))
         if nonowner:

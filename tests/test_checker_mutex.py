@@ -86,6 +86,28 @@ def test_revoked_while_held() -> None:
     (v,) = r["violations"]
     assert v["kind"] == "revoked-while-held"
     assert v["first"]["release"] == "fail" and v["first"]["end"] is None
+    # Taken only after the holder had let go: not two clients acting at once.
+    assert v["while_acting"] is False and r["revoked_while_acting"] == 0
+
+
+def test_revoked_while_the_holder_still_acted() -> None:
+    """A paused holder: the lease ran out and another acquired before the holder even invoked
+    its release (it woke, wrote, then found the lock gone): both acted as holder at once."""
+    r = both(
+        hist(
+            (1, "invoke", "acquire"),
+            (1, "ok", "acquire"),
+            (2, "invoke", "acquire"),
+            (2, "ok", "acquire"),
+            (1, "invoke", "release"),
+            (1, "fail", "release", None, "not owner"),
+            (2, "invoke", "release"),
+            (2, "ok", "release"),
+        )
+    )
+    (v,) = r["violations"]
+    assert v["kind"] == "revoked-while-held" and v["while_acting"] is True
+    assert r["revoked_while_acting"] == 1
 
 
 def test_release_by_non_owner_and_failed_release_is_harmless() -> None:
@@ -210,6 +232,8 @@ def test_etcd_jepsen_history() -> None:
     assert r["violation_count"] == 2
     assert [v["kind"] for v in r["violations"]] == ["revoked-while-held"] * 2
     assert all(v["first"]["release"] == "fail" for v in r["violations"])
+    # In both, the next holder acquired after the old one had invoked its release.
+    assert r["revoked_while_acting"] == 0
     assert wgl.check(ops)["valid"] is False
     # Cut just before the first revoked hold was broken into: both call it valid.
     first = r["violations"][0]["second"]["acquire_index"]
