@@ -7,8 +7,11 @@
   the ephemeral sequential node of its hold) and ``set_data``; the node dies with the holder's
   session (or its release), and then the transaction fails as a whole.
 
-Every call is asynchronous with a timeout; the final read ``sync``s first, so it is
-linearizable whichever node answers.
+Every call is asynchronous with a timeout. Every read ``sync``s first, so it is linearizable
+whichever node answers: the store has a session of its own, which may sit on a follower that
+has not yet applied the previous holder's write (the lock orders only what its own session
+sees); an unsynced read there is stale, and writing it back loses an update the lock did
+protect: the harness's fault, not the lock's.
 """
 
 from __future__ import annotations
@@ -69,11 +72,8 @@ class ZooKeeperStore(SetStore):
         return json.loads(data), stat.version
 
     def read(self, key: str) -> list[int]:
-        return list(self._get(key)[0]["elements"])
-
-    def final_read(self, key: str) -> list[int]:
         self.conn().sync_async(f"/sets/{key}").get(timeout=self._t)
-        return self.read(key)
+        return list(self._get(key)[0]["elements"])
 
     def write(self, key: str, elements: list[int], fence: int | None, lease: Lease | None) -> None:
         zk = self.conn()
