@@ -75,6 +75,10 @@ class OpRecorder(Protocol):
 
     def flush(self) -> None: ...
 
+    def now(self) -> int:
+        """The history's clock: ns since the run started, as in the ``time`` of its ops."""
+        ...
+
 
 class Progress(NamedTuple):
     """What the progress line counts while the run goes: ops of this ``type`` and ``f``."""
