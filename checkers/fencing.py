@@ -8,6 +8,9 @@ It is *stale* when, at its invocation,
 - ``lower-fence``: its fence is below the highest fence of an ``ok`` write of that key that had
   completed.
 
+A Jepsen set ``add`` under a lock (the ``lock-set`` workload: the element written to the store)
+is a write too; its fence is that of its process's hold of the key.
+
 Stale writes the resource accepted (``ok``) are those fencing would have rejected; with
 ``enforced=True`` (the resource checks fences) any of them makes the history invalid. Rejections
 are ``fail`` writes whose error starts with "stale fence".
@@ -27,7 +30,7 @@ from .pairing import pair
 
 NAME = "fencing"
 MAX_EXAMPLES = 20
-WRITE_FS = frozenset(("write",))
+WRITE_FS = frozenset(("write", "add"))
 
 
 def _is_fence(v: Any) -> bool:
@@ -75,13 +78,16 @@ def check(
                 latest[h[0]] = pos
                 mine[(h[PROC], h[0])] = pos
             continue
-        if op.f != "write":
+        if op.f not in WRITE_FS:
             continue
         key = op.key
         if op.type == "invoke":
-            fence = op.value
-            why = None
             own = mine.get((p, key))
+            if op.f == "write":
+                fence = op.value
+            else:  # an add's value is its element: the fence is its hold's
+                fence = starts[own][FENCE] if own is not None else None
+            why = None
             hi = top.get(key)
             if own is not None and latest.get(key, -1) > own:
                 why = "revoked"
