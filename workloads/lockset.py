@@ -49,8 +49,7 @@ RETRY_PAUSE = 0.05  # s after an unknown outcome, before trying again with a fre
 MAX_KEYS = 1000
 FINAL_TRIES = 20  # final reads of one key, while a healed server may still be coming back
 SEPARATE = ("redis", "postgres")  # stores the runtime can start as a server of their own
-# A data store keeps what it acknowledged across a kill (the runtime's PostgreSQL cannot yet:
-# it runs with synchronous_commit=off, so a SIGKILL may drop the last acknowledged writes).
+# A data store keeps what it acknowledged across a kill of its server.
 STORE_OPTIONS: dict[str, dict[str, Any]] = {"redis": {"persistence": "always"}, "postgres": {}}
 
 
