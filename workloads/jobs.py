@@ -3,7 +3,7 @@
 Every ``period_ms`` a job is due; its slot is ``floor(t / period)`` on the history's clock. Every
 client is a scheduler node that tries to run each slot: shortly after the slot starts (up to
 ``skew_ms`` late, as nodes' timers differ) it takes the lock named for the job with a TTL
-(``ttl_ms``, ShedLock's ``lockAtMostFor``) without waiting, runs the job (an ``exec`` op:
+(``ttl_ms``, ``--ttl``: ShedLock's ``lockAtMostFor``) without waiting, runs the job (an ``exec`` op:
 invoked when the body starts, completed after ``duration_ms``, value ``{"slot", "period"}``),
 keeps the lock at least ``min_hold_ms`` from taking it (``lockAtLeastFor``) and releases. A
 node that finds the job locked skips that slot.
@@ -51,7 +51,7 @@ class JobsWorkload(Workload):
     )
     options = {
         "period_ms": Option(1000, "a slot is due every period", lo=10, hi=MAX_MS, unit="ms"),
-        "ttl_ms": Option(1500, "lock TTL: lockAtMostFor", lo=1, hi=MAX_MS, unit="ms", flag="--ttl"),
+        "ttl_ms": Option(3000, "lock TTL (lease)", lo=1, hi=MAX_MS, unit="ms", flag="--ttl"),
         "min_hold_ms": Option(
             500, "keep the lock at least this long: lockAtLeastFor", lo=0, hi=MAX_MS, unit="ms"
         ),

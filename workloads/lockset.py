@@ -63,7 +63,7 @@ class LockSetWorkload(Workload):
         "ttl_ms": Option(3000, "lock TTL (lease)", lo=1, hi=MAX_MS, unit="ms", flag="--ttl"),
         "hold_ms": Option(
             10,
-            "critical section between read and write",
+            "critical section",
             lo=0,
             hi=MAX_MS,
             unit="ms",
