@@ -90,7 +90,7 @@ class LockSetWorkload(Workload):
 
     def __init__(self, opts: dict[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.store_name = "memory"  # the SetStore class, once check_run placed it
+        self.store_name = "memory"  # the SetStore class, once prepare placed it
         self.on_lock_cluster = False
 
     # -- prepare ---------------------------------------------------------------------------
@@ -177,9 +177,9 @@ class LockSetWorkload(Workload):
                     try:
                         elements = store.final_read(key)
                     except Exception as e:  # a node may still be restarting: try again
-                        rec.record(process, "info", "read", key, error=_error(e))
+                        # a read changes nothing: its failure is certain, the process goes on
+                        rec.record(process, "fail", "read", key, error=_error(e))
                         rec.flush()
-                        process += 1  # an unknown outcome retires the process
                         store.close()
                         if time.monotonic() >= ctx.deadline:
                             return
