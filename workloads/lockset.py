@@ -221,7 +221,8 @@ def run_client(ctx: ClientContext, opts: dict[str, Any], store: SetStore) -> Non
             delay = next_at - time.monotonic()
             if delay > 0:
                 rec.flush()
-                time.sleep(delay)
+                if not ctx.sleep(delay):
+                    break
             next_at += interval * ctx.rng.uniform(0.5, 1.5)
         if client is None:
             try:
