@@ -76,6 +76,30 @@ def test_redis_client_pause_plain_write_loses_updates(tmp_path: Path) -> None:
     assert res.valid is False and res.exit_code == 1, res.results["summary"]
     assert s["lost_count"] >= 1, s["summary"]
     assert res.results["checkers"]["fencing"]["stale_accepted"] >= 1
+    ops = _history(res)
+    healed = max(op["time"] for op in ops if op["f"] == "stop-client-pause")
+    reads = [op for op in ops if op["f"] == "read"]
+    assert reads and all(op["time"] > healed for op in reads)  # the final read came after
+
+
+def test_memory_store_client_pause_loses_updates(tmp_path: Path) -> None:
+    """Jepsen's own lock-set: the set kept in the harness, the same damage."""
+    res = run_test(
+        run_config(
+            backend="redis",
+            workload="lock-set",
+            store=tmp_path,
+            seed=7,
+            render_report=False,
+            ttl_ms=300,
+            workload_opts={"store": "memory"},
+            **PAUSED_HOLDER,
+        )
+    )
+    assert _set(res)["lost_count"] >= 1, _set(res)["summary"]
+    config = json.loads((res.run_dir / "config.json").read_text())
+    assert config["workload_opts"]["store"] == "memory"
+    assert {s["role"] for s in config["servers"]} == {"lock"}  # no store server started
 
 
 def test_redis_client_pause_fenced_write_loses_nothing(tmp_path: Path) -> None:
