@@ -102,7 +102,7 @@ def test_workload_options_are_checked_before_anything_starts(tmp_path):
         (["--ttl", "0"], "(--ttl): option ttl_ms=0 is not accepted: give an integer from 1 to"),
         (["--workload-opt", "bogus=1"], "workload 'mutex' has no option bogus; accepted:"),
         (["--workload-opt", "fencing=maybe"], "give true or false"),
-        (["--workload", "nope"], "unknown workload 'nope'; valid: mutex"),
+        (["--workload", "nope"], "unknown workload 'nope'; valid: jobs, lock-set, mutex"),
         (["--workload-opt", "novalue"], "--workload-opt takes NAME=VALUE"),
     ]:
         r = cli("run", "-b", "redis", "-t", "1", "--store", str(store), *args)
