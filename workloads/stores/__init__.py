@@ -33,8 +33,11 @@ DEFAULT_FOR_LOCK: dict[str, str] = {
     "python-redis-lock": "redis",
     "postgres": "postgres",
     "postgres-lease": "postgres",
+    "postgres-xact": "postgres",
+    "postgres-row": "postgres",
     "etcd": "etcd",
     "zookeeper": "zookeeper",
+    "zookeeper-ephemeral": "zookeeper",
 }
 
 
