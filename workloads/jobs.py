@@ -23,23 +23,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import MAX_MS, Backend, LockFailed
+from backends.base import MAX_MS, Backend
 from backends.option_values import Option
 from checkers import CheckerMap, checker_map
 
-from .base import (
-    ACQUIRING,
-    HOLDING,
-    IDLE,
-    RELEASING,
-    ClientContext,
-    Progress,
-    RunParams,
-    Workload,
-)
+from .base import IDLE, ClientContext, Progress, RunParams, Workload
+from .lock_steps import LockSteps
 
 JOB = "job"  # the one job, and the name of its lock
-RETRY_PAUSE = 0.05  # s after an unknown outcome, before trying again with a fresh client
 MS = 1_000_000  # ns
 
 
@@ -93,10 +84,6 @@ class JobsWorkload(Workload):
         return (max(o["duration_ms"], o["min_hold_ms"]) + o["period_ms"]) / 1000 + 2
 
 
-def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
 def _sleep_until(ctx: ClientContext, t_ns: int) -> bool:
     """Sleep until the history clock reads ``t_ns``; False when the run ends first."""
     ctx.recorder.flush()
@@ -110,7 +97,7 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     pns = period * MS
     ttl_ms, min_hold_s = opts["ttl_ms"], opts["min_hold_ms"] / 1000
     cron = opts["schedule"] == "cron"
-    client = None
+    steps = LockSteps(ctx)
     slot = rec.now() // pns + 1  # the first slot to start after this node did
     for _ in range(ctx.max_ops):
         if not ctx.running():
@@ -122,58 +109,23 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
             slot = rec.now() // pns + 1
             continue
         this, slot = slot, slot + 1
-        if client is None:
-            try:
-                client = ctx.new_client()
-            except Exception as e:  # the server may be down: nothing was sent
-                rec.record(ctx.process, "invoke", "connect")
-                rec.record(ctx.process, "fail", "connect", error=_error(e))
-                rec.flush()
-                time.sleep(RETRY_PAUSE)
-                continue
-        ctx.set_status(ACQUIRING, 0)
-        rec.record(ctx.process, "invoke", "acquire", JOB)
-        rec.flush()
-        try:
-            lease = client.acquire(JOB, ttl_ms, 0)  # ShedLock never waits: locked means skip
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "acquire", JOB, error=_error(e))
-            ctx.set_status(IDLE)
+        if steps.client is None and not steps.connect():
             continue
-        except Exception as e:
-            rec.record(ctx.process, "info", "acquire", JOB, error=_error(e))
-            client = _drop(client)
-            ctx.retire()
-            rec.flush()
-            time.sleep(RETRY_PAUSE)
+        lease = steps.acquire(JOB, 0, ttl_ms, 0)  # ShedLock never waits: locked means skip
+        if lease is None:
             continue
-        taken = time.monotonic()
-        rec.record(ctx.process, "ok", "acquire", JOB, lease.fence)
-        ctx.set_status(HOLDING, 0)
+        taken = time.monotonic()  # lockAtLeastFor counts from the grant
         _run_job(ctx, this, period, opts["duration_ms"])
         rest = taken + min_hold_s - time.monotonic()
         if rest > 0:  # lockAtLeastFor: later nodes of this slot must still find it locked
             rec.flush()
             time.sleep(rest)  # in full even as the run ends: an early release lets one in
-        ctx.set_status(RELEASING, 0)
-        rec.record(ctx.process, "invoke", "release", JOB, lease.fence)
-        rec.flush()
-        try:
-            client.release(lease)
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "release", JOB, lease.fence, error=_error(e))
-        except Exception as e:
-            rec.record(ctx.process, "info", "release", JOB, lease.fence, error=_error(e))
-            client = _drop(client)
-            ctx.retire()
-        else:
-            rec.record(ctx.process, "ok", "release", JOB, lease.fence)
+        steps.release(JOB, 0, lease)  # an unknown outcome drops the client and retires
         ctx.set_status(IDLE)
         if cron:  # the next fire comes after this run, never for a slot already past
             slot = max(slot, rec.now() // pns + 1)
     rec.flush()
-    if client is not None:
-        _drop(client)
+    steps.close()
 
 
 def _run_job(ctx: ClientContext, slot: int, period: int, duration_ms: int) -> None:
@@ -185,11 +137,3 @@ def _run_job(ctx: ClientContext, slot: int, period: int, duration_ms: int) -> No
         ctx.sleep(duration_ms / 1000)  # the job ends early only when the run does
     value = {"slot": slot, "period": period, "duration": duration_ms}
     rec.record(ctx.process, "ok", "exec", JOB, value)
-
-
-def _drop(client) -> None:
-    try:
-        client.close()
-    except Exception:
-        pass
-    return None

@@ -32,10 +32,7 @@ from checkers import CheckerMap, checker_map
 
 from . import stores
 from .base import (
-    ACQUIRING,
-    HOLDING,
     IDLE,
-    RELEASING,
     ClientContext,
     FinalContext,
     Progress,
@@ -43,9 +40,9 @@ from .base import (
     SetupContext,
     Workload,
 )
+from .lock_steps import LockSteps, error_text
 from .stores import SetStore, StaleWrite
 
-RETRY_PAUSE = 0.05  # s after an unknown outcome, before trying again with a fresh client
 MAX_KEYS = 1000
 FINAL_TRIES = 20  # final reads of one key, while a healed server may still be coming back
 SEPARATE = ("redis", "postgres")  # stores the runtime can start as a server of their own
@@ -178,7 +175,7 @@ class LockSetWorkload(Workload):
                         elements = store.final_read(key)
                     except Exception as e:  # a node may still be restarting: try again
                         # a read changes nothing: its failure is certain, the process goes on
-                        rec.record(process, "fail", "read", key, error=_error(e))
+                        rec.record(process, "fail", "read", key, error=error_text(e))
                         rec.flush()
                         store.close()
                         if time.monotonic() >= ctx.deadline:
@@ -203,15 +200,11 @@ class LockSetWorkload(Workload):
         return (o["wait_ms"] + o["hold_ms"] + 2 * o["store_timeout_ms"]) / 1000 + 2
 
 
-def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
 def run_client(ctx: ClientContext, opts: dict[str, Any], store: SetStore) -> None:
     cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
     ttl_ms, wait_ms, hold_s = opts["ttl_ms"], opts["wait_ms"], opts["hold_ms"] / 1000
     interval = cfg.concurrency / cfg.rate if cfg.rate > 0 else 0.0
-    client = None
+    steps = LockSteps(ctx)
     next_at = time.monotonic()
     n = 0  # adds attempted: element = index + n * concurrency is unique over the run
     for _ in range(ctx.max_ops):
@@ -224,58 +217,24 @@ def run_client(ctx: ClientContext, opts: dict[str, Any], store: SetStore) -> Non
                 if not ctx.sleep(delay):
                     break
             next_at += interval * ctx.rng.uniform(0.5, 1.5)
-        if client is None:
-            try:
-                client = ctx.new_client()
-            except Exception as e:  # the server may be down: nothing was sent, try again later
-                rec.record(ctx.process, "invoke", "connect")
-                rec.record(ctx.process, "fail", "connect", error=_error(e))
-                rec.flush()
-                time.sleep(RETRY_PAUSE)
-                continue
+        if steps.client is None and not steps.connect():
+            continue
         ki = ctx.rng.randrange(len(keys))
         key = keys[ki]
-        ctx.set_status(ACQUIRING, ki)
-        rec.record(ctx.process, "invoke", "acquire", key)
-        rec.flush()
-        try:
-            lease = client.acquire(key, ttl_ms, wait_ms)
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "acquire", key, error=_error(e))
-            ctx.set_status(IDLE)
+        lease = steps.acquire(key, ki, ttl_ms, wait_ms)
+        if lease is None:
             continue
-        except Exception as e:
-            rec.record(ctx.process, "info", "acquire", key, error=_error(e))
-            client = _drop(client)
-            ctx.retire()
-            rec.flush()
-            time.sleep(RETRY_PAUSE)
-            continue
-        rec.record(ctx.process, "ok", "acquire", key, lease.fence)
-        ctx.set_status(HOLDING, ki)
         element = ctx.index + n * cfg.concurrency
         n += 1
         unknown = _add(ctx, store, key, element, lease, hold_s)
-        ctx.set_status(RELEASING, ki)
-        rec.record(ctx.process, "invoke", "release", key, lease.fence)
-        rec.flush()
-        try:
-            client.release(lease)
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "release", key, lease.fence, error=_error(e))
-        except Exception as e:
-            rec.record(ctx.process, "info", "release", key, lease.fence, error=_error(e))
-            client = _drop(client)
-            unknown = True
-        else:
-            rec.record(ctx.process, "ok", "release", key, lease.fence)
-        if unknown:  # released first (or tried to), now retired
+        if not steps.release(key, ki, lease):  # unknown: the client is dropped and retired
+            rec.flush()
+        elif unknown:  # the add's outcome was unknown: released first, now retired
             ctx.retire()
             rec.flush()
         ctx.set_status(IDLE)
     rec.flush()
-    if client is not None:
-        _drop(client)
+    steps.close()
 
 
 def _add(ctx: ClientContext, store: SetStore, key: str, element: int, lease, hold_s: float) -> bool:
@@ -287,7 +246,7 @@ def _add(ctx: ClientContext, store: SetStore, key: str, element: int, lease, hol
         current = store.read(key)
     except Exception as e:  # nothing was written: a certain failure of the add
         rec.record(ctx.process, "invoke", "add", key, element)
-        rec.record(ctx.process, "fail", "add", key, element, error=f"read failed: {_error(e)}")
+        rec.record(ctx.process, "fail", "add", key, element, error=f"read failed: {error_text(e)}")
         store.close()
         return False
     if hold_s and not ctx.sleep(hold_s):  # the critical section: a pause here outlives the lease
@@ -300,19 +259,11 @@ def _add(ctx: ClientContext, store: SetStore, key: str, element: int, lease, hol
         rec.record(ctx.process, "fail", "add", key, element, error=str(e))
         return False
     except LockFailed as e:  # NotHeld: the guard refused it, not written
-        rec.record(ctx.process, "fail", "add", key, element, error=_error(e))
+        rec.record(ctx.process, "fail", "add", key, element, error=error_text(e))
         return False
     except Exception as e:
-        rec.record(ctx.process, "info", "add", key, element, error=_error(e))
+        rec.record(ctx.process, "info", "add", key, element, error=error_text(e))
         store.close()
         return True
     rec.record(ctx.process, "ok", "add", key, element)
     return False
-
-
-def _drop(client) -> None:
-    try:
-        client.close()
-    except Exception:
-        pass
-    return None

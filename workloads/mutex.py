@@ -20,19 +20,9 @@ from backends.base import MAX_MS, LockFailed
 from backends.option_values import Option
 from checkers import CheckerMap, lock_checkers
 
-from .base import (
-    ACQUIRING,
-    HOLDING,
-    IDLE,
-    RELEASING,
-    ClientContext,
-    Progress,
-    SetupContext,
-    Workload,
-)
+from .base import IDLE, ClientContext, Progress, SetupContext, Workload
+from .lock_steps import RETRY_PAUSE, LockSteps, error_text
 from .resource import ProtectedResource
-
-RETRY_PAUSE = 0.05  # after an unknown outcome, before trying again with a fresh client
 
 
 class MutexWorkload(Workload):
@@ -84,15 +74,11 @@ class MutexWorkload(Workload):
         return self.opts["wait_ms"] / 1000 + 2
 
 
-def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-
-
 def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
     ttl_ms, wait_ms = opts["ttl_ms"], opts["wait_ms"]
     interval = cfg.concurrency / cfg.rate if cfg.rate > 0 else 0.0
-    client = None
+    steps = LockSteps(ctx)
     next_at = time.monotonic()
     for _ in range(ctx.max_ops):
         if not ctx.running():
@@ -104,64 +90,29 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
                 if not ctx.sleep(delay):
                     break
             next_at += interval * ctx.rng.uniform(0.5, 1.5)
-        if client is None:
-            try:
-                client = ctx.new_client()
-            except Exception as e:  # the server may be down: try again later, bounded by the loop
-                # no lock operation was sent: a definite failure, the process goes on
-                rec.record(ctx.process, "invoke", "connect")
-                rec.record(ctx.process, "fail", "connect", error=_error(e))
-                rec.flush()
-                time.sleep(RETRY_PAUSE)
-                continue
+        if steps.client is None and not steps.connect():
+            continue
         ki = ctx.rng.randrange(len(keys))
         key = keys[ki]
-        ctx.set_status(ACQUIRING, ki)
-        rec.record(ctx.process, "invoke", "acquire", key)
-        rec.flush()
-        try:
-            lease = client.acquire(key, ttl_ms, wait_ms)
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "acquire", key, error=_error(e))
-            ctx.set_status(IDLE)
+        lease = steps.acquire(key, ki, ttl_ms, wait_ms)
+        if lease is None:
             continue
-        except Exception as e:
-            rec.record(ctx.process, "info", "acquire", key, error=_error(e))
-            client = _drop(client)
-            ctx.retire()
-            rec.flush()
-            time.sleep(RETRY_PAUSE)
-            continue
-        rec.record(ctx.process, "ok", "acquire", key, lease.fence)
-        ctx.set_status(HOLDING, ki)
+        client = steps.client
         still, unknown = _hold(ctx, opts, client, key, lease)
         if still and opts["check_before_write"]:
             still, unknown = _renew(ctx, opts, client, key, lease)
         if still:
             _write(ctx, ki, key, lease.fence)
-        ctx.set_status(RELEASING, ki)
-        rec.record(ctx.process, "invoke", "release", key, lease.fence)
-        rec.flush()
-        try:
-            client.release(lease)
-        except LockFailed as e:
-            rec.record(ctx.process, "fail", "release", key, lease.fence, error=_error(e))
-        except Exception as e:
-            rec.record(ctx.process, "info", "release", key, lease.fence, error=_error(e))
-            client = _drop(client)
-            ctx.retire()
+        if not steps.release(key, ki, lease):
             rec.flush()
             time.sleep(RETRY_PAUSE)
             continue
-        else:
-            rec.record(ctx.process, "ok", "release", key, lease.fence)
         if unknown:  # the renew's outcome was unknown: released first, now retired
-            client = _drop(client)
+            steps.close()
             ctx.retire()
         ctx.set_status(IDLE)
     rec.flush()
-    if client is not None:
-        _drop(client)
+    steps.close()
 
 
 def _hold(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> tuple[bool, bool]:
@@ -199,13 +150,13 @@ def _renew(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) ->
     try:
         client.renew(lease, opts["ttl_ms"])
     except LockFailed as e:
-        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=_error(e))
+        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=error_text(e))
         return False, False
     except NotImplementedError as e:  # this lock cannot renew: nothing was sent
-        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=_error(e))
+        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=error_text(e))
         return True, False
     except Exception as e:
-        rec.record(ctx.process, "info", "renew", key, lease.fence, error=_error(e))
+        rec.record(ctx.process, "info", "renew", key, lease.fence, error=error_text(e))
         return False, True
     rec.record(ctx.process, "ok", "renew", key, lease.fence)
     return True, False
@@ -221,11 +172,3 @@ def _write(ctx: ClientContext, ki: int, key: str, fence: int | None) -> None:
         rec.record(ctx.process, "fail", "write", key, fence, error=str(e))
     else:
         rec.record(ctx.process, "ok", "write", key, fence)
-
-
-def _drop(client) -> None:
-    try:
-        client.close()
-    except Exception:
-        pass
-    return None
