@@ -73,15 +73,14 @@ class _BoundedHandler(SequentialThreadingHandler):
         return _BoundedResult(self)
 
 
-class ZooKeeperBackend(Backend):
-    name: ClassVar[str] = "zookeeper"
-    description: ClassVar[str] = "kazoo Lock recipe: ephemeral sequential znodes in ZooKeeper"
-    fence: ClassVar[str] = "sequence number of the lock znode"
+class ZooKeeperBase(Backend):
+    """What every ZooKeeper lock shares: the ensemble's size, the session and connect timeouts,
+    and the host list each client fails over along."""
+
     options: ClassVar[dict[str, str]] = {
         "nodes": "3",
         "session_timeout_ms": "3000",
         "connect_timeout_ms": "5000",
-        "ignore_connection_state": "false",
     }
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
@@ -89,15 +88,29 @@ class ZooKeeperBackend(Backend):
         self.nodes = positive_int(self.opts, "nodes")
         self.session_s = positive_int(self.opts, "session_timeout_ms") / 1000
         self.connect_s = positive_int(self.opts, "connect_timeout_ms") / 1000
-        self.ignore_state = boolean(self.opts, "ignore_connection_state")
 
     def servers(self) -> ServerNeed:
         return ServerNeed("zookeeper", self.nodes)
 
-    def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
-        # Each client starts at a different node and fails over in order.
+    @staticmethod
+    def hosts(endpoints: list[Endpoint], client_id: int) -> str:
+        """Each client starts at a different node and fails over in order."""
         i = client_id % len(endpoints)
-        hosts = ",".join(f"{e.host}:{e.port}" for e in endpoints[i:] + endpoints[:i])
+        return ",".join(f"{e.host}:{e.port}" for e in endpoints[i:] + endpoints[:i])
+
+
+class ZooKeeperBackend(ZooKeeperBase):
+    name: ClassVar[str] = "zookeeper"
+    description: ClassVar[str] = "kazoo Lock recipe: ephemeral sequential znodes in ZooKeeper"
+    fence: ClassVar[str] = "sequence number of the lock znode"
+    options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {"ignore_connection_state": "false"}
+
+    def __init__(self, opts: dict[str, str] | None = None) -> None:
+        super().__init__(opts)
+        self.ignore_state = boolean(self.opts, "ignore_connection_state")
+
+    def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
+        hosts = self.hosts(endpoints, client_id)
         return ZooKeeperLockClient(hosts, self.session_s, self.connect_s, self.ignore_state)
 
 

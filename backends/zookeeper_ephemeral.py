@@ -39,51 +39,31 @@ from typing import Any, ClassVar
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from .base import (
-    Backend,
-    Endpoint,
-    Lease,
-    LockClient,
-    LockFailed,
-    NotAcquired,
-    NotOwner,
-    ServerNeed,
-)
+from .base import Endpoint, Lease, LockClient, LockFailed, NotAcquired, NotOwner
 from .option_values import positive_int
+from .zookeeper import ZooKeeperBase
 
 _MAX_POLLS = 100_000  # a hard bound on top of the wait deadline
 
 
-class ZooKeeperEphemeralBackend(Backend):
+class ZooKeeperEphemeralBackend(ZooKeeperBase):
     name: ClassVar[str] = "zookeeper-ephemeral"
     description: ClassVar[str] = (
         "plain ephemeral znode per key (create -e, retry on NodeExists, no watch)"
     )
     fence: ClassVar[str] = "czxid of the lock znode"
-    options: ClassVar[dict[str, str]] = {
-        "nodes": "3",
-        "session_timeout_ms": "3000",
-        "connect_timeout_ms": "5000",
+    options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {
         "op_timeout_ms": "5000",
         "poll_ms": "50",
     }
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = positive_int(self.opts, "nodes")
-        self.session_s = positive_int(self.opts, "session_timeout_ms") / 1000
-        self.connect_s = positive_int(self.opts, "connect_timeout_ms") / 1000
         self.op_s = positive_int(self.opts, "op_timeout_ms") / 1000
         self.poll_s = positive_int(self.opts, "poll_ms") / 1000
 
-    def servers(self) -> ServerNeed:
-        return ServerNeed("zookeeper", self.nodes)
-
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
-        # Each client starts at a different node and fails over in order.
-        i = client_id % len(endpoints)
-        hosts = ",".join(f"{e.host}:{e.port}" for e in endpoints[i:] + endpoints[:i])
-        return EphemeralLockClient(hosts, self)
+        return EphemeralLockClient(self.hosts(endpoints, client_id), self)
 
 
 class EphemeralLockClient(LockClient):
