@@ -12,7 +12,9 @@ from harness.containers import images
 from .conftest import harness
 
 BAD = [
-    (["--image", "redis=redis:7"], "--image and --docker-host need --runtime docker"),
+    (["--image", "redis=redis:7"], "--image needs --runtime docker"),
+    (["--docker-host", "private"], "--docker-host and --docker-netns need --runtime docker or"),
+    (["--runtime", "compose", "--docker-host", "private"], "starts an empty engine"),
     (["--runtime", "docker", "--image", "nosuch=x:1"], "no server kind 'nosuch'"),
     (["--runtime", "docker", "--image", "redis"], "--image takes NAME=VALUE"),
     (["--runtime", "docker", "-b", "zookeeper"], "zookeeper does not run in containers yet"),

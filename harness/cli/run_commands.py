@@ -127,10 +127,19 @@ WFLAG = "wflag_"
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @click.option(
     "--runtime",
-    type=click.Choice(["local", "docker"]),
+    type=click.Choice(["local", "docker", "compose"]),
     default="local",
     show_default=True,
-    help="Start servers as local processes, or as containers through the Docker SDK.",
+    help="Start servers as local processes, or as containers through the Docker SDK; "
+    "compose: use the servers of a running compose project (--compose-project).",
+)
+@click.option(
+    "--compose-project",
+    default="lockharness",
+    show_default=True,
+    metavar="NAME",
+    help="Compose runtime: the project (docker-compose -p NAME up -d) whose servers the run "
+    "uses; it is left running as found.",
 )
 @click.option(
     "--image",
@@ -144,14 +153,14 @@ WFLAG = "wflag_"
     "--docker-host",
     default=None,
     metavar="URL|private",
-    help="Docker runtime: the engine (default: DOCKER_HOST); private starts one of the "
+    help="Docker or compose runtime: the engine (default: DOCKER_HOST); private starts one of the "
     "harness's own in a network namespace it makes (root, Linux).",
 )
 @click.option(
     "--docker-netns",
     default=None,
     metavar="NAME",
-    help="Docker runtime: the /run/netns namespace the engine's containers listen in.",
+    help="Docker or compose runtime: the /run/netns namespace the engine's containers listen in.",
 )
 @click.option(
     "--keep-data",
@@ -186,6 +195,7 @@ def run(
     store_dir,
     no_report,
     runtime,
+    compose_project,
     image_opts,
     docker_host,
     docker_netns,
@@ -205,6 +215,8 @@ def run(
       harness run --backend redis --nemesis client-pause --ttl 1000 --hold 200
       harness run --backend redis --runtime docker --docker-host private \
           --image redis=lockharness/redis:bookworm --nemesis kill,pause
+      harness run --backend redlock --runtime compose --compose-project lockharness \
+          --nemesis kill,pause
     Exit code: 0 valid, 1 invalid, 2 unknown or error.
     """
     from backends.option_values import parse_pairs
@@ -234,6 +246,7 @@ def run(
         netns=netns,
         client_groups=client_groups,
         runtime=runtime,
+        compose_project=compose_project,
         images=parse_pairs(image_opts, "--image"),
         docker_host=docker_host,
         docker_netns=docker_netns,

@@ -45,9 +45,10 @@ class ContainerProc:
     """What the run loop and nemeses read of a node's process (pid, poll, wait), for a
     container; a container that exited copies its output into the node's server.log."""
 
-    def __init__(self, container: Any, log_path: Path) -> None:
+    def __init__(self, container: Any, log_path: Path, since: int | None = None) -> None:
         self.container = container
         self.log_path = log_path
+        self.since = since  # a container the run did not create: only the run's own output
         self.returncode: int | None = None
         self.pid = int(container.attrs["State"].get("Pid") or 0) or None
         self._logged = False
@@ -83,7 +84,7 @@ class ContainerProc:
             return
         self._logged = True
         with contextlib.suppress(Exception), open(self.log_path, "ab") as f:
-            f.write(self.container.logs(stdout=True, stderr=True))
+            f.write(self.container.logs(stdout=True, stderr=True, since=self.since))
 
 
 class DockerCluster(Cluster):

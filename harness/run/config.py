@@ -45,6 +45,7 @@ class RunConfig:
     images: dict[str, str] = field(default_factory=dict)  # server kind -> image (docker runtime)
     docker_host: str | None = None  # private, a URL, or None: DOCKER_HOST / the default socket
     docker_netns: str | None = None  # a /run/netns name the engine's containers listen in
+    compose_project: str = "lockharness"  # compose runtime: the project whose servers are used
 
     @property
     def nemesis_label(self) -> str:
@@ -70,13 +71,18 @@ class RunConfig:
             (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),
             (self.client_groups >= 1, "--client-groups must be >= 1"),
             (
-                self.runtime in ("local", "docker"),
-                f"--runtime is local or docker (got {self.runtime})",
+                self.runtime in ("local", "docker", "compose"),
+                f"--runtime is local, docker or compose (got {self.runtime})",
             ),
             (
-                self.runtime == "docker" or not (self.images or self.docker_host),
-                "--image and --docker-host need --runtime docker",
+                self.runtime == "docker" or not self.images,
+                "--image needs --runtime docker (a compose project's images are its own)",
             ),
+            (
+                self.runtime != "local" or not (self.docker_host or self.docker_netns),
+                "--docker-host and --docker-netns need --runtime docker or compose",
+            ),
+            (bool(self.compose_project.strip()), "--compose-project needs a project name"),
             (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
         ]
         for ok, msg in checks:

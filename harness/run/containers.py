@@ -1,5 +1,6 @@
-"""The run's side of ``--runtime docker``: what is refused before anything starts, what is said
-before the run, the engine and runtime a run opens, and what config.json records per node."""
+"""The run's side of ``--runtime docker`` and ``--runtime compose``: what is refused before
+anything starts, what is said before the run, the engine and runtime a run opens, and what
+config.json records per node."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .config import RunConfig
 def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
     """Raise ValueError (one line) for anything the Docker runtime would refuse: before any
     engine or container starts, and before anything is stored."""
+    if cfg.runtime == "compose":
+        return check_compose(cfg, needs)
     bad = sorted(k for k in cfg.images if k not in KINDS)
     if bad:
         raise ValueError(
@@ -49,6 +52,61 @@ def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
             pass  # an engine that does not answer is known before anything is stored
 
 
+#: What a compose project cannot give a run: servers the harness itself must configure.
+_COMPOSE_REFUSED_OPTIONS = {
+    "failover": "a replica the harness sets up and promotes",
+}
+
+
+def check_compose(cfg: RunConfig, needs: list[ServerNeed]) -> None:
+    """Refuse (one line) what cannot work on a compose project's own containers, then look the
+    project up: an engine that does not answer or a project with no servers is known before
+    anything is stored."""
+    from harness.containers.compose import SERVICES, project_services
+    from harness.containers.engine import PRIVATE, open_engine
+
+    where = f"--runtime compose (project {cfg.compose_project})"
+    if cfg.docker_host == PRIVATE:
+        raise ValueError(
+            f"{where}: --docker-host private starts an empty engine of the run's own; give the "
+            "engine the project runs in (default: DOCKER_HOST)"
+        )
+    if needs[0].nodes == 0:
+        raise ValueError(f"{where}: backend {cfg.backend} uses an external server here")
+    for need in needs:
+        if need.kind not in SERVICES:
+            raise ValueError(
+                f"{where}: server kind {need.kind} has no compose service; kinds: "
+                + ", ".join(SERVICES)
+            )
+        for opt, what in _COMPOSE_REFUSED_OPTIONS.items():
+            if need.options.get(opt):
+                raise ValueError(
+                    f"{where}: {need.kind} with {opt} needs {what}; use --runtime local"
+                )
+    for name in cfg.nemesis:
+        if nemesis_class(name).needs_clock:
+            raise ValueError(
+                f"{where}: nemesis {name} needs the clock shim in the server's environment, "
+                "which only a runtime that starts the servers can give; use --runtime docker"
+            )
+    if str(cfg.nemesis_opts.get("wipe", "")).lower() in ("1", "true", "yes", "on"):
+        raise ValueError(f"{where}: wipe=true would empty the project's own data; not done")
+    with open_engine(cfg.docker_host, cfg.docker_netns, tidy=False) as engine:
+        found = project_services(engine.client, cfg.compose_project)
+    if not found:
+        raise ValueError(
+            f"{where}: no such project in the engine {engine.url}, or it has no server "
+            f"services (docker-compose -p {cfg.compose_project} up -d)"
+        )
+    for need in needs:
+        if len(found.get(need.kind, [])) < need.nodes:
+            raise ValueError(
+                f"{where}: {len(found.get(need.kind, []))} {need.kind} service(s), backend "
+                f"{cfg.backend} needs {need.nodes}"
+            )
+
+
 def unavailable(cfg: RunConfig) -> str | None:
     """What this machine lacks for a run in containers (no private engine possible, an image
     of ours not built yet), said without starting anything; None when nothing is missing."""
@@ -65,6 +123,17 @@ def unavailable(cfg: RunConfig) -> str | None:
 
 def notices(cfg: RunConfig) -> list[str]:
     """What a chosen nemesis cannot do with this runtime, said before the run starts."""
+    if cfg.runtime == "compose":
+        said = [
+            f"--runtime compose: the servers' durability is compose project "
+            f"{cfg.compose_project}'s own setting, not the harness's (see its compose file)"
+        ]
+        if any(nemesis_class(n).needs_node_uids for n in cfg.nemesis):
+            said.append(
+                "--runtime compose: a project's containers do not run under per-node uids, so "
+                "partitions cut client<->node links only"
+            )
+        return said
     if cfg.runtime != "docker" or cfg.docker_host == "private" or cfg.docker_netns:
         return []
     if any(nemesis_class(n).needs_node_uids for n in cfg.nemesis):
@@ -82,6 +151,7 @@ def open_runtime(
     """Open the engine (a private one is started here), join the namespace its containers
     listen in, and make the Docker runtime; ``stack`` undoes all of it. Returns the runtime and
     whether the run is in a namespace of its own (node<->node cuts possible)."""
+    from harness.containers.compose import ComposeRuntime
     from harness.containers.engine import open_engine
     from harness.containers.runtime import DockerRuntime
 
@@ -89,6 +159,10 @@ def open_runtime(
     config["docker"] = {"engine": engine.url, "netns": engine.netns}
     if engine.netns is not None:
         stack.enter_context(netns.joined(engine.netns))
+    if cfg.runtime == "compose":
+        config["docker"]["compose_project"] = cfg.compose_project
+        runtime = stack.enter_context(ComposeRuntime(run_dir, engine, cfg.compose_project))
+        return runtime, False  # no per-node uids: client<->node cuts only
     runtime = stack.enter_context(
         DockerRuntime(run_dir, engine, images=cfg.images, clock=clock, keep_data=cfg.keep_data)
     )
@@ -99,11 +173,17 @@ def node_facts(cluster: Any, node: Any) -> dict[str, Any]:
     """For a node in a container: its image and container id; for every node, the server
     version it reports (so runs of two images compare cell by cell)."""
     facts: dict[str, Any] = {}
-    image = getattr(cluster, "image", None)
-    if image is not None:
-        facts["image"] = image
-        c = cluster.containers.get(node.name)
+    containers = getattr(cluster, "containers", None)
+    if containers is not None:
+        c = containers.get(node.name)
+        facts["image"] = getattr(cluster, "image", None) or (
+            c.attrs["Config"]["Image"] if c is not None else None
+        )
         facts["container"] = c.id[:12] if c is not None else None
+    project = getattr(cluster, "project", None)
+    if project is not None:  # a compose project's servers: their durability is its own
+        facts["compose_service"] = c.labels.get("com.docker.compose.service") if c else None
+        facts["durability"] = f"compose project {project}'s own settings"
     try:
         facts["version"] = cluster.kind.version(node)
     except Exception:

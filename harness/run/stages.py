@@ -184,7 +184,7 @@ def prepare(cfg: RunConfig) -> Plan:
     _check_nemesis_opts(cfg, classes)
     check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
-    if cfg.runtime == "docker":
+    if cfg.runtime in ("docker", "compose"):
         from . import containers
 
         containers.check(cfg, [need, *extra.values()])
@@ -279,7 +279,7 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
         try:
             multi = need.nodes > 1 or bool(extra_needs)
             clock = any(c.needs_clock for c in classes)
-            if cfg.runtime == "docker":
+            if cfg.runtime in ("docker", "compose"):
                 from . import containers
 
                 runtime, use_ns = containers.open_runtime(cfg, clock, run_dir, config, stack)
