@@ -3,9 +3,11 @@
 The file is validated with Debian's ``docker-compose config``; then the project is brought up
 (``docker-compose up -d``) in a private dockerd that lives in a network namespace the test made
 (host networking there: no bridge, no private-range address, no host iptables), with the
-registry-free images ``harness images build`` makes (LH_REDIS_IMAGE, LH_ETCD_IMAGE), and real
-runs target it: a clean run under kill and pause is VALID, a known-breaking fault is INVALID,
-and the project is left as found (same containers, all running, none paused).
+registry-free images ``harness images build`` makes (LH_REDIS_IMAGE, LH_ETCD_IMAGE, and
+LH_TOXIPROXY_IMAGE: the real toxiproxy-server from ../shared), and real runs target it: a clean
+run under kill and pause is VALID, a known-breaking fault is INVALID, partitions go through the
+project's own Toxiproxy, and the project is left as found (same containers, all running, none
+paused, no proxy left).
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ from harness.run.config import run_config
 from .conftest import ROOT, harness
 
 PROJECT = "lhcompose"
-SERVICES = ["redis1", "redis2", "redis3", "redis4", "redis5", "etcd1", "etcd2", "etcd3"]
+SERVICES = [
+    "redis1",
+    "redis2",
+    "redis3",
+    "redis4",
+    "redis5",
+    "etcd1",
+    "etcd2",
+    "etcd3",
+    "toxiproxy",
+]
+TOXIPROXY = "http://127.0.0.1:8474"  # the project's real Toxiproxy, in the engine's namespace
 
 
 def _compose() -> str:
@@ -68,7 +81,8 @@ def test_compose_listens_on_loopback_only_and_durably() -> None:
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Any]:
-    """A private engine with the compose project up (redis1-5, etcd1-3), brought down after."""
+    """A private engine with the compose project up (redis1-5, etcd1-3, toxiproxy), brought
+    down after."""
     from harness.containers import engine as eng
     from harness.containers import images
 
@@ -89,6 +103,10 @@ def project() -> Iterator[Any]:
     try:
         for k in ("redis", "etcd"):
             images.ensure(e.client, images.tag_for(k), pull=False)
+        try:
+            env["LH_TOXIPROXY_IMAGE"] = images.toxiproxy_image(e.client)
+        except images.ImageError as why:
+            pytest.skip(f"no real Toxiproxy for the project: {why}")
         up = subprocess.run(
             [*argv, "up", "-d", *SERVICES], env=env, capture_output=True, text=True, timeout=180
         )
@@ -202,6 +220,31 @@ def test_etcd_partitions_cut_client_links_on_the_project(project, tmp_path) -> N
     assert cuts and all(c["node_cuts"] == [] for c in cuts), cuts  # no per-node uids here
     assert any(c["client_cuts"] for c in cuts), cuts  # the proxies cut client<->node links
     assert _state(project) == before
+
+
+def test_partitions_through_the_projects_own_toxiproxy(project, tmp_path) -> None:
+    from harness.net import netns
+    from harness.toxiproxy.client import ToxiproxyClient
+
+    res = run_test(
+        _cfg(
+            project,
+            tmp_path,
+            backend="etcd",
+            nemesis=["partition"],
+            time_limit=5,
+            nemesis_interval=1.0,
+            toxiproxy=TOXIPROXY,
+        )
+    )
+    assert res.valid is True and res.exit_code == 0, res.results["summary"]
+    assert res.results["faults"]["partition"]["injected"] >= 1
+    config = json.loads((res.run_dir / "config.json").read_text())
+    assert config["toxiproxy"] == TOXIPROXY
+    with netns.joined(project.netns):
+        client = ToxiproxyClient(TOXIPROXY)
+        assert client.version().startswith("2.12")  # the real one, not the embedded
+        assert client.proxies() == {}  # the run's proxies are gone
 
 
 @pytest.mark.parametrize(

@@ -44,9 +44,27 @@ def images_build(kinds, suite, docker_host) -> None:
       harness images build
       harness images build redis --suite bullseye
       harness images build redis:bookworm redis:bullseye
+      harness images build toxiproxy --docker-host unix:///run/docker.sock
+    (toxiproxy: Shopify's toxiproxy-server alone, from TOXIPROXY_SERVER or
+    ../shared/tools/toxiproxy/, for docker-compose.yml's LH_TOXIPROXY_IMAGE.)
     """
     from ..containers import images as img
 
+    if "toxiproxy" in kinds:  # one static binary, imported straight into an engine
+        if not docker_host:
+            raise UserError(
+                "harness images build toxiproxy: give --docker-host URL to import it into"
+            )
+        import docker
+
+        client = docker.DockerClient(base_url=docker_host, timeout=300)
+        try:
+            out.print(img.toxiproxy_image(client), highlight=False)
+        finally:
+            client.close()
+        kinds = tuple(k for k in kinds if k != "toxiproxy")
+        if not kinds:
+            return
     given = list(kinds) or [k for k in img.RECIPES if k != "harness"]
     chosen = [  # KIND, KIND:SUITE or the image's tag (lockharness/KIND:SUITE)
         (k, s or suite)

@@ -404,3 +404,36 @@ def built(cache: Path = CACHE) -> list[dict[str, Any]]:
             if tarfile.is_tarfile(meta.with_suffix(".tar")):
                 found.append(m | {"file": str(meta.with_suffix(".tar"))})
     return found
+
+
+# -- a server Debian does not package: one static binary ----------------------------------------
+
+
+def toxiproxy_image(client: Any) -> str:
+    """``lockharness/toxiproxy:VERSION`` in the engine: Shopify's toxiproxy-server (a static Go
+    binary, found as the local runtime finds it) alone in an image, as its entrypoint, so that
+    the compose project's real Toxiproxy needs no registry either. Returns the tag."""
+    from ..runtime.base import ServerStartError
+    from ..runtime.toxiproxy import RealToxiproxy
+
+    try:
+        binary = Path(RealToxiproxy().find_binary())
+        said = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=30)
+    except (ServerStartError, OSError, subprocess.SubprocessError) as e:
+        raise ImageError(f"toxiproxy image: {e}") from None
+    m = re.search(r"(\d+\.\d+\.\d+)", said.stdout + said.stderr)
+    if m is None:
+        raise ImageError(f"toxiproxy image: {binary} -version said no version")
+    tag = f"{REPO}/toxiproxy:{m.group(1)}"
+    with tempfile.TemporaryDirectory(prefix="lh-toxiproxy-") as tmp:
+        tar = Path(tmp) / "image.tar"
+        with tarfile.open(tar, "w") as t:
+            t.add(binary, arcname="toxiproxy")
+            scratch = tarfile.TarInfo("tmp")
+            scratch.type, scratch.mode = tarfile.DIRTYPE, 0o1777
+            t.addfile(scratch)
+        repo, version = tag.split(":")
+        client.api.import_image_from_file(
+            str(tar), repository=repo, tag=version, changes=['ENTRYPOINT ["/toxiproxy"]']
+        )
+    return tag
