@@ -159,3 +159,12 @@ def test_an_interrupted_campaign_resumes_where_it_stopped(redis_bin, tmp_path):
     assert len(list(store.rglob("config.json"))) == 4
     p = harness(*args, timeout=60)  # everything finished: nothing runs again
     assert "resuming: 3 of 3 runs finished before, 0 to run" in p.stdout and p.returncode == 0
+    # The wall time is that of every invocation into the store, not only the last one.
+    manifest = json.loads((store / "campaign.json").read_text())
+    invs = manifest["invocations"]
+    assert [(i["runs_run"], i["interrupted"]) for i in invs] == [(2, True), (2, False), (0, False)]
+    assert manifest["wall_time_s"] == round(sum(i["wall_time_s"] for i in invs), 1)
+    assert invs[0]["wall_time_s"] > 1 and invs[1]["wall_time_s"] > 4  # two 4 s runs, one cut
+    doc = json.loads((store / "comparison.json").read_text())
+    assert doc["header"]["wall_time_s"] == manifest["wall_time_s"]
+    assert doc["header"]["invocations"] == 3

@@ -67,6 +67,7 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
         "planned_runs": sum(c.planned for c in cmp.cells),
         "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
         "shard_wall_times_s": shard_walls,
+        "invocations": sum(len(m.get("invocations") or [None]) for m in ms if m.get("wall_time_s")),
         "run_time_s": round(sum(r.get("duration_s") or 0 for c in cmp.cells for r in c.runs), 1),
     }
 

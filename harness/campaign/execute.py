@@ -120,9 +120,12 @@ def write_manifest(
     runs with their seeds and commands. A manifest of another campaign is kept aside."""
     campaign_dir.mkdir(parents=True, exist_ok=True)
     path = campaign_dir / MANIFEST
+    invocations: list[dict[str, Any]] = []
     if path.exists():
         try:
-            old = store.read_json(path).get("campaign", {}).get("fingerprint")
+            before = store.read_json(path)
+            old = before.get("campaign", {}).get("fingerprint")
+            invocations = previous_invocations(before)
         except (OSError, ValueError, AttributeError):
             old = "unreadable"
         if old != campaign.fingerprint:
@@ -142,10 +145,44 @@ def write_manifest(
         "kernel": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "written_at": datetime.now(UTC).isoformat(),
+        # Every invocation into this store so far (a resumed or extended campaign reuses their
+        # runs): the wall time it took is their sum (see ``invocation_done``).
+        "invocations": invocations,
         **(extra or {}),
     }
     store.write_json(path, manifest)
     return manifest
+
+
+def previous_invocations(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invocations a store's manifest records (one made of its wall time when it predates
+    the list)."""
+    got = manifest.get("invocations")
+    if isinstance(got, list):
+        return [i for i in got if isinstance(i, dict)]
+    if isinstance(manifest.get("wall_time_s"), (int, float)):
+        return [
+            {"wall_time_s": manifest["wall_time_s"], "interrupted": manifest.get("interrupted")}
+        ]
+    return []
+
+
+def invocation_done(
+    manifest: dict[str, Any], wall_s: float, ran: int, jobs: int, interrupted: bool
+) -> None:
+    """Record this invocation; the store's wall time is the sum over its invocations."""
+    invs = manifest.setdefault("invocations", [])
+    invs.append(
+        {
+            "ended_at": datetime.now(UTC).isoformat(),
+            "wall_time_s": round(wall_s, 1),
+            "runs_run": ran,
+            "jobs": jobs,
+            "interrupted": interrupted,
+        }
+    )
+    manifest["wall_time_s"] = round(sum(i.get("wall_time_s") or 0 for i in invs), 1)
+    manifest["interrupted"] = interrupted
 
 
 def _cfg(r: PlannedRun, campaign: Campaign, campaign_dir: Path):

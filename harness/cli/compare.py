@@ -139,7 +139,6 @@ def compare(
     Exit code: the worst verdict among the runs (0 valid, 1 invalid, 2 unknown or error; 2 when
     a run ended without a verdict, a cell's server is missing here, or nothing ran).
     """
-    import time
 
     from ..campaign import spec as cspec
     from ..campaign.document import write
@@ -156,7 +155,6 @@ def compare(
             raise UserError(f"{d}: not a run directory (no {store.CONFIG}) nor a campaign store")
 
     store_path = Path(store_dir)
-    wall = None
     interrupted = False
     if spec_path or backends or not dirs:
         raw = cspec.load(Path(spec_path)) if spec_path else None
@@ -180,7 +178,6 @@ def compare(
         if dry_run:
             _print_plan(campaign, store_path, shard)
             return
-        t0 = time.monotonic()
         interrupted = _run_campaign(
             campaign,
             store_path,
@@ -188,11 +185,10 @@ def compare(
             shard,
             Path(spec_path).read_text(encoding="utf-8") if spec_path else None,
         )
-        wall = time.monotonic() - t0
-        dirs.insert(0, store_path)
+        dirs.insert(0, store_path)  # its manifest holds the wall time of every invocation
     cmp = gather(dirs)
     dest = Path(out_path) if out_path else store_path / "comparison.html"
-    page, doc = write(cmp, dest, wall, Path(junit) if junit else None)
+    page, doc = write(cmp, dest, None, Path(junit) if junit else None)
     _print_cells(doc)
     out.print(f"comparison: {page}")
     if junit:
@@ -256,7 +252,7 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
     import shlex
     import time
 
-    from ..campaign.execute import check_cells, execute, write_manifest
+    from ..campaign.execute import check_cells, execute, invocation_done, write_manifest
     from ..campaign.plan import parse_shard, plan
     from ..campaign.plan import shard as slice_runs
     from ..campaign.versions import backend_servers, server_version
@@ -294,8 +290,8 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
         _say,
     )
     manifest = store.read_json(store_path / "campaign.json")
-    manifest["wall_time_s"] = round(time.monotonic() - t0, 1)
-    manifest["interrupted"] = interrupted
+    ran = sum(1 for o in outcomes if not o.skipped)
+    invocation_done(manifest, time.monotonic() - t0, ran, jobs, interrupted)
     store.write_json(store_path / "campaign.json", manifest)
     last = next((o.run_dir for o in reversed(outcomes) if o.run_dir and o.results), None)
     if last is not None:
