@@ -197,7 +197,9 @@ def test_a_known_breaking_fault_on_the_project_is_invalid(project, tmp_path) -> 
     assert kinds & {"overlap", "revoked-while-held"}, kinds
 
 
-def test_etcd_partitions_cut_client_links_on_the_project(project, tmp_path) -> None:
+def _etcd_partitions(project: Any, tmp_path, **kw: Any) -> Any:
+    """An etcd run under partitions on the project: VALID, with client<->node cuts only (its
+    containers have no per-node uids), and the project left as found."""
     before = _state(project)
     res = run_test(
         _cfg(
@@ -207,6 +209,7 @@ def test_etcd_partitions_cut_client_links_on_the_project(project, tmp_path) -> N
             nemesis=["partition"],
             time_limit=5,
             nemesis_interval=1.0,
+            **kw,
         )
     )
     assert res.valid is True and res.exit_code == 0, res.results["summary"]
@@ -217,28 +220,21 @@ def test_etcd_partitions_cut_client_links_on_the_project(project, tmp_path) -> N
         for op in map(json.loads, lines)
         if op["f"] == "start-partition" and op["type"] == "info"
     ]
-    assert cuts and all(c["node_cuts"] == [] for c in cuts), cuts  # no per-node uids here
-    assert any(c["client_cuts"] for c in cuts), cuts  # the proxies cut client<->node links
+    assert cuts and all(c["node_cuts"] == [] for c in cuts), cuts
+    assert any(c["client_cuts"] for c in cuts), cuts
     assert _state(project) == before
+    return res
+
+
+def test_etcd_partitions_cut_client_links_on_the_project(project, tmp_path) -> None:
+    _etcd_partitions(project, tmp_path)
 
 
 def test_partitions_through_the_projects_own_toxiproxy(project, tmp_path) -> None:
     from harness.net import netns
     from harness.toxiproxy.client import ToxiproxyClient
 
-    res = run_test(
-        _cfg(
-            project,
-            tmp_path,
-            backend="etcd",
-            nemesis=["partition"],
-            time_limit=5,
-            nemesis_interval=1.0,
-            toxiproxy=TOXIPROXY,
-        )
-    )
-    assert res.valid is True and res.exit_code == 0, res.results["summary"]
-    assert res.results["faults"]["partition"]["injected"] >= 1
+    res = _etcd_partitions(project, tmp_path, toxiproxy=TOXIPROXY)
     config = json.loads((res.run_dir / "config.json").read_text())
     assert config["toxiproxy"] == TOXIPROXY
     with netns.joined(project.netns):
