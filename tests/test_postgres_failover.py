@@ -245,3 +245,36 @@ def test_harness_run_synchronous_failover_keeps_leases(tmp_path: Path) -> None:
     assert mutex["hold_count"] > 20
     assert lost == 0
     assert res.valid is True, res.results["summary"]
+
+
+def test_partition_on_the_failover_pair_cuts_client_links_and_says_what_it_cannot(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL's nodes run as the postgres user, not under uids of their own, so their links
+    to each other cannot be cut: a partition cuts the client links it can and names the rest;
+    one that could cut nothing is "not injected" (with why), never a fault that fired, and
+    never a FirewallError that leaves the run without a verdict."""
+    from harness.run import run_test
+    from harness.run.config import run_config
+
+    cfg = run_config(
+        backend="postgres-lease", time_limit=7, concurrency=3, keys=1, hold_ms=50,
+        ttl_ms=2000, store=tmp_path, seed=3, nemesis=["partition"], nemesis_interval=1,
+        backend_opts={"failover": "true"}, render_report=False,
+    )  # fmt: skip
+    res = run_test(cfg)
+    history = [json.loads(ln) for ln in (res.run_dir / "history.jsonl").read_text().splitlines()]
+    starts = [op for op in history if op["f"] == "start-partition" and op["type"] != "invoke"]
+    assert starts and all(op["type"] == "info" and not op.get("error") for op in starts), starts
+    values = [op["value"] for op in starts]
+    assert all(v["node_cuts"] == [] for v in values), values
+    assert any(v["client_cuts"] for v in values), values  # some partition fired
+    for v in values:
+        if v.get("not_cut"):
+            assert "postgres nodes run as one system user" in v["why_not_cut"], v
+        if not v["client_cuts"]:
+            assert v["injected"] is False and v["why"], v
+    faults = res.results["faults"]["partition"]
+    assert faults["failed"] == 0 and faults["injected"] >= 1, faults
+    assert faults["injected"] + faults["not_injected"] == faults["attempted"], faults
+    assert res.valid is not None, res.results["summary"]  # a verdict, not UNKNOWN by failure

@@ -57,7 +57,7 @@ class Partition(Nemesis):
             node_pairs = topology.one_way(node_pairs, env.rng)
         node_cuts, client_cuts, skipped = [], [], []
         for a, b in node_pairs:
-            if env.firewall is None:
+            if env.firewall is None or nodes[a].uid is None:
                 skipped.append(f"{a}->{b}")
                 continue
             env.firewall.cut(nodes[a], nodes[b])
@@ -76,7 +76,14 @@ class Partition(Nemesis):
         }
         if skipped:
             value["not_cut"] = skipped
-            value["why_not_cut"] = "no private network namespace (needs root)"
+            value["why_not_cut"] = (
+                "no private network namespace (needs root)"
+                if env.firewall is None
+                else f"{env.cluster.kind.kind} nodes run as one system user, not under uids "
+                "of their own, so their packets to each other cannot be told apart"
+            )
+            if not node_cuts and not client_cuts:  # nothing was cut: not a fault that fired
+                value |= {"injected": False, "why": value["why_not_cut"]}
         return value
 
     def stop(self) -> dict[str, Any] | None:
