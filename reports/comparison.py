@@ -113,7 +113,8 @@ def _runnable(rec: dict[str, Any]) -> bool:
 
 
 def render(doc: dict[str, Any], out: Path) -> Path:
-    """Write the page at ``out`` and comparison.json/.csv/.md beside it, from a comparison
+    """Write the page at ``out`` and its .json/.csv/.md beside it (comparison.html:
+    comparison.json ...), from a comparison
     document ({"header", "exit_code", "cells": [records]}); returns the page's path."""
     out = Path(out)
     if out.is_dir():
@@ -159,11 +160,12 @@ def render(doc: dict[str, Any], out: Path) -> Path:
         )
     )
     out.write_text(page, encoding="utf-8")
-    (out.parent / "comparison.json").write_text(
+    # Named after the page, so two comparisons can share a directory (docs/comparison/).
+    out.with_suffix(".json").write_text(
         json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8"
     )
-    (out.parent / "comparison.csv").write_text(to_csv(records), encoding="utf-8")
-    (out.parent / "comparison.md").write_text(to_markdown(doc), encoding="utf-8")
+    out.with_suffix(".csv").write_text(to_csv(records), encoding="utf-8")
+    out.with_suffix(".md").write_text(to_markdown(doc), encoding="utf-8")
     return out
 
 

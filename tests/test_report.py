@@ -295,12 +295,13 @@ def test_comparison(tmp_path: Path, valid_run: Path, invalid_run: Path) -> None:
     assert "not in the campaign" in page  # etcd under partition
     cells = {
         (c["backend"], c["nemesis"]): c
-        for c in json.loads((out.parent / "comparison.json").read_text())["cells"]
+        for c in json.loads(out.with_suffix(".json").read_text())["cells"]
     }
     bad = cells[("unsafe-redis", "partition")]
     assert (bad["runs"], bad["invalid"], bad["unknown"], bad["not_applicable"]) == (1, 1, 0, None)
     assert bad["per_run"][0]["violation_kinds"] == {"overlap": 1}
-    assert (out.parent / "comparison.csv").exists() and (out.parent / "comparison.md").exists()
+    assert out.with_suffix(".csv").exists() and out.with_suffix(".md").exists()
+    assert not (out.parent / "comparison.json").exists()  # exports are named after the page
     _no_remote(page)
     with pytest.raises(SpecError, match="not a run directory"):
         render_comparison([tmp_path / "missing"], out)

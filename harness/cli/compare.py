@@ -84,8 +84,8 @@ from .output import out
     "out_path",
     default=None,
     type=click.Path(),
-    help="Where to write the page (default: STORE/comparison.html); comparison.json, .csv and "
-    ".md go beside it.",
+    help="Where to write the page (default: STORE/comparison.html); its .json, .csv and .md "
+    "go beside it, named after it (findings.html: findings.json ...).",
 )
 @click.option(
     "--junit-xml",
