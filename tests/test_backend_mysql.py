@@ -3,6 +3,7 @@ the contract, durability across a server kill, and the faults that do and do not
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,9 @@ def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:
     t0 = time.monotonic()
     check_teardown(runtime)
     assert time.monotonic() - t0 < 15
+
+
+def test_the_server_reports_its_version(runtime: LocalRuntime) -> None:
+    """What config.json and the comparison page show for each node."""
+    c = runtime.clusters[0]
+    assert re.fullmatch(r"1\d\.\d+\.\d+-MariaDB.*", c.kind.version(c.nodes[0]) or ""), c.nodes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -148,3 +149,10 @@ def test_teardown_leaves_no_process(runtime: LocalRuntime) -> None:
     t0 = time.monotonic()
     check_teardown(runtime)
     assert time.monotonic() - t0 < 15
+
+
+def test_every_node_reports_its_version(runtime: LocalRuntime) -> None:
+    """From ``srvr`` (Debian's build leaves the commit a placeholder, which is cut off)."""
+    c = runtime.clusters[0]
+    got = {c.kind.version(n) for n in c.nodes}
+    assert len(got) == 1 and re.fullmatch(r"3\.\d+\.\d+", got.pop() or ""), got

@@ -105,6 +105,10 @@ class MariadbServer(ServerKind):
         """Ready = the harness's user connects and a query answers (the init file has run)."""
         return query(node.host, node.port, "SELECT 1") == 1
 
+    def version(self, node: Node) -> str | None:
+        got = query(node.host, node.port, "SELECT VERSION()")
+        return str(got) if got else None
+
 
 def query(host: str, port: int, sql: str, timeout: int = 1) -> object:
     """The first column of the first row, or None when the server cannot answer."""

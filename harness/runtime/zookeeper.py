@@ -98,6 +98,12 @@ class ZooKeeperServer(ServerKind):
         """Serving = ``srvr`` reports a mode (leader/follower/standalone), not an error."""
         return _mode(node) is not None
 
+    def version(self, node: Node) -> str | None:
+        """From ``srvr``: "Zookeeper version: 3.8.0-<commit>, built on ..." (Debian's build
+        leaves the commit a placeholder)."""
+        said = _srvr(node, 1.0).get("Zookeeper version", "")
+        return said.split(",")[0].split("-")[0].strip() or None
+
     def cluster_ready(self, cluster: list[Node]) -> bool:
         # Every node serves and one leads (a quorum formed and all joined it), or the single
         # node of a one-node ensemble runs standalone.
@@ -111,6 +117,11 @@ def _myid(node: Node) -> int:
 
 def _mode(node: Node, timeout: float = 0.5) -> str | None:
     """The node's ``Mode:`` from the ``srvr`` four-letter word, or None when not serving."""
+    return _srvr(node, timeout).get("Mode")
+
+
+def _srvr(node: Node, timeout: float) -> dict[str, str]:
+    """The ``srvr`` four-letter word's "Name: value" lines ({} when the node does not answer)."""
     try:
         with socket.create_connection((node.host, node.port), timeout=timeout) as s:
             s.sendall(b"srvr")
@@ -121,8 +132,6 @@ def _mode(node: Node, timeout: float = 0.5) -> str | None:
                     break
                 data += chunk
     except OSError:
-        return None
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
+        return {}
+    lines = (ln.partition(":") for ln in data.decode(errors="replace").splitlines())
+    return {k.strip(): v.strip() for k, sep, v in lines if sep}
