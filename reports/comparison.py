@@ -235,8 +235,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"## {_md(head['title'])}",
         "",
-        "Invalid runs of runs with a verdict, with the 95% Wilson interval; "
-        "n/a: the fault cannot act on this backend.",
+        "Invalid runs of runs with a verdict, with the 95% Wilson interval; then the damage "
+        "summed over the runs: lost = acknowledged updates missing from the final read, "
+        "stale = writes with an older fence token the resource accepted, twice = job slots "
+        "run twice; n/a: the fault cannot act on this backend.",
         "",
     ]
     by_workload: dict[str, list[dict[str, Any]]] = {}
@@ -268,7 +270,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 elif not _runnable(c):
                     row.append(short.get(c["status"], c["status"]))
                 else:
-                    text = rate_text(c)
+                    text = rate_text(c) + damage_text(c)
                     if c.get("flags"):
                         text += " ⚠ " + "; ".join(c["flags"])
                     row.append(_md(text))
@@ -283,6 +285,25 @@ def to_markdown(doc: dict[str, Any]) -> str:
         f"{', '.join(head['kernel'])}; {seeds}".rstrip("; ")
     )
     return "\n".join(lines) + "\n"
+
+
+#: Damage a workload's checkers measure, as the Markdown table names it (totals over runs).
+DAMAGE_SHORT = (
+    ("lost_updates", "lost"),
+    ("stale_writes_accepted", "stale"),
+    ("double_executions", "twice"),
+)
+
+
+def damage_text(f: dict[str, Any]) -> str:
+    """What the data suffered, summed over the cell's runs: " · lost 17 · stale 15" (only what
+    its workload measures, zeros included, so "lost 0" and "not measured" stay apart)."""
+    parts = []
+    for name, short in DAMAGE_SHORT:
+        d = (f.get("damage") or {}).get(name) or {}
+        if d.get("runs"):
+            parts.append(f"{short} {_num(d['total'])}")
+    return "".join(f" · {p}" for p in parts)
 
 
 def write_junit(doc: dict[str, Any], path: Path) -> Path:

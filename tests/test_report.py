@@ -531,3 +531,17 @@ def test_a_bridge_partition_in_words() -> None:
 
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
+
+
+def test_markdown_cells_carry_the_damage_their_workload_measures() -> None:
+    from reports.comparison import damage_text
+
+    def dmg(total: int | None, runs: int) -> dict:
+        return {"total": total, "runs": runs}
+
+    lockset = {"damage": {"lost_updates": dmg(17, 5), "stale_writes_accepted": dmg(0, 5),
+                          "double_executions": dmg(None, 0)}}  # fmt: skip
+    assert damage_text(lockset) == " · lost 17 · stale 0"  # a zero stays: measured, none lost
+    jobs = {"damage": {"double_executions": dmg(10, 5), "lost_updates": dmg(None, 0)}}
+    assert damage_text(jobs) == " · twice 10"
+    assert damage_text({}) == ""  # nothing measured: nothing claimed
