@@ -187,3 +187,23 @@ def test_serve_command_starts_and_stops(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(10)
     assert proc.returncode == 0
+
+
+def test_ctrl_c_stops_serve_even_when_its_parent_ignores_sigint(tmp_path: Path) -> None:
+    """A background job of a non-interactive shell (``harness serve &`` in a script, CI) starts
+    with SIGINT ignored, and Python then installs no KeyboardInterrupt handler: serve installs
+    its own, so Ctrl-C (SIGINT) still stops it."""
+    proc = subprocess.Popen(
+        [*HARNESS, "serve", "--store", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        assert "http://127.0.0.1:" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, proc.stderr.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -165,6 +166,9 @@ def serve(store_dir, port, host) -> None:
     from reports.serve import make_server
 
     server = make_server(Path(store_dir), host, port)
+    # Ctrl-C stops it even when started by a parent that ignores SIGINT (ignored signals are
+    # inherited, and Python then installs no KeyboardInterrupt handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     h, p = server.server_address[:2]
     where = f"[{h}]" if ":" in h else h
     out.print(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
