@@ -196,6 +196,7 @@ def test_ctrl_c_stops_serve_even_when_its_parent_ignores_sigint(tmp_path: Path) 
     proc = subprocess.Popen(
         [*HARNESS, "serve", "--store", str(tmp_path), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},  # the first line unwrapped, however long the path
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     try:
