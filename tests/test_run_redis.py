@@ -143,3 +143,18 @@ def test_interrupt_mid_partition_heals_and_leaves_nothing(redis_bin, tmp_path):
     assert fs[-1] == "stop-partition"  # the heal was done and recorded
     host = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
     assert "LOCKHARNESS" not in host
+
+
+@pytest.mark.parametrize("workload", ["mutex", "lock-set"])
+def test_rate_paces_every_lock_loop(redis_bin, tmp_path, workload):
+    """``--rate`` (ClientContext.turns, shared by the lock loops): 20 turns/s over 3 s is about
+    60 acquires, where an unpaced loop makes thousands."""
+    from harness.run.config import run_config
+
+    res = run_test(
+        run_config(backend="redis", workload=workload, time_limit=3, rate=20, concurrency=2,
+                   seed=4, store=tmp_path, render_report=False)
+    )  # fmt: skip
+    assert res.valid is True, res.results["summary"]
+    acquires = res.results["checkers"]["perf"]["attempted_acquires"]
+    assert 40 <= acquires <= 80, acquires

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -126,6 +126,24 @@ class ClientContext:
 
     def running(self) -> bool:
         return not self.stop.is_set() and time.monotonic() < self.deadline
+
+    def turns(self) -> Iterator[int]:
+        """A client loop's turns: at most ``max_ops``, while the run lasts, paced by ``--rate``
+        (each client every concurrency/rate s on average, jittered 0.5-1.5x, so clients do not
+        march in step; the recorder is flushed before each wait)."""
+        interval = self.cfg.concurrency / self.cfg.rate if self.cfg.rate > 0 else 0.0
+        next_at = time.monotonic()
+        for turn in range(self.max_ops):
+            if not self.running():
+                return
+            if interval:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self.recorder.flush()
+                    if not self.sleep(delay):
+                        return
+                next_at += interval * self.rng.uniform(0.5, 1.5)
+            yield turn
 
     def sleep(self, seconds: float) -> bool:
         """Sleep, waking early when the run stops (a hold of hours must not outlive the run).

@@ -75,21 +75,10 @@ class MutexWorkload(Workload):
 
 
 def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
-    cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
+    rec, keys = ctx.recorder, ctx.keys()
     ttl_ms, wait_ms = opts["ttl_ms"], opts["wait_ms"]
-    interval = cfg.concurrency / cfg.rate if cfg.rate > 0 else 0.0
     steps = LockSteps(ctx)
-    next_at = time.monotonic()
-    for _ in range(ctx.max_ops):
-        if not ctx.running():
-            break
-        if interval:
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                rec.flush()
-                if not ctx.sleep(delay):
-                    break
-            next_at += interval * ctx.rng.uniform(0.5, 1.5)
+    for _ in ctx.turns():
         if steps.client is None and not steps.connect():
             continue
         ki = ctx.rng.randrange(len(keys))
