@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from .execute import previous_invocations
 from .gather import CellResult, Comparison
 from .versions import seen
 
@@ -67,7 +68,7 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
         "planned_runs": sum(c.planned for c in cmp.cells),
         "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
         "shard_wall_times_s": shard_walls,
-        "invocations": sum(len(m.get("invocations") or [None]) for m in ms if m.get("wall_time_s")),
+        "invocations": sum(len(previous_invocations(m)) for m in ms),
         "run_time_s": round(sum(r.get("duration_s") or 0 for c in cmp.cells for r in c.runs), 1),
     }
 

@@ -94,10 +94,12 @@ class ComposeCluster(Cluster):
 
     pause_how = ("docker pause", "docker unpause")
 
-    def __init__(self, kind: ServerKind, nodes: list[Node], containers: dict[str, Any]):
+    def __init__(
+        self, kind: ServerKind, nodes: list[Node], containers: dict[str, Any], project: str
+    ):
         super().__init__(kind, nodes)
         self.containers = containers
-        self.project = next(iter(containers.values())).labels.get(PROJECT)
+        self.project = project
         self.image = None  # node_facts reads each container's own image
         self._since = int(time.time())
 
@@ -195,7 +197,7 @@ class ComposeRuntime(LocalRuntime):
             nodes.append(Node(name, where[0], where[1], d))
             containers[name] = c
             self._taken.add(c.id)
-        cluster = ComposeCluster(kind, nodes, containers)
+        cluster = ComposeCluster(kind, nodes, containers, self.project)
         self.clusters.append(cluster)
         for n in nodes:
             cluster.adopt(n)

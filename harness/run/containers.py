@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import ServerNeed
+from backends.option_values import to_bool
 from harness.nemesis import nemesis_class
 from harness.net import netns
 from harness.runtime.kinds import KINDS, server_kind
@@ -90,7 +91,7 @@ def check_compose(cfg: RunConfig, needs: list[ServerNeed]) -> None:
                 f"{where}: nemesis {name} needs the clock shim in the server's environment, "
                 "which only a runtime that starts the servers can give; use --runtime docker"
             )
-    if str(cfg.nemesis_opts.get("wipe", "")).lower() in ("1", "true", "yes", "on"):
+    if "wipe" in cfg.nemesis_opts and to_bool("wipe", cfg.nemesis_opts["wipe"]):
         raise ValueError(f"{where}: wipe=true would empty the project's own data; not done")
     with open_engine(cfg.docker_host, cfg.docker_netns, tidy=False) as engine:
         found = project_services(engine.client, cfg.compose_project)
