@@ -32,6 +32,7 @@ from typing import Any
 
 from ..net.netns import tool
 from ..runtime.base import ServerStartError, wait_until
+from ..runtime.lifeline import pid_recorded
 
 STATE_DIR = Path("/run/lockharness-docker")
 DATA_BASE = Path("/var/lib/lockharness-docker")
@@ -243,17 +244,20 @@ class PrivateEngine:
                 "-p", f"{st.exec_root}/dockerd.pid",
                 "--log-level", "warn",
             ]  # fmt: skip
-            try:
-                # Its own session: a terminal's Ctrl-C reaches only the harness, which then
-                # removes the containers before it stops dockerd.
-                self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )  # fmt: skip
-            finally:
-                log.close()
-            st.dockerd_pid = self.proc.pid
-            st.save()
+            # No PDEATHSIG here (teardown removes the containers before it stops dockerd), so
+            # its pid must be in the state file before a Ctrl-C can stop the start.
+            with pid_recorded():
+                try:
+                    # Its own session: a terminal's Ctrl-C reaches only the harness, which then
+                    # removes the containers before it stops dockerd.
+                    self.proc = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )  # fmt: skip
+                finally:
+                    log.close()
+                st.dockerd_pid = self.proc.pid
+                st.save()
             self._wait_ready()
         except BaseException:
             self.close()
