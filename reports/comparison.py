@@ -60,6 +60,9 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
         lines.append(f"first violation after {f['time_to_first_violation_s']:.3g} s (median)")
     if f.get("violation_kinds"):
         lines.append("kinds: " + ", ".join(f"{k} {n}" for k, n in f["violation_kinds"].items()))
+    at_once = f.get("acted_at_once")
+    if f.get("invalid") and at_once:
+        lines.append(at_once_text(at_once))
     for name, label in (
         ("lost_updates", "lost updates"),
         ("double_executions", "double executions"),
@@ -90,6 +93,14 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
             f"p50/p99 {_num(lo.get('p50'))}/{_num(lo.get('p99'))} ms"
         )
     return lines
+
+
+def at_once_text(a: dict[str, Any]) -> str:
+    """In how many runs two clients acted as holder at once; 0 says every violation was a lock
+    taken after its holder had stopped, before its release took effect."""
+    if not a["runs"]:
+        return f"two holders acting at once: in none of {a['of']} runs"
+    return f"two holders acting at once: in {a['runs']} of {a['of']} runs ({a['total']} times)"
 
 
 def version_text(s: dict[str, Any]) -> str:
@@ -172,7 +183,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
 CSV_FIELDS = (
     "backend", "workload", "nemesis", "status", "why", "runs", "valid", "invalid", "unknown",
     "errors", "rate", "rate_low", "rate_high", "verdict", "flags", "time_to_first_violation_s",
-    "violation_kinds", "lost_updates_mean", "double_executions_mean",
+    "violation_kinds", "acted_at_once_runs", "lost_updates_mean", "double_executions_mean",
     "stale_writes_accepted_mean", "faults_injected_mean", "inside_success_ratio",
     "outside_success_ratio", "inside_ok_per_s", "outside_ok_per_s", "inside_p50_ms",
     "inside_p99_ms", "outside_p50_ms", "outside_p99_ms", "server_versions", "images",
@@ -207,6 +218,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
             "violation_kinds": "; ".join(
                 f"{k}={n}" for k, n in (r.get("violation_kinds") or {}).items()
             ),
+            "acted_at_once_runs": (r.get("acted_at_once") or {}).get("runs"),
             "lost_updates_mean": (dmg.get("lost_updates") or {}).get("mean"),
             "double_executions_mean": (dmg.get("double_executions") or {}).get("mean"),
             "stale_writes_accepted_mean": (dmg.get("stale_writes_accepted") or {}).get("mean"),
@@ -235,8 +247,11 @@ def to_markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"## {_md(head['title'])}",
         "",
-        "Invalid runs of runs with a verdict, with the 95% Wilson interval; then the damage "
-        "summed over the runs: lost = acknowledged updates missing from the final read, "
+        "Invalid runs of runs with a verdict, with the 95% Wilson interval; then, in an invalid "
+        "cell, at once = runs in which two clients acted as holder at the same time (0: each "
+        "lock was taken only after its holder had stopped, before its release took effect); "
+        "then the damage summed over the runs: lost = acknowledged updates missing from the "
+        "final read, "
         "stale = writes with an older fence token the resource accepted, twice = job slots "
         "run twice; n/a: the fault cannot act on this backend.",
         "",
@@ -296,9 +311,13 @@ DAMAGE_SHORT = (
 
 
 def damage_text(f: dict[str, Any]) -> str:
-    """What the data suffered, summed over the cell's runs: " · lost 17 · stale 15" (only what
-    its workload measures, zeros included, so "lost 0" and "not measured" stay apart)."""
+    """What the data suffered, summed over the cell's runs: " · at once 2/5 · lost 17 · stale 15"
+    (only what its workload measures, zeros included, so "lost 0" and "not measured" stay
+    apart; "at once" only where a run was invalid)."""
     parts = []
+    at_once = f.get("acted_at_once")
+    if f.get("invalid") and at_once:
+        parts.append(f"at once {at_once['runs']}/{at_once['of']}")
     for name, short in DAMAGE_SHORT:
         d = (f.get("damage") or {}).get(name) or {}
         if d.get("runs"):

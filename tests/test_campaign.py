@@ -73,6 +73,24 @@ def _run(verdict: str, ttfv=None, injected=1, kinds=None, lost=None):
     }
 
 
+def test_acted_at_once_splits_the_mutex_violations_by_what_the_holders_did():
+    from harness.campaign.stats import acted_at_once
+
+    def mutex(kinds: dict, acting: int) -> dict:
+        return {"checkers": {"mutex": {"violation_kinds": kinds, "revoked_while_acting": acting}}}
+
+    # a lock taken after its holder stopped, before the release took effect: nobody acted twice
+    assert acted_at_once(mutex({"revoked-while-held": 3}, 0)) == 0
+    assert acted_at_once(mutex({"revoked-while-held": 3, "overlap": 2}, 1)) == 3
+    assert acted_at_once(mutex({}, 0)) == 0  # a valid run
+    runs = [_run("invalid") | {"acted_at_once": n} for n in (0, 2, 0)] + [
+        _run("valid") | {"acted_at_once": 0},
+        _run("unknown") | {"acted_at_once": None},  # not measured: not counted either way
+    ]
+    assert cell_figures(runs, faulted=True)["acted_at_once"] == {"runs": 1, "of": 4, "total": 2}
+    assert cell_figures([_run("valid")], faulted=True)["acted_at_once"] is None
+
+
 def test_cell_figures_count_unknown_apart_and_flag_faults_that_never_fired():
     runs = [
         _run("invalid", 2.0, kinds={"overlap": 2}, lost=3),
@@ -325,7 +343,7 @@ def test_a_run_is_only_reused_by_a_campaign_with_the_same_settings(tmp_path):
 
 
 def test_violation_kinds_and_first_violation_from_every_checker():
-    from harness.campaign.stats import damage, first_violation_s, violation_kinds
+    from harness.campaign.stats import acted_at_once, damage, first_violation_s, violation_kinds
 
     results = {
         "checkers": {
@@ -355,6 +373,7 @@ def test_violation_kinds_and_first_violation_from_every_checker():
         "double_executions": 1,
         "stale_writes_accepted": 4,
     }
+    assert acted_at_once(results) is None  # no revoked_while_acting: cannot tell
     other = {"checkers": {"counter": {"valid": False}, "perf": {"valid": True}}}
     assert violation_kinds(other) == {"counter-invalid": 1}
     assert first_violation_s(other) is None

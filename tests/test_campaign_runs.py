@@ -5,6 +5,7 @@ case a cell, and resume after an interrupted campaign."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -109,6 +110,30 @@ def test_jobs_shards_and_gather_give_the_same_cells(redis_bin, tmp_path):
     assert cases["unsafe-redis / none"].find("failure") is not None
     assert cases["redis / none"].find("failure") is None
     assert (out.parent / "comparison.md").read_text().count("|") > 6
+    assert broken["acted_at_once"]["runs"] == 2  # overlaps: two holders acted at once
+    assert "at once 2/2" in (out.parent / "comparison.md").read_text()
+
+    # Published: the first invalid run's report ships beside the page; the page still works
+    # once moved away from every store, and no other run is linked.
+    pub = tmp_path / "pub" / "findings.html"
+    p = _compare(*map(str, shards), "--out", str(pub), "--publish-reports", "first-invalid")
+    assert p.returncode == 1, p.stdout + p.stderr
+    moved = tmp_path / "moved"
+    shutil.copytree(pub.parent, moved)
+    html = (moved / "findings.html").read_text()
+    links = [h.split('"')[0] for h in html.split('href="')[1:] if not h.startswith("data:")]
+    assert len(links) == 1 and links[0].startswith("findings-runs/"), links
+    assert "invalid" in (moved / links[0]).read_text()  # the invalid run's own report
+    assert html.count('class="valid-run unlinked"') == 2
+    assert html.count('class="invalid-run unlinked"') == 1
+    again = _compare(*map(str, shards), "--out", str(pub), "--publish-reports", "all")
+    assert again.returncode == 1 and len(list((pub.parent / "findings-runs").rglob("*.html"))) == 4
+    foreign = tmp_path / "foreign"
+    (foreign / "comparison-runs").mkdir(parents=True)
+    p = _compare(str(whole), "--out", str(foreign / "comparison.html"), "--publish-reports", "all")
+    assert p.returncode == 2 and "not a directory of reports shipped" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
     other = tmp_path / "other"
     p = _compare("--backends", "redis", "-t", "1", "--store", str(other))
     p = _compare(str(whole), str(other))

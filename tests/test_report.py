@@ -545,3 +545,7 @@ def test_markdown_cells_carry_the_damage_their_workload_measures() -> None:
     jobs = {"damage": {"double_executions": dmg(10, 5), "lost_updates": dmg(None, 0)}}
     assert damage_text(jobs) == " · twice 10"
     assert damage_text({}) == ""  # nothing measured: nothing claimed
+    released = {"invalid": 4, "acted_at_once": {"runs": 0, "of": 5, "total": 0}} | lockset
+    assert damage_text(released) == " · at once 0/5 · lost 17 · stale 0"
+    valid = {"invalid": 0, "acted_at_once": {"runs": 0, "of": 5, "total": 0}}
+    assert damage_text(valid) == ""  # a valid cell has nothing to split

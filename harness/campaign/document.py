@@ -4,8 +4,11 @@ record a cell with its figures and its runs, and the exit code; then the page an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +132,85 @@ def _ensure_report(run_dir: Path) -> None:
         pass
 
 
-def document(cmp: Comparison, out: Path, wall_s: float | None = None) -> dict[str, Any]:
-    """The comparison document; run links are relative to the page at ``out``."""
+#: What ``--publish-reports`` ships beside the page (otherwise runs link into their store).
+PUBLISH = ("first-invalid", "all")
+MARK = ".lockharness-reports"  # a directory of shipped reports, which a re-publish may empty
+
+
+def reports_dir(out: Path) -> Path:
+    """Where the shipped reports of the page at ``out`` go: findings.html: findings-runs/."""
+    return out.parent / f"{out.stem}-runs"
+
+
+def _slug(key: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9._=-]+", "-", key).strip("-")[:80]
+    return f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def _shipped(runs: list[dict[str, Any]], publish: str) -> list[dict[str, Any]]:
+    if publish == "all":
+        return runs
+    return (
+        [next(r for r in runs if r["verdict"] == "invalid")]
+        if any(r["verdict"] == "invalid" for r in runs)
+        else []
+    )
+
+
+def check_publish(out: Path) -> None:
+    """Refuse, before anything runs, a reports directory the harness did not make."""
+    dest = reports_dir(out)
+    if dest.exists() and not (dest / MARK).exists():
+        raise PublishError(
+            f"{dest} exists and holds no {MARK}: it is not a directory of reports shipped "
+            "with the page; move it away or give another --out"
+        )
+
+
+def _clear(dest: Path) -> None:
+    """Empty a directory of reports shipped earlier (its old cells may be gone)."""
+    check_publish(dest.parent / dest.name.removesuffix("-runs"))
+    for old in dest.rglob("*.html"):
+        old.unlink()
+
+
+class PublishError(ValueError):
+    """The shipped reports' directory cannot be written (a bad --out)."""
+
+
+def document(
+    cmp: Comparison, out: Path, wall_s: float | None = None, publish: str | None = None
+) -> dict[str, Any]:
+    """The comparison document; run links are relative to the page at ``out``. With
+    ``publish`` (``PUBLISH``) the reports of those runs are copied beside the page, so it can
+    be moved or committed without its store, and only they are linked: no link is dead."""
+    dest = reports_dir(out)
+    if publish:
+        _clear(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / MARK).write_text("reports shipped with the page beside this directory\n")
     for c in cmp.cells:
+        ship = {id(r) for r in _shipped(c.runs, publish)} if publish else set()
         for r in c.runs:
             d = Path(r["run_dir"])
+            r["href"] = None
+            if publish and id(r) not in ship:
+                continue
             _ensure_report(d)
-            r["href"] = Path(os.path.relpath(d / "report.html", out.parent)).as_posix()
+            if not (d / "report.html").exists():
+                continue
+            target = d / "report.html"
+            if publish:
+                rep = r.get("repetition")
+                name = f"r{rep if rep is not None else c.runs.index(r)}-{r['verdict']}.html"
+                target = dest / _slug(c.key) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(d / "report.html", target)
+            r["href"] = Path(os.path.relpath(target, out.parent)).as_posix()
+    head = header(cmp, wall_s)
+    head["reports"] = publish or "store"
     return {
-        "header": header(cmp, wall_s),
+        "header": head,
         "exit_code": worst_exit(cmp),
         "notes": cmp.notes,
         "cells": [cell_record(c) for c in cmp.cells],
@@ -145,7 +218,11 @@ def document(cmp: Comparison, out: Path, wall_s: float | None = None) -> dict[st
 
 
 def write(
-    cmp: Comparison, out: Path, wall_s: float | None = None, junit: Path | None = None
+    cmp: Comparison,
+    out: Path,
+    wall_s: float | None = None,
+    junit: Path | None = None,
+    publish: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Write the page (and its exports, and JUnit XML when asked); (page path, document)."""
     from reports.comparison import render, write_junit
@@ -153,7 +230,7 @@ def write(
     out = Path(out)
     if out.is_dir():
         out = out / "comparison.html"
-    doc = document(cmp, out, wall_s)
+    doc = document(cmp, out, wall_s, publish)
     page = render(doc, out)
     if junit is not None:
         write_junit(doc, junit)

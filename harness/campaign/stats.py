@@ -4,7 +4,8 @@ history.jsonl), never typed in.
 Per cell: how often the lock failed (k of n decided runs invalid, with a 95% Wilson interval;
 unknown runs and runs that ended in an error counted apart), how soon (median time to the first
 violation over the invalid runs) and how badly (the kinds of violation, lost updates, double
-executions and stale writes accepted per run), whether the faults fired (injected per run; a
+executions and stale writes accepted per run; in how many runs two clients acted as holder at
+once, which an invalid run need not show), whether the faults fired (injected per run; a
 faulted cell with none is flagged), and the lock's availability inside fault windows versus
 outside (acquire success ratio, throughput, latency p50/p99).
 """
@@ -134,6 +135,21 @@ def damage(results: dict[str, Any]) -> dict[str, int | None]:
     }
 
 
+def acted_at_once(results: dict[str, Any]) -> int | None:
+    """How often two clients acted as holder at the same time: overlaps, and revoked holders
+    that went on acting (``revoked_while_acting``). The rest of a mutex violation is a lock taken
+    after its holder stopped but before its release took effect: invalid, yet nobody acted twice.
+    None when the run has no mutex figures to tell."""
+    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
+    mutex = ch.get("mutex") or {}
+    kinds = mutex.get("violation_kinds")
+    acting = mutex.get("revoked_while_acting")
+    if not isinstance(kinds, dict) or not _num(acting):
+        return None
+    overlap = kinds.get("overlap", 0)
+    return int(overlap if _num(overlap) else 0) + int(acting)
+
+
 def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
     """Everything the comparison shows of one stored run."""
     from checkers import availability
@@ -159,6 +175,7 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
         "time_to_first_violation_s": first_violation_s(results),
         "violation_kinds": dict(violation_kinds(results)),
         "damage": damage(results),
+        "acted_at_once": acted_at_once(results),
         "faults_requested": requested,
         "faults_injected": sum(injected.values()),
         "faults_by_kind": injected,
@@ -223,6 +240,7 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
         name: _summary([r["damage"][name] for r in runs if r["damage"].get(name) is not None])
         for name in ("lost_updates", "double_executions", "stale_writes_accepted")
     }
+    at_once = [r["acted_at_once"] for r in runs if r.get("acted_at_once") is not None]
     injected = [r["faults_injected"] for r in runs]
     never = sum(1 for r in runs if r["faults_never_fired"])
     flags = []
@@ -253,6 +271,12 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
         "time_to_first_violation_s": round(statistics.median(ttfv), 3) if ttfv else None,
         "violation_kinds": dict(kinds.most_common()),
         "damage": dmg,
+        # runs (of those the mutex checker measured) in which two clients acted as holder at once
+        "acted_at_once": (
+            {"runs": sum(1 for n in at_once if n), "of": len(at_once), "total": sum(at_once)}
+            if at_once
+            else None
+        ),
         "faults_injected_per_run": _summary([float(x) for x in injected]) if faulted else None,
         "availability": {side: _pooled(runs, side) for side in ("inside", "outside")},
     }

@@ -95,6 +95,15 @@ from .output import out
     help="Also write JUnit XML, one test case a cell.",
 )
 @click.option(
+    "--publish-reports",
+    "publish",
+    type=click.Choice(["first-invalid", "all"]),
+    default=None,
+    help="Copy these runs' reports beside the page (into OUT-STEM-runs/) and link only them, "
+    "so the page can be committed or moved without its store (default: link every run's "
+    "report in the store).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Check every cell and print the plan (cells, runs, seeds, commands); run nothing.",
@@ -119,6 +128,7 @@ def compare(
     store_dir,
     out_path,
     junit,
+    publish,
     dry_run,
 ) -> None:
     """Every backend under every fault, side by side: run a campaign (cells of backend x
@@ -141,7 +151,7 @@ def compare(
     """
 
     from ..campaign import spec as cspec
-    from ..campaign.document import write
+    from ..campaign.document import PublishError, check_publish, write
     from ..campaign.execute import default_jobs
     from ..campaign.gather import gather
 
@@ -149,6 +159,12 @@ def compare(
         check_writable_file(out_path, "--out", "comparison.html")
     if junit:
         check_writable_file(junit, "--junit-xml", "junit.xml")
+    dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
+    if publish:
+        try:
+            check_publish(dest)
+        except PublishError as e:
+            raise UserError(str(e)) from None
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / store.CONFIG).exists() and not (d / "campaign.json").exists():
@@ -187,8 +203,10 @@ def compare(
         )
         dirs.insert(0, store_path)  # its manifest holds the wall time of every invocation
     cmp = gather(dirs)
-    dest = Path(out_path) if out_path else store_path / "comparison.html"
-    page, doc = write(cmp, dest, None, Path(junit) if junit else None)
+    try:
+        page, doc = write(cmp, dest, None, Path(junit) if junit else None, publish)
+    except PublishError as e:
+        raise UserError(str(e)) from None
     _print_cells(doc)
     out.print(f"comparison: {page}")
     if junit:
