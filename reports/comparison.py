@@ -96,8 +96,8 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
 
 
 def at_once_text(a: dict[str, Any]) -> str:
-    """In how many runs two clients acted as holder at once; 0 says every violation was a lock
-    taken after its holder had stopped, before its release took effect."""
+    """In how many runs two clients acted as holder at once (0: the violations were of another
+    kind, e.g. a lock taken after its holder stopped but before its release took effect)."""
     if not a["runs"]:
         return f"two holders acting at once: in none of {a['of']} runs"
     return f"two holders acting at once: in {a['runs']} of {a['of']} runs ({a['total']} times)"
@@ -248,8 +248,9 @@ def to_markdown(doc: dict[str, Any]) -> str:
         f"## {_md(head['title'])}",
         "",
         "Invalid runs of runs with a verdict, with the 95% Wilson interval; then, in an invalid "
-        "cell, at once = runs in which two clients acted as holder at the same time (0: each "
-        "lock was taken only after its holder had stopped, before its release took effect); "
+        "cell, at once = runs in which two clients acted as holder at the same time (0: they "
+        "never did; the violations were of another kind, such as a lock taken after its holder "
+        "had stopped but before its release took effect, or fence tokens going backwards); "
         "then the damage summed over the runs: lost = acknowledged updates missing from the "
         "final read, "
         "stale = writes with an older fence token the resource accepted, twice = job slots "
