@@ -7,6 +7,9 @@ intervals measured in *event positions* of the history sorted by (time, index):
 - it ends at the invocation of the process's first ``ok`` release of that key after it, or, when
   none came, its first ``info`` release (which may be taken to have happened); ``fail`` releases
   took no effect and end nothing; with no such release the hold never ends (``END == NEVER``);
+- an ``ok`` acquire by a process whose earlier hold of that key never ended (its release failed
+  or never came) gives the lock to its own holder again: that earlier hold lasts until the new
+  one ends (ownership never passed to anyone else), and the two are one owner, not two holders;
 - ``fail`` and ``info`` acquires are dropped;
 - an ``ok`` release by a process with no hold left to end is a release by a non-owner.
 
@@ -92,6 +95,7 @@ def _extract(srt: list[Op]) -> Holds:
     by_key = res.by_key
     last: dict[Any, list[Any]] = {}  # (process, key) -> that process's latest hold on key
     maybe: set[tuple[Any, Any]] = set()  # (process, key) with an info acquire since
+    regranted: list[tuple[list[Any], list[Any]]] = []  # (unended hold, its holder's next hold)
     anomalies = dict.fromkeys(ANOMALIES, 0)
     # Completions in the order the sweep settles them; ok acquires and ok releases (nearly all
     # of them) are handled first and inline.
@@ -106,6 +110,9 @@ def _extract(srt: list[Op]) -> Holds:
                 else:
                     lst.append(h)
                 hk = (p, key)
+                prev = last.get(hk)
+                if prev is not None and prev[END] == NEVER:
+                    regranted.append((prev, h))
                 last[hk] = h
                 if maybe:
                     maybe.discard(hk)
@@ -133,6 +140,8 @@ def _extract(srt: list[Op]) -> Holds:
                 h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "info", inv, pos
         elif rel is None:  # fail: no effect, but remember it for the report
             h[REL], h[REL_INV], h[REL_DONE] = "fail", inv, pos
+    for prev, h in reversed(regranted):  # latest first, so a chain takes its last end
+        prev[END] = h[END]
     res.notes.extend(Paired([], anomalies).notes())
     return res
 

@@ -49,8 +49,8 @@ def _freeze(v: Any) -> Hashable:
 
 def _mutex_step(owner: Any, c: tuple[Any, ...]) -> Any:
     f, p = c
-    if f == "acquire":
-        return p if owner is None else INVALID
+    if f == "acquire":  # granted again to its owner (its release failed): still one owner
+        return p if owner is None or owner == p else INVALID
     return None if owner == p else INVALID
 
 

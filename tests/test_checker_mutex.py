@@ -90,6 +90,37 @@ def test_revoked_while_held() -> None:
     assert v["while_acting"] is False and r["revoked_while_acting"] == 0
 
 
+def test_lock_given_again_to_its_own_holder_is_one_owner() -> None:
+    """A holder's release fails (the server was down), its lease runs out, and the same client
+    acquires the lock again: nobody else ever held it, so it is no violation. Its first hold
+    lasts until the new one ends: another client taking the lock in the gap, or during the
+    new hold, is caught; after the new hold's release it is fine."""
+    regrant = [
+        (1, "invoke", "acquire"),
+        (1, "ok", "acquire", 1),
+        (1, "invoke", "release", 1),
+        (1, "fail", "release", 1, "cannot connect"),
+        (1, "invoke", "acquire"),
+        (1, "ok", "acquire", 2),
+        (1, "invoke", "release", 2),
+        (1, "ok", "release", 2),
+    ]
+    r = both(hist(*regrant, (2, "invoke", "acquire"), (2, "ok", "acquire", 3)))
+    assert r["valid"] is True and r["hold_count"] == 3
+    assert r["holds"][0]["end"] == r["holds"][1]["end"] == 60  # the new hold's release
+    taken = [(2, "invoke", "acquire"), (2, "ok", "acquire", 3)]
+    gap = regrant[:4] + taken + [(2, "invoke", "release", 3), (2, "ok", "release", 3)]
+    gap += regrant[4:]
+    (v,) = both(hist(*gap))["violations"]
+    assert v["kind"] == "revoked-while-held" and (
+        v["first"]["process"],
+        v["second"]["process"],
+    ) == (1, 2)
+    during = regrant[:6] + taken + regrant[6:]
+    r = both(hist(*during))
+    assert r["valid"] is False and {v["second"]["process"] for v in r["violations"]} == {2}
+
+
 def test_revoked_while_the_holder_still_acted() -> None:
     """A paused holder: the lease ran out and another acquired before the holder even invoked
     its release (it woke, wrote, then found the lock gone): both acted as holder at once."""

@@ -156,7 +156,7 @@ def brute_force(ops: list[Op]) -> bool:
             if any(d[4] is not None and d[4] < c[3] and j not in done for j, d in enumerate(calls)):
                 continue
             p, f, key = c[0], c[1], c[2]
-            if f == "acquire" and owners.get(key) is None:
+            if f == "acquire" and owners.get(key) in (None, p):  # its own again: one owner
                 if go(done | {i}, {**owners, key: p}):
                     return True
             elif f == "release" and owners.get(key) == p:
