@@ -110,3 +110,18 @@ def check(
         "violations": violations,
         "notes": list(hs.notes),
     }
+
+
+def acted_at_once(result: dict[str, Any]) -> int | None:
+    """How often two clients acted as holder at once in a mutex result: its overlaps and its
+    revoked holds whose holder went on acting. The rest of its violations are locks taken after
+    their holder stopped but before a release took effect: invalid, yet nobody acted twice.
+    None when the result does not say (written before ``revoked_while_acting`` existed)."""
+
+    def count(v: Any) -> int:
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+    kinds, acting = result.get("violation_kinds"), result.get("revoked_while_acting")
+    if not isinstance(kinds, dict) or isinstance(acting, bool) or not isinstance(acting, int):
+        return None
+    return count(kinds.get("overlap")) + min(count(kinds.get("revoked-while-held")), acting)

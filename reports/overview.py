@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from checkers.mutex import acted_at_once
+
 
 @dataclass
 class Card:
@@ -60,8 +62,10 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
             mutex.get("violation_kinds") if isinstance(mutex.get("violation_kinds"), dict) else {}
         )
         revoked = _int(kinds.get("revoked-while-held")) or 0
-        acting = min(revoked, _int(mutex.get("revoked_while_acting")) or 0)
-        both = (_int(kinds.get("overlap")) or 0) + acting
+        overlap = _int(kinds.get("overlap")) or 0
+        at_once = acted_at_once(mutex)  # None in results older than revoked_while_acting
+        both = overlap if at_once is None else at_once
+        acting = both - overlap  # revoked holds whose holder went on acting
         if both:
             harm.append(f"two clients held the same lock at once {_n(both, 'time')}")
         if revoked - acting:  # the lock left a holder that had let go, but never released it

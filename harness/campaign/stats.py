@@ -136,18 +136,13 @@ def damage(results: dict[str, Any]) -> dict[str, int | None]:
 
 
 def acted_at_once(results: dict[str, Any]) -> int | None:
-    """How often two clients acted as holder at the same time: overlaps, and revoked holders
-    that went on acting (``revoked_while_acting``). The rest of a mutex violation is a lock taken
-    after its holder stopped but before its release took effect: invalid, yet nobody acted twice.
+    """How often two clients acted as holder at the same time in a run (``checkers.mutex``);
     None when the run has no mutex figures to tell."""
+    from checkers.mutex import acted_at_once as of_mutex
+
     ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
-    mutex = ch.get("mutex") or {}
-    kinds = mutex.get("violation_kinds")
-    acting = mutex.get("revoked_while_acting")
-    if not isinstance(kinds, dict) or not _num(acting):
-        return None
-    overlap = kinds.get("overlap", 0)
-    return int(overlap if _num(overlap) else 0) + int(acting)
+    mutex = ch.get("mutex")
+    return of_mutex(mutex) if isinstance(mutex, dict) else None
 
 
 def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
