@@ -132,8 +132,6 @@ def _ensure_report(run_dir: Path) -> None:
         pass
 
 
-#: What ``--publish-reports`` ships beside the page (otherwise runs link into their store).
-PUBLISH = ("first-invalid", "all")
 MARK = ".lockharness-reports"  # a directory of shipped reports, which a re-publish may empty
 
 
@@ -148,13 +146,8 @@ def _slug(key: str) -> str:
 
 
 def _shipped(runs: list[dict[str, Any]], publish: str) -> list[dict[str, Any]]:
-    if publish == "all":
-        return runs
-    return (
-        [next(r for r in runs if r["verdict"] == "invalid")]
-        if any(r["verdict"] == "invalid" for r in runs)
-        else []
-    )
+    """The runs whose reports ship (runs come invalid first)."""
+    return runs if publish == "all" else [r for r in runs if r["verdict"] == "invalid"][:1]
 
 
 def check_publish(out: Path) -> None:
@@ -167,11 +160,16 @@ def check_publish(out: Path) -> None:
         )
 
 
-def _clear(dest: Path) -> None:
-    """Empty a directory of reports shipped earlier (its old cells may be gone)."""
-    check_publish(dest.parent / dest.name.removesuffix("-runs"))
+def _fresh_reports_dir(out: Path) -> Path:
+    """The reports directory of the page at ``out``, emptied of reports shipped earlier (their
+    cells may be gone) and marked as the harness's."""
+    check_publish(out)
+    dest = reports_dir(out)
     for old in dest.rglob("*.html"):
         old.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARK).write_text("reports shipped with the page beside this directory\n")
+    return dest
 
 
 class PublishError(ValueError):
@@ -182,28 +180,25 @@ def document(
     cmp: Comparison, out: Path, wall_s: float | None = None, publish: str | None = None
 ) -> dict[str, Any]:
     """The comparison document; run links are relative to the page at ``out``. With
-    ``publish`` (``PUBLISH``) the reports of those runs are copied beside the page, so it can
-    be moved or committed without its store, and only they are linked: no link is dead."""
-    dest = reports_dir(out)
-    if publish:
-        _clear(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / MARK).write_text("reports shipped with the page beside this directory\n")
+    ``publish`` ("first-invalid" or "all", as ``--publish-reports``) the reports of those runs
+    are copied beside the page, so it can be moved or committed without its store, and only
+    they are linked: no link is dead."""
+    dest = _fresh_reports_dir(out) if publish else None
     for c in cmp.cells:
-        ship = {id(r) for r in _shipped(c.runs, publish)} if publish else set()
         for r in c.runs:
-            d = Path(r["run_dir"])
             r["href"] = None
-            if publish and id(r) not in ship:
-                continue
+        chosen = _shipped(c.runs, publish) if dest else c.runs
+        for i, r in enumerate(chosen):
+            d = Path(r["run_dir"])
             _ensure_report(d)
             if not (d / "report.html").exists():
                 continue
             target = d / "report.html"
-            if publish:
+            if dest:
                 rep = r.get("repetition")
-                name = f"r{rep if rep is not None else c.runs.index(r)}-{r['verdict']}.html"
-                target = dest / _slug(c.key) / name
+                target = (
+                    dest / _slug(c.key) / f"r{rep if rep is not None else i}-{r['verdict']}.html"
+                )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(d / "report.html", target)
             r["href"] = Path(os.path.relpath(target, out.parent)).as_posix()
