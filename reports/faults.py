@@ -25,6 +25,9 @@ class Period:
     error: str | None = None  # the injection failed
     stop_error: str | None = None
     one_shot: bool = False
+    # ns: when the start returned, so the fault was surely in force (a client-pause may look
+    # for a holder for seconds after its invocation); None while it has not returned
+    in_force: int | None = None
 
     @property
     def injected(self) -> bool:
@@ -49,6 +52,8 @@ def periods(ops: Iterable[Op]) -> list[Period]:
             if p is None:
                 p = open_[name] = Period(name, op.time)
                 out.append(p)
+            if op.type != "invoke" and p.in_force is None:
+                p.in_force = op.time
             if op.value is not None:
                 p.start_value = op.value
             if op.error is not None:

@@ -179,9 +179,10 @@ def _story(
         who = affected_process(f)
         if who is not None and who != pa:
             continue
-        if who == pa:
+        if who == pa:  # paused once the nemesis found it holding: when the start returned
+            paused = f.in_force if f.in_force is not None else f.start
             events.append(
-                (f.start, "pause", f"the nemesis paused client {pa}'s process at {at(f.start)}")
+                (paused, "pause", f"the nemesis paused client {pa}'s process at {at(paused)}")
             )
             if f.end is not None:
                 events.append((f.end, "resume", f"client {pa} resumed at {at(f.end)}"))

@@ -462,6 +462,9 @@ def test_faults_in_words() -> None:
     h.add(5000, "nemesis", "invoke", "start-client-pause")
     h.add(5001, "nemesis", "info", "start-client-pause", value={"injected": False, "why": "idle"})
     ps = periods(read_ops(h))
+    MS = 10**6  # Hist times are ms
+    # in force once its start returned (a client-pause may search seconds for a holder first)
+    assert [(p.start, p.in_force) for p in ps[:2]] == [(10 * MS, 11 * MS), (3000 * MS, 3001 * MS)]
     assert [p.text() for p in ps] == [
         "kill n3 (restarted after 2.0 s, data kept)",
         "partition: the injection failed (RuntimeError: boom)",
