@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+#: How a lock's grants end on their own, declared by each backend (``Backend.expiry``) and used by
+#: the lease model (checkers/model.py): ``none`` (no TTL: a grant lasts until released or its
+#: session or transaction ends), ``ttl`` (it runs out ``ttl_ms`` after the acquire's invocation at
+#: the earliest, extended only by ``renew`` calls, which the history records), ``hidden`` (kept
+#: alive in the background, e.g. session heartbeats or a renewal thread: a lapse can never be
+#: proven), ``unknown`` (not declared: judged as strictly as ``hidden``).
+Expiry = Literal["none", "ttl", "hidden", "unknown"]
 
 # The largest TTL and wait every backend accepts: PostgreSQL's lock_timeout and
 # idle_session_timeout are 32-bit counts of ms (etcd takes up to 9e9 s; Redis PX a signed 64-bit
@@ -83,7 +91,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    fence: ClassVar[str] = "none"  # what the fence token is, e.g. "INCR counter", "none"
+    fence: ClassVar[str] = "none"  # what the fence token is, in words, e.g. "INCR counter"
+    #: Does ``Lease.fence`` carry a fence token (an int increasing per key)?
+    fenced: ClassVar[bool] = False
     #: Options a user may set with ``--opt NAME=VALUE``, with their defaults (strings).
     options: ClassVar[dict[str, str]] = {}
 
@@ -96,6 +106,11 @@ class Backend(ABC):
                 f"accepted: {accepted}"
             )
         self.opts = {**self.options, **(opts or {})}
+
+    def expiry(self) -> Expiry:
+        """How this lock's grants end on their own, with the options given (see ``Expiry``).
+        A backend that does not say is judged as if it renewed where the history cannot see."""
+        return "unknown"
 
     @abstractmethod
     def servers(self) -> ServerNeed:

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 from .base import (
     Backend,
     Endpoint,
+    Expiry,
     Lease,
     LockClient,
     LockFailed,
@@ -58,12 +59,16 @@ class EtcdBackend(Backend):
     name: ClassVar[str] = "etcd"
     description: ClassVar[str] = "etcd v3 lock API (lease + /v3/lock/lock) over the JSON gateway"
     fence: ClassVar[str] = "create revision of the lock key"
+    fenced = True
     options: ClassVar[dict[str, str]] = {"nodes": "3", "timeout_ms": "2000"}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.nodes = positive_int(self.opts, "nodes")
         self.timeout_s = positive_int(self.opts, "timeout_ms") / 1000
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return ServerNeed("etcd", self.nodes)

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from .base import (
     Backend,
     Endpoint,
+    Expiry,
     Lease,
     LockClient,
     LockFailed,
@@ -60,6 +61,7 @@ class MongoBackend(Backend):
     name: ClassVar[str] = "mongodb"
     description: ClassVar[str] = "MongoDB lease documents (conditional upsert, $$NOW expiry)"
     fence: ClassVar[str] = "$inc counter per key, taken right after winning"
+    fenced = True
     options: ClassVar[dict[str, str]] = {
         "nodes": "3",
         "w": "majority",
@@ -77,6 +79,9 @@ class MongoBackend(Backend):
             raise ValueError(
                 f"option uri={self.uri!r} is not accepted: give mongodb://HOST:PORT/..."
             )
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         # With an external server nothing needs starting (nodes=0).

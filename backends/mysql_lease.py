@@ -55,6 +55,7 @@ from pymysql.constants import CLIENT, ER
 from .base import (
     Backend,
     Endpoint,
+    Expiry,
     Lease,
     LockClient,
     LockFailed,
@@ -106,6 +107,7 @@ class MysqlLeaseBackend(Backend):
     name: ClassVar[str] = "mysql-lease"
     description: ClassVar[str] = "ShedLock's lease table on MariaDB (database clock)"
     fence: ClassVar[str] = "counter in the lock's row, set by the granting statement"
+    fenced = True
     options: ClassVar[dict[str, str]] = {
         "dbname": "lockharness",
         "user": "lockharness",
@@ -121,6 +123,9 @@ class MysqlLeaseBackend(Backend):
         self.op_timeout_s = positive_int(self.opts, "op_timeout_s")
         self.poll_s = positive_int(self.opts, "poll_ms") / 1000
         self.shedlock_unlock = boolean(self.opts, "shedlock_unlock")
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return ServerNeed("mariadb", 1)

@@ -28,7 +28,7 @@ from typing import ClassVar
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from .base import Endpoint, Lease, LockClient, LockFailed, NotAcquired, NotOwner
+from .base import Endpoint, Expiry, Lease, LockClient, LockFailed, NotAcquired, NotOwner
 from .option_values import boolean
 from .pg_session import PostgresBackendBase, Session, session_ended
 
@@ -49,6 +49,10 @@ class PostgresXactBackendBase(PostgresBackendBase):
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.xact_ttl = boolean(self.opts, "xact_ttl")
+
+    def expiry(self) -> Expiry:
+        # xact_ttl: the server's idle-in-transaction timer, restarted by each recorded statement
+        return "ttl" if self.xact_ttl else "none"
 
     def setup(self, endpoints: list[Endpoint]) -> None:
         s = self._session(endpoints)

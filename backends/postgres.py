@@ -34,7 +34,7 @@ from typing import ClassVar
 
 import psycopg
 
-from .base import Endpoint, Lease, LockClient, NotAcquired, NotOwner
+from .base import Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner
 from .option_values import boolean
 from .pg_session import PostgresBackendBase, Session, lock_id, session_ended
 
@@ -45,11 +45,16 @@ class PostgresBackend(PostgresBackendBase):
     name: ClassVar[str] = "postgres"
     description: ClassVar[str] = "PostgreSQL session advisory lock (pg_advisory_lock)"
     fence: ClassVar[str] = "sequence nextval taken right after acquiring (not tied to the lock)"
+    fenced = True
     options: ClassVar[dict[str, str]] = {"session_ttl": "false", **PostgresBackendBase.options}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.session_ttl = boolean(self.opts, "session_ttl")
+
+    def expiry(self) -> Expiry:
+        # session_ttl: the server's idle-session timer, restarted by each recorded statement
+        return "ttl" if self.session_ttl else "none"
 
     def setup(self, endpoints: list[Endpoint]) -> None:
         s = self._session(endpoints)

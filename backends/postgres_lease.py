@@ -38,7 +38,7 @@ from typing import ClassVar
 
 import psycopg
 
-from .base import Endpoint, Lease, LockClient, NotAcquired, NotOwner
+from .base import Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner
 from .pg_session import PostgresBackendBase, Session
 
 TABLE = "lockharness_leases"
@@ -67,6 +67,10 @@ class PostgresLeaseBackend(PostgresBackendBase):
     name: ClassVar[str] = "postgres-lease"
     description: ClassVar[str] = "ShedLock-style lease table in PostgreSQL (database clock)"
     fence: ClassVar[str] = "sequence nextval stored with the winning row"
+    fenced = True
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def setup(self, endpoints: list[Endpoint]) -> None:
         s = self._session(endpoints)

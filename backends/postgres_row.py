@@ -60,6 +60,7 @@ class PostgresRowBackend(PostgresXactBackendBase):
     name: ClassVar[str] = "postgres-row"
     description: ClassVar[str] = "PostgreSQL row lock (SELECT ... FOR UPDATE), released by COMMIT"
     fence: ClassVar[str] = "sequence nextval in the holding transaction"
+    fenced = True
 
     def prepare(self, conn: psycopg.Connection) -> None:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name text PRIMARY KEY)")

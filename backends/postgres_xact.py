@@ -58,6 +58,7 @@ class PostgresXactBackend(PostgresXactBackendBase):
         "PostgreSQL transaction advisory lock (pg_advisory_xact_lock), released by COMMIT"
     )
     fence: ClassVar[str] = "sequence nextval in the holding transaction"
+    fenced = True
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         return XactLockClient(self._session(endpoints), _take, self.xact_ttl)

@@ -31,6 +31,7 @@ import redis
 from .base import (
     Backend,
     Endpoint,
+    Expiry,
     Lease,
     LockClient,
     LockFailed,
@@ -125,6 +126,9 @@ class PotteryRedlockBackend(Backend):
         self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
         self.extensions = integer(self.opts, "num_extensions", 0, 10**9)
         self.persistence = choice(self.opts, "persistence", PERSISTENCE)
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", self.nodes, {"persistence": self.persistence})

@@ -30,7 +30,7 @@ import time
 
 import redis
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import boolean, choice, integer
 from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE
 
@@ -108,6 +108,10 @@ class PythonRedisLockBackend(Backend):
         self.auto_renewal = boolean(self.opts, "auto_renewal")
         self.timeout_ms = integer(self.opts, "timeout_ms", 1, 60_000)
         self.persistence = choice(self.opts, "persistence", PERSISTENCE)
+
+    def expiry(self) -> Expiry:
+        # auto_renewal extends the lease from a thread of its own, where the history cannot see
+        return "hidden" if self.auto_renewal else "ttl"
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", 1, {"persistence": self.persistence})

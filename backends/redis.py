@@ -24,7 +24,7 @@ import uuid
 
 import redis
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import choice, positive_int
 
 ACQUIRE = """
@@ -111,6 +111,7 @@ class RedisBackend(Backend):
     name = "redis"
     description = "single Redis node: SET NX PX + Lua compare-and-delete, fence by INCR"
     fence = "INCR counter, atomic with the grant"
+    fenced = True
     options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
@@ -118,6 +119,9 @@ class RedisBackend(Backend):
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
         self.timeout_ms = positive_int(self.opts, "timeout_ms")
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return self.need

@@ -14,7 +14,7 @@ from __future__ import annotations
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import positive_int
 from .redis import DEFAULT_PERSISTENCE, connect, persistence_need
 
@@ -63,6 +63,9 @@ class RedisPyBackend(Backend):
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
         self.timeout_ms = positive_int(self.opts, "timeout_ms")
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return self.need

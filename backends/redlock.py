@@ -45,7 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import boolean, choice, integer
 from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE
 from .redis import RENEW as EXTEND  # the same compare-and-delete / compare-and-pexpire
@@ -256,6 +256,9 @@ class RedlockBackend(Backend):
         self.persistence = choice(self.opts, "persistence", PERSISTENCE)
         #: For the kill nemesis: keep a killed node down longer than the TTL before restarting.
         self.delayed_restart = boolean(self.opts, "delayed_restart")
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", self.nodes, {"persistence": self.persistence})

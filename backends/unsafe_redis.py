@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from .base import Backend, Endpoint, Lease, LockClient, NotAcquired, ServerNeed
+from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, ServerNeed
 from .option_values import positive_int
 from .redis import DEFAULT_PERSISTENCE, connect, persistence_need, poll_pause
 
@@ -48,6 +48,7 @@ class UnsafeRedisBackend(Backend):
     name = "unsafe-redis"
     description = "BROKEN on purpose: GET-then-SET without NX, release without owner check"
     fence = "INCR counter, not atomic with the grant"
+    fenced = True
     options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
@@ -55,6 +56,9 @@ class UnsafeRedisBackend(Backend):
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
         self.timeout_ms = positive_int(self.opts, "timeout_ms")
+
+    def expiry(self) -> Expiry:
+        return "ttl"
 
     def servers(self) -> ServerNeed:
         return self.need

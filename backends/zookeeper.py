@@ -43,6 +43,7 @@ from kazoo.recipe.lock import Lock
 from .base import (
     Backend,
     Endpoint,
+    Expiry,
     Lease,
     LockClient,
     LockFailed,
@@ -83,6 +84,10 @@ class ZooKeeperBase(Backend):
         "connect_timeout_ms": "5000",
     }
 
+    def expiry(self) -> Expiry:
+        # the session (the lock's lease) is kept alive by kazoo's heartbeats, unrecorded
+        return "hidden"
+
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         super().__init__(opts)
         self.nodes = positive_int(self.opts, "nodes")
@@ -103,6 +108,7 @@ class ZooKeeperBackend(ZooKeeperBase):
     name: ClassVar[str] = "zookeeper"
     description: ClassVar[str] = "kazoo Lock recipe: ephemeral sequential znodes in ZooKeeper"
     fence: ClassVar[str] = "sequence number of the lock znode"
+    fenced = True
     options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {"ignore_connection_state": "false"}
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:

@@ -52,6 +52,7 @@ class ZooKeeperEphemeralBackend(ZooKeeperBase):
         "plain ephemeral znode per key (create -e, retry on NodeExists, no watch)"
     )
     fence: ClassVar[str] = "czxid of the lock znode"
+    fenced = True
     options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {
         "op_timeout_ms": "5000",
         "poll_ms": "50",

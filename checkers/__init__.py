@@ -10,6 +10,7 @@ from . import faults, fencing, jobs, mutex, perf
 from . import set as set_checker
 from .history import Op
 from .holds import Holds, extract, sort_ops
+from .model import STRICT_MODEL, LockModel
 
 Valid = bool | str | None
 
@@ -53,11 +54,15 @@ def lacks_evidence(results: dict[str, Any], reason: str) -> None:
 
 
 class History:
-    """One history as the checkers of a map see it: sorted by (time, index) once, and what
-    several checkers derive from it (the holds) computed once and shared (``derive``)."""
+    """One history as the checkers of a map see it: sorted by (time, index) once, what
+    several checkers derive from it (the holds) computed once and shared (``derive``), and the
+    lock model it is judged under (``checkers.model``)."""
 
-    def __init__(self, ops: Iterable[Op], *, presorted: bool = False) -> None:
+    def __init__(
+        self, ops: Iterable[Op], *, presorted: bool = False, model: LockModel = STRICT_MODEL
+    ) -> None:
         self.ops: list[Op] = list(ops) if presorted else sort_ops(ops)
+        self.model = model
         self._derived: dict[Callable[..., Any], Any] = {}
 
     def derive(self, fn: Callable[[list[Op]], Any]) -> Any:
@@ -74,13 +79,14 @@ CheckerMap = Mapping[str, Checker]
 NOTHING_TO_CHECK = "no acquire, release, add, read or exec op: nothing to check"
 
 
-def compose(checkers: CheckerMap) -> Callable[[Iterable[Op]], dict[str, Any]]:
+def compose(checkers: CheckerMap) -> Callable[..., dict[str, Any]]:
     """Jepsen's ``compose``: one checker from a map of named ones. Its result holds every
-    checker's result under ``checkers``, their combined ``valid``, and a summary naming those
-    that are not valid (or, when all are, the first one). An empty map is not applicable."""
+    checker's result under ``checkers``, their combined ``valid``, the lock model they judged
+    under, and a summary naming those that are not valid (or, when all are, the first one). An
+    empty map is not applicable."""
 
-    def check(ops: Iterable[Op]) -> dict[str, Any]:
-        h = History(ops)
+    def check(ops: Iterable[Op], model: LockModel = STRICT_MODEL) -> dict[str, Any]:
+        h = History(ops, model=model)
         results = {name: c(h) for name, c in checkers.items()}
         valid = combine(r["valid"] for r in results.values())
         shown = [f"{n}: {r['summary']}" for n, r in results.items() if r["valid"] is not True]
@@ -90,7 +96,7 @@ def compose(checkers: CheckerMap) -> Callable[[Iterable[Op]], dict[str, Any]]:
         if not results:
             shown = [NOTHING_TO_CHECK]
         summary = f"{verdict_word(valid)}; " + "; ".join(shown)
-        return {"valid": valid, "summary": summary, "checkers": results}
+        return {"valid": valid, "summary": summary, "model": model.name, "checkers": results}
 
     return check
 
@@ -102,7 +108,7 @@ def _holds(srt: list[Op]) -> Holds:
 def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
     """The checker map of a lock history: mutual exclusion, fencing, performance."""
     return {
-        "mutex": lambda h: mutex.check(h.ops, holds=h.derive(_holds)),
+        "mutex": lambda h: mutex.check(h.ops, holds=h.derive(_holds), model=h.model),
         "fencing": lambda h: fencing.check(
             h.ops, holds=h.derive(_holds), enforced=fencing_enforced
         ),
@@ -145,7 +151,11 @@ def checker_map(names: Iterable[str], *, fencing_enforced: bool = False) -> dict
 
 
 def check_all(
-    ops: Iterable[Op], *, fencing_enforced: bool = False, names: list[str] | None = None
+    ops: Iterable[Op],
+    *,
+    fencing_enforced: bool = False,
+    names: list[str] | None = None,
+    model: LockModel = STRICT_MODEL,
 ) -> dict[str, Any]:
     """Run the checkers a history calls for (or ``names``) over it (sorted and swept once).
 
@@ -153,7 +163,7 @@ def check_all(
     """
     ops = list(ops)
     names = select(ops) if names is None else names
-    return compose(checker_map(names, fencing_enforced=fencing_enforced))(ops)
+    return compose(checker_map(names, fencing_enforced=fencing_enforced))(ops, model)
 
 
 __all__ = [
@@ -161,6 +171,7 @@ __all__ = [
     "Checker",
     "CheckerMap",
     "History",
+    "LockModel",
     "check_all",
     "checker_map",
     "combine",

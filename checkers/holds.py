@@ -43,11 +43,14 @@ from .pairing import ANOMALIES, Paired, iter_pairs
 
 ACQUIRE = "acquire"
 RELEASE = "release"
-LOCK_FS = frozenset((ACQUIRE, RELEASE))
+RENEW = "renew"
+LOCK_FS = frozenset((ACQUIRE, RELEASE, RENEW))
 NEVER = sys.maxsize  # END of a hold that never ended
 
 # A hold is a plain list (fast to build by the million); these name its slots.
-KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE = range(9)
+# RENEWED: the invocation position of the hold's latest ok renew (-1: none), which extends the
+# earliest moment its lease can run out (checkers.model).
+KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE, RENEWED = range(10)
 
 _index = attrgetter("index")
 _time = attrgetter("time")
@@ -100,9 +103,15 @@ def _extract(srt: list[Op]) -> Holds:
     # Completions in the order the sweep settles them; ok acquires and ok releases (nearly all
     # of them) are handled first and inline.
     for p, f, key, t, inv, pos in iter_pairs(srt, LOCK_FS, anomalies):
+        if f == RENEW:  # only an ok renew of a hold not yet let go extends its lease
+            if t == "ok":
+                h = last.get((p, key))
+                if h is not None and h[REL] is None and h[REL_INV] < 0:
+                    h[RENEWED] = inv
+            continue
         if t == "ok":
             if f == ACQUIRE:
-                h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1]
+                h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1, -1]
                 holds.append(h)
                 lst = by_key.get(key)
                 if lst is None:

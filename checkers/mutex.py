@@ -19,6 +19,19 @@ the first holder invoked its release (or it never did): both clients then acted 
 once (a paused holder that wakes and writes). Otherwise the lock was taken only after its holder
 had let go, yet before any release took effect (Jepsen's etcd case): still a violation of the
 mutex model, but no two clients acted at once. ``revoked_while_acting`` counts the former.
+
+That is the ``strict`` model. Under the ``lease`` model (``checkers.model``) a grant to another
+client while an earlier hold was not certainly released is judged by what its holder was doing
+and what its lease allowed:
+
+- the new grant returned before the earlier holder invoked its release: two holders at once,
+  ``overlap`` or ``revoked-while-held`` (always ``while_acting``), as above;
+- ``early-grant``: the earlier holder had stopped acting, but its lease could not yet have run
+  out (no TTL; or the new grant returned before the earlier acquire's invocation plus the TTL,
+  extended by its recorded ``ok`` renewals): a server that forgot the grant, a clock jump, a
+  failover that lost it;
+- otherwise a *lapse*: the lease ran out after its holder stopped acting without a successful
+  release (``lapse_count``, with examples in ``lapses``): a lease doing its job, no violation.
 """
 
 from __future__ import annotations
@@ -28,10 +41,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from .history import Op
-from .holds import END, PROC, REL, REL_INV, START, Holds, extract, hold_dict, hold_positions
+from .holds import (
+    ACQ_INV,
+    END,
+    PROC,
+    REL,
+    REL_INV,
+    RENEWED,
+    START,
+    Holds,
+    extract,
+    hold_dict,
+    hold_positions,
+)
+from .model import STRICT, STRICT_MODEL, LockModel
 
 NAME = "mutex"
 MAX_VIOLATIONS = 100
+MAX_LAPSES = 20
+EARLY = "early-grant"
 
 
 def _ops_around(positions: Iterable[int], ops: list[Op]) -> list[dict[str, Any]]:
@@ -46,15 +74,12 @@ def _while_acting(a: list[Any], b: list[Any]) -> bool:
     return a[REL_INV] < 0 or b[START] < a[REL_INV]
 
 
-def check(
-    ops: Iterable[Op], *, max_holds: int = 20000, holds: Holds | None = None, **_: Any
-) -> dict[str, Any]:
-    """Check mutual exclusion per key. ``holds`` may pass an ``extract`` result to reuse."""
-    hs = holds if holds is not None else extract(ops)
-    srt = hs.ops
-    found: list[tuple[str, Any, list[Any], list[Any] | None, list[int]]] = []
-    kinds: Counter[str] = Counter()
-    bad_keys: set[Any] = set()
+Found = list[tuple[str, Any, list[Any], list[Any] | None, list[int]]]
+
+
+def _strict(hs: Holds, found: Found, kinds: Counter[str], bad_keys: set[Any]) -> int:
+    """The strict sweep: adjacent holds by start. Returns how many revoked holds' holders went
+    on acting."""
     acting = 0  # revoked-while-held with both acting as holder at once
     for key, lst in hs.by_key.items():
         for i in range(len(lst) - 1):
@@ -68,6 +93,90 @@ def check(
                 bad_keys.add(key)
                 if len(found) < MAX_VIOLATIONS:
                     found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
+    return acting
+
+
+def _lease(
+    hs: Holds,
+    lease_ns: int | None,
+    found: Found,
+    kinds: Counter[str],
+    bad_keys: set[Any],
+    lapses: list[tuple[list[Any], list[Any]]],
+) -> tuple[int, int]:
+    """The lease sweep: each hold against the earlier holds of its key still in force (a short
+    list: a hold leaves it once it certainly ended, lapsed, passed to its own holder's next
+    grant, or was broken into). Returns (revoked holds whose holder went on acting, lapses)."""
+    srt = hs.ops
+    acting = nlapses = 0
+    for key, lst in hs.by_key.items():
+        live: list[list[Any]] = []
+        for b in lst:
+            s = b[START]
+            t_b = srt[s].time
+            keep: list[list[Any]] = []
+            for a in live:
+                if a[REL] in ENDED_BY:  # certainly or possibly released at its invocation
+                    if s >= a[END]:
+                        continue
+                    if a[PROC] == b[PROC]:
+                        keep.append(a)
+                        continue
+                    kind = "overlap"
+                else:
+                    stopped = 0 <= a[REL_INV] <= s  # its holder invoked release before b's ok
+                    if a[PROC] == b[PROC]:
+                        if not stopped:
+                            keep.append(a)
+                        continue  # given again to its own holder: ownership goes on in b
+                    if not stopped:
+                        kind = "revoked-while-held"
+                    elif lease_ns is None or t_b < _lease_start(a, srt) + lease_ns:
+                        kind = EARLY
+                    else:  # the lease ran out after its holder let go: no violation
+                        nlapses += 1
+                        if len(lapses) < MAX_LAPSES:
+                            lapses.append((a, b))
+                        continue
+                kinds[kind] += 1
+                acting += kind == "revoked-while-held"
+                bad_keys.add(key)
+                if len(found) < MAX_VIOLATIONS:
+                    found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
+            keep.append(b)
+            live = keep
+    return acting, nlapses
+
+
+def _lease_start(a: list[Any], srt: list[Op]) -> int:
+    """When the lease of hold ``a`` began its last term: its acquire's invocation (0 when the
+    invocation is unknown: the grant may have come at any time before) or its latest ok renew's
+    invocation."""
+    start = a[RENEWED] if a[RENEWED] >= 0 else a[ACQ_INV]
+    return srt[start].time if start >= 0 else 0
+
+
+def check(
+    ops: Iterable[Op],
+    *,
+    max_holds: int = 20000,
+    holds: Holds | None = None,
+    model: LockModel = STRICT_MODEL,
+    **_: Any,
+) -> dict[str, Any]:
+    """Check mutual exclusion per key under ``model`` (strict by default: a bare history with
+    no TTL known). ``holds`` may pass an ``extract`` result to reuse."""
+    hs = holds if holds is not None else extract(ops)
+    srt = hs.ops
+    found: Found = []
+    kinds: Counter[str] = Counter()
+    bad_keys: set[Any] = set()
+    lapses: list[tuple[list[Any], list[Any]]] = []
+    nlapses = 0
+    if model.name == STRICT:
+        acting = _strict(hs, found, kinds, bad_keys)
+    else:
+        acting, nlapses = _lease(hs, model.lease_ns, found, kinds, bad_keys, lapses)
     for key, _p, inv, pos, cur in hs.bad_releases:
         kinds["release-by-non-owner"] += 1
         bad_keys.add(key)
@@ -96,6 +205,11 @@ def check(
             f"no violation: {len(hs.holds)} holds on {nkeys} key{'s' * (nkeys != 1)} "
             "were disjoint, every release by its owner"
         )
+    if nlapses:
+        summary += (
+            f"; {nlapses} lease{'s' * (nlapses != 1)} lapsed (ran out after the holder had "
+            "stopped, its release refused or never taking effect): not a violation"
+        )
     return {
         "checker": NAME,
         "valid": count == 0,
@@ -108,6 +222,14 @@ def check(
         "violation_kinds": dict(kinds),
         "revoked_while_acting": acting,
         "violations": violations,
+        "model": model.name,
+        "lock": model.to_dict(),
+        "lapse_count": nlapses,
+        "lapses": [
+            {"key": a[0], "first": hold_dict(a, srt), "second": hold_dict(b, srt)}
+            for a, b in lapses
+        ],
+        "no_lapse_because": model.why_no_lapse(),
         "notes": list(hs.notes),
     }
 

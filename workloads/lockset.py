@@ -117,7 +117,7 @@ class LockSetWorkload(Workload):
                 self.store_name,
                 self.opts["write"],
                 backend_name,
-                backend.fence != "none",
+                backend.fenced,
                 self.on_lock_cluster,
             )
         except ValueError as e:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..run.config import RunConfig
@@ -19,7 +18,7 @@ from .errors import (
     os_error_text,
     say_error,
 )
-from .output import err, out, print_non_durable, print_verdict
+from .output import err, out, print_non_durable, print_verdict, say
 
 
 def _workload_flags(fn):
@@ -163,6 +162,14 @@ WFLAG = "wflag_"
     help="Docker or compose runtime: the /run/netns namespace the engine's containers listen in.",
 )
 @click.option(
+    "--model",
+    type=click.Choice(["lease", "strict"]),
+    default="lease",
+    show_default=True,
+    help="Lock model: lease (a lease that ran out after its holder stopped is a lapse, not a "
+    "violation) or strict (any grant before a release took effect is one).",
+)
+@click.option(
     "--keep-data",
     is_flag=True,
     help="Keep the servers' data dirs after the run (removed by default; logs are kept).",
@@ -200,6 +207,7 @@ def run(
     docker_host,
     docker_netns,
     keep_data,
+    model,
     junit,
     **wflags,
 ) -> None:
@@ -250,20 +258,22 @@ def run(
         images=parse_pairs(image_opts, "--image"),
         docker_host=docker_host,
         docker_netns=docker_netns,
+        model=model,
     )
     prepare(cfg)  # bad input fails before anything starts
     for line in containers.notices(cfg):
-        err.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+        say(line, style="yellow", to=err, soft_wrap=True)
     if junit:
         check_writable_file(junit, "--junit-xml", "junit.xml")
-    out.print(
-        f"[bold]{backend}[/] / {workload} / nemesis {cfg.nemesis_label}: "
-        f"{concurrency} clients, {keys} keys, {time_limit:g} s"
+    say(
+        (backend, "bold"),
+        f" / {workload} / nemesis {cfg.nemesis_label}: "
+        f"{concurrency} clients, {keys} keys, {time_limit:g} s",
     )
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.fields[ops]}"),
+        TextColumn("{task.fields[ops]}", markup=False),  # a workload's label is text
         TimeRemainingColumn(),
         console=err,
         transient=False,
@@ -286,10 +296,10 @@ def run(
     print_verdict(result.results)
     print_non_durable(result.config)
     if result.interrupted:
-        out.print("[yellow]interrupted: the history was checked as far as it was recorded[/]")
-    out.print(f"run:    {result.run_dir}")
+        say("interrupted: the history was checked as far as it was recorded", style="yellow")
+    say("run:    ", str(result.run_dir))
     if result.report:
-        out.print(f"report: {result.report}")
+        say("report: ", str(result.report))
     if junit:
         from ..exports.junit import write_junit
 
@@ -298,5 +308,5 @@ def run(
         except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
             say_error(f"--junit-xml: {os_error_text(e)}")
             sys.exit(1 if result.exit_code == 1 else 2)
-        out.print(f"junit:  {junit}")
+        say("junit:  ", junit)
     sys.exit(result.exit_code)

@@ -13,14 +13,20 @@ from rich.table import Table
 from ..run import store
 from .app import main
 from .errors import UserError, friendly
-from .output import err, out, print_verdict, verdict_text
+from .output import cell, echo, err, out, print_verdict, say, verdict_text
 
 
 @main.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option(
+    "--model",
+    type=click.Choice(["lease", "strict"]),
+    default=None,
+    help="Lock model to judge under (default: the run's own; strict for a bare history).",
+)
 @friendly
-def check(path, as_json) -> None:
+def check(path, as_json, model) -> None:
     """Re-run the checkers on a stored run, or on a bare history.jsonl from any tool.
 
     \b
@@ -44,11 +50,11 @@ def check(path, as_json) -> None:
                 f"{path}: neither {store.HISTORY} nor {store.CONFIG} here "
                 "(give a run directory or history.jsonl)"
             )
-        res = recheck(p.resolve())
+        res = recheck(p.resolve(), model=model)
     else:
-        res = check_history(p)
+        res = check_history(p, model=model)
     if as_json:
-        click.echo(json.dumps(res, indent=2, default=str))
+        echo(json.dumps(res, indent=2, default=str))  # exact; a reader that leaves is no error
     else:
         print_verdict(res)
     sys.exit(exit_code(res["valid"]))
@@ -71,7 +77,7 @@ def report(run_dir) -> None:
         raise UserError(f"{run_dir}: no {store.RESULTS} (run `harness check {run_dir}` first)")
     from reports.render import render_run
 
-    out.print(f"report: {render_run(d.resolve())}")
+    say("report: ", str(render_run(d.resolve())))
 
 
 @main.command("list")
@@ -88,27 +94,27 @@ def list_runs(store_dir) -> None:
 
     runs = store.runs(Path(store_dir))
     if not runs:
-        out.print(f"no runs in {store_dir}")
+        say(f"no runs in {store_dir}")
         return
     t = Table("run", "backend", "nemesis", "verdict", "summary")
     for d in runs:
         cfg = read_or_empty(d / store.CONFIG)
         res = read_or_empty(d / store.RESULTS)
-        verdict = verdict_text(res.get("valid")) if res else "[yellow]not checked[/]"
+        verdict = verdict_text(res.get("valid")) if res else cell("not checked", "yellow")
         summary = res.get("summary", "")
         if cfg.get("failed"):
-            verdict, summary = "[red]failed[/]", str(cfg["failed"])[:160]
+            verdict, summary = cell("failed", "red"), str(cfg["failed"])[:160]
         elif not cfg:
             summary = f"{store.CONFIG} unreadable"
         elif not res and "duration_s" not in cfg:
-            verdict = "[yellow]unfinished[/]"
+            verdict = cell("unfinished", "yellow")
             summary = f"no duration in {store.CONFIG}: still running, or killed"
-        t.add_row(
-            str(d),
-            cfg.get("backend", "?"),
-            nemesis_label(cfg.get("nemesis")),
+        t.add_row(  # literal cells: a run's summary or error may hold "[/]"
+            cell(d),
+            cell(cfg.get("backend", "?")),
+            cell(nemesis_label(cfg.get("nemesis"))),
             verdict,
-            summary,
+            cell(summary),
         )
     out.print(t)
 
@@ -142,11 +148,13 @@ def export(run_dir, fmt) -> None:
     got = read(src)
     dest = src.with_suffix(".edn")
     dest.write_text(to_edn(got.ops))
-    out.print(f"wrote {dest} ({len(got.ops)} ops)")
+    say(f"wrote {dest} ({len(got.ops)} ops)")
     if got.partial:
-        err.print(
-            f"[yellow]partial: {len(got.problems)} unreadable line(s); first: {got.problems[0]}[/]",
-            highlight=False,
+        say(
+            f"partial: {len(got.problems)} unreadable line(s); first: ",
+            str(got.problems[0]),
+            style="yellow",
+            to=err,
         )
 
 
@@ -171,10 +179,10 @@ def serve(store_dir, port, host) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     h, p = server.server_address[:2]
     where = f"[{h}]" if ":" in h else h
-    out.print(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
+    say(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        out.print("stopped")
+        say("stopped")
     finally:
         server.server_close()

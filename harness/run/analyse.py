@@ -14,10 +14,12 @@ from typing import Any
 
 from checkers import CheckerMap, checker_map, compose, faults, lacks_evidence, select
 from checkers.history import ReadResult, read
+from checkers.model import STRICT_MODEL, LockModel
 from workloads import registry as workload_registry
 from workloads.base import Workload
 
 from . import store
+from .lock_model import stored_model
 
 DEFAULT_WORKLOAD = "mutex"  # a stored run's config.json without a workload name
 ACCEPTED = "a history is JSON Lines: one object per line with process, type and f"
@@ -30,11 +32,12 @@ def analyse(
     config: Mapping[str, Any] | None = None,
     interrupted: bool = False,
     problems: list[str] | None = None,
+    model: LockModel = STRICT_MODEL,
 ) -> dict[str, Any]:
     """Run a checker map (a workload's) over the history. ``config`` is the run's (nemesis,
     interval, time limit: a run that asked for faults and got none proves less); ``problems``
     are the run's own (a failed final phase)."""
-    results = compose(checkers)(got.ops)
+    results = compose(checkers)(got.ops, model)
     results["ops_read"] = len(got.ops)
     results["faults"] = faults.count(got.ops)
     load_s = max((op.time for op in got.ops), default=0) / 1e9
@@ -114,13 +117,17 @@ def checkers_for(config: Mapping[str, Any] | None, got: ReadResult) -> CheckerMa
     return checker_map(select(got.ops))
 
 
-def check_history(path: Path, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def check_history(
+    path: Path, config: Mapping[str, Any] | None = None, model: str | None = None
+) -> dict[str, Any]:
     """Check one history file (a run's, or a bare one from any tool)."""
     got = read(path)
-    return analyse(checkers_for(config, got), got, config=config)
+    return analyse(
+        checkers_for(config, got), got, config=config, model=stored_model(config, model)
+    )
 
 
-def recheck(run_dir: Path, *, render: bool = True) -> dict[str, Any]:
+def recheck(run_dir: Path, *, render: bool = True, model: str | None = None) -> dict[str, Any]:
     """``harness check`` of a stored run: judge its history again, rewrite ``results.json``
     (and ``report.html``)."""
     p = run_dir / store.CONFIG
@@ -131,7 +138,13 @@ def recheck(run_dir: Path, *, render: bool = True) -> dict[str, Any]:
     if not got.ops and not got.problems and (interrupted or not history.exists()):
         results = nothing_recorded(interrupted)
     else:
-        results = analyse(checkers_for(config, got), got, config=config, interrupted=interrupted)
+        results = analyse(
+            checkers_for(config, got),
+            got,
+            config=config,
+            interrupted=interrupted,
+            model=stored_model(config, model),
+        )
     run_outcome(results, config)
     store.write_json(run_dir / store.RESULTS, results)
     if render:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers.history import nemesis_label
+from checkers.model import MODELS
 
 # MAX_KEYS: the protected resource keeps 8 bytes a key in shared memory and clients name keys on
 # demand; a million keys runs. (Bounds of a workload's own options are declared with them.)
@@ -46,6 +47,7 @@ class RunConfig:
     docker_host: str | None = None  # private, a URL, or None: DOCKER_HOST / the default socket
     docker_netns: str | None = None  # a /run/netns name the engine's containers listen in
     compose_project: str = "lockharness"  # compose runtime: the project whose servers are used
+    model: str = "lease"  # the lock model the history is judged under: lease or strict
 
     @property
     def nemesis_label(self) -> str:
@@ -83,6 +85,10 @@ class RunConfig:
                 "--docker-host and --docker-netns need --runtime docker or compose",
             ),
             (bool(self.compose_project.strip()), "--compose-project needs a project name"),
+            (
+                self.model in MODELS,
+                f"--model is {' or '.join(MODELS)} (got {self.model})",
+            ),
             (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
         ]
         for ok, msg in checks:

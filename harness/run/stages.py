@@ -34,6 +34,7 @@ from backends import registry
 from backends.base import Backend, Endpoint, ServerNeed
 from checkers import exit_code
 from checkers.history import ReadResult, parse_lines
+from checkers.model import STRICT_MODEL, LockModel
 from harness import __version__
 from harness.nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
 from harness.nemesis.schedule import Schedule
@@ -48,6 +49,7 @@ from workloads.base import STATUS_FIELDS, ClientContext, FinalContext, SetupCont
 from . import store
 from .analyse import analyse, nothing_recorded
 from .config import RunConfig
+from .lock_model import run_model
 from .recorder import HistoryPump, HistoryWriter, Recorder, make_pipe
 from .workers import StopFlag, context
 
@@ -168,6 +170,7 @@ class Plan:
     workload: Workload
     nemeses: list[type[Nemesis]]
     use_ns: bool  # run inside a private network namespace
+    model: LockModel = STRICT_MODEL  # what the history is judged under (checkers/model.py)
 
 
 def prepare(cfg: RunConfig) -> Plan:
@@ -188,7 +191,7 @@ def prepare(cfg: RunConfig) -> Plan:
         from . import containers
 
         containers.check(cfg, [need, *extra.values()])
-        return Plan(cfg, backend, workload, classes, False)
+        return Plan(cfg, backend, workload, classes, False, run_model(cfg.model, backend, workload))
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
     for xneed in extra.values():
@@ -203,7 +206,7 @@ def prepare(cfg: RunConfig) -> Plan:
         )
     # A real Toxiproxy lives in the host's namespace: so must the run.
     use_ns = can_ns and cfg.netns != "off" and not cfg.toxiproxy
-    return Plan(cfg, backend, workload, classes, use_ns)
+    return Plan(cfg, backend, workload, classes, use_ns, run_model(cfg.model, backend, workload))
 
 
 # -- execute ---------------------------------------------------------------------------------
@@ -241,6 +244,7 @@ def execute(
         "started_at": datetime.now(UTC).isoformat(),
         "harness_version": __version__,
         "backend_fence": backend.fence,
+        "lock": {"fenced": backend.fenced, **plan.model.to_dict()},
         "netns": use_ns,
         # What a process kill can cost the servers (see harness/runtime/durability.py).
         "non_durable": [x for x in notices if x],
@@ -523,6 +527,7 @@ def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> 
             config=ex.config,
             interrupted=ex.interrupted,
             problems=ex.problems,
+            model=plan.model,
         )
         store.write_json(ex.run_dir / store.RESULTS, results)
         report = render(ex, results, got) if cfg.render_report else None
