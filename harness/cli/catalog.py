@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .app import main
 from .errors import friendly
-from .output import out
+from .output import cell, line, out, say
 
 
 @main.command()
@@ -28,16 +28,19 @@ def backends() -> None:
             cls = backend_class(name)
             need = cls().servers()
         except Exception as e:  # a third-party plugin that fails to load still gets a row
-            t.add_row(name, "?", "?", f"[red]no[/]: {e}", "")
+            t.add_row(cell(name), "?", "?", line(("no", "red"), f": {e}"), "")
             continue
         try:
             server_kind(need.kind).find_binary()
-            avail = "[green]yes[/]"
+            avail = cell("yes", "green")
         except MissingBinary as e:
-            avail = f"[red]no[/]: {e}"
+            avail = line(("no", "red"), f": {e}")
         except Exception as e:
-            avail = f"[red]no[/]: {e}"
-        t.add_row(name, f"{need.kind} x{need.nodes}", cls.fence, avail, cls.description)
+            avail = line(("no", "red"), f": {e}")
+        t.add_row(  # literal cells: a plugin's words or an error are not markup
+            cell(name), cell(f"{need.kind} x{need.nodes}"), cell(cls.fence), avail,
+            cell(cls.description),
+        )  # fmt: skip
     out.print(t)
 
 
@@ -68,17 +71,17 @@ def doctor(clean, docker_host) -> None:
     for name in KINDS:
         try:
             path = server_kind(name).find_binary()
-            t.add_row(name, f"[green]found[/] {path}", "")
+            t.add_row(name, line(("found", "green"), f" {path}"), "")
         except MissingBinary as e:
-            t.add_row(name, "[red]missing[/]", str(e))
+            t.add_row(name, cell("missing", "red"), cell(e))
         except Exception as e:
-            t.add_row(name, "[red]unavailable[/]", str(e))
+            t.add_row(name, cell("unavailable", "red"), cell(e))
     from ..net import netns
 
     ns_ok, why = netns.available()
     t.add_row(
         "private network namespace",
-        "[green]yes[/]" if ns_ok else f"[yellow]no[/]: {why}",
+        cell("yes", "green") if ns_ok else line(("no", "yellow"), f": {why}"),
         ""
         if ns_ok
         else "without it runs share the host's loopback, and partition cuts only "
@@ -87,12 +90,12 @@ def doctor(clean, docker_host) -> None:
     )
     for tool in ("ip", "iptables"):
         try:
-            t.add_row(tool, f"[green]found[/] {netns.tool(tool)}", "")
+            t.add_row(tool, line(("found", "green"), f" {netns.tool(tool)}"), "")
         except OSError as e:
-            t.add_row(tool, "[red]missing[/]", str(e))
+            t.add_row(tool, cell("missing", "red"), cell(e))
     t.add_row(
         "gcc (clock shim)",
-        "[green]found[/]" if shutil.which("gcc") else "[red]missing[/]",
+        cell("found", "green") if shutil.which("gcc") else cell("missing", "red"),
         "" if shutil.which("gcc") else "apt-get install -y gcc",
     )
     from ..containers import engine as docker_engine
@@ -100,14 +103,14 @@ def doctor(clean, docker_host) -> None:
     ok, why = docker_engine.available()
     t.add_row(
         "docker runtime (private engine)",
-        "[green]yes[/]" if ok else f"[yellow]no[/]: {why}",
+        cell("yes", "green") if ok else line(("no", "yellow"), f": {why}"),
         "" if ok else "--runtime docker then needs an engine of yours (--docker-host URL)",
     )
     stale = docker_engine.stale_engines()
     if stale:
         t.add_row(
             "leftovers",
-            f"[yellow]{len(stale)} private engine(s) of dead runs[/]",
+            cell(f"{len(stale)} private engine(s) of dead runs", "yellow"),
             "harness doctor --clean",
         )
     out.print(t)
@@ -125,9 +128,9 @@ def _clean(docker_host: str | None) -> None:
             done += [f"container {c}" for c in docker_engine.remove_leftovers(client)]
         finally:
             client.close()
-    for line in done:
-        out.print(f"removed {line}", highlight=False)
-    out.print(f"clean: {len(done)} thing(s) removed" if done else "clean: nothing left behind")
+    for thing in done:
+        say(f"removed {thing}")
+    say(f"clean: {len(done)} thing(s) removed" if done else "clean: nothing left behind")
 
 
 @main.command()
@@ -144,7 +147,7 @@ def nemeses() -> None:
             )
             or "-"
         )
-        t.add_row(name, cls.description, opts)
+        t.add_row(cell(name), cell(cls.description), cell(opts))
     out.print(t)
 
 
@@ -154,16 +157,17 @@ def workloads() -> None:
     """List every workload with a description and its options (--workload-opt, or the flag)."""
     from workloads import registry as workload_registry
 
-    t = Table("workload", "what clients do", "options (NAME [flag]: default: meaning)")
+    # A header is markup too: "[flag]" would vanish as a tag.
+    t = Table("workload", "what clients do", cell("options (NAME [flag]: default: meaning)"))
     for name in workload_registry.names():
         try:
             cls = workload_registry.workload_class(name)
         except Exception as e:  # a third-party plugin that fails to load still gets a row
-            t.add_row(name, f"[red]cannot load[/]: {e}", "")
+            t.add_row(cell(name), line(("cannot load", "red"), f": {e}"), "")
             continue
         opts = "\n".join(
             f"{k}{f' [{o.flag}]' if o.flag else ''}: {o.default}: {o.help}"
             for k, o in cls.options.items()
         )
-        t.add_row(name, cls.description, opts or "-")
+        t.add_row(cell(name), cell(cls.description), cell(opts or "-"))
     out.print(t)

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from ..run import store
 from .app import main
 from .errors import UserError, check_writable_file, friendly
-from .output import out
+from .output import say
 
 
 @main.command()
@@ -208,9 +207,9 @@ def compare(
     except PublishError as e:
         raise UserError(str(e)) from None
     _print_cells(doc)
-    out.print(f"comparison: {page}")
+    say("comparison: ", str(page))
     if junit:
-        out.print(f"junit:  {junit}")
+        say("junit:  ", junit)
     worst = doc["exit_code"]
     if interrupted and worst == 0:
         worst = 2  # the campaign did not finish: not everything it claims was shown
@@ -240,8 +239,9 @@ def _print_cells(doc: dict) -> None:
 
 
 def _say(line: str) -> None:
-    """One line of a campaign's progress, as is (option lists like [a=b] are not markup)."""
-    out.print(escape(line), highlight=False, soft_wrap=True)
+    """One line of a campaign's progress, as is (option lists like [a=b], a server's error are
+    not markup)."""
+    say(line, soft_wrap=True)
 
 
 def _print_plan(campaign, store_path: Path, shard: str | None) -> None:
@@ -258,10 +258,9 @@ def _print_plan(campaign, store_path: Path, shard: str | None) -> None:
     for r in todo:
         cfg = run_config(r.cell, campaign.run, r.seed, r.store(store_path))
         _say(shown_command(run_argv(cfg)))
-    out.print(
+    say(
         f"campaign {campaign.fingerprint} (seed {campaign.campaign_seed}): {len(checks)} cells, "
-        f"{len(todo)} runs to do in this shard ({i}/{n}); nothing was run",
-        highlight=False,
+        f"{len(todo)} runs to do in this shard ({i}/{n}); nothing was run"
     )
 
 

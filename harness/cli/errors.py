@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.markup import escape
 
-from .output import err
+from .output import err, guard_streams, say
 
 
 class UserError(Exception):
@@ -22,8 +21,8 @@ class UserError(Exception):
 
 
 def say_error(msg: str) -> None:
-    line = escape(" ".join(msg.split()))  # one line; a path like /tmp/[x] is text, not markup
-    err.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+    # One line; literal text: a path like /tmp/[x] or a server's "[errno 111]" is not markup.
+    say(("error:", "red"), " ", " ".join(msg.split()), to=err, soft_wrap=True)
 
 
 def fail(msg: str) -> NoReturn:
@@ -101,7 +100,12 @@ def friendly(fn):
 
 
 class HarnessGroup(click.Group):
-    """Every command, with or without @friendly, ends in one line and exit 2 on a failure."""
+    """Every command, with or without @friendly, ends in one line and exit 2 on a failure; a
+    reader that leaves (``| head``, ``| grep -q``) never changes the exit code."""
+
+    def main(self, *args, **kwargs):
+        guard_streams()  # before Click's own output too: --help | true is still exit 0
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         return friendly(super().invoke)(ctx)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .app import main
 from .errors import UserError, friendly
-from .output import err, out
+from .output import cell, err, out, say
 
 
 @main.group()
@@ -59,7 +59,7 @@ def images_build(kinds, suite, docker_host) -> None:
 
         client = docker.DockerClient(base_url=docker_host, timeout=300)
         try:
-            out.print(img.toxiproxy_image(client), highlight=False)
+            say(str(img.toxiproxy_image(client)))
         finally:
             client.close()
         kinds = tuple(k for k in kinds if k != "toxiproxy")
@@ -81,8 +81,8 @@ def images_build(kinds, suite, docker_host) -> None:
     if os.geteuid() != 0:
         raise UserError("harness images build needs root (debootstrap and chroot)")
     for k, s in chosen:
-        path = img.build(k, s, say=lambda x: err.print(x, highlight=False, soft_wrap=True))
-        out.print(f"{img.tag_for(k, s)}: {path}", highlight=False, soft_wrap=True)
+        path = img.build(k, s, say=lambda x: say(str(x), to=err, soft_wrap=True))
+        say(f"{img.tag_for(k, s)}: {path}", soft_wrap=True)
         if docker_host:
             import docker
 
@@ -100,5 +100,6 @@ def images_list() -> None:
 
     t = Table("image", "packages", "file")
     for m in img.built():
-        t.add_row(m["tag"], ", ".join(f"{k} {v}" for k, v in m["packages"].items()), m["file"])
+        packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        t.add_row(cell(m["tag"]), cell(packages), cell(m["file"]))
     out.print(t)

@@ -1,49 +1,154 @@
-"""What the command line prints: verdicts, results, warnings."""
+"""What the command line prints: verdicts, results, warnings.
+
+Two rules keep the exit code the verdict's (0 valid, 1 invalid, 2 unknown or error):
+
+- Nothing from a history, a server, a file name or an error is read as terminal markup: such
+  text goes in as rich ``Text`` (``say``, ``line``, ``cell``), never inside a markup string, so
+  ``[/]`` cannot raise and ``[errno 111]`` cannot vanish.
+- A reader that goes away (``| head -n 1``, ``| grep -q``) ends what is printed, not the
+  command: the stream is then pointed at /dev/null (as the Python docs advise on SIGPIPE), so
+  the run goes on, later prints and the interpreter's flush at exit succeed, and the exit code
+  stays the verdict's.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.markup import escape
+import os
+import sys
+from typing import Any, TextIO
 
-out = Console()
-err = Console(stderr=True)
+from rich.console import Console
+from rich.text import Text
+
 STYLE = {"valid": "bold green", "invalid": "bold red"}
 
+Part = str | Text | tuple[str, str]
 
-def verdict_text(valid) -> str:
+
+def _to_devnull(stream: Any) -> None:
+    """Point a stream whose reader left at /dev/null; what it still buffers goes there too."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file descriptor (a test's capture): nothing reads it anyway
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class _PipeGuard:
+    """sys.stdout or sys.stderr, whose reader may leave: a broken pipe silences the stream
+    instead of raising, for every writer (rich, Click's help, the flush at exit)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        try:
+            return self._stream.write(s)
+        except BrokenPipeError:
+            self._gone()
+            return len(s)
+
+    def writelines(self, lines) -> None:
+        for s in lines:
+            self.write(s)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        _to_devnull(self._stream)
+        try:
+            self._stream.flush()  # what was buffered for the reader goes to /dev/null
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_streams() -> None:
+    """Wrap sys.stdout and sys.stderr once (the consoles below write to whatever they are)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _PipeGuard):
+            setattr(sys, name, _PipeGuard(stream))
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's default exits 1 ("unsafe") and silences stdout even for stderr: silence this
+        console's own stream and go on (reached only when ``guard_streams`` was not called)."""
+        self.quiet = True
+        _to_devnull(self.file)
+
+
+# No emoji codes: ":x:" in an error text or a path stays as it is.
+out = _Console(emoji=False)
+err = _Console(stderr=True, emoji=False)
+
+
+def line(*parts: Part, style: str = "") -> Text:
+    """One line from pieces never read as markup: a str is literal, (str, style) is styled."""
+    return Text.assemble(*parts, style=style)
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A table cell that is literal text (a str cell would be read as markup)."""
+    return Text(str(value), style=style)
+
+
+def say(*parts: Part, style: str = "", to: Console | None = None, soft_wrap: bool = False) -> None:
+    """Print one line of literal pieces (see ``line``) on stdout, or on ``to``."""
+    (to or out).print(line(*parts, style=style), soft_wrap=soft_wrap)
+
+
+def echo(s: str) -> None:
+    """Write text exactly as it is (JSON for a pipe), with its newline."""
+    sys.stdout.write(s + "\n")
+    sys.stdout.flush()
+
+
+def verdict_text(valid) -> Text:
     """A verdict in colour: the checkers' words (VALID, INVALID; anything else UNKNOWN)."""
     from checkers import verdict_word
 
     word = verdict_word(valid)
     word = word if word in STYLE else "unknown"
-    return f"[{STYLE.get(word, 'bold yellow')}]{word.upper()}[/]"
+    return Text(word.upper(), style=STYLE.get(word, "bold yellow"))
 
 
 def print_non_durable(config: dict) -> None:
     from reports.view import non_durable
 
-    for line in non_durable(config):
+    for msg in non_durable(config):
         # Unwrapped: the line is meant to be found (grep) as one line.
-        out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+        say(msg, style="yellow", soft_wrap=True)
 
 
 def print_verdict(results: dict) -> None:
     v = results.get("valid")
-    out.print(f"verdict: {verdict_text(v)}  {results.get('summary', '')}", highlight=False)
+    say("verdict: ", verdict_text(v), "  ", str(results.get("summary", "")))
     for name, r in results.get("checkers", {}).items():
-        out.print(f"  {name:8} {r.get('summary', '')}", highlight=False)
+        say(f"  {name:8} ", str(r.get("summary", "")))
     if results.get("faults"):
         from checkers.faults import text
 
-        out.print(f"  {'faults':8} {text(results['faults'])}", highlight=False)
+        say(f"  {'faults':8} ", text(results["faults"]))
     if v is False:  # the violation stands; the summary then leaves out what else was wrong
         for why in results.get("unknown_because", []):
-            out.print(f"[yellow]also: {why}[/]", highlight=False)
+            say("also: ", str(why), style="yellow")
     if results.get("partial"):
-        out.print(
-            f"[yellow]partial: {results['problem_count']} line(s) could not be read; "
-            f"first: {results['problems'][0]}[/]",
-            highlight=False,
+        say(
+            f"partial: {results['problem_count']} line(s) could not be read; first: ",
+            str(results["problems"][0]),
+            style="yellow",
         )
     for dup in results.get("duplicate_indexes", [])[:3]:
-        out.print(f"[yellow]duplicate: {dup}[/]", highlight=False)
+        say("duplicate: ", str(dup), style="yellow")

@@ -18,7 +18,7 @@ from .errors import (
     os_error_text,
     say_error,
 )
-from .output import err, out, print_non_durable, print_verdict, say
+from .output import err, print_non_durable, print_verdict, say
 
 
 def _workload_flags(fn):
