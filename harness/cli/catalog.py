@@ -158,7 +158,8 @@ def workloads() -> None:
     from workloads import registry as workload_registry
 
     # A header is markup too: "[flag]" would vanish as a tag.
-    t = Table("workload", "what clients do", cell("options (NAME [flag]: default: meaning)"))
+    t = Table("workload", "what clients do")
+    t.add_column(cell("options (NAME [flag]: default: meaning)"))
     for name in workload_registry.names():
         try:
             cls = workload_registry.workload_class(name)
