@@ -158,6 +158,8 @@ def describe(p: Period) -> str:
     if v.get("injected") is False:
         return f"{p.name}: nothing injected ({v.get('why') or 'no target'})"
     heal = f"; the heal failed ({p.stop_error})" if p.stop_error else ""
+    if isinstance(p.stop_value, dict) and p.stop_value.get("cut_short") is True:
+        heal += "; cut short by the end of the run, so not counted as injected"
     name = p.name
     if name == "partition":
         text = _partition(v, p)

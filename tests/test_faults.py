@@ -84,6 +84,7 @@ def test_fault_counts_and_evidence_from_a_history():
     assert c["kill"] | {} == {
         "attempted": 1,
         "injected": 1,
+        "cut_short": 0,
         "failed": 0,
         "not_injected": 0,
         "healed": 1,

@@ -12,6 +12,7 @@ from .base import FaultParams, Nemesis, NemesisEnv, NemesisError, NotApplicable,
 from .clock import Clock
 from .network import Flaky, Latency, Partition, Reset, Slow
 from .process import ClientPause, Kill, Pause
+from .schedule import recovery_window
 
 NEMESES: dict[str, type[Nemesis]] = {
     n.name: n for n in (Partition, Latency, Reset, Slow, Flaky, Kill, Pause, ClientPause, Clock)
@@ -47,6 +48,14 @@ def check_before_start(
             f"no fault would be injected: --time-limit {cfg.time_limit:g} s is not longer than "
             f"--nemesis-interval {cfg.nemesis_interval:g} s (the first fault starts one interval "
             "into the run); give a longer --time-limit or a shorter --nemesis-interval"
+        )
+    recovery = recovery_window(cfg.time_limit)
+    if cfg.time_limit - recovery <= cfg.nemesis_interval:
+        raise NemesisError(
+            f"no fault would be injected: the first fault is due {cfg.nemesis_interval:g} s into "
+            f"the run, inside its recovery window (the last {recovery:.3g} s of --time-limit "
+            f"{cfg.time_limit:g} s, kept free of faults); give a longer --time-limit or a "
+            "shorter --nemesis-interval"
         )
 
 

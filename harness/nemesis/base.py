@@ -122,7 +122,8 @@ class Nemesis:
         type(self).validate(plan, self.opts)
 
     def duration(self) -> float:
-        """Seconds the fault stays in force."""
+        """Seconds the fault stays in force, planned: the schedule starts it only when it can be
+        healed before the run's recovery window (``schedule.RECOVERY_SHARE``)."""
         return self.env.cfg.nemesis_interval
 
     def start(self) -> dict[str, Any] | None:

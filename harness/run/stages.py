@@ -454,7 +454,15 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
     env.status = status
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
-    schedule = Schedule(nemeses, Recorder(write_fd, t0), cfg.nemesis_interval)
+    # Faults are planned to be healed before the last RECOVERY_SHARE of the time limit: the run
+    # ends with clients working on a healed cluster (see harness/nemesis/schedule.py).
+    schedule = Schedule(
+        nemeses,
+        Recorder(write_fd, t0),
+        cfg.nemesis_interval,
+        cfg.time_limit,
+        started=deadline - cfg.time_limit,
+    )
     completed = False
     try:
         while time.monotonic() < deadline:
@@ -477,10 +485,15 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
         completed = True
     finally:
         intr.disarm()
-        # Heal first, recorded (also after Ctrl-C or a crash), then undo anything left.
+        # Heal first, recorded (also after Ctrl-C or a crash; a fault stopped before its planned
+        # end is recorded as cut short), then undo anything left.
         with contextlib.suppress(Exception):
             schedule.heal()
         schedule.teardown()
+        if nemeses:
+            ex.config["recovery_s"] = round(schedule.recovery, 3)
+        if schedule.not_started:  # why no more faults came (checkers.faults says it)
+            ex.config["fault_not_started"] = schedule.not_started
         stop_workers()
         if completed:  # the final phase (a final read) runs on a healed cluster only
             _final(plan, direct, servers, shared, status, Recorder(write_fd, t0), ex)
