@@ -33,6 +33,77 @@ def nemesis_label(nemesis: Any) -> str:
     return str(nemesis) if nemesis else "none"
 
 
+class Exact:
+    """A JSON value compared by JSON identity, where Python's equality would merge it with another:
+    ``true``, ``1.0`` and ``1`` are three keys, ``[1]`` and ``[true]`` two elements (Python has
+    ``True == 1 == 1.0``, and lists are not hashable). The reader wraps bools, floats, lists and
+    objects in it; strings and integers (of any size) stay as they are, the fast common case.
+    ``value`` is the value as read: ``to_json`` writes it back unchanged."""
+
+    __slots__ = ("_hash", "_id", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._id = _identity(value)
+        # equal to the plain value's hash where that exists, so a plain ``true`` finds it too
+        self._hash = hash(value) if type(value) in (bool, float) else hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Exact:
+            return self._id == other._id
+        if type(other) in (bool, float, list, dict):  # the plain value it stands for
+            return self._id == _identity(other)
+        return False
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __str__(self) -> str:  # the JSON text, as reports show a key
+        return json.dumps(self.value, separators=(", ", ": "), ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        return f"Exact({self})"
+
+
+def _identity(v: Any) -> Any:
+    """A hashable form of a JSON value that two values share only when they are the same JSON
+    value: strings and integers as they are, the rest tagged with their kind."""
+    t = type(v)
+    if t is str or t is int or v is None:
+        return v
+    if t is bool:
+        return ("bool", v)
+    if t is float:
+        return ("float", repr(v))  # -0.0 and 0.0 differ in JSON text; nan equals itself
+    if t is list or t is tuple:
+        return ("list", tuple(map(_identity, v)))
+    if t is dict:
+        return ("object", frozenset((str(k), _identity(x)) for k, x in v.items()))
+    if t is Exact:
+        return v._id
+    return (t.__name__, repr(v))  # not JSON: still never equal to a JSON value
+
+
+def exact(v: Any) -> Any:
+    """``v`` ready to be compared by JSON identity: strings, integers and None as they are (the
+    common case, kept fast), anything else an ``Exact``."""
+    t = type(v)
+    if t is str or t is int or v is None or t is Exact:
+        return v
+    return Exact(v)
+
+
+def plain(v: Any) -> Any:
+    """The value as read, for output: ``Exact`` unwrapped."""
+    return v.value if type(v) is Exact else v
+
+
+def to_json(o: Any) -> Any:
+    """``default=`` for ``json.dumps`` of anything that may hold ops' keys or values (results,
+    reports): an ``Exact`` is written as the value it was read as, anything else as text."""
+    return o.value if type(o) is Exact else str(o)
+
+
 class HistoryError(ValueError):
     """A line of a history file that cannot be read as an op."""
 
@@ -57,7 +128,7 @@ class Op:
             "f": self.f,
         }
         if self.key is not None:
-            d["key"] = self.key
+            d["key"] = self.key.value if type(self.key) is Exact else self.key
         if self.value is not None:
             d["value"] = self.value
         if self.error is not None:
@@ -77,12 +148,18 @@ def op_from_dict(d: Any, where: str = "") -> Op:
     missing = [k for k in ("process", "type", "f") if k not in d]
     if missing:
         raise HistoryError(f"{where}missing field(s) {', '.join(missing)}")
+    null = [k for k in ("process", "type", "f") if d[k] is None]
+    if null:
+        raise HistoryError(f"{where}null field(s) {', '.join(null)}")
     t = d["type"]
-    if t not in TYPES:
-        raise HistoryError(f"{where}type {t!r} is not one of {', '.join(TYPES)}")
+    if type(t) is not str or t not in TYPES:
+        raise HistoryError(f"{where}type {_shown(t)} is not one of {', '.join(TYPES)}")
     p = d["process"]
-    if not (isinstance(p, int) and not isinstance(p, bool)) and p != NEMESIS:
-        raise HistoryError(f"{where}process {p!r} is neither an integer nor 'nemesis'")
+    if not _is_int(p) and p != NEMESIS:
+        raise HistoryError(f"{where}process {_shown(p)} is neither an integer nor 'nemesis'")
+    f = d["f"]
+    if type(f) is not str:
+        raise HistoryError(f"{where}f {_shown(f)} is not a string (the op's kind)")
     index = d.get("index", -1)
     if not _is_int(index):
         raise HistoryError(f"{where}index {index!r} is not an integer")
@@ -94,8 +171,8 @@ def op_from_dict(d: Any, where: str = "") -> Op:
         time=time if good_time else -1,
         process=p,
         type=t,
-        f=str(d["f"]),
-        key=d.get("key"),
+        f=f,
+        key=exact(d.get("key")),
         value=d.get("value"),
         error=None if err is None else str(err),
     )
@@ -106,6 +183,14 @@ def op_from_dict(d: Any, where: str = "") -> Op:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _shown(v: Any) -> str:
+    """A field's value as JSON text, in a problem."""
+    try:
+        return json.dumps(v)[:60]
+    except ValueError:
+        return repr(v)[:60]
 
 
 class BadTime(HistoryError):
@@ -174,6 +259,7 @@ def parse_lines(
     ops = res.ops
     untimed: list[tuple[int, int]] = []  # (position in ops, position in problems)
     timeless: list[tuple[int, int]] = []  # (position in ops, line) of ops without a time
+    inflight: dict[Any, Op] = {}  # process -> its invocation awaiting a completion
     n = 0
     for n, raw in enumerate(lines, start=1):
         try:
@@ -181,12 +267,17 @@ def parse_lines(
         except ValueError as e:  # JSONDecodeError, orjson's, UnicodeDecodeError
             if not raw.strip():
                 continue
-            last = not raw.endswith(b"\n") and raw.lstrip().startswith(b"{") and n > 1
-            why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
-            res._bad(n, f"line {n}: {why}")
-            continue
+            try:  # orjson refuses integers it cannot hold (10^400): the stdlib keeps them
+                d = _exact_loads(raw)
+            except ValueError:
+                last = not raw.endswith(b"\n") and raw.lstrip().startswith(b"{") and n > 1
+                why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
+                res._bad(n, f"line {n}: {why}")
+                continue
         op = _fast_op(d)
         if op is None:  # the slow path says precisely what is wrong
+            if _loads is not _exact_loads and _big_float(d):
+                d = _exact_loads(raw)  # an integer past 64 bits that orjson made a float
             try:
                 op = op_from_dict(d, f"line {n}: ")
             except BadTime as e:
@@ -197,6 +288,24 @@ def parse_lines(
             except HistoryError as e:
                 res._bad(n, str(e))
                 continue
+        # A completion's key names the lock of its invocation too (a key given only on
+        # completions), and must agree with it: which lock it completes is otherwise unknown.
+        if op.type == "invoke":
+            inflight[op.process] = op
+        else:
+            inv = inflight.pop(op.process, None)
+            if inv is not None and inv.f == op.f and inv.key != op.key:
+                if inv.key is None:
+                    inv.key = op.key
+                elif op.key is None:
+                    op.key = inv.key
+                else:
+                    res._bad(
+                        n,
+                        f"line {n}: key {_shown(plain(op.key))} disagrees with its invocation's"
+                        f" key {_shown(plain(inv.key))} (index {inv.index})",
+                    )
+                    continue
         if op.index < 0:
             op.index = len(ops)
         if op.time < 0:
@@ -298,11 +407,23 @@ def _fast_op(d: Any) -> Op | None:
     if type(d) is not dict:
         return None
     t, p, f = d.get("type"), d.get("process"), d.get("f")
-    if t not in _TYPES or f is None or not (type(p) is int or p == NEMESIS):
+    if type(t) is not str or t not in _TYPES or type(f) is not str:
+        return None
+    if not (type(p) is int or p == NEMESIS):
         return None
     index = d.get("index", -1)
     time = d.get("time")
     if type(time) is not int or time < 0 or type(index) is not int:
+        return None
+    key = d.get("key")
+    tk = type(key)
+    if tk is not str and tk is not int and key is not None:
+        if _big_float(key):
+            return None
+        key = Exact(key)
+    value = d.get("value")
+    tv = type(value)
+    if tv is not int and tv is not str and value is not None and _big_float(value):
         return None
     err = d.get("error")
     return Op(
@@ -310,17 +431,43 @@ def _fast_op(d: Any) -> Op | None:
         time,
         p,
         t,
-        f if type(f) is str else str(f),
-        d.get("key"),
-        d.get("value"),
+        f,
+        key,
+        value,
         err if err is None or type(err) is str else str(err),
     )
+
+
+_BIG = 2.0**63  # orjson reads an integer beyond 64 bits as a float at least this large
+
+
+def _big_float(v: Any) -> bool:
+    """Whether a decoded value holds a float as large as an integer orjson could not hold: such a
+    line is decoded again by the stdlib, which keeps every integer exact."""
+    t = type(v)
+    if t is float:
+        return abs(v) >= _BIG
+    if t is list:
+        return any(type(x) is not int and type(x) is not str and _big_float(x) for x in v)
+    if t is dict:
+        return any(_big_float(x) for x in v.values())
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _exact_loads(raw: bytes | str) -> Any:
+    """The stdlib's decoder: slower, but every integer stays an int; NaN and Infinity, which
+    are not JSON, are refused as orjson refuses them."""
+    return json.loads(raw, parse_constant=_no_constant)
 
 
 try:  # orjson parses a history several times faster; the stdlib is the fallback
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
-    _loads = json.loads
+    _loads = _exact_loads
 
 
 def load(path: str | os.PathLike[str]):

@@ -36,9 +36,11 @@ EXEC_FS = frozenset(("exec",))
 
 
 def _slot_of(value: Any) -> int | None:
-    if isinstance(value, dict):
+    """The slot, an integer exactly: ``3.0``, ``"3"`` or ``true`` name no slot (JSON values
+    compare with their types), so such an exec is unreadable, never merged with slot 3."""
+    if type(value) is dict:
         s = value.get("slot")
-        if isinstance(s, int) and not isinstance(s, bool):
+        if type(s) is int:
             return s
     return None
 
@@ -96,8 +98,12 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     execs = [e for _, e in sorted(zip(at, execs, strict=True), key=lambda x: x[0])]
 
     notes: list[str] = []
-    if unreadable:
-        notes.append(f"{unreadable} exec op(s) without an integer value['slot'] were ignored")
+    # An exec whose slot cannot be read may have run a slot twice: never valid with one.
+    doubt = (
+        f"{unreadable} exec op(s) without an integer value['slot']: which slot they ran is unknown"
+        if unreadable
+        else ""
+    )
     if len(periods) > 1:
         notes.append(
             f"exec ops disagree on the period: {sorted(periods)} ms; the commonest is used"
@@ -105,8 +111,9 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     if not execs:
         return {
             "checker": NAME,
-            "valid": None,
-            "summary": "no exec ops: not a jobs history",
+            "valid": "unknown" if doubt else None,
+            "summary": doubt or "no exec ops: not a jobs history",
+            "unknown_because": [doubt] if doubt else [],
             "executions": 0,
             "double_executions": 0,
             "missed_slots": 0,
@@ -167,10 +174,18 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     )
     if overlapping:
         parts.append(f"{overlapping} executions overlapped another ({overlap_ns / MS:,.0f} ms)")
+    valid: bool | str = nd == 0
+    if doubt and valid:
+        valid = "unknown"
+        parts.insert(0, doubt)
+    elif doubt:
+        parts.append(doubt)
     return {
         "checker": NAME,
-        "valid": nd == 0,
+        "valid": valid,
         "summary": "; ".join(parts),
+        "unknown_because": [doubt] if doubt else [],
+        "unreadable_execs": unreadable,
         "period_ms": period,
         "executions": len(execs),
         "executed_slots": len(executed),

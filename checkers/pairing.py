@@ -11,7 +11,9 @@ conservative (an op whose outcome is in doubt is ``info``: it may or may not hav
   a pending op of another ``f`` completes as ``info``; counted as "no invocation";
 - an invocation by a process after one of its ops completed as ``info``: counted as "acted after
   info" (a process should be retired after an unknown outcome);
-- an invocation never completed by the end of the history completes as ``info``.
+- an invocation never completed by the end of the history completes as ``info``;
+- a completion's key names the op's lock when its invocation named none (the history reader
+  refuses a completion whose key disagrees with its invocation's).
 
 ``pair`` returns the completions in the order the sweep settles them (a synthesized ``info``
 at the moment it becomes certain), which is the order a checker that replays the history in
@@ -91,7 +93,8 @@ def iter_pairs(
             infoed.add(p)
         if type(pend) is tuple:
             if pend[0] == f:
-                yield (p, f, pend[1], t, pend[2], pos)
+                key = pend[1]  # a key given only on the completion names the op's lock
+                yield (p, f, op.key if key is None else key, t, pend[2], pos)
                 continue
             infoed.add(p)
             yield (p, pend[0], pend[1], "info", pend[2], NEVER_RETURNED)

@@ -96,7 +96,7 @@ def test_period_parameter_and_missing_period() -> None:
 def test_not_a_jobs_history_and_bad_values() -> None:
     assert jobs.check([])["valid"] is None
     r = jobs.check(ops_of([(1, 0, "invoke", "exec", "slot five")]))
-    assert r["valid"] is None and r["notes"]
+    assert r["valid"] == "unknown" and "which slot they ran is unknown" in r["summary"]
     json.dumps(jobs.check(ops_of(span(0, 20) + run(0, 0, 1, 2))))
 
 

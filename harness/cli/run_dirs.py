@@ -36,6 +36,7 @@ def check(path, as_json, model) -> None:
     A run directory gets a fresh results.json and report.html; a bare file is only printed.
     """
     from checkers import exit_code
+    from checkers.history import to_json
 
     from ..run.analyse import check_history, recheck
 
@@ -54,7 +55,7 @@ def check(path, as_json, model) -> None:
     else:
         res = check_history(p, model=model)
     if as_json:
-        echo(json.dumps(res, indent=2, default=str))  # exact; a reader that leaves is no error
+        echo(json.dumps(res, indent=2, default=to_json))  # exact; a reader that leaves is no error
     else:
         print_verdict(res)
     sys.exit(exit_code(res["valid"]))

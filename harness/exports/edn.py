@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from checkers.history import NEMESIS, Op
+from checkers.history import NEMESIS, Exact, Op
 
 _KEYWORD = re.compile(r"[A-Za-z*+!_?<>=-][\w*+!?<>=.-]*(/[\w*+!?<>=.-]+)?\Z")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -39,6 +39,8 @@ def value(v: Any) -> str:
     """One Python value (JSON-like) as EDN."""
     if v is None:
         return "nil"
+    if isinstance(v, Exact):  # a key as read: true, 1.0, [1]
+        return value(v.value)
     if v is True:
         return "true"
     if v is False:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from checkers.history import CONFIG, HISTORY, REPORT, RESULTS
+from checkers.history import CONFIG, HISTORY, REPORT, RESULTS, to_json
 
 __all__ = ["CONFIG", "HISTORY", "REPORT", "RESULTS", "new_run_dir", "read_json", "runs"]
 
@@ -35,7 +35,7 @@ def set_latest(store: Path, target: Path | None) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, default=to_json) + "\n")
     tmp.replace(path)
 
 
