@@ -117,18 +117,13 @@ def _lease(
             keep: list[list[Any]] = []
             for a in live:
                 if a[REL] in ENDED_BY:  # certainly or possibly released at its invocation
-                    if s >= a[END]:
-                        continue
-                    if a[PROC] == b[PROC]:
-                        keep.append(a)
+                    if s >= a[END] or a[PROC] == b[PROC]:
                         continue
                     kind = "overlap"
                 else:
-                    stopped = 0 <= a[REL_INV] <= s  # its holder invoked release before b's ok
                     if a[PROC] == b[PROC]:
-                        if not stopped:
-                            keep.append(a)
                         continue  # given again to its own holder: ownership goes on in b
+                    stopped = 0 <= a[REL_INV] <= s  # its holder invoked release before b's ok
                     if not stopped:
                         kind = "revoked-while-held"
                     elif lease_ns is None or t_b < _lease_start(a, srt) + lease_ns:

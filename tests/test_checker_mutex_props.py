@@ -1,7 +1,10 @@
-"""Property tests: the fast mutex checker agrees with two exhaustive searches.
+"""Property tests: the fast mutex checker agrees with exhaustive searches, under both models.
 
-(a) checkers.wgl with the owner-aware mutex model; (b) a plain brute force written here: try
-every order of the ops that respects real time, taking each info op as happened or not.
+Strict: (a) checkers.wgl with the owner-aware mutex model; (b) a plain brute force written here:
+try every order of the ops that respects real time, taking each info op as happened or not.
+Lease: a brute force of its own, the strict one plus an ``expire`` step per grant that may run
+only after its holder invoked release and once the TTL has passed since its acquire's
+invocation (checkers/model.py).
 Histories come from a simulated lock with leases that can expire (mostly valid) and from random
 outcomes (mostly invalid); both verdicts must actually occur.
 """
@@ -16,6 +19,7 @@ from hypothesis import strategies as st
 
 from checkers import mutex, wgl
 from checkers.history import Op
+from checkers.model import LEASE, LockModel
 
 Event = tuple[int, str, str, Any, Any]  # (process, type, f, key, value)
 
@@ -168,6 +172,88 @@ def brute_force(ops: list[Op]) -> bool:
     return go(frozenset(), {})
 
 
+def brute_force_lease(ops: list[Op], ttl: int | None) -> bool:
+    """Some order of the ops and of grant expiries respects real time and the lease model.
+
+    A grant (an ok acquire) may expire once its holder has invoked the release that follows it
+    and ``ttl`` has passed since the acquire's invocation; a call that returned before both of
+    those moments must come before the expiry. With ``ttl`` None nothing expires."""
+    srt = sorted(ops, key=lambda o: (o.time, o.index))
+    calls: list[list[Any]] = []  # [process, f, key, inv pos, ret pos, required, inv time, ret time]
+    open_: dict[Any, list[Any]] = {}
+    for pos, o in enumerate(srt):
+        if o.type == "invoke":
+            open_[o.process] = [o.process, o.f, o.key, pos, None, False, o.time, None]
+            calls.append(open_[o.process])
+            continue
+        c = open_.pop(o.process)
+        if o.type == "fail":
+            calls.remove(c)
+        elif o.type == "ok":
+            c[4], c[5], c[7] = pos, True, o.time
+    n = len(calls)
+    # expire of grant i: (i, the position its holder stopped at, the time its lease may end)
+    expiries: dict[int, tuple[int, int]] = {}
+    for i, c in enumerate(calls):
+        if ttl is None or c[1] != "acquire" or not c[5]:
+            continue
+        rel = next(  # whatever that release's outcome
+            (
+                pos
+                for pos, o in enumerate(srt)
+                if pos > c[4]
+                and (o.process, o.type, o.f, o.key) == (c[0], "invoke", "release", c[2])
+            ),
+            None,
+        )
+        if rel is not None:
+            expiries[i] = (rel, c[6] + ttl)
+
+    def may_go(done: frozenset[int], before) -> bool:
+        return not any(
+            d[4] is not None and before(d) and j not in done for j, d in enumerate(calls)
+        )
+
+    def go(done: frozenset[int], owners: dict[Any, Any]) -> bool:
+        if all(c[5] is False or i in done for i, c in enumerate(calls)):
+            return True
+        for i, c in enumerate(calls):
+            if i in done:
+                continue
+            if not may_go(done, lambda d, c=c: d[4] < c[3]):
+                continue
+            p, f, key = c[0], c[1], c[2]
+            owner = owners.get(key)
+            if f == "acquire" and (owner is None or owner[0] == p):
+                if go(done | {i}, {**owners, key: (p, i)}):
+                    return True
+            elif f == "release" and owner is not None and owner[0] == p:
+                if go(done | {i}, {**owners, key: None}):
+                    return True
+        for key, owner in owners.items():
+            if owner is None or owner[1] not in expiries or n + owner[1] in done:
+                continue
+            stop, at = expiries[owner[1]]
+            if may_go(done, lambda d, stop=stop, at=at: d[4] < stop or d[7] < at):
+                if go(done | {n + owner[1]}, {**owners, key: None}):
+                    return True
+        return False
+
+    return go(frozenset(), {})
+
+
+def agree_lease(ops: list[Op], ttl: int | None, seen: Counter[str], source: str) -> None:
+    r = mutex.check(ops, model=LockModel(LEASE, "ttl" if ttl else "none", ttl and ttl / 1e6))
+    brute = brute_force_lease(ops, ttl)
+    assert r["valid"] == brute, (ttl, r["summary"], brute, [o.to_dict() for o in ops])
+    if r["valid"] and r["lapse_count"]:
+        event(f"lease {source}: valid with lapses")
+        seen[f"{source} lapses"] += 1
+    if not r["valid"]:
+        event(f"lease {source}: " + " ".join(sorted(r["violation_kinds"])))
+    seen[f"{source} {r['valid']}"] += 1
+
+
 def agree(ops: list[Op], seen: Counter[str], source: str) -> None:
     r = mutex.check(ops)
     oracle = wgl.check(ops)["valid"]
@@ -206,3 +292,31 @@ def test_simulated_lock_matches_oracles() -> None:
 
     run()
     assert seen["simulated True"] >= 20 and seen["simulated False"] >= 10, seen
+
+
+TTLS = st.sampled_from([None, 1, 2, 4, 8])
+
+
+def test_lease_model_random_outcomes_match_brute_force() -> None:
+    seen: Counter[str] = Counter()
+
+    @SETTINGS
+    @given(random_history(), TTLS, st.data())
+    def run(events: list[Event], ttl: int | None, data: st.DataObject) -> None:
+        agree_lease(stamp(events, data), ttl, seen, "random")
+
+    run()
+    assert seen["random True"] >= 20 and seen["random False"] >= 20, seen
+
+
+def test_lease_model_simulated_lock_matches_brute_force() -> None:
+    seen: Counter[str] = Counter()
+
+    @SETTINGS
+    @given(simulated_history(), TTLS, st.data())
+    def run(events: list[Event], ttl: int | None, data: st.DataObject) -> None:
+        agree_lease(stamp(events, data), ttl, seen, "simulated")
+
+    run()
+    assert seen["simulated True"] >= 20 and seen["simulated False"] >= 10, seen
+    assert seen["simulated lapses"] >= 5, seen  # the lease model's own case occurs
