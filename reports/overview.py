@@ -162,5 +162,12 @@ def cards(results: dict[str, Any]) -> list[Card]:
         )
         if failed:
             sub += f"; {failed} failed"
-        out.append(Card("faults injected", f"{inj:,}", sub or "none", "warn" if failed else ""))
+        cut = sum(
+            _int(c.get("cut_short")) or 0 for c in results["faults"].values() if isinstance(c, dict)
+        )
+        if cut:  # healed early by the end of the run: not counted as injected
+            sub += f"; {cut} cut short"
+        out.append(
+            Card("faults injected", f"{inj:,}", sub or "none", "warn" if failed or cut else "")
+        )
     return out

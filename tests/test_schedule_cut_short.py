@@ -17,6 +17,7 @@ from checkers import faults, lacks_evidence
 from checkers.history import Op
 from harness.nemesis.schedule import RECOVERY_SHARE, Schedule, recovery_window
 from reports.faults import periods
+from reports.overview import cards
 
 from .conftest import harness
 
@@ -160,6 +161,8 @@ def test_a_history_whose_only_fault_was_cut_short_is_unknown() -> None:
     assert counts["client-pause"]["injected"] == 0
     assert counts["client-pause"]["cut_short"] == 1
     assert "1 cut short" in faults.text(counts)
+    card = next(c for c in cards({"faults": counts}) if c.label == "faults injected")
+    assert card.value == "0" and "1 cut short" in card.sub, card
     why = faults.missing_evidence(counts, {"nemesis": ["client-pause"]})
     assert why == ["no fault ran its course: 1 client-pause cut short by the end of the run"]
     results: dict[str, Any] = {"valid": True, "summary": "valid"}

@@ -75,10 +75,11 @@ class Schedule:
             planned = nem.duration()
             if now + planned > self.horizon:
                 self.done = True
+                due = round(now - self.started, 2)
                 self.not_started = (
-                    f"a {nem.name} of {planned:.3g} s, due {now - self.started:.3g} s into the "
-                    f"run, could not be healed before the recovery window (the last "
-                    f"{self.recovery:.3g} s of the {self.time_limit:g} s run)"
+                    f"a {nem.name} of {planned:.3g} s, due {due:g} s into the run, could not be "
+                    f"healed before the recovery window (the last {self.recovery:.3g} s of the "
+                    f"{self.time_limit:g} s run)"
                 )
                 return
             self.turn += 1
