@@ -176,7 +176,9 @@ def test_run_whose_fault_never_fired_is_unknown(redis_bin, tmp_path):
 
 
 def test_run_whose_injection_fails_is_unknown(redis_bin, tmp_path):
-    """A real Toxiproxy already holds a toxic of the nemesis's name: every injection fails."""
+    """A real Toxiproxy already holds a toxic of the nemesis's name: every injection fails. The
+    4 s fault due at 4 s must end before the recovery window (the last 0.95 s of 9.5 s), or it
+    would not be attempted at all."""
     port = free_port("127.0.0.1")
     server = subprocess.Popen(
         [*HARNESS[:2], "harness.toxiproxy", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE
@@ -187,7 +189,7 @@ def test_run_whose_injection_fails_is_unknown(redis_bin, tmp_path):
         _wait(lambda: api.proxies() is not None, "the proxy server to answer")
         run = subprocess.Popen(
             [*HARNESS, "run", "-b", "redis", "-n", "latency", "--nemesis-interval", "4",
-             "-t", "6", "--toxiproxy", api.url, "--netns", "off", "--store", str(store)],
+             "-t", "9.5", "--toxiproxy", api.url, "--netns", "off", "--store", str(store)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # As soon as the run's proxies exist (well before the first fault, 4 s in), take the
