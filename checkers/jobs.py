@@ -12,6 +12,17 @@ invocation counts too, starting ``value["duration"]`` ms before it (or at it).
   never invalid);
 - overlap: executions that ran while an earlier one still ran, and for how long in total.
 
+Whose fault each slot run more than once is (``blame``: "lock", "scheduler", "both";
+``double_by_lock``, ``double_by_scheduler``; each double slot's ``blame``), by
+``checkers.blame``'s rule: the lock's when two clients acted as holder of the job's key at once
+at any moment from the start of the hold of the slot's first execution to the end of its last, or
+when one of its executions ran outside a hold of its process; otherwise the scheduler's: the lock
+kept mutual exclusion and the slot was run again after its lock was released (lockAtLeastFor
+shorter than the nodes' skew, a fixed-rate timer catching up). A double execution that is the
+scheduler's alone makes the result unknown, not invalid: the scheduler and its timing are the
+test's setup, and the lock kept its promise. A history with no ``ok`` acquire leaves blame
+undecided (None) and any double execution invalid.
+
 The period comes from the exec ops' values (``period_ms=`` overrides it). Due slots are those
 whose whole interval lies within the span of the history's client ops, on the history's own clock
 (``time`` in ns), the clock the workload computes slots with. When no executed slot falls on that
@@ -25,7 +36,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .history import NEMESIS, Op
+from .blame import FOREVER, Acting, blame_word
+from .history import NEMESIS, Op, exact
 from .pairing import NEVER_RETURNED, pair
 from .set import count_text
 
@@ -55,7 +67,7 @@ def _num(value: Any, name: str) -> float | None:
 
 def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dict[str, Any]:
     ops = ops if isinstance(ops, list) else list(ops)
-    execs: list[list[Any]] = []  # [slot, start ns, end ns or None, process]
+    execs: list[list[Any]] = []  # [slot, start ns, end ns or None, process, key]
     periods: Counter[float] = Counter()
     t_first: int | None = None
     t_last: int | None = None
@@ -76,13 +88,14 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     # execution is kept at the position where it was recorded (its invocation, else its
     # completion), the order the overlap sweep breaks ties in.
     at: list[int] = []
-    for proc, _f, _key, _t, inv, pos in pair(ops, EXEC_FS).pairs:
+    for proc, _f, key, _t, inv, pos in pair(ops, EXEC_FS).pairs:
+        key = exact(key)
         iop = ops[inv] if inv >= 0 else None
         done = ops[pos] if pos != NEVER_RETURNED else None
         if iop is not None and iop.type == "invoke" and iop.process == proc:
             slot = _slot_of(iop.value)
             if slot is not None:
-                execs.append([slot, iop.time, None if done is None else done.time, proc])
+                execs.append([slot, iop.time, None if done is None else done.time, proc, key])
                 at.append(inv)
                 continue
             unreadable += 1  # its completion, if any, may still say which slot
@@ -93,7 +106,8 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
             unreadable += 1
             continue
         dur = _num(done.value, "duration")
-        execs.append([slot, done.time - int(dur * MS) if dur else done.time, done.time, proc])
+        start = done.time - int(dur * MS) if dur else done.time
+        execs.append([slot, start, done.time, proc, key])
         at.append(pos)
     execs = [e for _, e in sorted(zip(at, execs, strict=True), key=lambda x: x[0])]
 
@@ -157,15 +171,25 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         reach = end if reach is None else max(reach, end)
 
     by_slot: dict[int, list[dict[str, Any]]] = {}
+    runs: dict[int, list[list[Any]]] = {}  # double slot -> its executions
     for e in execs:
-        if per_slot[e[0]] > 1 and (e[0] in by_slot or len(by_slot) < MAX_EXAMPLES):
-            by_slot.setdefault(e[0], []).append({"process": e[3], "start": e[1], "end": e[2]})
+        if per_slot[e[0]] > 1:
+            runs.setdefault(e[0], []).append(e)
+            if e[0] in by_slot or len(by_slot) < MAX_EXAMPLES:
+                by_slot.setdefault(e[0], []).append({"process": e[3], "start": e[1], "end": e[2]})
+    acting = Acting(ops)
+    whose: dict[int, str] = {}
+    if acting.locked:
+        whose = {s: _whose_slot(acting, runs[s]) for s in doubles}
+    by_lock = sum(1 for w in whose.values() if w == "lock")
+    blame = blame_word(by_lock, len(whose) - by_lock, "scheduler")
     nd, nm, nslots = len(doubles), len(missed), len(due)
     parts = []
     if nd:
         parts.append(
             f"{count_text(nd)} of {count_text(len(executed))} executed slots ran more than once"
             f" ({count_text(sum(per_slot[s] for s in doubles) - nd)} double executions)"
+            + _said(blame, by_lock, len(whose) - by_lock)
         )
     else:
         parts.append(f"each of {count_text(len(executed))} executed slots ran once")
@@ -175,6 +199,10 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     if overlapping:
         parts.append(f"{overlapping} executions overlapped another ({overlap_ns / MS:,.0f} ms)")
     valid: bool | str = nd == 0
+    because = [doubt] if doubt else []
+    if blame == "scheduler":
+        valid = "unknown"
+        because.insert(0, SCHEDULER_REASON)  # the summary says it: "(the scheduler ran them ...)"
     if doubt and valid:
         valid = "unknown"
         parts.insert(0, doubt)
@@ -184,7 +212,7 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         "checker": NAME,
         "valid": valid,
         "summary": "; ".join(parts),
-        "unknown_because": [doubt] if doubt else [],
+        "unknown_because": because,
         "unreadable_execs": unreadable,
         "period_ms": period,
         "executions": len(execs),
@@ -192,10 +220,51 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         "due_slots": nslots,
         "double_executions": nd,
         "extra_executions": sum(per_slot[s] for s in doubles) - nd,
+        "blame": blame,
+        "double_by_lock": by_lock if acting.locked else None,
+        "double_by_scheduler": len(whose) - by_lock if acting.locked else None,
         "missed_slots": nm,
         "overlapping_executions": overlapping,
         "overlap_ms": round(overlap_ns / MS, 3),
-        "double_slots": [{"slot": s, "executions": by_slot[s]} for s in doubles if s in by_slot],
+        "double_slots": [
+            {"slot": s, "executions": by_slot[s]} | ({"blame": whose[s]} if s in whose else {})
+            for s in doubles
+            if s in by_slot
+        ],
         "missed": missed[:MAX_EXAMPLES],
         "notes": notes,
     }
+
+
+SCHEDULER_REASON = (
+    "every slot run more than once was run again while no two clients acted as holder at once: "
+    "the scheduler's fault, not the lock's"
+)
+LOCK_AT_ONCE = "two clients acting as holder at once (the lock's fault)"
+SCHEDULER_RAN = "with no two clients acting as holder at once (the scheduler ran them again)"
+
+
+def _said(blame: str | None, by_lock: int, by_scheduler: int) -> str:
+    """The summary's word on whose fault the double executions are."""
+    if blame == "lock":
+        return f", {LOCK_AT_ONCE}"
+    if blame == "scheduler":
+        return f" {SCHEDULER_RAN}"
+    if blame == "both":
+        return (
+            f": {count_text(by_lock)} slots with {LOCK_AT_ONCE}, "
+            f"{count_text(by_scheduler)} {SCHEDULER_RAN}"
+        )
+    return ""
+
+
+def _whose_slot(acting: Acting, runs: list[list[Any]]) -> str:
+    """ "lock" or "scheduler": a slot's executions [slot, start, end, process, key]."""
+    t0, t1 = FOREVER, -FOREVER
+    for _slot, start, end, proc, key in runs:
+        held = acting.hold_start(proc, key, start)
+        if held is None:  # run outside a hold of its process: the lock did not guard it
+            return "lock"
+        t0, t1 = min(t0, held), max(t1, FOREVER if end is None else end)
+    keys = {e[4] for e in runs}
+    return "lock" if any(acting.broken(k, t0, t1) for k in keys) else "scheduler"

@@ -11,13 +11,22 @@ Per key, against its final read:
 - ``duplicated``: elements it holds more than once;
 - ``recovered``: unknown-outcome adds (``info``, or an invoke never completed) present in it.
 
+Whose fault each lost update is (``blame``: "lock", "store", "both"; ``lost_by_lock``,
+``lost_by_store``; each example's ``blame``), by ``checkers.blame``'s rule: the lock's when two
+clients acted as holder of its key at once at any moment from the start of the lost add's hold to
+the final read (a concurrent or stale writer), or when a write of that key was made without the
+lock; otherwise the store's (it lost acknowledged writes, e.g. persistence off under kill). A
+history with no ``ok`` acquire leaves blame undecided (None). ``excuse`` turns a loss that is the
+store's alone into unknown when that store ran with a setting the run declared non-durable: the
+harness's setup lost the writes, not the lock.
+
 Invalid when anything is lost, unexpected or duplicated. Unknown (never valid) when a key with
 adds has no final read, when an acknowledged add that is missing completed only after the final
 read began (the read may legitimately not see it), or when an add reported ``fail`` (certainly
 not done) is present: the history then contradicts itself, which says nothing about the lock.
 No add and no read at all: not applicable (None).
 
-No sort: adds are matched to their completions by (key, element) in one pass, reads to their
+No sort of the ops: adds are matched to their completions by (key, element) in one pass, reads to their
 invocations by ``checkers.pairing``, so a million ops check in about a second.
 """
 
@@ -27,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from .blame import Acting, blame_word
 from .history import NEMESIS, Exact, Op, exact
 from .pairing import pair
 
@@ -50,6 +60,7 @@ def percent(part: int, whole: int) -> str:
 
 
 def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
+    ops = ops if isinstance(ops, list) else list(ops)  # read twice: adds and reads, then holds
     adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
     finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
     notes: list[str] = []
@@ -106,6 +117,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
     if bad_reads:
         notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
 
+    acting = Acting(ops, exact)
     acked = attempted = unknown_adds = 0
     lost: list[dict[str, Any]] = []
     unexpected: list[dict[str, Any]] = []
@@ -146,6 +158,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                 n["recovered"] += 1
                 if len(recovered) < MAX_EXAMPLES:
                     recovered.append({"key": key, "element": el, "invoke_time": a[T_INV]})
+        tainted: bool | None = None  # known once a loss on this key needs it
         for el, a in per.items():
             if a[OUTCOME] != "ok" or el in counts:
                 continue
@@ -153,6 +166,16 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                 n["late"] += 1
                 continue
             n["lost"] += 1
+            whose = None
+            if acting.locked:
+                if tainted is None:
+                    tainted = _written_without_lock(acting, key, per)
+                    if tainted:
+                        acting.taint(key)
+                start = acting.hold_start(a[PROC], key, a[T_INV])
+                start = a[T_INV] if start is None else start
+                whose = "lock" if acting.broken(key, start, read_start) else "store"
+                n[f"lost_by_{whose}"] += 1
             if len(lost) < MAX_EXAMPLES:
                 lost.append(
                     {
@@ -162,6 +185,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                         "invoke_time": a[T_INV],
                         "ok_time": a[T_DONE],
                     }
+                    | ({"blame": whose} if whose else {})
                 )
     lost.sort(key=lambda d: d["invoke_time"])
 
@@ -174,11 +198,12 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
             "notes": notes,
         }
     nlost, nunex, ndup = n["lost"], n["unexpected"], n["duplicated"]
+    blame = blame_word(n["lost_by_lock"], n["lost_by_store"], "store") if acting.locked else None
     parts: list[str] = []
     if nlost:
         parts.append(
             f"{count_text(nlost)} of {count_text(acked)} acknowledged updates were lost"
-            f" ({percent(nlost, acked)})"
+            f" ({percent(nlost, acked)}){_whose(blame, n)}"
         )
     if nunex:
         parts.append(f"{count_text(nunex)} element{'s' * (nunex != 1)} read that no add wrote")
@@ -218,6 +243,9 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
         "valid": valid,
         "summary": summary,
         **_counts(acked, attempted, n, unknown_adds),
+        "blame": blame,
+        "lost_by_lock": n["lost_by_lock"] if acting.locked else None,
+        "lost_by_store": n["lost_by_store"] if acting.locked else None,
         "keys": len(adds.keys() | finals.keys()),
         "keys_without_final_read": [str(k) for k in no_final[:MAX_EXAMPLES]],
         "lost": lost,
@@ -241,3 +269,54 @@ def _counts(acked: int, attempted: int, n: Counter[str], unknown_adds: int) -> d
         "failed_present_count": n["failed_present"],
         "acknowledged_during_final_read_count": n["late"],
     }
+
+
+LOCK_AT_ONCE = "two clients acting as holder at once (the lock's fault)"
+STORE_LOST = "with no two clients acting as holder at once (the store lost them)"
+
+
+def _whose(blame: str | None, n: Counter[str]) -> str:
+    """The summary's word on whose fault the lost updates are."""
+    if blame == "lock":
+        return f", {LOCK_AT_ONCE}"
+    if blame == "store":
+        return f" {STORE_LOST}"
+    if blame == "both":
+        return (
+            f": {count_text(n['lost_by_lock'])} with {LOCK_AT_ONCE}, "
+            f"{count_text(n['lost_by_store'])} {STORE_LOST}"
+        )
+    return ""
+
+
+def _written_without_lock(acting: Acting, key: Any, per: dict[Any, list[Any]]) -> bool:
+    """Was some add of ``key`` (not certainly failed) made by a process holding no lock on it?"""
+    return any(
+        a[OUTCOME] != "fail" and acting.hold_start(a[PROC], key, a[T_INV]) is None
+        for a in per.values()
+    )
+
+
+def excuse(result: dict[str, Any], setting: str | None) -> dict[str, Any]:
+    """A set result whose only failure is updates the store lost by itself (``blame`` "store"),
+    when the store holding the set ran with ``setting``, which the run declared non-durable
+    (e.g. "redis persistence=off ..."): unknown, not invalid. The harness's own setup lost
+    them while the lock kept its promise, so the run says nothing about the lock. Anything else
+    is returned as it is. Changes ``result`` in place and returns it."""
+    if (
+        not setting
+        or result.get("valid") is not False
+        or result.get("blame") != "store"
+        or result.get("unexpected_count")
+        or result.get("duplicated_count")
+    ):
+        return result
+    reason = (
+        f"the store lost acknowledged writes under a non-durable setting ({setting}): "
+        "not the lock's fault"
+    )
+    result["valid"] = "unknown"
+    result["non_durable"] = setting
+    result["unknown_because"] = [reason, *result.get("unknown_because", [])]
+    result["summary"] = f"unknown ({reason}); {result['summary']}"
+    return result

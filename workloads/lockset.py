@@ -256,3 +256,10 @@ def _add(ctx: ClientContext, store: SetStore, key: str, element: int, lease, hol
         return True
     rec.record(ctx.process, "ok", "add", key, element)
     return False
+
+
+def set_role(store: str) -> str | None:
+    """Where a run's set lived (its ``store`` option as config.json records it), named by the
+    role of config.json's ``servers`` rows: the lock's own cluster ("lock"), a server of its own
+    ("store"), or None for the harness's memory, which no fault can wipe."""
+    return "lock" if store == "lock" else "store" if store in SEPARATE else None

@@ -19,6 +19,7 @@ from workloads import registry as workload_registry
 from workloads.base import Workload
 
 from . import store
+from .durable_data import excusing_store
 from .lock_model import stored_model
 
 DEFAULT_WORKLOAD = "mutex"  # a stored run's config.json without a workload name
@@ -37,7 +38,7 @@ def analyse(
     """Run a checker map (a workload's) over the history. ``config`` is the run's (nemesis,
     interval, time limit: a run that asked for faults and got none proves less); ``problems``
     are the run's own (a failed final phase)."""
-    results = compose(checkers)(got.ops, model)
+    results = compose(excusing_store(checkers, config))(got.ops, model)
     results["ops_read"] = len(got.ops)
     results["faults"] = faults.count(got.ops)
     load_s = max((op.time for op in got.ops), default=0) / 1e9
