@@ -89,9 +89,10 @@ class _Console(Console):
         _to_devnull(self.file)
 
 
-# No emoji codes: ":x:" in an error text or a path stays as it is.
-out = _Console(emoji=False)
-err = _Console(stderr=True, emoji=False)
+# No markup and no emoji codes at all, even in a plain str or a table cell: styles come from
+# Text and (text, style) pieces, so "[/]" or ":x:" in an error text or a path stays as it is.
+out = _Console(markup=False, emoji=False)
+err = _Console(stderr=True, markup=False, emoji=False)
 
 
 def line(*parts: Part, style: str = "") -> Text:
