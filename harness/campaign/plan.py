@@ -146,6 +146,7 @@ FLAGS: dict[str, str] = {
     "seed": "--seed",
     "netns": "--netns",
     "client_groups": "--client-groups",
+    "model": "--model",
     "ttl_ms": "--ttl",
     "hold_ms": "--hold",
     "wait_ms": "--wait",

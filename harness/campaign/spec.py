@@ -52,6 +52,7 @@ RUN_TYPES: dict[str, type] = {
     "nemesis_interval": float,
     "client_groups": int,
     "netns": str,
+    "model": str,  # the lock model (lease, strict); absent: the run's default, lease
 }
 TOP_KEYS = ("title", "seed", "repeat", "backends", "workloads", "nemeses", "run")
 ITEM_KEYS = ("name", "opts", "label")

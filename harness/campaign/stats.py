@@ -5,7 +5,8 @@ Per cell: how often the lock failed (k of n decided runs invalid, with a 95% Wil
 unknown runs and runs that ended in an error counted apart), how soon (median time to the first
 violation over the invalid runs) and how badly (the kinds of violation, lost updates, double
 executions and stale writes accepted per run; in how many runs two clients acted as holder at
-once, which an invalid run need not show), whether the faults fired (injected per run; a
+once, which an invalid run need not show; lost updates and double executions that the store or
+the scheduler caused with no two clients acting at once, apart: ``checkers.blame``), whether the faults fired (injected per run; a
 faulted cell with none is flagged), and the lock's availability inside fault windows versus
 outside (acquire success ratio, throughput, latency p50/p99).
 """
@@ -72,21 +73,40 @@ def violation_kinds(results: dict[str, Any]) -> Counter[str]:
     ):
         kinds["stale-write-accepted"] += int(fencing["stale_accepted"])
     s = ch.get("set") or {}
+    # Lost updates and double executions are the lock's only where the checker blamed it
+    # (checkers.blame); the store's or the scheduler's are counted under kinds of their own.
+    for field, kind in _blamed(s, "lost_count", "lost_by_lock", "lost_by_store", "lost-update"):
+        if _num(s.get(field)) and s[field]:
+            kinds[kind] += int(s[field])
     for field, kind in (
-        ("lost_count", "lost-update"),
         ("unexpected_count", "unexpected-element"),
         ("duplicated_count", "duplicated-element"),
     ):
         if _num(s.get(field)) and s[field]:
             kinds[kind] += int(s[field])
     jobs = ch.get("jobs") or {}
-    if _num(jobs.get("double_executions")) and jobs["double_executions"]:
-        kinds["double-execution"] += int(jobs["double_executions"])
+    whose = _blamed(
+        jobs, "double_executions", "double_by_lock", "double_by_scheduler", "double-execution"
+    )
+    for field, kind in whose:
+        if _num(jobs.get(field)) and jobs[field]:
+            kinds[kind] += int(jobs[field])
     if not kinds:  # a checker this module does not know found the violation: name it
         for name, r in ch.items():
             if isinstance(r, dict) and r.get("valid") is False:
                 kinds[f"{name}-invalid"] += 1
     return kinds
+
+
+def _blamed(
+    result: dict[str, Any], total: str, by_lock: str, by_other: str, kind: str
+) -> tuple[tuple[str, str], ...]:
+    """(field, kind) pairs counting a checker's damage: ``by_lock`` as ``kind`` and ``by_other``
+    as "``kind``-by-store" (or scheduler) once the checker assigned blame, else all of it as
+    ``kind`` (results from before blame, or histories without lock ops)."""
+    if result.get("blame") is None or not _num(result.get(by_lock)):
+        return ((total, kind),)
+    return ((by_lock, kind), (by_other, f"{kind}-by-{by_other.rsplit('_', 1)[1]}"))
 
 
 def first_violation_s(results: dict[str, Any]) -> float | None:
@@ -109,13 +129,18 @@ def first_violation_s(results: dict[str, Any]) -> float | None:
             ops = ex.get("ops") or []
             if ops and isinstance(ops[0], dict) and _num(ops[0].get("time")):
                 times.append(ops[0]["time"])
-    for lost in (ch.get("set") or {}).get("lost") or []:
-        if isinstance(lost, dict) and _num(lost.get("ok_time")):
+    for lost in (ch.get("set") or {}).get("lost") or []:  # the store's losses are no violation
+        if isinstance(lost, dict) and _num(lost.get("ok_time")) and lost.get("blame") != "store":
             times.append(lost["ok_time"])
     jobs = ch.get("jobs") or {}
     period = jobs.get("period_ms")
     for d in jobs.get("double_slots") or []:
-        if isinstance(d, dict) and _num(d.get("slot")) and _num(period):
+        if (
+            isinstance(d, dict)
+            and _num(d.get("slot"))
+            and _num(period)
+            and d.get("blame") != "scheduler"
+        ):
             times.append(d["slot"] * period * 1e6)
     return round(min(times) / 1e9, 3) if times else None
 
@@ -130,9 +155,19 @@ def damage(results: dict[str, Any]) -> dict[str, int | None]:
 
     return {
         "lost_updates": get("set", "lost_count"),
+        # of them, those no lock failure explains (checkers.blame); None before blame existed
+        "lost_updates_by_store": get("set", "lost_by_store"),
         "double_executions": get("jobs", "double_executions"),
+        "double_executions_by_scheduler": get("jobs", "double_by_scheduler"),
         "stale_writes_accepted": get("fencing", "stale_accepted"),
     }
+
+
+def _lapses(results: dict[str, Any]) -> int:
+    """Leases that ran out after their holder stopped (lease model): counted, not violations."""
+    m = (results.get("checkers") or {}).get("mutex")
+    n = m.get("lapse_count") if isinstance(m, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
 def acted_at_once(results: dict[str, Any]) -> int | None:
@@ -171,6 +206,9 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
         "violation_kinds": dict(violation_kinds(results)),
         "damage": damage(results),
         "acted_at_once": acted_at_once(results),
+        # the lock model the run was judged under (results written before models: strict)
+        "model": str(results.get("model") or "strict") if results else None,
+        "lapses": _lapses(results),
         "faults_requested": requested,
         "faults_injected": sum(injected.values()),
         "faults_by_kind": injected,
@@ -233,7 +271,13 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
         kinds.update(r["violation_kinds"])
     dmg = {
         name: _summary([r["damage"][name] for r in runs if r["damage"].get(name) is not None])
-        for name in ("lost_updates", "double_executions", "stale_writes_accepted")
+        for name in (
+            "lost_updates",
+            "lost_updates_by_store",
+            "double_executions",
+            "double_executions_by_scheduler",
+            "stale_writes_accepted",
+        )
     }
     at_once = [r["acted_at_once"] for r in runs if r.get("acted_at_once") is not None]
     injected = [r["faults_injected"] for r in runs]
@@ -265,6 +309,8 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
         "flags": flags,
         "time_to_first_violation_s": round(statistics.median(ttfv), 3) if ttfv else None,
         "violation_kinds": dict(kinds.most_common()),
+        "models": sorted({str(r["model"]) for r in runs if r.get("model")}),
+        "lapses": sum(int(r.get("lapses") or 0) for r in runs),
         "damage": dmg,
         # runs (of those the mutex checker measured) in which two clients acted as holder at once
         "acted_at_once": (

@@ -11,7 +11,7 @@ import click
 from ..run import store
 from .app import main
 from .errors import UserError, check_writable_file, friendly
-from .output import say
+from .output import err, say
 
 
 @main.command()
@@ -103,6 +103,12 @@ from .output import say
     "report in the store).",
 )
 @click.option(
+    "--model",
+    type=click.Choice(["lease", "strict"]),
+    default=None,
+    help="Lock model the campaign's runs are judged under (default lease; see harness run).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Check every cell and print the plan (cells, runs, seeds, commands); run nothing.",
@@ -129,6 +135,7 @@ def compare(
     junit,
     publish,
     dry_run,
+    model,
 ) -> None:
     """Every backend under every fault, side by side: run a campaign (cells of backend x
     workload x nemesis set, each repeated with derived seeds, in parallel, resumable, in
@@ -183,6 +190,7 @@ def compare(
             "concurrency": concurrency,
             "keys": keys,
             "nemesis_interval": nemesis_interval,
+            "model": model,
             "workload_opts": {
                 k: v for k, v in (("ttl_ms", ttl_ms), ("hold_ms", hold_ms)) if v is not None
             },
@@ -202,6 +210,8 @@ def compare(
         )
         dirs.insert(0, store_path)  # its manifest holds the wall time of every invocation
     cmp = gather(dirs)
+    for refused in cmp.refused:  # each a run whose results.json its history contradicts
+        say((refused, "yellow"), to=err, soft_wrap=True)
     try:
         page, doc = write(cmp, dest, None, Path(junit) if junit else None, publish)
     except PublishError as e:

@@ -1,0 +1,106 @@
+"""The lease model on real servers: a verdict depends on the lock, not on the harness's knobs.
+
+A server paused past a lease makes the holder's release either time out (``info``) or come back
+"not owner" (``fail``), depending only on the client's socket timeout; a lease that ran out after
+its holder stopped is a lapse either way, so the verdict must not move with ``timeout_ms``. A
+lease table whose server was killed for less than the TTL does its job: its lapses are counted,
+never a violation; the strict model still calls them revoked holds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.run import RunResult, run_test
+from harness.run.analyse import recheck
+from harness.run.config import run_config
+from harness.runtime import MissingBinary
+from harness.runtime.kinds import server_kind
+
+
+def _need(kind: str) -> None:
+    try:
+        server_kind(kind).find_binary()
+    except MissingBinary as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def store() -> Iterator[Path]:
+    # not under pytest's tmp_path: PostgreSQL runs as the postgres user (see test_backend_faults)
+    with tempfile.TemporaryDirectory(prefix="lockharness-lease-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)
+
+
+def _run(store: Path, **kw: Any) -> RunResult:
+    return run_test(run_config(store=store, render_report=False, **kw))
+
+
+def _mutex(res: RunResult | dict[str, Any]) -> dict[str, Any]:
+    results = res.results if isinstance(res, RunResult) else res
+    return results["checkers"]["mutex"]
+
+
+def _lapses_are_what_strict_calls_revoked(res: RunResult) -> None:
+    """The same history under --model strict: invalid exactly when the lease model counted
+    lapses (every lapse is a revoked hold to the strict model, and nothing else is)."""
+    lapses = _mutex(res)["lapse_count"]
+    strict = recheck(res.run_dir, render=False, model="strict")
+    assert strict["model"] == "strict"
+    assert (strict["valid"] is False) == (lapses > 0), (lapses, strict["summary"])
+    if lapses:
+        assert _mutex(strict)["violation_kinds"] == {"revoked-while-held": lapses}
+
+
+@pytest.mark.parametrize("backend", ["redis", "python-redis-lock"])
+def test_server_pause_verdict_does_not_depend_on_the_socket_timeout(
+    store: Path, backend: str
+) -> None:
+    _need("redis")
+    valids = []
+    for timeout_ms in ("1000", "3000"):
+        res = _run(
+            store,
+            backend=backend,
+            nemesis=["pause"],
+            time_limit=10,
+            nemesis_interval=2,
+            ttl_ms=2000,
+            hold_ms=50,
+            seed=1,
+            backend_opts={"timeout_ms": timeout_ms},
+        )
+        m = _mutex(res)
+        assert res.config["lock"]["expiry"] == "ttl" and res.results["model"] == "lease"
+        assert m["violation_count"] == 0, (timeout_ms, m["summary"], m["violations"][:2])
+        assert res.results["faults"]["pause"]["injected"] >= 1
+        _lapses_are_what_strict_calls_revoked(res)
+        valids.append(res.valid)
+    assert valids[0] == valids[1] and valids[0] is not False, valids
+
+
+def test_lease_table_killed_for_less_than_its_ttl_is_valid(store: Path) -> None:
+    _need("postgres")
+    res = _run(
+        store,
+        backend="postgres-lease",
+        nemesis=["kill"],
+        nemesis_opts={"down_ms": "300"},
+        ttl_ms=3000,
+        hold_ms=50,
+        time_limit=10,
+        nemesis_interval=2,
+        seed=103,
+    )
+    m = _mutex(res)
+    assert res.results["faults"]["kill"]["injected"] >= 1
+    assert m["violation_count"] == 0, (m["summary"], m["violations"][:2])
+    assert res.valid is not False
+    _lapses_are_what_strict_calls_revoked(res)
