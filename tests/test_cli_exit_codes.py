@@ -127,6 +127,24 @@ def test_check_into_a_closed_pipe_exits_with_the_verdict(tmp_path, kind, as_json
     assert p.returncode == code
 
 
+@pytest.mark.parametrize("kind", ["valid", "invalid"])
+def test_check_with_stdout_closed_exits_with_the_verdict(tmp_path, kind):
+    ops, code = HISTORIES[kind]
+    h = _write(tmp_path / "h.jsonl", ops)
+    for extra in ([], ["--json"]):
+        p = subprocess.run(  # `harness check h.jsonl >&-`: Python's sys.stdout is None
+            [*HARNESS, "check", str(h), *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            preexec_fn=lambda: os.close(1),
+        )
+        assert p.returncode == code, (extra, p.stderr)
+        _no_noise(p.stderr)
+
+
 def test_an_error_into_a_closed_pipe_is_still_exit_2(tmp_path):
     p = _into_closed_pipe(["check", str(tmp_path / "missing.jsonl")], stderr_too=True)
     assert p.returncode == 2

@@ -112,6 +112,8 @@ def say(*parts: Part, style: str = "", to: Console | None = None, soft_wrap: boo
 
 def echo(s: str) -> None:
     """Write text exactly as it is (JSON for a pipe), with its newline."""
+    if sys.stdout is None:  # started with stdout closed (>&-): nobody to tell
+        return
     sys.stdout.write(s + "\n")
     sys.stdout.flush()
 
