@@ -217,13 +217,13 @@ def test_redlock_kill_and_wipe(store: Path, delayed: bool) -> None:
         assert sum(kinds.values()) >= 1 and set(kinds) <= {"overlap", "revoked-while-held"}
         assert res.results["checkers"]["fencing"]["stale_accepted"] >= 1
     else:
-        # Every killed node stayed down longer than the TTL before rejoining (but the last:
-        # the end of the run heals at once).
+        # Every killed node stayed down longer than the TTL before rejoining, the last one
+        # too: the schedule starts no kill that the end of the run would cut short.
         starts = _nemesis(ops, "start-kill")
         stops = [o for o in ops if o.process == "nemesis" and o.f == "stop-kill"]
         stops = [o for o in stops if o.type == "invoke"]
-        assert len(starts) >= 2 and len(stops) == len(starts)
-        for a, b in zip(starts[:-1], stops[:-1], strict=True):
+        assert len(starts) >= 1 and len(stops) == len(starts)
+        for a, b in zip(starts, stops, strict=True):
             assert b.time - a.time >= ttl_ms * 1e6
         assert res.valid is True, res.results["summary"]
         assert mutex["hold_count"] >= 4  # the lock kept working through the kills
@@ -251,7 +251,7 @@ def test_zookeeper_partition_with_ignored_connection_state(store: Path) -> None:
         ttl_ms=1000,
         hold_ms=8000,
         wait_ms=3000,
-        time_limit=12.5,
+        time_limit=14,  # partitions at 3-6 s and 9-12 s, healed before the last 1.4 s
         seed=1,
     )
     starts = _nemesis(ops, "start-partition")
