@@ -312,7 +312,7 @@ def excuse(result: dict[str, Any], setting: str | None) -> dict[str, Any]:
     ):
         return result
     reason = (
-        f"the store lost acknowledged writes under a non-durable setting ({setting}): "
+        f"the store lost acknowledged writes under a non-durable setting, {setting}: "
         "not the lock's fault"
     )
     result["valid"] = "unknown"

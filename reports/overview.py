@@ -56,6 +56,7 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
     mutex, fencing = _checker(results, "mutex"), _checker(results, "fencing")
     set_, jobs = _checker(results, "set"), _checker(results, "jobs")
     under = "without faults" if nemesis == "none" else f"under {nemesis}"
+    others = not_the_locks(results)  # damage the lock did not cause: said first, apart
     if verdict == "invalid":
         harm = []
         kinds = (
@@ -81,17 +82,22 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         acc = _int(fencing.get("stale_accepted"))
         if acc:
             harm.append(f"{_n(acc, 'stale write')} reached the resource")
-        lost = _int(set_.get("lost_count"))
+        lost = _by_lock(set_, "lost_by_lock", "lost_count")
         if lost:
             harm.append(f"{_n(lost, 'acknowledged update')} were lost")
-        dbl = _int(jobs.get("double_executions"))
+        dbl = _by_lock(jobs, "double_by_lock", "double_executions")
         if dbl:
             harm.append(f"{_n(dbl, 'job slot')} ran more than once")
         back = _int(fencing.get("non_increasing"))
         if back:
             harm.append(f"fence tokens went backwards {_n(back, 'time')}")
+        if others and not harm:  # the store lost them on its own, durable as declared
+            return " ".join(others)
         said = "; ".join(harm) or "a checker found a violation"
-        return f"This lock is unsafe {under}: {said}."
+        unsafe = f"This lock is unsafe {under}: {said}."
+        if "both" in (set_.get("blame"), jobs.get("blame")):  # the lock's share comes first
+            return " ".join([unsafe, *others])
+        return " ".join([*others, unsafe])
     if verdict == "valid":
         holds = _int(mutex.get("hold_count"))
         what = (
@@ -105,10 +111,55 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         )
     why = results.get("unknown_because")
     if isinstance(why, list) and why:
+        return " ".join(
+            [*others, "This run proves neither safe nor unsafe: " + "; ".join(map(str, why)) + "."]
+        )
+    if others:
+        return " ".join([*others, "This run proves nothing about the lock."])
         return "This run proves neither safe nor unsafe: " + "; ".join(map(str, why)) + "."
     if not results:
         return "This run was not checked: there are no results."
     return "This run proves neither safe nor unsafe: no checker could vouch for it."
+
+
+def _by_lock(result: dict[str, Any], by_lock: str, total: str) -> int | None:
+    """The damage the lock caused: ``by_lock`` where the checker assigned blame, else all of it
+    (results from before blame, or a history without lock ops)."""
+    n = _int(result.get(by_lock))
+    return n if n is not None and result.get("blame") is not None else _int(result.get(total))
+
+
+def not_the_locks(results: dict[str, Any]) -> list[str]:
+    """Sentences for the damage the checkers blamed on the store or the scheduler, not the lock
+    (``checkers.blame``): lost updates with no two clients acting as holder at once, slots run
+    again after a release. "other" when the lock caused the rest ("both")."""
+    mutex = _checker(results, "mutex")
+    kept = (
+        "while the lock kept mutual exclusion"
+        if mutex.get("valid") is True
+        else "while no two clients acted as holder at once"
+    )
+    out = []
+    set_, jobs = _checker(results, "set"), _checker(results, "jobs")
+    lost = _int(set_.get("lost_by_store"))
+    if lost and set_.get("blame") in ("store", "both"):
+        setting = set_.get("non_durable")
+        why = (
+            f"its server ran {setting}, a setting the run declared non-durable: not the lock's "
+            "fault"
+            if setting
+            else "the store itself lost acknowledged writes"
+        )
+        what = _n(lost, ("other " if set_["blame"] == "both" else "") + "acknowledged update")
+        out.append(f"The store lost {what} {kept}: {why}.")
+    dbl = _int(jobs.get("double_by_scheduler"))
+    if dbl and jobs.get("blame") in ("scheduler", "both"):
+        what = _n(dbl, ("other " if jobs["blame"] == "both" else "") + "job slot")
+        out.append(
+            f"The scheduler ran {what} more than once {kept}: each ran again after its lock "
+            "was released (the schedule's timing, not the lock)."
+        )
+    return out
 
 
 def cards(results: dict[str, Any]) -> list[Card]:
@@ -133,11 +184,21 @@ def cards(results: dict[str, Any]) -> list[Card]:
     if set_ and _int(set_.get("lost_count")) is not None:
         lost = set_["lost_count"]
         sub = f"of {_int(set_.get('acknowledged_count')) or 0:,} acknowledged"
-        out.append(Card("lost updates", f"{lost:,}", sub, "bad" if lost else "good"))
+        sub += _blame_sub(set_, "lost_by_store", "the store's")
+        tone = "bad" if _by_lock(set_, "lost_by_lock", "lost_count") else "warn" if lost else "good"
+        out.append(Card("lost updates", f"{lost:,}", sub, tone))
     if jobs and _int(jobs.get("double_executions")) is not None:
         d = jobs["double_executions"]
         sub = f"of {_int(jobs.get('executed_slots')) or 0:,} slots run"
-        out.append(Card("double executions", f"{d:,}", sub, "bad" if d else "good"))
+        sub += _blame_sub(jobs, "double_by_scheduler", "the scheduler's")
+        tone = (
+            "bad"
+            if _by_lock(jobs, "double_by_lock", "double_executions")
+            else "warn"
+            if d
+            else "good"
+        )
+        out.append(Card("double executions", f"{d:,}", sub, tone))
     ratio = _num(perf.get("success_ratio"))
     if ratio is not None:
         tried = _int(perf.get("attempted_acquires")) or 0
@@ -171,3 +232,11 @@ def cards(results: dict[str, Any]) -> list[Card]:
             Card("faults injected", f"{inj:,}", sub or "none", "warn" if failed or cut else "")
         )
     return out
+
+
+def _blame_sub(result: dict[str, Any], field: str, whose: str) -> str:
+    """ "; all the store's", "; 3 the store's": the part not caused by the lock, on a card."""
+    n = _int(result.get(field))
+    if not n:
+        return ""
+    return f"; all {whose}" if result.get("blame") in ("store", "scheduler") else f"; {n:,} {whose}"

@@ -477,10 +477,12 @@ def workload_views(results: dict[str, Any], faults: Sequence[Fault], t_end: int)
                     "element": show(x.get("element")),
                     "process": show(x.get("process")),
                     "ok": secs(x.get("ok_time")),
+                    "blame": WHOSE.get(x.get("blame"), "—"),
                 }
                 for x in lost[:MAX_WORKLOAD_ROWS]
             ],
             "listed": len(lost),
+            "blame": blame_text(st, "lost_by_lock", "lost_by_store", "the store lost them"),
         }
     jb = checkers.get("jobs") if isinstance(checkers, dict) else None
     if isinstance(jb, dict) and isinstance(jb.get("double_slots"), list) and jb["double_slots"]:
@@ -496,6 +498,7 @@ def workload_views(results: dict[str, Any], faults: Sequence[Fault], t_end: int)
                     )
             rows.append(
                 {
+                    "blame": WHOSE.get(d.get("blame"), "—"),
                     "slot": show(d.get("slot")),
                     "runs": "; ".join(
                         f"client {e.get('process')} {secs(e.get('start'))} → "
@@ -509,8 +512,34 @@ def workload_views(results: dict[str, Any], faults: Sequence[Fault], t_end: int)
             "svg": strip(ticks, faults, t_end, "run twice") if ticks else None,
             "rows": rows[:MAX_WORKLOAD_ROWS],
             "listed": len(rows),
+            "blame": blame_text(
+                jb, "double_by_lock", "double_by_scheduler", "the scheduler ran them again"
+            ),
         }
     return out
+
+
+# Whose fault one lost update or double-executed slot is (checkers.blame), in a table cell.
+WHOSE = {
+    "lock": "the lock's: two clients acted as holder at once",
+    "store": "the store's",
+    "scheduler": "the scheduler's",
+}
+
+
+def blame_text(result: dict[str, Any], by_lock: str, by_other: str, other: str) -> str | None:
+    """One sentence on whose fault a checker's damage is, or None when it did not say."""
+    blame, n_lock, n_other = result.get("blame"), result.get(by_lock), result.get(by_other)
+    if blame == "lock":
+        return "Two clients acted as holder at once around each of them: the lock's fault."
+    if blame in ("store", "scheduler"):
+        return f"No two clients acted as holder at once around any of them: {other}, not the lock."
+    if blame == "both" and isinstance(n_lock, int) and isinstance(n_other, int):
+        return (
+            f"{n_lock:,} with two clients acting as holder at once around them (the lock's "
+            f"fault); {n_other:,} with none ({other}, not the lock)."
+        )
+    return None
 
 
 def secs(ns: Any) -> str:

@@ -370,7 +370,9 @@ def test_violation_kinds_and_first_violation_from_every_checker():
     assert first_violation_s(results) == 1.2  # the jobs slot 12 x 100 ms
     assert damage(results) == {
         "lost_updates": 3,
+        "lost_updates_by_store": None,  # results without blame (checkers.blame)
         "double_executions": 1,
+        "double_executions_by_scheduler": None,
         "stale_writes_accepted": 4,
     }
     assert acted_at_once(results) is None  # no revoked_while_acting: cannot tell

@@ -179,7 +179,7 @@ def test_a_store_loss_under_a_declared_non_durable_setting_is_unknown() -> None:
     r = set_checker.excuse(set_checker.check(_sorted(h)), SETTING)
     assert r["valid"] == "unknown" and r["blame"] == "store" and r["non_durable"] == SETTING
     reason = (
-        f"the store lost acknowledged writes under a non-durable setting ({SETTING}): "
+        f"the store lost acknowledged writes under a non-durable setting, {SETTING}: "
         "not the lock's fault"
     )
     assert r["unknown_because"] == [reason]
@@ -300,3 +300,106 @@ def test_check_of_a_stored_run_with_its_set_on_a_durable_server_is_invalid(tmp_p
     results = json.loads((d / "results.json").read_text())
     assert results["checkers"]["set"]["blame"] == "store"
     assert results["valid"] is False and r.returncode == 1, r.stdout
+
+
+# -- campaign statistics and JUnit ----------------------------------------------------------------
+
+
+def test_campaign_statistics_count_the_stores_losses_apart() -> None:
+    from harness.campaign.stats import damage, first_violation_s, violation_kinds
+
+    results = {
+        "checkers": {
+            "set": {
+                "lost_count": 5,
+                "lost_by_lock": 2,
+                "lost_by_store": 3,
+                "blame": "both",
+                "lost": [{"ok_time": 1e9, "blame": "store"}, {"ok_time": 4e9, "blame": "lock"}],
+            },
+            "jobs": {
+                "double_executions": 2,
+                "double_by_lock": 0,
+                "double_by_scheduler": 2,
+                "blame": "scheduler",
+                "period_ms": 100,
+                "double_slots": [{"slot": 12, "blame": "scheduler"}],
+            },
+        }
+    }
+    assert violation_kinds(results) == {
+        "lost-update": 2,
+        "lost-update-by-store": 3,
+        "double-execution-by-scheduler": 2,
+    }
+    assert first_violation_s(results) == 4.0  # the lock's loss; not the store's, nor the slot
+    d = damage(results)
+    assert (d["lost_updates"], d["lost_updates_by_store"]) == (5, 3)
+    assert (d["double_executions"], d["double_executions_by_scheduler"]) == (2, 2)
+
+
+def test_junit_says_whose_fault_the_damage_is(tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    from harness.exports.junit import write_junit
+
+    h = H().hold(1, 10, 20).add(1, 15, 1).hold(2, 30, 40).add(2, 35, 2).read(100, [2])
+    s = set_checker.excuse(set_checker.check(_sorted(h)), SETTING)
+    results = {"valid": "unknown", "summary": "unknown; set: ...", "checkers": {"set": s}}
+    path = write_junit(tmp_path / "j.xml", {"backend": "redis", "workload": "lock-set"}, results)
+    cases = {c.get("name"): c for c in ET.parse(path).getroot().iter("testcase")}
+    verdict = cases["verdict"].find("error")
+    assert verdict is not None
+    assert "blame: lost updates: 0 the lock's (two clients acting as holder at once), 1 the " in (
+        verdict.get("message") or ""
+    )
+    set_case = cases["set"].find("error")  # unknown, not a failure: the lock is not accused
+    assert set_case is not None and "non-durable setting" in (set_case.get("message") or "")
+
+
+# -- the report's first sentence ------------------------------------------------------------------
+
+
+def _results(h: H, setting: str | None, mutex_valid: bool = True) -> dict[str, Any]:
+    s = set_checker.excuse(set_checker.check(_sorted(h)), setting)
+    return {"checkers": {"mutex": {"valid": mutex_valid, "violation_kinds": {}}, "set": s}}
+
+
+def test_headline_blames_a_non_durable_store_not_the_lock() -> None:
+    from reports.overview import meaning
+
+    m = meaning("unknown", _results(_store_loss(), SETTING), "kill")
+    assert m.startswith(
+        "The store lost 1 acknowledged update while the lock kept mutual exclusion: its server "
+        f"ran {SETTING}, a setting the run declared non-durable: not the lock's fault."
+    )
+    assert "unsafe" not in m
+
+
+def test_headline_blames_a_durable_store_that_lost_writes() -> None:
+    from reports.overview import meaning
+
+    m = meaning("invalid", _results(_store_loss(), None), "kill")
+    assert m == (
+        "The store lost 1 acknowledged update while the lock kept mutual exclusion: the store "
+        "itself lost acknowledged writes."
+    )
+
+
+def test_headline_says_the_lock_failed_when_it_did() -> None:
+    from reports.overview import meaning
+
+    m = meaning("invalid", _results(_lost_by_overlap(), SETTING, mutex_valid=False), "none")
+    assert m.startswith("This lock is unsafe without faults:") and "1 acknowledged update" in m
+    assert "The store lost" not in m
+
+
+def test_headline_with_both_tells_the_locks_part_first_then_the_stores() -> None:
+    from reports.overview import meaning
+
+    h = _lost_by_overlap().hold(1, 10, 20, key="j").add(1, 15, 7, key="j")
+    m = meaning("invalid", _results(h.read(200, [], key="j"), None, False), "kill")
+    assert m.startswith(
+        "This lock is unsafe under kill: 1 acknowledged update were lost. The store lost 1 other "
+        "acknowledged update while no two clients acted as holder at once"
+    )

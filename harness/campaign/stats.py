@@ -6,9 +6,10 @@ unknown runs and runs that ended in an error counted apart), how soon (median ti
 violation over the invalid runs) and how badly (the kinds of violation, lost updates, double
 executions and stale writes accepted per run; in how many runs two clients acted as holder at
 once, which an invalid run need not show; lost updates and double executions that the store or
-the scheduler caused with no two clients acting at once, apart: ``checkers.blame``), whether the faults fired (injected per run; a
-faulted cell with none is flagged), and the lock's availability inside fault windows versus
-outside (acquire success ratio, throughput, latency p50/p99).
+the scheduler caused with no two clients acting at once, apart: ``checkers.blame``), whether
+the faults fired (injected per run; a faulted cell with none is flagged), and the lock's
+availability inside fault windows versus outside (acquire success ratio, throughput, latency
+p50/p99).
 """
 
 from __future__ import annotations

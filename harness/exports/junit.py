@@ -55,8 +55,36 @@ def _why(results: dict[str, Any]) -> str:
     reasons = results.get("unknown_because") or []
     summary = str(results.get("summary", ""))
     text = summary + "".join(f"\nunknown because: {r}" for r in reasons if r not in summary)
+    text += "".join(f"\n{line}" for line in blame_lines(results))
     if results.get("faults"):
         from checkers.faults import text as faults_text
 
         text += f"\nfaults: {faults_text(results['faults'])}"
     return text
+
+
+def blame_lines(results: dict[str, Any]) -> list[str]:
+    """Whose fault the data damage is (``checkers.blame``): a CI reader must not take a store's
+    lost writes, or a slot its scheduler ran again, for the lock's failure."""
+    ch = results.get("checkers")
+    ch = ch if isinstance(ch, dict) else {}
+    out = []
+    for name, what, by_lock, by_other, other in (
+        ("set", "lost updates", "lost_by_lock", "lost_by_store", "the store's"),
+        (
+            "jobs",
+            "slots run more than once",
+            "double_by_lock",
+            "double_by_scheduler",
+            "the scheduler's",
+        ),
+    ):
+        r = ch.get(name)
+        if not isinstance(r, dict) or r.get("blame") is None:
+            continue
+        n_lock, n_other = r.get(by_lock), r.get(by_other)
+        out.append(
+            f"blame: {what}: {n_lock} the lock's (two clients acting as holder at once), "
+            f"{n_other} {other}"
+        )
+    return out
