@@ -115,3 +115,30 @@ def test_lease_table_killed_for_less_than_its_ttl_is_valid(store: Path) -> None:
     assert m["violation_count"] == 0, (m["summary"], m["violations"][:2])
     assert res.valid is not False
     _lapses_are_what_strict_calls_revoked(res)
+
+
+def test_session_lock_forgotten_by_a_restart_is_an_early_grant(store: Path) -> None:
+    """PostgreSQL's session advisory lock has no TTL: a kill ends the holder's session and the
+    restarted server has forgotten the grant, so the next grant is early (or, when the server
+    was back before the holder stopped, two holders at once): INVALID under both models."""
+    _need("postgres")
+    res = _run(
+        store,
+        backend="postgres",
+        nemesis=["kill"],
+        keys=1,
+        concurrency=3,
+        ttl_ms=2000,
+        hold_ms=200,
+        time_limit=8,
+        nemesis_interval=2,
+        seed=5,
+    )
+    m = _mutex(res)
+    assert res.config["lock"]["expiry"] == "none"
+    assert res.results["faults"]["kill"]["injected"] >= 1
+    assert res.valid is False, m["summary"]
+    assert m["lapse_count"] == 0  # no TTL: nothing can lapse
+    assert set(m["violation_kinds"]) <= {"early-grant", "revoked-while-held", "overlap"}
+    strict = recheck(res.run_dir, render=False, model="strict")
+    assert strict["valid"] is False
