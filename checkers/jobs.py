@@ -92,14 +92,16 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         key = exact(key)
         iop = ops[inv] if inv >= 0 else None
         done = ops[pos] if pos != NEVER_RETURNED else None
+        bad = 0
         if iop is not None and iop.type == "invoke" and iop.process == proc:
             slot = _slot_of(iop.value)
             if slot is not None:
                 execs.append([slot, iop.time, None if done is None else done.time, proc, key])
                 at.append(inv)
                 continue
-            unreadable += 1  # its completion, if any, may still say which slot
+            bad = 1  # its completion, if any, may still say which slot
         if done is None:
+            unreadable += bad
             continue
         slot = _slot_of(done.value)
         if slot is None:
@@ -114,7 +116,7 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     notes: list[str] = []
     # An exec whose slot cannot be read may have run a slot twice: never valid with one.
     doubt = (
-        f"{unreadable} exec op(s) without an integer value['slot']: which slot they ran is unknown"
+        f"{unreadable} execution(s) without an integer value['slot']: which slot they ran is unknown"
         if unreadable
         else ""
     )

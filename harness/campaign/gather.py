@@ -5,6 +5,10 @@ Shard stores must hold the same campaign (its fingerprint: cells, repetitions, s
 their runs are joined by identity (cell, repetition, seed). A planned run with no finished
 attempt in any store is "missing" (a shard not gathered, or a run interrupted or crashed).
 A bare run directory joins the cell its config.json names.
+
+No stored verdict is taken on trust: each run's history is judged again (as ``harness check``
+would, nothing written), and a run whose ``results.json`` says otherwise is refused with one
+line, as an error of its cell.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from ..run import store
 from .execute import MANIFEST, attempts, finished_run
 from .spec import Item, SpecError
-from .stats import cell_figures, run_figures
+from .stats import acted_at_once, cell_figures, damage, run_figures, verdict, violation_kinds
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Comparison:
     cells: list[CellResult]
     manifests: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # runs whose results.json was not trusted
 
     @property
     def campaign(self) -> dict[str, Any] | None:
@@ -96,6 +101,7 @@ def gather(dirs: list[Path], samples: bool = True) -> Comparison:
     seen_runs: set[tuple[str, int, int]] = set()
     planned: dict[tuple[str, int, int], dict[str, Any]] = {}
     notes: list[str] = []
+    refused: list[str] = []
     for d in map(Path, dirs):
         if (d / MANIFEST).exists():
             m = _load_manifest(d)
@@ -129,6 +135,11 @@ def gather(dirs: list[Path], samples: bool = True) -> Comparison:
                 if done is None:
                     continue
                 seen_runs.add(ident)
+                why = untrusted(done)
+                if why:
+                    cells[r["cell"]].errors.append(why)
+                    refused.append(why)
+                    continue
                 fig = run_figures(done, samples=samples)
                 cells[r["cell"]].runs.append(
                     fig | {"repetition": r["repetition"], "command": r.get("command", "")}
@@ -141,7 +152,11 @@ def gather(dirs: list[Path], samples: bool = True) -> Comparison:
                 raise SpecError(str(e) if where in str(e) else f"{where}: {e}") from None
             cr = _cell_from_config(config)
             cr = cells.setdefault(cr.key, cr)
-            if (d / store.RESULTS).exists():
+            why = untrusted(d) if (d / store.RESULTS).exists() else None
+            if why:
+                cr.errors.append(why)
+                refused.append(why)
+            elif (d / store.RESULTS).exists():
                 cr.runs.append(
                     run_figures(d, samples=samples) | {"repetition": None, "command": ""}
                 )
@@ -169,7 +184,47 @@ def gather(dirs: list[Path], samples: bool = True) -> Comparison:
         for r in cr.runs:  # pooled into the cell's figures: not kept per run
             for side in ("inside", "outside"):
                 (r.get("availability") or {}).get(side, {}).pop("samples", None)
-    return Comparison(list(cells.values()), manifests, notes)
+    return Comparison(list(cells.values()), manifests, notes, refused)
+
+
+def _figures(results: dict[str, Any]) -> dict[str, Any]:
+    """What a comparison takes from a run's results."""
+    return {
+        "verdict": verdict(results.get("valid")) if results else "unknown",
+        "violation_kinds": dict(violation_kinds(results)),
+        "damage": damage(results),
+        "acted_at_once": acted_at_once(results),
+    }
+
+
+def untrusted(run_dir: Path) -> str | None:
+    """Why a stored run's ``results.json`` cannot be trusted (one line), or None: its history,
+    judged again under the model it names, gives other figures (a results.json edited, or
+    written by an older checker: ``harness check`` judges the run again and rewrites it)."""
+    from ..run.analyse import judge
+
+    try:
+        stored = store.read_json(run_dir / store.RESULTS)
+    except (OSError, ValueError):
+        stored = {}
+    stored = stored if isinstance(stored, dict) else {}
+    model = stored.get("model")  # judged again as it says it was judged (harness check --model)
+    try:
+        fresh = _figures(judge(run_dir, model=model if model in ("lease", "strict") else None)[0])
+    except (OSError, ValueError) as e:  # an unreadable config.json, an unknown workload
+        return f"{run_dir}: cannot be judged again ({e}): refused"
+    said = _figures(stored)
+    if said == fresh:
+        return None
+    differs = [k for k in fresh if said[k] != fresh[k]]
+    if differs == ["verdict"] and (said["verdict"], fresh["verdict"]) == ("unknown", "valid"):
+        return None  # what the run knew and its files do not keep (a failed final phase)
+    what = (
+        f"says {said['verdict'].upper()}, its history {fresh['verdict'].upper()}"
+        if "verdict" in differs
+        else f"and its history disagree on {' and '.join(d.replace('_', ' ') for d in differs)}"
+    )
+    return f"{run_dir}: {store.RESULTS} {what}: refused (`harness check {run_dir}` judges it again)"
 
 
 def _why_not(tried: list[Path]) -> str:

@@ -8,12 +8,22 @@ the ops' order is in doubt, or the run was interrupted, failed or never finished
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from checkers import CheckerMap, checker_map, compose, faults, lacks_evidence, select
-from checkers.history import ReadResult, read
+from checkers import (
+    CHECKERS_FOR_OPS,
+    ORDER,
+    CheckerMap,
+    checker_map,
+    compose,
+    faults,
+    lacks_evidence,
+    select,
+)
+from checkers.history import Op, ReadResult, read
 from checkers.model import STRICT_MODEL, LockModel
 from workloads import registry as workload_registry
 from workloads.base import Workload
@@ -60,12 +70,50 @@ def analyse(
             f"{got.duplicate_count} index value(s) used more than once, so the ops' order is "
             f"in doubt ({got.duplicates[0]})",
         )
+    if got.ops:
+        name = str((config or {}).get("workload") or DEFAULT_WORKLOAD) if config else None
+        for reason in disagreements(checkers, got.ops, name):
+            lacks_evidence(results, reason)
     if interrupted:
         results["interrupted"] = True
         lacks_evidence(results, "the run was interrupted before its time limit")
     for p in problems or []:
         lacks_evidence(results, p)
     return results
+
+
+# The ops each verdict-giving checker judges; a workload with one of them and none of its ops in
+# its history proved nothing there (fencing and perf judge the lock ops the mutex checker does).
+JUDGES = {"mutex": ("acquire", "release"), "set": ("add", "read"), "jobs": ("exec",)}
+
+
+def disagreements(checkers: CheckerMap, ops: list[Op], workload: str | None) -> list[str]:
+    """Where a history and the checker map judging it disagree: a checker of the map finds none
+    of its ops (config.json says mutex, the history is a jobs history), or ops that some checker
+    judges are read by none of the map's (a lock-set history judged as mutex: its lost updates
+    unseen). Either way the verdict would speak of a history it did not read."""
+    present = {op.f for op in ops}
+    whose = f"the {workload} workload's" if workload else "the"
+    out = [
+        f"{whose} {name} checker found none of its ops ({' or '.join(fs)}) in the history"
+        for name, fs in JUDGES.items()
+        if name in checkers and present.isdisjoint(fs)
+    ]
+    unread = sorted(
+        f
+        for f in present
+        if f in CHECKERS_FOR_OPS and set(checkers).isdisjoint(CHECKERS_FOR_OPS[f])
+    )
+    if unread:
+        n = {f: sum(op.f == f for op in ops) for f in unread}
+        what = " and ".join(f"{n[f]:,} {f}" for f in unread) + " ops"
+        wanted = sorted({c for f in unread for c in CHECKERS_FOR_OPS[f]}, key=ORDER.index)
+        of = f"the {workload} workload" if workload else "these checkers"
+        out.append(
+            f"the history has ops that no checker of {of} reads ({what}; "
+            f"{', '.join(wanted)} would judge them)"
+        )
+    return out
 
 
 def unreadable_reason(got: ReadResult) -> str:
@@ -91,12 +139,28 @@ def nothing_recorded(interrupted: bool) -> dict[str, Any]:
     return results
 
 
-def run_outcome(results: dict[str, Any], config: Mapping[str, Any]) -> None:
-    """What the stored config says about how the run ended: failed, or never finished."""
-    if config.get("failed"):
+def run_outcome(results: dict[str, Any], config: Mapping[str, Any], *, stored: bool = True) -> None:
+    """What the stored config says about how the run ended: failed, or never finished.
+    ``stored``: the run directory has a ``config.json`` (a directory holding only a history is
+    judged as a bare history)."""
+    if not stored:
+        return
+    duration = config.get("duration_s")
+    if not config:
+        lacks_evidence(
+            results,
+            f"{store.CONFIG} is empty: which workload ran, and whether the run finished, is unknown",
+        )
+    elif config.get("failed"):
         lacks_evidence(results, f"the run failed: {config['failed']}")
-    elif config and "duration_s" not in config:
+    elif "duration_s" not in config:
         lacks_evidence(results, f"the run never finished (no duration in {store.CONFIG}: killed?)")
+    elif not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
+        lacks_evidence(
+            results,
+            f"the run never finished as far as {store.CONFIG} tells (duration_s is "
+            f"{json.dumps(duration)[:40]}, not a number of seconds)",
+        )
 
 
 def workload_of(config: Mapping[str, Any]) -> Workload:
@@ -123,14 +187,26 @@ def check_history(
 ) -> dict[str, Any]:
     """Check one history file (a run's, or a bare one from any tool)."""
     got = read(path)
-    return analyse(
-        checkers_for(config, got), got, config=config, model=stored_model(config, model)
-    )
+    return analyse(checkers_for(config, got), got, config=config, model=stored_model(config, model))
 
 
 def recheck(run_dir: Path, *, render: bool = True, model: str | None = None) -> dict[str, Any]:
     """``harness check`` of a stored run: judge its history again, rewrite ``results.json``
     (and ``report.html``)."""
+    results, config, got = judge(run_dir, model=model)
+    store.write_json(run_dir / store.RESULTS, results)
+    if render:
+        from reports.render import write_report
+
+        write_report(run_dir, config, results, got.ops, problems=got.problems)
+    return results
+
+
+def judge(
+    run_dir: Path, *, model: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], ReadResult]:
+    """A stored run judged again from its files, nothing written: its results, its config and
+    the history read."""
     p = run_dir / store.CONFIG
     config = store.read_object(p) if p.exists() else {}
     interrupted = bool(config.get("interrupted"))
@@ -146,10 +222,5 @@ def recheck(run_dir: Path, *, render: bool = True, model: str | None = None) -> 
             interrupted=interrupted,
             model=stored_model(config, model),
         )
-    run_outcome(results, config)
-    store.write_json(run_dir / store.RESULTS, results)
-    if render:
-        from reports.render import write_report
-
-        write_report(run_dir, config, results, got.ops, problems=got.problems)
-    return results
+    run_outcome(results, config, stored=p.exists())
+    return results, config, got
