@@ -43,6 +43,11 @@ from .history import NEMESIS, Op, exact
 LOCK = "lock"
 FOREVER = sys.maxsize  # the end of an acting interval whose release never came
 ALWAYS = (-FOREVER, FOREVER)  # a key whose every moment is suspect
+_NOBODY = object()  # no process yet
+
+
+def _first(x: tuple[Any, ...]) -> Any:
+    return x[0]
 
 
 def blame_word(by_lock: int, by_other: int, other: str) -> str | None:
@@ -93,14 +98,21 @@ class Acting:
         #: key -> the windows (start, end) in which two clients acted at once, by start
         self.at_once: dict[Hashable, list[tuple[int, int]]] = {}
         for k, spans3 in per_key.items():
-            spans3.sort(key=lambda x: x[0])
+            spans3.sort(key=_first)
             windows: list[tuple[int, int]] = []
-            top: list[tuple[int, Any]] = []  # the two latest ends so far, of distinct processes
+            # the latest end so far and its process, and the latest end of any other process:
+            # enough to know, for any process, the latest end among the others
+            best, best_p, second = -FOREVER, _NOBODY, -FOREVER
             for s, e, p in spans3:
-                other = next((end for end, q in top if q != p), None)
-                if other is not None and s <= other:
+                other = second if p == best_p else best
+                if s <= other:
                     windows.append((s, min(e, other)))
-                top = _keep_two(top, e, p)
+                if p == best_p:
+                    best = max(best, e)
+                elif e > best:
+                    best, best_p, second = e, p, best
+                else:
+                    second = max(second, e)
             if windows:
                 self.at_once[k] = windows
         self._reach: dict[Hashable, list[int]] = {}  # key -> latest window end up to each one
@@ -136,11 +148,3 @@ class Acting:
         # the windows starting by t1; the latest end among them must reach t0
         i = bisect_right(windows, (t1, FOREVER)) - 1
         return i >= 0 and reach[i] >= t0
-
-
-def _keep_two(top: list[tuple[int, Any]], end: int, p: Any) -> list[tuple[int, Any]]:
-    """The two latest ends of distinct processes, after adding ``end`` of ``p``: enough to
-    know, for any process, the latest end among the others."""
-    ends = {q: e for e, q in top}
-    ends[p] = max(end, ends.get(p, end))
-    return sorted(((e, q) for q, e in ends.items()), key=lambda x: x[0], reverse=True)[:2]

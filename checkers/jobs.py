@@ -179,9 +179,11 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
             runs.setdefault(e[0], []).append(e)
             if e[0] in by_slot or len(by_slot) < MAX_EXAMPLES:
                 by_slot.setdefault(e[0], []).append({"process": e[3], "start": e[1], "end": e[2]})
-    acting = Acting(ops)
+    # an ok acquire: a lock to blame or clear (found early in a lock history)
+    locked = any(op.f == "acquire" and op.type == "ok" and op.process != NEMESIS for op in ops)
     whose: dict[int, str] = {}
-    if acting.locked:
+    if locked and doubles:  # the holds, swept only when a slot ran twice
+        acting = Acting(ops)
         whose = {s: _whose_slot(acting, runs[s]) for s in doubles}
     by_lock = sum(1 for w in whose.values() if w == "lock")
     blame = blame_word(by_lock, len(whose) - by_lock, "scheduler")
@@ -223,8 +225,8 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         "double_executions": nd,
         "extra_executions": sum(per_slot[s] for s in doubles) - nd,
         "blame": blame,
-        "double_by_lock": by_lock if acting.locked else None,
-        "double_by_scheduler": len(whose) - by_lock if acting.locked else None,
+        "double_by_lock": by_lock if locked else None,
+        "double_by_scheduler": len(whose) - by_lock if locked else None,
         "missed_slots": nm,
         "overlapping_executions": overlapping,
         "overlap_ms": round(overlap_ns / MS, 3),

@@ -60,17 +60,20 @@ def percent(part: int, whole: int) -> str:
 
 
 def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
-    ops = ops if isinstance(ops, list) else list(ops)  # read twice: adds and reads, then holds
+    ops = ops if isinstance(ops, list) else list(ops)  # read again for the holds, on a loss
     adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
     finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
     notes: list[str] = []
     bad_reads = 0
     reads: list[Op] = []  # a few: their pairing need not sweep every op again
+    locked = False  # an ok acquire: a lock to blame or clear (checkers.blame)
     for op in ops:
         f = op.f
         if f != "add":
             if f == "read":
                 reads.append(op)
+            elif f == "acquire" and not locked:
+                locked = op.type == "ok" and op.process != NEMESIS
             continue
         if op.process == NEMESIS:
             continue
@@ -117,7 +120,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
     if bad_reads:
         notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
 
-    acting = Acting(ops, exact)
+    acting: Acting | None = None  # the holds, swept only when an update was lost
     acked = attempted = unknown_adds = 0
     lost: list[dict[str, Any]] = []
     unexpected: list[dict[str, Any]] = []
@@ -167,7 +170,9 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                 continue
             n["lost"] += 1
             whose = None
-            if acting.locked:
+            if locked:
+                if acting is None:
+                    acting = Acting(ops, exact)
                 if tainted is None:
                     tainted = _written_without_lock(acting, key, per)
                     if tainted:
@@ -198,7 +203,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
             "notes": notes,
         }
     nlost, nunex, ndup = n["lost"], n["unexpected"], n["duplicated"]
-    blame = blame_word(n["lost_by_lock"], n["lost_by_store"], "store") if acting.locked else None
+    blame = blame_word(n["lost_by_lock"], n["lost_by_store"], "store") if locked else None
     parts: list[str] = []
     if nlost:
         parts.append(
@@ -244,8 +249,8 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
         "summary": summary,
         **_counts(acked, attempted, n, unknown_adds),
         "blame": blame,
-        "lost_by_lock": n["lost_by_lock"] if acting.locked else None,
-        "lost_by_store": n["lost_by_store"] if acting.locked else None,
+        "lost_by_lock": n["lost_by_lock"] if locked else None,
+        "lost_by_store": n["lost_by_store"] if locked else None,
         "keys": len(adds.keys() | finals.keys()),
         "keys_without_final_read": [str(k) for k in no_final[:MAX_EXAMPLES]],
         "lost": lost,
