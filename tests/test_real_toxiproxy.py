@@ -98,7 +98,7 @@ def test_run_with_partition_and_latency_through_the_real_toxiproxy(
     # One redis node, two client groups; "halves" cuts group 1 off it and leaves group 0.
     p = harness(
         *("run", "--backend", "redis", "--nemesis", "partition,latency"),
-        *("--toxiproxy", real_toxiproxy, "--time-limit", "9", "--nemesis-interval", "2"),
+        *("--toxiproxy", real_toxiproxy, "--time-limit", "10", "--nemesis-interval", "2"),
         *("--nemesis-opt", "topology=halves", "--nemesis-opt", "latency_ms=150"),
         *("--nemesis-opt", "jitter_ms=0", "--seed", "1", "--no-report"),
         *("--store", str(tmp_path)),
