@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from checkers import jobs
 from checkers import set as set_checker
 from checkers.blame import Acting
@@ -403,3 +406,32 @@ def test_headline_with_both_tells_the_locks_part_first_then_the_stores() -> None
         "This lock is unsafe under kill: 1 acknowledged update were lost. The store lost 1 other "
         "acknowledged update while no two clients acted as holder at once"
     )
+
+
+# -- the at-once sweep against a brute force --------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60), st.integers(1, 30)), max_size=12),
+    st.integers(0, 100),
+    st.integers(0, 100),
+)
+def test_at_once_agrees_with_every_pair(
+    spans: list[tuple[int, int, int]], t0: int, t1: int
+) -> None:
+    """Each process's spans made disjoint (a process acts once at a time); two clients acted at
+    once in [t0, t1] iff some pair of spans of distinct processes shares a moment there."""
+    h, ends, kept = H(), {}, []
+    for p, start, length in sorted(spans, key=lambda x: x[1]):
+        if start <= ends.get(p, -1):
+            continue
+        ends[p] = start + length
+        kept.append((p, start, start + length))
+        h.ev(start, p, "ok", "acquire").ev(start + length, p, "invoke", "release")
+    a = Acting(_sorted(h))
+    lo, hi = min(t0, t1), max(t0, t1)
+    brute = any(
+        p != q and max(s1, s2, lo) <= min(e1, e2, hi) for p, s1, e1 in kept for q, s2, e2 in kept
+    )
+    assert a.broken("k", lo * MS, hi * MS) == brute
