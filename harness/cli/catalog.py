@@ -16,19 +16,21 @@ from .output import cell, line, out, say
 @main.command()
 @friendly
 def backends() -> None:
-    """List every lock backend with its servers, fence type and availability here."""
+    """List every lock backend with its servers, fence type, how its grants expire (with its
+    default options) and availability here."""
     from backends.registry import backend_class, names
 
     from ..runtime.base import MissingBinary
     from ..runtime.kinds import server_kind
 
-    t = Table("backend", "servers", "fence", "available here", "description")
+    t = Table("backend", "servers", "fence", "expiry", "available here", "description")
     for name in names():
         try:
             cls = backend_class(name)
-            need = cls().servers()
+            backend = cls()
+            need, expiry = backend.servers(), backend.expiry()
         except Exception as e:  # a third-party plugin that fails to load still gets a row
-            t.add_row(cell(name), "?", "?", line(("no", "red"), f": {e}"), "")
+            t.add_row(cell(name), "?", "?", "?", line(("no", "red"), f": {e}"), "")
             continue
         try:
             server_kind(need.kind).find_binary()
@@ -38,7 +40,8 @@ def backends() -> None:
         except Exception as e:
             avail = line(("no", "red"), f": {e}")
         t.add_row(  # literal cells: a plugin's words or an error are not markup
-            cell(name), cell(f"{need.kind} x{need.nodes}"), cell(cls.fence), avail,
+            cell(name), cell(f"{need.kind} x{need.nodes}"),
+            cell(cls.fence if cls.fenced else "none"), cell(str(expiry)), avail,
             cell(cls.description),
         )  # fmt: skip
     out.print(t)
