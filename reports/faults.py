@@ -158,8 +158,10 @@ def describe(p: Period) -> str:
     if v.get("injected") is False:
         return f"{p.name}: nothing injected ({v.get('why') or 'no target'})"
     heal = f"; the heal failed ({p.stop_error})" if p.stop_error else ""
-    if isinstance(p.stop_value, dict) and p.stop_value.get("cut_short") is True:
-        heal += "; cut short by the end of the run, so not counted as injected"
+    stop = p.stop_value if isinstance(p.stop_value, dict) else {}
+    if stop.get("cut_short") is True:
+        planned = f" ({stop['planned_s']:g} s planned)" if _num(stop.get("planned_s")) else ""
+        heal += f"; cut short by the end of the run{planned}, so not counted as injected"
     name = p.name
     if name == "partition":
         text = _partition(v, p)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from checkers import faults, lacks_evidence
-from checkers.history import Op
+from checkers.history import Op, read
 from harness.nemesis.schedule import RECOVERY_SHARE, Schedule, recovery_window
 from reports.faults import periods
 from reports.overview import cards
@@ -135,11 +135,12 @@ def test_a_fault_stopped_before_its_planned_end_is_recorded_cut_short() -> None:
     sched = Schedule([nem], rec, 1.0, 30.0, clock=clock)  # type: ignore[list-item]
     _drive(sched, clock, 2.0)
     (stop,) = _stops(rec.ops)
-    assert stop.value == {"node": "n1", "healed": True, "cut_short": True}
+    assert stop.value == {"node": "n1", "healed": True, "cut_short": True, "planned_s": 3.0}
     assert not nem.in_force
     counts = faults.count(rec.ops)["quiet"]
     assert counts["injected"] == 0 and counts["cut_short"] == 1 and counts["healed"] == 1
-    assert "cut short by the end of the run" in periods(rec.ops)[0].text()
+    told = periods(rec.ops)[0].text()
+    assert "for 1.0 s; cut short by the end of the run (3 s planned), so not counted" in told, told
 
 
 def _op(i: int, t_s: float, type_: str, f: str, value: Any = None) -> Op:
@@ -240,10 +241,33 @@ def test_client_pause_that_fits_runs_its_course_on_real_servers(redis_bin, tmp_p
     c = res["faults"]["client-pause"]
     assert c["injected"] == 1 and c["cut_short"] == 0 and c["healed"] == 1, c
     assert not any(r.startswith("no fault") for r in res.get("unknown_because", []))
-    from checkers.history import read
-
     ops = [o for o in read(run / "history.jsonl").ops if o.process == "nemesis"]
     start = next(o for o in ops if o.f == "start-client-pause" and o.type != "invoke")
     stop = next(o for o in ops if o.f == "stop-client-pause" and o.type != "invoke")
     assert stop.time - start.time >= 2.0e9 and "cut_short" not in stop.value
     assert stop.time <= (6.0 - recovery_window(6.0)) * 1e9
+
+
+def test_a_kill_cut_short_by_the_end_of_the_load_is_unknown_on_real_servers(
+    redis_bin, tmp_path
+) -> None:
+    """The clients reach their --ops bound while a 20 s kill is in force: the final heal
+    restarts the node, records the stop as cut short, and the run, whose only fault did not run
+    its course, is UNKNOWN with that reason, in the terminal, results.json and the report."""
+    store = tmp_path / "s"
+    p = harness(
+        "run", "-b", "redis", "-n", "kill", "--nemesis-interval", "1",
+        "--nemesis-opt", "down_ms=20000", "-t", "60", "--ops", "300", "--seed", "1",
+        "--store", str(store),
+    )  # fmt: skip
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "kill: 0 injected, 1 cut short, 1 healed" in p.stdout, p.stdout
+    run, res = _results(store)
+    reason = "no fault ran its course: 1 kill cut short by the end of the run"
+    assert res["valid"] == "unknown" and reason in res["unknown_because"], res
+    (stop,) = [
+        o for o in read(run / "history.jsonl").ops if o.f == "stop-kill" and o.type != "invoke"
+    ]
+    assert stop.value["cut_short"] is True and stop.value["ready"] is True, stop.value
+    html = (run / "report.html").read_text()
+    assert "cut short by the end of the run (20 s planned)" in html and reason in html

@@ -59,6 +59,7 @@ class Schedule:
         self.horizon = self.started + time_limit - self.recovery
         self.active: Nemesis | None = None
         self.planned_end = math.inf  # when the active fault is due to be healed
+        self.planned = 0.0  # the active fault's planned duration, s
         self.turn = 0
         self.next_at = clock() + interval  # the run starts healthy
         self.done = False  # a fault did not fit before the recovery window: no more faults
@@ -87,6 +88,7 @@ class Schedule:
             self.active = nem
             # The fault is in force from when its start returned (a client-pause may look for a
             # holder for a while first).
+            self.planned = planned
             self.planned_end = self.next_at = self.clock() + planned
         else:
             nem, self.active = self.active, None
@@ -96,7 +98,7 @@ class Schedule:
     def _op(self, nem: Nemesis, what: str, fn, cut_short: bool = False) -> Any:
         f = f"{what}-{nem.name}"
         self.rec.record(NEMESIS, "invoke", f)
-        short = {"cut_short": True} if cut_short else {}
+        short = {"cut_short": True, "planned_s": round(self.planned, 3)} if cut_short else {}
         try:
             value = fn()
         except Exception as e:
