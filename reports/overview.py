@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from checkers.mutex import acted_at_once
+from checkers.mutex import EARLY, acted_at_once
 
 
 @dataclass
@@ -67,9 +67,21 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         at_once = acted_at_once(mutex)  # None in results older than revoked_while_acting
         both = overlap if at_once is None else at_once
         acting = both - overlap  # revoked holds whose holder went on acting
-        if both:
-            harm.append(f"two clients held the same lock at once {_n(both, 'time')}")
-        if revoked - acting:  # the lock left a holder that had let go, but never released it
+        if both:  # only when they did: an overlap, or a revoked holder that went on acting
+            harm.append(f"two clients acted as holder at once {_n(both, 'time')}")
+        early = _int(kinds.get(EARLY)) or 0
+        if early:
+            harm.append(
+                f"the lock gave a grant away early {_n(early, 'time')} (the earlier holder had "
+                "stopped, but its grant could not yet have expired: a server that forgot it, a "
+                "clock jump, a failover)"
+            )
+        if revoked - acting and at_once is None:  # results from before while_acting
+            harm.append(
+                f"a lock was given to another client before its holder's release took effect "
+                f"{_n(revoked - acting, 'time')}"
+            )
+        elif revoked - acting:  # the lock left a holder that had let go, but never released it
             harm.append(
                 f"a lock was given to another client after its holder stopped but before "
                 f"any release took effect {_n(revoked - acting, 'time')} (its release failed)"
@@ -105,9 +117,16 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
             if holds is not None
             else "no checker found a violation"
         )
+        laps = _int(mutex.get("lapse_count"))
+        lapsed = (
+            f" {_n(laps, 'lease')} lapsed after {'its holder' if laps == 1 else 'their holders'}"
+            " had stopped: the lease doing its job, not a violation."
+            if laps
+            else ""
+        )
         return (
-            f"No violation found {under}: {what}. This run found no evidence the lock is "
-            "unsafe; it does not prove it safe."
+            f"No violation found {under}: {what}.{lapsed} This run found no evidence the lock "
+            "is unsafe; it does not prove it safe."
         )
     why = results.get("unknown_because")
     if isinstance(why, list) and why:
@@ -116,7 +135,6 @@ def meaning(verdict: str, results: dict[str, Any], nemesis: str) -> str:
         )
     if others:
         return " ".join([*others, "This run proves nothing about the lock."])
-        return "This run proves neither safe nor unsafe: " + "; ".join(map(str, why)) + "."
     if not results:
         return "This run was not checked: there are no results."
     return "This run proves neither safe nor unsafe: no checker could vouch for it."
@@ -176,6 +194,9 @@ def cards(results: dict[str, Any]) -> list[Card]:
         )
         sub = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "mutual exclusion held"
         out.append(Card("violations", f"{vc:,}", sub, "bad" if vc else "good"))
+    laps = _int(mutex.get("lapse_count"))
+    if laps:
+        out.append(Card("leases lapsed", f"{laps:,}", "not violations: each holder had stopped"))
     if _int(fencing.get("writes")):
         acc = _int(fencing.get("stale_accepted")) or 0
         rej = _int(fencing.get("stale_rejected")) or 0

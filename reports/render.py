@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from checkers import history
 from checkers.history import CONFIG, HISTORY, NEMESIS, REPORT, RESULTS, Op
 
+from . import lock as lock_words
 from . import overview, series, story, svg, view
 from .faults import periods as fault_periods
 
@@ -230,7 +231,8 @@ def render_html(
             "availability": series.availability(over, periods),
         }
 
-    told = story.stories(violations, ops, periods, config) if verdict != "valid" else []
+    lock = lock_words.facts(config, results)
+    told = story.stories(violations, ops, periods, config, lock) if verdict != "valid" else []
     for st in told:
         st.svg = svg.zoom(st)  # type: ignore[attr-defined]
     workload = view.workload_views(results, faults, t_end)
@@ -240,7 +242,10 @@ def render_html(
         .get_template("report.html")
         .render(
             title=f"{config.get('backend', '?')} / {config.get('workload') or '?'} / {nemesis}",
-            subtitle=view.subtitle(config, over),
+            subtitle=view.subtitle(config, over, lock.ttl_ms if lock.has_ttl else None),
+            model_line=lock_words.model_line(lock),
+            lapses=lock_words.lapse_view(results, ops, lock),
+            lease_lines=any(st.lines for st in told),
             verdict=verdict,
             meaning=overview.meaning(verdict, results, nemesis),
             summary=summary,

@@ -14,7 +14,7 @@ from typing import Any
 from checkers.history import NEMESIS, Op
 
 from .faults import Period, affected_process, describe, overlapping
-from .view import run_opt
+from .lock import Lock, began, facts, ms_text
 
 WRITES = ("write", "add")  # ops that act on the protected resource under the lock
 MAX_SCAN = 20_000  # ops looked at around one violation
@@ -96,11 +96,15 @@ def stories(
     ops: Sequence[Op],
     faults: Sequence[Period],
     config: dict[str, Any],
+    lock: Lock | None = None,
 ) -> list[Story]:
+    """``lock``: what is known of the lock's leases (``reports.lock.facts``); from ``config``
+    alone when not given."""
     look = OpLookup(ops)
+    lock = lock if lock is not None else facts(config, {})
     out = []
     for n, v in enumerate(violations, 1):
-        s = _story(n, v, look, faults, config)
+        s = _story(n, v, look, faults, lock)
         if s is not None:
             out.append(s)
     return out
@@ -137,7 +141,7 @@ def _completion(window: list[Op], i: int) -> Op | None:
 
 
 def _story(
-    n: int, v: dict[str, Any], look: OpLookup, faults: Sequence[Period], config: dict[str, Any]
+    n: int, v: dict[str, Any], look: OpLookup, faults: Sequence[Period], lock: Lock
 ) -> Story | None:
     kind = str(v.get("kind", "unknown"))
     key = v.get("key")
@@ -148,9 +152,6 @@ def _story(
     window, lo, hi = _window_ops(look, holds, extra)
     if a is None and b is None and not extra:
         return None
-    ttl = run_opt(config, "ttl_ms")
-    renew = run_opt(config, "renew_ms")
-    renews = _num(renew) and renew > 0
     procs = [h.get("process") for h in holds]
     if kind == "release-by-non-owner":
         return _non_owner(n, v, a, window, lo, hi, faults, key)
@@ -190,11 +191,17 @@ def _story(
             events.append((held_from, "fault", f"a fault was in force: {describe(f)}"))
         else:
             events.append((f.start, "fault", f"at {at(f.start)} a fault began: {describe(f)}"))
-    if _num(ttl) and not renews and _num(a.get("start")):
-        expiry = int(a["start"] + ttl * 1e6)
+    if lock.timed and lock.ttl_ms is not None and _num(a.get("start")):
+        # only a lock with a TTL has a lease to tell of; by its acquire's ok plus the TTL it
+        # had surely run out (it began at the latest then)
+        expiry = int(a["start"] + lock.ttl_ms * 1e6)
         if expiry <= taken_at:
             events.append(
-                (expiry, "lease", f"client {pa}'s {ttl:g} ms lease expired by {at(expiry)}")
+                (
+                    expiry,
+                    "lease",
+                    f"client {pa}'s {ms_text(lock.ttl_ms)} lease expired by {at(expiry)}",
+                )
             )
             lines.append((expiry, "lease expired"))
     lanes = {p: Lane(f"client {p}") for p in procs}
@@ -276,12 +283,17 @@ def _story(
             + (" and wrote" if wrote_b else ""),
         )
     )
-    if release_a is not None:
+    if release_a is not None:  # told when it was sent; its outcome when it came back
         rel, done = release_a
         if done is not None and done.type == "fail":
             err = f" ({done.error})" if done.error else ""
             events.append(
-                (rel.time, "release", f"client {pa}'s release at {at(rel.time)} failed{err}")
+                (
+                    rel.time,
+                    "release",
+                    f"client {pa} sent its release at {at(rel.time)}; it failed at "
+                    f"{at(done.time)}{err}",
+                )
             )
         elif kind == "overlap":
             both = (rel.time - b["start"]) / 1e6
@@ -289,11 +301,11 @@ def _story(
                 (
                     rel.time,
                     "release",
-                    f"client {pa} released only at {at(rel.time)}: both held "
-                    f"the lock for {both:.1f} ms",
+                    f"client {pa} sent its release only at {at(rel.time)}: both acted as "
+                    f"holder for {both:.1f} ms",
                 )
             )
-    elif a.get("end") is None:
+    elif a.get("end") is None and a.get("release_index") is None:
         events.append((hi, "release", f"client {pa} never released it"))
     events.sort(key=lambda e: e[0])
     parts: list[str] = []
@@ -308,6 +320,9 @@ def _story(
             parts.append(text)
     text = "; ".join(parts) + "."
     text = text[0].upper() + text[1:]
+    why = _why(kind, v, a, b, release_a, look, lock, at)
+    if why:
+        text += " " + why
     core = [span[0], span[1]] + [t for t, what, _ in events if what in ("stale", "release")]
     t_lo, t_hi = min(core), max(core)
     pad = max(int((t_hi - t_lo) * MARGIN * 2), 1_000_000)
@@ -327,6 +342,69 @@ def _story(
         lines=lines,
         who=f"client {pa} / client {pb}",
         at=b["start"],
+    )
+
+
+def _why(
+    kind: str,
+    v: dict[str, Any],
+    a: dict[str, Any],
+    b: dict[str, Any],
+    release_a: tuple[Op, Op | None] | None,
+    look: OpLookup,
+    lock: Lock,
+    at: Any,
+) -> str:
+    """What the violation was, in one sentence after its story (the checker's class)."""
+    pa, pb = a.get("process"), b.get("process")
+    sent = release_a[0].time if release_a is not None else None
+    if sent is None:
+        pos = look.pos(a.get("release_index"))
+        sent = look.ops[pos].time if pos is not None else None
+    acting = v.get("while_acting")
+    if not isinstance(acting, bool):  # results from before while_acting: from the times
+        acting = sent is None or b["start"] < sent
+    if kind == "revoked-while-held" and acting:
+        if sent is None:
+            return (
+                f"Client {pb}'s acquire returned while client {pa} still acted as holder (it "
+                "never sent a release): two clients acted as holder at once."
+            )
+        return (
+            f"Client {pb}'s acquire returned before client {pa} sent its release (at "
+            f"{at(sent)}): two clients acted as holder at once."
+        )
+    if kind == "revoked-while-held":
+        return (
+            f"Client {pa} had stopped acting before client {pb} acquired, but no release had "
+            "taken effect: no two clients acted at once, yet the lock was taken from its "
+            "holder."
+        )
+    if kind != "early-grant":
+        return ""
+    stopped = f"Client {pa} had stopped acting" + (f" at {at(sent)}" if sent is not None else "")
+    if lock.has_ttl and lock.ttl_ms is not None:
+        t = began(look.ops, a, b["start"])
+        if t is not None:
+            until = t[0] + lock.ttl_ms * 1e6
+            owed = (
+                f"its {ms_text(lock.ttl_ms)} lease could not run out before {at(until)} "
+                f"({t[1]} was sent at {at(t[0])})"
+            )
+        else:
+            owed = f"its {ms_text(lock.ttl_ms)} lease could not yet have run out"
+    elif lock.expiry == "none":
+        owed = "this lock's grants never run out on their own, and no release had taken effect"
+    elif lock.expiry == "hidden":
+        owed = (
+            "the lock renews its grants in the background, so the history cannot show that "
+            "its grant had run out"
+        )
+    else:
+        owed = "no TTL is known, so its grant cannot be shown to have run out"
+    return (
+        f"{stopped}, but {owed}: the lock gave the grant away early, to client {pb} (a server "
+        "that forgot it, a clock jump, a failover)."
     )
 
 

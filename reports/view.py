@@ -21,21 +21,39 @@ MAX_COUNTEREXAMPLES = 20  # violations shown in full
 MAX_CONTEXT_OPS = 30  # ops around one violation
 MAX_GENERIC_ROWS = 10  # rows of a generic list-of-dicts table
 
+# What each violation kind means, beside its counterexample (checkers.mutex's kinds).
 EXPLAIN = {
     "overlap": (
         "The second holder's acquire returned before the first holder invoked its release: "
         "both processes certainly held the lock at the same time."
     ),
     "revoked-while-held": (
-        "The first holder's release failed (or never came) and another process acquired the "
-        "lock: the lock was taken from its holder at an unknown moment, so a stale holder may "
-        "have acted while the new one did."
+        "The first holder's release failed (or never came) and another process's acquire "
+        "returned before the first holder sent its release: two clients acted as holder at "
+        "once (a holder paused past its lease that woke and went on)."
+    ),
+    "early-grant": (
+        "The first holder had stopped acting (it sent its release) and its release was refused, "
+        "but its grant could not yet have expired: the lock has no TTL, or the second acquire "
+        "returned before the first acquire was sent plus the TTL (extended by its renewals). "
+        "The lock gave the grant away early: a server that forgot it, a clock jump, a failover. "
+        "No two clients acted at once, but the lock broke its promise."
     ),
     "release-by-non-owner": (
         "A release returned ok for a process that held nothing: someone who did not own the "
         "lock was able to free it."
     ),
 }
+# A revoked-while-held violation whose first holder had already stopped (strict model only).
+REVOKED_AFTER_STOP = (
+    "The first holder's release failed (or never came) and another process acquired the lock "
+    "after the first holder had sent its release but before any release took effect: no two "
+    "clients acted at once, but the lock was taken from its holder (strict model)."
+)
+REVOKED_UNSURE = (
+    "The first holder's release failed (or never came) and another process acquired the "
+    "lock: the lock was taken from its holder before any release took effect."
+)
 CONFIG_ORDER = (
     "backend",
     "workload",
@@ -241,6 +259,16 @@ def _proc_order(p: str) -> tuple[int, int | str]:
     return (0, int(p)) if p.lstrip("-").isdigit() else (1, p)
 
 
+def explain(kind: str, while_acting: Any = True) -> str:
+    """A violation kind in words; a revoked hold by whether its holder went on acting (results
+    from before ``while_acting`` cannot say)."""
+    if kind == "revoked-while-held" and while_acting is False:
+        return REVOKED_AFTER_STOP
+    if kind == "revoked-while-held" and while_acting is None:
+        return REVOKED_UNSURE
+    return EXPLAIN.get(kind, f"The checker reported a violation of kind {kind}.")
+
+
 def counterexamples(
     violations: Sequence[dict[str, Any]], ops: Sequence[Op]
 ) -> list[dict[str, Any]]:
@@ -260,7 +288,7 @@ def counterexamples(
         out.append(
             {
                 "kind": kind,
-                "explain": EXPLAIN.get(kind, f"The checker reported a violation of kind {kind}."),
+                "explain": explain(kind, v.get("while_acting")),
                 "key": v.get("key"),
                 "holds": [
                     {
@@ -370,7 +398,8 @@ def faults_line(results: dict[str, Any]) -> str | None:
 
 def result_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """Top-level fields of results.json beyond the verdict (partial reads, interruptions)."""
-    skip = ("valid", "summary", "checkers", "unknown_because")  # the summary says why
+    # the summary says why; the banner's model line names the model
+    skip = ("valid", "summary", "checkers", "unknown_because", "model")
     if faults_line(results) is not None:  # shown in the verdict area
         skip += ("faults",)
     return [(str(k), show(v, 400)) for k, v in results.items() if k not in skip]
@@ -421,8 +450,9 @@ def run_opt(config: dict[str, Any], name: str) -> Any:
     return wopts.get(name) if isinstance(wopts, dict) else None
 
 
-def subtitle(config: dict[str, Any], over: Any) -> str:
-    """One line under the title: when, how long, how many clients and keys, how many ops."""
+def subtitle(config: dict[str, Any], over: Any, ttl_ms: float | None = None) -> str:
+    """One line under the title: when, how long, how many clients and keys, how many ops;
+    ``ttl_ms`` only for a lock whose grants run out after it (``reports.lock``)."""
     parts = []
     if config.get("started_at"):
         parts.append(str(config["started_at"])[:19].replace("T", " "))
@@ -433,10 +463,11 @@ def subtitle(config: dict[str, Any], over: Any) -> str:
         n = config.get(k)
         if isinstance(n, int) and not isinstance(n, bool):
             parts.append(f"{n:,} {word}{'s' * (n != 1)}")
-    for k, word in (("ttl_ms", "ms TTL"), ("hold_ms", "ms hold")):
-        v = run_opt(config, k)
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            parts.append(f"{v:g} {word}")
+    if ttl_ms is not None:
+        parts.append(f"{ttl_ms:g} ms TTL")
+    hold = run_opt(config, "hold_ms")
+    if isinstance(hold, int | float) and not isinstance(hold, bool):
+        parts.append(f"{hold:g} ms hold")
     if run_opt(config, "fencing") is True:
         parts.append("fencing enforced")
     parts.append(f"{sum(over.counts.values()):,} ops")

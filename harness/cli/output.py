@@ -144,6 +144,10 @@ def print_verdict(results: dict) -> None:
         from checkers.faults import text
 
         say(f"  {'faults':8} ", text(results["faults"]))
+    from reports.lock import lock_lines
+
+    for label, words in lock_lines(results):  # the model that judged it; lapses explained
+        say(f"  {label:8} ", words)
     if v is False:  # the violation stands; the summary then leaves out what else was wrong
         for why in results.get("unknown_because", []):
             say("also: ", str(why), style="yellow")

@@ -7,6 +7,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from checkers.history import nemesis_label
+from reports.lock import lock_lines
 
 
 def write_junit(path: Path, config: dict[str, Any], results: dict[str, Any]) -> Path:
@@ -56,6 +57,7 @@ def _why(results: dict[str, Any]) -> str:
     summary = str(results.get("summary", ""))
     text = summary + "".join(f"\nunknown because: {r}" for r in reasons if r not in summary)
     text += "".join(f"\n{line}" for line in blame_lines(results))
+    text += "".join(f"\n{label}: {words}" for label, words in lock_lines(results))
     if results.get("faults"):
         from checkers.faults import text as faults_text
 
