@@ -273,7 +273,9 @@ def render_html(
                 for p in periods[: view.MAX_GENERIC_ROWS * 5]
             ],
             more_faults=max(len(periods) - view.MAX_GENERIC_ROWS * 5, 0),
-            counterexamples=view.counterexamples(violations, ops) if verdict != "valid" else [],
+            counterexamples=view.counterexamples(violations, ops, lock.expiry)
+            if verdict != "valid"
+            else [],
             max_bars=svg.MAX_BARS,
             op_total=len(ops),
             op_counts=series.op_counts(over),

@@ -192,18 +192,27 @@ def _story(
         else:
             events.append((f.start, "fault", f"at {at(f.start)} a fault began: {describe(f)}"))
     if lock.timed and lock.ttl_ms is not None and _num(a.get("start")):
-        # only a lock with a TTL has a lease to tell of; by its acquire's ok plus the TTL it
-        # had surely run out (it began at the latest then)
-        expiry = int(a["start"] + lock.ttl_ms * 1e6)
+        # only a lock with a TTL has a lease to tell of. It began between the acquire's
+        # invocation and its ok: by the ok plus the TTL it had surely run out; from the
+        # invocation plus the TTL on it could have
+        ttl_ns = lock.ttl_ms * 1e6
+        expiry = int(a["start"] + ttl_ns)
+        sent = began(look.ops, a, taken_at)
+        lease = f"client {pa}'s {ms_text(lock.ttl_ms)} lease"
         if expiry <= taken_at:
+            events.append((expiry, "lease", f"{lease} expired by {at(expiry)}"))
+            lines.append((expiry, "lease expired"))
+        elif sent is not None and sent[0] + ttl_ns <= taken_at:
+            earliest = int(sent[0] + ttl_ns)
             events.append(
                 (
-                    expiry,
+                    earliest,
                     "lease",
-                    f"client {pa}'s {ms_text(lock.ttl_ms)} lease expired by {at(expiry)}",
+                    f"{lease} could run out from {at(earliest)} on ({sent[1]} was sent at "
+                    f"{at(sent[0])})",
                 )
             )
-            lines.append((expiry, "lease expired"))
+            lines.append((earliest, "lease could run out"))
     lanes = {p: Lane(f"client {p}") for p in procs}
     wrote_b = False
     stale_told = False

@@ -13,6 +13,7 @@ from typing import Any
 
 from checkers import history, verdict_word
 from checkers.history import NEMESIS, Op
+from checkers.mutex import EARLY
 
 from .svg import Bar, Fault, strip
 
@@ -34,10 +35,9 @@ EXPLAIN = {
     ),
     "early-grant": (
         "The first holder had stopped acting (it sent its release) and its release was refused, "
-        "but its grant could not yet have expired: the lock has no TTL, or the second acquire "
-        "returned before the first acquire was sent plus the TTL (extended by its renewals). "
-        "The lock gave the grant away early: a server that forgot it, a clock jump, a failover. "
-        "No two clients acted at once, but the lock broke its promise."
+        "but its grant could not yet have expired: {why}. The lock gave the grant away early: a "
+        "server that forgot it, a clock jump, a failover. No two clients acted at once, but the "
+        "lock broke its promise."
     ),
     "release-by-non-owner": (
         "A release returned ok for a process that held nothing: someone who did not own the "
@@ -259,20 +259,34 @@ def _proc_order(p: str) -> tuple[int, int | str]:
     return (0, int(p)) if p.lstrip("-").isdigit() else (1, p)
 
 
-def explain(kind: str, while_acting: Any = True) -> str:
+# Why an early grant's grant could not yet have expired, by the lock's expiry (reports.lock).
+EARLY_WHY = {
+    "ttl": (
+        "the second acquire returned before the first acquire was sent plus the TTL (or its "
+        "latest renewal plus the TTL)"
+    ),
+    "none": "this lock's grants never run out on their own",
+    "hidden": "the lock renews its grants in the background, where the history cannot see it",
+    "unknown": "no TTL is known for this history",
+}
+
+
+def explain(kind: str, while_acting: Any = True, expiry: str = "unknown") -> str:
     """A violation kind in words; a revoked hold by whether its holder went on acting (results
-    from before ``while_acting`` cannot say)."""
+    from before ``while_acting`` cannot say); an early grant by how the lock's grants end."""
     if kind == "revoked-while-held" and while_acting is False:
         return REVOKED_AFTER_STOP
     if kind == "revoked-while-held" and while_acting is None:
         return REVOKED_UNSURE
-    return EXPLAIN.get(kind, f"The checker reported a violation of kind {kind}.")
+    text = EXPLAIN.get(kind, f"The checker reported a violation of kind {kind}.")
+    return text.format(why=EARLY_WHY.get(expiry, EARLY_WHY["unknown"])) if kind == EARLY else text
 
 
 def counterexamples(
-    violations: Sequence[dict[str, Any]], ops: Sequence[Op]
+    violations: Sequence[dict[str, Any]], ops: Sequence[Op], expiry: str = "unknown"
 ) -> list[dict[str, Any]]:
-    """Each violation for the page: its kind explained, both holds, the ops around it."""
+    """Each violation for the page: its kind explained (``expiry``: how the lock's grants end,
+    ``reports.lock``), both holds, the ops around it."""
     by_index: dict[int, Op] | None = None
     out = []
     for v in violations[:MAX_COUNTEREXAMPLES]:
@@ -288,7 +302,7 @@ def counterexamples(
         out.append(
             {
                 "kind": kind,
-                "explain": explain(kind, v.get("while_acting")),
+                "explain": explain(kind, v.get("while_acting"), expiry),
                 "key": v.get("key"),
                 "holds": [
                     {
