@@ -26,6 +26,29 @@ def redis_bin() -> None:
     need_binary("redis-server", "redis-server")
 
 
+def need_server(kind: str) -> None:
+    """Skip, saying why, when the server program of ``kind`` (redis, postgres ...) is missing."""
+    from harness.runtime import MissingBinary
+    from harness.runtime.kinds import server_kind
+
+    try:
+        server_kind(kind).find_binary()
+    except MissingBinary as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def store() -> Iterator[Path]:
+    """A run store. Not under pytest's tmp_path: PostgreSQL and MariaDB run as their own users,
+    which must traverse every ancestor, and each pytest session (others may run at the same
+    time) resets its base directory to mode 0700."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lockharness-store-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)
+
+
 @pytest.fixture(scope="session")
 def real_toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API URL of a real Toxiproxy: ``$TOXIPROXY_URL``, else Shopify's toxiproxy-server

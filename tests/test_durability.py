@@ -12,7 +12,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,25 +20,10 @@ from checkers.history import read
 from harness.run import RunResult, run_test
 from harness.run.config import run_config
 from harness.runtime import LocalRuntime
-from harness.runtime.base import MissingBinary
 from harness.runtime.durability import NOTICE
 from harness.runtime.kinds import server_kind
 
-from .conftest import harness
-
-
-def _need(kind: str) -> None:
-    try:
-        server_kind(kind).find_binary()
-    except MissingBinary as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def store() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="lockharness-durable-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
+from .conftest import harness, need_server
 
 
 def _run(store: Path, **kw) -> RunResult:
@@ -67,7 +51,7 @@ def test_postgres_lease_under_kill_keeps_its_fence_sequence(store: Path) -> None
     """With synchronous_commit=off a kill lost acknowledged commits: the sequence restarted
     below fences already handed out (1527 -> 1519 in a 10 s compare run) and the fencing
     checker blamed the lease lock. Three short runs, several kills each: no regression."""
-    _need("postgres")
+    need_server("postgres")
     kills = 0
     for seed in (1, 2, 3):
         res = _run(
@@ -105,7 +89,7 @@ def test_postgres_synchronous_commit_off_is_a_named_backend_option(tmp_path: Pat
     from backends import registry
     from harness.runtime import Node
 
-    _need("postgres")
+    need_server("postgres")
     assert registry.make("postgres-lease").servers().options == {}  # durable by default
     need = registry.make("postgres-lease", {"synchronous_commit": "off"}).servers()
     kind = server_kind(need.kind, need.options)
@@ -120,7 +104,7 @@ def test_postgres_synchronous_commit_off_is_a_named_backend_option(tmp_path: Pat
 def test_redis_default_persistence_keeps_the_fence_counter_across_kills(store: Path) -> None:
     """The default (appendfsync always) survives a kill: fences keep increasing. The same run
     with persistence=off resets the counter (tests/test_findings.py)."""
-    _need("redis")
+    need_server("redis")
     res = _run(
         store,
         backend="redis",
@@ -150,7 +134,7 @@ def test_each_redis_persistence_is_shown(persistence: str, durable: bool) -> Non
 
 
 def test_non_durable_option_is_named_in_config_summary_and_report(store: Path) -> None:
-    _need("redis")
+    need_server("redis")
     done = harness(
         "run", "--backend", "redis", "--opt", "persistence=off", "-t", "1", "-c", "2",
         "--store", str(store),
@@ -178,7 +162,7 @@ def _maps(pid: int) -> str:
 def test_postgres_keeps_its_shared_memory_in_its_data_dir() -> None:
     """PostgreSQL's dynamic shared memory lived in /dev/shm/PostgreSQL.*, left behind whenever
     the server was killed. Now it lives in the data dir and goes with it."""
-    _need("postgres")
+    need_server("postgres")
     with tempfile.TemporaryDirectory(prefix="lockharness-durable-") as d:
         os.chmod(d, 0o755)
         with LocalRuntime(Path(d), keep_data=False) as rt:
@@ -192,7 +176,7 @@ def test_postgres_keeps_its_shared_memory_in_its_data_dir() -> None:
 
 def test_zookeeper_leaves_no_hsperfdata(tmp_path: Path) -> None:
     """A JVM keeps /tmp/hsperfdata_<user>/<pid> while it runs and leaves it when killed."""
-    _need("zookeeper")
+    need_server("zookeeper")
     with LocalRuntime(tmp_path) as rt:
         node = rt.start("zookeeper", 1).nodes[0]
         assert glob.glob(f"/tmp/hsperfdata_*/{node.pid}") == []
@@ -204,7 +188,7 @@ def test_zookeeper_leaves_no_hsperfdata(tmp_path: Path) -> None:
 
 def test_etcd_run_keeps_no_member_data(store: Path) -> None:
     """An etcd run kept ~385 MB of member data (3 x 123 MB, mostly preallocated WAL)."""
-    _need("etcd")
+    need_server("etcd")
     res = _run(store, backend="etcd", time_limit=2)
     assert res.valid is True, res.results["summary"]
     servers = res.run_dir / "servers"
@@ -217,7 +201,7 @@ def test_etcd_run_keeps_no_member_data(store: Path) -> None:
 
 
 def test_keep_data_keeps_it(store: Path) -> None:
-    _need("redis")
+    need_server("redis")
     res = _run(store, backend="redis", time_limit=1, keep_data=True)
     assert _config(res)["keep_data"] is True
     aof = list((res.run_dir / "servers" / "redis-n1" / "data").rglob("*.aof"))

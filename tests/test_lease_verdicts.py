@@ -9,9 +9,6 @@ never a violation; the strict model still calls them revoked holds.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +18,8 @@ from checkers.mutex import acted_at_once as mutex_acted_at_once
 from harness.run import RunResult, run_test
 from harness.run.analyse import recheck
 from harness.run.config import run_config
-from harness.runtime import MissingBinary
-from harness.runtime.kinds import server_kind
 
-
-def _need(kind: str) -> None:
-    try:
-        server_kind(kind).find_binary()
-    except MissingBinary as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def store() -> Iterator[Path]:
-    # not under pytest's tmp_path: PostgreSQL runs as the postgres user (see test_backend_faults)
-    with tempfile.TemporaryDirectory(prefix="lockharness-lease-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
+from .conftest import need_server
 
 
 def _run(store: Path, **kw: Any) -> RunResult:
@@ -72,7 +54,7 @@ def _lapses_are_what_strict_calls_revoked(res: RunResult) -> None:
 def test_server_pause_verdict_does_not_depend_on_the_socket_timeout(
     store: Path, backend: str
 ) -> None:
-    _need("redis")
+    need_server("redis")
     valids = []
     for timeout_ms in ("1000", "3000"):
         res = _run(
@@ -98,7 +80,7 @@ def test_server_pause_verdict_does_not_depend_on_the_socket_timeout(
 
 
 def test_lease_table_killed_for_less_than_its_ttl_is_valid(store: Path) -> None:
-    _need("postgres")
+    need_server("postgres")
     res = _run(
         store,
         backend="postgres-lease",
@@ -121,7 +103,7 @@ def test_session_lock_forgotten_by_a_restart_is_an_early_grant(store: Path) -> N
     """PostgreSQL's session advisory lock has no TTL: a kill ends the holder's session and the
     restarted server has forgotten the grant, so the next grant is early (or, when the server
     was back before the holder stopped, two holders at once): INVALID under both models."""
-    _need("postgres")
+    need_server("postgres")
     res = _run(
         store,
         backend="postgres",

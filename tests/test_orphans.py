@@ -13,35 +13,17 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness.runtime.base import MissingBinary
-from harness.runtime.kinds import server_kind
-
-from .conftest import HARNESS, ROOT, pid_alive
+from .conftest import HARNESS, ROOT, need_server, pid_alive
 
 START_TIMEOUT_S = 60  # a loaded machine starts a ZooKeeper quorum slowly
 GONE_WITHIN_S = 10
-
-
-def _need(kind: str) -> None:
-    try:
-        server_kind(kind).find_binary()
-    except MissingBinary as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def store() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="lockharness-orphans-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
 
 
 def _ppids() -> dict[int, int]:
@@ -148,7 +130,7 @@ def _kill_harness_when(store: Path, args: list[str], ready: Callable[[set[int]],
 
 def test_sigkill_during_client_pause_leaves_no_process(store: Path) -> None:
     """A client worker stopped by client-pause stayed stopped forever after the harness died."""
-    _need("redis")
+    need_server("redis")
     args = ["--backend", "redis", "--nemesis", "client-pause", "--nemesis-interval", "0.5"]
     args += ["-t", "60", "-c", "3", "--keys", "1", "--ttl", "500", "--hold", "100"]
 
@@ -160,7 +142,7 @@ def test_sigkill_during_client_pause_leaves_no_process(store: Path) -> None:
 
 def test_sigkill_during_zookeeper_partition_leaves_no_process(store: Path) -> None:
     """ZooKeeper clients blocked in kazoo calls kept the run's namespace and rules alive."""
-    _need("zookeeper")
+    need_server("zookeeper")
     if os.geteuid() != 0:
         pytest.skip("partitions need root (a private network namespace and iptables)")
     args = ["--backend", "zookeeper", "--nemesis", "partition", "--nemesis-interval", "1"]
@@ -176,7 +158,7 @@ def test_sigkill_during_zookeeper_partition_leaves_no_process(store: Path) -> No
 
 def test_sigkill_of_a_postgres_run_leaves_no_process(store: Path) -> None:
     """PostgreSQL's backends run in sessions of their own; they end when the postmaster dies."""
-    _need("postgres")
+    need_server("postgres")
     args = ["--backend", "postgres-lease", "-t", "60", "-c", "3", "--keys", "1"]
 
     def serving(pids: set[int]) -> bool:
@@ -225,7 +207,7 @@ def test_postgres_calls_to_a_paused_server_are_bounded(store: Path, backend_name
     from backends.base import Endpoint
     from harness.runtime import LocalRuntime
 
-    _need("postgres")
+    need_server("postgres")
     backend = registry.make(backend_name, {"connect_timeout_s": "1"})
     with LocalRuntime(store) as rt:
         cluster = rt.start("postgres", 1)
