@@ -63,6 +63,12 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
     at_once = f.get("acted_at_once")
     if f.get("invalid") and at_once:
         lines.append(at_once_text(at_once))
+    laps = f.get("lapses")
+    if isinstance(laps, int) and not isinstance(laps, bool) and laps > 0:
+        lines.append(
+            f"{laps} lease{'s' * (laps != 1)} lapsed (the holder had stopped, its release was "
+            "refused, the lease ran out before the next grant): not violations"
+        )
     for name, label in (
         ("lost_updates", "lost updates"),
         ("double_executions", "double executions"),
@@ -97,7 +103,8 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
 
 def at_once_text(a: dict[str, Any]) -> str:
     """In how many runs two clients acted as holder at once (0: the violations were of another
-    kind, e.g. a lock taken after its holder stopped but before its release took effect)."""
+    kind, e.g. an early grant: a lock given away after its holder stopped, before its grant
+    could have expired)."""
     if not a["runs"]:
         return f"two holders acting at once: in none of {a['of']} runs"
     return f"two holders acting at once: in {a['runs']} of {a['of']} runs ({a['total']} times)"
@@ -249,8 +256,9 @@ def to_markdown(doc: dict[str, Any]) -> str:
         "",
         "Invalid runs of runs with a verdict, with the 95% Wilson interval; then, in an invalid "
         "cell, at once = runs in which two clients acted as holder at the same time (0: they "
-        "never did; the violations were of another kind, such as a lock taken after its holder "
-        "had stopped but before its release took effect, or fence tokens going backwards); "
+        "never did; the violations were of another kind, such as an early grant: a lock given "
+        "away after its holder had stopped, before its grant could have expired (strict: before "
+        "its release took effect), or fence tokens going backwards); "
         "then the damage summed over the runs: lost = acknowledged updates missing from the "
         "final read, "
         "stale = writes with an older fence token the resource accepted, twice = job slots "

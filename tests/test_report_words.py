@@ -309,3 +309,14 @@ def test_the_strict_model_is_named_and_a_release_fails_when_it_came_back(
     assert float(m.group(2)) == pytest.approx(done["time"] / 1e9, abs=5e-4)
     assert "no two clients acted at once, yet the lock was taken from its holder" in told
     assert "acted as holder at once" not in page[: page.index("What went wrong")]
+
+
+def test_a_comparison_cell_says_its_lapses_are_no_violations() -> None:
+    from reports.comparison import cell_lines
+
+    lines = cell_lines({"lapses": 3, "invalid": 0})
+    assert (
+        "3 leases lapsed (the holder had stopped, its release was refused, the lease ran out "
+        "before the next grant): not violations"
+    ) in lines
+    assert not any("lapse" in x for x in cell_lines({"lapses": 0}))
