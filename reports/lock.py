@@ -274,7 +274,7 @@ def lock_lines(
     """(label, words) for a terminal verdict block or a JUnit message: the model that judged
     the run, and its lapses explained (none when no mutex checker judged it)."""
     lock = facts(config or {}, results)
-    out = []
+    out: list[tuple[str, str]] = []
     line = model_line(lock)
     if line is not None:
         out.append(("model", line))
