@@ -52,7 +52,7 @@ def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
         res = run_test(cfg, seen.append)
 
     assert res.valid is True, res.results["summary"]
-    assert set(res.results["checkers"]) == {"counter", "perf"}
+    assert set(res.results["checkers"]) == {"counter", "mutex", "fencing", "perf"}
     incs = res.results["checkers"]["counter"]["increments"]
     assert incs > 20 and res.results["checkers"]["counter"]["final"] == incs
     # the progress line counted what the workload declared
@@ -74,6 +74,31 @@ def test_plugin_workload_with_its_own_store(redis_bin, counter, tmp_path):
     assert [o.value for o in ops if o.f == "slots-seen"] == [2]
     # harness check judges the stored run by the same workload, from config.json
     assert analysis.recheck(res.run_dir, render=False)["valid"] is True
+
+
+def test_plugin_records_its_lock_ops_and_keeps_the_pace(redis_bin, counter, tmp_path):
+    """The example's clients record acquire and release through ``ctx.call`` (each increment
+    inside a recorded hold, judged by the mutex checker) and loop on ``ctx.turns()``: --rate
+    paces them, where a loop of its own would run flat out."""
+    cfg = run_config(
+        backend="redis", workload="counter", time_limit=2, concurrency=2, store=tmp_path,
+        seed=3, rate=10,
+    )  # fmt: skip
+    res = run_test(cfg)
+    assert res.valid is True, res.results["summary"]
+    assert res.results["checkers"]["mutex"]["valid"] is True
+    ops = checkers.history.read(res.run_dir / "history.jsonl").ops
+    acquires = [o for o in ops if o.f == "acquire" and o.type == "invoke"]
+    assert 5 <= len(acquires) <= 35, len(acquires)  # 10 turns/s for 2 s, jittered
+    held: dict[int, bool] = {}
+    for o in sorted(ops, key=lambda o: o.index):
+        if o.f == "acquire" and o.type == "ok":
+            held[o.process] = True
+        elif o.f == "release" and o.type == "invoke":
+            held[o.process] = False
+        elif o.f == "increment" and o.type == "invoke":
+            assert held.get(o.process), o
+    assert sum(o.f == "increment" and o.type == "ok" for o in ops) > 0
 
 
 def test_nemesis_kills_a_node_of_the_workload_store(redis_bin, counter, tmp_path):

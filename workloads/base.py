@@ -8,6 +8,9 @@ the nemeses like the lock's own nodes), a last phase once the faults are healed 
 final read), the checkers that judge its history (``checkers``: a checker map, composed), and
 what the progress line counts (``progress``).
 
+Every op a client makes goes through ``ClientContext.call`` (Jepsen's worker): it records the
+invoke, flushes, calls, and records the outcome, so the history contract is written once.
+
 Workloads are found through the ``harness.workloads`` entry point group (``workloads.registry``)
 as backends are through ``harness.backends``. This package imports nothing from ``harness``:
 the harness calls workloads, never the other way round.
@@ -18,11 +21,11 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from backends.base import Backend, Endpoint, LockClient, ServerNeed
+from backends.base import Backend, Endpoint, LockClient, LockFailed, ServerNeed
 from backends.option_values import Option, parse_options
 from checkers import CheckerMap
 
@@ -80,6 +83,68 @@ class OpRecorder(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
+def error_text(e: BaseException) -> str:
+    """An exception as an op's ``error``: its type, and its message when it has one."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """How one recorded call ended, as its completion op says: ``ok`` (took effect; ``result``
+    is what the call returned), ``fail`` (certainly did not) or ``info`` (unknown)."""
+
+    type: Literal["ok", "fail", "info"]
+    result: T | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.type == "ok"
+
+    @property
+    def unknown(self) -> bool:
+        return self.type == "info"
+
+
+def _call(
+    rec: OpRecorder,
+    process: int,
+    f: str,
+    key: str | None,
+    fn: Callable[[], T],
+    value: Any,
+    ok_value: Callable[[T], Any] | None,
+    certain: tuple[type[BaseException], ...],
+    error: Callable[[BaseException], str],
+) -> Outcome[T]:
+    """The history contract, the one place it is written (see ``ClientContext.call``)."""
+    rec.record(process, "invoke", f, key, value)
+    rec.flush()  # before the call goes out: a SIGSTOP or a crash must not hide the invoke
+    try:
+        result = fn()
+    except certain as e:
+        rec.record(process, "fail", f, key, value, error=error(e))
+        return Outcome("fail", error=e)
+    except Exception as e:
+        rec.record(process, "info", f, key, value, error=error(e))
+        return Outcome("info", error=e)
+    rec.record(process, "ok", f, key, value if ok_value is None else ok_value(result))
+    return Outcome("ok", result)
+
+
+def _close_quietly(close: Callable[[], object] | None) -> None:
+    """Drop a connection after an unknown outcome; it may be broken, so its own errors are
+    ignored."""
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+
+
 class Progress(NamedTuple):
     """What the progress line counts while the run goes: ops of this ``type`` and ``f``."""
 
@@ -112,6 +177,44 @@ class ClientContext:
 
     def new_client(self) -> LockClient:
         return self.backend.client(self.endpoints, self.index)
+
+    def call(
+        self,
+        f: str,
+        key: str | None,
+        fn: Callable[[], T],
+        *,
+        value: Any = None,
+        ok_value: Callable[[T], Any] | None = None,
+        certain: tuple[type[BaseException], ...] = (LockFailed,),
+        error: Callable[[BaseException], str] = error_text,
+        close: Callable[[], object] | None = None,
+        retire: bool = True,
+    ) -> Outcome[T]:
+        """One op: record its invoke (``value``), flush, call ``fn``, record the outcome.
+
+        ``fn`` returning is ``ok``, with ``ok_value(result)`` as its value (default: the invoke's
+        ``value``). An exception of ``certain`` (default ``LockFailed``: the system refused) is
+        ``fail``; any other is ``info``: ``close`` drops the connection, which may be broken,
+        and the process retires. Every completion carries the invoke's value, and ``error(e)``
+        as its error text.
+
+        ``retire=False`` while the client holds a lock: its release must be invoked under the
+        holder's process id, or the checkers cannot end the hold; the caller invokes release,
+        then calls ``retire()`` when this outcome was ``unknown``.
+        """
+        out = _call(self.recorder, self.process, f, key, fn, value, ok_value, certain, error)
+        if out.type == "info":
+            _close_quietly(close)
+            if retire:
+                self.retire()
+        return out
+
+    def not_sent(self, f: str, key: str | None, error: str, value: Any = None) -> None:
+        """An op that failed before any of it reached the system under test (no connection,
+        the read an add is computed from): its invoke and its certain ``fail``, together."""
+        self.recorder.record(self.process, "invoke", f, key, value)
+        self.recorder.record(self.process, "fail", f, key, value, error=error)
 
     def retire(self) -> None:
         """After an ``info`` the process id is retired; the client goes on as a new one."""
@@ -182,6 +285,21 @@ class FinalContext:
     process: int  # a process id no client used
     deadline: float  # time.monotonic() by which the phase must end
 
+    def call(
+        self,
+        f: str,
+        key: str | None,
+        fn: Callable[[], T],
+        *,
+        value: Any = None,
+        ok_value: Callable[[T], Any] | None = None,
+        certain: tuple[type[BaseException], ...] = (LockFailed,),
+        error: Callable[[BaseException], str] = error_text,
+    ) -> Outcome[T]:
+        """One op, as ``ClientContext.call`` records it; the final phase's process is the
+        history's last, so an ``info`` retires nothing."""
+        return _call(self.recorder, self.process, f, key, fn, value, ok_value, certain, error)
+
 
 class Workload(ABC):
     """One kind of test. Subclasses declare the class attributes and ``run_client``/``checkers``;
@@ -216,8 +334,8 @@ class Workload(ABC):
 
     @abstractmethod
     def run_client(self, ctx: ClientContext) -> None:
-        """One client's loop, in its own worker process, bounded by ``ctx.running()`` and
-        ``ctx.max_ops``."""
+        """One client's loop, in its own worker process: ``for _ in ctx.turns()``, each op
+        through ``ctx.call``."""
 
     def final(self, ctx: FinalContext) -> None:  # noqa: B027 - optional hook
         """After the faults are healed and the clients stopped: e.g. a final read, recorded."""

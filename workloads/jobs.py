@@ -130,10 +130,12 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
 
 def _run_job(ctx: ClientContext, slot: int, period: int, duration_ms: int) -> None:
     """The job body: in the harness, so it always completes; its start is what counts."""
-    rec = ctx.recorder
-    rec.record(ctx.process, "invoke", "exec", JOB, {"slot": slot, "period": period})
-    rec.flush()
-    if duration_ms:
-        ctx.sleep(duration_ms / 1000)  # the job ends early only when the run does
-    value = {"slot": slot, "period": period, "duration": duration_ms}
-    rec.record(ctx.process, "ok", "exec", JOB, value)
+    done = {"slot": slot, "period": period, "duration": duration_ms}
+    ctx.call(
+        "exec",
+        JOB,
+        # the job ends early only when the run does
+        lambda: ctx.sleep(duration_ms / 1000) if duration_ms else True,
+        value={"slot": slot, "period": period},
+        ok_value=lambda _: done,
+    )

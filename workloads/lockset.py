@@ -24,9 +24,10 @@ started for the run (a lock on one system protecting data on another). How it is
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
-from backends.base import MAX_MS, Backend, Endpoint, LockFailed, ServerNeed
+from backends.base import MAX_MS, Backend, Endpoint, Lease, ServerNeed
 from backends.option_values import Option
 from checkers import CheckerMap, checker_map
 
@@ -39,8 +40,9 @@ from .base import (
     RunParams,
     SetupContext,
     Workload,
+    error_text,
 )
-from .lock_steps import LockSteps, error_text
+from .lock_steps import LockSteps
 from .stores import SetStore, StaleWrite
 
 MAX_KEYS = 1000
@@ -165,27 +167,26 @@ class LockSetWorkload(Workload):
         """Each key's set, read once more on the healed cluster (linearizable where the store
         can be): the read the set checker judges every acknowledged add against."""
         store = ctx.shared or self._make_store(self._store_endpoints(ctx.endpoints, ctx.servers))
-        rec, process = ctx.recorder, ctx.process
         try:
             for key in (str(k) for k in range(ctx.cfg.keys)):
                 for _ in range(FINAL_TRIES):
-                    rec.record(process, "invoke", "read", key)
-                    rec.flush()
-                    try:
-                        elements = store.final_read(key)
-                    except Exception as e:  # a node may still be restarting: try again
-                        # a read changes nothing: its failure is certain, the process goes on
-                        rec.record(process, "fail", "read", key, error=error_text(e))
-                        rec.flush()
-                        store.close()
-                        if time.monotonic() >= ctx.deadline:
-                            return
-                        time.sleep(0.25)
-                        continue
-                    rec.record(process, "ok", "read", key, sorted(elements))
-                    break
+                    # a read changes nothing: any failure is certain, the process goes on
+                    read = ctx.call(
+                        "read",
+                        key,
+                        partial(store.final_read, key),
+                        ok_value=sorted,
+                        certain=(Exception,),
+                    )
+                    if read.ok:
+                        break
+                    ctx.recorder.flush()  # a node may still be restarting: try again
+                    store.close()
+                    if time.monotonic() >= ctx.deadline:
+                        return
+                    time.sleep(0.25)
         finally:
-            rec.flush()
+            ctx.recorder.flush()
             store.close()
 
     def checkers(self) -> CheckerMap:
@@ -226,36 +227,37 @@ def run_client(ctx: ClientContext, opts: dict[str, Any], store: SetStore) -> Non
     steps.close()
 
 
-def _add(ctx: ClientContext, store: SetStore, key: str, element: int, lease, hold_s: float) -> bool:
+def _add(
+    ctx: ClientContext, store: SetStore, key: str, element: int, lease: Lease, hold_s: float
+) -> bool:
     """Read, wait, write back with the element: one add. Returns whether its outcome is unknown
-    (the process must then retire)."""
-    rec = ctx.recorder
-    rec.flush()
+    (the process must then retire, once it has invoked its release)."""
+    ctx.recorder.flush()
     try:
         current = store.read(key)
     except Exception as e:  # nothing was written: a certain failure of the add
-        rec.record(ctx.process, "invoke", "add", key, element)
-        rec.record(ctx.process, "fail", "add", key, element, error=f"read failed: {error_text(e)}")
+        ctx.not_sent("add", key, f"read failed: {error_text(e)}", element)
         store.close()
         return False
     if hold_s and not ctx.sleep(hold_s):  # the critical section: a pause here outlives the lease
         return False  # the run ended first: no write, straight to release
-    rec.record(ctx.process, "invoke", "add", key, element)
-    rec.flush()
-    try:
-        store.write(key, sorted({*current, element}), lease.fence, lease)
-    except StaleWrite as e:  # "stale fence ...": the fencing checker counts it as rejected
-        rec.record(ctx.process, "fail", "add", key, element, error=str(e))
-        return False
-    except LockFailed as e:  # NotHeld: the guard refused it, not written
-        rec.record(ctx.process, "fail", "add", key, element, error=error_text(e))
-        return False
-    except Exception as e:
-        rec.record(ctx.process, "info", "add", key, element, error=error_text(e))
-        store.close()
-        return True
-    rec.record(ctx.process, "ok", "add", key, element)
-    return False
+    # StaleWrite and NotHeld are LockFailed: refused at the store, not written
+    added = ctx.call(
+        "add",
+        key,
+        lambda: store.write(key, sorted({*current, element}), lease.fence, lease),
+        value=element,
+        error=_add_error,
+        close=store.close,
+        retire=False,
+    )
+    return added.unknown
+
+
+def _add_error(e: BaseException) -> str:
+    """A stale-fence refusal by its message alone ("stale fence ..."): the fencing checker
+    counts such a fail as rejected. Anything else as every op's error."""
+    return str(e) if isinstance(e, StaleWrite) else error_text(e)
 
 
 def set_role(store: str) -> str | None:

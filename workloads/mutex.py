@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import MAX_MS, LockFailed
+from backends.base import MAX_MS, Lease, LockClient, LockFailed
 from backends.option_values import Option
 from checkers import CheckerMap, lock_checkers
 
 from .base import IDLE, ClientContext, Progress, SetupContext, Workload
-from .lock_steps import RETRY_PAUSE, LockSteps, error_text
+from .lock_steps import RETRY_PAUSE, LockSteps
 from .resource import ProtectedResource
 
 
@@ -87,6 +87,7 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
         if lease is None:
             continue
         client = steps.client
+        assert client is not None  # the acquire went out on it
         still, unknown = _hold(ctx, opts, client, key, lease)
         if still and opts["check_before_write"]:
             still, unknown = _renew(ctx, opts, client, key, lease)
@@ -104,7 +105,9 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     steps.close()
 
 
-def _hold(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> tuple[bool, bool]:
+def _hold(
+    ctx: ClientContext, opts: dict[str, Any], client: LockClient, key: str, lease: Lease
+) -> tuple[bool, bool]:
     """The critical section's duration; with ``renew_ms`` the holder renews its lease that
     often while it holds (a lease longer than the TTL, kept alive). Returns as ``_renew``; a
     hold cut short by the end of the run skips the write and goes to release."""
@@ -127,37 +130,37 @@ def _hold(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> 
                 return still, unknown
 
 
-def _renew(ctx: ClientContext, opts: dict[str, Any], client, key: str, lease) -> tuple[bool, bool]:
+def _renew(
+    ctx: ClientContext, opts: dict[str, Any], client: LockClient, key: str, lease: Lease
+) -> tuple[bool, bool]:
     """Check the lock is still ours (a renew) before acting as holder.
 
     Returns (still holder, outcome unknown). A refused or unknown renew means the client stops
-    acting as holder: it skips the write and goes straight to release.
+    acting as holder: it skips the write and goes straight to release, and retires after it.
+    A lock that cannot renew (``NotImplementedError``: nothing was sent) leaves it holder.
     """
-    rec = ctx.recorder
-    rec.record(ctx.process, "invoke", "renew", key, lease.fence)
-    rec.flush()
-    try:
-        client.renew(lease, opts["ttl_ms"])
-    except LockFailed as e:
-        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=error_text(e))
-        return False, False
-    except NotImplementedError as e:  # this lock cannot renew: nothing was sent
-        rec.record(ctx.process, "fail", "renew", key, lease.fence, error=error_text(e))
+    renewed = ctx.call(
+        "renew",
+        key,
+        lambda: client.renew(lease, opts["ttl_ms"]),
+        value=lease.fence,
+        certain=(LockFailed, NotImplementedError),
+        retire=False,  # the client keeps the lock client: its release goes out first
+    )
+    if renewed.ok or isinstance(renewed.error, NotImplementedError):
         return True, False
-    except Exception as e:
-        rec.record(ctx.process, "info", "renew", key, lease.fence, error=error_text(e))
-        return False, True
-    rec.record(ctx.process, "ok", "renew", key, lease.fence)
-    return True, False
+    return False, renewed.unknown
 
 
 def _write(ctx: ClientContext, ki: int, key: str, fence: int | None) -> None:
-    """The protected write; the resource is in-harness, so its outcome is always known."""
-    rec = ctx.recorder
-    rec.record(ctx.process, "invoke", "write", key, fence)
-    try:
-        ctx.shared.write(ki, fence)
-    except Exception as e:
-        rec.record(ctx.process, "fail", "write", key, fence, error=str(e))
-    else:
-        rec.record(ctx.process, "ok", "write", key, fence)
+    """The protected write; the resource is in-harness, so its outcome is always known: any
+    error is a ``fail``, recorded by its message ("stale fence ...", which the fencing checker
+    counts as rejected)."""
+    ctx.call(
+        "write",
+        key,
+        lambda: ctx.shared.write(ki, fence),
+        value=fence,
+        certain=(Exception,),
+        error=str,
+    )
