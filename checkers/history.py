@@ -274,7 +274,7 @@ def parse_lines(
                 why = "truncated (no newline at end of file)" if last else f"not JSON ({e})"
                 res._bad(n, f"line {n}: {why}")
                 continue
-        op = _fast_op(d)
+        op = _fast_op(d, inflight)
         if op is None:  # the slow path says precisely what is wrong
             if _loads is not _exact_loads and _big_float(d):
                 d = _exact_loads(raw)  # an integer past 64 bits that orjson made a float
@@ -288,24 +288,8 @@ def parse_lines(
             except HistoryError as e:
                 res._bad(n, str(e))
                 continue
-        # A completion's key names the lock of its invocation too (a key given only on
-        # completions), and must agree with it: which lock it completes is otherwise unknown.
-        if op.type == "invoke":
-            inflight[op.process] = op
-        else:
-            inv = inflight.pop(op.process, None)
-            if inv is not None and inv.f == op.f and inv.key != op.key:
-                if inv.key is None:
-                    inv.key = op.key
-                elif op.key is None:
-                    op.key = inv.key
-                else:
-                    res._bad(
-                        n,
-                        f"line {n}: key {_shown(plain(op.key))} disagrees with its invocation's"
-                        f" key {_shown(plain(inv.key))} (index {inv.index})",
-                    )
-                    continue
+            if not _same_key(op, inflight, res, n):
+                continue
         if op.index < 0:
             op.index = len(ops)
         if op.time < 0:
@@ -402,8 +386,34 @@ _TYPES = frozenset(TYPES)
 _index = attrgetter("index")
 
 
-def _fast_op(d: Any) -> Op | None:
-    """The common, well-formed line; None sends it to the validating path."""
+def _same_key(op: Op, inflight: dict[Any, Op], res: ReadResult, n: int) -> bool:
+    """A completion's key names the lock of its invocation too (a key given only on
+    completions), and must agree with it, or which lock it completes is unknown: False, the line
+    is unreadable. ``inflight`` is each process's invocation awaiting its completion (processes
+    are sequential, and write their ops in order). ``_fast_op`` does the same inline."""
+    if op.type == "invoke":
+        inflight[op.process] = op
+        return True
+    inv = inflight.pop(op.process, None)
+    if inv is None or inv.f != op.f or inv.key == op.key:
+        return True
+    if inv.key is None:
+        inv.key = op.key
+    elif op.key is None:
+        op.key = inv.key
+    else:
+        res._bad(
+            n,
+            f"line {n}: key {_shown(plain(op.key))} disagrees with its invocation's key"
+            f" {_shown(plain(inv.key))} (index {inv.index})",
+        )
+        return False
+    return True
+
+
+def _fast_op(d: Any, inflight: dict[Any, Op]) -> Op | None:
+    """The common, well-formed line, its key agreeing with its invocation's (``_same_key``);
+    None sends it to the validating path."""
     if type(d) is not dict:
         return None
     t, p, f = d.get("type"), d.get("process"), d.get("f")
@@ -426,16 +436,15 @@ def _fast_op(d: Any) -> Op | None:
     if tv is not int and tv is not str and value is not None and _big_float(value):
         return None
     err = d.get("error")
-    return Op(
-        index,
-        time,
-        p,
-        t,
-        f,
-        key,
-        value,
-        err if err is None or type(err) is str else str(err),
-    )
+    op = Op(index, time, p, t, f, key, value, err if err is None or type(err) is str else str(err))
+    if t == "invoke":
+        inflight[p] = op
+        return op
+    inv = inflight.pop(p, None)
+    if inv is not None and inv.key != key and inv.f == f:
+        inflight[p] = inv  # keys to reconcile: the slow path does it
+        return None
+    return op
 
 
 _BIG = 2.0**63  # orjson reads an integer beyond 64 bits as a float at least this large
