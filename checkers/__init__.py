@@ -3,6 +3,7 @@ which of them a history calls for, and how to combine them."""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -11,33 +12,25 @@ from . import set as set_checker
 from .history import Op
 from .holds import Holds, extract, sort_ops
 from .model import STRICT_MODEL, LockModel
-
-Valid = bool | str | None
+from .results import SCHEMA_VERSION, CrashedResult, Result, RunResults, Valid, Verdict
 
 
 def combine(valids: Iterable[Valid]) -> Valid:
     """False beats "unknown" beats True; None (not applicable) is ignored; all None -> None."""
-    vs = [v for v in valids if v is not None]
-    if any(v is False for v in vs):
-        return False
-    if any(v is not True for v in vs):
-        return "unknown"
-    return True if vs else None
+    return Verdict.combine(map(Verdict.from_json, valids)).to_json()
 
 
 def exit_code(valid: Valid) -> int:
     """Jepsen's convention: 0 valid, 1 invalid, 2 unknown or not applicable."""
-    return 0 if valid is True else 1 if valid is False else 2
-
-
-VERDICT_WORDS = {True: "valid", False: "invalid", None: "not applicable"}
+    return Verdict.from_json(valid).exit_code
 
 
 def verdict_word(valid: Valid) -> str:
-    return VERDICT_WORDS.get(valid, "unknown")  # type: ignore[arg-type]
+    """valid, invalid, unknown, not applicable."""
+    return Verdict.from_json(valid).word
 
 
-def lacks_evidence(results: dict[str, Any], reason: str) -> None:
+def lacks_evidence(results: RunResults | dict[str, Any], reason: str) -> None:
     """Record why a run proves less than was asked (unreadable lines, no fault fired, cut short).
 
     A violation found stays INVALID (what was read proves it); anything else becomes UNKNOWN: the
@@ -72,22 +65,53 @@ class History:
         return self._derived[fn]
 
 
-#: A checker in a map: the shared history in, a result dict with ``valid`` and ``summary`` out.
-Checker = Callable[[History], dict[str, Any]]
+#: A checker in a map: the shared history in, a result with ``valid`` and ``summary`` out (its
+#: own ``checkers.results`` type).
+Checker = Callable[[History], Result]
 CheckerMap = Mapping[str, Checker]
 
 NOTHING_TO_CHECK = "no acquire, release, add, read or exec op: nothing to check"
+MAX_ERROR = 200  # characters of an exception's message in a summary
 
 
-def compose(checkers: CheckerMap) -> Callable[..., dict[str, Any]]:
+def crashed(name: str, e: Exception) -> CrashedResult:
+    """The result of checker ``name`` that raised ``e``: unknown, with the error."""
+    msg = str(e)
+    msg = msg if len(msg) <= MAX_ERROR else msg[: MAX_ERROR - 3] + "..."
+    what = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    return {
+        "checker": name,
+        "valid": "unknown",
+        "summary": f"checker crashed: {what}",
+        "error": {
+            "type": type(e).__name__,
+            "message": str(e),
+            "traceback": "".join(traceback.format_exception(e)),
+        },
+    }
+
+
+def compose(checkers: CheckerMap) -> Callable[..., RunResults]:
     """Jepsen's ``compose``: one checker from a map of named ones. Its result holds every
     checker's result under ``checkers``, their combined ``valid``, the lock model they judged
     under, and a summary naming those that are not valid (or, when all are, the first one). An
-    empty map is not applicable."""
+    empty map is not applicable.
 
-    def check(ops: Iterable[Op], model: LockModel = STRICT_MODEL) -> dict[str, Any]:
+    Each checker runs guarded (Jepsen's ``check-safe``): one that raises gets an unknown result
+    with its error (``crashed``), the others' results are kept, and the run is never VALID: its
+    ``unknown_because`` names the crashed checker. An INVALID found by another checker stands.
+    """
+
+    def check(ops: Iterable[Op], model: LockModel = STRICT_MODEL) -> RunResults:
         h = History(ops, model=model)
-        results = {name: c(h) for name, c in checkers.items()}
+        results: dict[str, Result] = {}
+        crashes: list[str] = []
+        for name, c in checkers.items():
+            try:
+                results[name] = c(h)
+            except Exception as e:  # a bug in one checker must not cost the others' findings
+                results[name] = r = crashed(name, e)
+                crashes.append(f"the {name} {r['summary']}")
         valid = combine(r["valid"] for r in results.values())
         shown = [f"{n}: {r['summary']}" for n, r in results.items() if r["valid"] is not True]
         if not shown and results:
@@ -96,7 +120,15 @@ def compose(checkers: CheckerMap) -> Callable[..., dict[str, Any]]:
         if not results:
             shown = [NOTHING_TO_CHECK]
         summary = f"{verdict_word(valid)}; " + "; ".join(shown)
-        return {"valid": valid, "summary": summary, "model": model.name, "checkers": results}
+        out: RunResults = {
+            "valid": valid,
+            "summary": summary,
+            "model": model.name,
+            "checkers": results,
+        }
+        for reason in crashes:
+            lacks_evidence(out, reason)
+        return out
 
     return check
 
@@ -156,7 +188,7 @@ def check_all(
     fencing_enforced: bool = False,
     names: list[str] | None = None,
     model: LockModel = STRICT_MODEL,
-) -> dict[str, Any]:
+) -> RunResults:
     """Run the checkers a history calls for (or ``names``) over it (sorted and swept once).
 
     A history with no op any checker knows is not applicable (valid None, exit 2), never VALID.
@@ -168,6 +200,7 @@ def check_all(
 
 __all__ = [
     "CHECKERS",
+    "SCHEMA_VERSION",
     "Checker",
     "CheckerMap",
     "History",
@@ -186,5 +219,7 @@ __all__ = [
     "perf",
     "select",
     "set_checker",
+    "Valid",
+    "Verdict",
     "verdict_word",
 ]

@@ -22,11 +22,13 @@ applicable), though stale writes are still counted, since a resource without fen
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .history import NEMESIS, Op
 from .holds import FENCE, PROC, START, Holds, extract, hold_dict
 from .pairing import pair
+from .results import FencingResult, Valid
 
 NAME = "fencing"
 MAX_EXAMPLES = 20
@@ -37,22 +39,60 @@ def _is_fence(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+@dataclass(slots=True)
+class FencingFigures:
+    """What ``figures`` found: fenced holds, tokens that did not increase, writes and stale
+    writes by outcome (capped examples of each)."""
+
+    fenced: int = 0  # holds with a fence token
+    nbackwards: int = 0  # holds whose token did not exceed the previous one of their key
+    backwards: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("writes", "stale_accepted", "stale_rejected", "stale_unknown", "fresh_rejected"), 0
+        )
+    )
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
 def check(
     ops: Iterable[Op], *, enforced: bool = False, holds: Holds | None = None, **_: Any
-) -> dict[str, Any]:
+) -> FencingResult:
+    fig = figures(ops, holds=holds)
+    valid, summary = describe(fig, enforced)
+    c = fig.counts
+    return {
+        "checker": NAME,
+        "valid": valid,
+        "summary": summary,
+        "enforced": enforced,
+        "fenced_holds": fig.fenced,
+        "non_increasing": fig.nbackwards,
+        "non_increasing_examples": fig.backwards,  # type: ignore[typeddict-item]
+        "writes": c["writes"],
+        "stale_accepted": c["stale_accepted"],
+        "stale_rejected": c["stale_rejected"],
+        "stale_unknown": c["stale_unknown"],
+        "fresh_rejected": c["fresh_rejected"],
+        "stale_examples": fig.examples,  # type: ignore[typeddict-item]
+    }
+
+
+def figures(ops: Iterable[Op], *, holds: Holds | None = None) -> FencingFigures:
+    """Every figure of the fencing check (pure: neither the ops nor ``holds`` change), whether
+    or not the resource enforced the tokens."""
     hs = holds if holds is not None else extract(ops)
     srt = hs.ops
-    fenced = 0
-    backwards: list[dict[str, Any]] = []
-    nbackwards = 0
+    fig = FencingFigures()
+    backwards = fig.backwards
     for lst in hs.by_key.values():
         prev = None
         for h in lst:
             if not _is_fence(h[FENCE]):
                 continue
-            fenced += 1
+            fig.fenced += 1
             if prev is not None and h[FENCE] <= prev[FENCE]:
-                nbackwards += 1
+                fig.nbackwards += 1
                 if len(backwards) < MAX_EXAMPLES:
                     backwards.append({"previous": hold_dict(prev, srt), "hold": hold_dict(h, srt)})
             prev = h
@@ -65,18 +105,17 @@ def check(
     # which completion answers which write invocation (checkers.pairing): completion -> invoke
     answers = {pos: inv for _p, _f, _k, _t, inv, pos in pair(srt, WRITE_FS).pairs if pos >= 0}
     pending: dict[int, tuple[Any, Any, str | None]] = {}  # invoke position -> (key, fence, why)
-    counts = {"writes": 0, "stale_accepted": 0, "stale_rejected": 0, "stale_unknown": 0}
-    counts["fresh_rejected"] = 0
-    examples: list[dict[str, Any]] = []
+    counts = fig.counts
+    examples = fig.examples
     for pos, op in enumerate(srt):
         p = op.process
         if p == NEMESIS:
             continue
         if op.f == "acquire":
-            h = starts.get(pos)
-            if h is not None:
-                latest[h[0]] = pos
-                mine[(h[PROC], h[0])] = pos
+            held = starts.get(pos)
+            if held is not None:
+                latest[held[0]] = pos
+                mine[(held[PROC], held[0])] = pos
             continue
         if op.f not in WRITE_FS:
             continue
@@ -96,8 +135,10 @@ def check(
             pending[pos] = (key, fence, why)
             continue
         inv = answers.get(pos)
-        pend = None if inv is None else pending.pop(inv, None)
-        if pend is None:  # a completion with no write invocation
+        if inv is None:  # a completion with no write invocation
+            continue
+        pend = pending.pop(inv, None)
+        if pend is None:
             continue
         key, fence, why = pend
         counts["writes"] += 1
@@ -121,33 +162,24 @@ def check(
                     "ops": [srt[inv].to_dict(), op.to_dict()],
                 }
             )
+    return fig
 
-    acc, rej = counts["stale_accepted"], counts["stale_rejected"]
+
+def describe(fig: FencingFigures, enforced: bool) -> tuple[Valid, str]:
+    """The verdict and its summary: not applicable without tokens; invalid when tokens did not
+    increase, or when the resource enforced them and still accepted a stale write."""
+    acc, rej = fig.counts["stale_accepted"], fig.counts["stale_rejected"]
     stale_text = []
     if acc:
         tail = "although fencing was enforced" if enforced else "fencing would have rejected them"
         stale_text.append(f"{acc} stale write{'s' * (acc != 1)} accepted: {tail}")
     if rej:
         stale_text.append(f"{rej} stale write{'s' * (rej != 1)} rejected by fencing")
-    valid: bool | None
-    if fenced == 0:
-        valid = None
-        summary = "; ".join(["no fence tokens: this lock offers no fencing", *stale_text])
-    else:
-        valid = nbackwards == 0 and not (enforced and acc)
-        parts = []
-        if nbackwards:
-            parts.append(f"fence tokens did not increase {nbackwards} times")
-        parts += stale_text
-        summary = "; ".join(parts) or "fence tokens strictly increased; no stale writes"
-    return {
-        "checker": NAME,
-        "valid": valid,
-        "summary": summary,
-        "enforced": enforced,
-        "fenced_holds": fenced,
-        "non_increasing": nbackwards,
-        "non_increasing_examples": backwards,
-        **counts,
-        "stale_examples": examples,
-    }
+    if fig.fenced == 0:
+        return None, "; ".join(["no fence tokens: this lock offers no fencing", *stale_text])
+    parts = []
+    if fig.nbackwards:
+        parts.append(f"fence tokens did not increase {fig.nbackwards} times")
+    parts += stale_text
+    summary = "; ".join(parts) or "fence tokens strictly increased; no stale writes"
+    return fig.nbackwards == 0 and not (enforced and acc), summary

@@ -40,6 +40,7 @@ from typing import Any
 
 from .history import Op
 from .pairing import ANOMALIES, Paired, iter_pairs
+from .results import Hold
 
 ACQUIRE = "acquire"
 RELEASE = "release"
@@ -155,7 +156,7 @@ def _extract(srt: list[Op]) -> Holds:
     return res
 
 
-def hold_dict(h: list[Any], ops: list[Op]) -> dict[str, Any]:
+def hold_dict(h: list[Any], ops: list[Op]) -> Hold:
     """The report form of a hold: times in ns, op indexes as recorded."""
     end = h[END]
     return {

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .blame import FOREVER, Acting, blame_word
 from .history import NEMESIS, Op, exact
 from .pairing import NEVER_RETURNED, pair
+from .results import JobsResult, Valid
 from .set import count_text
 
 NAME = "jobs"
@@ -65,7 +67,91 @@ def _num(value: Any, name: str) -> float | None:
     return None
 
 
-def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dict[str, Any]:
+@dataclass(slots=True)
+class JobsFigures:
+    """What ``figures`` found: executions, slots, overlap and blame."""
+
+    execs: list[list[Any]]  # [slot, start ns, end ns or None, process, key], as recorded
+    unreadable: int  # executions whose slot cannot be read
+    notes: list[str]
+    period: float | None = None
+    per_slot: Counter[int] = field(default_factory=Counter)  # slot -> executions
+    due: range = range(0)
+    missed: list[int] = field(default_factory=list)
+    doubles: list[int] = field(default_factory=list)  # slots executed more than once
+    overlapping: int = 0  # executions that started while an earlier one ran
+    overlap_ns: int = 0
+    by_slot: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # capped examples
+    locked: bool = False  # an ok acquire: a lock to blame or clear
+    whose: dict[int, str] = field(default_factory=dict)  # double slot -> "lock" | "scheduler"
+
+    @property
+    def by_lock(self) -> int:
+        return sum(1 for w in self.whose.values() if w == "lock")
+
+    @property
+    def blame(self) -> str | None:
+        return blame_word(self.by_lock, len(self.whose) - self.by_lock, "scheduler")
+
+    @property
+    def extra(self) -> int:
+        """Executions beyond the first of their slot."""
+        return sum(self.per_slot[s] for s in self.doubles) - len(self.doubles)
+
+
+def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> JobsResult:
+    fig = figures(ops, period_ms=period_ms)
+    # An exec whose slot cannot be read may have run a slot twice: never valid with one.
+    doubt = (
+        f"{fig.unreadable} execution(s) without an integer value['slot']: which slot they ran"
+        " is unknown"
+        if fig.unreadable
+        else ""
+    )
+    if not fig.execs:
+        return {
+            "checker": NAME,
+            "valid": "unknown" if doubt else None,
+            "summary": doubt or "no exec ops: not a jobs history",
+            "unknown_because": [doubt] if doubt else [],
+            "executions": 0,
+            "double_executions": 0,
+            "missed_slots": 0,
+            "notes": fig.notes,
+        }
+    valid, because = verdict(fig, doubt)
+    nd, by_lock, locked = len(fig.doubles), fig.by_lock, fig.locked
+    by_slot, whose = fig.by_slot, fig.whose
+    return {
+        "checker": NAME,
+        "valid": valid,
+        "summary": describe(fig, valid, doubt),
+        "unknown_because": because,
+        "unreadable_execs": fig.unreadable,
+        "period_ms": fig.period,
+        "executions": len(fig.execs),
+        "executed_slots": len(fig.per_slot),
+        "due_slots": len(fig.due),
+        "double_executions": nd,
+        "extra_executions": fig.extra,
+        "blame": fig.blame,
+        "double_by_lock": by_lock if locked else None,
+        "double_by_scheduler": len(whose) - by_lock if locked else None,
+        "missed_slots": len(fig.missed),
+        "overlapping_executions": fig.overlapping,
+        "overlap_ms": round(fig.overlap_ns / MS, 3),
+        "double_slots": [
+            {"slot": s, "executions": by_slot[s]} | ({"blame": whose[s]} if s in whose else {})  # type: ignore[misc]
+            for s in fig.doubles
+            if s in by_slot
+        ],
+        "missed": fig.missed[:MAX_EXAMPLES],
+        "notes": fig.notes,
+    }
+
+
+def figures(ops: Iterable[Op], *, period_ms: float | None = None) -> JobsFigures:
+    """Every figure of a jobs history (pure: the ops are only read)."""
     ops = ops if isinstance(ops, list) else list(ops)
     execs: list[list[Any]] = []  # [slot, start ns, end ns or None, process, key]
     periods: Counter[float] = Counter()
@@ -114,30 +200,16 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
     execs = [e for _, e in sorted(zip(at, execs, strict=True), key=lambda x: x[0])]
 
     notes: list[str] = []
-    # An exec whose slot cannot be read may have run a slot twice: never valid with one.
-    doubt = (
-        f"{unreadable} execution(s) without an integer value['slot']: which slot they ran is unknown"
-        if unreadable
-        else ""
-    )
     if len(periods) > 1:
         notes.append(
             f"exec ops disagree on the period: {sorted(periods)} ms; the commonest is used"
         )
+    fig = JobsFigures(execs, unreadable, notes)
     if not execs:
-        return {
-            "checker": NAME,
-            "valid": "unknown" if doubt else None,
-            "summary": doubt or "no exec ops: not a jobs history",
-            "unknown_because": [doubt] if doubt else [],
-            "executions": 0,
-            "double_executions": 0,
-            "missed_slots": 0,
-            "notes": notes,
-        }
-    period = period_ms or (periods.most_common(1)[0][0] if periods else None)
+        return fig
+    period = fig.period = period_ms or (periods.most_common(1)[0][0] if periods else None)
 
-    per_slot = Counter(e[0] for e in execs)
+    per_slot = fig.per_slot = Counter(e[0] for e in execs)
     executed = per_slot.keys()
     due: range | None = None
     if period and t_first is not None and t_last is not None:
@@ -157,22 +229,21 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
         )
     if due is None:
         due = range(min(executed), max(executed) + 1)
-    missed = [s for s in due if s not in per_slot]
-    doubles = sorted(s for s, c in per_slot.items() if c > 1)
+    fig.due = due
+    fig.missed = [s for s in due if s not in per_slot]
+    doubles = fig.doubles = sorted(s for s, c in per_slot.items() if c > 1)
 
     # Overlap: sweep executions by start, against the latest end seen so far.
     end_of_history = t_last if t_last is not None else 0
-    overlapping = 0
-    overlap_ns = 0
     reach: int | None = None
     for e in sorted(execs, key=lambda e: e[1]):
         end = e[2] if e[2] is not None else end_of_history
         if reach is not None and e[1] < reach:
-            overlapping += 1
-            overlap_ns += min(end, reach) - e[1]
+            fig.overlapping += 1
+            fig.overlap_ns += min(end, reach) - e[1]
         reach = end if reach is None else max(reach, end)
 
-    by_slot: dict[int, list[dict[str, Any]]] = {}
+    by_slot = fig.by_slot
     runs: dict[int, list[list[Any]]] = {}  # double slot -> its executions
     for e in execs:
         if per_slot[e[0]] > 1:
@@ -180,64 +251,53 @@ def check(ops: Iterable[Op], *, period_ms: float | None = None, **_: Any) -> dic
             if e[0] in by_slot or len(by_slot) < MAX_EXAMPLES:
                 by_slot.setdefault(e[0], []).append({"process": e[3], "start": e[1], "end": e[2]})
     # an ok acquire: a lock to blame or clear (found early in a lock history)
-    locked = any(op.f == "acquire" and op.type == "ok" and op.process != NEMESIS for op in ops)
-    whose: dict[int, str] = {}
-    if locked and doubles:  # the holds, swept only when a slot ran twice
+    fig.locked = any(op.f == "acquire" and op.type == "ok" and op.process != NEMESIS for op in ops)
+    if fig.locked and doubles:  # the holds, swept only when a slot ran twice
         acting = Acting(ops)
-        whose = {s: _whose_slot(acting, runs[s]) for s in doubles}
-    by_lock = sum(1 for w in whose.values() if w == "lock")
-    blame = blame_word(by_lock, len(whose) - by_lock, "scheduler")
-    nd, nm, nslots = len(doubles), len(missed), len(due)
-    parts = []
-    if nd:
-        parts.append(
-            f"{count_text(nd)} of {count_text(len(executed))} executed slots ran more than once"
-            f" ({count_text(sum(per_slot[s] for s in doubles) - nd)} double executions)"
-            + _said(blame, by_lock, len(whose) - by_lock)
-        )
-    else:
-        parts.append(f"each of {count_text(len(executed))} executed slots ran once")
-    parts.append(
-        f"{count_text(nm)} of {count_text(nslots)} due slots never ran" if nm else "no slot missed"
-    )
-    if overlapping:
-        parts.append(f"{overlapping} executions overlapped another ({overlap_ns / MS:,.0f} ms)")
-    valid: bool | str = nd == 0
+        fig.whose = {s: _whose_slot(acting, runs[s]) for s in doubles}
+    return fig
+
+
+def verdict(fig: JobsFigures, doubt: str) -> tuple[Valid, list[str]]:
+    """Invalid when a slot ran twice by the lock's fault; unknown when only the scheduler ran
+    slots again, or some execution's slot cannot be read; and why (``unknown_because``)."""
+    valid: Valid = not fig.doubles
     because = [doubt] if doubt else []
-    if blame == "scheduler":
+    if fig.blame == "scheduler":
         valid = "unknown"
         because.insert(0, SCHEDULER_REASON)  # the summary says it: "(the scheduler ran them ...)"
     if doubt and valid:
         valid = "unknown"
+    return valid, because
+
+
+def describe(fig: JobsFigures, valid: Valid, doubt: str) -> str:
+    """The summary: slots run more than once (and whose fault), missed, overlapping; the doubt
+    first when it makes the verdict."""
+    nd, nm, nslots = len(fig.doubles), len(fig.missed), len(fig.due)
+    executed = len(fig.per_slot)
+    by_lock = fig.by_lock
+    parts = []
+    if nd:
+        parts.append(
+            f"{count_text(nd)} of {count_text(executed)} executed slots ran more than once"
+            f" ({count_text(fig.extra)} double executions)"
+            + _said(fig.blame, by_lock, len(fig.whose) - by_lock)
+        )
+    else:
+        parts.append(f"each of {count_text(executed)} executed slots ran once")
+    parts.append(
+        f"{count_text(nm)} of {count_text(nslots)} due slots never ran" if nm else "no slot missed"
+    )
+    if fig.overlapping:
+        parts.append(
+            f"{fig.overlapping} executions overlapped another ({fig.overlap_ns / MS:,.0f} ms)"
+        )
+    if doubt and valid is not False:
         parts.insert(0, doubt)
     elif doubt:
         parts.append(doubt)
-    return {
-        "checker": NAME,
-        "valid": valid,
-        "summary": "; ".join(parts),
-        "unknown_because": because,
-        "unreadable_execs": unreadable,
-        "period_ms": period,
-        "executions": len(execs),
-        "executed_slots": len(executed),
-        "due_slots": nslots,
-        "double_executions": nd,
-        "extra_executions": sum(per_slot[s] for s in doubles) - nd,
-        "blame": blame,
-        "double_by_lock": by_lock if locked else None,
-        "double_by_scheduler": len(whose) - by_lock if locked else None,
-        "missed_slots": nm,
-        "overlapping_executions": overlapping,
-        "overlap_ms": round(overlap_ns / MS, 3),
-        "double_slots": [
-            {"slot": s, "executions": by_slot[s]} | ({"blame": whose[s]} if s in whose else {})
-            for s in doubles
-            if s in by_slot
-        ],
-        "missed": missed[:MAX_EXAMPLES],
-        "notes": notes,
-    }
+    return "; ".join(parts)
 
 
 SCHEDULER_REASON = (

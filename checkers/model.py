@@ -22,7 +22,8 @@ with no known TTL gets no lapses, so the lease model then judges exactly as the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from .results import LockDict
 
 STRICT = "strict"
 LEASE = "lease"
@@ -62,7 +63,7 @@ class LockModel:
         """Does the lock's grant run out on its own (words about a lease are true)?"""
         return self.expiry in (EXPIRES_TTL, EXPIRES_HIDDEN)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> LockDict:
         return {"model": self.name, "expiry": self.expiry, "ttl_ms": self.ttl_ms}
 
     def why_no_lapse(self) -> str | None:

@@ -55,6 +55,7 @@ from .holds import (
     hold_positions,
 )
 from .model import STRICT, STRICT_MODEL, LockModel
+from .results import MutexResult
 
 NAME = "mutex"
 MAX_VIOLATIONS = 100
@@ -158,7 +159,7 @@ def check(
     holds: Holds | None = None,
     model: LockModel = STRICT_MODEL,
     **_: Any,
-) -> dict[str, Any]:
+) -> MutexResult:
     """Check mutual exclusion per key under ``model`` (strict by default: a bare history with
     no TTL known). ``holds`` may pass an ``extract`` result to reuse."""
     hs = holds if holds is not None else extract(ops)
@@ -216,7 +217,7 @@ def check(
         "violation_count": count,
         "violation_kinds": dict(kinds),
         "revoked_while_acting": acting,
-        "violations": violations,
+        "violations": violations,  # type: ignore[typeddict-item]
         "model": model.name,
         "lock": model.to_dict(),
         "lapse_count": nlapses,

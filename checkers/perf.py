@@ -15,12 +15,13 @@ from typing import Any
 from .history import NEMESIS, Op
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, pair
+from .results import Percentiles, PerfResult, Valid
 
 NAME = "perf"
 MAX_POINTS = 5000
 
 
-def percentiles(xs: list[float]) -> dict[str, float | None]:
+def percentiles(xs: list[float]) -> Percentiles:
     """Nearest-rank p50/p95/p99/max of ``xs`` (any order)."""
     if not xs:
         return {"p50": None, "p95": None, "p99": None, "max": None, "count": 0}
@@ -39,7 +40,7 @@ def percentiles(xs: list[float]) -> dict[str, float | None]:
     }
 
 
-def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> dict[str, Any]:
+def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> PerfResult:
     srt = list(ops) if presorted else sort_ops(ops)
     counts: Counter[tuple[str, str]] = Counter()
     lat: dict[str, list[float]] = {"ok": [], "fail": []}
@@ -76,17 +77,17 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> dict[str, 
     since = 0  # last successful acquire, or when clients started trying after a lull
     longest = (0, 0)  # (length ns, start ns)
     for pos, step, ok in sorted(events):
-        t = srt[pos].time
+        now = srt[pos].time
         if step > 0:
             if trying == 0:
-                since = t
+                since = now
             trying += 1
             continue
         trying -= 1
         if ok or trying == 0:
-            if t - since > longest[0]:
-                longest = (t - since, since)
-            since = t
+            if now - since > longest[0]:
+                longest = (now - since, since)
+            since = now
     if trying and last is not None and last - since > longest[0]:
         longest = (last - since, since)
 
@@ -100,7 +101,7 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> dict[str, 
     for (f, ty), n in sorted(counts.items()):
         by_f.setdefault(f, {})[ty] = n
     if attempted == 0:
-        valid: bool | str | None = None
+        valid: Valid = None
         summary = "no acquire attempts"
     elif ok_acq == 0:
         valid = "unknown"

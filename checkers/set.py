@@ -34,11 +34,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .blame import Acting, blame_word
 from .history import NEMESIS, Exact, Op, exact
 from .pairing import pair
+from .results import SetCounts, SetResult, Valid
 
 NAME = "set"
 MAX_EXAMPLES = 100
@@ -59,14 +61,71 @@ def percent(part: int, whole: int) -> str:
     return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
-def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
+@dataclass(slots=True)
+class SetFigures:
+    """What ``figures`` found: counts, capped examples, and what the verdict may doubt."""
+
+    acked: int = 0  # acknowledged adds
+    attempted: int = 0  # elements any add attempted
+    unknown_adds: int = 0  # adds of unknown outcome
+    n: Counter[str] = field(default_factory=Counter)  # lost, unexpected, duplicated, late ...
+    keys: int = 0
+    no_final: list[Any] = field(default_factory=list)  # keys with adds and no final read
+    locked: bool = False  # an ok acquire: a lock to blame or clear (checkers.blame)
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    unexpected: list[dict[str, Any]] = field(default_factory=list)
+    duplicated: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blame(self) -> str | None:
+        if not self.locked:
+            return None
+        return blame_word(self.n["lost_by_lock"], self.n["lost_by_store"], "store")
+
+
+def check(ops: Iterable[Op], **_: Any) -> SetResult:
+    fig = figures(ops)
+    if not fig.keys:
+        return {
+            "checker": NAME,
+            "valid": None,
+            "summary": "no add or read ops: not a set history",
+            **_counts(fig),
+            "notes": fig.notes,
+        }
+    doubts = doubts_of(fig)
+    valid = verdict(fig, doubts)
+    locked, n = fig.locked, fig.n
+    return {
+        "checker": NAME,
+        "valid": valid,
+        "summary": describe(fig, valid, doubts),
+        **_counts(fig),
+        "blame": fig.blame,
+        "lost_by_lock": n["lost_by_lock"] if locked else None,
+        "lost_by_store": n["lost_by_store"] if locked else None,
+        "keys": fig.keys,
+        "keys_without_final_read": [str(k) for k in fig.no_final[:MAX_EXAMPLES]],
+        "lost": fig.lost,  # type: ignore[typeddict-item]
+        "unexpected": fig.unexpected,
+        "duplicated": fig.duplicated,
+        "recovered": fig.recovered,
+        "unknown_because": doubts,
+        "notes": fig.notes,
+    }
+
+
+def figures(ops: Iterable[Op]) -> SetFigures:
+    """Every figure of a set history (pure: the ops are only read)."""
     ops = ops if isinstance(ops, list) else list(ops)  # read again for the holds, on a loss
+    fig = SetFigures()
     adds: dict[Any, dict[Any, list[Any]]] = {}  # key -> element -> add
     finals: dict[Any, tuple[int, int, int, Any]] = {}  # key -> (time, index, invoke time, value)
-    notes: list[str] = []
     bad_reads = 0
     reads: list[Op] = []  # a few: their pairing need not sweep every op again
-    locked = False  # an ok acquire: a lock to blame or clear (checkers.blame)
+    locked = False
     for op in ops:
         f = op.f
         if f != "add":
@@ -101,6 +160,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
         elif a[OUTCOME] is None or _RANK[t] > _RANK[a[OUTCOME]]:
             a[OUTCOME] = t
             a[T_DONE] = op.time
+    fig.locked = locked
     # Reads are paired with their invocations as every checker pairs them (checkers.pairing);
     # a read with no invocation is taken as invoked when it returned.
     for p, _f, key, t, inv, pos in pair(reads).pairs:
@@ -112,23 +172,25 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
             continue
         iop = reads[inv] if inv >= 0 else None
         real = iop is not None and iop.type == "invoke" and iop.process == p
-        start = iop.time if real else op.time
+        start = iop.time if iop is not None and real else op.time
         key = exact(key)
         cur = finals.get(key)
         if cur is None or (op.time, op.index) > (cur[0], cur[1]):
             finals[key] = (op.time, op.index, start, op.value)
     if bad_reads:
-        notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
+        fig.notes.append(f"{bad_reads} ok read(s) without a list value were ignored")
 
     acting: Acting | None = None  # the holds, swept only when an update was lost
+    n = fig.n
+    lost, unexpected, duplicated, recovered = (
+        fig.lost,
+        fig.unexpected,
+        fig.duplicated,
+        fig.recovered,
+    )
     acked = attempted = unknown_adds = 0
-    lost: list[dict[str, Any]] = []
-    unexpected: list[dict[str, Any]] = []
-    duplicated: list[dict[str, Any]] = []
-    recovered: list[dict[str, Any]] = []
-    n = Counter[str]()
-    no_final: list[Any] = []
-    for key in adds.keys() | finals.keys():
+    all_keys = adds.keys() | finals.keys()
+    for key in all_keys:
         per = adds.get(key, {})
         attempted += len(per)
         fin = finals.get(key)
@@ -141,7 +203,7 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
         acked += key_acked
         if fin is None:
             if per:
-                no_final.append(key)
+                fig.no_final.append(key)
             continue
         _, _, read_start, value = fin
         counts = Counter(map(exact, value))
@@ -177,9 +239,9 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                     tainted = _written_without_lock(acting, key, per)
                     if tainted:
                         acting.taint(key)
-                start = acting.hold_start(a[PROC], key, a[T_INV])
-                start = a[T_INV] if start is None else start
-                whose = "lock" if acting.broken(key, start, read_start) else "store"
+                held = acting.hold_start(a[PROC], key, a[T_INV])
+                held = a[T_INV] if held is None else held
+                whose = "lock" if acting.broken(key, held, read_start) else "store"
                 n[f"lost_by_{whose}"] += 1
             if len(lost) < MAX_EXAMPLES:
                 lost.append(
@@ -193,30 +255,21 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
                     | ({"blame": whose} if whose else {})
                 )
     lost.sort(key=lambda d: d["invoke_time"])
+    fig.acked, fig.attempted, fig.unknown_adds, fig.keys = (
+        acked,
+        attempted,
+        unknown_adds,
+        len(all_keys),
+    )
+    return fig
 
-    if not adds and not finals:
-        return {
-            "checker": NAME,
-            "valid": None,
-            "summary": "no add or read ops: not a set history",
-            **_counts(0, 0, n, 0),
-            "notes": notes,
-        }
-    nlost, nunex, ndup = n["lost"], n["unexpected"], n["duplicated"]
-    blame = blame_word(n["lost_by_lock"], n["lost_by_store"], "store") if locked else None
-    parts: list[str] = []
-    if nlost:
-        parts.append(
-            f"{count_text(nlost)} of {count_text(acked)} acknowledged updates were lost"
-            f" ({percent(nlost, acked)}){_whose(blame, n)}"
-        )
-    if nunex:
-        parts.append(f"{count_text(nunex)} element{'s' * (nunex != 1)} read that no add wrote")
-    if ndup:
-        parts.append(f"{count_text(ndup)} element{'s' * (ndup != 1)} read more than once")
+
+def doubts_of(fig: SetFigures) -> list[str]:
+    """Why the figures cannot vouch for the history (``unknown_because``)."""
+    n = fig.n
     doubts: list[str] = []
-    if no_final:
-        k = len(no_final)
+    if fig.no_final:
+        k = len(fig.no_final)
         doubts.append(f"no final read of {k} key{'s' * (k != 1)} with adds")
     if n["late"]:
         doubts.append(f"{n['late']} missing add(s) were acknowledged only while the final read ran")
@@ -225,13 +278,33 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
             f"{n['failed_present']} add(s) reported failed were read back (the history contradicts"
             " itself)"
         )
-    valid: bool | str
-    if parts:
-        valid = False
-    elif doubts:
-        valid = "unknown"
-    else:
-        valid = True
+    return doubts
+
+
+def verdict(fig: SetFigures, doubts: list[str]) -> Valid:
+    """Invalid when anything is lost, unexpected or duplicated; else unknown when in doubt."""
+    n = fig.n
+    if n["lost"] or n["unexpected"] or n["duplicated"]:
+        return False
+    return "unknown" if doubts else True
+
+
+def describe(fig: SetFigures, valid: Valid, doubts: list[str]) -> str:
+    """The summary: what went wrong (or that nothing did), then the doubts; the doubts first
+    when they make the verdict."""
+    n, acked = fig.n, fig.acked
+    nlost, nunex, ndup = n["lost"], n["unexpected"], n["duplicated"]
+    parts: list[str] = []
+    if nlost:
+        parts.append(
+            f"{count_text(nlost)} of {count_text(acked)} acknowledged updates were lost"
+            f" ({percent(nlost, acked)}){_whose(fig.blame, n)}"
+        )
+    if nunex:
+        parts.append(f"{count_text(nunex)} element{'s' * (nunex != 1)} read that no add wrote")
+    if ndup:
+        parts.append(f"{count_text(ndup)} element{'s' * (ndup != 1)} read more than once")
+    if valid is True:
         parts.append(
             f"all {count_text(acked)} acknowledged updates were in the final reads"
             if acked
@@ -239,34 +312,18 @@ def check(ops: Iterable[Op], **_: Any) -> dict[str, Any]:
         )
     if n["recovered"]:
         parts.append(
-            f"{count_text(n['recovered'])} of {count_text(unknown_adds)} unknown-outcome updates"
-            " were present"
+            f"{count_text(n['recovered'])} of {count_text(fig.unknown_adds)} unknown-outcome"
+            " updates were present"
         )
-    summary = "; ".join(parts + doubts) if valid != "unknown" else "; ".join(doubts + parts)
-    return {
-        "checker": NAME,
-        "valid": valid,
-        "summary": summary,
-        **_counts(acked, attempted, n, unknown_adds),
-        "blame": blame,
-        "lost_by_lock": n["lost_by_lock"] if locked else None,
-        "lost_by_store": n["lost_by_store"] if locked else None,
-        "keys": len(adds.keys() | finals.keys()),
-        "keys_without_final_read": [str(k) for k in no_final[:MAX_EXAMPLES]],
-        "lost": lost,
-        "unexpected": unexpected,
-        "duplicated": duplicated,
-        "recovered": recovered,
-        "unknown_because": doubts,
-        "notes": notes,
-    }
+    return "; ".join(parts + doubts) if valid != "unknown" else "; ".join(doubts + parts)
 
 
-def _counts(acked: int, attempted: int, n: Counter[str], unknown_adds: int) -> dict[str, int]:
+def _counts(fig: SetFigures) -> SetCounts:
+    n = fig.n
     return {
-        "attempted_count": attempted,
-        "acknowledged_count": acked,
-        "unknown_outcome_count": unknown_adds,
+        "attempted_count": fig.attempted,
+        "acknowledged_count": fig.acked,
+        "unknown_outcome_count": fig.unknown_adds,
         "lost_count": n["lost"],
         "unexpected_count": n["unexpected"],
         "duplicated_count": n["duplicated"],
@@ -302,7 +359,7 @@ def _written_without_lock(acting: Acting, key: Any, per: dict[Any, list[Any]]) -
     )
 
 
-def excuse(result: dict[str, Any], setting: str | None) -> dict[str, Any]:
+def excuse(result: SetResult, setting: str | None) -> SetResult:
     """A set result whose only failure is updates the store lost by itself (``blame`` "store"),
     when the store holding the set ran with ``setting``, which the run declared non-durable
     (e.g. "redis persistence=off ..."): unknown, not invalid. The harness's own setup lost

@@ -16,6 +16,7 @@ from typing import Any
 from checkers import (
     CHECKERS_FOR_OPS,
     ORDER,
+    SCHEMA_VERSION,
     CheckerMap,
     checker_map,
     compose,
@@ -49,6 +50,7 @@ def analyse(
     interval, time limit: a run that asked for faults and got none proves less); ``problems``
     are the run's own (a failed final phase)."""
     results = compose(excusing_store(checkers, config))(got.ops, model)
+    results["schema_version"] = SCHEMA_VERSION  # checkers.results; changelog: docs/design.md
     results["ops_read"] = len(got.ops)
     results["faults"] = faults.count(got.ops)
     load_s = max((op.time for op in got.ops), default=0) / 1e9
@@ -129,6 +131,7 @@ def nothing_recorded(interrupted: bool) -> dict[str, Any]:
         "valid": None,
         "summary": "not applicable",
         "checkers": {},
+        "schema_version": SCHEMA_VERSION,
         "ops_read": 0,
     }
     if interrupted:
