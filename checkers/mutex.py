@@ -37,7 +37,7 @@ and what its lease allowed:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .history import Op
@@ -230,7 +230,7 @@ def check(
     }
 
 
-def acted_at_once(result: dict[str, Any]) -> int | None:
+def acted_at_once(result: Mapping[str, Any]) -> int | None:
     """How often two clients acted as holder at once in a mutex result: its overlaps and its
     revoked holds whose holder went on acting. The rest of its violations are locks taken after
     their holder stopped but before a release took effect: invalid, yet nobody acted twice.

@@ -338,6 +338,14 @@ class RunResults(TypedDict):
 # --- reading stored results -------------------------------------------------------------------
 
 
+def checker_results(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every checker's result in a run's results, by name (those that are not dicts left out)."""
+    ch = results.get("checkers")
+    if not isinstance(ch, dict):
+        return {}
+    return {name: r for name, r in ch.items() if isinstance(r, dict)}
+
+
 def checker_result(results: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     """The result of checker ``name`` in a run's results, or None (not run, or not a dict)."""
     ch = results.get("checkers")

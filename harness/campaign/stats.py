@@ -17,8 +17,19 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from checkers.results import (
+    Verdict,
+    checker_results,
+    count,
+    fencing_result,
+    jobs_result,
+    mutex_result,
+    set_result,
+)
 
 from ..run import store
 from .versions import reported
@@ -52,90 +63,101 @@ def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _get(result: Mapping[str, Any] | None, field: str) -> Any:
+    """A field of a checker's result (None when the run has no such checker)."""
+    return None if result is None else result.get(field)
+
+
+def _list(result: Mapping[str, Any] | None, field: str) -> list[Any]:
+    """A list field of a checker's result: its examples (none when it holds no list)."""
+    v = _get(result, field)
+    return v if isinstance(v, list) else []
+
+
 def verdict(valid: Any) -> str:
-    return "valid" if valid is True else "invalid" if valid is False else "unknown"
+    """A run's verdict in a comparison: valid, invalid, or unknown (not applicable too: a run
+    that judged nothing proved nothing)."""
+    v = Verdict.from_json(valid)
+    return v.word if v in (Verdict.VALID, Verdict.INVALID) else "unknown"
 
 
 def violation_kinds(results: dict[str, Any]) -> Counter[str]:
     """What went wrong in a run, by kind, from every checker's counts."""
     kinds: Counter[str] = Counter()
-    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
-    mutex = ch.get("mutex") or {}
-    for k, n in (mutex.get("violation_kinds") or {}).items():
+    mutex, fencing = mutex_result(results), fencing_result(results)
+    s, jobs = set_result(results), jobs_result(results)
+
+    def add(result: Mapping[str, Any] | None, field: str, kind: str) -> None:
+        v = _get(result, field)
+        if _num(v) and v:  # a zero count is no kind of violation
+            kinds[kind] += int(v)
+
+    by_kind = _get(mutex, "violation_kinds")
+    for k, n in (by_kind if isinstance(by_kind, dict) else {}).items():
         if _num(n):
             kinds[k] += int(n)
-    fencing = ch.get("fencing") or {}
-    if _num(fencing.get("non_increasing")) and fencing["non_increasing"]:
-        kinds["fence-not-increasing"] += int(fencing["non_increasing"])
-    if (
-        fencing.get("enforced")
-        and _num(fencing.get("stale_accepted"))
-        and fencing["stale_accepted"]
-    ):
-        kinds["stale-write-accepted"] += int(fencing["stale_accepted"])
-    s = ch.get("set") or {}
+    add(fencing, "non_increasing", "fence-not-increasing")
+    if _get(fencing, "enforced"):
+        add(fencing, "stale_accepted", "stale-write-accepted")
     # Lost updates and double executions are the lock's only where the checker blamed it
     # (checkers.blame); the store's or the scheduler's are counted under kinds of their own.
     for field, kind in _blamed(s, "lost_count", "lost_by_lock", "lost_by_store", "lost-update"):
-        if _num(s.get(field)) and s[field]:
-            kinds[kind] += int(s[field])
-    for field, kind in (
-        ("unexpected_count", "unexpected-element"),
-        ("duplicated_count", "duplicated-element"),
-    ):
-        if _num(s.get(field)) and s[field]:
-            kinds[kind] += int(s[field])
-    jobs = ch.get("jobs") or {}
+        add(s, field, kind)
+    add(s, "unexpected_count", "unexpected-element")
+    add(s, "duplicated_count", "duplicated-element")
     whose = _blamed(
         jobs, "double_executions", "double_by_lock", "double_by_scheduler", "double-execution"
     )
     for field, kind in whose:
-        if _num(jobs.get(field)) and jobs[field]:
-            kinds[kind] += int(jobs[field])
+        add(jobs, field, kind)
     if not kinds:  # a checker this module does not know found the violation: name it
-        for name, r in ch.items():
-            if isinstance(r, dict) and r.get("valid") is False:
+        for name, r in checker_results(results).items():
+            if Verdict.from_json(r.get("valid")) is Verdict.INVALID:
                 kinds[f"{name}-invalid"] += 1
     return kinds
 
 
 def _blamed(
-    result: dict[str, Any], total: str, by_lock: str, by_other: str, kind: str
+    result: Mapping[str, Any] | None, total: str, by_lock: str, by_other: str, kind: str
 ) -> tuple[tuple[str, str], ...]:
     """(field, kind) pairs counting a checker's damage: ``by_lock`` as ``kind`` and ``by_other``
     as "``kind``-by-store" (or scheduler) once the checker assigned blame, else all of it as
     ``kind`` (results from before blame, or histories without lock ops)."""
-    if result.get("blame") is None or not _num(result.get(by_lock)):
+    if result is None or result.get("blame") is None or count(result, by_lock) is None:
         return ((total, kind),)
     return ((by_lock, kind), (by_other, f"{kind}-by-{by_other.rsplit('_', 1)[1]}"))
 
 
+def _start(hold: Any) -> float | None:
+    """A hold's start (ns), as a result shows it; None when it shows none."""
+    return hold["start"] if isinstance(hold, dict) and _num(hold.get("start")) else None
+
+
 def first_violation_s(results: dict[str, Any]) -> float | None:
     """Seconds from the run's start to its first violation, as far as the checkers place it."""
-    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
     times: list[float] = []
-    for v in (ch.get("mutex") or {}).get("violations") or []:
-        for side in ("second", "first"):
-            h = v.get(side) if isinstance(v, dict) else None
-            if isinstance(h, dict) and _num(h.get("start")):
-                times.append(h["start"])
+    for v in _list(mutex_result(results), "violations"):
+        for side in ("second", "first"):  # the intruder's start, else the broken hold's
+            t = _start(v.get(side)) if isinstance(v, dict) else None
+            if t is not None:
+                times.append(t)
                 break
-    fencing = ch.get("fencing") or {}
-    for ex in fencing.get("non_increasing_examples") or []:
-        h = ex.get("hold") if isinstance(ex, dict) else None
-        if isinstance(h, dict) and _num(h.get("start")):
-            times.append(h["start"])
-    for ex in fencing.get("stale_examples") or [] if fencing.get("enforced") else []:
-        if isinstance(ex, dict) and ex.get("outcome") == "accepted":
-            ops = ex.get("ops") or []
+    fencing = fencing_result(results)
+    for ex in _list(fencing, "non_increasing_examples"):
+        t = _start(ex.get("hold")) if isinstance(ex, dict) else None
+        if t is not None:
+            times.append(t)
+    for st in _list(fencing, "stale_examples") if _get(fencing, "enforced") else []:
+        if isinstance(st, dict) and st.get("outcome") == "accepted":
+            ops = st.get("ops") or []
             if ops and isinstance(ops[0], dict) and _num(ops[0].get("time")):
                 times.append(ops[0]["time"])
-    for lost in (ch.get("set") or {}).get("lost") or []:  # the store's losses are no violation
+    for lost in _list(set_result(results), "lost"):  # the store's are no violation
         if isinstance(lost, dict) and _num(lost.get("ok_time")) and lost.get("blame") != "store":
             times.append(lost["ok_time"])
-    jobs = ch.get("jobs") or {}
-    period = jobs.get("period_ms")
-    for d in jobs.get("double_slots") or []:
+    jobs = jobs_result(results)
+    period = _get(jobs, "period_ms")
+    for d in _list(jobs, "double_slots"):
         if (
             isinstance(d, dict)
             and _num(d.get("slot"))
@@ -148,26 +170,20 @@ def first_violation_s(results: dict[str, Any]) -> float | None:
 
 def damage(results: dict[str, Any]) -> dict[str, int | None]:
     """What the workloads' checkers counted (None: this run's workload cannot show it)."""
-    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
-
-    def get(name: str, field: str) -> int | None:
-        v = (ch.get(name) or {}).get(field)
-        return int(v) if _num(v) else None
-
+    s, jobs = set_result(results), jobs_result(results)
     return {
-        "lost_updates": get("set", "lost_count"),
+        "lost_updates": count(s, "lost_count"),
         # of them, those no lock failure explains (checkers.blame); None before blame existed
-        "lost_updates_by_store": get("set", "lost_by_store"),
-        "double_executions": get("jobs", "double_executions"),
-        "double_executions_by_scheduler": get("jobs", "double_by_scheduler"),
-        "stale_writes_accepted": get("fencing", "stale_accepted"),
+        "lost_updates_by_store": count(s, "lost_by_store"),
+        "double_executions": count(jobs, "double_executions"),
+        "double_executions_by_scheduler": count(jobs, "double_by_scheduler"),
+        "stale_writes_accepted": count(fencing_result(results), "stale_accepted"),
     }
 
 
 def _lapses(results: dict[str, Any]) -> int:
     """Leases that ran out after their holder stopped (lease model): counted, not violations."""
-    m = (results.get("checkers") or {}).get("mutex")
-    n = m.get("lapse_count") if isinstance(m, dict) else None
+    n = _get(mutex_result(results), "lapse_count")
     return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
@@ -176,9 +192,8 @@ def acted_at_once(results: dict[str, Any]) -> int | None:
     None when the run has no mutex figures to tell."""
     from checkers.mutex import acted_at_once as of_mutex
 
-    ch = results.get("checkers") if isinstance(results.get("checkers"), dict) else {}
-    mutex = ch.get("mutex")
-    return of_mutex(mutex) if isinstance(mutex, dict) else None
+    mutex = mutex_result(results)
+    return of_mutex(mutex) if mutex is not None else None
 
 
 def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
@@ -188,7 +203,8 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
 
     config = _read(run_dir / store.CONFIG)
     results = _read(run_dir / store.RESULTS)
-    faults = results.get("faults") if isinstance(results.get("faults"), dict) else {}
+    faults = results.get("faults")
+    faults = faults if isinstance(faults, dict) else {}
     injected = {k: int(c.get("injected", 0)) for k, c in faults.items() if isinstance(c, dict)}
     requested = list(config.get("nemesis") or [])
     avail: dict[str, Any] = {}
