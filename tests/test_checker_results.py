@@ -17,6 +17,7 @@ from checkers.history import Op, ReadResult
 from checkers.results import (
     SCHEMA_VERSION,
     Verdict,
+    checker_results,
     count,
     jobs_result,
     mutex_result,
@@ -192,6 +193,9 @@ def test_accessors_give_a_checkers_result_or_none() -> None:
     assert set_result(r) is None and jobs_result(r) is None
     for junk in ({}, {"checkers": []}, {"checkers": {"mutex": "x"}}, {"checkers": None}):
         assert mutex_result(junk) is None
+    both = {"checkers": {"mutex": {"valid": True}, "odd": "not a result", "set": None}}
+    assert checker_results(both) == {"mutex": {"valid": True}}
+    assert checker_results({"checkers": ["mutex"]}) == {}
     assert count({"n": 3}, "n") == 3 and count({"n": 2.0}, "n") == 2
     assert count({"n": True}, "n") is None and count({"n": "3"}, "n") is None
     assert count(None, "n") is None and count({}, "n") is None
