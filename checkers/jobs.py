@@ -5,7 +5,9 @@ the job's lock records an ``exec`` op: ``invoke`` when the job body starts, then
 ``fail`` (the job raised) or ``info`` (unknown: the client was cut off), both with value
 ``{"slot": int, "period": ms}``. Every invoked exec counts as an execution, whatever its
 completion: the job body started, so its side effects may have happened. A completion without an
-invocation counts too, starting ``value["duration"]`` ms before it (or at it).
+invocation counts too, starting ``value["duration"]`` ms before it (or at it). A slot is an
+integer exactly: an execution whose slot is ``3.0``, ``"3"`` or missing is unreadable, and makes
+the result unknown (it may have run a slot twice), never valid.
 
 - ``double_executions``: slots executed more than once (the damage; any makes the run invalid);
 - ``missed_slots``: slots due while clients ran that nobody executed (availability, reported,
