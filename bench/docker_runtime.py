@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.containers import images  # noqa: E402
+from harness.containers.docker_runtime import DockerRuntime  # noqa: E402
 from harness.containers.engine import Engine, PrivateEngine  # noqa: E402
-from harness.containers.runtime import DockerRuntime  # noqa: E402
 from harness.net.netns import joined  # noqa: E402
 
 CLUSTERS = {"redis": 1, "etcd": 3, "postgres": 1}

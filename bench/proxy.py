@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from harness.runtime import LocalRuntime
 from harness.runtime.base import MissingBinary
-from harness.runtime.toxiproxy import url
+from harness.runtime.toxiproxy_kind import url
 from harness.toxiproxy import ToxiproxyClient
 
 PING = b"PING\r\n"

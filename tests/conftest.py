@@ -60,7 +60,7 @@ def real_toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from harness.runtime import LocalRuntime
     from harness.runtime.base import MissingBinary
-    from harness.runtime.toxiproxy import url
+    from harness.runtime.toxiproxy_kind import url
 
     with LocalRuntime(tmp_path_factory.mktemp("toxiproxy-server")) as rt:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.containers import images
+from harness.runtime.base import ImageRecipe
 
 from .conftest import harness
 
@@ -61,11 +62,13 @@ def test_mirror_is_taken_from_apt_sources(tmp_path: Path) -> None:
 
 
 def test_recipe_hash_changes_with_what_the_image_holds() -> None:
-    r = images.RECIPES["redis"]
-    assert images.recipe_hash(r, "bookworm") == images.recipe_hash(r, "bookworm")
-    assert images.recipe_hash(r, "bookworm") != images.recipe_hash(r, "bullseye")
-    other = images.Recipe("redis", ("redis-server", "redis-tools"))
-    assert images.recipe_hash(other, "bookworm") != images.recipe_hash(r, "bookworm")
+    r = images.recipe("redis")
+    assert images.recipe_hash("redis", r, "bookworm") == images.recipe_hash("redis", r, "bookworm")
+    assert images.recipe_hash("redis", r, "bookworm") != images.recipe_hash("redis", r, "bullseye")
+    other = ImageRecipe(("redis-server", "redis-tools"))
+    assert images.recipe_hash("redis", other, "bookworm") != images.recipe_hash(
+        "redis", r, "bookworm"
+    )
 
 
 def test_partition_without_a_namespace_is_said_before_start(tmp_path) -> None:
@@ -84,7 +87,7 @@ def test_partition_without_a_namespace_is_said_before_start(tmp_path) -> None:
 
 def test_partition_in_the_hosts_network_says_what_it_cannot_cut() -> None:
     from harness.run.config import RunConfig
-    from harness.run.containers import notices as runtime_notices
+    from harness.run.container_runs import notices as runtime_notices
 
     users = dict(runtime="docker", docker_host="unix:///var/run/docker.sock")
     (line,) = runtime_notices(RunConfig(nemesis=["partition"], **users))

@@ -174,8 +174,8 @@ def test_kill_pause_partition_act_on_containers(engine, tmp_path) -> None:
     """Facts from the servers themselves: a killed container is gone and comes back with its
     data; a paused one answers nothing until resumed; a node cut from its peers by the
     owner-match rules (inside the engine's namespace) loses the leader, and heals."""
+    from harness.containers.docker_runtime import DockerRuntime
     from harness.containers.engine import Engine
-    from harness.containers.runtime import DockerRuntime
     from harness.net.firewall import Firewall
     from harness.net.netns import joined
     from harness.runtime.base import wait_until
@@ -319,8 +319,8 @@ def test_restart_keeps_or_wipes_the_data_of_a_container(engine, tmp_path) -> Non
     or empty when wiped: the node's dir is the container's, emptied on the host."""
     import redis as redis_py
 
+    from harness.containers.docker_runtime import DockerRuntime
     from harness.containers.engine import Engine
-    from harness.containers.runtime import DockerRuntime
     from harness.net.netns import joined
 
     with joined(engine.netns):

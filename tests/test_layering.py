@@ -1,7 +1,8 @@
 """The import graph has no cycles: between the top-level packages (backends <- checkers <- reports,
 workloads <- harness), and between the sub-packages of harness/. Read from the source (every
 import statement, also inside functions; only ``if TYPE_CHECKING:`` blocks are left out), so a
-late import cannot hide a cycle."""
+late import cannot hide a cycle. And the rooms of harness/ keep their shape: no module named
+after a sub-package, three runtimes as peers, a server kind's facts in one place."""
 
 from __future__ import annotations
 
@@ -122,6 +123,101 @@ def test_the_lower_packages_load_no_harness_module() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _defined(path: Path) -> set[str]:
+    """Names a module binds at its top level (also inside top-level if/try blocks)."""
+    names: set[str] = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.If | ast.Try):
+            body += node.body + node.orelse + getattr(node, "finalbody", [])
+            body += [n for h in getattr(node, "handlers", []) for n in h.body]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def test_every_import_of_a_project_module_resolves() -> None:
+    """``from harness.run import containers`` after a rename fails only when that line runs
+    (a late import inside a function): every ``from X import name`` of the project, read
+    from the source, names a module of X or a name X binds."""
+    missing = []
+    for top in PACKAGES:
+        for path in (ROOT / top).rglob("*.py"):
+            mod = _module(path)
+            pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target.split(".")[0] not in PACKAGES:
+                    continue
+                where = ROOT.joinpath(*target.split("."))
+                source = where / "__init__.py" if where.is_dir() else where.with_suffix(".py")
+                if not source.exists():
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}")
+                    continue
+                bound = _defined(source)
+                for a in node.names:
+                    sub = where / a.name
+                    if a.name == "*" or a.name in bound or sub.with_suffix(".py").exists():
+                        continue
+                    if (sub / "__init__.py").exists():
+                        continue
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}.{a.name}")
+    assert not missing, f"imports that name nothing: {missing}"
+
+
+def test_no_two_rooms_share_a_name() -> None:
+    """A module of harness/ is never named after one of its sub-packages (``run/containers.py``
+    beside ``harness/containers/`` once meant two things): a name says which room it is."""
+    rooms = {p.name for p in (ROOT / "harness").iterdir() if (p / "__init__.py").exists()}
+    clashes = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "harness").rglob("*.py")
+        if p.stem in rooms and p.parent.name != p.stem
+    )
+    assert not clashes, f"modules named after a sub-package of harness: {clashes}"
+
+
+def test_the_runtimes_are_peers_behind_one_interface() -> None:
+    """Local processes, Docker containers and a compose project's containers: each runtime
+    derives from ``Runtime`` and each cluster from ``Cluster``, and none from another peer."""
+    from harness.containers.compose import ComposeCluster, ComposeRuntime
+    from harness.containers.docker_runtime import DockerCluster, DockerRuntime
+    from harness.runtime import Cluster, LocalRuntime, ProcessCluster, Runtime
+
+    for runtime in (LocalRuntime, DockerRuntime, ComposeRuntime):
+        assert runtime.__bases__ == (Runtime,), runtime
+    for cluster in (ProcessCluster, DockerCluster, ComposeCluster):
+        assert cluster.__bases__ == (Cluster,), cluster
+
+
+def test_a_server_kind_owns_its_facts() -> None:
+    """No module keeps a table keyed by server kind names (images, services, ports ...): a
+    kind's facts are on its class in harness/runtime/, so a new kind is one module."""
+    from harness.runtime.kinds import KINDS
+
+    tables = []
+    for path in (ROOT / "harness").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Dict):
+                keys = {k.value for k in value.keys if isinstance(k, ast.Constant)}
+                if len(keys & set(KINDS)) >= 2:
+                    tables.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not tables, f"tables keyed by server kind: {tables}"
 
 
 if __name__ == "__main__":

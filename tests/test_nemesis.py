@@ -17,7 +17,7 @@ from harness.net.firewall import Firewall
 from harness.net.proxies import ProxyLinks
 from harness.run.config import run_config
 from harness.runtime import LocalRuntime
-from harness.runtime.toxiproxy import url
+from harness.runtime.toxiproxy_kind import url
 from harness.toxiproxy.client import ToxiproxyClient
 
 ROOT_ONLY = pytest.mark.skipif(

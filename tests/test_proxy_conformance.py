@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.runtime import LocalRuntime
-from harness.runtime.toxiproxy import url as node_url
+from harness.runtime.toxiproxy_kind import url as node_url
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 # -- upstream servers written for the tests ---------------------------------------------------

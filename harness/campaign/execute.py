@@ -65,13 +65,13 @@ def check_cells(campaign: Campaign, campaign_dir: Path) -> list[CellCheck]:
     applicable", one whose server (or engine, or image) is missing here "not available here";
     bad input raises."""
     from ..nemesis import NotApplicable
-    from ..run import containers, prepare
+    from ..run import container_runs, prepare
     from ..runtime import MissingBinary
 
     checks = []
     for cell in campaign.cells():
         cfg = run_config(cell, campaign.run, 0, campaign_dir)
-        lacking = containers.unavailable(cfg) if cfg.runtime == "docker" else None
+        lacking = container_runs.unavailable(cfg) if cfg.runtime == "docker" else None
         if lacking:
             checks.append(CellCheck(cell, "not available here", lacking))
             continue

@@ -65,7 +65,7 @@ def images_build(kinds, suite, docker_host) -> None:
         kinds = tuple(k for k in kinds if k != "toxiproxy")
         if not kinds:
             return
-    given = list(kinds) or [k for k in img.RECIPES if k != "harness"]
+    given = list(kinds) or [k for k in img.recipe_names() if k != img.HARNESS]
     chosen = [  # KIND, KIND:SUITE or the image's tag (lockharness/KIND:SUITE)
         (k, s or suite)
         for k, _, s in (x.removeprefix(f"{img.REPO}/").partition(":") for x in given)
@@ -73,9 +73,9 @@ def images_build(kinds, suite, docker_host) -> None:
     for k, s in chosen:
         if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", s):
             raise UserError(f"suite {s!r} (of {k}): give a Debian suite name, e.g. bookworm")
-        if k not in img.RECIPES:
+        if k not in img.recipe_names():
             raise UserError(
-                f"no image recipe for {k!r}; valid: {', '.join(img.RECIPES)} "
+                f"no image recipe for {k!r}; valid: {', '.join(img.recipe_names())} "
                 "(each optionally as KIND:SUITE, e.g. redis:bullseye)"
             )
     if os.geteuid() != 0:

@@ -229,7 +229,7 @@ def run(
     """
     from backends.option_values import parse_pairs
 
-    from ..run import containers, prepare, run_test
+    from ..run import container_runs, prepare, run_test
 
     nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
     given = {k[len(WFLAG) :]: v for k, v in wflags.items() if v is not None}
@@ -261,7 +261,7 @@ def run(
         model=model,
     )
     prepare(cfg)  # bad input fails before anything starts
-    for line in containers.notices(cfg):
+    for line in container_runs.notices(cfg):
         say(line, style="yellow", to=err, soft_wrap=True)
     if junit:
         check_writable_file(junit, "--junit-xml", "junit.xml")

@@ -12,7 +12,7 @@ and restart ``docker start`` of the same container (its data survives, as the pr
 settings decide), pause is ``docker pause``; at the end every paused container is thawed and
 every container the run killed is started again. Nothing is created or removed. What cannot
 work on containers the harness did not start (wiping a node's data, the clock shim, a replica
-the harness would have set up) is refused before the run starts (``harness/run/containers.py``).
+the harness would have set up) is refused before the run starts (``harness/run/container_runs.py``).
 """
 
 from __future__ import annotations
@@ -24,25 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runtime.base import Node, ServerKind, ServerStartError
-from ..runtime.kinds import server_kind
-from ..runtime.local import Cluster, LocalRuntime, node_names
+from ..runtime.base import Cluster, Node, Runtime, ServerKind, ServerStartError, node_names
+from ..runtime.kinds import kind_of_service
+from ..runtime.local import helper_cluster
+from .docker_runtime import ContainerProc
 from .engine import Engine
-from .runtime import HELPERS, ContainerProc
 
 LABEL_KIND = "lockharness.kind"
 LABEL_ADDRESS = "lockharness.address"
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
-#: Kinds a compose project can hold, with the service-name prefixes and the client port used
-#: when a service has no lockharness labels.
-SERVICES: dict[str, tuple[tuple[str, ...], int]] = {
-    "redis": (("redis",), 6379),
-    "etcd": (("etcd",), 2379),
-    "zookeeper": (("zk", "zookeeper"), 2181),
-    "postgres": (("postgres", "pg"), 5432),
-    "mongodb": (("mongo", "mongodb"), 27017),
-}
 _STOP_S = 10
 
 
@@ -53,17 +44,17 @@ def service_kind(labels: dict[str, str]) -> str | None:
     m = re.fullmatch(r"([a-z]+?)-?\d*", labels.get(SERVICE, ""))
     if m is None:
         return None
-    return next((k for k, (prefixes, _) in SERVICES.items() if m.group(1) in prefixes), None)
+    return kind_of_service(m.group(1))
 
 
-def address(container: Any, kind: str) -> tuple[str, int] | None:
+def address(container: Any, kind: ServerKind) -> tuple[str, int] | None:
     """Where clients reach a service: its ``lockharness.address`` label, else the loopback
     port it publishes for the kind's client port."""
     labels = container.labels or {}
     if labels.get(LABEL_ADDRESS):
         host, _, port = labels[LABEL_ADDRESS].rpartition(":")
         return host, int(port)
-    port = SERVICES.get(kind, ((), 0))[1]
+    port = kind.client_port or 0
     bound = (container.ports or {}).get(f"{port}/tcp") or []
     for b in bound:
         host = b.get("HostIp") or "127.0.0.1"
@@ -100,8 +91,27 @@ class ComposeCluster(Cluster):
         super().__init__(kind, nodes)
         self.containers = containers
         self.project = project
-        self.image = None  # node_facts reads each container's own image
         self._since = int(time.time())
+
+    def bring_up(self) -> None:
+        """Adopt the running containers: a run starts from a live cluster, so what someone
+        left frozen is thawed and what is stopped is started (with its data)."""
+        for n in self.nodes:
+            self.adopt(n)
+            if n.paused:
+                self.resume_node(n)
+            if not n.alive():
+                self.start_node(n)
+        self.wait_ready()
+
+    def facts(self, node: Node) -> dict[str, Any]:
+        c = self.containers[node.name]  # each node is one of the project's containers
+        return {
+            "image": c.attrs["Config"]["Image"],
+            "container": c.id[:12],
+            "compose_service": (c.labels or {}).get(SERVICE),
+            "durability": f"compose project {self.project}'s own settings",
+        } | super().facts(node)
 
     def adopt(self, node: Node) -> None:
         c = self.containers[node.name]
@@ -151,7 +161,7 @@ class ComposeCluster(Cluster):
             self.wait_ready(timeout=_STOP_S)
 
 
-class ComposeRuntime(LocalRuntime):
+class ComposeRuntime(Runtime):
     """Adopts the running containers of compose project ``project`` in ``engine`` as clusters;
     helper processes (the proxy) run as local processes, as in the other runtimes."""
 
@@ -161,17 +171,9 @@ class ComposeRuntime(LocalRuntime):
         self.project = project
         self._taken: set[str] = set()  # container ids already given to a cluster
 
-    def start(
-        self,
-        kind_name: str,
-        n_nodes: int,
-        options: dict | None = None,
-        own_uids: bool = True,
-        prefix: str = "n",
-    ) -> Cluster:
-        if kind_name in HELPERS:
-            return super().start(kind_name, n_nodes, options, own_uids=False, prefix=prefix)
-        kind = server_kind(kind_name, options)
+    def cluster(self, kind: ServerKind, n_nodes: int, prefix: str, own_uids: bool) -> Cluster:
+        if kind.helper:
+            return helper_cluster(self, kind, n_nodes, prefix)
         kind.container = True
         free = [
             c
@@ -182,28 +184,17 @@ class ComposeRuntime(LocalRuntime):
             raise ServerStartError(
                 f"compose project {self.project} has {len(free)} free {kind.kind} service(s); "
                 f"this run needs {n_nodes} (label services lockharness.kind={kind.kind}, or "
-                f"name them {SERVICES.get(kind.kind, ((kind.kind,), 0))[0][0]}1, ...)"
+                f"name them {(kind.compose_names or (kind.kind,))[0]}1, ...)"
             )
         nodes, containers = [], {}
         for name, c in zip(node_names(n_nodes, prefix), free, strict=False):
-            where = address(c, kind.kind)
+            where = address(c, kind)
             if where is None:
                 raise ServerStartError(
                     f"compose service {c.labels.get(SERVICE, c.name)}: no address; give it the "
                     f"label {LABEL_ADDRESS}=HOST:PORT or publish its port on 127.0.0.1"
                 )
-            d = self.dir / f"{kind.kind}-{name}"
-            d.mkdir(parents=True, exist_ok=True)
-            nodes.append(Node(name, where[0], where[1], d))
+            nodes.append(Node(name, where[0], where[1], self.node_dir(kind, name)))
             containers[name] = c
             self._taken.add(c.id)
-        cluster = ComposeCluster(kind, nodes, containers, self.project)
-        self.clusters.append(cluster)
-        for n in nodes:
-            cluster.adopt(n)
-            if n.paused:  # left frozen by someone: a run starts from a live cluster
-                cluster.resume_node(n)
-            if not n.alive():
-                cluster.start_node(n)
-        cluster.wait_ready()
-        return cluster
+        return ComposeCluster(kind, nodes, containers, self.project)

@@ -23,21 +23,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from ..runtime.base import Node, ServerKind, ServerStartError, free_port
-from ..runtime.kinds import server_kind
-from ..runtime.local import Cluster, LocalRuntime, _chown_tree
+from ..runtime.base import Cluster, Node, Runtime, ServerKind, ServerStartError
+from ..runtime.local import chown_tree, helper_cluster, let_others_traverse
 from .engine import LABEL_OWNER, LABEL_RUN, Engine, owner_token
 
-#: Kinds the harness runs as its own helper processes (in the engine's namespace), never in
-#: containers.
-HELPERS = ("toxiproxy", "toxiproxy-server")
-#: The official images, used when no --image is given for a kind.
-OFFICIAL = {
-    "redis": "redis:7.0",
-    "etcd": "quay.io/coreos/etcd:v3.4.30",
-    "postgres": "postgres:15",
-    "mongodb": "mongo:7",
-}
 _STOP_S = 5
 
 
@@ -106,7 +95,7 @@ class DockerCluster(Cluster):
             shutil.rmtree(node.data_dir)
         self.kind.prepare(node, self.nodes, fresh=fresh or not node.data_dir.exists())
         uid = node.uid if node.uid is not None else 0
-        _chown_tree(node.dir, uid)
+        chown_tree(node.dir, uid)
         argv = self.kind.container_command(node, self.nodes)
         env = dict(self.kind.env(node))
         mounts = {str(node.dir): {"bind": str(node.dir), "mode": "rw"}}
@@ -145,6 +134,13 @@ class DockerCluster(Cluster):
         container.reload()
         node.proc = ContainerProc(container, node.log_path)
         node.paused = False
+
+    def facts(self, node: Node) -> dict[str, Any]:
+        c = self.containers.get(node.name)
+        return {
+            "image": self.image,
+            "container": c.id[:12] if c is not None else None,
+        } | super().facts(node)
 
     def _remove(self, node: Node) -> None:
         c = self.containers.pop(node.name, None)
@@ -193,10 +189,10 @@ class DockerCluster(Cluster):
                 self._remove(n)
 
 
-class DockerRuntime(LocalRuntime):
+class DockerRuntime(Runtime):
     """Starts server clusters as containers in ``engine``; helper processes (the proxy) as
-    local processes in the same namespace. ``images``: kind -> image (else the official one).
-    Nodes always run under their own uids (40000 + the last octet of their address)."""
+    local processes in the same namespace. ``images``: kind -> image (else the kind's official
+    one). Nodes always run under their own uids (40000 + the last octet of their address)."""
 
     def __init__(
         self,
@@ -206,53 +202,31 @@ class DockerRuntime(LocalRuntime):
         clock: bool = False,
         keep_data: bool = True,
     ) -> None:
-        super().__init__(run_dir, node_uids=True, clock=clock, keep_data=keep_data)
+        super().__init__(run_dir, clock=clock, keep_data=keep_data)
+        if os.geteuid() == 0:  # nodes under their own uids must reach their dirs
+            let_others_traverse(self.dir)
         self.engine = engine
         self.images = dict(images or {})
         stamp = re.sub(r"[^a-z0-9_-]+", "-", Path(run_dir).name.lower())[-22:]
         self.run_id = f"lh-{os.getpid()}-{stamp}"  # container names: lh-<pid>-<run>-<kind>-<node>
         self.labels = {LABEL_RUN: str(Path(run_dir).resolve()), LABEL_OWNER: owner_token()}
 
-    def image_for(self, kind: str) -> str:
-        image = self.images.get(kind) or OFFICIAL.get(kind)
+    def image_for(self, kind: ServerKind) -> str:
+        image = self.images.get(kind.kind) or kind.official_image
         if image is None:
-            raise ServerStartError(f"no image for {kind}: give --image {kind}=IMAGE")
+            raise ServerStartError(f"no image for {kind.kind}: give --image {kind.kind}=IMAGE")
         return image
 
-    def start(
-        self,
-        kind_name: str,
-        n_nodes: int,
-        options: dict | None = None,
-        own_uids: bool = True,
-        prefix: str = "n",
-    ) -> Cluster:
-        if kind_name in HELPERS:
-            return super().start(kind_name, n_nodes, options, own_uids=False, prefix=prefix)
+    def cluster(self, kind: ServerKind, n_nodes: int, prefix: str, own_uids: bool) -> Cluster:
+        if kind.helper:
+            return helper_cluster(self, kind, n_nodes, prefix)
         from . import images
 
-        kind = server_kind(kind_name, options)
         kind.container = True
         problem = kind.container_problem()
         if problem:
             raise ServerStartError(f"--runtime docker: {problem}")
-        image = self.image_for(kind.kind)
+        image = self.image_for(kind)
         images.ensure(self.engine.client, image, pull=not self.engine.private)
-        nodes = []
-        for i in range(1, n_nodes + 1):
-            octet = self._next_host
-            self._next_host += 1
-            host = f"127.0.0.{octet}"
-            d = self.dir / f"{kind.kind}-{prefix}{i}"
-            d.mkdir(parents=True, exist_ok=True)
-            extra = {p: free_port(host) for p in kind.extra_port_names}
-            uid = self.uid_base + octet
-            node = Node(f"{prefix}{i}", host, free_port(host), d, extra, uid=uid)
-            node.clock = self.clock and kind.libc_clock
-            nodes.append(node)
-        cluster = DockerCluster(kind, nodes, self, image)
-        self.clusters.append(cluster)
-        for n in nodes:
-            cluster.start_node(n, fresh=True)
-        cluster.wait_ready()
-        return cluster
+        nodes = self.loopback_nodes(kind, n_nodes, prefix, own_uids=True)
+        return DockerCluster(kind, nodes, self, image)

@@ -24,10 +24,13 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..runtime.base import ImageRecipe
+from ..runtime.kinds import KINDS, with_image_recipe
+from ..runtime.postgres import NO_MAIN_CLUSTER
 from .engine import EngineError
 
 CACHE = Path("/var/cache/lockharness/images")
@@ -40,65 +43,50 @@ _DEBOOTSTRAP_S = 600
 _APT_S = 900
 
 
-@dataclass(frozen=True)
-class Recipe:
-    kind: str
-    packages: tuple[str, ...]
-    #: Dirs (globs inside the image) put before the system PATH, so the server's programs are
-    #: found by name as in the official images (PostgreSQL's live in a versioned dir).
-    path_globs: tuple[str, ...] = ()
-    #: Files written into the tree before apt-get runs (e.g. no default PostgreSQL cluster).
-    files: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+#: The base of the harness's own image (Dockerfile, BASE=lockharness/harness:SUITE): every
+#: Debian server the local runtime starts, and what the run needs (iptables, gcc for the clock
+#: shim, a venv). Not a server kind: the kinds' own recipes are on their classes.
+HARNESS = "harness"
+HARNESS_RECIPE = ImageRecipe(
+    (
+        "redis-server",
+        "etcd-server",
+        "zookeeper",
+        "libslf4j-java",
+        "postgresql",
+        "mariadb-server",
+        "iptables",
+        "iproute2",
+        "gcc",
+        "libc6-dev",
+        "python3-venv",
+    ),
+    files=(("etc/postgresql-common/createcluster.d/lockharness.conf", NO_MAIN_CLUSTER),),
+)
 
 
-RECIPES: dict[str, Recipe] = {
-    "redis": Recipe("redis", ("redis-server",)),
-    "etcd": Recipe("etcd", ("etcd-server",)),
-    "postgres": Recipe(
-        "postgres",
-        ("postgresql",),
-        path_globs=("/usr/lib/postgresql/*/bin",),
-        files=(
-            (
-                "etc/postgresql-common/createcluster.d/lockharness.conf",
-                "create_main_cluster = false\n",
-            ),
-        ),
-    ),
-    # The base of the harness's own image (Dockerfile, BASE=lockharness/harness:SUITE): every
-    # Debian server the local runtime starts, and what the run needs (iptables, gcc for the
-    # clock shim, a venv).
-    "harness": Recipe(
-        "harness",
-        (
-            "redis-server",
-            "etcd-server",
-            "zookeeper",
-            "libslf4j-java",
-            "postgresql",
-            "mariadb-server",
-            "iptables",
-            "iproute2",
-            "gcc",
-            "libc6-dev",
-            "python3-venv",
-        ),
-        files=(
-            (
-                "etc/postgresql-common/createcluster.d/lockharness.conf",
-                "create_main_cluster = false\n",
-            ),
-        ),
-    ),
-}
+def recipe_names() -> list[str]:
+    """What ``harness images build`` can build: every kind with a recipe, and the harness."""
+    return [*with_image_recipe(), HARNESS]
+
+
+def recipe(name: str) -> ImageRecipe:
+    """The recipe of a kind's image (or the harness's); ImageError when there is none."""
+    if name == HARNESS:
+        return HARNESS_RECIPE
+    found = KINDS[name].image_recipe if name in KINDS else None
+    if found is None:
+        raise ImageError(f"no image recipe for {name!r}; known: {', '.join(recipe_names())}")
+    return found
 
 
 class ImageError(EngineError):
     """An image could not be built or found; one line for the user."""
 
 
-def recipe_hash(recipe: Recipe, suite: str) -> str:
-    doc = {"v": RECIPE_VERSION, "suite": suite, **asdict(recipe)}
+def recipe_hash(name: str, recipe: ImageRecipe, suite: str) -> str:
+    # The same document (and hash) as when a recipe carried its kind: cached images stay current.
+    doc = {"v": RECIPE_VERSION, "suite": suite, "kind": name, **asdict(recipe)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -109,13 +97,13 @@ def tag_for(kind: str, suite: str = DEFAULT_SUITE) -> str:
 def parse_tag(tag: str) -> tuple[str, str] | None:
     """(kind, suite) of a tag this module builds, else None."""
     m = re.fullmatch(rf"{REPO}/([a-z0-9-]+):([a-z0-9-]+)", tag)
-    if m is None or m.group(1) not in RECIPES:
+    if m is None or m.group(1) not in recipe_names():
         return None
     return m.group(1), m.group(2)
 
 
 def _tarball(kind: str, suite: str, cache: Path) -> Path:
-    return cache / f"{kind}-{suite}-{recipe_hash(RECIPES[kind], suite)}.tar"
+    return cache / f"{kind}-{suite}-{recipe_hash(kind, recipe(kind), suite)}.tar"
 
 
 def _base_tarball(suite: str, cache: Path) -> Path:
@@ -240,19 +228,17 @@ def build(
     say: Callable[[str], None] = lambda s: None,
 ) -> Path:
     """The cached tarball of ``kind`` on ``suite``, built when missing."""
-    if kind not in RECIPES:
-        raise ImageError(f"no image recipe for {kind!r}; known: {', '.join(RECIPES)}")
-    recipe = RECIPES[kind]
+    rec = recipe(kind)
     dest = _tarball(kind, suite, cache)
     if dest.exists() and _meta(kind, suite, cache).exists():
         return dest
     cache.mkdir(parents=True, exist_ok=True)
     base = _base(suite, cache, say)
-    say(f"{tag_for(kind, suite)}: apt-get install {' '.join(recipe.packages)}")
+    say(f"{tag_for(kind, suite)}: apt-get install {' '.join(rec.packages)}")
     with tempfile.TemporaryDirectory(prefix="lh-rootfs-", dir=cache) as tmp:
         root = Path(tmp) / "rootfs"
         _unpack(base, root)
-        for rel, text in recipe.files:
+        for rel, text in rec.files:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
         policy = root / "usr/sbin/policy-rc.d"  # no service starts inside the chroot
@@ -279,9 +265,9 @@ def build(
                     "-y",
                     "-q",
                     "--no-install-recommends",
-                    *recipe.packages,
+                    *rec.packages,
                 ],
-                f"{kind}: apt-get install {' '.join(recipe.packages)}",
+                f"{kind}: apt-get install {' '.join(rec.packages)}",
                 _APT_S,
                 env,
             )
@@ -291,14 +277,14 @@ def build(
         policy.unlink(missing_ok=True)
         path = [
             str(Path("/") / p.relative_to(root))
-            for g in recipe.path_globs
+            for g in rec.path_globs
             for p in sorted(root.glob(g.lstrip("/")))
         ]
-        versions = _versions(root, recipe.packages)
+        versions = _versions(root, rec.packages)
         _pack(root, dest)
     meta = {
         "tag": tag_for(kind, suite),
-        "recipe": recipe_hash(recipe, suite),
+        "recipe": recipe_hash(kind, rec, suite),
         "path": path,
         "packages": versions,
     }
@@ -344,7 +330,7 @@ def _current(client: Any, tag: str, kind: str, suite: str) -> bool:
         img = client.images.get(tag)
     except Exception:
         return False
-    return (img.labels or {}).get(LABEL_RECIPE) == recipe_hash(RECIPES[kind], suite)
+    return (img.labels or {}).get(LABEL_RECIPE) == recipe_hash(kind, recipe(kind), suite)
 
 
 def not_built(tag: str, cache: Path = CACHE) -> str | None:
@@ -414,7 +400,7 @@ def toxiproxy_image(client: Any) -> str:
     binary, found as the local runtime finds it) alone in an image, as its entrypoint, so that
     the compose project's real Toxiproxy needs no registry either. Returns the tag."""
     from ..runtime.base import ServerStartError
-    from ..runtime.toxiproxy import RealToxiproxy
+    from ..runtime.toxiproxy_kind import RealToxiproxy
 
     try:
         binary = Path(RealToxiproxy().find_binary())

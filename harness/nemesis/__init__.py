@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from backends.base import Backend, ServerNeed
 
+from ..runtime.base import node_names
 from ..runtime.kinds import server_kind
-from ..runtime.local import node_names
 from .base import FaultParams, Nemesis, NemesisEnv, NemesisError, NotApplicable, Plan
-from .clock import Clock
+from .clock_faults import Clock
 from .network import Flaky, Latency, Partition, Reset, Slow
 from .process import ClientPause, Kill, Pause
 from .schedule import recovery_window

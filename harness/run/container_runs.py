@@ -1,6 +1,5 @@
 """The run's side of ``--runtime docker`` and ``--runtime compose``: what is refused before
-anything starts, what is said before the run, the engine and runtime a run opens, and what
-config.json records per node."""
+anything starts, what is said before the run, and the engine and runtime a run opens."""
 
 from __future__ import annotations
 
@@ -12,7 +11,8 @@ from backends.base import ServerNeed
 from backends.option_values import to_bool
 from harness.nemesis import nemesis_class
 from harness.net import netns
-from harness.runtime.kinds import KINDS, server_kind
+from harness.runtime import Runtime
+from harness.runtime.kinds import KINDS, server_kind, with_compose_service
 
 from .config import RunConfig
 
@@ -63,7 +63,7 @@ def check_compose(cfg: RunConfig, needs: list[ServerNeed]) -> None:
     """Refuse (one line) what cannot work on a compose project's own containers, then look the
     project up: an engine that does not answer or a project with no servers is known before
     anything is stored."""
-    from harness.containers.compose import SERVICES, project_services
+    from harness.containers.compose import project_services
     from harness.containers.engine import PRIVATE, open_engine
 
     where = f"--runtime compose (project {cfg.compose_project})"
@@ -75,10 +75,10 @@ def check_compose(cfg: RunConfig, needs: list[ServerNeed]) -> None:
     if needs[0].nodes == 0:
         raise ValueError(f"{where}: backend {cfg.backend} uses an external server here")
     for need in needs:
-        if need.kind not in SERVICES:
+        if need.kind not in with_compose_service():
             raise ValueError(
                 f"{where}: server kind {need.kind} has no compose service; kinds: "
-                + ", ".join(SERVICES)
+                + ", ".join(with_compose_service())
             )
         for opt, what in _COMPOSE_REFUSED_OPTIONS.items():
             if need.options.get(opt):
@@ -148,13 +148,13 @@ def notices(cfg: RunConfig) -> list[str]:
 
 def open_runtime(
     cfg: RunConfig, clock: bool, run_dir: Path, config: dict[str, Any], stack: ExitStack
-) -> tuple[Any, bool]:
+) -> tuple[Runtime, bool]:
     """Open the engine (a private one is started here), join the namespace its containers
     listen in, and make the Docker runtime; ``stack`` undoes all of it. Returns the runtime and
     whether the run is in a namespace of its own (node<->node cuts possible)."""
     from harness.containers.compose import ComposeRuntime
+    from harness.containers.docker_runtime import DockerRuntime
     from harness.containers.engine import open_engine
-    from harness.containers.runtime import DockerRuntime
 
     engine = stack.enter_context(open_engine(cfg.docker_host, cfg.docker_netns))
     config["docker"] = {"engine": engine.url, "netns": engine.netns}
@@ -168,25 +168,3 @@ def open_runtime(
         DockerRuntime(run_dir, engine, images=cfg.images, clock=clock, keep_data=cfg.keep_data)
     )
     return runtime, engine.netns is not None
-
-
-def node_facts(cluster: Any, node: Any) -> dict[str, Any]:
-    """For a node in a container: its image and container id; for every node, the server
-    version it reports (so runs of two images compare cell by cell)."""
-    facts: dict[str, Any] = {}
-    containers = getattr(cluster, "containers", None)
-    if containers is not None:
-        c = containers.get(node.name)
-        facts["image"] = getattr(cluster, "image", None) or (
-            c.attrs["Config"]["Image"] if c is not None else None
-        )
-        facts["container"] = c.id[:12] if c is not None else None
-    project = getattr(cluster, "project", None)
-    if project is not None:  # a compose project's servers: their durability is its own
-        facts["compose_service"] = c.labels.get("com.docker.compose.service") if c else None
-        facts["durability"] = f"compose project {project}'s own settings"
-    try:
-        facts["version"] = cluster.kind.version(node)
-    except Exception:
-        facts["version"] = None
-    return facts

@@ -39,7 +39,7 @@ from harness import __version__
 from harness.nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
 from harness.nemesis.schedule import Schedule
 from harness.net import netns
-from harness.runtime import Cluster, LocalRuntime, ServerStartError
+from harness.runtime import Cluster, LocalRuntime, Runtime, ServerStartError
 from harness.runtime.durability import Durability
 from harness.runtime.kinds import server_kind
 from harness.runtime.lifeline import die_with_parent
@@ -188,9 +188,9 @@ def prepare(cfg: RunConfig) -> Plan:
     check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
     if cfg.runtime in ("docker", "compose"):
-        from . import containers
+        from . import container_runs
 
-        containers.check(cfg, [need, *extra.values()])
+        container_runs.check(cfg, [need, *extra.values()])
         return Plan(cfg, backend, workload, classes, False, run_model(cfg.model, backend, workload))
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
@@ -284,9 +284,9 @@ def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progres
             multi = need.nodes > 1 or bool(extra_needs)
             clock = any(c.needs_clock for c in classes)
             if cfg.runtime in ("docker", "compose"):
-                from . import containers
+                from . import container_runs
 
-                runtime, use_ns = containers.open_runtime(cfg, clock, run_dir, config, stack)
+                runtime, use_ns = container_runs.open_runtime(cfg, clock, run_dir, config, stack)
             else:
                 if use_ns:
                     stack.enter_context(netns.private_netns())
@@ -353,8 +353,6 @@ def _endpoints(cluster: Cluster) -> list[Endpoint]:
 
 
 def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str, Any]]:
-    from .containers import node_facts
-
     durability = _durability(need).settings if need.nodes else None
     return [
         {
@@ -366,12 +364,12 @@ def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str
             "pid": n.pid,
             "durability": durability,
         }
-        | node_facts(cluster, n)  # image, container and the version the server reports
+        | cluster.facts(n)  # image, container and the version the server reports
         for n in cluster.nodes
     ]
 
 
-def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
+def _proxies(cfg: RunConfig, runtime: Runtime, cluster, config: dict):
     import secrets
 
     from harness.net.proxies import ProxyLinks
@@ -383,7 +381,7 @@ def _proxies(cfg: RunConfig, runtime: LocalRuntime, cluster, config: dict):
         api = ToxiproxyClient(cfg.toxiproxy)
         prefix = f"lh{os.getpid()}-{secrets.token_hex(3)}-"
     else:
-        from harness.runtime.toxiproxy import url
+        from harness.runtime.toxiproxy_kind import url
 
         proxy = runtime.start("toxiproxy", 1, own_uids=False)
         api = ToxiproxyClient(url(proxy.nodes[0]))

@@ -6,7 +6,7 @@ import http.client
 import json
 import signal
 
-from .base import Node, ServerKind
+from .base import ImageRecipe, Node, ServerKind
 from .durability import Durability
 
 
@@ -21,6 +21,10 @@ class EtcdServer(ServerKind):
     libc_clock = False
     stop_signal = signal.SIGKILL  # data is throwaway; a polite stop takes 5 s
     in_containers = True
+    image_recipe = ImageRecipe(("etcd-server",))
+    official_image = "quay.io/coreos/etcd:v3.4.30"
+    compose_names = ("etcd",)
+    client_port = 2379
 
     def durability(self) -> Durability:
         return Durability("etcd's defaults (the WAL is fsynced before a write is acknowledged)")

@@ -1,34 +1,54 @@
-"""The registry of server kinds the local runtime can start.
-
-Each kind lives in its own module here; the table maps a kind name to ``module:Class`` so a
-module is only imported when its kind is used.
-"""
+"""The registry of server kinds: each kind is one class in its own module here, which holds
+all its facts (package, argv, readiness, image recipe, official image, compose names)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from .base import ServerKind
+from .etcd import EtcdServer
+from .mariadb import MariadbServer
+from .mongodb import MongodServer
+from .postgres import PostgresServer
+from .redis import RedisServer
+from .toxiproxy_kind import EmbeddedToxiproxy, RealToxiproxy
+from .zookeeper import ZooKeeperServer
 
-KINDS: dict[str, str] = {
-    "redis": "redis:RedisServer",
-    "etcd": "etcd:EtcdServer",
-    "zookeeper": "zookeeper:ZooKeeperServer",
-    "postgres": "postgres:PostgresServer",
-    "mariadb": "mariadb:MariadbServer",
-    "mongodb": "mongodb:MongodServer",
-    "toxiproxy": "toxiproxy:EmbeddedToxiproxy",
-    "toxiproxy-server": "toxiproxy:RealToxiproxy",
+KINDS: dict[str, type[ServerKind]] = {
+    k.kind: k
+    for k in (
+        RedisServer,
+        EtcdServer,
+        ZooKeeperServer,
+        PostgresServer,
+        MariadbServer,
+        MongodServer,
+        EmbeddedToxiproxy,
+        RealToxiproxy,
+    )
 }
 
 
 def kind_class(name: str) -> type[ServerKind]:
     if name not in KINDS:
         raise ValueError(f"unknown server kind {name!r}; known: {', '.join(sorted(KINDS))}")
-    module, cls = KINDS[name].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+    return KINDS[name]
 
 
 def server_kind(name: str, options: dict[str, Any] | None = None) -> ServerKind:
     return kind_class(name)(options)
+
+
+def with_image_recipe() -> list[str]:
+    """The kinds ``harness images build`` can make an image of."""
+    return [name for name, k in KINDS.items() if k.image_recipe is not None]
+
+
+def with_compose_service() -> list[str]:
+    """The kinds a compose project can hold."""
+    return [name for name, k in KINDS.items() if k.compose_names]
+
+
+def kind_of_service(prefix: str) -> str | None:
+    """The kind whose compose services are named ``prefix`` and a number (redis1, zk2 ...)."""
+    return next((name for name, k in KINDS.items() if prefix in k.compose_names), None)

@@ -21,6 +21,9 @@ class MongodServer(ServerKind):
     binary = "mongod"
     ready_timeout = 60.0
     in_containers = True  # the code path is there (--image mongodb=mongo:7); not verified here
+    official_image = "mongo:7"
+    compose_names = ("mongo", "mongodb")
+    client_port = 27017
 
     def find_binary(self) -> str:
         if self.container:

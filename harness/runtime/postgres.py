@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import MissingBinary, Node, ServerKind, ServerStartError, wait_until
+from .base import ImageRecipe, MissingBinary, Node, ServerKind, ServerStartError, wait_until
 from .durability import Durability
 
 _INITDB_TIMEOUT_S = 60
@@ -47,6 +47,8 @@ _BASEBACKUP_TIMEOUT_S = 60
 _PROMOTE_TIMEOUT_S = 15
 _HBA = "local all all trust\nhost all all 127.0.0.0/8 trust\n"
 _HBA_REPLICATION = "host replication all 127.0.0.0/8 trust\n"
+#: An image's postgresql package creates no cluster of its own: each node initdbs its dir.
+NO_MAIN_CLUSTER = "create_main_cluster = false\n"
 
 
 class PostgresServer(ServerKind):
@@ -56,6 +58,14 @@ class PostgresServer(ServerKind):
     ready_timeout = 20.0
     user = "postgres"
     in_containers = True
+    image_recipe = ImageRecipe(
+        ("postgresql",),
+        path_globs=("/usr/lib/postgresql/*/bin",),
+        files=(("etc/postgresql-common/createcluster.d/lockharness.conf", NO_MAIN_CLUSTER),),
+    )
+    official_image = "postgres:15"
+    compose_names = ("postgres", "pg")
+    client_port = 5432
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from .base import Node, ServerKind
+from .base import ImageRecipe, Node, ServerKind
 from .durability import Durability
 
 PERSISTENCE = ("off", "everysec", "always")
@@ -23,6 +23,10 @@ class RedisServer(ServerKind):
     binary = "redis-server"
     ready_timeout = 10.0
     in_containers = True
+    image_recipe = ImageRecipe(("redis-server",))
+    official_image = "redis:7.0"
+    compose_names = ("redis",)
+    client_port = 6379
 
     @property
     def persistence(self) -> str:

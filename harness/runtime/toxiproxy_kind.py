@@ -1,5 +1,5 @@
-"""Toxiproxy servers: the embedded one (``harness.toxiproxy``) and Shopify's real one, each run as
-its own process."""
+"""The Toxiproxy server kinds: the embedded one (``harness/toxiproxy/``) and Shopify's real one,
+each run as its own process: the harness's helpers, never in containers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class EmbeddedToxiproxy(ServerKind):
     package = "lockharness"  # ships with the harness: no Debian package needed
     binary = sys.executable
     ready_timeout = 10.0
+    helper = True
 
     def command(self, node: Node, cluster: list[Node]) -> list[str]:
         return [
@@ -52,6 +53,7 @@ class RealToxiproxy(ServerKind):
     binary = "toxiproxy-server"
     ready_timeout = 10.0
     libc_clock = False  # Go reads the clock without libc
+    helper = True
 
     def find_binary(self) -> str:
         given = os.environ.get("TOXIPROXY_SERVER")

@@ -25,6 +25,8 @@ class ZooKeeperServer(ServerKind):
     binary = "java"
     extra_port_names = ("peer", "election")
     ready_timeout = 30.0
+    compose_names = ("zk", "zookeeper")
+    client_port = 2181
 
     def find_binary(self) -> str:
         java = shutil.which(self.binary)
