@@ -99,17 +99,6 @@ def number_text(x: float | None) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def convert(name: str, raw: Any, like: Any) -> Any:
-    """``raw`` as the type of ``like`` (a default value): bool, int, float or str."""
-    if isinstance(like, bool):
-        return to_bool(name, raw)
-    if isinstance(like, int):
-        return to_int(name, raw)
-    if isinstance(like, float):
-        return to_float(name, raw)
-    return raw if raw is None else str(raw)
-
-
 @dataclass(frozen=True)
 class Option:
     """One declared option: its typed default (which gives its type), what it means, bounds or
@@ -178,8 +167,8 @@ def positive_int(opts: dict[str, str], name: str) -> int:
 
 
 def boolean(opts: dict[str, str], name: str) -> bool:
-    """A yes/no option; rewritten in ``opts`` as "true"/"false" for readers of the text (the
-    kill nemesis reads ``delayed_restart``)."""
+    """A yes/no option; rewritten in ``opts`` as "true"/"false", as the run's config records
+    it."""
     value = to_bool(name, opts[name])
     opts[name] = "true" if value else "false"
     return value

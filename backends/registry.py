@@ -6,11 +6,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from .base import Backend
+from .errors import LockHarnessError
 
 GROUP = "harness.backends"
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(LockHarnessError, ValueError):
     pass
 
 

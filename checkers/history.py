@@ -16,6 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from backends.errors import LockHarnessError
+
 # The files of a run directory, defined once here at the bottom of the import graph: the
 # harness writes them (for the user and ``harness check``), reports and ``harness check`` read
 # them.
@@ -105,7 +107,7 @@ def to_json(o: Any) -> Any:
     return o.value if type(o) is Exact else str(o)
 
 
-class HistoryError(ValueError):
+class HistoryError(LockHarnessError, ValueError):
     """A line of a history file that cannot be read as an op."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
 
+from backends.errors import LockHarnessError
 from checkers import history
 from checkers.history import CONFIG, HISTORY, NEMESIS, REPORT, RESULTS, Op
 
@@ -23,7 +24,7 @@ from .faults import periods as fault_periods
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-class ReportError(ValueError):
+class ReportError(LockHarnessError, ValueError):
     """A run directory that cannot be rendered; the message is one line for the user."""
 
 

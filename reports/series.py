@@ -36,10 +36,6 @@ class Series:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (f, type)
     acquires: int = 0  # completed acquires
 
-    @property
-    def buckets(self) -> int:
-        return len(self.p50)
-
 
 def bucket_width(span_s: float) -> float:
     """One bucket a second; half a second for runs under 20 s, wider for long runs."""

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from backends.errors import LockHarnessError
+
 from .render import env
 from .view import nemesis_label, verdict
 
@@ -45,7 +47,7 @@ TYPES = {
 }
 
 
-class ServeError(ValueError):
+class ServeError(LockHarnessError, ValueError):
     """A bad option for the server (one line for the user)."""
 
 

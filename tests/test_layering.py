@@ -16,8 +16,8 @@ PACKAGES = ("backends", "checkers", "reports", "workloads", "harness")
 # What each top-level package may import (besides itself).
 ALLOWED = {
     "backends": set(),
-    "checkers": set(),
-    "reports": {"checkers"},
+    "checkers": {"backends"},  # backends.errors only (see below)
+    "reports": {"backends", "checkers"},  # backends.errors only (see below)
     "workloads": {"backends", "checkers"},
     "harness": {"backends", "checkers", "reports", "workloads"},
 }
@@ -98,6 +98,48 @@ def test_top_level_packages_import_one_way() -> None:
     bad = {(a, b) for a, bs in g.items() for b in bs if b not in ALLOWED[a]}
     assert not bad, f"imports against the layering: {sorted(bad)}"
     assert _cycle(g) is None
+
+
+def test_checkers_and_reports_import_only_the_root_error_class() -> None:
+    """The checkers and reports stay pure (no lock client, no option parsing): of backends
+    they import only ``backends.errors``, the root error class every package shares."""
+    bad = sorted(
+        f"{path.relative_to(ROOT)}: {dst}"
+        for top in ("checkers", "reports")
+        for path in (ROOT / top).rglob("*.py")
+        for dst in _imports(path)
+        if dst.split(".")[0] == "backends" and dst not in ("backends", "backends.errors")
+    )
+    assert not bad, bad
+
+
+def test_every_user_facing_error_derives_from_the_root() -> None:
+    """One class catches every failure the project reports to a user in one line."""
+    from backends.errors import LockHarnessError
+    from backends.registry import UnknownBackend
+    from checkers.history import HistoryError
+    from harness.campaign.document import PublishError
+    from harness.campaign.spec import SpecError
+    from harness.cli.errors import UserError, expected_errors
+    from harness.clock import ClockShimError
+    from harness.containers.engine import EngineError
+    from harness.nemesis.base import NemesisError, NotApplicable
+    from harness.nemesis.options import OptionError
+    from harness.net.firewall import FirewallError
+    from harness.runtime import ServerStartError
+    from harness.toxiproxy.client import ToxiproxyError
+    from harness.toxiproxy.toxics import ToxicError
+    from reports.render import ReportError
+    from reports.serve import ServeError
+    from workloads.registry import UnknownWorkload
+
+    for cls in (
+        UnknownBackend, HistoryError, PublishError, SpecError, UserError, ClockShimError,
+        EngineError, NemesisError, NotApplicable, OptionError, FirewallError, ServerStartError,
+        ToxiproxyError, ToxicError, ReportError, ServeError, UnknownWorkload,
+    ):  # fmt: skip
+        assert issubclass(cls, LockHarnessError), cls
+    assert LockHarnessError in expected_errors()
 
 
 def test_harness_sub_packages_have_no_cycle() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from checkers.history import Op, read
-from harness.campaign.document import compare_dirs as render_comparison
+from harness.campaign.document import write
+from harness.campaign.gather import gather
 from harness.campaign.spec import SpecError
 from reports.render import ReportError, render_html, render_run
 
@@ -19,6 +20,12 @@ MS = 1_000_000
 EVIL_KEY = "<script>alert('k')</script>"
 EVIL_ERROR = '<img src="http://evil.example/x.png">'
 REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
+
+
+def render_comparison(dirs: list[Path], out: Path) -> Path:
+    """The comparison page of stored campaign stores and run directories, as `harness compare`
+    writes it."""
+    return write(gather(dirs), out)[0]
 
 
 class Hist:

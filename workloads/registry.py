@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from backends.errors import LockHarnessError
+
 from .base import Workload
 
 GROUP = "harness.workloads"
 
 
-class UnknownWorkload(ValueError):
+class UnknownWorkload(LockHarnessError, ValueError):
     pass
 
 

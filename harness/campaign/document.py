@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from backends.errors import LockHarnessError
+
 from .execute import previous_invocations
 from .gather import CellResult, Comparison
 from .versions import seen
@@ -172,7 +174,7 @@ def _fresh_reports_dir(out: Path) -> Path:
     return dest
 
 
-class PublishError(ValueError):
+class PublishError(LockHarnessError, ValueError):
     """The shipped reports' directory cannot be written (a bad --out)."""
 
 
@@ -230,10 +232,3 @@ def write(
     if junit is not None:
         write_junit(doc, junit)
     return page, doc
-
-
-def compare_dirs(dirs: list[Path], out: Path) -> Path:
-    """The comparison page of stored campaign stores and run directories."""
-    from .gather import gather
-
-    return write(gather(dirs), out)[0]

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.errors import LockHarnessError
+
 # The settings every run of a campaign shares (``harness run``'s flags of the same names).
 RUN_DEFAULTS: dict[str, Any] = {
     "time_limit": 20.0,
@@ -63,7 +65,7 @@ DEFAULT_DOCKER_HOST = "private"  # an engine of the harness's own: nothing share
 MAX_REPEAT = 10_000
 
 
-class SpecError(ValueError):
+class SpecError(LockHarnessError, ValueError):
     """A campaign that cannot be: one line saying what was wrong and what is accepted."""
 
 

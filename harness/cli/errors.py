@@ -13,10 +13,12 @@ from typing import NoReturn
 
 import click
 
+from backends.errors import LockHarnessError
+
 from .output import err, guard_streams, say
 
 
-class UserError(Exception):
+class UserError(LockHarnessError):
     """One line for the user, exit 2."""
 
 
@@ -51,27 +53,9 @@ def internal_error(e: BaseException) -> str:
 
 
 def expected_errors() -> tuple[type[Exception], ...]:
-    """Failures with a message meant for the user, printed as they are."""
-    try:
-        from backends.registry import UnknownBackend
-        from checkers.history import HistoryError
-
-        from ..clock import ClockShimError
-        from ..net.firewall import FirewallError
-        from ..runtime import ServerStartError
-        from ..toxiproxy.client import ToxiproxyError
-    except Exception:  # a broken install: its own errors are then internal errors
-        return (UserError, ValueError)
-    return (
-        UserError,
-        ValueError,
-        UnknownBackend,
-        ServerStartError,
-        HistoryError,
-        ToxiproxyError,
-        FirewallError,
-        ClockShimError,
-    )
+    """Failures with a message meant for the user, printed as they are: the project's own
+    errors (``LockHarnessError``) and bad values (``ValueError``, e.g. from option parsing)."""
+    return (LockHarnessError, ValueError)
 
 
 def friendly(fn):

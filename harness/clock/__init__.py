@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from backends.errors import LockHarnessError
+
 SOURCE = Path(__file__).with_name("shim.c")
 OFFSET_FILE = "clock-offset"
 ENV_FILE = "LOCKHARNESS_CLOCK_FILE"
@@ -31,7 +33,7 @@ _NS = 1_000_000_000
 MAX_OFFSET_S = 10 * 365 * 86400
 
 
-class ClockShimError(RuntimeError):
+class ClockShimError(LockHarnessError, RuntimeError):
     """The shim could not be built or the offset file is unusable; the message is one line."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from backends.base import Backend
+from backends.errors import LockHarnessError
 
 from ..runtime import Cluster, Node
 from ..runtime.base import ServerKind
@@ -28,7 +29,7 @@ class FaultParams(Protocol):
     time_limit: float
 
 
-class NemesisError(ValueError):
+class NemesisError(LockHarnessError, ValueError):
     """A nemesis cannot run here or with these options (one line for the user)."""
 
 

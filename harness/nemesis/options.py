@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from backends.errors import LockHarnessError
 from backends.option_values import to_bool, to_float, to_int
 
 
-class OptionError(ValueError):
+class OptionError(LockHarnessError, ValueError):
     """A nemesis option value that is not accepted (one line for the user)."""
 
 

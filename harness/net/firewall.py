@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import subprocess
 
+from backends.errors import LockHarnessError
+
 from ..runtime.base import Node
 from .netns import tool
 
 CHAIN = "LOCKHARNESS"
 
 
-class FirewallError(RuntimeError):
+class FirewallError(LockHarnessError, RuntimeError):
     pass
 
 

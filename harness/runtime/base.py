@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from backends.errors import LockHarnessError
+
 from .durability import Durability
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(LockHarnessError, RuntimeError):
     """A server could not be started; the message is one line for the user."""
 
 

@@ -16,8 +16,10 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from backends.errors import LockHarnessError
 
-class ToxiproxyError(Exception):
+
+class ToxiproxyError(LockHarnessError):
     """A non-2xx answer (``status``) or no answer at all (``status`` 0)."""
 
     def __init__(self, status: int, message: str) -> None:

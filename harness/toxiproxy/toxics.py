@@ -23,6 +23,8 @@ import random
 from collections.abc import Awaitable, Callable, Container
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from backends.errors import LockHarnessError
+
 if TYPE_CHECKING:
     from .links import Link
 
@@ -30,7 +32,7 @@ STREAMS = ("upstream", "downstream")
 Emit = Callable[[bytes], Awaitable[None]]
 
 
-class ToxicError(ValueError):
+class ToxicError(LockHarnessError, ValueError):
     """Bad toxic JSON (or a taken name: ``status`` 409); the message is shown to the client."""
 
     def __init__(self, message: str, status: int = 400) -> None:
