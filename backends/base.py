@@ -96,6 +96,9 @@ class Backend(ABC):
     fenced: ClassVar[bool] = False
     #: Options a user may set with ``--opt NAME=VALUE``, with their defaults (strings).
     options: ClassVar[dict[str, str]] = {}
+    #: The lock-set workload's data store that this lock's own cluster can hold (``store=lock``
+    #: and ``store=auto``), e.g. "redis"; None where the lock's servers hold no such store.
+    own_store: ClassVar[str | None] = None
 
     def __init__(self, opts: dict[str, str] | None = None) -> None:
         unknown = set(opts or {}) - set(self.options)
@@ -111,6 +114,12 @@ class Backend(ABC):
         """How this lock's grants end on their own, with the options given (see ``Expiry``).
         A backend that does not say is judged as if it renewed where the history cannot see."""
         return "unknown"
+
+    def min_down_ms(self, lease_ms: float) -> float:
+        """How long a killed server of this lock must stay down before its restart (0: no
+        floor). Redlock's delayed restart keeps it down longer than any lock (``lease_ms`` is
+        the workload's lock length), so it rejoins without a grant it forgot."""
+        return 0.0
 
     @abstractmethod
     def servers(self) -> ServerNeed:

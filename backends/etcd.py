@@ -56,6 +56,7 @@ _MIN_WAIT_S = 0.05  # a zero wait still gives an uncontended lock one round trip
 
 
 class EtcdBackend(Backend):
+    own_store: ClassVar[str | None] = "etcd"  # the lock-set store its cluster holds
     name: ClassVar[str] = "etcd"
     description: ClassVar[str] = "etcd v3 lock API (lease + /v3/lock/lock) over the JSON gateway"
     fence: ClassVar[str] = "create revision of the lock key"

@@ -166,6 +166,8 @@ class PostgresBackendBase(Backend):
     """What the PostgreSQL backends share: one server (or a primary and a replica with
     ``failover``), connection options, sessions."""
 
+    own_store: ClassVar[str | None] = "postgres"  # the lock-set store its cluster holds
+
     options: ClassVar[dict[str, str]] = {
         "dbname": "postgres",
         "user": "postgres",

@@ -108,6 +108,7 @@ class RedisClient(LockClient):
 
 
 class RedisBackend(Backend):
+    own_store = "redis"  # the lock-set store its cluster holds
     name = "redis"
     description = "single Redis node: SET NX PX + Lua compare-and-delete, fence by INCR"
     fence = "INCR counter, atomic with the grant"

@@ -53,6 +53,7 @@ class RedisPyClient(LockClient):
 
 
 class RedisPyBackend(Backend):
+    own_store = "redis"  # the lock-set store its cluster holds
     name = "redis-py"
     description = "redis-py's redis.lock.Lock on one Redis node (adapter)"
     fence = "none"

@@ -22,8 +22,8 @@ Known to break it: a holder paused past its validity (nothing fences it off, Kle
 critique); a forward jump of a node's wall clock (Redis stores expiries as absolute wall-clock
 ms, so the key vanishes early on that node); a node killed and restarted without persistence
 while holding a key (``persistence=off``; ``everysec`` can still lose the last second) unless it
-stays down longer than the TTL before rejoining (``delayed_restart=true``, read by the kill
-nemesis); partitions that, combined with one of the above, let two clients each see a quorum.
+stays down longer than the TTL before rejoining (``delayed_restart=true``, which the kill
+nemesis reads through ``min_down_ms``); partitions that, combined with one of the above, let two clients each see a quorum.
 
 Outcomes. Per node, a command either got an answer, was certainly never sent (the connection
 could not be made: ``down``), or was sent without an answer (``unknown``: it may still run, e.g.
@@ -254,11 +254,14 @@ class RedlockBackend(Backend):
         self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
         self.retry_delay_ms = integer(self.opts, "retry_delay_ms", 0, 60_000)
         self.persistence = choice(self.opts, "persistence", PERSISTENCE)
-        #: For the kill nemesis: keep a killed node down longer than the TTL before restarting.
+        #: Keep a killed node down longer than the TTL before restarting (``min_down_ms``).
         self.delayed_restart = boolean(self.opts, "delayed_restart")
 
     def expiry(self) -> Expiry:
         return "ttl"
+
+    def min_down_ms(self, lease_ms: float) -> float:
+        return lease_ms + 500 if self.delayed_restart else 0.0
 
     def servers(self) -> ServerNeed:
         return ServerNeed("redis", self.nodes, {"persistence": self.persistence})

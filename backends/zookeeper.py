@@ -78,6 +78,8 @@ class ZooKeeperBase(Backend):
     """What every ZooKeeper lock shares: the ensemble's size, the session and connect timeouts,
     and the host list each client fails over along."""
 
+    own_store: ClassVar[str | None] = "zookeeper"  # the lock-set store its cluster holds
+
     options: ClassVar[dict[str, str]] = {
         "nodes": "3",
         "session_timeout_ms": "3000",

@@ -211,9 +211,11 @@ def test_options_are_parsed_and_checked() -> None:
     need = b.servers()
     assert (need.kind, need.nodes, need.options) == ("redis", 3, {"persistence": "everysec"})
     assert b.delayed_restart is True and b.opts["delayed_restart"] == "true"
-    # The kill nemesis reads the option text: it is normalised to true/false.
+    # The run's config records the option text: it is normalised to true/false.
     assert RedlockBackend({"delayed_restart": "YES"}).opts["delayed_restart"] == "true"
     assert RedlockBackend().servers().nodes == 5 and RedlockBackend().delayed_restart is False
+    # What the kill nemesis asks: a killed node stays down longer than any lock, or no floor.
+    assert b.min_down_ms(2000.0) == 2500.0 and RedlockBackend().min_down_ms(2000.0) == 0.0
     bad = [
         ({"nodes": "0"}, "nodes='0' is not accepted: give an integer from 1 to 15"),
         ({"node_timeout_ms": "fast"}, "node_timeout_ms='fast' is not accepted: give an integer"),

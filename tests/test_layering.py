@@ -262,6 +262,36 @@ def test_a_server_kind_owns_its_facts() -> None:
     assert not tables, f"tables keyed by server kind: {tables}"
 
 
+def test_generic_code_knows_no_backend_by_name() -> None:
+    """What a lock can do is declared on its Backend class (``own_store``, ``min_down_ms``,
+    ``fenced``, ``expiry``): the engine and the workloads keep no table keyed by backend names,
+    so a third-party backend gets the same treatment as a built-in one. (Names that are also a
+    store's or a server kind's, like "redis", are left out: a table of stores is fine.)"""
+    from backends.registry import names
+    from harness.runtime.kinds import KINDS
+    from workloads.stores import STORES
+
+    backends = set(names()) - set(STORES) - set(KINDS)
+    tables = []
+    for top in ("harness", "workloads"):
+        for path in (ROOT / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Dict):
+                    keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                    if len(keys & backends) >= 2:
+                        tables.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not tables, f"tables keyed by backend name: {tables}"
+
+
+def test_every_own_store_is_a_store() -> None:
+    from backends.registry import backend_class, names
+    from workloads.stores import STORES
+
+    for name in names():
+        own = backend_class(name).own_store
+        assert own is None or own in STORES, (name, own)
+
+
 if __name__ == "__main__":
     for lvl in (1, 2):
         g = _graph(lvl)

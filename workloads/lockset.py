@@ -102,7 +102,7 @@ class LockSetWorkload(Workload):
             )
         backend_name = backend.name
         need = backend.servers()
-        own = stores.DEFAULT_FOR_LOCK.get(backend_name) if need.nodes > 0 else None
+        own = backend.own_store if need.nodes > 0 else None
         where = self.opts["store"]
         if where == "lock" and own is None:
             raise ValueError(

@@ -66,8 +66,8 @@ class Kill(Nemesis):
 
     def duration(self) -> float:
         down = self.opt("down_ms", 0.0)
-        if str(self.env.backend.opts.get("delayed_restart", "false")).lower() == "true":
-            down = max(down, self.env.lease_ms + 500)  # stays down longer than any lock
+        # the lock may need its killed servers down for longer (Redlock's delayed restart)
+        down = max(down, self.env.backend.min_down_ms(self.env.lease_ms))
         return down / 1000 if down else self.env.cfg.nemesis_interval
 
     def start(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Data stores for the ``lock-set`` workload: where the protected set lives, and how it is written.
 
-``STORES`` maps a ``store=`` value to its class; ``DEFAULT_FOR_LOCK`` gives, for a lock backend,
-the store on the lock's own cluster (``store=`` left unset). ``make_store`` validates the write
+``STORES`` maps a ``store=`` value to its class; a lock backend declares the store its own
+cluster can hold (``Backend.own_store``, used when ``store=`` is left unset). ``make_store`` validates the write
 mode against the lock first, so an impossible combination is refused in one line before any
 server starts.
 """
@@ -23,21 +23,6 @@ STORES: dict[str, type[SetStore]] = {
     "postgres": PostgresStore,
     "etcd": EtcdStore,
     "zookeeper": ZooKeeperStore,
-}
-
-#: The store on a lock's own cluster, for lock backends whose cluster can hold one.
-DEFAULT_FOR_LOCK: dict[str, str] = {
-    "redis": "redis",
-    "unsafe-redis": "redis",
-    "redis-py": "redis",
-    "python-redis-lock": "redis",
-    "postgres": "postgres",
-    "postgres-lease": "postgres",
-    "postgres-xact": "postgres",
-    "postgres-row": "postgres",
-    "etcd": "etcd",
-    "zookeeper": "zookeeper",
-    "zookeeper-ephemeral": "zookeeper",
 }
 
 
@@ -72,7 +57,6 @@ def make_store(
 
 
 __all__ = [
-    "DEFAULT_FOR_LOCK",
     "MODES",
     "STORES",
     "NotHeld",
