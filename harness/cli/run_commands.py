@@ -260,7 +260,7 @@ def run(
         docker_netns=docker_netns,
         model=model,
     )
-    prepare(cfg)  # bad input fails before anything starts
+    plan = prepare(cfg)  # bad input fails before anything starts
     for line in container_runs.notices(cfg):
         say(line, style="yellow", to=err, soft_wrap=True)
     if junit:
@@ -289,7 +289,7 @@ def run(
                 ops=f"{p['ops']} ops, {p['progress']} {p['progress_label']}",
             )
 
-        result = run_test(cfg, progress)
+        result = run_test(cfg, progress, plan=plan)
         for sig in (signal.SIGINT, signal.SIGTERM):  # the verdict is stored: now only print it
             signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)

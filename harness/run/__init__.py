@@ -3,6 +3,6 @@ prepare -> execute -> analyse (``analyse``) -> render; with what they share: the
 (``config``), the ops pipe and history writer (``recorder``), the worker processes' shared flags
 (``workers``) and the store of run directories (``store``)."""
 
-from .stages import Execution, Plan, RunResult, execute, prepare, run_test, stop_grace
+from .stages import Execution, RunPlan, RunResult, execute, prepare, run_test, stop_grace
 
-__all__ = ["Execution", "Plan", "RunResult", "execute", "prepare", "run_test", "stop_grace"]
+__all__ = ["Execution", "RunPlan", "RunResult", "execute", "prepare", "run_test", "stop_grace"]

@@ -162,7 +162,7 @@ def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
 
 
 @dataclass
-class Plan:
+class RunPlan:
     """What ``prepare`` decided, before anything starts."""
 
     cfg: RunConfig
@@ -173,7 +173,7 @@ class Plan:
     model: LockModel = STRICT_MODEL  # what the history is judged under (checkers/model.py)
 
 
-def prepare(cfg: RunConfig) -> Plan:
+def prepare(cfg: RunConfig) -> RunPlan:
     """Every check of the configuration that needs no server; raises ValueError (one line)."""
     cfg.validate()
     backend = registry.make(cfg.backend, cfg.backend_opts)
@@ -191,7 +191,9 @@ def prepare(cfg: RunConfig) -> Plan:
         from . import container_runs
 
         container_runs.check(cfg, [need, *extra.values()])
-        return Plan(cfg, backend, workload, classes, False, run_model(cfg.model, backend, workload))
+        return RunPlan(
+            cfg, backend, workload, classes, False, run_model(cfg.model, backend, workload)
+        )
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
     for xneed in extra.values():
@@ -206,7 +208,7 @@ def prepare(cfg: RunConfig) -> Plan:
         )
     # A real Toxiproxy lives in the host's namespace: so must the run.
     use_ns = can_ns and cfg.netns != "off" and not cfg.toxiproxy
-    return Plan(cfg, backend, workload, classes, use_ns, run_model(cfg.model, backend, workload))
+    return RunPlan(cfg, backend, workload, classes, use_ns, run_model(cfg.model, backend, workload))
 
 
 # -- execute ---------------------------------------------------------------------------------
@@ -226,7 +228,7 @@ class Execution:
 
 
 def execute(
-    plan: Plan, intr: Interrupts, progress: Callable[[dict], None] | None = None
+    plan: RunPlan, intr: Interrupts, progress: Callable[[dict], None] | None = None
 ) -> Execution:
     """Start the servers, drive the clients and the faults, stop everything: the history. The
     first Ctrl-C (or SIGTERM) through ``intr`` stops the run; later ones are deferred."""
@@ -275,7 +277,7 @@ def _durability(need: ServerNeed) -> Durability:
     return server_kind(need.kind, need.options).durability()
 
 
-def _setup_and_drive(plan: Plan, need, extra_needs, ex: Execution, intr, progress) -> None:
+def _setup_and_drive(plan: RunPlan, need, extra_needs, ex: Execution, intr, progress) -> None:
     """Start everything, drive the load, tear down; ``ex.interrupted`` when stopped early."""
     cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
     run_dir, config = ex.run_dir, ex.config
@@ -525,10 +527,19 @@ def _final(plan, direct, servers, shared, status, recorder, ex: Execution) -> No
 # -- the whole run ---------------------------------------------------------------------------
 
 
-def run_test(cfg: RunConfig, progress: Callable[[dict], None] | None = None) -> RunResult:
+def run_test(
+    cfg: RunConfig,
+    progress: Callable[[dict], None] | None = None,
+    *,
+    plan: RunPlan | None = None,
+) -> RunResult:
     """Run one test and check it: prepare -> execute -> analyse -> render. ``progress`` is
-    called about 10 times a second while clients run."""
-    plan = prepare(cfg)
+    called about 10 times a second while clients run. ``plan``: what ``prepare(cfg)`` already
+    decided (the CLI prepares first, to fail fast on bad input), so it is not decided twice."""
+    if plan is None:
+        plan = prepare(cfg)
+    elif plan.cfg is not cfg:
+        raise ValueError("run_test: the plan was prepared from another configuration")
     with _interrupts() as intr:  # a second Ctrl-C never cuts the check or results.json short
         ex = execute(plan, intr, progress)
         got = parse_lines(ex.lines)
