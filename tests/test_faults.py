@@ -15,7 +15,7 @@ import pytest
 
 from checkers import faults
 from checkers.history import Op
-from harness.nemesis import NEMESES
+from harness.nemesis import nemeses
 from harness.nemesis.options import Opt
 from harness.runtime.base import free_port
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
@@ -57,7 +57,7 @@ def test_clock_on_etcd_is_refused_before_start(tmp_path):
 
 
 def test_every_nemesis_option_declares_its_type_and_range():
-    for cls in NEMESES.values():
+    for cls in nemeses().values():
         for name, opt in cls.options.items():
             assert isinstance(opt, Opt), (cls.name, name)
             assert opt.accepted() and str(opt), (cls.name, name)

@@ -139,10 +139,10 @@ def _clean(docker_host: str | None) -> None:
 @main.command()
 def nemeses() -> None:
     """List every nemesis with a one-line description and its options (--nemesis-opt)."""
-    from ..nemesis import NEMESES
+    from ..nemesis import nemeses as installed
 
     t = Table("nemesis", "what it does", "options (NAME: default: meaning)")
-    for name, cls in NEMESES.items():
+    for name, cls in installed().items():
         opts = (
             "\n".join(
                 f"{k}: {v}" + (f" ({v.accepted()})" if v.kind is not str else "")

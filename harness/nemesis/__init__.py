@@ -1,28 +1,39 @@
-"""Nemeses: the faults a run injects, and the schedule that injects them."""
+"""Nemeses: the faults a run injects, and the schedule that injects them.
+
+Nemeses are found through the ``harness.nemeses`` entry point group, as backends and workloads
+are through theirs; the built-in ones are registered there too (pyproject.toml), so a package
+can ship its own: ``[project.entry-points."harness.nemeses"] mine = "pkg.mod:MyNemesis"``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 
 from backends.base import Backend, ServerNeed
 
 from ..runtime.base import node_names
 from ..runtime.kinds import server_kind
 from .base import FaultParams, Nemesis, NemesisEnv, NemesisError, NotApplicable, Plan
-from .clock_faults import Clock
-from .network import Flaky, Latency, Partition, Reset, Slow
-from .process import ClientPause, Kill, Pause
 from .schedule import recovery_window
 
-NEMESES: dict[str, type[Nemesis]] = {
-    n.name: n for n in (Partition, Latency, Reset, Slow, Flaky, Kill, Pause, ClientPause, Clock)
-}
+GROUP = "harness.nemeses"
+
+
+def names() -> list[str]:
+    """Every installed nemesis, in the order they are registered (the first of a name wins)."""
+    return list(dict.fromkeys(ep.name for ep in entry_points(group=GROUP)))
 
 
 def nemesis_class(name: str) -> type[Nemesis]:
-    if name not in NEMESES:
-        raise NemesisError(f"unknown nemesis {name!r}; valid: none, {', '.join(NEMESES)}")
-    return NEMESES[name]
+    for ep in entry_points(group=GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise NemesisError(f"unknown nemesis {name!r}; valid: none, {', '.join(names())}")
+
+
+def nemeses() -> dict[str, type[Nemesis]]:
+    """Every installed nemesis class by name."""
+    return {name: nemesis_class(name) for name in names()}
 
 
 def check_before_start(
@@ -60,12 +71,14 @@ def check_before_start(
 
 
 __all__ = [
-    "NEMESES",
+    "GROUP",
     "Nemesis",
     "NemesisEnv",
     "NemesisError",
     "NotApplicable",
     "Plan",
     "check_before_start",
+    "nemeses",
     "nemesis_class",
+    "names",
 ]
