@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -26,4 +27,34 @@ def test_a_plan_belongs_to_its_configuration(tmp_path) -> None:
     plan = prepare(RunConfig(backend="redis", store=tmp_path))
     with pytest.raises(ValueError, match="another configuration"):
         run_test(RunConfig(backend="redis", store=tmp_path), plan=plan)
-    assert dataclasses.is_dataclass(plan)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.use_ns = not plan.use_ns  # type: ignore[misc]
+
+
+# config.json's keys, in order, as stored runs have them (read by reports, campaigns, `check`).
+CONFIG_KEYS = [
+    *("backend", "workload", "workload_opts", "nemesis", "nemesis_interval", "nemesis_opts"),
+    *("concurrency", "keys", "time_limit", "ops", "rate", "seed", "backend_opts", "store"),
+    *("toxiproxy", "netns", "client_groups", "render_report", "keep_data", "runtime", "images"),
+    *("docker_host", "docker_netns", "compose_project", "model", "started_at"),
+    *("harness_version", "backend_fence", "lock", "non_durable", "servers", "worker_pids"),
+    *("recovery_s", "duration_s", "interrupted"),
+]
+
+
+def test_config_json_keeps_its_keys_and_is_what_the_run_returns(redis_bin, tmp_path) -> None:
+    cfg = RunConfig(
+        backend="redis",
+        nemesis=["kill"],
+        nemesis_interval=1,
+        time_limit=3,
+        store=tmp_path,
+        seed=5,
+        render_report=False,
+    )
+    res = run_test(cfg)
+    stored = json.loads((res.run_dir / "config.json").read_text())
+    assert list(stored) == CONFIG_KEYS
+    assert stored == res.config
+    assert len(stored["worker_pids"]) == cfg.concurrency
+    assert stored["interrupted"] is False and stored["netns"] in (True, False)

@@ -1,4 +1,5 @@
-"""The run configuration: everything a run needs, written to ``config.json``.
+"""The run configuration (``RunConfig``: everything a run needs) and the run's record
+(``RunRecord``: what ``config.json`` holds, the configuration plus what the run learned).
 
 Only what every run has lives here; what a workload adds (the mutex's TTL, hold, fencing ...)
 is in ``workload_opts``, declared and parsed by the workload itself.
@@ -94,6 +95,55 @@ class RunConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+@dataclass
+class RunRecord:
+    """``config.json``: the configuration as run, then what the run learned (its servers, its
+    clients' pids, how it ended). One record per run, turned into the file's object in one
+    place (``to_dict``); a field not yet known is not written. The file is written when the run
+    starts, once every process of the run is known (a SIGKILLed harness leaves their pids), and
+    when it ends; it is for the user and ``harness check``, never read back by the run."""
+
+    cfg: RunConfig
+    workload_opts: dict[str, Any]  # as the workload parsed them
+    started_at: str
+    harness_version: str
+    backend_fence: str  # what the fence token is, in words
+    lock: dict[str, Any]  # fenced, and the lock model the history is judged under
+    netns: bool
+    non_durable: list[str]  # what a process kill can cost the servers (runtime/durability.py)
+    docker: dict[str, Any] | None = None  # the engine (container runtimes)
+    servers: list[dict[str, Any]] | None = None  # one row a server node, as started
+    worker_pids: list[int] | None = None  # with the servers': every process of the run
+    recovery_s: float | None = None  # with nemeses: the healed time at the end
+    fault_not_started: str | None = None  # why no more faults came (checkers.faults says it)
+    duration_s: float | None = None
+    failed: str | None = None  # the run failed: the first line of why
+    interrupted: bool | None = None  # the run ended (not failed): stopped early or not
+
+    LEARNED = (
+        "docker",
+        "servers",
+        "worker_pids",
+        "recovery_s",
+        "fault_not_started",
+        "duration_s",
+        "failed",
+        "interrupted",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.cfg.to_dict() | {
+            "workload_opts": self.workload_opts,
+            "started_at": self.started_at,
+            "harness_version": self.harness_version,
+            "backend_fence": self.backend_fence,
+            "lock": self.lock,
+            "netns": self.netns,
+            "non_durable": self.non_durable,
+        }
+        return d | {k: v for k in self.LEARNED if (v := getattr(self, k)) is not None}
 
 
 def run_config(**kw: Any) -> RunConfig:

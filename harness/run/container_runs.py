@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from backends.base import ServerNeed
 from backends.option_values import to_bool
@@ -14,7 +13,7 @@ from harness.net import netns
 from harness.runtime import Runtime
 from harness.runtime.kinds import KINDS, server_kind, with_compose_service
 
-from .config import RunConfig
+from .config import RunConfig, RunRecord
 
 
 def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
@@ -147,7 +146,7 @@ def notices(cfg: RunConfig) -> list[str]:
 
 
 def open_runtime(
-    cfg: RunConfig, clock: bool, run_dir: Path, config: dict[str, Any], stack: ExitStack
+    cfg: RunConfig, clock: bool, run_dir: Path, record: RunRecord, stack: ExitStack
 ) -> tuple[Runtime, bool]:
     """Open the engine (a private one is started here), join the namespace its containers
     listen in, and make the Docker runtime; ``stack`` undoes all of it. Returns the runtime and
@@ -157,11 +156,11 @@ def open_runtime(
     from harness.containers.engine import open_engine
 
     engine = stack.enter_context(open_engine(cfg.docker_host, cfg.docker_netns))
-    config["docker"] = {"engine": engine.url, "netns": engine.netns}
+    record.docker = {"engine": engine.url, "netns": engine.netns}
     if engine.netns is not None:
         stack.enter_context(netns.joined(engine.netns))
     if cfg.runtime == "compose":
-        config["docker"]["compose_project"] = cfg.compose_project
+        record.docker["compose_project"] = cfg.compose_project
         runtime = stack.enter_context(ComposeRuntime(run_dir, engine, cfg.compose_project))
         return runtime, False  # no per-node uids: client<->node cuts only
     runtime = stack.enter_context(

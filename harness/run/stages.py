@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +48,7 @@ from workloads.base import STATUS_FIELDS, ClientContext, FinalContext, SetupCont
 
 from . import store
 from .analyse import analyse, nothing_recorded
-from .config import RunConfig
+from .config import RunConfig, RunRecord
 from .lock_model import run_model
 from .recorder import HistoryPump, HistoryWriter, Recorder, make_pipe
 from .workers import StopFlag, context
@@ -161,16 +161,27 @@ def _check_nemesis_opts(cfg: RunConfig, classes: list) -> None:
 # -- prepare ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """What ``prepare`` decided, before anything starts."""
+    """What ``prepare`` decided, before anything starts (Jepsen's test map): every later stage
+    reads it, none changes it."""
 
     cfg: RunConfig
     backend: Backend
     workload: Workload
-    nemeses: list[type[Nemesis]]
+    nemeses: tuple[type[Nemesis], ...]
     use_ns: bool  # run inside a private network namespace
+    need: ServerNeed  # the lock's servers
+    extra_needs: Mapping[str, ServerNeed]  # the workload's own servers (a data store), by role
     model: LockModel = STRICT_MODEL  # what the history is judged under (checkers/model.py)
+
+    @property
+    def seed(self) -> int | None:
+        return self.cfg.seed
+
+    @property
+    def clock(self) -> bool:
+        return any(c.needs_clock for c in self.nemeses)
 
 
 def prepare(cfg: RunConfig) -> RunPlan:
@@ -179,21 +190,24 @@ def prepare(cfg: RunConfig) -> RunPlan:
     backend = registry.make(cfg.backend, cfg.backend_opts)
     workload = workload_registry.make(cfg.workload, cfg.workload_opts)
     workload.prepare(cfg, backend)
-    for role, xneed in workload.servers().items():
+    extra = dict(workload.servers())
+    for role, xneed in extra.items():
         if xneed.nodes < 1:
             raise ValueError(f"workload {cfg.workload}: its {role} servers need at least one node")
-    extra = workload.servers()
     classes = [nemesis_class(n) for n in cfg.nemesis]
     _check_nemesis_opts(cfg, classes)
     check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
+
+    def plan(use_ns: bool) -> RunPlan:
+        model = run_model(cfg.model, backend, workload)
+        return RunPlan(cfg, backend, workload, tuple(classes), use_ns, need, extra, model)
+
     if cfg.runtime in ("docker", "compose"):
         from . import container_runs
 
         container_runs.check(cfg, [need, *extra.values()])
-        return RunPlan(
-            cfg, backend, workload, classes, False, run_model(cfg.model, backend, workload)
-        )
+        return plan(False)
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
     for xneed in extra.values():
@@ -207,8 +221,7 @@ def prepare(cfg: RunConfig) -> RunPlan:
             "the run's private namespace): use --netns off or auto"
         )
     # A real Toxiproxy lives in the host's namespace: so must the run.
-    use_ns = can_ns and cfg.netns != "off" and not cfg.toxiproxy
-    return RunPlan(cfg, backend, workload, classes, use_ns, run_model(cfg.model, backend, workload))
+    return plan(can_ns and cfg.netns != "off" and not cfg.toxiproxy)
 
 
 # -- execute ---------------------------------------------------------------------------------
@@ -216,15 +229,23 @@ def prepare(cfg: RunConfig) -> RunPlan:
 
 @dataclass
 class Execution:
-    """What ``execute`` hands on: where the run is stored, its config as written, and the
-    history lines as written (the analysis parses them in memory)."""
+    """What ``execute`` hands on: where the run is stored, its record (``config.json``), and
+    the history lines as written (the analysis parses them in memory)."""
 
     run_dir: Path
-    config: dict[str, Any]
-    lines: list[bytes]
+    record: RunRecord
+    lines: list[bytes] = field(default_factory=list)
     interrupted: bool = False
     recorded: bool = False  # the history was opened: clients ran
     problems: list[str] = field(default_factory=list)  # e.g. the final phase failed
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as ``config.json`` holds it."""
+        return self.record.to_dict()
+
+    def save(self) -> None:
+        store.write_json(self.run_dir / store.CONFIG, self.config)
 
 
 def execute(
@@ -232,38 +253,37 @@ def execute(
 ) -> Execution:
     """Start the servers, drive the clients and the faults, stop everything: the history. The
     first Ctrl-C (or SIGTERM) through ``intr`` stops the run; later ones are deferred."""
-    cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
-    if any(c.needs_clock for c in classes):
+    cfg, backend = plan.cfg, plan.backend
+    if plan.clock:
         from harness.clock import build_shim
 
         build_shim()  # fails early, with one line, when gcc is missing
-    need = backend.servers()
-    extra_needs = plan.workload.servers()
-    notices = [_durability(n).notice(n.kind) for n in [need, *extra_needs.values()] if n.nodes]
+    needs = [plan.need, *plan.extra_needs.values()]
+    notices = [_durability(n).notice(n.kind) for n in needs if n.nodes]
     run_dir = store.new_run_dir(cfg.store, cfg.backend, cfg.workload, cfg.nemesis_label)
-    config = cfg.to_dict() | {
-        "workload_opts": plan.workload.opts,
-        "started_at": datetime.now(UTC).isoformat(),
-        "harness_version": __version__,
-        "backend_fence": backend.fence,
-        "lock": {"fenced": backend.fenced, **plan.model.to_dict()},
-        "netns": use_ns,
-        # What a process kill can cost the servers (see harness/runtime/durability.py).
-        "non_durable": [x for x in notices if x],
-    }
-    store.write_json(run_dir / store.CONFIG, config)
-    ex = Execution(run_dir, config, [])
+    record = RunRecord(
+        cfg,
+        workload_opts=plan.workload.opts,
+        started_at=datetime.now(UTC).isoformat(),
+        harness_version=__version__,
+        backend_fence=backend.fence,
+        lock={"fenced": backend.fenced, **plan.model.to_dict()},
+        netns=plan.use_ns,
+        non_durable=[x for x in notices if x],
+    )
+    ex = Execution(run_dir, record)
+    ex.save()
     t_start = time.monotonic()
     try:
-        _setup_and_drive(plan, need, extra_needs, ex, intr, progress)
+        _setup_and_drive(plan, ex, intr, progress)
     except Exception as e:  # the run dir says why: `harness list` shows a failed run
-        config["duration_s"] = round(time.monotonic() - t_start, 3)
-        config["failed"] = (str(e) or type(e).__name__).splitlines()[0][:500]
-        store.write_json(run_dir / store.CONFIG, config)
+        record.duration_s = round(time.monotonic() - t_start, 3)
+        record.failed = (str(e) or type(e).__name__).splitlines()[0][:500]
+        ex.save()
         raise
-    config["duration_s"] = round(time.monotonic() - t_start, 3)
-    config["interrupted"] = ex.interrupted
-    store.write_json(run_dir / store.CONFIG, config)
+    record.duration_s = round(time.monotonic() - t_start, 3)
+    record.interrupted = ex.interrupted
+    ex.save()
     if not ex.recorded:  # stopped while servers were starting
         store.write_json(run_dir / store.RESULTS, nothing_recorded(interrupted=True))
         raise ServerStartError(
@@ -277,10 +297,10 @@ def _durability(need: ServerNeed) -> Durability:
     return server_kind(need.kind, need.options).durability()
 
 
-def _setup_and_drive(plan: RunPlan, need, extra_needs, ex: Execution, intr, progress) -> None:
+def _setup_and_drive(plan: RunPlan, ex: Execution, intr, progress) -> None:
     """Start everything, drive the load, tear down; ``ex.interrupted`` when stopped early."""
     cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
-    run_dir, config = ex.run_dir, ex.config
+    run_dir, record, need, extra_needs = ex.run_dir, ex.record, plan.need, plan.extra_needs
     with ExitStack() as stack:
         try:
             multi = need.nodes > 1 or bool(extra_needs)
@@ -288,7 +308,7 @@ def _setup_and_drive(plan: RunPlan, need, extra_needs, ex: Execution, intr, prog
             if cfg.runtime in ("docker", "compose"):
                 from . import container_runs
 
-                runtime, use_ns = container_runs.open_runtime(cfg, clock, run_dir, config, stack)
+                runtime, use_ns = container_runs.open_runtime(cfg, clock, run_dir, record, stack)
             else:
                 if use_ns:
                     stack.enter_context(netns.private_netns())
@@ -310,11 +330,11 @@ def _setup_and_drive(plan: RunPlan, need, extra_needs, ex: Execution, intr, prog
             else:
                 cluster = runtime.start(need.kind, need.nodes, need.options)
             intr.check()
-            config["servers"] = _server_rows(need, cluster, "lock")
+            record.servers = _server_rows(need, cluster, "lock")
             extra: dict[str, Cluster] = {}
             for role, xneed in extra_needs.items():
                 extra[role] = runtime.start(xneed.kind, xneed.nodes, xneed.options, prefix=role)
-                config["servers"] += _server_rows(xneed, extra[role], role)
+                record.servers += _server_rows(xneed, extra[role], role)
                 intr.check()
             direct = _endpoints(cluster)
             env = NemesisEnv(
@@ -326,14 +346,14 @@ def _setup_and_drive(plan: RunPlan, need, extra_needs, ex: Execution, intr, prog
                 extra=extra,
             )
             if any(c.needs_proxies for c in classes):
-                env.proxies = _proxies(cfg, runtime, cluster, config)
+                env.proxies = _proxies(cfg, runtime, cluster, record)
                 stack.callback(env.proxies.close)
             if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
                 from harness.net.firewall import Firewall
 
                 env.firewall = Firewall()
                 stack.callback(env.firewall.close)
-            store.write_json(run_dir / store.CONFIG, config)
+            ex.save()
             nemeses = [c(env, cfg.nemesis_opts) for c in classes]
             for nem in nemeses:
                 nem.check()
@@ -371,7 +391,7 @@ def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str
     ]
 
 
-def _proxies(cfg: RunConfig, runtime: Runtime, cluster, config: dict):
+def _proxies(cfg: RunConfig, runtime: Runtime, cluster: Cluster, record: RunRecord):
     import secrets
 
     from harness.net.proxies import ProxyLinks
@@ -387,7 +407,9 @@ def _proxies(cfg: RunConfig, runtime: Runtime, cluster, config: dict):
 
         proxy = runtime.start("toxiproxy", 1, own_uids=False)
         api = ToxiproxyClient(url(proxy.nodes[0]))
-        config["servers"] += _server_rows(ServerNeed("toxiproxy"), proxy, "proxy")
+        record.servers = (record.servers or []) + _server_rows(
+            ServerNeed("toxiproxy"), proxy, "proxy"
+        )
     groups = max(1, min(cfg.client_groups, cfg.concurrency))
     return ProxyLinks(api, cluster.nodes, groups, prefix)
 
@@ -449,8 +471,8 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
         w.start()
         workers.append(w)
     env.worker_pids = [w.pid for w in workers]
-    ex.config["worker_pids"] = env.worker_pids  # with the servers' pids: every process of the run
-    store.write_json(ex.run_dir / store.CONFIG, ex.config)
+    ex.record.worker_pids = env.worker_pids  # with the servers' pids: every process of the run
+    ex.save()
     env.status = status
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
@@ -491,9 +513,9 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
             schedule.heal()
         schedule.teardown()
         if nemeses:
-            ex.config["recovery_s"] = round(schedule.recovery, 3)
+            ex.record.recovery_s = round(schedule.recovery, 3)
         if schedule.not_started:  # why no more faults came (checkers.faults says it)
-            ex.config["fault_not_started"] = schedule.not_started
+            ex.record.fault_not_started = schedule.not_started
         stop_workers()
         if completed:  # the final phase (a final read) runs on a healed cluster only
             _final(plan, direct, servers, shared, status, Recorder(write_fd, t0), ex)
@@ -542,22 +564,23 @@ def run_test(
         raise ValueError("run_test: the plan was prepared from another configuration")
     with _interrupts() as intr:  # a second Ctrl-C never cuts the check or results.json short
         ex = execute(plan, intr, progress)
+        config = ex.config
         got = parse_lines(ex.lines)
         results = analyse(
             plan.workload.checkers(),
             got,
-            config=ex.config,
+            config=config,
             interrupted=ex.interrupted,
             problems=ex.problems,
             model=plan.model,
         )
         store.write_json(ex.run_dir / store.RESULTS, results)
-        report = render(ex, results, got) if cfg.render_report else None
+        report = render(ex.run_dir, config, results, got) if cfg.render_report else None
     code = exit_code(results["valid"])
-    return RunResult(ex.run_dir, results["valid"], results, code, ex.interrupted, report, ex.config)
+    return RunResult(ex.run_dir, results["valid"], results, code, ex.interrupted, report, config)
 
 
-def render(ex: Execution, results: dict[str, Any], got: ReadResult) -> Path:
+def render(run_dir: Path, config: dict[str, Any], results: dict[str, Any], got: ReadResult) -> Path:
     from reports.render import write_report
 
-    return write_report(ex.run_dir, ex.config, results, got.ops, notes=got.problems[:10])
+    return write_report(run_dir, config, results, got.ops, notes=got.problems[:10])
