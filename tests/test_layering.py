@@ -269,9 +269,9 @@ def test_generic_code_knows_no_backend_by_name() -> None:
     store's or a server kind's, like "redis", are left out: a table of stores is fine.)"""
     from backends.registry import names
     from harness.runtime.kinds import KINDS
-    from workloads.stores import STORES
+    from workloads import stores
 
-    backends = set(names()) - set(STORES) - set(KINDS)
+    backends = set(names()) - set(stores.names()) - set(KINDS)
     tables = []
     for top in ("harness", "workloads"):
         for path in (ROOT / top).rglob("*.py"):
@@ -285,11 +285,38 @@ def test_generic_code_knows_no_backend_by_name() -> None:
 
 def test_every_own_store_is_a_store() -> None:
     from backends.registry import backend_class, names
-    from workloads.stores import STORES
+    from workloads import stores
 
     for name in names():
         own = backend_class(name).own_store
-        assert own is None or own in STORES, (name, own)
+        assert own is None or own in stores.names(), (name, own)
+
+
+def test_one_registration_rule() -> None:
+    """Backends, workloads, nemeses and stores are all found through an entry point group, the
+    built-in ones registered there as a third party's would be: each entry point loads a class
+    of the right kind, named as it is registered."""
+    from importlib.metadata import entry_points
+
+    from backends.base import Backend
+    from harness.nemesis.base import Nemesis
+    from workloads.base import Workload
+    from workloads.stores.base import SetStore
+
+    groups = {
+        "harness.backends": (Backend, 15),
+        "harness.workloads": (Workload, 3),
+        "harness.nemeses": (Nemesis, 9),
+        "harness.stores": (SetStore, 5),
+    }
+    for group, (base, built_in) in groups.items():
+        eps = entry_points(group=group)
+        assert len(eps) >= built_in, group
+        for ep in eps:
+            cls = ep.load()
+            assert issubclass(cls, base), (group, ep.name)
+            if base is not SetStore:  # a store's name is its entry point's only
+                assert cls.name == ep.name, (group, ep.name, cls.name)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def test_zookeeper_guarded_refuses_after_the_session_expired(
         ("postgres", "guarded", "postgres", True, True, "postgres-lease"),
         ("etcd", "fenced", "redlock", False, False, "needs fence tokens"),
         ("etcd", "sloppy", "etcd", True, True, "not one of plain, fenced, guarded"),
-        ("mysql", "plain", "etcd", True, True, "not one of memory, redis"),
+        ("mysql", "plain", "etcd", True, True, "not one of etcd, memory, postgres, redis"),
     ],
 )
 def test_impossible_modes_are_refused_in_one_line(

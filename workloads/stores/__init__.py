@@ -1,36 +1,33 @@
 """Data stores for the ``lock-set`` workload: where the protected set lives, and how it is written.
 
-``STORES`` maps a ``store=`` value to its class; a lock backend declares the store its own
-cluster can hold (``Backend.own_store``, used when ``store=`` is left unset). ``make_store`` validates the write
-mode against the lock first, so an impossible combination is refused in one line before any
-server starts.
+Stores are found through the ``harness.stores`` entry point group, as backends, workloads and
+nemeses are through theirs (the built-in ones are registered there too, in pyproject.toml). A
+lock backend declares the store its own cluster can hold (``Backend.own_store``, used when
+``store=`` is left unset). ``make_store`` validates the write mode against the lock first, so an
+impossible combination is refused in one line before any server starts.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 from backends.base import Endpoint
 
 from .base import MODES, NotHeld, SetStore, StaleWrite
-from .etcd import EtcdStore
 from .memory import MemoryStore
-from .postgres import PostgresStore
-from .redis import RedisStore
-from .zookeeper import ZooKeeperStore
 
-STORES: dict[str, type[SetStore]] = {
-    "memory": MemoryStore,
-    "redis": RedisStore,
-    "postgres": PostgresStore,
-    "etcd": EtcdStore,
-    "zookeeper": ZooKeeperStore,
-}
+GROUP = "harness.stores"
+
+
+def names() -> list[str]:
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
 def store_class(name: str) -> type[SetStore]:
-    try:
-        return STORES[name]
-    except KeyError:
-        raise ValueError(f"store {name!r} is not one of {', '.join(STORES)}") from None
+    for ep in entry_points(group=GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise ValueError(f"store {name!r} is not one of {', '.join(names())}")
 
 
 def validate(
@@ -57,12 +54,14 @@ def make_store(
 
 
 __all__ = [
+    "GROUP",
     "MODES",
-    "STORES",
+    "MemoryStore",
     "NotHeld",
     "SetStore",
     "StaleWrite",
     "make_store",
+    "names",
     "store_class",
     "validate",
 ]
