@@ -23,6 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from backends.base import Backend, Endpoint, LockClient, LockFailed, ServerNeed
@@ -61,6 +62,21 @@ class RunParams(Protocol):
     rate: float
     seed: int | None
     time_limit: float
+
+
+class StopSignal(Protocol):
+    """Set by the harness when clients must stop (``harness.run.workers.StopFlag``)."""
+
+    def is_set(self) -> bool: ...
+
+
+class StatusArray(Protocol):
+    """The shared status array: concurrency * STATUS_FIELDS int64 (a ctypes array in shared
+    memory), written by the clients, read by the harness and the client-pause nemesis."""
+
+    def __getitem__(self, i: int, /) -> int: ...
+    def __setitem__(self, i: int, v: int, /) -> None: ...
+    def __len__(self) -> int: ...
 
 
 class OpRecorder(Protocol):
@@ -161,8 +177,8 @@ class ClientContext:
     endpoints: list[Endpoint]  # the lock's nodes (or their proxies) for this client
     recorder: OpRecorder
     shared: Any  # what the workload's shared_state() made before the fork
-    stop: Any  # a flag with is_set(), set by the harness when clients must stop
-    status: Any  # shared array of concurrency * STATUS_FIELDS int64
+    stop: StopSignal  # set by the harness when clients must stop
+    status: StatusArray  # shared array of concurrency * STATUS_FIELDS int64
     deadline: float  # time.monotonic() after which the client stops by itself
     max_ops: int
     servers: dict[str, list[Endpoint]] = field(default_factory=dict)  # extra servers, by role
@@ -265,7 +281,7 @@ class ClientContext:
 class SetupContext:
     """What ``Workload.shared_state`` gets: the servers are up, no worker has forked yet."""
 
-    mp: Any  # the multiprocessing (fork) context, for shared memory and locks
+    mp: BaseContext  # the multiprocessing (fork) context, for shared memory and locks
     cfg: RunParams
     backend: Backend
     endpoints: list[Endpoint]  # the lock's nodes, directly

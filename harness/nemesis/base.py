@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from backends.base import Backend
 from backends.errors import LockHarnessError
@@ -18,6 +18,12 @@ from backends.errors import LockHarnessError
 from ..runtime import Cluster, Node
 from ..runtime.base import ServerKind
 from .options import Opt
+
+if TYPE_CHECKING:
+    from workloads.base import StatusArray
+
+    from ..net.firewall import Firewall
+    from ..net.proxies import ProxyLinks
 
 
 class FaultParams(Protocol):
@@ -65,10 +71,11 @@ class NemesisEnv:
     #: servers a workload needs besides the lock's (a data store), by role; their nodes are
     #: targets too (kill, pause, clock by node name)
     extra: dict[str, Cluster] = field(default_factory=dict)
-    proxies: Any = None  # net.proxies.ProxyLinks, when client links are proxied
-    firewall: Any = None  # net.firewall.Firewall, inside a private namespace
+    proxies: ProxyLinks | None = None  # when client links are proxied
+    firewall: Firewall | None = None  # node<->node cuts, inside a private namespace
+    #: the clients' pids, filled as they fork (before any fault starts)
     worker_pids: list[int] = field(default_factory=list)
-    status: Any = None  # shared client status array (workloads.base.STATUS_FIELDS per client)
+    status: StatusArray | None = None  # shared client status array (STATUS_FIELDS per client)
 
     def clusters(self) -> list[Cluster]:
         """Every cluster the harness started for the run: the lock's first."""

@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backends import registry
 from backends.base import Backend, Endpoint, ServerNeed
@@ -44,7 +45,14 @@ from harness.runtime.durability import Durability
 from harness.runtime.kinds import server_kind
 from harness.runtime.lifeline import die_with_parent
 from workloads import registry as workload_registry
-from workloads.base import STATUS_FIELDS, ClientContext, FinalContext, SetupContext, Workload
+from workloads.base import (
+    STATUS_FIELDS,
+    ClientContext,
+    FinalContext,
+    SetupContext,
+    StatusArray,
+    Workload,
+)
 
 from . import store
 from .analyse import analyse, nothing_recorded
@@ -52,6 +60,10 @@ from .config import RunConfig, RunRecord
 from .lock_model import run_model
 from .recorder import HistoryPump, HistoryWriter, Recorder, make_pipe
 from .workers import StopFlag, context
+
+if TYPE_CHECKING:
+    from harness.net.firewall import Firewall
+    from harness.net.proxies import ProxyLinks
 
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
@@ -297,77 +309,176 @@ def _durability(need: ServerNeed) -> Durability:
     return server_kind(need.kind, need.options).durability()
 
 
-def _setup_and_drive(plan: RunPlan, ex: Execution, intr, progress) -> None:
+@dataclass(frozen=True)
+class RunEnv:
+    """One run once its servers are up (Locust's Environment): built once by ``_start``, read
+    by the drive loop and the final phase; what the nemeses and the workload get
+    (``NemesisEnv``, ``SetupContext``, ``ClientContext``, ``FinalContext``) are views of it."""
+
+    plan: RunPlan
+    ex: Execution
+    intr: Interrupts
+    progress: Callable[[dict], None] | None
+    stack: ExitStack  # undoes everything started, in reverse
+    cluster: Cluster  # the lock's servers
+    extra: dict[str, Cluster]  # the workload's own servers, by role
+    direct: list[Endpoint]  # the lock's nodes, directly
+    servers: dict[str, list[Endpoint]]  # the workload's servers' nodes, by role
+    proxies: ProxyLinks | None  # client links, when a nemesis cuts them
+    firewall: Firewall | None  # node<->node cuts, inside a private namespace
+    mp: BaseContext  # the fork context the workers come from
+    stop: StopFlag
+    status: StatusArray  # concurrency * STATUS_FIELDS int64, shared with the workers
+    worker_pids: list[int]  # filled as the workers fork
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self.plan.cfg
+
+    def nemesis_env(self) -> NemesisEnv:
+        return NemesisEnv(
+            self.cfg,
+            self.plan.backend,
+            self.cluster,
+            random.Random(self.plan.seed),
+            lease_ms=self.plan.workload.lease_ms(),
+            extra=self.extra,
+            proxies=self.proxies,
+            firewall=self.firewall,
+            worker_pids=self.worker_pids,
+            status=self.status,
+        )
+
+    def setup_context(self) -> SetupContext:
+        return SetupContext(self.mp, self.cfg, self.plan.backend, self.direct, self.servers)
+
+    def client_context(
+        self, i: int, shared: Any, recorder: Recorder, deadline: float, max_ops: int
+    ) -> ClientContext:
+        return ClientContext(
+            index=i,
+            cfg=self.cfg,
+            backend=self.plan.backend,
+            endpoints=self.proxies.endpoints(i) if self.proxies is not None else self.direct,
+            recorder=recorder,
+            shared=shared,
+            stop=self.stop,
+            status=self.status,
+            deadline=deadline,
+            max_ops=max_ops,
+            servers=self.servers,
+        )
+
+    def final_context(self, shared: Any, recorder: Recorder) -> FinalContext:
+        # A client's process id changes only through ClientContext.retire(), which writes it
+        # into the status array; ids never used start above the highest one there.
+        n = self.cfg.concurrency
+        used = [self.status[i * STATUS_FIELDS] for i in range(n)] + [n - 1]
+        return FinalContext(
+            cfg=self.cfg,
+            backend=self.plan.backend,
+            endpoints=self.direct,
+            servers=self.servers,
+            recorder=recorder,
+            shared=shared,
+            process=max(used) + 1,
+            deadline=time.monotonic() + FINAL_LIMIT,
+        )
+
+
+def _setup_and_drive(
+    plan: RunPlan, ex: Execution, intr: Interrupts, progress: Callable[[dict], None] | None
+) -> None:
     """Start everything, drive the load, tear down; ``ex.interrupted`` when stopped early."""
-    cfg, backend, classes, use_ns = plan.cfg, plan.backend, plan.nemeses, plan.use_ns
-    run_dir, record, need, extra_needs = ex.run_dir, ex.record, plan.need, plan.extra_needs
     with ExitStack() as stack:
         try:
-            multi = need.nodes > 1 or bool(extra_needs)
-            clock = any(c.needs_clock for c in classes)
-            if cfg.runtime in ("docker", "compose"):
-                from . import container_runs
-
-                runtime, use_ns = container_runs.open_runtime(cfg, clock, run_dir, record, stack)
-            else:
-                if use_ns:
-                    stack.enter_context(netns.private_netns())
-                runtime = stack.enter_context(
-                    LocalRuntime(
-                        run_dir,
-                        node_uids=use_ns and multi and any(c.needs_node_uids for c in classes),
-                        clock=clock,
-                        keep_data=cfg.keep_data,
-                    )
-                )
-            if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
-                if classes:
-                    raise NemesisError(
-                        f"backend {cfg.backend} uses an external server here: nemeses need "
-                        "servers that the harness started itself"
-                    )
-                cluster = Cluster(server_kind(need.kind, need.options), [])
-            else:
-                cluster = runtime.start(need.kind, need.nodes, need.options)
-            intr.check()
-            record.servers = _server_rows(need, cluster, "lock")
-            extra: dict[str, Cluster] = {}
-            for role, xneed in extra_needs.items():
-                extra[role] = runtime.start(xneed.kind, xneed.nodes, xneed.options, prefix=role)
-                record.servers += _server_rows(xneed, extra[role], role)
-                intr.check()
-            direct = _endpoints(cluster)
-            env = NemesisEnv(
-                cfg,
-                backend,
-                cluster,
-                random.Random(cfg.seed),
-                lease_ms=plan.workload.lease_ms(),
-                extra=extra,
-            )
-            if any(c.needs_proxies for c in classes):
-                env.proxies = _proxies(cfg, runtime, cluster, record)
-                stack.callback(env.proxies.close)
-            if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
-                from harness.net.firewall import Firewall
-
-                env.firewall = Firewall()
-                stack.callback(env.firewall.close)
-            ex.save()
-            nemeses = [c(env, cfg.nemesis_opts) for c in classes]
+            env = _start(plan, ex, intr, progress, stack)
+            faults = env.nemesis_env()  # one for all the nemeses: one random sequence
+            nemeses = [c(faults, plan.cfg.nemesis_opts) for c in plan.nemeses]
             for nem in nemeses:
                 nem.check()
             try:
-                backend.setup(direct)
+                plan.backend.setup(env.direct)
             except Exception as e:  # a driver's own error type: one line for the user
-                raise ServerStartError(f"backend {cfg.backend} setup failed: {e}") from e
-            servers = {role: _endpoints(c) for role, c in extra.items()}
+                raise ServerStartError(f"backend {plan.cfg.backend} setup failed: {e}") from e
             intr.check()
-            _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr)
+            _drive(env, nemeses)
         except KeyboardInterrupt:
             ex.interrupted = True
         finally:
             intr.disarm()  # from here on (teardown, check, results.json) signals are deferred
+
+
+def _start(
+    plan: RunPlan,
+    ex: Execution,
+    intr: Interrupts,
+    progress: Callable[[dict], None] | None,
+    stack: ExitStack,
+) -> RunEnv:
+    """Start the servers (and the proxies, the firewall): the run's environment."""
+    cfg, classes, need, record = plan.cfg, plan.nemeses, plan.need, ex.record
+    use_ns = plan.use_ns
+    multi = need.nodes > 1 or bool(plan.extra_needs)
+    if cfg.runtime in ("docker", "compose"):
+        from . import container_runs
+
+        runtime, use_ns = container_runs.open_runtime(cfg, plan.clock, ex.run_dir, record, stack)
+    else:
+        if use_ns:
+            stack.enter_context(netns.private_netns())
+        runtime = stack.enter_context(
+            LocalRuntime(
+                ex.run_dir,
+                node_uids=use_ns and multi and any(c.needs_node_uids for c in classes),
+                clock=plan.clock,
+                keep_data=cfg.keep_data,
+            )
+        )
+    if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
+        if classes:
+            raise NemesisError(
+                f"backend {cfg.backend} uses an external server here: nemeses need "
+                "servers that the harness started itself"
+            )
+        cluster = Cluster(server_kind(need.kind, need.options), [])
+    else:
+        cluster = runtime.start(need.kind, need.nodes, need.options)
+    intr.check()
+    record.servers = _server_rows(need, cluster, "lock")
+    extra: dict[str, Cluster] = {}
+    for role, xneed in plan.extra_needs.items():
+        extra[role] = runtime.start(xneed.kind, xneed.nodes, xneed.options, prefix=role)
+        record.servers += _server_rows(xneed, extra[role], role)
+        intr.check()
+    proxies = None
+    if any(c.needs_proxies for c in classes):
+        proxies = _proxies(cfg, runtime, cluster, record)
+        stack.callback(proxies.close)
+    firewall = None
+    if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
+        from harness.net.firewall import Firewall
+
+        firewall = Firewall()
+        stack.callback(firewall.close)
+    mp = context()
+    return RunEnv(
+        plan,
+        ex,
+        intr,
+        progress,
+        stack,
+        cluster,
+        extra,
+        direct=_endpoints(cluster),
+        servers={role: _endpoints(c) for role, c in extra.items()},
+        proxies=proxies,
+        firewall=firewall,
+        mp=mp,
+        stop=StopFlag(mp),
+        status=mp.Array("q", cfg.concurrency * STATUS_FIELDS, lock=False),
+        worker_pids=[],
+    )
 
 
 def _endpoints(cluster: Cluster) -> list[Endpoint]:
@@ -391,7 +502,7 @@ def _server_rows(need: ServerNeed, cluster: Cluster, role: str) -> list[dict[str
     ]
 
 
-def _proxies(cfg: RunConfig, runtime: Runtime, cluster: Cluster, record: RunRecord):
+def _proxies(cfg: RunConfig, runtime: Runtime, cluster: Cluster, record: RunRecord) -> ProxyLinks:
     import secrets
 
     from harness.net.proxies import ProxyLinks
@@ -417,14 +528,11 @@ def _proxies(cfg: RunConfig, runtime: Runtime, cluster: Cluster, record: RunReco
 FINAL_LIMIT = 30.0  # s for a workload's final phase
 
 
-def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> None:
-    cfg, workload = plan.cfg, plan.workload
-    ctx_mp = context()
-    shared = workload.shared_state(SetupContext(ctx_mp, cfg, plan.backend, direct, servers))
-    stop = StopFlag(ctx_mp)
-    status = ctx_mp.Array("q", cfg.concurrency * STATUS_FIELDS, lock=False)
+def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
+    cfg, workload, ex = env.cfg, env.plan.workload, env.ex
+    shared = workload.shared_state(env.setup_context())
     read_fd, write_fd = make_pipe()
-    writer = stack.enter_context(HistoryWriter(ex.run_dir / store.HISTORY, keep=True))
+    writer = env.stack.enter_context(HistoryWriter(ex.run_dir / store.HISTORY, keep=True))
     ex.lines = writer.lines
     ex.recorded = True
     t0 = time.monotonic_ns()
@@ -433,7 +541,7 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
     workers = []
 
     def stop_workers() -> None:
-        stop.set()
+        env.stop.set()
         end = time.monotonic() + stop_grace(workload)
         for w in workers:
             if w.is_alive():
@@ -445,24 +553,13 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
                 w.kill()
                 w.join(5)
 
-    stack.callback(stop_workers)
+    env.stack.callback(stop_workers)
     # Workers are forked before any thread of ours starts, so they inherit no thread state.
     for i in range(cfg.concurrency):
-        endpoints = env.proxies.endpoints(i) if env.proxies is not None else direct
-        ctx = ClientContext(
-            index=i,
-            cfg=cfg,
-            backend=plan.backend,
-            endpoints=endpoints,
-            recorder=Recorder(write_fd, t0, buffered=True),
-            shared=shared,
-            stop=stop,
-            status=status,
-            deadline=deadline + 1.0,
-            max_ops=max_ops,
-            servers=servers,
+        ctx = env.client_context(
+            i, shared, Recorder(write_fd, t0, buffered=True), deadline + 1.0, max_ops
         )
-        w = ctx_mp.Process(
+        w = env.mp.Process(
             target=_worker,
             args=(workload, ctx, read_fd, os.getpid()),
             daemon=True,
@@ -470,10 +567,9 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
         )
         w.start()
         workers.append(w)
-    env.worker_pids = [w.pid for w in workers]
-    ex.record.worker_pids = env.worker_pids  # with the servers' pids: every process of the run
-    ex.save()
-    env.status = status
+        env.worker_pids.append(w.pid)
+    ex.record.worker_pids = env.worker_pids
+    ex.save()  # every process of the run is known: a SIGKILLed harness leaves their pids
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
     # Faults are planned to be healed before the last RECOVERY_SHARE of the time limit: the run
@@ -488,13 +584,13 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
     completed = False
     try:
         while time.monotonic() < deadline:
-            intr.check()
+            env.intr.check()
             if not any(w.is_alive() for w in workers):
                 break  # every client reached its op bound
             schedule.step()
             time.sleep(0.05)
-            if progress is not None:
-                progress(
+            if env.progress is not None:
+                env.progress(
                     {
                         "elapsed": time.monotonic() - (deadline - cfg.time_limit),
                         "time_limit": cfg.time_limit,
@@ -506,7 +602,7 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
                 )
         completed = True
     finally:
-        intr.disarm()
+        env.intr.disarm()
         # Heal first, recorded (also after Ctrl-C or a crash; a fault stopped before its planned
         # end is recorded as cut short), then undo anything left.
         with contextlib.suppress(Exception):
@@ -518,32 +614,18 @@ def _drive(plan, env, direct, servers, ex, progress, stack, nemeses, intr) -> No
             ex.record.fault_not_started = schedule.not_started
         stop_workers()
         if completed:  # the final phase (a final read) runs on a healed cluster only
-            _final(plan, direct, servers, shared, status, Recorder(write_fd, t0), ex)
+            _final(env, env.final_context(shared, Recorder(write_fd, t0)))
         os.close(write_fd)
         pump.finish(timeout=5.0)
 
 
-def _final(plan, direct, servers, shared, status, recorder, ex: Execution) -> None:
-    cfg = plan.cfg
-    # A client's process id changes only through ClientContext.retire(), which writes it into
-    # the status array; ids never used start above the highest one there.
-    used = [status[i * STATUS_FIELDS] for i in range(cfg.concurrency)] + [cfg.concurrency - 1]
-    fctx = FinalContext(
-        cfg=cfg,
-        backend=plan.backend,
-        endpoints=direct,
-        servers=servers,
-        recorder=recorder,
-        shared=shared,
-        process=max(used) + 1,
-        deadline=time.monotonic() + FINAL_LIMIT,
-    )
+def _final(env: RunEnv, fctx: FinalContext) -> None:
     try:
-        plan.workload.final(fctx)
+        env.plan.workload.final(fctx)
     except Exception as e:  # the workload's own bug or a server still down: not a verdict
-        ex.problems.append(f"the final phase failed: {type(e).__name__}: {e}"[:300])
+        env.ex.problems.append(f"the final phase failed: {type(e).__name__}: {e}"[:300])
     finally:
-        recorder.flush()
+        fctx.recorder.flush()
 
 
 # -- the whole run ---------------------------------------------------------------------------

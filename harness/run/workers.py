@@ -4,14 +4,14 @@ loop, and the multiprocessing context the workers are forked from."""
 from __future__ import annotations
 
 import multiprocessing as mp
-from typing import Any
+from multiprocessing.context import BaseContext
 
 
 class StopFlag:
     """Set once by the harness, read by every client on every loop: a plain shared byte, so
     reading it takes no lock (a multiprocessing Event takes a shared lock on every read)."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self._v = ctx.RawValue("b", 0)
 
     def set(self) -> None:
@@ -21,7 +21,7 @@ class StopFlag:
         return self._v.value == 1
 
 
-def context() -> Any:
+def context() -> BaseContext:
     # fork: workers start in milliseconds and inherit the pipe; they never touch the harness's
     # threads (workers are forked before any thread starts).
     return mp.get_context("fork")
