@@ -1,5 +1,6 @@
 """One run, in explicit stages that hand their data to each other in memory (``stages``):
-prepare -> execute -> analyse (``analyse``) -> render; with what they share: the run's config
+prepare (a frozen ``RunPlan``) -> execute (one ``RunEnv`` once the servers are up) -> analyse
+(``analyse``) -> render; with what they share: the run's config and its record, config.json
 (``config``), the ops pipe and history writer (``recorder``), the worker processes' shared flags
 (``workers``) and the store of run directories (``store``)."""
 
