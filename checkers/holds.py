@@ -50,8 +50,11 @@ NEVER = sys.maxsize  # END of a hold that never ended
 
 # A hold is a plain list (fast to build by the million); these name its slots.
 # RENEWED: the invocation position of the hold's latest ok renew (-1: none), which extends the
-# earliest moment its lease can run out (checkers.model).
-KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE, RENEWED = range(10)
+# earliest moment its lease can run out (checkers.model). STOP: the invocation position of the
+# hold's first release, whatever its outcome: its holder acts as holder no longer (-1: never
+# invoked); REL_INV is that of the release that ended it, which may come later (a refused
+# release, then one whose outcome is unknown).
+KEY, PROC, START, END, FENCE, REL, ACQ_INV, REL_INV, REL_DONE, RENEWED, STOP = range(11)
 
 _index = attrgetter("index")
 _time = attrgetter("time")
@@ -107,12 +110,12 @@ def _extract(srt: list[Op]) -> Holds:
         if f == RENEW:  # only an ok renew of a hold not yet let go extends its lease
             if t == "ok":
                 h = last.get((p, key))
-                if h is not None and h[REL] is None and h[REL_INV] < 0:
+                if h is not None and h[REL] is None and h[STOP] < 0:
                     h[RENEWED] = inv
             continue
         if t == "ok":
             if f == ACQUIRE:
-                h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1, -1]
+                h = [key, p, pos, NEVER, srt[pos].value, None, inv, -1, -1, -1, -1]
                 holds.append(h)
                 lst = by_key.get(key)
                 if lst is None:
@@ -131,6 +134,8 @@ def _extract(srt: list[Op]) -> Holds:
             h = last.get(hk)
             if h is not None and h[REL] != "ok":
                 h[END], h[REL], h[REL_INV], h[REL_DONE] = inv, "ok", inv, pos
+                if h[STOP] < 0:
+                    h[STOP] = inv
             elif hk in maybe:
                 maybe.discard(hk)  # its info acquire may have happened: conservative
             else:
@@ -144,6 +149,8 @@ def _extract(srt: list[Op]) -> Holds:
         h = last.get((p, key))
         if h is None:
             continue
+        if h[STOP] < 0:
+            h[STOP] = inv
         rel = h[REL]
         if t == "info":
             if rel is None or rel == "fail":

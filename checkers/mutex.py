@@ -46,9 +46,9 @@ from .holds import (
     END,
     PROC,
     REL,
-    REL_INV,
     RENEWED,
     START,
+    STOP,
     Holds,
     extract,
     hold_dict,
@@ -72,7 +72,7 @@ ENDED_BY = ("ok", "info")  # the releases that end a hold; after "fail" or none 
 
 def _while_acting(a: list[Any], b: list[Any]) -> bool:
     """Did ``b`` acquire before ``a`` invoked its release (positions follow time)?"""
-    return a[REL_INV] < 0 or b[START] < a[REL_INV]
+    return a[STOP] < 0 or b[START] < a[STOP]
 
 
 Found = list[tuple[str, Any, list[Any], list[Any] | None, list[int]]]
@@ -117,23 +117,20 @@ def _lease(
             t_b = srt[s].time
             keep: list[list[Any]] = []
             for a in live:
-                if a[REL] in ENDED_BY:  # certainly or possibly released at its invocation
-                    if s >= a[END] or a[PROC] == b[PROC]:
-                        continue
-                    kind = "overlap"
-                else:
-                    if a[PROC] == b[PROC]:
-                        continue  # given again to its own holder: ownership goes on in b
-                    stopped = 0 <= a[REL_INV] <= s  # its holder invoked release before b's ok
-                    if not stopped:
-                        kind = "revoked-while-held"
-                    elif lease_ns is None or t_b < _lease_start(a, srt) + lease_ns:
-                        kind = EARLY
-                    else:  # the lease ran out after its holder let go: no violation
-                        nlapses += 1
-                        if len(lapses) < MAX_LAPSES:
-                            lapses.append((a, b))
-                        continue
+                if a[PROC] == b[PROC]:
+                    continue  # given again to its own holder: ownership goes on in b
+                released = a[REL] in ENDED_BY  # certainly or possibly, at its END
+                if released and s >= a[END]:
+                    continue
+                if not 0 <= a[STOP] <= s:  # b's grant returned while a still acted
+                    kind = "overlap" if released else "revoked-while-held"
+                elif lease_ns is None or t_b < _lease_start(a, srt) + lease_ns:
+                    kind = EARLY  # a had stopped, but its grant could not yet have run out
+                else:  # the lease ran out after its holder let go: no violation
+                    nlapses += 1
+                    if len(lapses) < MAX_LAPSES:
+                        lapses.append((a, b))
+                    continue
                 kinds[kind] += 1
                 acting += kind == "revoked-while-held"
                 bad_keys.add(key)

@@ -185,3 +185,19 @@ def test_jepsen_etcd_history_stays_invalid() -> None:
     # no TTL known for it: its two revoked holds are grants given away early
     r = mutex.check(ops, model=LockModel(LEASE))
     assert r["valid"] is False and r["violation_kinds"] == {"early-grant": 2}
+
+
+def test_a_holder_stops_at_its_first_release_whatever_comes_after() -> None:
+    # client 0's release is refused at 100 ms; it sends another, whose outcome is unknown, at
+    # 1500 ms: it stopped acting at 100 ms, so client 1's grant at 1200 ms is a lapse, not an
+    # overlap with a holder that released later
+    ops = stopped_holder(1200)
+    ops += [
+        Op(8, 1500 * MS, 0, "invoke", "release", "k"),
+        Op(9, 1501 * MS, 0, "info", "release", "k"),
+    ]
+    r = mutex.check(ops, model=TTL)
+    assert r["valid"] is True and r["lapse_count"] == 1, r["summary"]
+    early = stopped_holder(500) + ops[-2:]
+    r = mutex.check(early, model=TTL)
+    assert r["violation_kinds"] == {"early-grant": 1}, r["summary"]
