@@ -137,8 +137,9 @@ def _known_break(backend: str) -> dict[str, Any]:
         ttl_ms=ttl,
         hold_ms=ttl // 4,
         wait_ms=2 * ttl,
-        # the pause ends before the recovery window, the last tenth of the run
-        time_limit=6.5 if backend == "etcd" else 3.8,
+        # the pause ends before the recovery window, the last tenth of the run, even when
+        # the holder is found late (the start may come up to ~0.6 s after it is due)
+        time_limit=6.5 if backend == "etcd" else 4.5,
     )
 
 
