@@ -11,8 +11,11 @@ client inside that client's worker process. Outcomes map onto the history's op t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from .option_values import Option, option_text
 
 #: How a lock's grants end on their own, declared by each backend (``Backend.expiry``) and used by
 #: the lease model (checkers/model.py): ``none`` (no TTL: a grant lasts until released or its
@@ -94,21 +97,35 @@ class Backend(ABC):
     fence: ClassVar[str] = "none"  # what the fence token is, in words, e.g. "INCR counter"
     #: Does ``Lease.fence`` carry a fence token (an int increasing per key)?
     fenced: ClassVar[bool] = False
-    #: Options a user may set with ``--opt NAME=VALUE``, with their defaults (strings).
-    options: ClassVar[dict[str, str]] = {}
+    #: Options a user may set with ``--opt NAME=VALUE``: each an ``Option`` (typed default,
+    #: meaning, bounds or words), parsed once by ``__init__``. A plain text default is still
+    #: accepted (a plug-in written before ``Option``): its value stays the text given.
+    options: ClassVar[Mapping[str, Option | str]] = {}
     #: The lock-set workload's data store that this lock's own cluster can hold (``store=lock``
     #: and ``store=auto``), e.g. "redis"; None where the lock's servers hold no such store.
     own_store: ClassVar[str | None] = None
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
-        unknown = set(opts or {}) - set(self.options)
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
+        given = dict(opts or {})
+        unknown = set(given) - set(self.options)
         if unknown:
             accepted = ", ".join(sorted(self.options)) or "none"
             raise ValueError(
                 f"backend {self.name!r} has no option {', '.join(sorted(unknown))}; "
                 f"accepted: {accepted}"
             )
-        self.opts = {**self.options, **(opts or {})}
+        #: Every option's value, parsed (an int, a bool, one of its words...).
+        self.values: dict[str, Any] = {}
+        #: Every option as text, as the user gave it (a yes/no one as "true"/"false").
+        self.opts: dict[str, Any] = {}
+        for k, o in self.options.items():
+            if not isinstance(o, Option):
+                self.values[k] = self.opts[k] = given.get(k, o)
+                continue
+            value = o.parse(k, given[k]) if k in given else o.default
+            self.values[k] = value
+            keep = k in given and not isinstance(value, bool)
+            self.opts[k] = given[k] if keep else option_text(value)
 
     def expiry(self) -> Expiry:
         """How this lock's grants end on their own, with the options given (see ``Expiry``).

@@ -34,9 +34,11 @@ from __future__ import annotations
 import http.client
 import math
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .base import (
+    MAX_MS,
     Backend,
     Endpoint,
     Expiry,
@@ -48,7 +50,7 @@ from .base import (
     ServerNeed,
 )
 from .etcd_gateway import NOT_FOUND, EtcdError, Gateway, b64
-from .option_values import positive_int
+from .option_values import Option
 
 # Errors after which the outcome of a request is unknown.
 _TRANSPORT = (OSError, http.client.HTTPException)
@@ -61,12 +63,15 @@ class EtcdBackend(Backend):
     description: ClassVar[str] = "etcd v3 lock API (lease + /v3/lock/lock) over the JSON gateway"
     fence: ClassVar[str] = "create revision of the lock key"
     fenced = True
-    options: ClassVar[dict[str, str]] = {"nodes": "3", "timeout_ms": "2000"}
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "nodes": Option(3, "etcd members", lo=1, hi=MAX_MS),
+        "timeout_ms": Option(2000, "per-request timeout", lo=1, hi=MAX_MS),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = positive_int(self.opts, "nodes")
-        self.timeout_s = positive_int(self.opts, "timeout_ms") / 1000
+        self.nodes: int = self.values["nodes"]
+        self.timeout_s = self.values["timeout_ms"] / 1000
 
     def expiry(self) -> Expiry:
         return "ttl"

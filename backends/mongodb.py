@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .base import (
+    MAX_MS,
     Backend,
     Endpoint,
     Expiry,
@@ -43,7 +45,7 @@ from .base import (
     NotOwner,
     ServerNeed,
 )
-from .option_values import choice, positive_int
+from .option_values import Option
 
 DATABASE = "lockharness"
 LOCKS = "locks"
@@ -62,19 +64,19 @@ class MongoBackend(Backend):
     description: ClassVar[str] = "MongoDB lease documents (conditional upsert, $$NOW expiry)"
     fence: ClassVar[str] = "$inc counter per key, taken right after winning"
     fenced = True
-    options: ClassVar[dict[str, str]] = {
-        "nodes": "3",
-        "w": "majority",
-        "uri": "",
-        "timeout_ms": "3000",
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "nodes": Option(3, "replica set members", lo=1, hi=MAX_MS),
+        "w": Option("majority", "write concern", choices=("majority", "1")),
+        "uri": Option("", "an external server instead of started ones"),
+        "timeout_ms": Option(3000, "per-operation timeout", lo=1, hi=MAX_MS),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = positive_int(self.opts, "nodes")
-        self.w = choice(self.opts, "w", ("majority", "1"))
-        self.timeout_ms = positive_int(self.opts, "timeout_ms")
-        self.uri = self.opts["uri"].strip()
+        self.nodes: int = self.values["nodes"]
+        self.w: str = self.values["w"]
+        self.timeout_ms: int = self.values["timeout_ms"]
+        self.uri = self.values["uri"].strip()
         if self.uri and not self.uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError(
                 f"option uri={self.uri!r} is not accepted: give mongodb://HOST:PORT/..."

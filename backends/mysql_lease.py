@@ -47,12 +47,14 @@ from __future__ import annotations
 import select
 import time
 import uuid
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import pymysql
 from pymysql.constants import CLIENT, ER
 
 from .base import (
+    MAX_MS,
     Backend,
     Endpoint,
     Expiry,
@@ -63,7 +65,7 @@ from .base import (
     NotOwner,
     ServerNeed,
 )
-from .option_values import boolean, positive_int
+from .option_values import Option
 
 TABLE = "shedlock"
 _MAX_POLLS = 100_000  # a hard bound on top of the wait deadline
@@ -108,21 +110,21 @@ class MysqlLeaseBackend(Backend):
     description: ClassVar[str] = "ShedLock's lease table on MariaDB (database clock)"
     fence: ClassVar[str] = "counter in the lock's row, set by the granting statement"
     fenced = True
-    options: ClassVar[dict[str, str]] = {
-        "dbname": "lockharness",
-        "user": "lockharness",
-        "connect_timeout_s": "3",
-        "op_timeout_s": "5",
-        "poll_ms": "20",
-        "shedlock_unlock": "false",
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "dbname": Option("lockharness", "database"),
+        "user": Option("lockharness", "database user"),
+        "connect_timeout_s": Option(3, "connect timeout", lo=1, hi=MAX_MS),
+        "op_timeout_s": Option(5, "per-statement timeout", lo=1, hi=MAX_MS),
+        "poll_ms": Option(20, "pause between attempts", lo=1, hi=MAX_MS),
+        "shedlock_unlock": Option(False, "release as ShedLock does"),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
-        self.op_timeout_s = positive_int(self.opts, "op_timeout_s")
-        self.poll_s = positive_int(self.opts, "poll_ms") / 1000
-        self.shedlock_unlock = boolean(self.opts, "shedlock_unlock")
+        self.connect_timeout_s: int = self.values["connect_timeout_s"]
+        self.op_timeout_s: int = self.values["op_timeout_s"]
+        self.poll_s = self.values["poll_ms"] / 1000
+        self.shedlock_unlock: bool = self.values["shedlock_unlock"]
 
     def expiry(self) -> Expiry:
         return "ttl"

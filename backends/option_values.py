@@ -128,6 +128,13 @@ class Option:
         return str(raw)
 
 
+def option_text(value: Any) -> str:
+    """A parsed value as an option's text: true/false for a yes/no one."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _i(x: float | None) -> int | None:
     return None if x is None else int(x)
 
@@ -153,25 +160,6 @@ def parse_options(
             flag = f" ({o.flag.split('/')[0]})" if o.flag else ""
             raise ValueError(f"{owner}{flag}: {e}") from None
     return out
-
-
-# -- backends: options are kept as strings in ``Backend.opts`` and read with these ----------
-
-
-def integer(opts: dict[str, str], name: str, lo: int = 1, hi: int = 2**31 - 1) -> int:
-    return to_int(name, opts[name], lo, hi)
-
-
-def positive_int(opts: dict[str, str], name: str) -> int:
-    return integer(opts, name, 1)
-
-
-def boolean(opts: dict[str, str], name: str) -> bool:
-    """A yes/no option; rewritten in ``opts`` as "true"/"false", as the run's config records
-    it."""
-    value = to_bool(name, opts[name])
-    opts[name] = "true" if value else "false"
-    return value
 
 
 def choice(opts: Mapping[str, Any], name: str, accepted: tuple[str, ...]) -> str:

@@ -19,14 +19,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psycopg
 
-from .base import Backend, Endpoint, LockFailed, ServerNeed
-from .option_values import boolean, choice, positive_int
+from .base import MAX_MS, Backend, Endpoint, LockFailed, ServerNeed
+from .option_values import Option
 
 # SQLSTATEs with which the server says it ended this session (so its locks are gone):
 # admin shutdown / pg_terminate_backend, crash shutdown, idle-in-transaction and idle timeouts.
@@ -168,25 +168,25 @@ class PostgresBackendBase(Backend):
 
     own_store: ClassVar[str | None] = "postgres"  # the lock-set store its cluster holds
 
-    options: ClassVar[dict[str, str]] = {
-        "dbname": "postgres",
-        "user": "postgres",
-        "connect_timeout_s": "3",
-        "failover": "false",
-        "synchronous": "false",
-        "synchronous_commit": "on",
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "dbname": Option("postgres", "database"),
+        "user": Option("postgres", "database user"),
+        "connect_timeout_s": Option(3, "connect timeout", lo=1, hi=MAX_MS),
+        "failover": Option(False, "a primary and a replica"),
+        "synchronous": Option(False, "commits wait for the replica"),
+        "synchronous_commit": Option("on", "server setting", choices=("on", "off")),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.connect_timeout_s = positive_int(self.opts, "connect_timeout_s")
-        self.failover = boolean(self.opts, "failover")
-        self.synchronous = boolean(self.opts, "synchronous")
+        self.connect_timeout_s: int = self.values["connect_timeout_s"]
+        self.failover: bool = self.values["failover"]
+        self.synchronous: bool = self.values["synchronous"]
         if self.synchronous and not self.failover:
             raise ValueError(
                 "option synchronous=true needs failover=true (there is no replica to wait for)"
             )
-        self.synchronous_commit = choice(self.opts, "synchronous_commit", ("on", "off"))
+        self.synchronous_commit: str = self.values["synchronous_commit"]
         if self.synchronous and self.synchronous_commit == "off":
             raise ValueError(
                 "option synchronous=true needs synchronous_commit=on (with off no commit waits "

@@ -22,14 +22,14 @@ during COMMIT leaves the outcome unknown.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
 from .base import Endpoint, Expiry, Lease, LockClient, LockFailed, NotAcquired, NotOwner
-from .option_values import boolean
+from .option_values import Option
 from .pg_session import PostgresBackendBase, Session, session_ended
 
 SEQUENCE = "lockharness_xact_fence"
@@ -44,11 +44,14 @@ TakeLock = Callable[[psycopg.Connection, str, int], None]
 class PostgresXactBackendBase(PostgresBackendBase):
     """One PostgreSQL server; the lock lives as long as the holder's transaction."""
 
-    options: ClassVar[dict[str, str]] = {"xact_ttl": "false", **PostgresBackendBase.options}
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "xact_ttl": Option(False, "a transaction lasts at most the TTL"),
+        **PostgresBackendBase.options,
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.xact_ttl = boolean(self.opts, "xact_ttl")
+        self.xact_ttl: bool = self.values["xact_ttl"]
 
     def expiry(self) -> Expiry:
         # xact_ttl: the server's idle-in-transaction timer, restarted by each recorded statement

@@ -30,12 +30,13 @@ matter: no time is involved unless ``session_ttl`` (server-side timer, monotonic
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import psycopg
 
 from .base import Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner
-from .option_values import boolean
+from .option_values import Option
 from .pg_session import PostgresBackendBase, Session, lock_id, session_ended
 
 SEQUENCE = "lockharness_fence"
@@ -46,11 +47,14 @@ class PostgresBackend(PostgresBackendBase):
     description: ClassVar[str] = "PostgreSQL session advisory lock (pg_advisory_lock)"
     fence: ClassVar[str] = "sequence nextval taken right after acquiring (not tied to the lock)"
     fenced = True
-    options: ClassVar[dict[str, str]] = {"session_ttl": "false", **PostgresBackendBase.options}
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "session_ttl": Option(False, "a session lasts at most the TTL"),
+        **PostgresBackendBase.options,
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.session_ttl = boolean(self.opts, "session_ttl")
+        self.session_ttl: bool = self.values["session_ttl"]
 
     def expiry(self) -> Expiry:
         # session_ttl: the server's idle-session timer, restarted by each recorded statement

@@ -24,6 +24,7 @@ pottery is imported lazily: importing it patches ``json.dumps`` process-wide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -39,7 +40,7 @@ from .base import (
     NotOwner,
     ServerNeed,
 )
-from .option_values import choice, integer
+from .option_values import Option
 from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE, OutcomeUnknown
 
 
@@ -114,18 +115,18 @@ class PotteryRedlockBackend(Backend):
     description = "pottery's Redlock on N independent Redis masters (adapter)"
     fence = "none"
     options = {
-        "nodes": "5",
-        "node_timeout_ms": "50",
-        "num_extensions": "3",
-        "persistence": DEFAULT_PERSISTENCE,
+        "nodes": Option(5, "independent Redis masters", lo=1, hi=15),
+        "node_timeout_ms": Option(50, "per-node timeout", lo=1, hi=60_000),
+        "num_extensions": Option(3, "renewals the library allows", lo=0, hi=10**9),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = integer(self.opts, "nodes", 1, 15)
-        self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
-        self.extensions = integer(self.opts, "num_extensions", 0, 10**9)
-        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
+        self.nodes: int = self.values["nodes"]
+        self.node_timeout_ms: int = self.values["node_timeout_ms"]
+        self.extensions: int = self.values["num_extensions"]
+        self.persistence: str = self.values["persistence"]
 
     def expiry(self) -> Expiry:
         return "ttl"

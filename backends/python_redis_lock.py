@@ -27,11 +27,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 
 from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import boolean, choice, integer
+from .option_values import Option
 from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE
 
 BLOCK_S = 1  # each blocking acquire waits at most this long (the library's unit is seconds)
@@ -102,13 +104,17 @@ class PythonRedisLockBackend(Backend):
     name = "python-redis-lock"
     description = "python-redis-lock's redis_lock.Lock on one Redis node (adapter)"
     fence = "none"
-    options = {"auto_renewal": "false", "timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+    options = {
+        "auto_renewal": Option(False, "the library's renewal thread"),
+        "timeout_ms": Option(1000, "socket timeout", lo=1, hi=60_000),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.auto_renewal = boolean(self.opts, "auto_renewal")
-        self.timeout_ms = integer(self.opts, "timeout_ms", 1, 60_000)
-        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
+        self.auto_renewal: bool = self.values["auto_renewal"]
+        self.timeout_ms: int = self.values["timeout_ms"]
+        self.persistence: str = self.values["persistence"]
 
     def expiry(self) -> Expiry:
         # auto_renewal extends the lease from a thread of its own, where the history cannot see

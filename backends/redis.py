@@ -21,11 +21,23 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 
-from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import choice, positive_int
+from .base import (
+    MAX_MS,
+    Backend,
+    Endpoint,
+    Expiry,
+    Lease,
+    LockClient,
+    NotAcquired,
+    NotOwner,
+    ServerNeed,
+)
+from .option_values import Option
 
 ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -41,7 +53,7 @@ DEFAULT_PERSISTENCE = "always"
 
 def persistence_need(backend: Backend, nodes: int = 1) -> ServerNeed:
     """The redis servers a backend with a ``persistence`` option needs."""
-    persistence = choice(backend.opts, "persistence", PERSISTENCE)
+    persistence = backend.values["persistence"]
     return ServerNeed("redis", nodes, {"persistence": persistence})
 
 
@@ -113,13 +125,16 @@ class RedisBackend(Backend):
     description = "single Redis node: SET NX PX + Lua compare-and-delete, fence by INCR"
     fence = "INCR counter, atomic with the grant"
     fenced = True
-    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+    options = {
+        "timeout_ms": Option(1000, "socket timeout", lo=1, hi=MAX_MS),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
-        self.timeout_ms = positive_int(self.opts, "timeout_ms")
+        self.timeout_ms: int = self.values["timeout_ms"]
 
     def expiry(self) -> Expiry:
         return "ttl"

@@ -11,12 +11,25 @@ paused holder past its TTL, a wall-clock jump on the server, a restart without p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import positive_int
-from .redis import DEFAULT_PERSISTENCE, connect, persistence_need
+from .base import (
+    MAX_MS,
+    Backend,
+    Endpoint,
+    Expiry,
+    Lease,
+    LockClient,
+    NotAcquired,
+    NotOwner,
+    ServerNeed,
+)
+from .option_values import Option
+from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need
 
 
 class RedisPyClient(LockClient):
@@ -57,13 +70,16 @@ class RedisPyBackend(Backend):
     name = "redis-py"
     description = "redis-py's redis.lock.Lock on one Redis node (adapter)"
     fence = "none"
-    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+    options = {
+        "timeout_ms": Option(1000, "socket timeout", lo=1, hi=MAX_MS),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
-        self.timeout_ms = positive_int(self.opts, "timeout_ms")
+        self.timeout_ms: int = self.values["timeout_ms"]
 
     def expiry(self) -> Expiry:
         return "ttl"

@@ -38,7 +38,9 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -46,7 +48,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
-from .option_values import boolean, choice, integer
+from .option_values import Option
 from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE
 from .redis import RENEW as EXTEND  # the same compare-and-delete / compare-and-pexpire
 
@@ -241,21 +243,21 @@ class RedlockBackend(Backend):
     description = "Redlock as specified on redis.io: N independent Redis masters, quorum SET NX PX"
     fence = "none"
     options = {
-        "nodes": "5",
-        "node_timeout_ms": "50",
-        "retry_delay_ms": "100",
-        "persistence": DEFAULT_PERSISTENCE,
-        "delayed_restart": "false",
+        "nodes": Option(5, "independent Redis masters", lo=1, hi=15),
+        "node_timeout_ms": Option(50, "per-node timeout", lo=1, hi=60_000),
+        "retry_delay_ms": Option(100, "pause between attempts", lo=0, hi=60_000),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+        "delayed_restart": Option(False, "keep a killed node down longer than the TTL"),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = integer(self.opts, "nodes", 1, 15)
-        self.node_timeout_ms = integer(self.opts, "node_timeout_ms", 1, 60_000)
-        self.retry_delay_ms = integer(self.opts, "retry_delay_ms", 0, 60_000)
-        self.persistence = choice(self.opts, "persistence", PERSISTENCE)
+        self.nodes: int = self.values["nodes"]
+        self.node_timeout_ms: int = self.values["node_timeout_ms"]
+        self.retry_delay_ms: int = self.values["retry_delay_ms"]
+        self.persistence: str = self.values["persistence"]
         #: Keep a killed node down longer than the TTL before restarting (``min_down_ms``).
-        self.delayed_restart = boolean(self.opts, "delayed_restart")
+        self.delayed_restart: bool = self.values["delayed_restart"]
 
     def expiry(self) -> Expiry:
         return "ttl"

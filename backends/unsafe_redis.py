@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, ServerNeed
-from .option_values import positive_int
-from .redis import DEFAULT_PERSISTENCE, connect, persistence_need, poll_pause
+from .base import MAX_MS, Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, ServerNeed
+from .option_values import Option
+from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need, poll_pause
 
 
 class UnsafeRedisClient(LockClient):
@@ -50,13 +52,16 @@ class UnsafeRedisBackend(Backend):
     description = "BROKEN on purpose: GET-then-SET without NX, release without owner check"
     fence = "INCR counter, not atomic with the grant"
     fenced = True
-    options = {"timeout_ms": "1000", "persistence": DEFAULT_PERSISTENCE}
+    options = {
+        "timeout_ms": Option(1000, "socket timeout", lo=1, hi=MAX_MS),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
         self.need = persistence_need(self)
         # parsed here, before any server starts, not in the worker
-        self.timeout_ms = positive_int(self.opts, "timeout_ms")
+        self.timeout_ms: int = self.values["timeout_ms"]
 
     def expiry(self) -> Expiry:
         return "ttl"

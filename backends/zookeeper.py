@@ -31,6 +31,7 @@ is needed. With ``ignore_connection_state=true`` even a connected client acts on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.lock import Lock
 
 from .base import (
+    MAX_MS,
     Backend,
     Endpoint,
     Expiry,
@@ -51,7 +53,7 @@ from .base import (
     NotOwner,
     ServerNeed,
 )
-from .option_values import boolean, positive_int
+from .option_values import Option
 
 _MIN_WAIT_S = 0.05
 
@@ -80,21 +82,21 @@ class ZooKeeperBase(Backend):
 
     own_store: ClassVar[str | None] = "zookeeper"  # the lock-set store its cluster holds
 
-    options: ClassVar[dict[str, str]] = {
-        "nodes": "3",
-        "session_timeout_ms": "3000",
-        "connect_timeout_ms": "5000",
+    options: ClassVar[Mapping[str, Option | str]] = {
+        "nodes": Option(3, "ensemble members", lo=1, hi=MAX_MS),
+        "session_timeout_ms": Option(3000, "session (the lock's lease)", lo=1, hi=MAX_MS),
+        "connect_timeout_ms": Option(5000, "connect timeout", lo=1, hi=MAX_MS),
     }
 
     def expiry(self) -> Expiry:
         # the session (the lock's lease) is kept alive by kazoo's heartbeats, unrecorded
         return "hidden"
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.nodes = positive_int(self.opts, "nodes")
-        self.session_s = positive_int(self.opts, "session_timeout_ms") / 1000
-        self.connect_s = positive_int(self.opts, "connect_timeout_ms") / 1000
+        self.nodes: int = self.values["nodes"]
+        self.session_s = self.values["session_timeout_ms"] / 1000
+        self.connect_s = self.values["connect_timeout_ms"] / 1000
 
     def servers(self) -> ServerNeed:
         return ServerNeed("zookeeper", self.nodes)
@@ -111,11 +113,14 @@ class ZooKeeperBackend(ZooKeeperBase):
     description: ClassVar[str] = "kazoo Lock recipe: ephemeral sequential znodes in ZooKeeper"
     fence: ClassVar[str] = "sequence number of the lock znode"
     fenced = True
-    options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {"ignore_connection_state": "false"}
+    options: ClassVar[Mapping[str, Option | str]] = {
+        **ZooKeeperBase.options,
+        "ignore_connection_state": Option(False, "act after the session is suspended"),
+    }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.ignore_state = boolean(self.opts, "ignore_connection_state")
+        self.ignore_state: bool = self.values["ignore_connection_state"]
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         hosts = self.hosts(endpoints, client_id)

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from .base import Endpoint, Lease, LockClient, LockFailed, NotAcquired, NotOwner
-from .option_values import positive_int
+from .base import MAX_MS, Endpoint, Lease, LockClient, LockFailed, NotAcquired, NotOwner
+from .option_values import Option
 from .zookeeper import ZooKeeperBase
 
 _MAX_POLLS = 100_000  # a hard bound on top of the wait deadline
@@ -53,15 +54,16 @@ class ZooKeeperEphemeralBackend(ZooKeeperBase):
     )
     fence: ClassVar[str] = "czxid of the lock znode"
     fenced = True
-    options: ClassVar[dict[str, str]] = ZooKeeperBase.options | {
-        "op_timeout_ms": "5000",
-        "poll_ms": "50",
+    options: ClassVar[Mapping[str, Option | str]] = {
+        **ZooKeeperBase.options,
+        "op_timeout_ms": Option(5000, "per-operation timeout", lo=1, hi=MAX_MS),
+        "poll_ms": Option(50, "pause between attempts", lo=1, hi=MAX_MS),
     }
 
-    def __init__(self, opts: dict[str, str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         super().__init__(opts)
-        self.op_s = positive_int(self.opts, "op_timeout_ms") / 1000
-        self.poll_s = positive_int(self.opts, "poll_ms") / 1000
+        self.op_s = self.values["op_timeout_ms"] / 1000
+        self.poll_s = self.values["poll_ms"] / 1000
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         return EphemeralLockClient(self.hosts(endpoints, client_id), self)

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from backends.option_values import TRUE_WORDS, boolean, parse_options
+from backends.base import Backend, ServerNeed
+from backends.option_values import TRUE_WORDS, Option, parse_options
 from backends.registry import make
 from harness.nemesis import NemesisEnv, nemesis_class
 from harness.run.config import RunConfig
@@ -17,15 +18,17 @@ from workloads.mutex import MutexWorkload
 
 @pytest.mark.parametrize("word", TRUE_WORDS + ("TRUE", " Yes "))
 def test_true_is_the_same_word_for_backends_workloads_and_nemeses(word: str) -> None:
-    assert boolean({"x": word}, "x") is True
+    assert make("redlock", {"delayed_restart": word}).values["delayed_restart"] is True
     assert MutexWorkload({"fencing": word}).opts["fencing"] is True
     env = NemesisEnv(RunConfig(), make("redis"), Cluster(server_kind("redis"), []), random.Random())
     assert nemesis_class("partition")(env, {"one_way": word}).opt("one_way", False) is True
 
 
 def test_a_bad_word_is_refused_alike_everywhere() -> None:
-    with pytest.raises(ValueError, match="x='maybe' is not accepted: give true or false"):
-        boolean({"x": "maybe"}, "x")
+    with pytest.raises(
+        ValueError, match="delayed_restart='maybe' is not accepted: give true or false"
+    ):
+        make("redlock", {"delayed_restart": "maybe"})
     with pytest.raises(ValueError, match="fencing='maybe' is not accepted: give true or false"):
         MutexWorkload({"fencing": "maybe"})
     env = NemesisEnv(RunConfig(), make("redis"), Cluster(server_kind("redis"), []), random.Random())
@@ -49,3 +52,41 @@ def test_redis_backends_reject_a_bad_timeout_before_any_server_starts() -> None:
     for name in ("redis", "redis-py", "unsafe-redis"):
         with pytest.raises(ValueError, match="timeout_ms='soon' is not accepted"):
             make(name, {"timeout_ms": "soon"})
+
+
+class _Declared(Backend):
+    name = "declared"
+    description = "a backend declaring one option of each kind, and one as plain text"
+    options = {
+        "n": Option(3, "nodes", lo=1, hi=9),
+        "sync": Option(False, "wait for a replica"),
+        "mode": Option("fast", "how", choices=("fast", "safe")),
+        "db": "postgres",  # a plain text default (a plug-in written before Option)
+    }
+
+    def servers(self) -> ServerNeed:
+        return ServerNeed("redis")
+
+    def client(self, endpoints, client_id):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def test_a_backend_gets_its_options_parsed_once_and_keeps_their_text() -> None:
+    b = _Declared({"n": " 7", "sync": "Yes", "mode": "SAFE", "db": "x"})
+    assert b.values == {"n": 7, "sync": True, "mode": "safe", "db": "x"}
+    assert b.opts == {"n": " 7", "sync": "true", "mode": "SAFE", "db": "x"}  # as given
+    d = _Declared()
+    assert d.values == {"n": 3, "sync": False, "mode": "fast", "db": "postgres"}
+    assert d.opts == {"n": "3", "sync": "false", "mode": "fast", "db": "postgres"}
+    with pytest.raises(
+        ValueError, match="^option n='0' is not accepted: give an integer from 1 to 9$"
+    ):
+        _Declared({"n": "0"})
+    with pytest.raises(
+        ValueError, match="^option mode='slow' is not accepted: give one of fast, safe$"
+    ):
+        _Declared({"mode": "slow"})
+    with pytest.raises(
+        ValueError, match="^backend 'declared' has no option x; accepted: db, mode, n, sync$"
+    ):
+        _Declared({"x": "1"})
