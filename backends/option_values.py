@@ -111,21 +111,35 @@ class Option:
     choices: tuple[str, ...] = ()
     flag: str | None = None
     unit: str = ""  # e.g. "ms": said with the accepted range
+    #: The type where the default does not give it: a nemesis's default said in words ("2 x ttl").
+    kind: type | None = None
+    lo_open: bool = False  # ``lo`` itself refused: strictly above it
+
+    @property
+    def type(self) -> type:
+        return self.kind or type(self.default)
 
     def parse(self, name: str, raw: Any) -> Any:
         if self.choices:
             return choice({name: raw}, name, self.choices)
-        d = self.default
+        t = self.type
         try:
-            if isinstance(d, bool):
+            if t is bool:
                 return to_bool(name, raw)
-            if isinstance(d, int):
-                return to_int(name, raw, _i(self.lo), _i(self.hi))
-            if isinstance(d, float):
-                return to_float(name, raw, self.lo, self.hi)
+            if t is int:
+                value: Any = to_int(name, raw, _i(self.lo), _i(self.hi))
+            elif t is float:
+                value = to_float(name, raw, self.lo, self.hi)
+            else:
+                return str(raw)
+            if self.lo_open and value == self.lo:
+                what = "an integer" if t is int else "a number"
+                raise ValueError(
+                    f"option {name}={raw!r} is not accepted: give {what} > {number_text(self.lo)}"
+                )
+            return value
         except ValueError as e:
             raise ValueError(f"{e} {self.unit}".rstrip()) from None
-        return str(raw)
 
 
 def option_text(value: Any) -> str:

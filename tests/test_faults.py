@@ -13,10 +13,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from backends.option_values import Option
 from checkers import faults
 from checkers.history import Op
 from harness.nemesis import nemeses
-from harness.nemesis.options import Opt
+from harness.nemesis.options import accepted, described
 from harness.runtime.base import free_port
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
@@ -59,8 +60,8 @@ def test_clock_on_etcd_is_refused_before_start(tmp_path):
 def test_every_nemesis_option_declares_its_type_and_range():
     for cls in nemeses().values():
         for name, opt in cls.options.items():
-            assert isinstance(opt, Opt), (cls.name, name)
-            assert opt.accepted() and str(opt), (cls.name, name)
+            assert isinstance(opt, Option), (cls.name, name)
+            assert accepted(opt) and opt.help and described(opt), (cls.name, name)
 
 
 def _nemesis_ops(*rows: tuple[str, str, object, str | None]) -> list[Op]:

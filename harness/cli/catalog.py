@@ -140,12 +140,13 @@ def _clean(docker_host: str | None) -> None:
 def nemeses() -> None:
     """List every nemesis with a one-line description and its options (--nemesis-opt)."""
     from ..nemesis import nemeses as installed
+    from ..nemesis.options import accepted, described
 
     t = Table("nemesis", "what it does", "options (NAME: default: meaning)")
     for name, cls in installed().items():
         opts = (
             "\n".join(
-                f"{k}: {v}" + (f" ({v.accepted()})" if v.kind is not str else "")
+                f"{k}: {described(v)}" + (f" ({accepted(v)})" if v.type is not str else "")
                 for k, v in cls.options.items()
             )
             or "-"

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from backends.base import Backend
 from backends.errors import LockHarnessError
+from backends.option_values import Option
 
 from ..runtime import Cluster, Node
 from ..runtime.base import ServerKind
-from .options import Opt
+from . import options as nemesis_options
 
 if TYPE_CHECKING:
     from workloads.base import StatusArray
@@ -91,7 +92,7 @@ class NemesisEnv:
 class Nemesis:
     name: ClassVar[str]
     description: ClassVar[str]
-    options: ClassVar[dict[str, Opt]] = {}  # name -> type, range and "default: meaning"
+    options: ClassVar[dict[str, Option]] = {}  # name -> default, meaning, type and range
     needs_proxies: ClassVar[bool] = False
     needs_clock: ClassVar[bool] = False
     needs_node_uids: ClassVar[bool] = False
@@ -104,7 +105,7 @@ class Nemesis:
         raw = self.opts.get(name)
         if raw is None:
             return default
-        return self.options[name].parse(self.name, name, raw)
+        return nemesis_options.parse(self.options[name], self.name, name, raw)
 
     @classmethod
     def validate(cls, plan: Plan, opts: dict[str, str]) -> None:
@@ -115,7 +116,11 @@ class Nemesis:
                 f"backend {plan.cfg.backend} uses an external server here: nemesis {cls.name} "
                 "needs servers that the harness started itself"
             )
-        values = {k: o.parse(cls.name, k, opts[k]) for k, o in cls.options.items() if k in opts}
+        values = {
+            k: nemesis_options.parse(o, cls.name, k, opts[k])
+            for k, o in cls.options.items()
+            if k in opts
+        }
         cls.check_plan(plan, values)
 
     @classmethod

@@ -49,8 +49,12 @@ class Clock(Nemesis):
                 )
         strobe = values.get("strobe_ms", 0.0)
         if 0 < strobe < 1:  # a faster strobe would only spin the harness
-            raise cls.options["strobe_ms"].refuse(
-                cls.name, "strobe_ms", str(strobe), "0 (no strobe) or a number >= 1"
+            raise o.refuse(
+                cls.options["strobe_ms"],
+                cls.name,
+                "strobe_ms",
+                str(strobe),
+                "0 (no strobe) or a number >= 1",
             )
         check_target(cls, plan, values)
 
