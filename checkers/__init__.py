@@ -1,10 +1,18 @@
 """Verdicts from a history: mutex safety, fencing, performance, lost updates, scheduled jobs;
-which of them a history calls for, and how to combine them."""
+which of them a history calls for, and how to combine them.
+
+Checkers are found through the ``harness.checkers`` entry point group, as backends, workloads,
+nemeses and stores are through theirs: each entry is a ``CheckerSpec`` (the built-in ones in
+``checkers/builtin.py``), loaded when first needed, never at import (``builtin`` imports this
+package)."""
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any
 
 from . import faults, fencing, jobs, mutex, perf
@@ -148,38 +156,51 @@ def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
     }
 
 
-#: Every checker by name, in report order.
-CHECKERS: dict[str, Callable[..., Checker]] = {
-    "mutex": lambda **kw: lock_checkers(**kw)["mutex"],
-    "fencing": lambda **kw: lock_checkers(**kw)["fencing"],
-    "perf": lambda **kw: lock_checkers(**kw)["perf"],
-    "set": lambda **kw: lambda h: set_checker.check(h.ops),
-    "jobs": lambda **kw: lambda h: jobs.check(h.ops),
-}
+GROUP = "harness.checkers"
 
-# Which ops call for which checkers: a history is checked for what it contains, so a bare
-# Jepsen set history is not passed by a mutex checker that found no lock ops to look at.
-CHECKERS_FOR_OPS: dict[str, tuple[str, ...]] = {
-    "acquire": ("mutex", "fencing", "perf"),
-    "release": ("mutex", "fencing", "perf"),
-    "add": ("set",),
-    "read": ("set",),
-    "exec": ("jobs",),
-}
-ORDER = tuple(CHECKERS)
+
+@dataclass(frozen=True)
+class CheckerSpec:
+    """One registered checker: ``make(fencing_enforced=...)`` gives its entry of a checker map;
+    ``reads_ops`` are the op kinds (``f``) that call for it in a bare history (so a Jepsen set
+    history is not passed by a mutex checker that found no lock op to look at); ``order`` is its
+    place in reports (lower first)."""
+
+    name: str
+    make: Callable[..., Checker]
+    reads_ops: tuple[str, ...]
+    order: int
+
+
+@cache
+def checker_specs() -> dict[str, CheckerSpec]:
+    """Every installed checker by name, in report order (the first entry of a name wins)."""
+    specs: dict[str, CheckerSpec] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name not in specs:
+            specs[ep.name] = ep.load()
+    return dict(sorted(specs.items(), key=lambda kv: kv[1].order))
+
+
+def checkers_for_op(f: str) -> tuple[str, ...]:
+    """The checkers an op kind calls for, in report order (none for an op no checker reads)."""
+    return tuple(n for n, s in checker_specs().items() if f in s.reads_ops)
 
 
 def select(ops: Iterable[Op]) -> list[str]:
     """The checkers the ops of a history call for, in report order (none for no known op)."""
     fs = frozenset(op.f for op in ops)
-    wanted = {name for f in fs for name in CHECKERS_FOR_OPS.get(f, ())}
-    return [name for name in ORDER if name in wanted]
+    return [n for n, s in checker_specs().items() if not fs.isdisjoint(s.reads_ops)]
 
 
 def checker_map(names: Iterable[str], *, fencing_enforced: bool = False) -> dict[str, Checker]:
-    """The checker map of these checker names (see ``CHECKERS``)."""
+    """The checker map of these checker names, in report order (see ``checker_specs``)."""
     wanted = frozenset(names)  # (``set`` is the set checker's module here)
-    return {n: CHECKERS[n](fencing_enforced=fencing_enforced) for n in ORDER if n in wanted}
+    return {
+        n: s.make(fencing_enforced=fencing_enforced)
+        for n, s in checker_specs().items()
+        if n in wanted
+    }
 
 
 def check_all(
@@ -199,14 +220,16 @@ def check_all(
 
 
 __all__ = [
-    "CHECKERS",
     "SCHEMA_VERSION",
     "Checker",
     "CheckerMap",
+    "CheckerSpec",
     "History",
     "LockModel",
     "check_all",
     "checker_map",
+    "checker_specs",
+    "checkers_for_op",
     "combine",
     "compose",
     "exit_code",

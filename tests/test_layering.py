@@ -293,12 +293,13 @@ def test_every_own_store_is_a_store() -> None:
 
 
 def test_one_registration_rule() -> None:
-    """Backends, workloads, nemeses and stores are all found through an entry point group, the
-    built-in ones registered there as a third party's would be: each entry point loads a class
-    of the right kind, named as it is registered."""
+    """Backends, workloads, nemeses, stores and checkers are all found through an entry point
+    group, the built-in ones registered there as a third party's would be: each entry point
+    loads a class of the right kind (a checker: a CheckerSpec), named as it is registered."""
     from importlib.metadata import entry_points
 
     from backends.base import Backend
+    from checkers import CheckerSpec
     from harness.nemesis.base import Nemesis
     from workloads.base import Workload
     from workloads.stores.base import SetStore
@@ -309,6 +310,11 @@ def test_one_registration_rule() -> None:
         "harness.nemeses": (Nemesis, 9),
         "harness.stores": (SetStore, 5),
     }
+    checkers = entry_points(group="harness.checkers")  # a checker is a CheckerSpec, not a class
+    assert {"mutex", "fencing", "perf", "set", "jobs"} <= set(checkers.names)
+    for ep in checkers:
+        spec = ep.load()
+        assert isinstance(spec, CheckerSpec) and spec.name == ep.name and spec.reads_ops, ep.name
     for group, (base, built_in) in groups.items():
         eps = entry_points(group=group)
         assert len(eps) >= built_in, group

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from checkers import (
-    CHECKERS_FOR_OPS,
-    ORDER,
     SCHEMA_VERSION,
     CheckerMap,
     checker_map,
+    checker_specs,
+    checkers_for_op,
     compose,
     faults,
     lacks_evidence,
@@ -102,14 +102,13 @@ def disagreements(checkers: CheckerMap, ops: list[Op], workload: str | None) -> 
         if name in checkers and present.isdisjoint(fs)
     ]
     unread = sorted(
-        f
-        for f in present
-        if f in CHECKERS_FOR_OPS and set(checkers).isdisjoint(CHECKERS_FOR_OPS[f])
+        f for f in present if checkers_for_op(f) and set(checkers).isdisjoint(checkers_for_op(f))
     )
     if unread:
         n = {f: sum(op.f == f for op in ops) for f in unread}
         what = " and ".join(f"{n[f]:,} {f}" for f in unread) + " ops"
-        wanted = sorted({c for f in unread for c in CHECKERS_FOR_OPS[f]}, key=ORDER.index)
+        called = {c for f in unread for c in checkers_for_op(f)}
+        wanted = [c for c in checker_specs() if c in called]  # in report order
         of = f"the {workload} workload" if workload else "these checkers"
         out.append(
             f"the history has ops that no checker of {of} reads ({what}; "
