@@ -90,3 +90,15 @@ def test_a_backend_gets_its_options_parsed_once_and_keeps_their_text() -> None:
         ValueError, match="^backend 'declared' has no option x; accepted: db, mode, n, sync$"
     ):
         _Declared({"x": "1"})
+
+
+def test_a_nemesis_option_is_the_same_type_with_its_own_refusal() -> None:
+    from harness.nemesis.options import number, parse
+
+    share = number("0.3: share of connections black-holed", hi=1, lo_open=True)
+    assert isinstance(share, Option) and (share.default, share.type) == ("0.3", float)
+    assert parse(share, "flaky", "share", "0.5") == 0.5
+    with pytest.raises(ValueError, match=r"^nemesis flaky option share='0' .* in \(0, 1\]$"):
+        parse(share, "flaky", "share", "0")
+    with pytest.raises(ValueError, match="^option share='0' is not accepted: give a number > 0$"):
+        share.parse("share", "0")  # the generic parser honours lo_open too
