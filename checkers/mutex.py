@@ -105,39 +105,36 @@ def _lease(
     bad_keys: set[Any],
     lapses: list[tuple[list[Any], list[Any]]],
 ) -> tuple[int, int]:
-    """The lease sweep: each hold against the earlier holds of its key still in force (a short
-    list: a hold leaves it once it certainly ended, lapsed, passed to its own holder's next
-    grant, or was broken into). Returns (revoked holds whose holder went on acting, lapses)."""
+    """The lease sweep: each hold against the one before it on its key, as in the strict
+    sweep (every earlier hold leaves the comparison once it certainly ended, lapsed, passed to
+    its own holder's next grant, or was broken into, so the one before is the only one left).
+    Returns (revoked holds whose holder went on acting, lapses)."""
     srt = hs.ops
     acting = nlapses = 0
     for key, lst in hs.by_key.items():
-        live: list[list[Any]] = []
-        for b in lst:
+        for i in range(len(lst) - 1):
+            a = lst[i]
+            b = lst[i + 1]
             s = b[START]
-            t_b = srt[s].time
-            keep: list[list[Any]] = []
-            for a in live:
-                if a[PROC] == b[PROC]:
-                    continue  # given again to its own holder: ownership goes on in b
-                released = a[REL] in ENDED_BY  # certainly or possibly, at its END
-                if released and s >= a[END]:
-                    continue
-                if not 0 <= a[STOP] <= s:  # b's grant returned while a still acted
-                    kind = "overlap" if released else "revoked-while-held"
-                elif lease_ns is None or t_b < _lease_start(a, srt) + lease_ns:
-                    kind = EARLY  # a had stopped, but its grant could not yet have run out
-                else:  # the lease ran out after its holder let go: no violation
-                    nlapses += 1
-                    if len(lapses) < MAX_LAPSES:
-                        lapses.append((a, b))
-                    continue
-                kinds[kind] += 1
-                acting += kind == "revoked-while-held"
-                bad_keys.add(key)
-                if len(found) < MAX_VIOLATIONS:
-                    found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
-            keep.append(b)
-            live = keep
+            if a[PROC] == b[PROC]:
+                continue  # given again to its own holder: ownership goes on in b
+            released = a[REL] in ENDED_BY  # certainly or possibly, at its END
+            if released and s >= a[END]:
+                continue
+            if not 0 <= a[STOP] <= s:  # b's grant returned while a still acted
+                kind = "overlap" if released else "revoked-while-held"
+            elif lease_ns is None or srt[s].time < _lease_start(a, srt) + lease_ns:
+                kind = EARLY  # a had stopped, but its grant could not yet have run out
+            else:  # the lease ran out after its holder let go: no violation
+                nlapses += 1
+                if len(lapses) < MAX_LAPSES:
+                    lapses.append((a, b))
+                continue
+            kinds[kind] += 1
+            acting += kind == "revoked-while-held"
+            bad_keys.add(key)
+            if len(found) < MAX_VIOLATIONS:
+                found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
     return acting, nlapses
 
 
