@@ -7,10 +7,7 @@ schedule is timed so that exactly the faults asserted on happen within the time 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +16,8 @@ import pytest
 from checkers.history import Op, read
 from harness.run import RunResult, run_test
 from harness.run.config import run_config
-from harness.runtime import MissingBinary
-from harness.runtime.kinds import server_kind
 
-
-def _need(kind: str) -> None:
-    try:
-        server_kind(kind).find_binary()
-    except MissingBinary as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def store() -> Iterator[Path]:
-    """The run store. Not under pytest's tmp_path: PostgreSQL runs as the postgres user, which
-    must traverse every ancestor, and each pytest session (others may run at the same time)
-    resets its base directory to mode 0700."""
-    with tempfile.TemporaryDirectory(prefix="lockharness-faults-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
+from .conftest import need_server
 
 
 def _run(store: Path, **kw: Any) -> tuple[RunResult, list[Op]]:
@@ -87,7 +67,7 @@ def test_holder_paused_past_its_lease_is_caught(
     """The lease (or, for postgres with session_ttl, the idle session) expires server-side while
     the holder is frozen; another client takes the lock; the holder wakes, writes the resource
     and finds at release that it was no longer the owner: revoked while held, a stale write."""
-    _need(kind)
+    need_server(kind)
     res, ops = _run(
         store,
         backend=backend,
@@ -145,7 +125,7 @@ def test_zookeeper_holder_paused_past_its_session(store: Path, ignore_state: boo
     writes before it releases, and the release after waking ends in ConnectionLoss (an unknown
     outcome, so the hold counts as ending there): also an overlap. A connection listener only
     helps a holder that checks it before acting (renew), which this workload does not."""
-    _need("zookeeper")
+    need_server("zookeeper")
     res, ops = _run(
         store,
         backend="zookeeper",
@@ -191,7 +171,7 @@ def test_redlock_kill_and_wipe(store: Path, delayed: bool) -> None:
     nodes, so a second client gets a quorum: double grants. With delayed_restart (Redlock's own
     fix) a node stays down longer than the TTL, so any key it forgot had expired anyway:
     expected safe."""
-    _need("redis")
+    need_server("redis")
     ttl_ms = 5000
     res, ops = _run(
         store,
@@ -239,7 +219,7 @@ def test_zookeeper_partition_with_ignored_connection_state(store: Path) -> None:
     leader was in the minority) before the partition heals; measured in about 2 of 5 runs. So
     this asserts that the partitions really cut what they say, and that whatever the checker
     found is the naive client's kind of violation: an overlap ended by an "ok" release."""
-    _need("zookeeper")
+    need_server("zookeeper")
     res, ops = _run(
         store,
         backend="zookeeper",

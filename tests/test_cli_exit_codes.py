@@ -17,36 +17,11 @@ from pathlib import Path
 import pytest
 
 from .conftest import HARNESS, ROOT, harness
+from .test_check_input import INVALID, VALID, _op  # one overlap; the same ops without it
 
 WIDE = {"COLUMNS": "400"}  # one output line per message, to match on
 
 
-def _op(i: int, t: int, p, ty: str, f: str, **kw) -> dict:
-    return {"index": i, "time": t, "process": p, "type": ty, "f": f, "key": 1, **kw}
-
-
-# Process 1 acquires while process 0 holds the lock: one overlap.
-INVALID = [
-    _op(0, 10, 0, "invoke", "acquire"),
-    _op(1, 20, 0, "ok", "acquire", value=1),
-    _op(2, 30, 1, "invoke", "acquire"),
-    _op(3, 40, 1, "ok", "acquire", value=2),
-    _op(4, 50, 1, "invoke", "release"),
-    _op(5, 60, 1, "ok", "release"),
-    _op(6, 70, 0, "invoke", "release"),
-    _op(7, 80, 0, "ok", "release"),
-]
-# The same ops, process 1 acquiring only after process 0 released: no violation.
-VALID = [
-    _op(0, 10, 0, "invoke", "acquire"),
-    _op(1, 20, 0, "ok", "acquire", value=1),
-    _op(2, 30, 0, "invoke", "release"),
-    _op(3, 40, 0, "ok", "release"),
-    _op(4, 50, 1, "invoke", "acquire"),
-    _op(5, 60, 1, "ok", "acquire", value=2),
-    _op(6, 70, 1, "invoke", "release"),
-    _op(7, 80, 1, "ok", "release"),
-]
 HISTORIES = {"valid": (VALID, 0), "invalid": (INVALID, 1)}
 
 
