@@ -58,11 +58,6 @@ class LockModel:
             return None
         return int(self.ttl_ms * 1_000_000)
 
-    @property
-    def has_lease(self) -> bool:
-        """Does the lock's grant run out on its own (words about a lease are true)?"""
-        return self.expiry in (EXPIRES_TTL, EXPIRES_HIDDEN)
-
     def to_dict(self) -> LockDict:
         return {"model": self.name, "expiry": self.expiry, "ttl_ms": self.ttl_ms}
 
@@ -81,7 +76,3 @@ class LockModel:
 
 #: A bare history with no TTL known is judged strictly.
 STRICT_MODEL = LockModel(STRICT)
-
-
-def lease_model(expiry: str, ttl_ms: float | None) -> LockModel:
-    return LockModel(LEASE, expiry, ttl_ms if expiry == EXPIRES_TTL else None)
