@@ -28,7 +28,7 @@ from .backend_contract import (
     fresh_key,
     make_clients,
 )
-from .test_backend_faults import _kinds, _nemesis, _run, store  # noqa: F401 - a fixture
+from .test_backend_faults import _kinds, _nemesis, _run  # the store fixture: conftest's
 
 try:
     PostgresServer().find_binary()
