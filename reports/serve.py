@@ -78,6 +78,11 @@ class Run:
     has_report: bool  # report.html exists; else the server renders one on request
 
 
+# Where run directories lie in a store (harness.run.store.RUN_PATTERNS; reports do not import the
+# harness): its own runs, and a campaign's under runs/<cell>/<repetition>/.
+RUN_PATTERNS = ("*/*", "runs/*/*/*/*")
+
+
 class Store:
     """The store's runs and pages, read on each request (results cached by mtime)."""
 
@@ -163,7 +168,7 @@ class Store:
     def _run_dirs(self) -> list[Path]:
         found = set()
         for name in RUN_FILES:
-            for p in self.root.glob(f"*/*/{name}"):
+            for p in (q for pattern in RUN_PATTERNS for q in self.root.glob(f"{pattern}/{name}")):
                 d = p.parent
                 if not d.is_symlink() and not d.parent.is_symlink():  # store/latest is a link
                     found.add(d)

@@ -244,7 +244,7 @@ def test_stored_run_that_never_finished(real_run, tmp_path):
     (d / "results.json").unlink()  # killed before its check
     r = harness("list", "--store", str(tmp_path), env=WIDE)
     assert "unfinished" in r.stdout and "not checked" not in r.stdout
-    _unknown(d, "never finished", "no duration in config.json")
+    _unknown(d, "never finished", "no duration_s in config.json")  # the field it reads
     assert "never finished" in json.loads((d / "results.json").read_text())["summary"]
     r = harness("list", "--store", str(tmp_path), env=WIDE)
     assert "unknown" in r.stdout and "never finished" in r.stdout  # the results say why

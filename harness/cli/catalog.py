@@ -10,20 +10,21 @@ from rich.table import Table
 
 from .app import main
 from .errors import friendly
-from .output import cell, line, out, say
+from .output import cell, line, option_json, out, print_json, say
+
+JSON_HELP = "Print one JSON list instead of the table (shape: README, Scripting)."
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @friendly
-def backends() -> None:
+def backends(as_json: bool) -> None:
     """List every lock backend with its servers, fence type, how its grants expire (with its
     default options) and availability here."""
     from backends.registry import backend_class, names
 
-    from ..runtime.base import MissingBinary
-    from ..runtime.kinds import server_kind
-
     t = Table("backend", "servers", "fence", "expiry", "available here", "description")
+    rows: list[dict] = []
     for name in names():
         try:
             cls = backend_class(name)
@@ -31,20 +32,39 @@ def backends() -> None:
             need, expiry = backend.servers(), backend.expiry()
         except Exception as e:  # a third-party plugin that fails to load still gets a row
             t.add_row(cell(name), "?", "?", "?", line(("no", "red"), f": {e}"), "")
+            rows.append({"name": name, "available": False, "why": f"cannot load: {e}"})
             continue
-        try:
-            server_kind(need.kind).find_binary()
-            avail = cell("yes", "green")
-        except MissingBinary as e:
-            avail = line(("no", "red"), f": {e}")
-        except Exception as e:
-            avail = line(("no", "red"), f": {e}")
+        why = _missing(need.kind)
+        avail = cell("yes", "green") if why is None else line(("no", "red"), f": {why}")
+        rows.append(
+            {
+                "name": name,
+                "servers": {"kind": need.kind, "nodes": need.nodes},
+                "fence": cls.fence if cls.fenced else None,
+                "expiry": str(expiry),
+                "available": why is None,
+                "why": why,
+                "description": cls.description,
+                "options": [option_json(k, o) for k, o in cls.options.items()],
+            }
+        )
         t.add_row(  # literal cells: a plugin's words or an error are not markup
             cell(name), cell(f"{need.kind} x{need.nodes}"),
             cell(cls.fence if cls.fenced else "none"), cell(str(expiry)), avail,
             cell(cls.description),
         )  # fmt: skip
-    out.print(t)
+    print_json(rows) if as_json else out.print(t)
+
+
+def _missing(kind: str) -> str | None:
+    """Why this kind's server program is not here, or None when it is."""
+    from ..runtime.kinds import server_kind
+
+    try:
+        server_kind(kind).find_binary()
+    except Exception as e:  # MissingBinary, or a kind that cannot even say
+        return str(e)
+    return None
 
 
 @main.command()
@@ -137,12 +157,25 @@ def _clean(docker_host: str | None) -> None:
 
 
 @main.command()
-def nemeses() -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@friendly
+def nemeses(as_json: bool) -> None:
     """List every nemesis with a one-line description and its options (--nemesis-opt)."""
     from ..nemesis import nemeses as installed
     from ..nemesis.options import accepted, described
 
     t = Table("nemesis", "what it does", "options (NAME: default: meaning)")
+    rows = [
+        {
+            "name": name,
+            "description": cls.description,
+            "options": [option_json(k, o) for k, o in cls.options.items()],
+        }
+        for name, cls in installed().items()
+    ]
+    if as_json:
+        print_json(rows)
+        return
     for name, cls in installed().items():
         opts = (
             "\n".join(
@@ -156,23 +189,33 @@ def nemeses() -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @friendly
-def workloads() -> None:
+def workloads(as_json: bool) -> None:
     """List every workload with a description and its options (--workload-opt, or the flag)."""
     from workloads import registry as workload_registry
 
     # A header is markup too: "[flag]" would vanish as a tag.
     t = Table("workload", "what clients do")
     t.add_column(cell("options (NAME [flag]: default: meaning)"))
+    rows: list[dict] = []
     for name in workload_registry.names():
         try:
             cls = workload_registry.workload_class(name)
         except Exception as e:  # a third-party plugin that fails to load still gets a row
             t.add_row(cell(name), line(("cannot load", "red"), f": {e}"), "")
+            rows.append({"name": name, "error": f"cannot load: {e}"})
             continue
+        rows.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "options": [option_json(k, o) for k, o in cls.options.items()],
+            }
+        )
         opts = "\n".join(
             f"{k}{f' [{o.flag}]' if o.flag else ''}: {o.default}: {o.help}"
             for k, o in cls.options.items()
         )
         t.add_row(cell(name), cell(cls.description), cell(opts or "-"))
-    out.print(t)
+    print_json(rows) if as_json else out.print(t)

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.text import Text
 
 STYLE = {"valid": "bold green", "invalid": "bold red"}
@@ -81,7 +81,24 @@ def guard_streams() -> None:
             setattr(sys, name, _PipeGuard(stream))
 
 
+# Not on a terminal (a pipe, a CI log, a file) lines are never wrapped nor table cells cut with
+# "…": a path printed there is copied or grepped whole. Wide enough for any line, yet bounded.
+UNWRAPPED_WIDTH = 100_000
+
+
 class _Console(Console):
+    @property
+    def size(self) -> ConsoleDimensions:
+        """A terminal's own size; anything else (even with a terminal on another stream, as in
+        ``harness list | cat``) is unbounded, whatever the terminal around it."""
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(UNWRAPPED_WIDTH, super().size.height)
+        return super().size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
     def on_broken_pipe(self) -> None:
         """Rich's default exits 1 ("unsafe") and silences stdout even for stderr: silence this
         console's own stream and go on (reached only when ``guard_streams`` was not called)."""
@@ -116,6 +133,34 @@ def echo(s: str) -> None:
         return
     sys.stdout.write(s + "\n")
     sys.stdout.flush()
+
+
+def print_json(obj: Any) -> None:
+    """A command's --json form: one JSON document on stdout, nothing else there (notices and
+    errors go to stderr); a value JSON has no word for is its text."""
+    import json
+
+    echo(json.dumps(obj, indent=2, default=str, allow_nan=False))
+
+
+def option_json(name: str, o: Any) -> dict[str, Any]:
+    """A declared option (``backends.option_values.Option``, or a plain text default) as
+    ``--json`` lists it: name, default, type, meaning, and its flag, unit, bounds and words."""
+    if isinstance(o, str):  # a plain text default
+        return {"name": name, "default": o, "type": "str", "help": ""}
+    d: dict[str, Any] = {
+        "name": name,
+        "default": o.default,
+        "type": o.type.__name__,
+        "help": o.help,
+    }
+    extra = {"flag": o.flag, "unit": o.unit, "min": o.lo, "max": o.hi, "choices": o.choices}
+    d |= {
+        k: (list(v) if k == "choices" else v) for k, v in extra.items() if v not in (None, "", ())
+    }
+    if o.lo_open:
+        d["min_exclusive"] = True
+    return d
 
 
 def verdict_text(valid) -> Text:

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..run import store
 from .app import main
 from .errors import UserError, friendly
-from .output import cell, echo, err, out, print_verdict, say, verdict_text
+from .output import cell, echo, err, out, print_json, print_verdict, say, verdict_text
 
 
 @main.command()
@@ -83,9 +83,12 @@ def report(run_dir) -> None:
 
 @main.command("list")
 @click.option("--store", "store_dir", default="store", show_default=True, type=click.Path())
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON list (shape: README, Scripting)."
+)
 @friendly
-def list_runs(store_dir) -> None:
-    """List stored runs with their verdicts.
+def list_runs(store_dir, as_json) -> None:
+    """List stored runs with their verdicts (a campaign's too, under runs/).
 
     \b
     Example:
@@ -93,31 +96,60 @@ def list_runs(store_dir) -> None:
     """
     from checkers.history import nemesis_label
 
-    runs = store.runs(Path(store_dir))
-    if not runs:
+    rows = [_run_row(d) for d in store.runs(Path(store_dir))]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
         say(f"no runs in {store_dir}")
         return
     t = Table("run", "backend", "nemesis", "verdict", "summary")
-    for d in runs:
-        cfg = read_or_empty(d / store.CONFIG)
-        res = read_or_empty(d / store.RESULTS)
-        verdict = verdict_text(res.get("valid")) if res else cell("not checked", "yellow")
-        summary = res.get("summary", "")
-        if cfg.get("failed"):
-            verdict, summary = cell("failed", "red"), str(cfg["failed"])[:160]
-        elif not cfg:
-            summary = f"{store.CONFIG} unreadable"
-        elif not res and "duration_s" not in cfg:
-            verdict = cell("unfinished", "yellow")
-            summary = f"no duration in {store.CONFIG}: still running, or killed"
+    for r in rows:
+        verdict = r["verdict"]
+        shown = (
+            verdict_text(r["valid"])
+            if verdict in ("valid", "invalid", "unknown")
+            else cell(verdict, "red" if verdict == "failed" else "yellow")
+        )
         t.add_row(  # literal cells: a run's summary or error may hold "[/]"
-            cell(d),
-            cell(cfg.get("backend", "?")),
-            cell(nemesis_label(cfg.get("nemesis"))),
-            verdict,
-            cell(summary),
+            cell(r["run"]),
+            cell(r["backend"] or "?"),
+            cell(nemesis_label(r["nemesis"])),
+            shown,
+            cell(r["summary"]),
         )
     out.print(t)
+
+
+def _run_row(d: Path) -> dict:
+    """A stored run as ``harness list`` shows it: verdict is valid, invalid or unknown (from
+    results.json), or not checked, failed, unfinished (no duration_s in config.json)."""
+    cfg = read_or_empty(d / store.CONFIG)
+    res = read_or_empty(d / store.RESULTS)
+    row = {
+        "run": str(d),
+        "backend": cfg.get("backend"),
+        "workload": cfg.get("workload"),
+        "nemesis": cfg.get("nemesis"),
+        "seed": cfg.get("seed"),
+        "started_at": cfg.get("started_at"),
+        "valid": res.get("valid"),
+        "verdict": "not checked",
+        "summary": str(res.get("summary", "")),
+    }
+    if res:
+        from checkers import verdict_word
+
+        word = verdict_word(res.get("valid"))
+        row["verdict"] = word if word in ("valid", "invalid") else "unknown"
+    if cfg.get("failed"):
+        row |= {"verdict": "failed", "summary": str(cfg["failed"])[:160]}
+    elif not cfg:
+        row["summary"] = f"{store.CONFIG} unreadable"
+    elif not res and "duration_s" not in cfg:
+        row["verdict"] = "unfinished"
+        row["summary"] = f"no duration_s in {store.CONFIG}: still running, or killed"
+    return row
 
 
 def read_or_empty(p: Path) -> dict:

@@ -156,7 +156,9 @@ def run_outcome(results: dict[str, Any], config: Mapping[str, Any], *, stored: b
     elif config.get("failed"):
         lacks_evidence(results, f"the run failed: {config['failed']}")
     elif "duration_s" not in config:
-        lacks_evidence(results, f"the run never finished (no duration in {store.CONFIG}: killed?)")
+        lacks_evidence(
+            results, f"the run never finished (no duration_s in {store.CONFIG}: killed?)"
+        )
     elif not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
         lacks_evidence(
             results,

@@ -55,10 +55,15 @@ def read_object(path: Path) -> dict[str, Any]:
     return d
 
 
+# Where run directories lie in a store: its own runs, and a campaign's (``harness compare``),
+# each in a store of its own: runs/<cell>/<repetition>/<backend-workload-nemesis>/<timestamp>/.
+RUN_PATTERNS = ("*/*", "runs/*/*/*/*")
+
+
 def runs(store: Path) -> list[Path]:
-    """Every stored run directory, oldest first."""
+    """Every stored run directory, a campaign's too, oldest first."""
     store = Path(store)
     if not store.is_dir():
         return []
-    found = [p.parent for p in store.glob(f"*/*/{CONFIG}")]
+    found = [p.parent for pattern in RUN_PATTERNS for p in store.glob(f"{pattern}/{CONFIG}")]
     return sorted(found, key=lambda p: p.name)
