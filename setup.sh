@@ -9,6 +9,9 @@ PKGS="redis-server etcd-server zookeeper libslf4j-java postgresql mariadb-server
 # The Docker runtime: the harness starts its own dockerd (in a namespace it makes), never the
 # package's service; images are built with debootstrap; docker-compose validates the compose file.
 PKGS="$PKGS docker.io debootstrap docker-compose"
+# Redis Sentinel (the redis-failover backend) and PgBouncer (the postgres backends' pooler=...):
+# the harness starts its own, by pid, never the packages' services.
+PKGS="$PKGS redis-sentinel pgbouncer"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
