@@ -68,6 +68,11 @@ class ServerNeed:
     kind: str
     nodes: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    #: Servers in front of these (a connection pooler, Redis Sentinels), started once these are
+    #: ready with their nodes as ``options["upstream"]``; clients and ``setup`` connect to the
+    #: front's nodes. Its nodes are named after ``front_role`` (pooler1, sentinel1 ...).
+    front: ServerNeed | None = None
+    front_role: str = "front"
 
 
 class LockClient(ABC):

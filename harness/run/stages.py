@@ -208,8 +208,10 @@ def prepare(cfg: RunConfig) -> RunPlan:
             raise ValueError(f"workload {cfg.workload}: its {role} servers need at least one node")
     classes = [nemesis_class(n) for n in cfg.nemesis]
     _check_nemesis_opts(cfg, classes)
-    check_before_start(cfg, backend, classes, extra)
     need = backend.servers()
+    # A front's nodes (a pooler, sentinels) are fault targets by name, as a workload's are.
+    fronts = {need.front_role: need.front} if need.front is not None else {}
+    check_before_start(cfg, backend, classes, {**extra, **fronts})
 
     def plan(use_ns: bool) -> RunPlan:
         model = run_model(cfg.model, backend, workload)
@@ -218,11 +220,11 @@ def prepare(cfg: RunConfig) -> RunPlan:
     if cfg.runtime in ("docker", "compose"):
         from . import container_runs
 
-        container_runs.check(cfg, [need, *extra.values()])
+        container_runs.check(cfg, [need, *fronts.values(), *extra.values()])
         return plan(False)
     if need.nodes:  # a missing server binary is known before anything is stored
         server_kind(need.kind, need.options).find_binary()
-    for xneed in extra.values():
+    for xneed in [*fronts.values(), *extra.values()]:
         server_kind(xneed.kind, xneed.options).find_binary()
     can_ns, why_not = netns.available()
     if cfg.netns == "on" and not can_ns:
@@ -447,13 +449,22 @@ def _start(
     intr.check()
     record.servers = _server_rows(need, cluster, "lock")
     extra: dict[str, Cluster] = {}
+    front = None
+    if need.front is not None:  # clients reach the lock through it: a pooler, sentinels
+        fneed, role = need.front, need.front_role
+        front = runtime.start(
+            fneed.kind, fneed.nodes, {**fneed.options, "upstream": cluster.nodes}, prefix=role
+        )
+        extra[role] = front  # a fault target by node name, ended with the others
+        record.servers += _server_rows(fneed, front, role)
+        intr.check()
     for role, xneed in plan.extra_needs.items():
         extra[role] = runtime.start(xneed.kind, xneed.nodes, xneed.options, prefix=role)
         record.servers += _server_rows(xneed, extra[role], role)
         intr.check()
     proxies = None
     if any(c.needs_proxies for c in classes):
-        proxies = _proxies(cfg, runtime, cluster, record)
+        proxies = _proxies(cfg, runtime, front or cluster, record)
         stack.callback(proxies.close)
     firewall = None
     if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
@@ -470,7 +481,7 @@ def _start(
         stack,
         cluster,
         extra,
-        direct=_endpoints(cluster),
+        direct=_endpoints(front or cluster),
         servers={role: _endpoints(c) for role, c in extra.items()},
         proxies=proxies,
         firewall=firewall,
