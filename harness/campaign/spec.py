@@ -301,9 +301,11 @@ def _repeat(v: Any) -> int:
 
 
 def _seed(v: Any) -> int | None:
+    from ..run.config import MAX_SEED  # one range for a campaign's seed and a run's
+
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
         raise SpecError(f"seed must be a whole number from 0 to 2^63-1 (got {v!r})")
     return v
 

@@ -96,10 +96,25 @@ class HarnessGroup(click.Group):
 
 
 def check_writable_file(path: str, flag: str, example: str) -> None:
-    """Refuse, before a run, an output file that could not be written after it."""
+    """Refuse, before a run, an output file that could not be written after it: by trying it
+    (as root, access() says yes to /proc and read-only mounts alike). Nothing is left behind:
+    an existing file is opened to append (not changed), a new one is created and removed."""
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {path} is a directory: give a file path, e.g. {p / example}")
     parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: cannot write under {parent}")
+    try:
+        if p.exists():
+            with open(p, "ab"):
+                pass
+        elif parent == p.absolute().parent:
+            os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            p.unlink()
+        else:  # its directories are made when it is written: try the one that exists
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".lockharness-probe-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot write it ({e.strerror or e})") from None

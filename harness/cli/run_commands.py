@@ -13,12 +13,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ..run.config import RunConfig
 from .app import main
 from .errors import (
+    UserError,
     check_writable_file,
     friendly,
     os_error_text,
     say_error,
 )
-from .output import err, print_non_durable, print_verdict, say
+from .output import err, print_json, print_non_durable, print_verdict, say
 
 
 def _workload_flags(fn):
@@ -39,6 +40,7 @@ def _workload_flags(fn):
             if o.flag and o.flag not in seen:
                 seen[o.flag] = (oname, o)
     for flag, (oname, o) in sorted(seen.items(), reverse=True):
+        FLAG_OF[oname] = flag.split("/")[0]
         span = f"{number_text(o.lo)} to {number_text(o.hi)}" if o.hi is not None else ""
         bounds = ", ".join(x for x in (o.unit, span) if x)
         what = f"{o.help[:1].upper()}{o.help[1:]}" + (f", {bounds}" if bounds else "")
@@ -54,6 +56,21 @@ def _workload_flags(fn):
 
 
 WFLAG = "wflag_"
+FLAG_OF: dict[str, str] = {}  # workload option -> the flag that also sets it (--ttl: ttl_ms)
+
+
+def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, Any]:
+    """The workload's options from its flags and --workload-opt; one option set both ways is
+    refused, whatever the values: neither is silently dropped."""
+    from backends.option_values import parse_pairs
+
+    pairs = parse_pairs(wopts, "--workload-opt")
+    for name in sorted(set(given) & set(pairs)):
+        raise UserError(
+            f"{FLAG_OF.get(name, name)} and --workload-opt {name}={pairs[name]} both set "
+            f"workload option {name}: give it once"
+        )
+    return given | pairs
 
 
 @main.command()
@@ -181,6 +198,13 @@ WFLAG = "wflag_"
     default=None,
     help="Also write JUnit XML (one test case a checker) for CI.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object at the end (verdict, run, report; shape: README, Scripting) "
+    "and nothing else on stdout.",
+)
 @friendly
 def run(
     backend,
@@ -209,6 +233,7 @@ def run(
     keep_data,
     model,
     junit,
+    as_json,
     **wflags,
 ) -> None:
     """Run one test: start servers, drive clients (and faults), check, report.
@@ -236,7 +261,7 @@ def run(
     cfg = RunConfig(
         backend=backend,
         workload=workload,
-        workload_opts=given | parse_pairs(wopts, "--workload-opt"),
+        workload_opts=_workload_opts(given, wopts),
         nemesis=nem,
         nemesis_interval=nemesis_interval,
         nemesis_opts=parse_pairs(nopts, "--nemesis-opt"),
@@ -269,6 +294,7 @@ def run(
         (backend, "bold"),
         f" / {workload} / nemesis {cfg.nemesis_label}: "
         f"{concurrency} clients, {keys} keys, {time_limit:g} s",
+        to=err if as_json else None,  # with --json, stdout holds the JSON only
     )
     bar = Progress(
         TextColumn("{task.description}"),
@@ -293,20 +319,54 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):  # the verdict is stored: now only print it
             signal.signal(sig, signal.SIG_IGN)
         bar.update(task, completed=time_limit)
-    print_verdict(result.results)
-    print_non_durable(result.config)
-    if result.interrupted:
-        say("interrupted: the history was checked as far as it was recorded", style="yellow")
-    say("run:    ", str(result.run_dir))
-    if result.report:
-        say("report: ", str(result.report))
+    junit_error = None
     if junit:
         from ..exports.junit import write_junit
 
         try:
             write_junit(Path(junit), result.config, result.results)
         except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
-            say_error(f"--junit-xml: {os_error_text(e)}")
-            sys.exit(1 if result.exit_code == 1 else 2)
-        say("junit:  ", junit)
-    sys.exit(result.exit_code)
+            junit_error = f"--junit-xml: {os_error_text(e)}"
+    code = result.exit_code if junit_error is None else (1 if result.exit_code == 1 else 2)
+    if as_json:
+        print_json(run_json(result, junit if junit and not junit_error else None, code))
+    else:
+        print_verdict(result.results)
+        print_non_durable(result.config)
+        if result.interrupted:
+            say("interrupted: the history was checked as far as it was recorded", style="yellow")
+        # soft_wrap: one line each however long, for a terminal's copy and paste too
+        say("run:    ", str(result.run_dir), soft_wrap=True)
+        if result.report:
+            say("report: ", str(result.report), soft_wrap=True)
+        if junit and not junit_error:
+            say("junit:  ", junit, soft_wrap=True)
+    if junit_error:
+        say_error(junit_error)
+    sys.exit(code)
+
+
+def run_json(result: Any, junit: str | None, exit_code: int) -> dict[str, Any]:
+    """``harness run --json``: the verdict and where everything is; the whole results are in
+    results.json (``harness check --json``), which can be megabytes."""
+    from checkers import verdict_word
+
+    from ..run import store
+
+    res = result.results
+    word = verdict_word(res.get("valid"))
+    return {
+        "verdict": word if word in ("valid", "invalid") else "unknown",
+        "exit_code": exit_code,
+        "summary": res.get("summary", ""),
+        "checkers": {
+            name: {"valid": r.get("valid"), "summary": r.get("summary", "")}
+            for name, r in res.get("checkers", {}).items()
+        },
+        "interrupted": bool(result.interrupted),
+        "run": str(result.run_dir),
+        "results": str(result.run_dir / store.RESULTS),
+        "report": str(result.report) if result.report else None,
+        "junit": junit,
+        "non_durable": list(result.config.get("non_durable") or []),
+    }

@@ -7,6 +7,7 @@ is in ``workload_opts``, declared and parsed by the workload itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ MAX_KEYS = 1_000_000
 
 
 MAX_TIME_LIMIT_S = 7 * 24 * 3600  # a week: a soak test, still a bounded loop
+MAX_SEED = 2**63 - 1  # a seed is a signed 64-bit number for every tool that reads config.json
 
 
 @dataclass
@@ -68,9 +70,19 @@ class RunConfig:
                 0 < self.time_limit <= MAX_TIME_LIMIT_S,  # also refuses inf and nan: every run ends
                 f"--time-limit must be > 0 and <= {MAX_TIME_LIMIT_S} s (got {self.time_limit})",
             ),
-            (self.rate >= 0, f"--rate must be >= 0 (got {self.rate})"),
+            (  # nan and inf too: config.json is JSON, which has no word for them
+                0 <= self.rate < math.inf,
+                f"--rate must be a finite number >= 0 (got {self.rate})",
+            ),
+            (
+                self.seed is None or 0 <= self.seed <= MAX_SEED,
+                f"--seed must be a whole number from 0 to 2^63-1 (got {self.seed})",
+            ),
             (self.ops is None or self.ops >= 1, f"--ops must be >= 1 (got {self.ops})"),
-            (self.nemesis_interval > 0, "--nemesis-interval must be > 0 s"),
+            (
+                0 < self.nemesis_interval < math.inf,
+                f"--nemesis-interval must be a finite number > 0 s (got {self.nemesis_interval})",
+            ),
             (self.netns in ("auto", "on", "off"), f"--netns is auto, on or off (got {self.netns})"),
             (self.client_groups >= 1, "--client-groups must be >= 1"),
             (
