@@ -24,20 +24,23 @@ class FirewallError(LockHarnessError, RuntimeError):
 
 
 class Firewall:
-    """Owns one iptables chain in the current (private) namespace."""
+    """Owns one iptables chain in the current (private) namespace, jumped to from ``hook``
+    (OUTPUT for cuts, whose owner match works there only; the packet-loss nemesis uses a chain
+    of its own from INPUT, so a dropped packet is lost on the way, not refused to its sender)."""
 
-    def __init__(self) -> None:
+    def __init__(self, chain: str = CHAIN, hook: str = "OUTPUT") -> None:
         self.iptables = tool("iptables")
+        self.chain, self.hook = chain, hook
         self.cuts: set[tuple[str, str]] = set()
         try:
-            self._ipt("-N", CHAIN)
+            self._ipt("-N", chain)
         except FirewallError:
             # Left by a killed run in a namespace that outlives runs (a Docker engine's):
             # start from an empty chain with exactly one jump to it.
-            self._ipt("-F", CHAIN)
-            while self._try("-D", "OUTPUT", "-j", CHAIN):
+            self._ipt("-F", chain)
+            while self._try("-D", hook, "-j", chain):
                 pass
-        self._ipt("-I", "OUTPUT", "-j", CHAIN)
+        self._ipt("-I", hook, "-j", chain)
 
     def _ipt(self, *args: str) -> None:
         p = subprocess.run(
@@ -59,27 +62,29 @@ class Firewall:
             raise FirewallError(f"node {src.name} has no uid of its own: cannot cut its links")
         if (src.name, dst.name) in self.cuts:
             return
-        self._ipt(
-            "-A", CHAIN, "-m", "owner", "--uid-owner", str(src.uid), "-d", dst.host, "-j", "DROP"
-        )
+        self.add("-m", "owner", "--uid-owner", str(src.uid), "-d", dst.host, "-j", "DROP")
         self.cuts.add((src.name, dst.name))
+
+    def add(self, *rule: str) -> None:
+        """Append one rule (its match and target) to this firewall's chain."""
+        self._ipt("-A", self.chain, *rule)
 
     def cut_both(self, a: Node, b: Node) -> None:
         self.cut(a, b)
         self.cut(b, a)
 
     def heal(self) -> None:
-        self._ipt("-F", CHAIN)
+        self._ipt("-F", self.chain)
         self.cuts.clear()
 
     def close(self) -> None:
         """Heal, then remove the chain and its jump: a namespace that outlives the run (a
         Docker engine's) keeps no rule of it."""
         self.heal()
-        self._ipt("-D", "OUTPUT", "-j", CHAIN)
-        self._ipt("-X", CHAIN)
+        self._ipt("-D", self.hook, "-j", self.chain)
+        self._ipt("-X", self.chain)
 
     def rules(self) -> str:
         return subprocess.run(
-            [self.iptables, "-S", CHAIN], capture_output=True, text=True, timeout=15
+            [self.iptables, "-S", self.chain], capture_output=True, text=True, timeout=15
         ).stdout
