@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from backends.base import Backend, Endpoint, LockClient, LockFailed, ServerNeed
+from backends.base import (
+    Backend,
+    ClientParams,
+    Endpoint,
+    LockClient,
+    LockFailed,
+    NotAcquired,
+    ServerNeed,
+)
 from backends.option_values import Option, parse_options
 from checkers import CheckerMap
 
@@ -34,6 +42,11 @@ from checkers import CheckerMap
 STATUS_FIELDS = 3  # [process id, state, key index]
 IDLE, ACQUIRING, HOLDING, RELEASING = 0, 1, 2, 3
 SLEEP_SLICE = 0.1  # s: how often a sleeping client looks at the stop flag
+#: ``--backoff`` default: the pause after a failure starts at 10 ms and doubles up to 1 s.
+BACKOFF_MS = (10, 1000)
+#: With backoff disabled (``--backoff 0``): the fixed pause after an unknown outcome or a failed
+#: connect, before a fresh client tries again (the harness's only pause before backoff existed).
+RETRY_PAUSE = 0.05  # s
 
 
 class KeyNames(Sequence[str]):
@@ -62,6 +75,7 @@ class RunParams(Protocol):
     rate: float
     seed: int | None
     time_limit: float
+    backoff_ms: tuple[int, int]  # base, cap; (0, 0): no backoff
 
 
 class StopSignal(Protocol):
@@ -161,6 +175,61 @@ def _close_quietly(close: Callable[[], object] | None) -> None:
             pass
 
 
+class Backoff:
+    """Bounded exponential backoff with equal jitter: how long a client waits before its next
+    attempt after failures (AWS's "Exponential Backoff and Jitter"; etcd's and Curator's clients
+    pace their retries the same way).
+
+    The k-th failure in a row sets a pause drawn from [s/2, s], s = min(cap, base * 2^(k-1)),
+    with the client's seeded RNG, so a run's pauses follow from its seed; a success resets it.
+    Equal jitter rather than full: every pause is at least half its step, so a client that keeps
+    failing is paced whatever it draws, and clients that failed together spread out. Disabled
+    (base 0): a fixed ``RETRY_PAUSE`` after an unknown outcome or a failed connect, nothing after
+    a refusal, as before backoff existed.
+
+    The pause only delays the next attempt (taken before a turn, never during a hold), so it
+    changes how often a lock is asked, never what a grant means: no verdict depends on it.
+    """
+
+    __slots__ = ("base_s", "cap_s", "rng", "failures", "until")
+
+    def __init__(self, base_ms: float, cap_ms: float, rng: random.Random) -> None:
+        self.base_s = base_ms / 1000
+        self.cap_s = cap_ms / 1000
+        self.rng = rng
+        self.failures = 0  # in a row
+        self.until = 0.0  # time.monotonic() before which the next attempt must not start
+
+    def failed(self, now: float, *, unknown: bool) -> float:
+        """A failure at ``now``: the pause it sets (s)."""
+        if self.base_s <= 0:
+            pause = RETRY_PAUSE if unknown else 0.0
+        else:
+            step = min(self.cap_s, self.base_s * 2 ** min(self.failures, 62))
+            pause = step / 2 + self.rng.uniform(0, step / 2)
+            self.failures += 1
+        self.until = max(self.until, now + pause)
+        return pause
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+    def left(self, now: float) -> float:
+        """How much of the pause is still to wait (s)."""
+        return max(0.0, self.until - now)
+
+
+def _backs_off(out: Outcome[Any], f: str) -> bool:
+    """Does this outcome call for a pause? An unknown one (something may be broken) and an
+    acquire refused for any reason but the lock being held (``NotAcquired``: the lock service
+    answered, the client waited ``wait_ms`` already, and a scheduler that finds its job locked
+    skips by design)."""
+    if out.type == "info":
+        return True
+    return out.type == "fail" and f == "acquire" and not isinstance(out.error, NotAcquired)
+
+
 class Progress(NamedTuple):
     """What the progress line counts while the run goes: ops of this ``type`` and ``f``."""
 
@@ -186,13 +255,17 @@ class ClientContext:
     def __post_init__(self) -> None:
         seed = self.cfg.seed if self.cfg.seed is not None else time.time_ns()
         self.rng = random.Random(seed * 1000 + self.index)
+        # A stream of its own for the pauses: backoff on or off, the keys drawn stay the same.
+        base, cap = getattr(self.cfg, "backoff_ms", (0, 0))  # a RunParams of before backoff
+        self.backoff = Backoff(base, cap, random.Random(f"backoff:{seed}:{self.index}"))
         self.process = self.index
 
     def keys(self) -> Sequence[str]:
         return KeyNames(self.cfg.keys)
 
-    def new_client(self) -> LockClient:
-        return self.backend.client(self.endpoints, self.index)
+    def new_client(self, params: ClientParams | None = None) -> LockClient:
+        """A fresh lock client, told the run's TTL and wait (``Backend.connect``)."""
+        return self.backend.connect(self.endpoints, self.index, params or ClientParams())
 
     def call(
         self,
@@ -220,6 +293,10 @@ class ClientContext:
         then calls ``retire()`` when this outcome was ``unknown``.
         """
         out = _call(self.recorder, self.process, f, key, fn, value, ok_value, certain, error)
+        if _backs_off(out, f):
+            self.backoff.failed(time.monotonic(), unknown=out.unknown)
+        elif out.ok and f == "acquire":
+            self.backoff.succeeded()
         if out.type == "info":
             _close_quietly(close)
             if retire:
@@ -231,6 +308,8 @@ class ClientContext:
         the read an add is computed from): its invoke and its certain ``fail``, together."""
         self.recorder.record(self.process, "invoke", f, key, value)
         self.recorder.record(self.process, "fail", f, key, value, error=error)
+        # nothing reached the server: it may be down, as after an unknown outcome
+        self.backoff.failed(time.monotonic(), unknown=True)
 
     def retire(self) -> None:
         """After an ``info`` the process id is retired; the client goes on as a new one."""
@@ -249,11 +328,14 @@ class ClientContext:
     def turns(self) -> Iterator[int]:
         """A client loop's turns: at most ``max_ops``, while the run lasts, paced by ``--rate``
         (each client every concurrency/rate s on average, jittered 0.5-1.5x, so clients do not
-        march in step; the recorder is flushed before each wait)."""
+        march in step) and by the backoff after failures (``Backoff``); the recorder is flushed
+        before each wait."""
         interval = self.cfg.concurrency / self.cfg.rate if self.cfg.rate > 0 else 0.0
         next_at = time.monotonic()
         for turn in range(self.max_ops):
             if not self.running():
+                return
+            if not self.back_off():
                 return
             if interval:
                 delay = next_at - time.monotonic()
@@ -263,6 +345,15 @@ class ClientContext:
                         return
                 next_at += interval * self.rng.uniform(0.5, 1.5)
             yield turn
+
+    def back_off(self) -> bool:
+        """Wait out the pause the last failures set (``turns`` does before each turn; a loop of
+        its own calls it before its next attempt). False when the run stopped meanwhile."""
+        left = self.backoff.left(time.monotonic())
+        if left <= 0:
+            return True
+        self.recorder.flush()
+        return self.sleep(left)
 
     def sleep(self, seconds: float) -> bool:
         """Sleep, waking early when the run stops (a hold of hours must not outlive the run).

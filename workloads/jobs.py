@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import MAX_MS, Backend
+from backends.base import MAX_MS, Backend, ClientParams
 from backends.option_values import Option
 from checkers import CheckerMap, checker_map
 
@@ -97,13 +97,14 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     pns = period * MS
     ttl_ms, min_hold_s = opts["ttl_ms"], opts["min_hold_ms"] / 1000
     cron = opts["schedule"] == "cron"
-    steps = LockSteps(ctx)
+    steps = LockSteps(ctx, ClientParams(ttl_ms, 0))  # ShedLock never waits
     slot = rec.now() // pns + 1  # the first slot to start after this node did
     for _ in range(ctx.max_ops):
         if not ctx.running():
             break
         fire_at = slot * pns + int(ctx.rng.uniform(0, opts["skew_ms"]) * MS)
-        if not _sleep_until(ctx, fire_at) or not ctx.running():
+        # after failures the backoff may hold the node past its fire time, as a real one
+        if not _sleep_until(ctx, fire_at) or not ctx.back_off() or not ctx.running():
             break
         if cron and rec.now() >= (slot + 1) * pns:  # woke after its slot: a cron timer skips it
             slot = rec.now() // pns + 1

@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import MAX_MS, Lease, LockClient, LockFailed
+from backends.base import MAX_MS, ClientParams, Lease, LockClient, LockFailed
 from backends.option_values import Option
 from checkers import CheckerMap, lock_checkers
 
 from .base import IDLE, ClientContext, Progress, SetupContext, Workload
-from .lock_steps import RETRY_PAUSE, LockSteps
+from .lock_steps import LockSteps
 from .resource import ProtectedResource
 
 
@@ -77,7 +77,7 @@ class MutexWorkload(Workload):
 def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     rec, keys = ctx.recorder, ctx.keys()
     ttl_ms, wait_ms = opts["ttl_ms"], opts["wait_ms"]
-    steps = LockSteps(ctx)
+    steps = LockSteps(ctx, ClientParams(ttl_ms, wait_ms))
     for _ in ctx.turns():
         if steps.client is None and not steps.connect():
             continue
@@ -93,9 +93,8 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
             still, unknown = _renew(ctx, opts, client, key, lease)
         if still:
             _write(ctx, ki, key, lease.fence)
-        if not steps.release(key, ki, lease):
+        if not steps.release(key, ki, lease):  # unknown: dropped, retired, backing off
             rec.flush()
-            time.sleep(RETRY_PAUSE)
             continue
         if unknown:  # the renew's outcome was unknown: released first, now retired
             steps.close()

@@ -10,7 +10,9 @@ from typing import Any
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..run.config import RunConfig
+from workloads.base import BACKOFF_MS
+
+from ..run.config import RunConfig, parse_backoff
 from .app import main
 from .errors import (
     UserError,
@@ -108,6 +110,14 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
     help="Client loop turns/s over all clients (mutex: acquire attempts); 0 = as fast as they go.",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (keys, jitter, faults).")
+@click.option(
+    "--backoff",
+    default=",".join(map(str, BACKOFF_MS)),
+    show_default=True,
+    metavar="BASE_MS,MAX_MS",
+    help="Clients' pause after a failed or unknown acquire or connect: BASE_MS, doubling to "
+    "MAX_MS, jittered, reset by a grant; 0: retry at once.",
+)
 @_workload_flags
 @click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE", help="Backend option.")
 @click.option(
@@ -217,6 +227,7 @@ def run(
     ops,
     rate,
     seed,
+    backoff,
     opts,
     wopts,
     nopts,
@@ -284,6 +295,7 @@ def run(
         docker_host=docker_host,
         docker_netns=docker_netns,
         model=model,
+        backoff_ms=parse_backoff(backoff),
     )
     plan = prepare(cfg)  # bad input fails before anything starts
     for line in container_runs.notices(cfg):

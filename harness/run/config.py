@@ -8,12 +8,14 @@ is in ``workload_opts``, declared and parsed by the workload itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from checkers.history import nemesis_label
 from checkers.model import MODELS
+from workloads.base import BACKOFF_MS
 
 # MAX_KEYS: the protected resource keeps 8 bytes a key in shared memory and clients name keys on
 # demand; a million keys runs. (Bounds of a workload's own options are declared with them.)
@@ -21,6 +23,8 @@ MAX_KEYS = 1_000_000
 
 
 MAX_TIME_LIMIT_S = 7 * 24 * 3600  # a week: a soak test, still a bounded loop
+MAX_BACKOFF_MS = 60_000  # a client asks at least once a minute: a pause must not end a run's load
+BACKOFF_ACCEPTED = f"BASE_MS,MAX_MS with 1 <= BASE_MS <= MAX_MS <= {MAX_BACKOFF_MS}, or 0 (none)"
 MAX_SEED = 2**63 - 1  # a seed is a signed 64-bit number for every tool that reads config.json
 
 
@@ -51,6 +55,8 @@ class RunConfig:
     docker_netns: str | None = None  # a /run/netns name the engine's containers listen in
     compose_project: str = "lockharness"  # compose runtime: the project whose servers are used
     model: str = "lease"  # the lock model the history is judged under: lease or strict
+    # clients' pause after failures (workloads.base.Backoff): base, cap in ms; (0, 0): none
+    backoff_ms: tuple[int, int] = BACKOFF_MS
 
     @property
     def nemesis_label(self) -> str:
@@ -103,10 +109,46 @@ class RunConfig:
                 f"--model is {' or '.join(MODELS)} (got {self.model})",
             ),
             (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
+            (
+                _backoff_ok(self.backoff_ms),
+                f"--backoff is {BACKOFF_ACCEPTED} (got {self.backoff_ms})",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+def _backoff_ok(b: object) -> bool:
+    if not isinstance(b, tuple | list) or len(b) != 2:
+        return False
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in b):
+        return False
+    base, cap = b
+    return base == cap == 0 or 1 <= base <= cap <= MAX_BACKOFF_MS
+
+
+def parse_backoff(text: str) -> tuple[int, int]:
+    """``--backoff``: "BASE_MS,MAX_MS" or "0" (no backoff); ValueError (one line) otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        got = tuple(int(p) for p in parts)
+    except ValueError:
+        got = ()
+    if got == (0,):
+        got = (0, 0)
+    if len(got) != 2 or not _backoff_ok(got):
+        raise ValueError(f"--backoff is {BACKOFF_ACCEPTED} (got {text!r})")
+    return got  # type: ignore[return-value]
+
+
+def backoff_of(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The clients' backoff a stored run's config.json records; None when it records none (runs
+    from before backoff retried at once) or what it records cannot be read."""
+    b = config.get("backoff_ms")
+    if not _backoff_ok(b) or b[0] == 0:  # type: ignore[index]
+        return None
+    return int(b[0]), int(b[1])  # type: ignore[index]
 
 
 @dataclass
