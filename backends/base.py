@@ -61,6 +61,42 @@ class Lease:
     data: Any = None  # backend-private state (e.g. an etcd lease id, a kazoo Lock)
 
 
+@dataclass(frozen=True)
+class ClientParams:
+    """What a client is made for, given when it connects (``Backend.connect``): the run's TTL
+    and how long an acquire may wait, in ms; None where the workload gives none. A library
+    that takes its TTL or its retry budget when it is built needs them before the first
+    acquire (``acquire`` still gets both too)."""
+
+    ttl_ms: int | None = None
+    wait_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a lock declares about itself, typed: the lock model (``expiry``), the fencing
+    checker (``fenced``) and the mutex workload (``renew``) read them. Background renewal (a
+    heartbeat or a renewal thread the history cannot see) is ``expiry == "hidden"``. A process
+    adapter sends the same fields in its connect reply (docs/adapter-protocol.md)."""
+
+    fenced: bool  # Lease.fence is an int increasing per key
+    expiry: Expiry  # how a grant ends on its own
+    renew: bool | None = None  # LockClient.renew extends a lease; None: not declared
+    still_held: bool = False  # the client can say whether it still holds (process adapters)
+
+    @property
+    def background_renewal(self) -> bool:
+        return self.expiry == "hidden"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fenced": self.fenced,
+            "expiry": self.expiry,
+            "renew": self.renew,
+            "still_held": self.still_held,
+        }
+
+
 @dataclass
 class ServerNeed:
     """The servers a backend needs: a kind known to the runtime, how many nodes, options."""
@@ -109,6 +145,9 @@ class Backend(ABC):
     #: The lock-set workload's data store that this lock's own cluster can hold (``store=lock``
     #: and ``store=auto``), e.g. "redis"; None where the lock's servers hold no such store.
     own_store: ClassVar[str | None] = None
+    #: Does ``LockClient.renew`` extend a lease? None: not declared (a renew that raises
+    #: ``NotImplementedError`` is recorded as nothing sent).
+    renews: ClassVar[bool | None] = None
 
     def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
         given = dict(opts or {})
@@ -137,6 +176,10 @@ class Backend(ABC):
         A backend that does not say is judged as if it renewed where the history cannot see."""
         return "unknown"
 
+    def capabilities(self) -> Capabilities:
+        """What this lock declares, typed (``fenced``, ``expiry()``, ``renews``)."""
+        return Capabilities(fenced=self.fenced, expiry=self.expiry(), renew=self.renews)
+
     def min_down_ms(self, lease_ms: float) -> float:
         """How long a killed server of this lock must stay down before its restart (0: no
         floor). Redlock's delayed restart keeps it down longer than any lock (``lease_ms`` is
@@ -153,3 +196,11 @@ class Backend(ABC):
     @abstractmethod
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
         """A fresh client; called inside the worker process."""
+
+    def connect(
+        self, endpoints: list[Endpoint], client_id: int, params: ClientParams
+    ) -> LockClient:
+        """A fresh client for a run whose TTL and wait are ``params``, inside the worker process:
+        what the workloads call. Override it to get them at connect; the default is
+        ``client(endpoints, client_id)``, so a backend written before it keeps working."""
+        return self.client(endpoints, client_id)

@@ -27,7 +27,7 @@ import time
 from functools import partial
 from typing import Any
 
-from backends.base import MAX_MS, Backend, Endpoint, Lease, ServerNeed
+from backends.base import MAX_MS, Backend, ClientParams, Endpoint, Lease, ServerNeed
 from backends.option_values import Option
 from checkers import CheckerMap, checker_map
 
@@ -204,7 +204,7 @@ class LockSetWorkload(Workload):
 def run_client(ctx: ClientContext, opts: dict[str, Any], store: SetStore) -> None:
     cfg, rec, keys = ctx.cfg, ctx.recorder, ctx.keys()
     ttl_ms, wait_ms, hold_s = opts["ttl_ms"], opts["wait_ms"], opts["hold_ms"] / 1000
-    steps = LockSteps(ctx)
+    steps = LockSteps(ctx, ClientParams(ttl_ms, wait_ms))
     n = 0  # adds attempted: element = index + n * concurrency is unique over the run
     for _ in ctx.turns():
         if steps.client is None and not steps.connect():
