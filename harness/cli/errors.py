@@ -92,6 +92,9 @@ class HarnessGroup(click.Group):
         return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
+        from ..entry import command_handler
+
+        command_handler()  # loaded: Ctrl-C is a KeyboardInterrupt again, handled by friendly
         return friendly(super().invoke)(ctx)
 
 
