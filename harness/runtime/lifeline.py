@@ -14,10 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import json
 import os
+import secrets
+import shutil
 import signal
+import stat
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -76,3 +87,393 @@ def descendants(root: int) -> list[int]:
                 found.append(c)
                 todo.append(c)
     return found
+
+
+# --- The run's guard: what a SIGKILLed harness cannot tear down itself ----------------------
+#
+# PR_SET_PDEATHSIG reaches only the harness's own children. A server's children (PostgreSQL's
+# backends, each in a session of its own) are reparented to init when the server dies, and a
+# paused one (SIGSTOP, the pause nemesis) never runs again to notice: it stays stopped forever,
+# attached to its SysV segment, its namespace and its data dir kept. So every local runtime
+# writes a state file (what it started: pids, node dirs) and starts a guard, a process in a
+# session of its own that waits on a pipe only the harness holds. The pipe's end without the
+# harness's "done" means the harness died: the guard continues and kills every process of the
+# run, removes the SysV segments its servers made, the data dirs (unless --keep-data) and the
+# state file. ``harness doctor --clean`` does the same for a state file whose owner and guard
+# are both gone.
+
+_DONE = b"done\n"
+_GONE_WITHIN_S = 10.0
+_IPC_RMID = 0
+_SHM_TABLE = Path("/proc/sysvipc/shm")
+
+
+def state_dir(create: bool = True) -> Path | None:
+    """Where runs' state files live: ``/run/lockharness`` as root, else a directory of this
+    uid's own (``$XDG_RUNTIME_DIR/lockharness`` or ``/tmp/lockharness-UID``)."""
+    if os.geteuid() == 0:
+        d = Path("/run/lockharness")
+    else:
+        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        d = Path(base) / f"lockharness-{os.geteuid()}"
+    if create:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return None
+    # Someone else's directory (or a symlink) at our path: never trust what it holds.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise OSError(f"{d} is not a directory of uid {os.geteuid()}: remove it")
+    return d
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot): with the pid, it names one process."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _alive(pid: int, ticks: int | None = None) -> bool:
+    """Running or stopped (a zombie is dead); with ``ticks``, still the same process."""
+    if _state(pid) in ("gone", "Z", "X"):
+        return False
+    return ticks is None or start_ticks(pid) == ticks
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path).removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+@dataclass
+class RunState:
+    """What a local runtime started, enough to end it from another process."""
+
+    path: str  # this state file
+    owner: list  # [boot id, pid, start ticks] of the harness process
+    servers_dir: str
+    keep_data: bool
+    guard: list | None = None  # [pid, start ticks] of the guard
+    #: Each node's dir (real path) and, when the node's files live outside the store because
+    #: its server's user cannot reach it, the store path that links to them.
+    nodes: list[dict] = field(default_factory=list)
+    #: Every server process started: pid, start ticks, its program, wall time of the start.
+    procs: list[dict] = field(default_factory=list)
+    outside: str | None = None  # the dir holding nodes that live outside the store
+
+    def save(self) -> None:
+        tmp = Path(self.path).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(self.path)
+
+    @classmethod
+    def load(cls, path: Path) -> RunState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def owner_alive(self) -> bool:
+        boot, pid, ticks = self.owner
+        return boot == _boot_id() and _alive(pid, ticks)
+
+    def guard_alive(self) -> bool:
+        return self.guard is not None and _alive(*self.guard)
+
+
+def _dirs(st: RunState) -> list[str]:
+    return [n["dir"] for n in st.nodes]
+
+
+def run_processes(st: RunState) -> list[int]:
+    """Every live process of the run: the servers it recorded (still the same processes), their
+    descendants, and orphans of them (reparented to init once their server died): a process
+    running one of the run's server programs whose working directory is in one of its node
+    dirs. Nothing else, so a shell sitting in a node dir is never touched."""
+    found: list[int] = []
+    for p in st.procs:
+        if _alive(p["pid"], p["start"]) and p["pid"] not in found:
+            found.append(p["pid"])
+            found += [c for c in descendants(p["pid"]) if c not in found]
+    exes = {p["exe"] for p in st.procs if p.get("exe")}
+    dirs = [d.rstrip("/") + "/" for d in _dirs(st)]
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in found or int(entry) == me:
+            continue
+        cwd = _link(f"/proc/{entry}/cwd")
+        if cwd and any((cwd + "/").startswith(d) for d in dirs):
+            if _link(f"/proc/{entry}/exe") in exes and _alive(int(entry)):
+                found.append(int(entry))
+                found += [c for c in descendants(int(entry)) if c not in found]
+    return found
+
+
+def end_processes(pids: list[int]) -> list[int]:
+    """Continue, then kill, every one of ``pids``; wait (bounded) until they are gone. A
+    stopped process acts on nothing but SIGKILL and SIGCONT: continue it first, so whatever
+    it does on the way out (a backend noticing its postmaster died) it does. Returns the ones
+    still alive."""
+    for sig in (signal.SIGCONT, signal.SIGKILL):
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, sig)
+    end = time.monotonic() + _GONE_WITHIN_S
+    left = pids
+    while left and time.monotonic() < end:
+        time.sleep(0.05)
+        left = [p for p in left if _alive(p)]
+    return left
+
+
+def shm_segments() -> list[dict[str, int]]:
+    """The machine's SysV shared memory segments (``/proc/sysvipc/shm``)."""
+    try:
+        lines = _SHM_TABLE.read_text().splitlines()
+    except OSError:
+        return []
+    head = lines[0].split() if lines else []
+    rows = []
+    for ln in lines[1:]:
+        with contextlib.suppress(ValueError):
+            rows.append(dict(zip(head, map(int, ln.split()), strict=False)))
+    return rows
+
+
+def run_segments(st: RunState) -> list[dict[str, int]]:
+    """SysV segments of the run's dead servers: made by a server process it recorded (the
+    creator pid and a creation time not before that process started), that process gone, and
+    nothing attached. A segment of anyone else, or one in use, is never named."""
+    by_pid = {p["pid"]: p for p in st.procs}
+    found = []
+    for seg in shm_segments():
+        p = by_pid.get(seg.get("cpid", -1))
+        if p is None or seg.get("nattch", 1) != 0 or _alive(p["pid"], p["start"]):
+            continue
+        if seg.get("ctime", 0) >= p["wall"] - 2:  # clock granularity
+            found.append(seg)
+    return found
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def _data_dirs(st: RunState) -> list[Path]:
+    if st.keep_data:
+        return []
+    return [Path(d) / "data" for d in _dirs(st) if (Path(d) / "data").exists()]
+
+
+def _outside_nodes(st: RunState) -> list[dict]:
+    return [n for n in st.nodes if n.get("link") and Path(n["dir"]).exists()]
+
+
+def _netns_of(pids: list[int]) -> dict[str, int]:
+    """The private network namespaces ``pids`` hold (the guard itself may be in one)."""
+    mine = _link("/proc/1/ns/net") or _link("/proc/self/ns/net")
+    held: dict[str, int] = {}
+    for p in pids:
+        ns = _link(f"/proc/{p}/ns/net")
+        if ns and ns != mine:
+            held[ns] = held.get(ns, 0) + 1
+    return held
+
+
+def leftovers(st: RunState) -> list[str]:
+    """What the dead run ``st`` left, in words; nothing is changed."""
+    said = []
+    pids = run_processes(st)
+    said += [_process(p) for p in pids]
+    for ns, n in _netns_of(pids).items():
+        said.append(f"network namespace {ns} (held by {n} of those processes)")
+    for seg in run_segments(st):
+        said.append(f"SysV shared memory segment {seg['shmid']} (key {seg['key']:#x})")
+    for d in _data_dirs(st):
+        said.append(f"data dir {d} ({_size(d) / 1e6:.1f} MB)")
+    for n in _outside_nodes(st):
+        said.append(f"node dir {n['dir']} (outside the store, belongs in {n['link']})")
+    return said + [f"state file {st.path}"]
+
+
+def _process(pid: int) -> str:
+    """``process 123 (stopped: postgres: checkpointer)``"""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        raw = b"?"
+    cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()[:80]
+    return f"process {pid} ({'stopped' if _state(pid) in ('T', 't') else 'running'}: {cmd})"
+
+
+def clean(st: RunState) -> tuple[list[str], list[str]]:
+    """End everything the dead run ``st`` left and return (what was removed, what could not
+    be). Safe to repeat, and safe beside a guard doing the same."""
+    done: list[str] = []
+    failed: list[str] = []
+    pids = run_processes(st)
+    held = _netns_of(pids)
+    said = {p: _process(p) for p in pids}
+    left = end_processes(pids)
+    done += [f"ended {said[p]}" for p in pids if p not in left]
+    failed += [f"{_process(p)} did not end" for p in left]
+    if not left:
+        done += [f"network namespace {ns} (its last processes ended)" for ns in held]
+    for seg in run_segments(st):
+        if _libc.shmctl(seg["shmid"], _IPC_RMID, None) == 0:
+            done.append(f"removed SysV shared memory segment {seg['shmid']} (key {seg['key']:#x})")
+        elif ctypes.get_errno() != errno.EINVAL:  # EINVAL: someone removed it meanwhile
+            failed.append(f"SysV segment {seg['shmid']}: {os.strerror(ctypes.get_errno())}")
+    for d in _data_dirs(st):
+        size = _size(d)
+        shutil.rmtree(d, ignore_errors=True)
+        if d.exists():
+            failed.append(f"data dir {d} could not be removed")
+        else:
+            done.append(f"removed data dir {d} ({size / 1e6:.1f} MB)")
+    for n in _outside_nodes(st):
+        try:
+            bring_back(Path(n["dir"]), Path(n["link"]))
+            done.append(f"moved node dir {n['dir']} back into the store ({n['link']})")
+        except OSError as e:
+            failed.append(f"node dir {n['dir']}: {e}")
+    if st.outside and not failed:
+        shutil.rmtree(st.outside, ignore_errors=True)
+    if not failed and os.path.exists(st.path):
+        Path(st.path).unlink(missing_ok=True)
+        done.append(f"removed state file {st.path}")
+    return done, failed
+
+
+def bring_back(real: Path, link: Path) -> None:
+    """Put a node dir that lived outside the store (``real``) where the store links to it."""
+    if link.is_symlink():
+        link.unlink()
+    if real.exists():
+        shutil.move(str(real), str(link))
+
+
+def stale_runs() -> list[RunState]:
+    """Runs whose harness is gone and whose guard is gone too (a guard still alive is at work)."""
+    d = state_dir(create=False)
+    if d is None:
+        return []
+    found = []
+    for path in sorted(d.glob("run-*.json")):
+        st = RunState.load(path)
+        if st is not None and not st.owner_alive() and not st.guard_alive():
+            found.append(st)
+    return found
+
+
+class Guard:
+    """The run's state file and its guard process (see above); the harness side."""
+
+    def __init__(self, servers_dir: Path, keep_data: bool) -> None:
+        d = state_dir()
+        assert d is not None
+        pid = os.getpid()
+        self.state = RunState(
+            path=str(d / f"run-{pid}-{secrets.token_hex(4)}.json"),
+            owner=[_boot_id(), pid, start_ticks(pid)],
+            servers_dir=str(servers_dir),
+            keep_data=keep_data,
+        )
+        self.state.save()
+        import harness
+
+        root = str(Path(harness.__file__).resolve().parent.parent)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+        }
+        with pid_recorded():
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from harness.runtime.lifeline import guard_main; guard_main()",
+                 self.state.path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # never hold a pipe the harness's caller reads
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+                env=env,
+                start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
+            )  # fmt: skip
+            self.state.guard = [self.proc.pid, start_ticks(self.proc.pid)]
+        self.state.save()
+
+    def node(self, node_dir: Path, link: Path | None = None, outside: Path | None = None) -> None:
+        self.state.nodes.append({"dir": str(node_dir), "link": str(link) if link else None})
+        if outside is not None:
+            self.state.outside = str(outside)
+        self.state.save()
+
+    def started(self, pid: int) -> None:
+        """Record a server process right after its start (before anything can pause it)."""
+        exe = _link(f"/proc/{pid}/exe")
+        self.state.procs.append(
+            {"pid": pid, "start": start_ticks(pid), "exe": exe, "wall": int(time.time())}
+        )
+        self.state.save()
+
+    def close(self, done: bool = True) -> None:
+        """``done``: the run tore down by itself, so the guard leaves, and so does the state
+        file; else (teardown failed) the guard cleans up as after a SIGKILL."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                if done:
+                    self.proc.stdin.write(_DONE)
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10 if done else 60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if done:
+            Path(self.state.path).unlink(missing_ok=True)
+
+
+def guard_main() -> None:
+    """The guard: wait for the harness's pipe to end; without "done", clean the run up."""
+    for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(s, signal.SIG_IGN)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(0, 64)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        got += chunk
+    if _DONE in got:
+        return
+    st = RunState.load(Path(sys.argv[1]))
+    if st is None:
+        return
+    done, failed = clean(st)
+    with contextlib.suppress(OSError), open(Path(st.servers_dir) / "lifeline.log", "a") as f:
+        f.write("".join(f"{t}\n" for t in done) + "".join(f"left: {t}\n" for t in failed))

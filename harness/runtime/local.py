@@ -2,7 +2,9 @@
 
 Every server is started in its own session (so a terminal's Ctrl-C reaches only the harness,
 which then tears down in order) with PR_SET_PDEATHSIG, so that even a SIGKILLed harness takes
-its servers with it. Processes are ended by pid, never by name.
+its servers with it; the run's guard (``lifeline.Guard``) ends what that cannot reach (a
+server's stopped children) and removes what the servers leave (SysV segments, data dirs).
+Processes are ended by pid, never by name, continued before they are killed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ import time
 from pathlib import Path
 
 from .base import Cluster, Node, Runtime, ServerKind
-from .lifeline import descendants, die_with_parent
+from .lifeline import Guard, bring_back, descendants, die_with_parent
+from .reach import blocker, scratch_dir, user_ids
+
+_TO_EVERY_DESCENDANT = (signal.SIGSTOP, signal.SIGCONT, signal.SIGKILL)
 
 
 class ProcessCluster(Cluster):
     """Nodes that are local processes the harness started."""
 
     pause_how = ("SIGSTOP", "SIGCONT")
+
+    def __init__(self, kind: ServerKind, nodes: list[Node], guard: Guard | None = None) -> None:
+        super().__init__(kind, nodes)
+        self.guard = guard  # records each server's pid the moment it starts
 
     def start_node(self, node: Node, fresh: bool = False) -> None:
         if node.alive():
@@ -58,6 +67,8 @@ class ProcessCluster(Cluster):
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
                 **kwargs,
             )
+            if self.guard is not None:
+                self.guard.started(node.proc.pid)
         finally:
             log.close()
         node.paused = False
@@ -107,17 +118,20 @@ class ProcessCluster(Cluster):
     @staticmethod
     def _signal(node: Node, sig: int) -> None:
         # The server's process group, then every descendant: PostgreSQL's backends run in
-        # sessions of their own, and a pause that left them running would pause nothing.
+        # sessions of their own, and a pause that left them running would pause nothing; a
+        # kill that left them would leave them to init (stopped forever, if they were).
+        # Found before the signal: once the server dies they are reparented.
+        # A polite stop (SIGTERM) is the server's to pass on to its children.
+        below = descendants(node.proc.pid) if sig in _TO_EVERY_DESCENDANT else []
         try:
             os.killpg(node.proc.pid, sig)
         except ProcessLookupError:
             return
-        if sig in (signal.SIGSTOP, signal.SIGCONT):
-            for pid in descendants(node.proc.pid):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+        for pid in below:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 class LocalRuntime(Runtime):
@@ -125,7 +139,8 @@ class LocalRuntime(Runtime):
 
     ``node_uids``: run each node under its own uid, so that iptables' owner match can cut
     node<->node links. Needs root; kinds that must run as a named user (PostgreSQL) keep that
-    user.
+    user. A node whose user cannot reach the store gets its dir outside it (``reach.py``),
+    linked from the store and moved back at the end; the user's directories are never changed.
     """
 
     def __init__(
@@ -133,21 +148,59 @@ class LocalRuntime(Runtime):
     ) -> None:
         super().__init__(run_dir, clock=clock, keep_data=keep_data)
         self.node_uids = node_uids and os.geteuid() == 0
-        if self.node_uids:
-            let_others_traverse(self.dir)
+        self.guard: Guard | None = None  # started with the first cluster
+        self._outside: Path | None = None
+        self._moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
 
     def cluster(
         self, kind: ServerKind, n_nodes: int, prefix: str, own_uids: bool
     ) -> ProcessCluster:
         kind.find_binary()
+        if self.guard is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.guard = Guard(self.dir, self.keep_data)
         isolate = self.node_uids and own_uids and kind.user is None
         nodes = self.loopback_nodes(kind, n_nodes, prefix, own_uids=isolate)
         for n in nodes:
+            ids = None
             if n.uid is not None:
-                os.chown(n.dir, n.uid, n.uid)
+                ids = (n.uid, n.uid)
             elif kind.user is not None and os.geteuid() == 0:
-                shutil.chown(n.dir, kind.user, kind.user)
-        return ProcessCluster(kind, nodes)
+                ids = user_ids(kind.user)
+            moved = ids is not None and self._move_out_of_reach(n, *ids)
+            if ids is not None:
+                os.chown(n.dir, *ids)
+            self.guard.node(n.dir, self._moved[-1][1] if moved else None, self._outside)
+        return ProcessCluster(kind, nodes, self.guard)
+
+    def _move_out_of_reach(self, node: Node, uid: int, gid: int) -> bool:
+        """Put ``node``'s dir where ``uid`` can reach it, when the store is not; True if moved."""
+        if blocker(node.dir, uid, gid) is None:
+            return False
+        if self._outside is None:
+            self._outside = scratch_dir("lockharness-nodes-", uid, gid)
+        real = self._outside / node.dir.name
+        real.mkdir()
+        link = node.dir
+        link.rmdir()  # just made by loopback_nodes, empty
+        link.symlink_to(real)
+        node.dir = real
+        self._moved.append((real, link))
+        return True
+
+    def close(self) -> None:
+        try:
+            super().close()
+            for real, link in self._moved:
+                bring_back(real, link)
+            if self._outside is not None:
+                shutil.rmtree(self._outside, ignore_errors=True)
+        except BaseException:
+            if self.guard is not None:  # teardown failed: the guard ends what is left
+                self.guard.close(done=False)
+            raise
+        if self.guard is not None:
+            self.guard.close()
 
 
 def helper_cluster(runtime: Runtime, kind: ServerKind, n_nodes: int, prefix: str) -> Cluster:

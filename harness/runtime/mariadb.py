@@ -15,8 +15,8 @@ before the client hears "ok") and ``innodb_doublewrite`` on, with the binary log
 ``sync_binlog`` and no two-phase commit between binlog and InnoDB): a SIGKILL of the server,
 or of the machine, loses no acknowledged commit. InnoDB recovers from its redo log at restart.
 
-As root the server runs as the ``mysql`` user, which must reach the node dir: ``prepare``
-adds the search bit to ancestors the harness owns that lack it, as for PostgreSQL.
+As root the server runs as the ``mysql`` user, which must reach the node dir: the local runtime
+sees to it without changing the user's directories (``reach.py``), as for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from .base import MissingBinary, Node, ServerKind, ServerStartError
-from .postgres import _chown_tree, _make_reachable
+from .postgres import _check_reachable, _chown_tree, _scratch, install_template
 
 USER = "lockharness"
 DATABASE = "lockharness"
@@ -58,7 +57,7 @@ class MariadbServer(ServerKind):
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         runs_as = self.user if os.geteuid() == 0 else None
         if runs_as is not None:
-            _make_reachable(node.dir, runs_as)
+            _check_reachable(node.dir, runs_as)
         init = node.dir / "init.sql"
         init.write_text(_INIT_SQL)
         if runs_as is not None:
@@ -143,8 +142,8 @@ def _template(runs_as: str | None) -> Path:
     if (cache / "mysql").is_dir():
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the cache and renamed into place, so concurrent runs never see half of it.
-    work = Path(tempfile.mkdtemp(prefix=".mariadb-template-", dir=cache.parent))
+    # Built where the server's user reaches it, then copied beside the cache and renamed.
+    work = _scratch(".mariadb-template-", cache.parent, runs_as)
     try:
         data = work / "data"
         argv = [
@@ -157,8 +156,6 @@ def _template(runs_as: str | None) -> Path:
             *_INNODB_FILES,
         ]
         if runs_as is not None:
-            _make_reachable(data, runs_as)
-            shutil.chown(work, runs_as, runs_as)
             argv.append(f"--user={runs_as}")
         try:
             done = subprocess.run(
@@ -170,11 +167,7 @@ def _template(runs_as: str | None) -> Path:
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
             raise ServerStartError(f"mariadb-install-db failed: {last[0]}")
-        try:
-            os.rename(data, cache)
-        except OSError:
-            if not (cache / "mysql").is_dir():  # lost a race: the winner's copy is there
-                raise
+        install_template(data, cache, "mysql")
         return cache
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,9 +1,9 @@
 """PostgreSQL 15, from Debian's postgresql package: one server per node dir, run as ``postgres``.
 
 The server refuses to run as root, so as root the runtime starts it as the ``postgres`` user;
-that user must be able to reach the node dir, so ``prepare`` adds a search bit (x, not read) to
-ancestors the harness owns that lack it (pytest's 0700 temp dirs, for one). initdb runs once
-per machine into a template that each fresh node dir copies.
+that user must be able to reach the node dir, which the local runtime sees to without changing
+the user's directories (``reach.py``). initdb runs once per machine, in a scratch dir the user
+can reach, into a template that each fresh node dir copies.
 
 Durability against the faults the harness injects (a process kill, not a power loss): every
 commit is written to the kernel before it is acknowledged (``synchronous_commit=on``), so a
@@ -41,6 +41,7 @@ from typing import Any
 
 from .base import ImageRecipe, MissingBinary, Node, ServerKind, ServerStartError, wait_until
 from .durability import Durability
+from .reach import blocker, scratch_dir, user_ids
 
 _INITDB_TIMEOUT_S = 60
 _BASEBACKUP_TIMEOUT_S = 60
@@ -131,7 +132,7 @@ class PostgresServer(ServerKind):
             return
         runs_as = self.user if os.geteuid() == 0 else None
         if runs_as is not None:
-            _make_reachable(node.dir, runs_as)
+            _check_reachable(node.dir, runs_as)
         if self.failover and node.name != self.primary:
             if fresh or node.name in self._former_primaries or not _has_data(node):
                 self._clone_replica(node, cluster, runs_as)
@@ -163,7 +164,7 @@ class PostgresServer(ServerKind):
             "-X", "stream", "-c", "fast", "--no-sync",
         ]  # fmt: skip
         env = {**os.environ, **self.env(node)}
-        # As the server itself runs: the user's own group and no others (see _make_reachable).
+        # As the server itself runs: the user's own group and no others (see reach.blocker).
         as_user = {"user": runs_as, "group": runs_as, "extra_groups": []} if runs_as else {}
         try:
             done = subprocess.run(
@@ -306,13 +307,9 @@ def _template(runs_as: str | None) -> Path:
     if (cache / "PG_VERSION").exists():
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the cache and renamed into place, so concurrent runs never see half of it.
-    work = Path(tempfile.mkdtemp(prefix=".pg-template-", dir=cache.parent))
+    work = _scratch(".pg-template-", cache.parent, runs_as)
     try:
         data = work / "data"
-        if runs_as is not None:
-            _make_reachable(data, runs_as)
-            shutil.chown(work, runs_as, runs_as)
         argv = [
             str(bindir / "initdb"),
             "-D", str(data),
@@ -335,14 +332,35 @@ def _template(runs_as: str | None) -> Path:
             raise ServerStartError(f"initdb failed: {last[0]}")
         # Clients reach each node from any loopback address (the namespace, proxies).
         (data / "pg_hba.conf").write_text(_HBA)
-        try:
-            os.rename(data, cache)
-        except OSError:
-            if not (cache / "PG_VERSION").exists():  # lost a race: the winner's copy is there
-                raise
+        install_template(data, cache, "PG_VERSION")
         return cache
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _scratch(prefix: str, cache_parent: Path, runs_as: str | None) -> Path:
+    """Where a template is built: beside the cache, or, when it is built as ``runs_as``, in a
+    scratch dir that user can reach (the cache may sit under a 0700 home), owned by it."""
+    if runs_as is None:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=cache_parent))
+    work = scratch_dir(prefix, *user_ids(runs_as))
+    shutil.chown(work, runs_as, runs_as)
+    return work
+
+
+def install_template(data: Path, cache: Path, marker: str) -> None:
+    """Copy a built template beside the cache and rename it into place, so concurrent runs
+    never see half of one (a lost race leaves the winner's)."""
+    staged = Path(tempfile.mkdtemp(prefix=".template-", dir=cache.parent))
+    try:
+        shutil.copytree(data, staged / "data", symlinks=True)
+        try:
+            os.rename(staged / "data", cache)
+        except OSError:
+            if not (cache / marker).exists():
+                raise
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def _chown_tree(root: Path, user: str) -> None:
@@ -378,29 +396,12 @@ def _bindir() -> Path:
     )
 
 
-def _make_reachable(path: Path, user: str) -> None:
-    """Give ``user`` search access down to ``path``, changing only dirs the harness owns.
-
-    The runtime runs the server as the user and the user's own group, with no supplementary
-    groups: on a dir of that group the group bits decide, elsewhere the "other" bits.
-    """
-    pw = pwd.getpwnam(user)
-    uid = pw.pw_uid
-    me = os.geteuid()
-    groups = {pw.pw_gid}
-    for d in reversed(Path(path).resolve().parents):
-        st = d.stat()
-        if st.st_uid == uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if st.st_mode & bit:
-            continue
-        if st.st_uid != me:
-            raise ServerStartError(
-                f"user {user} cannot enter {d} (mode {stat.filemode(st.st_mode)}); "
-                f"run from a directory it can reach, or chmod a+x {d}"
-            )
-        os.chmod(d, st.st_mode | bit)
+def _check_reachable(path: Path, user: str) -> None:
+    """The runtime runs the server as the user and the user's own group, with no supplementary
+    groups; it places the node where that user reaches it (``reach.py``): say so if not."""
+    d = blocker(path, *user_ids(user))
+    if d is not None:
+        raise ServerStartError(
+            f"user {user} cannot enter {d} (mode {stat.filemode(d.stat().st_mode)}); "
+            "run from a directory it can reach"
+        )

@@ -1,0 +1,61 @@
+"""Where a server that runs under another user (PostgreSQL and MariaDB as root, nodes under
+uids of their own) can reach its files, without changing the user's directories.
+
+A store under a 0700 directory (``/root``, a clone in a home) is out of such a server's reach.
+The harness once added the search bit (o+x) to every ancestor and never took it back; now the
+node's dir is put in a directory of the harness's own under the temp dir (mode 0711, the
+node's dir owned by the server's user), the store holds a link to it during the run, and
+teardown (or the guard of a SIGKILLed run, or ``harness doctor --clean``) moves it back into
+the store (``lifeline.bring_back``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import tempfile
+from pathlib import Path
+
+from .base import ServerStartError
+
+
+def user_ids(user: str) -> tuple[int, int]:
+    pw = pwd.getpwnam(user)
+    return pw.pw_uid, pw.pw_gid
+
+
+def blocker(path: Path, uid: int, gid: int) -> Path | None:
+    """The first directory on the way to ``path`` (itself included) that a process of ``uid``
+    and group ``gid`` alone (no supplementary groups, as the runtime starts servers) cannot
+    enter; None: it reaches ``path``."""
+    if uid == 0:
+        return None
+    p = Path(path).resolve()
+    for d in [*reversed(p.parents), p]:
+        try:
+            st = d.stat()
+        except FileNotFoundError:
+            return None  # made later by the harness, as the server's user when it matters
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return d
+    return None
+
+
+def scratch_dir(prefix: str, uid: int, gid: int) -> Path:
+    """A new directory of the harness's own (mode 0711) that ``uid`` can enter: under the temp
+    dir, else /tmp or /var/tmp."""
+    for base in dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp"]):
+        if os.path.isdir(base) and blocker(Path(base), uid, gid) is None:
+            d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+            os.chmod(d, 0o711)
+            return d
+    raise ServerStartError(
+        f"no temp directory that uid {uid} can enter ({tempfile.gettempdir()}, /tmp, /var/tmp)"
+    )
