@@ -38,7 +38,8 @@ from checkers.history import ReadResult, parse_lines
 from checkers.model import STRICT_MODEL, LockModel
 from harness import __version__
 from harness.nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
-from harness.nemesis.schedule import Schedule
+from harness.nemesis import schedule as schedules
+from harness.nemesis.client_stall import install as install_client_stall
 from harness.net import netns
 from harness.runtime import Cluster, LocalRuntime, Runtime, ServerStartError
 from harness.runtime.durability import Durability
@@ -146,6 +147,7 @@ def _worker(workload: Workload, ctx: ClientContext, read_fd: int, harness_pid: i
     die_with_parent(harness_pid)  # a SIGKILLed harness takes its clients with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    install_client_stall()  # the client-stall nemesis stalls a holder's main thread by signal
     os.close(read_fd)
     try:
         workload.run_client(ctx)
@@ -211,7 +213,10 @@ def prepare(cfg: RunConfig) -> RunPlan:
     need = backend.servers()
     # A front's nodes (a pooler, sentinels) are fault targets by name, as a workload's are.
     fronts = {need.front_role: need.front} if need.front is not None else {}
-    check_before_start(cfg, backend, classes, {**extra, **fronts})
+    if cfg.schedule is None:
+        check_before_start(cfg, backend, classes, {**extra, **fronts})
+    else:  # --schedule: each fault has its own kind, options and times
+        classes = schedules.check_planned(cfg, backend, cfg.schedule, {**extra, **fronts})
 
     def plan(use_ns: bool) -> RunPlan:
         model = run_model(cfg.model, backend, workload)
@@ -396,7 +401,11 @@ def _setup_and_drive(
         try:
             env = _start(plan, ex, intr, progress, stack)
             faults = env.nemesis_env()  # one for all the nemeses: one random sequence
-            nemeses = [c(faults, plan.cfg.nemesis_opts) for c in plan.nemeses]
+            nemeses = (
+                [c(faults, plan.cfg.nemesis_opts) for c in plan.nemeses]
+                if plan.cfg.schedule is None
+                else schedules.planned_nemeses(plan.cfg.schedule, faults)  # one a fault
+            )
             for nem in nemeses:
                 nem.check()
             try:
@@ -585,12 +594,8 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     pump.start()
     # Faults are planned to be healed before the last RECOVERY_SHARE of the time limit: the run
     # ends with clients working on a healed cluster (see harness/nemesis/schedule.py).
-    schedule = Schedule(
-        nemeses,
-        Recorder(write_fd, t0),
-        cfg.nemesis_interval,
-        cfg.time_limit,
-        started=deadline - cfg.time_limit,
+    schedule = schedules.make(
+        cfg, nemeses, Recorder(write_fd, t0), env.status, started=deadline - cfg.time_limit
     )
     completed = False
     try:
@@ -599,7 +604,7 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
             if not any(w.is_alive() for w in workers):
                 break  # every client reached its op bound
             schedule.step()
-            time.sleep(0.05)
+            time.sleep(schedule.sleep_s())  # shorter while a start is imminent
             if env.progress is not None:
                 env.progress(
                     {
@@ -623,6 +628,11 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
             ex.record.recovery_s = round(schedule.recovery, 3)
         if schedule.not_started:  # why no more faults came (checkers.faults says it)
             ex.record.fault_not_started = schedule.not_started
+        with contextlib.suppress(OSError):  # the faults as run: `harness run --schedule` takes it
+            schedules.write(
+                ex.run_dir / schedules.FILE,
+                schedule.document(time_limit_s=cfg.time_limit, lease_ms=workload.lease_ms()),
+            )
         stop_workers()
         if completed:  # the final phase (a final read) runs on a healed cluster only
             _final(env, env.final_context(shared, Recorder(write_fd, t0)))
