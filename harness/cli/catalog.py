@@ -71,8 +71,9 @@ def _missing(kind: str) -> str | None:
 @click.option(
     "--clean",
     is_flag=True,
-    help="Remove what a killed run left behind: private Docker engines (dockerd, containers, "
-    "namespace, mounts) and labelled containers of dead runs.",
+    help="Remove what a killed run left behind: its processes (stopped or not), SysV shared "
+    "memory segments, data dirs and network namespaces, private Docker engines (dockerd, "
+    "containers, namespace, mounts) and labelled containers of dead runs; each is listed.",
 )
 @click.option("--docker-host", default=None, metavar="URL", help="Also clean this engine.")
 def doctor(clean, docker_host) -> None:
@@ -136,24 +137,53 @@ def doctor(clean, docker_host) -> None:
             cell(f"{len(stale)} private engine(s) of dead runs", "yellow"),
             "harness doctor --clean",
         )
+    left = _left_by_dead_runs()
+    if left:
+        t.add_row(
+            "leftovers",
+            cell("\n".join(left), "yellow"),
+            "harness doctor --clean",
+        )
     out.print(t)
+
+
+def _left_by_dead_runs() -> list[str]:
+    """What the local runs whose harness died left (processes, segments, data dirs ...)."""
+    from ..runtime import lifeline
+
+    return [thing for st in lifeline.stale_runs() for thing in lifeline.leftovers(st)]
 
 
 def _clean(docker_host: str | None) -> None:
     from ..containers import engine as docker_engine
+    from ..runtime import lifeline
 
-    done = docker_engine.clean_stale()
+    failed: list[str] = []
+    done: list[str] = []
+    for st in lifeline.stale_runs():
+        ok, bad = lifeline.clean(st)
+        done += ok
+        failed += bad
+    done += [f"removed {thing}" for thing in docker_engine.clean_stale()]
     if docker_host:
         import docker
 
         client = docker.DockerClient(base_url=docker_host, timeout=60)
         try:
-            done += [f"container {c}" for c in docker_engine.remove_leftovers(client)]
+            done += [f"removed container {c}" for c in docker_engine.remove_leftovers(client)]
         finally:
             client.close()
     for thing in done:
-        say(f"removed {thing}")
-    say(f"clean: {len(done)} thing(s) removed" if done else "clean: nothing left behind")
+        say(thing)
+    # Looked for again: "nothing left behind" is said only when nothing is found.
+    failed += _left_by_dead_runs() + [
+        f"private engine {e.name}" for e in docker_engine.stale_engines()
+    ]
+    for thing in dict.fromkeys(failed):
+        say(f"left: {thing}")
+    if failed:
+        raise click.exceptions.Exit(2)
+    say(f"clean: {len(done)} thing(s) removed or ended" if done else "clean: nothing left behind")
 
 
 @main.command()

@@ -259,19 +259,81 @@ def shm_segments() -> list[dict[str, int]]:
     return rows
 
 
-def run_segments(st: RunState) -> list[dict[str, int]]:
-    """SysV segments of the run's dead servers: made by a server process it recorded (the
-    creator pid and a creation time not before that process started), that process gone, and
-    nothing attached. A segment of anyone else, or one in use, is never named."""
+def run_segments(st: RunState, in_use: bool = False) -> list[dict[str, int]]:
+    """SysV segments of the run's dead servers, with nothing attached: made by a server
+    process it recorded (the creator pid, and a creation time not before that process
+    started), or named by a node's ``postmaster.pid`` (PostgreSQL's own record of its
+    segment: key and id, with the creator's pid). A segment of anyone else, or one in use, is
+    never named (``in_use``: one still attached, by processes of the run, is named too)."""
     by_pid = {p["pid"]: p for p in st.procs}
+    named = {k: pid for d in _dirs(st) for k, pid in _postmaster_segment(Path(d)).items()}
     found = []
     for seg in shm_segments():
-        p = by_pid.get(seg.get("cpid", -1))
-        if p is None or seg.get("nattch", 1) != 0 or _alive(p["pid"], p["start"]):
+        cpid = seg.get("cpid", -1)
+        if (seg.get("nattch", 1) != 0 and not in_use) or _alive(
+            cpid, by_pid.get(cpid, {}).get("start")
+        ):
             continue
-        if seg.get("ctime", 0) >= p["wall"] - 2:  # clock granularity
+        p = by_pid.get(cpid)
+        if p is not None and seg.get("ctime", 0) >= p["wall"] - 2:  # clock granularity
+            found.append(seg)
+        elif named.get((seg.get("key"), seg.get("shmid"))) == cpid:
             found.append(seg)
     return found
+
+
+def _postmaster_segment(node_dir: Path) -> dict[tuple[int, int], int]:
+    """{(key, shmid): postmaster pid} from the node's ``data/postmaster.pid`` (line 1 the pid,
+    line 7 the segment's key and id); empty when there is none."""
+    try:
+        lines = (node_dir / "data" / "postmaster.pid").read_text().splitlines()
+        key, shmid = lines[6].split()
+        return {(int(key), int(shmid)): int(lines[0])}
+    except (OSError, IndexError, ValueError):
+        return {}
+
+
+def orphan_runs() -> list[RunState]:
+    """Runs with no state file (made before there were any, or lost) whose servers' processes
+    outlived them: a process whose parent is gone (reparented to init), running a server
+    program, whose working directory is a node dir of a run directory (``servers/<node>``
+    beside ``config.json``). Each such run is described as a dead run's state, to be listed or
+    cleaned the same way."""
+    from .kinds import KINDS  # the kinds' modules import this one
+
+    programs = {Path(k.binary).name for k in KINDS.values()}
+    runs: dict[str, RunState] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or _ppid(int(entry)) != 1:
+            continue
+        pid = int(entry)
+        exe = _link(f"/proc/{pid}/exe")
+        cwd = Path(_link(f"/proc/{pid}/cwd") or "/")
+        if Path(exe).name not in programs:
+            continue
+        servers = next((a for a in cwd.parents if a.name == "servers"), None)
+        if servers is None or not (servers.parent / "config.json").is_file():
+            continue
+        node = cwd.relative_to(servers).parts[0]
+        st = runs.get(str(servers))
+        if st is None:
+            try:
+                cfg = json.loads((servers.parent / "config.json").read_text())
+            except (OSError, ValueError):
+                cfg = {}
+            keep = bool(cfg.get("keep_data", True)) if isinstance(cfg, dict) else True
+            st = runs[str(servers)] = RunState("", ["", 0, None], str(servers), keep)
+        if str(servers / node) not in _dirs(st):
+            st.nodes.append({"dir": str(servers / node), "link": None})
+        st.procs.append({"pid": pid, "start": start_ticks(pid), "exe": exe, "wall": 0})
+    return list(runs.values())
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _size(path: Path) -> int:
@@ -311,13 +373,13 @@ def leftovers(st: RunState) -> list[str]:
     said += [_process(p) for p in pids]
     for ns, n in _netns_of(pids).items():
         said.append(f"network namespace {ns} (held by {n} of those processes)")
-    for seg in run_segments(st):
+    for seg in run_segments(st, in_use=True):
         said.append(f"SysV shared memory segment {seg['shmid']} (key {seg['key']:#x})")
     for d in _data_dirs(st):
         said.append(f"data dir {d} ({_size(d) / 1e6:.1f} MB)")
     for n in _outside_nodes(st):
         said.append(f"node dir {n['dir']} (outside the store, belongs in {n['link']})")
-    return said + [f"state file {st.path}"]
+    return said + ([f"state file {st.path}"] if st.path else [])
 
 
 def _process(pid: int) -> str:
@@ -363,7 +425,7 @@ def clean(st: RunState) -> tuple[list[str], list[str]]:
             failed.append(f"node dir {n['dir']}: {e}")
     if st.outside and not failed:
         shutil.rmtree(st.outside, ignore_errors=True)
-    if not failed and os.path.exists(st.path):
+    if not failed and st.path and os.path.exists(st.path):
         Path(st.path).unlink(missing_ok=True)
         done.append(f"removed state file {st.path}")
     return done, failed
@@ -378,10 +440,15 @@ def bring_back(real: Path, link: Path) -> None:
 
 
 def stale_runs() -> list[RunState]:
-    """Runs whose harness is gone and whose guard is gone too (a guard still alive is at work)."""
+    """Runs whose harness is gone and whose guard is gone too (a guard still alive is at work),
+    then runs known only by their orphaned servers (``orphan_runs``)."""
     d = state_dir(create=False)
-    if d is None:
-        return []
+    found = [] if d is None else _stale_state_files(d)
+    known = {st.servers_dir for st in found}
+    return found + [st for st in orphan_runs() if st.servers_dir not in known]
+
+
+def _stale_state_files(d: Path) -> list[RunState]:
     found = []
     for path in sorted(d.glob("run-*.json")):
         st = RunState.load(path)
