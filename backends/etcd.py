@@ -17,6 +17,11 @@ A lock call that times out client-side may still be granted server-side, so afte
 client revokes its lease: only a confirmed revoke makes it ``NotAcquired``; otherwise the outcome
 is unknown.
 
+Each client knows every member and fails over as etcd's own clients do (``etcd_gateway``): a
+request that could not be sent goes to the next member at once; after one whose outcome is unknown
+the error stands and the next request goes to the next member. A lease lives in the cluster, not in
+a member, so a lease granted through one member is used and revoked through any other.
+
 Fence: the create revision of the lock key (read back with a linearizable range after the lock
 returns): etcd's global revision, so later holds of a key get larger fences.
 
@@ -80,13 +85,18 @@ class EtcdBackend(Backend):
         return ServerNeed("etcd", self.nodes)
 
     def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
-        ep = endpoints[client_id % len(endpoints)]
-        return EtcdLockClient(ep.host, ep.port, self.timeout_s)
+        # every member, starting with one of its own so that clients spread over the members
+        first = client_id % len(endpoints)
+        ring = [(e.host, e.port) for e in endpoints[first:] + endpoints[:first]]
+        return EtcdLockClient(ring, self.timeout_s)
 
 
 class EtcdLockClient(LockClient):
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.gw = Gateway(host, port)
+    def __init__(self, endpoints: list[tuple[str, int]], timeout_s: float) -> None:
+        """A client of the members at ``endpoints``: it talks to the first and fails over to
+        the others in turn (``etcd_gateway.Gateway``)."""
+        (host, port), *fallbacks = endpoints
+        self.gw = Gateway(host, port, fallbacks=fallbacks)
         self.timeout_s = timeout_s
 
     def acquire(self, key: str, ttl_ms: int, wait_ms: int) -> Lease:
@@ -105,6 +115,7 @@ class EtcdLockClient(LockClient):
                 "/v3/lock/lock",
                 {"name": b64(f"locks/{key}"), "lease": lease_id},
                 max(wait_ms / 1000, _MIN_WAIT_S),
+                waits=True,  # it times out whenever the lock stays held: no member's fault
             )
             lock_key = got["key"]
             fence = self._create_revision(lock_key)
