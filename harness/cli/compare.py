@@ -3,6 +3,7 @@ runs into one comparison page with its exports."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -84,7 +85,8 @@ from .output import err, say
     default=None,
     type=click.Path(),
     help="Where to write the page (default: STORE/comparison.html); its .json, .csv and .md "
-    "go beside it, named after it (findings.html: findings.json ...).",
+    "go beside it, named after it (findings.html: findings.json ...). /dev/null: write no "
+    "page and no exports (the verdicts and the exit code only).",
 )
 @click.option(
     "--junit-xml",
@@ -161,12 +163,13 @@ def compare(
     from ..campaign.execute import default_jobs
     from ..campaign.gather import gather
 
-    if out_path:
+    discard = out_path is not None and _discards(out_path, publish)
+    if out_path and not discard:
         check_writable_file(out_path, "--out", "comparison.html")
     if junit:
         check_writable_file(junit, "--junit-xml", "junit.xml")
     dest = Path(out_path) if out_path else Path(store_dir) / "comparison.html"
-    if publish:
+    if publish and not discard:
         try:
             check_publish(dest)
         except PublishError as e:
@@ -213,17 +216,45 @@ def compare(
     for refused in cmp.refused:  # each a run whose results.json its history contradicts
         say((refused, "yellow"), to=err, soft_wrap=True)
     try:
-        page, doc = write(cmp, dest, None, Path(junit) if junit else None, publish)
+        if discard:  # the document for the verdicts and JUnit, no file beside /dev/null
+            from reports.comparison import write_junit
+
+            from ..campaign.document import document
+
+            page, doc = os.devnull, document(cmp, Path(os.devnull))
+            if junit:
+                write_junit(doc, Path(junit))
+        else:
+            page, doc = write(cmp, dest, None, Path(junit) if junit else None, publish)
     except PublishError as e:
         raise UserError(str(e)) from None
     _print_cells(doc)
-    say("comparison: ", str(page))
+    say("comparison: ", str(page) if not discard else "not written (--out /dev/null)")
     if junit:
         say("junit:  ", junit)
     worst = doc["exit_code"]
     if interrupted and worst == 0:
         worst = 2  # the campaign did not finish: not everything it claims was shown
     sys.exit(worst)
+
+
+def _discards(out_path: str, publish: str | None) -> bool:
+    """``--out /dev/null`` writes nothing (the exports are named after the page: writing them
+    beside /dev/null made /dev/null.json ...); any other path that is not a regular file or a
+    new one (a pipe, a terminal) cannot have exports beside it: refused in one line."""
+    p = Path(out_path)
+    if p.exists() and os.path.realpath(p) == os.devnull:
+        if publish:
+            raise UserError("--publish-reports copies reports beside the page: --out /dev/null "
+                            "writes none; give a page path")  # fmt: skip
+        return True
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise UserError(
+            f"--out {out_path} is not a regular file: the page's .json, .csv and .md are "
+            "written beside it, named after it; give a file path (e.g. out/comparison.html), "
+            "or /dev/null to write none"
+        )
+    return False
 
 
 def _workload_takes(workload: str, option: str) -> bool:
