@@ -4,10 +4,10 @@ there: teardown, which ends children by their recorded pids, then finds the chil
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -20,7 +20,10 @@ def test_a_ctrl_c_inside_the_block_is_delivered_after_it() -> None:
     with pytest.raises(KeyboardInterrupt):
         with pid_recorded():
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-            os.kill(os.getpid(), signal.SIGINT)  # lands while the child's pid is not yet kept
+            # Lands while the child's pid is not yet kept. Sent to this (the main) thread: a
+            # process-wide kill() may be taken by another thread of the test process and run its
+            # Python handler only after the block, which then proves nothing.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             recorded.append(child.pid)  # still runs: the interrupt waits for the block's end
     try:
         assert recorded == [child.pid]

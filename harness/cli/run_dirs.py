@@ -206,16 +206,22 @@ def serve(store_dir, port, host) -> None:
     """
     from reports.serve import make_server
 
-    server = make_server(Path(store_dir), host, port)
-    # Ctrl-C stops it even when started by a parent that ignores SIGINT (ignored signals are
-    # inherited, and Python then installs no KeyboardInterrupt handler of its own).
+    # Ctrl-C stops it from here on, even when started by a parent that ignores SIGINT (ignored
+    # signals are inherited, and Python then installs no KeyboardInterrupt handler of its own);
+    # the URL is printed inside the try, so a Ctrl-C right after it is "stopped" too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    h, p = server.server_address[:2]
-    where = f"[{h}]" if ":" in h else h
-    say(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
+    server = None
     try:
+        server = make_server(Path(store_dir), host, port)
+        h, p = server.server_address[:2]
+        where = f"[{h}]" if ":" in h else h
+        # Plain write: rich keeps a line in its buffer until written, so a Ctrl-C inside its
+        # print would print it again with "stopped".
+        echo(f"serving {Path(store_dir).resolve()} on http://{where}:{p}/")
         server.serve_forever()
     except KeyboardInterrupt:
-        say("stopped")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut "stopped"
+        echo("stopped")
     finally:
-        server.server_close()
+        if server is not None:
+            server.server_close()
