@@ -42,4 +42,15 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import harness, checkers, backends, reports, workloads" \
   || { echo "setup: the install failed" >&2; exit 1; }
+# The Node.js adapters' libraries (adapters/node: node-redlock, node-redis-semaphore), from the
+# npm registry at the versions of the committed package-lock.json; skipped when already there.
+if command -v npm >/dev/null; then
+  if ! cmp -s adapters/node/package-lock.json adapters/node/node_modules/.installed-lock; then
+    (cd adapters/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+      && cp package-lock.json node_modules/.installed-lock) \
+      || { echo "setup: npm ci in adapters/node failed" >&2; exit 1; }
+  fi
+else
+  echo "setup: no npm: the node-* backends (adapters/node) will not run" >&2
+fi
 echo "setup: ready (.venv/bin/harness)"

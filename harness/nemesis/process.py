@@ -10,6 +10,7 @@ from typing import Any
 from workloads.base import HOLDING, STATUS_FIELDS
 
 from ..runtime import Node
+from ..runtime.lifeline import descendants
 from . import options as o
 from .base import Nemesis, NemesisError, Plan
 
@@ -133,6 +134,13 @@ class Pause(Nemesis):
         self.stop()
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class ClientPause(Nemesis):
     name = "client-pause"
     description = (
@@ -145,6 +153,7 @@ class ClientPause(Nemesis):
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.pid: int | None = None
+        self.children: list[int] = []  # the worker's own children: a process adapter
 
     def duration(self) -> float:
         return self.opt("pause_ms", 2.0 * self.env.lease_ms) / 1000
@@ -172,22 +181,28 @@ class ClientPause(Nemesis):
         i, process, key = found
         self.pid = self.env.worker_pids[i]
         os.kill(self.pid, signal.SIGSTOP)
-        return {
+        # The client is the worker and what it started (a process adapter is the library):
+        # both freeze, as one client's GC pause would.
+        self.children = descendants(self.pid)
+        for c in self.children:
+            _signal(c, signal.SIGSTOP)
+        started = {
             "client": i,
             "process": process,
             "key": str(key),
             "pid": self.pid,
             "signal": "SIGSTOP",
         }
+        return {**started, "children": self.children} if self.children else started
 
     def stop(self) -> dict[str, Any] | None:
         if self.pid is None:
             return None
         pid, self.pid = self.pid, None
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+        children, self.children = self.children, []
+        for c in children:  # first, so an adapter's reply is on its way when its worker reads
+            _signal(c, signal.SIGCONT)
+        _signal(pid, signal.SIGCONT)
         return {"pid": pid, "signal": "SIGCONT"}
 
     def teardown(self) -> None:
