@@ -128,6 +128,14 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
     help="Workload option (see `harness workloads`).",
 )
 @click.option("--nemesis-opt", "nopts", multiple=True, metavar="NAME=VALUE", help="Nemesis option.")
+@click.option(
+    "--schedule",
+    "schedule_file",
+    type=click.Path(),
+    default=None,
+    help="Run exactly the faults of this schedule file (a run's schedule.json, or a hunt's), "
+    "instead of --nemesis.",
+)
 @click.option("--toxiproxy", default=None, metavar="URL", help="Use a real Toxiproxy server.")
 @click.option(
     "--netns",
@@ -245,6 +253,7 @@ def run(
     model,
     junit,
     as_json,
+    schedule_file,
     **wflags,
 ) -> None:
     """Run one test: start servers, drive clients (and faults), check, report.
@@ -268,6 +277,16 @@ def run(
     from ..run import container_runs, prepare, run_test
 
     nem = [] if nemesis.strip() in ("", "none") else [x.strip() for x in nemesis.split(",")]
+    planned = None
+    if schedule_file is not None:  # exactly these faults (harness/nemesis/schedule.py)
+        from ..nemesis import schedule as schedules
+
+        if nem:
+            raise schedules.ScheduleError(
+                "--schedule and --nemesis both choose the faults: give one"
+            )
+        planned = schedules.read(schedule_file)
+        nem = schedules.kinds(planned)
     given = {k[len(WFLAG) :]: v for k, v in wflags.items() if v is not None}
     cfg = RunConfig(
         backend=backend,
@@ -295,6 +314,7 @@ def run(
         docker_host=docker_host,
         docker_netns=docker_netns,
         model=model,
+        schedule=planned,
         backoff_ms=parse_backoff(backoff),
     )
     plan = prepare(cfg)  # bad input fails before anything starts

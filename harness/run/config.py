@@ -55,6 +55,9 @@ class RunConfig:
     docker_netns: str | None = None  # a /run/netns name the engine's containers listen in
     compose_project: str = "lockharness"  # compose runtime: the project whose servers are used
     model: str = "lease"  # the lock model the history is judged under: lease or strict
+    #: --schedule: exactly these faults (schedule.json's "faults"), instead of the rotation of
+    #: ``nemesis`` (then the kinds it uses); checked by prepare (harness/nemesis/schedule.py)
+    schedule: list[dict[str, Any]] | None = None
     # clients' pause after failures (workloads.base.Backoff): base, cap in ms; (0, 0): none
     backoff_ms: tuple[int, int] = BACKOFF_MS
 
