@@ -4,6 +4,8 @@ plugin, and the informational commands."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -107,10 +109,43 @@ def test_compare_bad_input(tmp_path):
     assert p.returncode == 2 and "not a run directory" in p.stderr
 
 
-def test_pytest_plugin_fixture(redis_bin, lock_harness):
+def test_pytest_plugin_fixture(redis_bin, lock_harness, request, tmp_path):
     res = lock_harness(backend="redis", time_limit=2, render_report=False)
     assert res.valid is True and res.exit_code == 0
     assert json.loads(Path(res.run_dir, "config.json").read_text())["backend"] == "redis"
+    assert Path(res.run_dir).is_relative_to(tmp_path)  # no --lock-harness-store: tmp_path
+    assert ("lockharness_run", str(res.run_dir)) in request.node.user_properties
+
+
+def test_pytest_fixture_takes_a_nemesis_as_text_and_lists_every_field(lock_harness):
+    import pytest
+
+    from harness.nemesis import NotApplicable
+
+    # "client-pause" is one nemesis (not the letters c, l, ...): too short a run to inject it
+    with pytest.raises(NotApplicable, match="no fault would be injected"):
+        lock_harness(backend="redis", nemesis="client-pause", time_limit=1)
+    with pytest.raises(TypeError) as e:
+        lock_harness(backend="redis", nemsis=["kill"])  # misspelt
+    for name in ("nemsis", "nemesis", "time_limit", "seed", "ttl_ms", "hold_ms"):
+        assert name in str(e.value)
+
+
+def test_pytest_fixture_keeps_runs_where_ci_uploads_them(redis_bin, tmp_path):
+    """--lock-harness-store DIR: each test's runs under DIR/<test name>/, kept after pytest."""
+    (tmp_path / "test_gate.py").write_text(
+        "def test_gate(lock_harness):\n"
+        "    r = lock_harness(backend='redis', nemesis='none', time_limit=1, render_report=False)\n"
+        "    assert r.valid is True\n"
+    )
+    kept = tmp_path / "artifacts"
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_gate.py",
+         "--lock-harness-store", str(kept)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert len(list(kept.glob("test_gate/redis-mutex-none/*/results.json"))) == 1
 
 
 def test_info_commands():

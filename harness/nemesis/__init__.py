@@ -43,7 +43,8 @@ def check_before_start(
     extra: Mapping[str, ServerNeed] | None = None,
 ) -> None:
     """Every nemesis check that needs no server: option values, targets, whether each nemesis
-    can act on this backend's servers (NotApplicable), and whether any fault can fire at all.
+    can act on this backend's servers (NotApplicable), and whether any fault can fire at all
+    (NotApplicable too: a campaign shows that cell as such and runs the others).
     ``extra``: the workload's own servers by role, whose nodes are targets too."""
     if not classes:
         return
@@ -55,14 +56,14 @@ def check_before_start(
     for cls in classes:
         cls.validate(plan, cfg.nemesis_opts)
     if cfg.time_limit <= cfg.nemesis_interval:
-        raise NemesisError(
+        raise NotApplicable(  # in a campaign: this cell only
             f"no fault would be injected: --time-limit {cfg.time_limit:g} s is not longer than "
             f"--nemesis-interval {cfg.nemesis_interval:g} s (the first fault starts one interval "
             "into the run); give a longer --time-limit or a shorter --nemesis-interval"
         )
     recovery = recovery_window(cfg.time_limit)
     if cfg.time_limit - recovery <= cfg.nemesis_interval:
-        raise NemesisError(
+        raise NotApplicable(  # in a campaign: this cell only
             f"no fault would be injected: the first fault is due {cfg.nemesis_interval:g} s into "
             f"the run, inside its recovery window (the last {recovery:.3g} s of --time-limit "
             f"{cfg.time_limit:g} s, kept free of faults); give a longer --time-limit or a "
