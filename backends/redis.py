@@ -99,13 +99,17 @@ class RedisClient(LockClient):
         deadline = time.monotonic() + wait_ms / 1000
         attempt = 0
         while True:
-            fence = self._acquire(keys=[f"lock:{key}", f"fence:{key}"], args=[token, ttl_ms])
+            fence = self._try(key, token, ttl_ms)
             if fence is not None:
                 return Lease(key, token, int(fence), validity_ms=ttl_ms)
             if time.monotonic() >= deadline:
                 raise NotAcquired(f"{key} held by another client for {wait_ms} ms")
             time.sleep(poll_pause(attempt))
             attempt += 1
+
+    def _try(self, key: str, token: str, ttl_ms: int) -> Any:
+        """One attempt: the fence of the grant, or None while another client holds it."""
+        return self._acquire(keys=[f"lock:{key}", f"fence:{key}"], args=[token, ttl_ms])
 
     def release(self, lease: Lease) -> None:
         if not self._release(keys=[f"lock:{lease.key}"], args=[lease.token]):

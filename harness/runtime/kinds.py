@@ -9,8 +9,10 @@ from .base import ServerKind
 from .etcd import EtcdServer
 from .mariadb import MariadbServer
 from .mongodb import MongodServer
+from .pgbouncer import PgBouncerServer
 from .postgres import PostgresServer
 from .redis import RedisServer
+from .sentinel import SentinelServer
 from .toxiproxy_kind import EmbeddedToxiproxy, RealToxiproxy
 from .zookeeper import ZooKeeperServer
 
@@ -18,11 +20,13 @@ KINDS: dict[str, type[ServerKind]] = {
     k.kind: k
     for k in (
         RedisServer,
+        SentinelServer,
         EtcdServer,
         ZooKeeperServer,
         PostgresServer,
         MariadbServer,
         MongodServer,
+        PgBouncerServer,
         EmbeddedToxiproxy,
         RealToxiproxy,
     )

@@ -36,6 +36,12 @@ class RedisServer(ServerKind):
         return value
 
     def durability(self) -> Durability:
+        if self.replicated:  # whatever the fsync policy: replication is asynchronous
+            return Durability(
+                f"persistence={self.persistence}, asynchronous replication",
+                "a write the replica had not received when its master was killed is lost "
+                "at the failover",
+            )
         p = self.persistence
         if p == "always":
             return Durability("persistence=always (appendonly yes, appendfsync always)")
@@ -73,10 +79,33 @@ class RedisServer(ServerKind):
             argv += ["--appendonly", "no"]
         else:  # everysec | always
             argv += ["--appendonly", "yes", "--appendfsync", persistence]
+        if self.replicated:
+            # Its master and the sentinels reach it at the address it listens on, not at the
+            # connection's source (127.0.0.1).
+            argv += ["--replica-announce-ip", node.host]
+            # A replica syncs at once, not after the 5 s a master waits for more of them.
+            argv += ["--repl-diskless-sync-delay", "0"]
+            if node is not cluster[0]:  # a restart too: the sentinels correct a stale master
+                argv += ["--replicaof", cluster[0].host, str(cluster[0].port)]
         return argv
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def replicated(self) -> bool:
+        """The first node a master, the others its replicas (asynchronous replication), for a
+        front of sentinels to fail over (``sentinel.py``)."""
+        return bool(self.options.get("replicated", False))
+
+    def cluster_ready(self, cluster: list[Node]) -> bool:
+        if not self.replicated:
+            return super().cluster_ready(cluster)
+        if not all(self.ready(n) for n in cluster):
+            return False
+        # Ready once every replica has synced and streams from the master: a kill fails over
+        # at once, with the data.
+        return all(_info(n, "replication").get("master_link_status") == "up" for n in cluster[1:])
 
     def ready(self, node: Node) -> bool:
         try:
@@ -87,18 +116,24 @@ class RedisServer(ServerKind):
             return False
 
     def version(self, node: Node) -> str | None:
-        try:
-            with socket.create_connection((node.host, node.port), timeout=1.0) as s:
-                s.sendall(b"INFO server\r\n")
-                data = b""
-                while b"redis_version:" not in data or not data.endswith(b"\r\n"):
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError:
-            return None
-        for line in data.decode(errors="replace").splitlines():
-            if line.startswith("redis_version:"):
-                return line.split(":", 1)[1].strip()
-        return None
+        return _info(node, "server").get("redis_version")
+
+
+def _info(node: Node, section: str) -> dict[str, str]:
+    """``INFO <section>`` as a dict ({} when the node does not answer), over a bounded socket."""
+    data = b""
+    try:
+        with socket.create_connection((node.host, node.port), timeout=1.0) as s:
+            s.sendall(f"INFO {section}\r\n".encode())
+            for _ in range(100):  # the reply is one bulk string: $<length>, then that many bytes
+                head, _, body = data.partition(b"\r\n")
+                if head[:1] == b"$" and len(body) >= int(head[1:]):
+                    break
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except (OSError, ValueError):
+        return {}
+    lines = data.decode(errors="replace").splitlines()[1:]
+    return dict(ln.split(":", 1) for ln in lines if ":" in ln and not ln.startswith("#"))

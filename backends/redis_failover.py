@@ -1,0 +1,167 @@
+"""Redis with a replica and Sentinel failover: the single-instance ``SET NX PX`` lock on whichever
+node the sentinels say is the master.
+
+Deployment: a master (n1), one asynchronous replica (n2), three sentinels (sentinel1..3, quorum
+2) watching them. Clients find the master through the sentinels (redis-py's
+``redis.sentinel.Sentinel``), as the "one Redis with a replica" setup does. The kill nemesis
+on the master makes the sentinels promote the replica (down after ``down_after_ms``, then a
+leader sentinel fails over); clients then reach the new master.
+
+Algorithm: ``backends/redis.py``'s (one Lua script: ``SET NX PX`` and ``INCR fence`` atomically;
+compare-and-delete release; compare-and-pexpire renew). With ``wait_replicas=1`` every attempt
+is followed by ``WAIT 1 wait_timeout_ms`` on the same connection (one pipeline); a grant that
+fewer replicas acknowledged in time is withdrawn (compare-and-delete) and the acquire fails.
+
+Fence token: the ``INCR`` counter, replicated like the lock.
+
+Guarantees claimed: mutual exclusion while the master keeps running; none across a failover.
+
+Known to break it: replication is asynchronous, so a grant the master acknowledged but had not
+yet sent to the replica when it died is gone on the promoted replica, and a second client gets
+the lock while the first still holds it, with a smaller fence (redis.io, "Why failover-based
+implementations are not enough"). ``WAIT`` narrows that window to nothing for acknowledged
+grants, but it is not a guarantee: WAIT does not make a write durable or consistent (the
+Redis manual), and what it leaves open shows in the measured rate (README, "What it finds").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from redis.sentinel import MasterNotFoundError, Sentinel
+
+from .base import MAX_MS, Backend, Endpoint, Expiry, Lease, LockClient, LockFailed, ServerNeed
+from .option_values import Option
+from .redis import ACQUIRE, DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE, RENEW, RedisClient
+
+MASTER = "lockharness"  # the master's name at the sentinels (harness/runtime/sentinel.py)
+SENTINELS = 3
+
+
+def certain(e: BaseException) -> bool:
+    """Nothing reached a Redis node: no sentinel knew a master, or the connection to it was
+    never made (redis-py words every such failure "... connecting to ...")."""
+    if isinstance(e, MasterNotFoundError):
+        return True
+    return isinstance(e, redis.ConnectionError | redis.TimeoutError) and "connecting to" in str(e)
+
+
+class FailoverClient(RedisClient):
+    def __init__(
+        self, sentinels: list[Endpoint], timeout_ms: int, wait_replicas: int, wait_ms: int
+    ) -> None:
+        t = timeout_ms / 1000
+        # As redis.py's connect(): no retries, RESP2, no handshake round trip.
+        kw: dict[str, Any] = {
+            "socket_timeout": t,
+            "socket_connect_timeout": t,
+            "retry": None,
+            "protocol": 2,
+        }
+        self.sentinel = Sentinel([(e.host, e.port) for e in sentinels], sentinel_kwargs=kw, **kw)
+        self.r = self.sentinel.master_for(MASTER, driver_info=None, **kw)
+        self._acquire = self.r.register_script(ACQUIRE)
+        self._release = self.r.register_script(RELEASE)
+        self._renew = self.r.register_script(RENEW)
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
+
+    def acquire(self, key: str, ttl_ms: int, wait_ms: int) -> Lease:
+        return self._certain(lambda: RedisClient.acquire(self, key, ttl_ms, wait_ms))
+
+    def release(self, lease: Lease) -> None:
+        self._certain(lambda: RedisClient.release(self, lease))
+
+    def renew(self, lease: Lease, ttl_ms: int) -> None:
+        self._certain(lambda: RedisClient.renew(self, lease, ttl_ms))
+
+    @staticmethod
+    def _certain(call: Any) -> Any:
+        try:
+            return call()
+        except redis.RedisError as e:
+            if certain(e):
+                raise LockFailed(f"no master reached: {e}") from e
+            raise
+
+    def _try(self, key: str, token: str, ttl_ms: int) -> Any:
+        if not self.wait_replicas:
+            return super()._try(key, token, ttl_ms)
+        # WAIT counts the replicas that have this connection's writes: one pipeline, one
+        # connection.
+        pipe = self.r.pipeline(transaction=False)
+        self._acquire(keys=[f"lock:{key}", f"fence:{key}"], args=[token, ttl_ms], client=pipe)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+        fence, acked = pipe.execute()
+        if fence is None or int(acked) >= self.wait_replicas:
+            return fence
+        # Withdrawn: an error here leaves the grant's fate unknown (not LockFailed).
+        self._release(keys=[f"lock:{key}"], args=[token])
+        raise LockFailed(
+            f"granted, but {acked} of {self.wait_replicas} replicas acknowledged it within "
+            f"{self.wait_ms} ms: withdrawn"
+        )
+
+    def close(self) -> None:
+        self.r.close()
+        for s in self.sentinel.sentinels:
+            s.close()
+
+
+class RedisFailoverBackend(Backend):
+    name = "redis-failover"
+    description = (
+        "Redis master + replica, 3 Sentinels: SET NX PX on the master clients find through "
+        "Sentinel (optionally WAIT for the replica)"
+    )
+    fence = "INCR counter, atomic with the grant, replicated asynchronously"
+    fenced = True
+    options = {
+        "timeout_ms": Option(1000, "socket timeout", lo=1, hi=MAX_MS),
+        "persistence": Option(DEFAULT_PERSISTENCE, "server fsync policy", choices=PERSISTENCE),
+        "wait_replicas": Option(0, "WAIT for this many replicas after a grant", lo=0, hi=1),
+        "wait_timeout_ms": Option(100, "how long WAIT waits", lo=1, hi=MAX_MS),
+        "down_after_ms": Option(1000, "sentinels: master down after", lo=100, hi=60_000),
+        "failover_timeout_ms": Option(2000, "sentinels: failover timeout", lo=100, hi=600_000),
+    }
+
+    def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
+        super().__init__(opts)
+        self.timeout_ms: int = self.values["timeout_ms"]
+        self.wait_replicas: int = self.values["wait_replicas"]
+        self.wait_ms: int = self.values["wait_timeout_ms"]
+        if self.wait_replicas and self.wait_ms >= self.timeout_ms:
+            raise ValueError(
+                f"option wait_timeout_ms={self.wait_ms} must be below timeout_ms="
+                f"{self.timeout_ms} (the socket would time out before WAIT answers)"
+            )
+
+    def expiry(self) -> Expiry:
+        return "ttl"
+
+    def min_down_ms(self, lease_ms: float) -> float:
+        # A master back before the sentinels could fail over would test a restart, not a
+        # failover: it stays down until they have had their time.
+        return float(self.values["down_after_ms"] + self.values["failover_timeout_ms"])
+
+    def servers(self) -> ServerNeed:
+        front = ServerNeed(
+            "redis-sentinel",
+            SENTINELS,
+            {
+                "down_after_ms": self.values["down_after_ms"],
+                "failover_timeout_ms": self.values["failover_timeout_ms"],
+            },
+        )
+        return ServerNeed(
+            "redis",
+            2,
+            {"persistence": self.values["persistence"], "replicated": True},
+            front=front,
+            front_role="sentinel",
+        )
+
+    def client(self, endpoints: list[Endpoint], client_id: int) -> LockClient:
+        return FailoverClient(endpoints, self.timeout_ms, self.wait_replicas, self.wait_ms)
