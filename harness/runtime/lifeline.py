@@ -419,8 +419,13 @@ def clean(st: RunState) -> tuple[list[str], list[str]]:
             done.append(f"removed data dir {d} ({size / 1e6:.1f} MB)")
     for n in _outside_nodes(st):
         try:
+            there = Path(n["link"]).parent.is_dir()
             bring_back(Path(n["dir"]), Path(n["link"]))
-            done.append(f"moved node dir {n['dir']} back into the store ({n['link']})")
+            done.append(
+                f"moved node dir {n['dir']} back into the store ({n['link']})"
+                if there
+                else f"removed node dir {n['dir']} (its store is gone)"
+            )
         except OSError as e:
             failed.append(f"node dir {n['dir']}: {e}")
     if st.outside and not failed:
@@ -432,10 +437,13 @@ def clean(st: RunState) -> tuple[list[str], list[str]]:
 
 
 def bring_back(real: Path, link: Path) -> None:
-    """Put a node dir that lived outside the store (``real``) where the store links to it."""
+    """Put a node dir that lived outside the store (``real``) where the store links to it;
+    when the store is gone meanwhile, there is nowhere to put it: it is removed."""
     if link.is_symlink():
         link.unlink()
-    if real.exists():
+    if not link.parent.is_dir():
+        shutil.rmtree(real, ignore_errors=True)
+    elif real.exists():
         shutil.move(str(real), str(link))
 
 
