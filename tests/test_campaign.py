@@ -399,3 +399,13 @@ def test_ttl_and_hold_flags_go_to_the_workloads_that_take_them():
             {"workload_opts": {"hold_ms": 100}},
             takes=lambda w, o: takes((w, o)),
         )
+
+
+def test_a_cell_whose_fault_cannot_fire_is_not_applicable_and_the_others_run(tmp_path):
+    """-t 5 with faults every 5 s: no kill would be injected. That cell is "not applicable",
+    as --help says, and the none cell is still planned (the real run: test_cli_scripting)."""
+    p = harness("compare", "--backends", "redis", "--nemeses", "none,kill", "-t", "5",
+                "--repeat", "1", "--store", str(tmp_path / "s"), "--dry-run")  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "redis / mutex / kill: not applicable: no fault would be injected" in p.stdout
+    assert "redis / mutex / none: runnable" in p.stdout or "not available here" in p.stdout

@@ -89,10 +89,10 @@ UNWRAPPED_WIDTH = 100_000
 class _Console(Console):
     @property
     def size(self) -> ConsoleDimensions:
-        """A terminal's own size; anything else (even with a terminal on another stream, as in
-        ``harness list | cat``) is unbounded, whatever the terminal around it."""
-        if self._width is None and not self.is_terminal:
-            return ConsoleDimensions(UNWRAPPED_WIDTH, super().size.height)
+        """A terminal's own size; anything else is unbounded: even with a terminal on another
+        stream (``harness list | cat``) or COLUMNS set, which describe a terminal, not a pipe."""
+        if not self.is_terminal:
+            return ConsoleDimensions(UNWRAPPED_WIDTH, 25)
         return super().size
 
     @size.setter
