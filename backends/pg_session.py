@@ -10,6 +10,11 @@ connection string over every node, ``target_session_attrs=read-write``.
 before its WAL is written: a kill loses the last acknowledged commits (and, with an
 asynchronous replica, widens what a failover loses). A deliberate, non-durable choice that the
 run reports as such.
+
+``pooler=transaction|session`` puts a PgBouncer in that pool mode in front of the one server
+(``harness/runtime/pgbouncer.py``); clients and setup connect through it. Through a transaction
+pooler psycopg's prepared statements are turned off, as its manual says to: the next statement
+may run on another server connection. Not with ``failover``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from .option_values import Option
 _RECONNECT_PAUSE_S = 0.05
 _MAX_CONNECT_ATTEMPTS = 200  # a hard bound on top of find_primary_s
 
+#: ``pooler``: none, or PgBouncer's pool_mode (harness/runtime/pgbouncer.py).
+POOLERS = ("none", "transaction", "session")
+
 SESSION_ENDED = frozenset({"57P01", "57P02", "25P03", "57P05"})
 
 
@@ -50,9 +58,17 @@ class Session:
     Several endpoints: libpq tries them in order and keeps the first that takes writes."""
 
     def __init__(
-        self, endpoints: list[Endpoint], dbname: str, user: str, connect_timeout_s: int
+        self,
+        endpoints: list[Endpoint],
+        dbname: str,
+        user: str,
+        connect_timeout_s: int,
+        prepare: bool = True,
     ) -> None:
         self.endpoints = endpoints
+        # psycopg prepares a statement run often; a transaction pooler runs the next one on
+        # another server connection, which never saw it: such clients turn preparing off.
+        self.prepare_threshold: int | None = 5 if prepare else None
         self.dbname = dbname
         self.user = user
         self.connect_timeout_s = connect_timeout_s
@@ -126,6 +142,7 @@ class Session:
             dbname=self.dbname,
             user=self.user,
             autocommit=True,
+            prepare_threshold=self.prepare_threshold,
             connect_timeout=self.connect_timeout_s,
             # A dead peer ends a stuck call instead of hanging the worker forever.
             keepalives=1,
@@ -175,6 +192,12 @@ class PostgresBackendBase(Backend):
         "failover": Option(False, "a primary and a replica"),
         "synchronous": Option(False, "commits wait for the replica"),
         "synchronous_commit": Option("on", "server setting", choices=("on", "off")),
+        "fsync": Option(
+            "off",
+            "server setting (off survives a process kill, not a power cut)",
+            choices=("on", "off"),
+        ),
+        "pooler": Option("none", "clients connect through PgBouncer", choices=POOLERS),
     }
 
     def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
@@ -192,14 +215,32 @@ class PostgresBackendBase(Backend):
                 "option synchronous=true needs synchronous_commit=on (with off no commit waits "
                 "for the replica)"
             )
+        self.pooler: str = self.values["pooler"]
+        self.fsync_given = "fsync" in (opts or {})
+        if self.pooler != "none" and self.failover:
+            raise ValueError(
+                f"option pooler={self.pooler} fronts one server: not with failover=true "
+                "(PgBouncer would not follow the promoted replica)"
+            )
 
     def servers(self) -> ServerNeed:
         # Only a deliberate choice reaches the server's options (the default is durable).
         local = {"synchronous_commit": "off"} if self.synchronous_commit == "off" else {}
+        if self.fsync_given:  # chosen: the kill's power cut (lose_unsynced) may run
+            local["fsync"] = self.values["fsync"]
         if self.failover:
             sync = "on" if self.synchronous else "off"
             return ServerNeed("postgres", 2, {"failover": True, "sync": sync, **local})
+        if self.pooler != "none":  # clients and setup reach the server through PgBouncer
+            pooler = ServerNeed("pgbouncer", 1, {"pool_mode": self.pooler})
+            return ServerNeed("postgres", 1, local, front=pooler, front_role="pooler")
         return ServerNeed("postgres", 1, local)
 
     def _session(self, endpoints: list[Endpoint]) -> Session:
-        return Session(endpoints, self.opts["dbname"], self.opts["user"], self.connect_timeout_s)
+        return Session(
+            endpoints,
+            self.opts["dbname"],
+            self.opts["user"],
+            self.connect_timeout_s,
+            prepare=self.pooler != "transaction",
+        )
