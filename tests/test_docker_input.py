@@ -3,6 +3,7 @@ mirror comes from apt's own sources, never a hard-coded host."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,42 @@ def test_firewall_takes_over_a_chain_a_killed_run_left() -> None:
         assert output_rules() == [f"-N {CHAIN}", f"-A OUTPUT -j {CHAIN}"]
         fw.close()
         assert output_rules() == []
+
+
+def test_a_kind_runs_from_its_image_built_here_by_default(tmp_path: Path) -> None:
+    """No --image: lockharness/KIND:bookworm once `harness images build` made it (a private
+    engine never pulls an official image), else the official one; the run says which."""
+    from harness.run import container_runs
+    from harness.run.config import RunConfig
+
+    assert images.default_image("redis", tmp_path) == "redis:7.0"  # nothing built here
+    tar = images._tarball("redis", "bookworm", tmp_path)
+    tar.write_bytes(b"")
+    images._meta("redis", "bookworm", tmp_path).write_text("{}")
+    assert images.default_image("redis", tmp_path) == "lockharness/redis:bookworm"
+    cfg = RunConfig(
+        runtime="docker", docker_host="private", images={"redis": images.tag_for("redis")}
+    )
+    assert container_runs.notices(cfg) == [
+        "--runtime docker: redis from image lockharness/redis:bookworm (built here by harness "
+        "images build)"
+    ]
+
+
+def test_a_private_engine_run_uses_the_image_built_here(tmp_path: Path) -> None:
+    """harness run --runtime docker --docker-host private, no --image: it runs from
+    lockharness/redis:bookworm (a private engine has no official image) and says so."""
+    from harness.containers.engine import available
+
+    ok, why = available()
+    if not ok:
+        pytest.skip(f"no private Docker engine here: {why}")
+    if images.not_built(images.tag_for("redis")):
+        pytest.skip("lockharness/redis:bookworm is not built here (harness images build redis)")
+    store = tmp_path / "store"
+    p = harness("run", "-b", "redis", "--runtime", "docker", "--docker-host", "private",
+                "-t", "2", "--no-report", "--store", str(store), timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "redis from image lockharness/redis:bookworm" in p.stderr
+    config = json.loads(next(store.glob("redis-mutex-none/*/config.json")).read_text())
+    assert config["images"] == {"redis": "lockharness/redis:bookworm"}

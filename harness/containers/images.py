@@ -345,6 +345,17 @@ def not_built(tag: str, cache: Path = CACHE) -> str | None:
     return f"image {tag} is not built: run `harness images build {kind} --suite {suite}`"
 
 
+def default_image(kind: str, cache: Path = CACHE) -> str | None:
+    """The image a kind runs from when no --image is given: ``lockharness/KIND:bookworm`` when
+    it is built here (a private engine never pulls, and it is the server the local runtime
+    runs), else the kind's official image; None when it has neither."""
+    if kind in with_image_recipe():
+        tag = tag_for(kind)
+        if not_built(tag, cache) is None:
+            return tag
+    return KINDS[kind].official_image if kind in KINDS else None
+
+
 def ensure(client: Any, tag: str, cache: Path = CACHE, pull: bool = True) -> None:
     """Make ``tag`` present in the engine: a lockharness image from the cache (built first when
     missing), any other image as it is or, with ``pull``, pulled (a private engine never pulls:

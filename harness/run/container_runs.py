@@ -40,6 +40,11 @@ def check(cfg: RunConfig, needs: list[ServerNeed]) -> None:
     if cfg.toxiproxy:
         raise ValueError("--toxiproxy is not supported with --runtime docker")
     from harness.containers.engine import PRIVATE, available, open_engine
+    from harness.containers.images import default_image
+
+    for need in needs:  # recorded in config.json and said (notices): the run's images
+        if need.kind not in cfg.images and (image := default_image(need.kind)):
+            cfg.images[need.kind] = image
 
     if cfg.docker_host == PRIVATE:
         ok, why = available()
@@ -134,15 +139,24 @@ def notices(cfg: RunConfig) -> list[str]:
                 "partitions cut client<->node links only"
             )
         return said
-    if cfg.runtime != "docker" or cfg.docker_host == "private" or cfg.docker_netns:
+    if cfg.runtime != "docker":
         return []
+    from harness.containers.images import parse_tag
+
+    said = [
+        f"--runtime docker: {kind} from image {image}"
+        + (" (built here by harness images build)" if parse_tag(image) else "")
+        for kind, image in sorted(cfg.images.items())
+    ]
+    if cfg.docker_host == "private" or cfg.docker_netns:
+        return said
     if any(nemesis_class(n).needs_node_uids for n in cfg.nemesis):
-        return [
+        said.append(
             "--runtime docker without --docker-netns: the containers share the host's network, "
             "where the harness changes no iptables rule, so partitions cut client<->node links "
             "only (use --docker-host private, or --docker-netns NAME)"
-        ]
-    return []
+        )
+    return said
 
 
 def open_runtime(
