@@ -159,14 +159,20 @@ def _template(runs_as: str | None) -> Path:
             argv.append(f"--user={runs_as}")
         try:
             done = subprocess.run(
-                argv, cwd=work, capture_output=True, text=True, env={**os.environ, **_ENV},
-                timeout=_INSTALL_TIMEOUT_S,
+                # TMPDIR: the work dir, which the server's user can write; a TMPDIR of the
+                # caller's (a 0700 dir of root's) would make the bootstrap abort.
+                argv, cwd=work, capture_output=True, text=True,
+                env={**os.environ, **_ENV, "TMPDIR": str(work)}, timeout=_INSTALL_TIMEOUT_S,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
             raise ServerStartError(f"mariadb-install-db took over {_INSTALL_TIMEOUT_S} s") from e
         if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise ServerStartError(f"mariadb-install-db failed: {last[0]}")
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            # The cause, not the closing "[ERROR] Aborting" after it.
+            why = [ln for ln in lines if "[ERROR]" in ln and "Aborting" not in ln]
+            raise ServerStartError(
+                f"mariadb-install-db failed: {(why or lines[-1:] or ['(no output)'])[0]}"
+            )
         install_template(data, cache, "mysql")
         return cache
     finally:
