@@ -180,8 +180,8 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
     "image_opts",
     multiple=True,
     metavar="KIND=IMAGE",
-    help="Docker runtime: the image of a server kind (default: the official one), "
-    "e.g. redis=lockharness/redis:bookworm.",
+    help="Docker runtime: the image of a server kind (default: lockharness/KIND:bookworm when "
+    "`harness images build` made it here, else the official one), e.g. redis=redis:7.0.",
 )
 @click.option(
     "--docker-host",
