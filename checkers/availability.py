@@ -2,30 +2,56 @@
 
 A fault window runs from the invocation of a ``start-X`` nemesis op that put fault X in force
 (completed without an error, and not ``"injected": false``) to the completion of the next
-``stop-X`` (or the end of the history). An acquire attempt belongs inside when it was invoked in
-a window. Per side: attempts, successes, success ratio, successful acquires per second of that
-side's time, and the latency of successful acquires (p50, p99). Never a verdict.
+``stop-X`` (or the end of the history).
+
+Two measures, never a verdict:
+
+- ``measure``: acquire attempts (an attempt belongs inside when it was invoked in a window).
+  Per side: attempts, successes, success ratio, successful acquires per second of that side's
+  time, and the latency of successful acquires (p50, p99). A share of attempts depends on how
+  often clients ask (a retry loop makes thousands of failures a second), so it is kept as a count
+  beside the measure in time.
+- ``over_time``: the share of time in which the lock was held or grantable, per window and
+  outside them, and the time from each heal to the next grant (docs/design.md, "Availability in
+  time", defines it).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from .history import NEMESIS, Op
+from .blame import FOREVER, Acting
+from .history import NEMESIS, Op, exact
+from .holds import sort_ops
+from .pairing import NEVER_RETURNED, Pair, pair
 from .perf import percentiles
+from .results import AvailabilityInTime, TimeShare, WindowShare
 
 SIDES = ("inside", "outside")
+#: An acquire that waited longer than this while nobody held its key did not find the lock
+#: grantable for the rest of its wait: a grant takes a round trip (an etcd or ZooKeeper election
+#: of a new leader takes about a second and counts against the lock), not a fault's length.
+PROMPT_MS = 1000
+MAX_WINDOWS = 50  # windows listed one by one in results.json; the sides count them all
+
+Span = tuple[int, int]  # [start, end) in ns
 
 
 def windows(ops: list[Op]) -> list[tuple[int, int]]:
     """Merged, sorted fault windows (ns) of a history (ops in any order)."""
+    return _merge([(a, b) for _, a, b, _ in fault_windows(ops)])
+
+
+def fault_windows(ops: Sequence[Op]) -> list[tuple[str, int, int, bool]]:
+    """Each fault's window, (fault, start ns, end ns, healed), by start, not merged; a fault
+    never healed lasts to the end of the history."""
     srt = sorted((op for op in ops if op.process == NEMESIS), key=lambda o: (o.time, o.index))
     end = max((op.time for op in ops), default=0)
     pending: dict[str, Op] = {}  # f -> its invocation
     open_: dict[str, int] = {}  # fault name -> window start
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[str, int, int, bool]] = []
     for op in srt:
         what, _, name = op.f.partition("-")
         if what not in ("start", "stop") or not name:
@@ -41,15 +67,52 @@ def windows(ops: list[Op]) -> list[tuple[int, int]]:
             if took and name not in open_:
                 open_[name] = inv.time
         elif name in open_:
-            spans.append((open_.pop(name), op.time))
-    spans += [(t, end) for t in open_.values()]
-    merged: list[tuple[int, int]] = []
+            spans.append((name, open_.pop(name), op.time, True))
+    spans += [(name, t, end, False) for name, t in open_.items()]
+    return sorted(spans, key=lambda w: (w[1], w[2], w[0]))
+
+
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    """A union of intervals: sorted, disjoint, empty ones dropped."""
+    merged: list[Span] = []
     for a, b in sorted(spans):
+        if b <= a:
+            continue
         if merged and a <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
             merged.append((a, b))
     return merged
+
+
+def _minus(a: list[Span], b: list[Span]) -> list[Span]:
+    """``a`` without ``b``, both merged."""
+    out: list[Span] = []
+    j = 0
+    for lo, hi in a:
+        while j < len(b) and b[j][1] <= lo:
+            j += 1
+        k = j
+        while lo < hi:
+            if k >= len(b) or b[k][0] >= hi:
+                out.append((lo, hi))
+                break
+            if b[k][0] > lo:
+                out.append((lo, b[k][0]))
+            lo = max(lo, b[k][1])
+            k += 1
+    return out
+
+
+def _overlaps(spans: list[Span], starts: list[int], lo: int, hi: int) -> bool:
+    """Does [lo, hi] meet one of merged ``spans`` (``starts``: their starts)?"""
+    i = bisect_right(starts, hi) - 1
+    return i >= 0 and spans[i][1] >= lo
+
+
+def _within(spans: list[Span], lo: int, hi: int) -> int:
+    """How much of merged ``spans`` lies in [lo, hi), ns."""
+    return sum(max(0, min(b, hi) - max(a, lo)) for a, b in spans)
 
 
 def _inside(spans: list[tuple[int, int]], starts: list[int], t: int) -> bool:
@@ -58,8 +121,10 @@ def _inside(spans: list[tuple[int, int]], starts: list[int], t: int) -> bool:
 
 
 def measure(ops: Iterable[Op], *, samples: bool = False) -> dict[str, Any]:
-    """Per side: attempts, ok, success_ratio, ok_per_s, seconds, latency_ms {p50, p99}; with
-    ``samples`` also every successful acquire's latency (ms), to pool over runs."""
+    """Per side: available_share and unavailable_s (in time, from ``over_time``), attempts, ok,
+    success_ratio, ok_per_s, seconds, latency_ms {p50, p99}; with ``samples`` also every
+    successful acquire's latency (ms), to pool over runs. Also ``keys`` and each window's
+    ``heal_to_grant_s``."""
     ops = list(ops)
     spans = windows(ops)
     starts = [a for a, _ in spans]
@@ -86,10 +151,15 @@ def measure(ops: Iterable[Op], *, samples: bool = False) -> dict[str, Any]:
         side = "inside" if _inside(spans, starts, inv.time) else "outside"
         ok[side] += 1
         lat[side].append((op.time - inv.time) / 1e6)
-    out: dict[str, Any] = {"windows": len(spans)}
+    timed = over_time(ops)
+    out: dict[str, Any] = {"windows": len(spans), "keys": timed["keys"]}
+    out["heal_to_grant_s"] = [w["heal_to_grant_s"] for w in timed["windows"]]
     for s in SIDES:
         p = percentiles(lat[s])
         out[s] = {
+            # in time (``over_time``): what a comparison shows; the attempts beside it
+            "available_share": timed[s]["available_share"],
+            "unavailable_s": timed[s]["unavailable_s"],
             "seconds": round(seconds[s], 3),
             "attempts": attempts[s],
             "ok": ok[s],
@@ -100,3 +170,147 @@ def measure(ops: Iterable[Op], *, samples: bool = False) -> dict[str, Any]:
         if samples:
             out[s]["samples"] = lat[s]
     return out
+
+
+# --- availability in time ----------------------------------------------------------------------
+
+
+def unavailable(
+    ops: Sequence[Op], prompt_ms: int = PROMPT_MS
+) -> tuple[dict[Any, list[Span]], Span]:
+    """Per key, when the lock was neither held nor grantable (merged spans, ns), and the load's
+    span. See docs/design.md, "Availability in time":
+
+    - held: some client acting as holder (its acquire's ``ok`` to its release's invocation);
+    - else the last evidence decides: a grant (an acquire's ``ok``) says grantable from then on;
+      an acquire that failed or whose outcome is unknown, and that no hold of its key overlapped
+      (so nobody held it against the client), says not grantable from its invocation on; before
+      any evidence the lock counts as grantable (its servers were up and ready);
+    - and the part of an ``ok`` acquire's wait past ``prompt_ms`` not covered by a hold: the
+      lock was not grantable for that long, though the client got it in the end.
+    """
+    srt = sort_ops(ops)
+    return _unavailable(srt, pair(srt, ("acquire",)).pairs, prompt_ms)
+
+
+def _unavailable(
+    srt: list[Op], pairs: list[Pair], prompt_ms: int
+) -> tuple[dict[Any, list[Span]], Span]:
+    client = [op for op in srt if op.process != NEMESIS]
+    if not client:
+        return {}, (0, 0)
+    t0, t1 = client[0].time, client[-1].time
+    acting = Acting(client)
+    held: dict[Hashable, list[Span]] = {}
+    for (_p, k), spans in acting.spans.items():
+        held.setdefault(k, []).extend((s, t1 if e == FOREVER else e) for s, e in spans)
+    held = {k: _merge(v) for k, v in held.items()}
+    held_starts = {k: [a for a, _ in v] for k, v in held.items()}
+    prompt = prompt_ms * 1_000_000
+    # per key: evidence (time, order, grantable?) and the slow waits of granted acquires
+    evidence: dict[Hashable, list[tuple[int, int, bool]]] = {}
+    slow: dict[Hashable, list[Span]] = {}
+    keys: dict[Hashable, Any] = {}
+    for _p, _f, key, type_, inv, pos in pairs:
+        if inv < 0:
+            continue
+        k = exact(key)
+        keys.setdefault(k, key)
+        t_inv = srt[inv].time
+        t_done = t1 if pos == NEVER_RETURNED else srt[pos].time
+        ev = evidence.setdefault(k, [])
+        if type_ == "ok":
+            ev.append((t_done, 0, True))
+            if t_done - t_inv > prompt:
+                slow.setdefault(k, []).append((t_inv + prompt, t_done))
+        elif not _overlaps(held.get(k, []), held_starts.get(k, []), t_inv, t_done):
+            ev.append((t_inv, 1, False))  # refused or unknown with nobody holding it
+    out: dict[Any, list[Span]] = {}
+    for k, key in keys.items():
+        down: list[Span] = []
+        since: int | None = None  # not grantable since
+        for t, _o, up in sorted(evidence.get(k, [])):
+            if up and since is not None:
+                down.append((since, t))
+                since = None
+            elif not up and since is None:
+                since = t
+        if since is not None:
+            down.append((since, t1))
+        spans = _merge([*down, *slow.get(k, [])])
+        spans = _minus(spans, held.get(k, []))
+        out[key] = [(max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1]
+    return out, (t0, t1)
+
+
+def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTime:
+    """The share of time the lock was held or grantable, in each fault window, inside them all
+    and outside; the time from each heal to the next grant; acquire attempts beside them."""
+    srt = sort_ops(ops)
+    pairs = pair(srt, ("acquire",)).pairs
+    down, (t0, t1) = _unavailable(srt, pairs, prompt_ms)
+    faults = fault_windows(srt)
+    inside = _merge((max(a, t0), min(b, t1)) for _, a, b, _ in faults)
+    keys = len(down)
+    invoked: list[int] = []  # acquires' invocation times
+    granted: list[int] = []  # granted acquires' invocation times
+    grants: list[int] = []  # grant (ok) times
+    for _p, _f, _k, type_, inv, pos in pairs:
+        if inv < 0:
+            continue
+        invoked.append(srt[inv].time)
+        if type_ == "ok":
+            granted.append(srt[inv].time)
+            grants.append(srt[pos].time)
+    invoked.sort()
+    granted.sort()
+    grants.sort()
+
+    def share(spans: list[Span]) -> TimeShare:
+        secs = sum(b - a for a, b in spans)
+        lost = sum(_within(d, a, b) for d in down.values() for a, b in spans)
+        return {
+            "seconds": round(secs / 1e9, 3),
+            "available_share": round(1 - lost / (secs * keys), 6) if secs and keys else None,
+            "unavailable_s": round(lost / 1e9, 3),
+            "attempts": sum(_count(invoked, a, b) for a, b in spans),
+            "ok": sum(_count(granted, a, b) for a, b in spans),
+        }
+
+    rows: list[WindowShare] = []
+    heals: list[float] = []
+    for name, a, b, healed in faults:
+        i = bisect_left(grants, b)
+        after = (grants[i] - b) / 1e9 if healed and i < len(grants) else None
+        if after is not None:
+            heals.append(after)
+        if len(rows) < MAX_WINDOWS:
+            lo, hi = max(a, t0), min(b, t1)
+            rows.append(
+                {
+                    "fault": name,
+                    "start_s": round(a / 1e9, 3),
+                    "end_s": round(b / 1e9, 3),
+                    **share([(lo, hi)] if hi > lo else []),
+                    "heal_to_grant_s": round(after, 3) if after is not None else None,
+                }
+            )
+    heals.sort()
+    return {
+        "keys": keys,
+        "span_s": round(max(0, t1 - t0) / 1e9, 3),
+        "prompt_ms": prompt_ms,
+        "inside": share(inside),
+        "outside": share(_minus([(t0, t1)], inside) if t1 > t0 else []),
+        "windows": rows,
+        "window_count": len(faults),
+        "heal_to_grant_s": {
+            "max": round(heals[-1], 3) if heals else None,
+            "median": round(heals[(len(heals) - 1) // 2], 3) if heals else None,
+        },
+    }
+
+
+def _count(sorted_times: list[int], lo: int, hi: int) -> int:
+    """How many of ``sorted_times`` lie in [lo, hi]."""
+    return bisect_right(sorted_times, hi) - bisect_left(sorted_times, lo)

@@ -312,6 +312,38 @@ class JobsResult(Result):
     notes: list[str]
 
 
+# --- availability in time (``checkers.availability.over_time``) ------------------------------
+
+
+class TimeShare(TypedDict):
+    seconds: float  # of the load span on this side
+    available_share: float | None  # of key-time: held or grantable (None: no time, no key)
+    unavailable_s: float  # key-seconds neither held nor grantable
+    attempts: int  # acquires invoked on this side
+    ok: int  # of them granted
+
+
+class WindowShare(TimeShare):
+    fault: str
+    start_s: float
+    end_s: float
+    heal_to_grant_s: float | None  # from the heal to the next grant (None: none came)
+
+
+class AvailabilityInTime(TypedDict):
+    """``results.json``'s ``availability``, written by the analyse stage; never a verdict."""
+
+    keys: int  # keys some client tried to acquire: each counts for the whole span
+    span_s: float  # the load: first client op to last
+    prompt_ms: int
+    inside: TimeShare
+    outside: TimeShare
+    windows: list[WindowShare]  # the first MAX_WINDOWS faults
+    window_count: int
+    heal_to_grant_s: dict[str, float | None]  # max and median over the healed windows
+    backoff_ms: NotRequired[list[int] | None]  # the clients' backoff (config.json; None: none)
+
+
 # --- a run ------------------------------------------------------------------------------------
 
 
@@ -327,6 +359,7 @@ class RunResults(TypedDict):
     schema_version: NotRequired[int]
     ops_read: NotRequired[int]
     faults: NotRequired[dict[str, dict[str, Any]]]  # kind -> counts (``checkers.faults``)
+    availability: NotRequired[AvailabilityInTime]  # in time, per fault window and outside
     partial: NotRequired[bool]
     problems: NotRequired[list[str]]
     problem_count: NotRequired[int]

@@ -83,8 +83,14 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
     av = f.get("availability") or {}
     i, o = av.get("inside") or {}, av.get("outside") or {}
     if i.get("attempts"):
+        if i.get("available_share") is not None:  # in time: held or grantable
+            lines.append(
+                f"available in/out faults: {pct(i['available_share'])} / "
+                f"{pct(o.get('available_share'))} of the time"
+            )
         lines.append(
             f"acquire ok in/out faults: {pct(i['success_ratio'])} / {pct(o.get('success_ratio'))}"
+            f" of {i['attempts']:,} / {o.get('attempts') or 0:,} attempts"
         )
         lines.append(f"grants/s in/out: {_num(i['ok_per_s'])} / {_num(o.get('ok_per_s'))}")
         li, lo = i.get("latency_ms") or {}, o.get("latency_ms") or {}
@@ -94,6 +100,8 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
         )
     elif o.get("attempts"):
         lo = o.get("latency_ms") or {}
+        if o.get("available_share") is not None:
+            lines.append(f"available {pct(o['available_share'])} of the time")
         lines.append(
             f"acquire ok {pct(o['success_ratio'])}, {_num(o['ok_per_s'])} grants/s, "
             f"p50/p99 {_num(lo.get('p50'))}/{_num(lo.get('p99'))} ms"
@@ -191,7 +199,8 @@ CSV_FIELDS = (
     "backend", "workload", "nemesis", "status", "why", "runs", "valid", "invalid", "unknown",
     "errors", "rate", "rate_low", "rate_high", "verdict", "flags", "time_to_first_violation_s",
     "violation_kinds", "acted_at_once_runs", "lost_updates_mean", "double_executions_mean",
-    "stale_writes_accepted_mean", "faults_injected_mean", "inside_success_ratio",
+    "stale_writes_accepted_mean", "faults_injected_mean", "inside_available_share",
+    "outside_available_share", "inside_success_ratio",
     "outside_success_ratio", "inside_ok_per_s", "outside_ok_per_s", "inside_p50_ms",
     "inside_p99_ms", "outside_p50_ms", "outside_p99_ms", "server_versions", "images",
 )  # fmt: skip
@@ -236,6 +245,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
         for side in ("inside", "outside"):
             a = av.get(side) or {}
             lat = a.get("latency_ms") or {}
+            row[f"{side}_available_share"] = a.get("available_share")
             row[f"{side}_success_ratio"] = a.get("success_ratio")
             row[f"{side}_ok_per_s"] = a.get("ok_per_s")
             row[f"{side}_p50_ms"] = lat.get("p50")

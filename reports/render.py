@@ -229,7 +229,7 @@ def render_html(
                 css="quantiles",
                 log_ok=True,
             ),
-            "availability": series.availability(over, periods),
+            **series.availability_view(results, ops),
         }
 
     lock = lock_words.facts(config, results)

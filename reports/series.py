@@ -1,5 +1,5 @@
 """Acquires over time, from one pass over the history: throughput and latency quantiles per time
-bucket, availability inside and outside fault windows, op counts.
+bucket, op counts; and the availability table (in time, inside and outside fault windows).
 
 Buckets aggregate, so the charts stay the same size for a 10-op or a 10^6-op history.
 """
@@ -7,16 +7,13 @@ Buckets aggregate, so the charts stay the same size for a 10-op or a 10^6-op his
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
 from checkers.history import NEMESIS, Op
-
-from .faults import Period
 
 WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
 MAX_BUCKETS = 300
@@ -100,67 +97,64 @@ def compute(ops: Sequence[Op], t_end: int = 0) -> Series:
 
 @dataclass
 class Availability:
+    """One row of the report's availability table: a side or a fault window."""
+
     label: str
     seconds: float
+    share: float | None  # of key-time held or grantable
+    unavailable_s: float
+    attempts: int
     ok: int
-    fail: int
-    info: int
+    heal_to_grant_s: float | None = None
+    healed: bool = False  # a window's row: the heal column applies
 
     @property
-    def total(self) -> int:
-        return self.ok + self.fail + self.info
+    def available(self) -> str:
+        return f"{self.share:.1%}" if self.share is not None else "—"
 
     @property
-    def ratio(self) -> str:
-        return f"{self.ok / self.total:.1%}" if self.total else "—"
-
-    @property
-    def per_s(self) -> str:
-        return f"{self.ok / self.seconds:.1f}" if self.seconds > 0 else "—"
+    def heal(self) -> str:
+        if not self.healed:
+            return ""
+        return f"{self.heal_to_grant_s:.2f} s" if self.heal_to_grant_s is not None else "no grant"
 
 
-MAX_WINDOWS = 20
+def availability_view(results: Mapping[str, Any], ops: Sequence[Op]) -> dict[str, Any]:
+    """The availability table, in time (``checkers.availability.over_time``): ``availability``
+    (rows: outside faults, during any, then each fault window), ``paced`` (how clients paced
+    their retries, in words) and ``prompt_ms``. From results.json's ``availability``, or
+    computed from the ops for results without it."""
+    from checkers.availability import over_time
+
+    got = results.get("availability")
+    if not isinstance(got, dict) or "outside" not in got:
+        got = dict(over_time(ops))
+    rows = [_row("outside faults", got["outside"])]
+    if got.get("window_count"):
+        rows.append(_row("during faults", got["inside"]))
+    for w in got.get("windows") or []:
+        r = _row(f"{w['fault']} at {w['start_s']:.2f} s", w)
+        r.heal_to_grant_s, r.healed = w.get("heal_to_grant_s"), True
+        rows.append(r)
+    b = got.get("backoff_ms") if "backoff_ms" in got else results.get("backoff_ms")
+    if isinstance(b, list) and len(b) == 2:
+        paced = f"clients backed off after failures: {b[0]} ms doubling to {b[1]} ms, jittered"
+    else:
+        paced = (
+            "clients retried without backoff after failures (--backoff 0, or a run from before it)"
+        )
+    return {"availability": rows, "paced": paced, "prompt_ms": got.get("prompt_ms")}
 
 
-def availability(s: Series, faults: Sequence[Period]) -> list[Availability]:
-    """Acquires completed outside any fault, during any, then in each fault window (first 20)."""
-    times = [t for t, _ in s.done]
-    codes = [c for _, c in s.done]
-    windows = [
-        (p, p.start, p.end if p.end is not None else s.t_end)
-        for p in faults
-        if not p.one_shot and p.injected
-    ]
-
-    def tally(lo: int, hi: int) -> list[int]:
-        c = [0, 0, 0]
-        for x in codes[bisect_left(times, lo) : bisect_right(times, hi)]:
-            c[x] += 1
-        return c
-
-    rows: list[Availability] = []
-    inside = [0, 0, 0]
-    inside_s = 0.0
-    merged: list[list[int]] = []
-    for _, lo, hi in sorted(windows, key=lambda w: w[1]):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    for lo, hi in merged:
-        c = tally(lo, hi)
-        inside = [a + b for a, b in zip(inside, c, strict=True)]
-        inside_s += (hi - lo) / 1e9
-    total = [codes.count(k) for k in (OK, FAIL, INFO)]
-    outside = [a - b for a, b in zip(total, inside, strict=True)]
-    span = (s.t_end - (s.first_client or 0)) / 1e9
-    rows.append(Availability("outside faults", max(span - inside_s, 0.0), *outside))
-    if windows:
-        rows.append(Availability("during faults", inside_s, *inside))
-    for p, lo, hi in windows[:MAX_WINDOWS]:
-        label = f"{p.name} at {p.start / 1e9:.2f} s"
-        rows.append(Availability(label, (hi - lo) / 1e9, *tally(lo, hi)))
-    return rows
+def _row(label: str, d: Mapping[str, Any]) -> Availability:
+    return Availability(
+        label,
+        float(d.get("seconds") or 0.0),
+        d.get("available_share"),
+        float(d.get("unavailable_s") or 0.0),
+        int(d.get("attempts") or 0),
+        int(d.get("ok") or 0),
+    )
 
 
 def op_counts(s: Series) -> list[tuple[str, dict[str, int], int]]:

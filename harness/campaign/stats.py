@@ -253,18 +253,23 @@ def _pooled(runs: list[dict[str, Any]], side: str) -> dict[str, Any]:
     from checkers.perf import percentiles
 
     attempts = ok = 0
-    seconds = 0.0
+    seconds = key_seconds = lost = 0.0
     lat: list[float] = []
     for r in runs:
-        a = (r.get("availability") or {}).get(side)
+        av = r.get("availability") or {}
+        a = av.get(side)
         if not isinstance(a, dict):
             continue
         attempts += a.get("attempts") or 0
         ok += a.get("ok") or 0
         seconds += a.get("seconds") or 0.0
+        if a.get("available_share") is not None:  # in time: pooled over every key-second
+            key_seconds += (a.get("seconds") or 0.0) * (av.get("keys") or 0)
+            lost += a.get("unavailable_s") or 0.0
         lat += a.get("samples") or []
     p = percentiles(lat)
     return {
+        "available_share": round(1 - lost / key_seconds, 4) if key_seconds > 0 else None,
         "seconds": round(seconds, 3),
         "attempts": attempts,
         "ok": ok,

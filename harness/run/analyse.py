@@ -16,6 +16,7 @@ from typing import Any
 from checkers import (
     SCHEMA_VERSION,
     CheckerMap,
+    availability,
     checker_map,
     checker_specs,
     checkers_for_op,
@@ -30,6 +31,7 @@ from workloads import registry as workload_registry
 from workloads.base import Workload
 
 from . import store
+from .config import backoff_of
 from .durable_data import excusing_store
 from .lock_model import stored_model
 
@@ -53,6 +55,7 @@ def analyse(
     results["schema_version"] = SCHEMA_VERSION  # checkers.results; changelog: docs/design.md
     results["ops_read"] = len(got.ops)
     results["faults"] = faults.count(got.ops)
+    results["availability"] = time_availability(got.ops, config)
     load_s = max((op.time for op in got.ops), default=0) / 1e9
     for reason in faults.missing_evidence(results["faults"], dict(config or {}), load_s):
         lacks_evidence(results, reason)
@@ -82,6 +85,18 @@ def analyse(
     for p in problems or []:
         lacks_evidence(results, p)
     return results
+
+
+def time_availability(ops: list[Op], config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """results.json's ``availability``: in time, per fault window and outside, with the clients'
+    backoff beside it (config.json's; None for runs from before backoff, which retried at once).
+    A figure, never a verdict: a crash here is recorded, and judges nothing."""
+    try:
+        got: dict[str, Any] = dict(availability.over_time(ops))
+    except Exception as e:  # a figure must never cost the run its verdict
+        return {"error": f"{type(e).__name__}: {e}"}
+    got["backoff_ms"] = list(b) if (b := backoff_of(config or {})) else None
+    return got
 
 
 # The ops each verdict-giving checker judges; a workload with one of them and none of its ops in
