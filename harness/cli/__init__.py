@@ -3,7 +3,7 @@
 ``images``)."""
 
 from ..run import store
-from . import adapter, catalog, compare, images, run_commands, run_dirs  # noqa: F401 - registers
+from . import adapter, catalog, compare, hunt, images, run_commands, run_dirs  # noqa: F401
 from .app import main
 
 __all__ = ["main", "store"]
