@@ -71,6 +71,7 @@ class LockHarnessResult:
     verdict: Verdict
     valid: Any  # results.json's value: True, False, "unknown" or None
     summary: str
+    hold_count: int  # grants the mutex checker saw held: the evidence behind a VALID
     violation_kinds: dict[str, int]  # every violation, counted by kind
     violations: tuple[GateViolation, ...]  # examples, as results.json keeps them (capped)
     faults: dict[str, dict[str, int]]  # fault kind -> injected, healed, cut_short ...
@@ -100,6 +101,7 @@ class LockHarnessResult:
             verdict=Verdict.from_json(res.get("valid")),
             valid=res.get("valid"),
             summary=str(res.get("summary", "")),
+            hold_count=int(mutex.get("hold_count") or 0),
             violation_kinds=dict(mutex.get("violation_kinds") or {}),
             violations=tuple(
                 GateViolation(
