@@ -141,11 +141,6 @@ class RedisFailoverBackend(Backend):
     def expiry(self) -> Expiry:
         return "ttl"
 
-    def min_down_ms(self, lease_ms: float) -> float:
-        # A master back before the sentinels could fail over would test a restart, not a
-        # failover: it stays down until they have had their time.
-        return float(self.values["down_after_ms"] + self.values["failover_timeout_ms"])
-
     def servers(self) -> ServerNeed:
         front = ServerNeed(
             "redis-sentinel",

@@ -34,12 +34,17 @@ def backends(as_json: bool) -> None:
             t.add_row(cell(name), "?", "?", "?", line(("no", "red"), f": {e}"), "")
             rows.append({"name": name, "available": False, "why": f"cannot load: {e}"})
             continue
-        why = _missing(need.kind)
+        front = need.front  # sentinels, a pooler: started in front of the lock's servers
+        why = _missing(need.kind) or (_missing(front.kind) if front is not None else None)
+        servers = f"{need.kind} x{need.nodes}"
+        if front is not None:
+            servers += f" + {front.kind} x{front.nodes}"
         avail = cell("yes", "green") if why is None else line(("no", "red"), f": {why}")
         rows.append(
             {
                 "name": name,
-                "servers": {"kind": need.kind, "nodes": need.nodes},
+                "servers": {"kind": need.kind, "nodes": need.nodes}
+                | ({"front": {"kind": front.kind, "nodes": front.nodes}} if front else {}),
                 "fence": cls.fence if cls.fenced else None,
                 "expiry": str(expiry),
                 "available": why is None,
@@ -49,7 +54,7 @@ def backends(as_json: bool) -> None:
             }
         )
         t.add_row(  # literal cells: a plugin's words or an error are not markup
-            cell(name), cell(f"{need.kind} x{need.nodes}"),
+            cell(name), cell(servers),
             cell(cls.fence if cls.fenced else "none"), cell(str(expiry)), avail,
             cell(cls.description),
         )  # fmt: skip
