@@ -8,6 +8,10 @@ new parent, sees it, and exits at once.
 A Ctrl-C must not land between a child's start and the record of its pid either: teardown ends
 children by the pids it recorded, and a child whose pid was lost would outlive the run
 (``pid_recorded``).
+
+What the kernel does not end (a server's own children, stopped or not) and what processes
+leave behind them (SysV segments, data dirs) the run's guard removes (``Guard``, below), or
+``harness doctor --clean`` when the guard is gone too.
 """
 
 from __future__ import annotations
