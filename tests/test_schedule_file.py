@@ -21,7 +21,7 @@ def _schedule(store: Path) -> tuple[Path, dict[str, Any]]:
     return run, json.loads((run / "schedule.json").read_text())
 
 
-BAD = [  # refused by the command line, before any server starts
+BAD = [  # refused by the run's preparation, before any server starts
     ({"faults": [{"kind": "no-such-fault"}]}, "unknown nemesis 'no-such-fault'"),
     ({"faults": [{"kind": "kill", "options": {"x": "1"}}]}, "takes no option x"),
     ({"faults": [{"kind": "kill", "options": {"target": "n9"}}]}, "'n9' is not a node"),
@@ -45,9 +45,20 @@ SHAPES = [  # refused by the file's reader (the same one line)
 
 
 @pytest.mark.parametrize("raw,said", BAD, ids=[s for _, s in BAD])
-def test_a_bad_schedule_is_refused_in_one_line_before_anything_starts(
-    raw: Any, said: str, tmp_path: Path
-) -> None:
+def test_a_bad_schedule_is_refused_before_anything_starts(raw: Any, said: str) -> None:
+    from harness.run import prepare
+    from harness.run.config import RunConfig
+
+    with pytest.raises(ValueError, match=said):  # NemesisError and ScheduleError are ValueErrors
+        prepare(RunConfig(backend="redis", time_limit=4, schedule=parse_faults_raw(raw)))
+
+
+def parse_faults_raw(raw: Any) -> list[dict[str, Any]]:
+    return raw["faults"]
+
+
+def test_the_command_line_refuses_a_bad_schedule_in_one_line(tmp_path: Path) -> None:
+    raw, said = BAD[1]
     path = tmp_path / "s.json"
     path.write_text(json.dumps(raw))
     store = tmp_path / "store"

@@ -220,7 +220,9 @@ def hunt(
         "found": minimal is not None,
         "candidates": len(h.tried),
         "runs": h.runs + (rate.runs + rate.unknown + rate.errors if rate else 0),
-        "schedule": schedules.document(minimal, "hunt", lease_ms=lease) if minimal else None,
+        "schedule": (
+            schedules.document(minimal, "hunt", lease_ms=lease) if minimal is not None else None
+        ),
         "reproduction": rate.to_dict() if rate else None,
         "command": command,
         "report": report,

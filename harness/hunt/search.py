@@ -160,6 +160,7 @@ class Hunt:
         self.best_past: float | None = None
         self.cache: dict[str, Tried] = {}
         self.fatal: HuntError | None = None  # why the search had to stop
+        self.shrink_until: float | None = None  # when Hypothesis's shrinking must end
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -249,6 +250,11 @@ class Hunt:
         @given(st.data())
         def candidate(data: Any) -> None:
             if time.monotonic() > phase_end:
+                raise OutOfBudget
+            if self.found is not None and self.shrink_until is None:
+                # Hypothesis's shrinker gets half of what is left: our passes need the rest
+                self.shrink_until = time.monotonic() + (phase_end - time.monotonic()) / 2
+            if self.shrink_until is not None and time.monotonic() > self.shrink_until:
                 raise OutOfBudget
             faults = draw_schedule(data, self.space)
             key = json.dumps(faults, sort_keys=True)

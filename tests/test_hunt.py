@@ -1,0 +1,106 @@
+"""harness replay and harness hunt on real servers: a deliberately unsafe lock is found and its
+schedule shrunk and replayed; faults that cannot break a lock end in "no failing schedule" (exit
+0, never "safe"); bad input is one line, exit 2. Budgets are small: the suite must stay fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from checkers.history import read
+from harness.hunt.near_miss import measure
+from harness.nemesis.schedule import parse_faults
+
+from .conftest import harness
+
+
+def _hunt_dir(store: Path) -> Path:
+    (d,) = [p.parent for p in store.glob("*/*/hunt.json")]
+    return d
+
+
+def test_replay_measures_a_reproduction_rate(redis_bin, store: Path) -> None:
+    p = harness("run", "-b", "unsafe-redis", "-t", "1.5", "-c", "8", "--seed", "2", "--no-report",
+                "--store", str(store / "s"))  # fmt: skip
+    assert p.returncode in (0, 1, 2), p.stdout + p.stderr
+    run = (store / "s" / "latest").resolve()
+    p = harness("replay", str(run), "--repeat", "2", "--jobs", "2", "--store", str(store / "r"))
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    doc = json.loads((store / "r" / "replay.json").read_text())
+    assert {"runs", "invalid", "rate_low", "rate_high"} <= set(doc), doc
+    assert doc["runs"] == 2 and 0 <= doc["rate_low"] <= doc["rate_high"] <= 1, doc
+    assert p.returncode == (1 if doc["invalid"] else 0)
+    assert f"{doc['invalid']} invalid of 2" in p.stdout and "not a promise" in p.stdout
+    assert (store / "r" / "replays.html").exists()
+    for d in doc["run_dirs"]:  # each replay ran the recorded schedule with the run's seed
+        config = json.loads((Path(d) / "config.json").read_text())
+        assert config["seed"] == 2 and config["schedule"] == [], config
+
+
+def test_bad_input_is_one_line_exit_2(store: Path) -> None:
+    for args, said in [
+        (["hunt", "-b", "redis", "--faults", "nope", "--budget", "5"], "unknown nemesis 'nope'"),
+        (["hunt", "-b", "nope", "--budget", "5"], "nope"),
+        (["hunt", "-b", "redis", "--faults", " , ", "--budget", "5"], "--faults needs"),
+        (["replay", str(store)], "not a run directory"),
+    ]:
+        p = harness(*args, "--store", str(store / "h"))
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], (args, p.stderr)
+
+
+def test_a_hunt_finds_shrinks_and_replays_a_failing_schedule(redis_bin, store: Path) -> None:
+    """unsafe-redis breaks under load alone: the hunt finds a failing candidate, shrinks it
+    (its passes judged over several runs) and hands back a minimal schedule, its report, its
+    reproduction rate and the command that replays it."""
+    p = harness("hunt", "-b", "unsafe-redis", "--faults", "pause", "--ttl", "300", "-c", "8",
+                "--budget", "60", "-t", "2", "--replay", "2", "--seed", "1",
+                "--store", str(store), timeout=150)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "FOUND" in p.stdout and "hunt: 1 candidates" in p.stderr, p.stdout + p.stderr
+    d = _hunt_dir(store)
+    doc = json.loads((d / "hunt.json").read_text())
+    assert doc["found"] is True and doc["candidates"] >= 2 and doc["runs"] >= 3, doc
+    minimal = doc["schedule"]["faults"]
+    first = doc["tried"][0]
+    assert "invalid" in first["verdicts"] and len(minimal) <= len(first["faults"]), doc["tried"]
+    assert any(t["phase"] != "search" for t in doc["tried"])  # it shrank
+    parse_faults(json.loads((d / "minimal-schedule.json").read_text()))  # a runnable file
+    assert "--schedule" in doc["command"] and str(d / "minimal-schedule.json") in doc["command"]
+    rep = doc["reproduction"]
+    assert rep["runs"] + rep["unknown"] + rep["errors"] == 2 and rep["invalid"] >= 1, rep
+    assert doc["report"] and Path(doc["report"]).exists()
+    html = (d / "hunt.html").read_text()
+    assert "The minimal counterexample" in html and "Shrinking" in html
+
+
+def test_a_hunt_that_cannot_break_the_lock_says_no_failing_schedule(redis_bin, store: Path) -> None:
+    """Pausing a single redis server stalls every client, but a grant only comes from the
+    server itself: no schedule of pauses breaks it. The hunt ends within its budget, exit 0,
+    saying how much it tried, never that the lock is safe."""
+    p = harness("hunt", "-b", "redis", "--faults", "pause", "--ttl", "300", "--budget", "14",
+                "-t", "2", "--store", str(store), timeout=90)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "no failing schedule in" in p.stdout and "safe" not in p.stdout.lower(), p.stdout
+    doc = json.loads((_hunt_dir(store) / "hunt.json").read_text())
+    assert doc["found"] is False and doc["candidates"] >= 1 and doc["wall_s"] < 14 + 30, doc
+    assert all("invalid" not in t["verdicts"] for t in doc["tried"])
+    assert (_hunt_dir(store) / "hunt.html").exists()
+
+
+def test_near_misses_of_a_paused_holder(redis_bin, store: Path) -> None:
+    """A holder frozen past its TTL acted past its lease; the grant that followed came after
+    its lease's earliest expiry but before it stopped acting: a margin at or below zero."""
+    sched = store / "s.json"
+    sched.write_text(json.dumps([{"kind": "client-pause", "start": {"at_s": 0.3},
+                                  "duration_s": 0.9}]))  # fmt: skip
+    p = harness("run", "-b", "redis", "--ttl", "300", "--hold", "50", "-t", "2", "--keys", "1",
+                "--schedule", str(sched), "--no-report", "--store", str(store / "r"))  # fmt: skip
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    run = (store / "r" / "latest").resolve()
+    near = measure(read(run / "history.jsonl").ops, 300)
+    assert near["acted_past_lease_ms"] is not None and near["acted_past_lease_ms"] > 0, near
+    if p.returncode == 1:
+        assert near["grant_margin_ms"] is not None and near["grant_margin_ms"] <= 0, near
+    assert measure(read(run / "history.jsonl").ops, None)["grant_margin_ms"] is None
