@@ -309,3 +309,33 @@ def test_compare_out_dev_null_writes_nothing(closed_run, tmp_path: Path) -> None
     assert p.returncode == 2 and "not a regular file" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not any(tmp_path.glob("page.*"))
+
+
+def test_doctor_unmounts_a_mount_in_a_dead_runs_node_dir(store: Path) -> None:
+    """A node's data dir on a filesystem of its own (a mount) outlives a SIGKILLed run and its
+    guard: ``doctor`` lists it, ``doctor --clean`` unmounts it and removes the data dir."""
+    from harness.runtime.lifeline import RunState, _boot_id, start_ticks, state_dir
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    dead = subprocess.Popen(["true"])
+    ticks = start_ticks(dead.pid)
+    dead.wait(10)  # a harness that is gone
+    node = store / "run" / "servers" / "redis-n1"
+    (node / "data").mkdir(parents=True)
+    assert subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(node / "data")]).returncode == 0
+    st = RunState(
+        str(state_dir() / f"run-{dead.pid}-test.json"), [_boot_id(), dead.pid, ticks],
+        str(node.parent), keep_data=False, nodes=[{"dir": str(node), "link": None}],
+    )  # fmt: skip
+    st.save()
+    try:
+        listed = harness("doctor", env=WIDE)
+        assert f"mount {node / 'data'}" in listed.stdout, listed.stdout[-3000:]
+        cleaned = harness("doctor", "--clean", env=WIDE)
+        assert f"unmounted {node / 'data'}" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+        assert f"removed data dir {node / 'data'}" in cleaned.stdout
+        assert not (node / "data").exists() and not Path(st.path).exists()
+    finally:
+        subprocess.run(["umount", "-l", str(node / "data")], capture_output=True)
+        Path(st.path).unlink(missing_ok=True)

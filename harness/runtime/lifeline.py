@@ -109,6 +109,7 @@ def descendants(root: int) -> list[int]:
 _DONE = b"done\n"
 _GONE_WITHIN_S = 10.0
 _IPC_RMID = 0
+_MNT_DETACH = 2
 _SHM_TABLE = Path("/proc/sysvipc/shm")
 
 
@@ -359,6 +360,19 @@ def _outside_nodes(st: RunState) -> list[dict]:
     return [n for n in st.nodes if n.get("link") and Path(n["dir"]).exists()]
 
 
+def _mounts(st: RunState) -> list[str]:
+    """Mount points inside the run's node dirs (a data dir on a filesystem of its own), deepest
+    first."""
+    dirs = _dirs(st)
+    found = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if any(point == d or point.startswith(d.rstrip("/") + "/") for d in dirs):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
 def _netns_of(pids: list[int]) -> dict[str, int]:
     """The private network namespaces ``pids`` hold (the guard itself may be in one)."""
     mine = _link("/proc/1/ns/net") or _link("/proc/self/ns/net")
@@ -377,6 +391,7 @@ def leftovers(st: RunState) -> list[str]:
     said += [_process(p) for p in pids]
     for ns, n in _netns_of(pids).items():
         said.append(f"network namespace {ns} (held by {n} of those processes)")
+    said += [f"mount {m}" for m in _mounts(st)]
     for seg in run_segments(st, in_use=True):
         said.append(f"SysV shared memory segment {seg['shmid']} (key {seg['key']:#x})")
     for d in _data_dirs(st):
@@ -409,6 +424,11 @@ def clean(st: RunState) -> tuple[list[str], list[str]]:
     failed += [f"{_process(p)} did not end" for p in left]
     if not left:
         done += [f"network namespace {ns} (its last processes ended)" for ns in held]
+    for point in _mounts(st):
+        if _libc.umount2(point.encode(), _MNT_DETACH) == 0:
+            done.append(f"unmounted {point}")
+        else:
+            failed.append(f"mount {point}: {os.strerror(ctypes.get_errno())}")
     for seg in run_segments(st):
         if _libc.shmctl(seg["shmid"], _IPC_RMID, None) == 0:
             done.append(f"removed SysV shared memory segment {seg['shmid']} (key {seg['key']:#x})")

@@ -48,6 +48,7 @@ class ProcessCluster(Cluster):
             from ..clock import shim_env
 
             env.update(shim_env(node.dir))
+            env["LD_PRELOAD"] = _reachable_shim(Path(env["LD_PRELOAD"]), node, self.kind)
         log = open(node.log_path, "ab")
         kwargs: dict = {}
         if node.uid is not None:
@@ -218,6 +219,24 @@ def let_others_traverse(d: Path) -> None:
         mode = p.stat().st_mode
         if not mode & stat.S_IXOTH:
             os.chmod(p, mode | stat.S_IXOTH)
+
+
+def _reachable_shim(so: Path, node: Node, kind: ServerKind) -> str:
+    """The clock shim where the node's user can load it: the cache may sit under a 0700 home,
+    which the runtime does not open for it; then a copy in the node's dir (which it reaches)."""
+    if node.uid is not None:
+        ids = (node.uid, node.uid)
+    elif kind.user is not None and os.geteuid() == 0:
+        ids = user_ids(kind.user)
+    else:
+        return str(so)
+    if blocker(so, *ids) is None:
+        return str(so)
+    copy = node.dir / so.name
+    if not copy.exists():
+        shutil.copy2(so, copy)
+        os.chmod(copy, 0o755)
+    return str(copy)
 
 
 def chown_tree(root: Path, uid: int) -> None:
