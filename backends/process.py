@@ -157,7 +157,10 @@ class AdapterProcess:
     """The adapter command as a child of this process: one request, one reply, each with a
     deadline. Ended by its pid on every path (``stop``)."""
 
-    def __init__(self, argv: list[str], cwd: str | None = None) -> None:
+    def __init__(self, argv: list[str], cwd: str | None = None, worker: bool = True) -> None:
+        """``worker``: started from a single-threaded client worker, so a ``preexec_fn`` (the
+        parent-death signal) is safe; from the harness process (threads), none: the adapter
+        then ends at EOF on its stdin when its parent dies."""
         self.argv = argv
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # read back to explain a failure
         parent = os.getpid()
@@ -174,7 +177,7 @@ class AdapterProcess:
                 stdout=subprocess.PIPE,
                 stderr=self.stderr,
                 cwd=cwd,
-                preexec_fn=pre,  # noqa: PLW1509 - the worker is single-threaded
+                preexec_fn=pre if worker else None,  # noqa: PLW1509 - single-threaded
             )
         except OSError as e:
             self.stderr.close()
@@ -296,10 +299,10 @@ class ProcessClient(LockClient):
         opts: Mapping[str, Any],
         timeouts: Timeouts,
         declared: Capabilities | None,
-        cwd: str | None = None,
+        worker: bool = True,
     ) -> None:
         self.timeouts = timeouts
-        self.adapter = AdapterProcess(argv, cwd)
+        self.adapter = AdapterProcess(argv, worker=worker)
         try:
             reply = self._ask(
                 {
@@ -487,6 +490,7 @@ class ProcessBackend(Backend):
                 self.adapter_opts(),
                 self.timeouts,
                 self.capabilities(),
+                worker=False,
             )
         except (ProtocolError, ConnectionError) as e:
             raise AdapterSetupError(f"adapter {shlex.join(self.argv)}: {e}") from e

@@ -56,7 +56,7 @@ class Client:
 
     def __init__(self, argv: list[str], n: int, f: Findings) -> None:
         self.n, self.f = n, f
-        self.proc = AdapterProcess(argv)
+        self.proc = AdapterProcess(argv, worker=False)
         self.caps: Capabilities | None = None
 
     def ask(self, msg: dict[str, Any], timeout_s: float = REPLY_S) -> dict[str, Any]:
@@ -220,7 +220,9 @@ def adapter_check(servers: str, opts: tuple[str, ...], command: tuple[str, ...])
     adapter_opts = parse_adapter_opts(",".join(opts))
     server_kind(need.kind, need.options)  # an unknown kind: one line before anything starts
     try:
-        AdapterProcess(argv).stop(say_close=False)  # a command that cannot start: exit 2
+        AdapterProcess(argv, worker=False).stop(
+            say_close=False
+        )  # a command that cannot start: exit 2
     except Exception as e:
         raise UserError(str(e)) from e
     with tempfile.TemporaryDirectory(prefix="lockharness-adapter-check-") as d:
