@@ -309,6 +309,9 @@ def test_compare_out_dev_null_writes_nothing(closed_run, tmp_path: Path) -> None
     assert p.returncode == 2 and "not a regular file" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not any(tmp_path.glob("page.*"))
+    p = harness("compare", str(run_dir), "--out", os.devnull, "--publish-reports", "all")
+    assert p.returncode == 2 and "--out /dev/null writes none" in p.stderr, p.stderr
+    assert not any(p.exists() for p in beside)
 
 
 def test_doctor_unmounts_a_mount_in_a_dead_runs_node_dir(store: Path) -> None:
