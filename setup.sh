@@ -12,6 +12,8 @@ PKGS="$PKGS docker.io debootstrap docker-compose"
 # Redis Sentinel (the redis-failover backend) and PgBouncer (the postgres backends' pooler=...):
 # the harness starts its own, by pid, never the packages' services.
 PKGS="$PKGS redis-sentinel pgbouncer"
+# fuse3: the lose_unsynced kill keeps a server's data on the harness's own FUSE filesystem
+PKGS="$PKGS fuse3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -101,6 +101,12 @@ class Nemesis:
         self.env = env
         self.opts = opts
 
+    @classmethod
+    def needs_syncfs(cls, opts: dict[str, str]) -> bool:
+        """With these options, the servers' data must live on the filesystem that can lose
+        unsynced writes (``harness.runtime.syncfs``): the run mounts it before they start."""
+        return False
+
     def opt(self, name: str, default: Any) -> Any:
         raw = self.opts.get(name)
         if raw is None:

@@ -12,7 +12,7 @@ from workloads.base import HOLDING, STATUS_FIELDS
 from ..runtime import Node
 from ..runtime.lifeline import descendants
 from . import options as o
-from .base import Nemesis, NemesisError, Plan
+from .base import Nemesis, NemesisError, NotApplicable, Plan
 
 TARGET = o.name("random: random, a node name, or nodes taken in rotation (n1,n2,n3)")
 
@@ -58,8 +58,35 @@ class Kill(Nemesis):
         "target": TARGET,
         "down_ms": o.number("interval: how long the node stays down before its restart"),
         "wipe": o.flag("false: restart with an empty data directory (no persistence)"),
+        "lose_unsynced": o.flag(
+            "false: a power cut: the killed server also loses what it wrote but never fsynced "
+            "(its data dir on the harness's own filesystem, harness/runtime/syncfs.py)"
+        ),
     }
-    check_plan = classmethod(check_target)
+
+    @classmethod
+    def needs_syncfs(cls, opts: dict[str, str]) -> bool:
+        raw = opts.get("lose_unsynced")
+        return raw is not None and o.parse(
+            cls.options["lose_unsynced"], cls.name, "lose_unsynced", raw
+        )
+
+    @classmethod
+    def check_plan(cls, plan: Plan, values: dict[str, Any]) -> None:
+        check_target(cls, plan, values)
+        if not values.get("lose_unsynced"):
+            return
+        from ..runtime import syncfs
+
+        ok, why = syncfs.available()
+        if getattr(plan.cfg, "runtime", "local") != "local":
+            ok, why = False, "servers the local runtime starts (--runtime local)"
+        if not ok:
+            raise NotApplicable(f"nemesis kill lose_unsynced=true needs {why}")
+        for kind in {id(k): k for k in [plan.kind, *plan.extra.values()]}.values():
+            refusal = getattr(kind, "power_cut_refusal", lambda: None)()
+            if refusal:
+                raise NemesisError(f"nemesis kill lose_unsynced=true: {refusal}")
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
@@ -76,7 +103,11 @@ class Kill(Nemesis):
         pid = self.node.pid
         cluster = self.env.cluster_of(self.node)
         cluster.kill_node(self.node)
-        value = {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
+        value: dict[str, Any] = {"node": self.node.name, "pid": pid, "signal": "SIGKILL"}
+        if self.opt("lose_unsynced", False):  # the server is dead: now the power goes too
+            from ..runtime import syncfs
+
+            value["lost_unsynced"] = syncfs.lose(self.node)  # pages and files never fsynced
         then = cluster.kind.after_kill(self.node, cluster.nodes)
         if then:
             value["then"] = then

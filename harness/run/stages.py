@@ -446,6 +446,7 @@ def _start(
                 keep_data=cfg.keep_data,
             )
         )
+        runtime.syncfs = any(c.needs_syncfs(cfg.nemesis_opts) for c in classes)
     if need.nodes == 0:  # an external server (e.g. --opt uri=...): nothing to start
         if classes:
             raise NemesisError(

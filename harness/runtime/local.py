@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import syncfs
 from .base import Cluster, Node, Runtime, ServerKind
 from .lifeline import Guard, bring_back, descendants, die_with_parent
 from .reach import blocker, scratch_dir, user_ids
@@ -30,16 +31,24 @@ class ProcessCluster(Cluster):
 
     pause_how = ("SIGSTOP", "SIGCONT")
 
-    def __init__(self, kind: ServerKind, nodes: list[Node], guard: Guard | None = None) -> None:
+    def __init__(
+        self, kind: ServerKind, nodes: list[Node], guard: Guard | None = None, syncfs: bool = False
+    ) -> None:
         super().__init__(kind, nodes)
         self.guard = guard  # records each server's pid the moment it starts
+        self.syncfs = syncfs  # data dirs on the filesystem that loses unsynced writes
 
     def start_node(self, node: Node, fresh: bool = False) -> None:
         if node.alive():
             return
-        if fresh and node.data_dir.exists():
+        if self.syncfs and fresh:
+            syncfs.wipe(node)
+        elif fresh and node.data_dir.exists():
             shutil.rmtree(node.data_dir)
         self.kind.prepare(node, self.nodes, fresh=fresh or not node.data_dir.exists())
+        if self.syncfs:  # what the harness prepared (initdb's copy) is durable, as initdb's is
+            syncfs.mount(node, self.guard.started if self.guard else None)
+            syncfs.sync(node)
         if node.uid is not None:
             chown_tree(node.dir, node.uid)
         argv = self.kind.command(node, self.nodes)
@@ -115,6 +124,9 @@ class ProcessCluster(Cluster):
             except subprocess.TimeoutExpired:
                 self._signal(n, signal.SIGKILL)
                 n.proc.wait(timeout=10)
+        if self.syncfs:  # its servers have ended: unmount, end the daemons by pid
+            for n in self.nodes:
+                syncfs.unmount(n)
 
     @staticmethod
     def _signal(node: Node, sig: int) -> None:
@@ -152,6 +164,8 @@ class LocalRuntime(Runtime):
         self.guard: Guard | None = None  # started with the first cluster
         self._outside: Path | None = None
         self._moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
+        #: servers' data dirs on syncfs (the kill nemesis's lose_unsynced), set before any start
+        self.syncfs = False
 
     def cluster(
         self, kind: ServerKind, n_nodes: int, prefix: str, own_uids: bool
@@ -172,7 +186,7 @@ class LocalRuntime(Runtime):
             if ids is not None:
                 os.chown(n.dir, *ids)
             self.guard.node(n.dir, self._moved[-1][1] if moved else None, self._outside)
-        return ProcessCluster(kind, nodes, self.guard)
+        return ProcessCluster(kind, nodes, self.guard, syncfs=self.syncfs and own_uids)
 
     def _move_out_of_reach(self, node: Node, uid: int, gid: int) -> bool:
         """Put ``node``'s dir where ``uid`` can reach it, when the store is not; True if moved."""
