@@ -193,7 +193,8 @@ def test_sigkill_while_postgres_is_paused_leaves_nothing(closed_store) -> None:
     need_server("postgres")
     d, store = closed_store
     assert _mode(d) == "drwx------"
-    args = ["-b", "postgres-lease", "-n", "pause", "--nemesis-interval", "1", "--seed", "111"]
+    # A pause lasts the interval: 3 s leave the kill well inside it on a loaded machine.
+    args = ["-b", "postgres-lease", "-n", "pause", "--nemesis-interval", "3", "--seed", "111"]
     args += ["-t", "60", "-c", "3", "--keys", "1"]
 
     def paused(run_dir: Path, pids: set[int]) -> bool:
