@@ -1,7 +1,8 @@
 """A SIGKILLed harness leaves no process of its run behind.
 
 The harness cannot tear down after SIGKILL; its servers and client workers must die with it by
-themselves (PR_SET_PDEATHSIG with SIGKILL, which also ends a process stopped by client-pause).
+themselves (PR_SET_PDEATHSIG with SIGKILL, which also ends a process stopped by client-pause),
+and the run's guard ends what that cannot reach (a paused server's children: test_leaks.py).
 Each test starts a real ``harness run``, waits until the fault is in force, SIGKILLs the
 harness, and then finds none of the run's processes (every descendant of the harness, plus
 the server and worker pids config.json records) alive within 10 s.
