@@ -10,7 +10,7 @@ holder stopped, holders that acted long past their lease. The example database l
 hunt's store, so a hunt started again tries the last failure first.
 
 After a failure: Hypothesis's shrinker (each step a real run), then our own passes, each
-smaller candidate judged over ``SHRINK_RUNS`` runs and kept only while most of them fail: delta
+smaller candidate judged over ``SHRINK_RUNS`` runs and kept only while every one fails: delta
 debugging over the fault list, halving durations, coarsening start times. The winner is then
 replayed (``replay``) for its reproduction rate. The budget bounds the wall time of it all.
 """
@@ -217,8 +217,8 @@ class Hunt:
     def line(self) -> str:
         cands = len(self.tried)
         near = "none yet" if self.best_margin is None else f"grant margin {self.best_margin:g} ms"
-        if self.best_past is not None:
-            near += f", acted {self.best_past:g} ms past a lease"
+        if self.best_past is not None and self.best_past > 0:
+            near += f", a holder acted {self.best_past:g} ms past its lease"
         found = f", FOUND ({len(self.found.faults)} faults)" if self.found else ""
         return (
             f"hunt: {cands} candidates, {self.runs} runs, best near miss: {near}{found}, "
@@ -259,10 +259,13 @@ class Hunt:
             faults = draw_schedule(data, self.space)
             key = json.dumps(faults, sort_keys=True)
             t = self.cache.get(key)
+            # while searching one INVALID run fails a candidate; while shrinking, every one of
+            # SHRINK_RUNS must be: a minimal schedule that fails only now and then is no help
+            k, need = (self.k, 1) if self.found is None else (SHRINK_RUNS, SHRINK_RUNS)
             if t is None:
                 phase = "search" if self.found is None else "hypothesis shrink"
                 try:
-                    t = self.cache[key] = self.judge(faults, phase, self.k)
+                    t = self.cache[key] = self.judge(faults, phase, k, need)
                 except HuntError as e:  # not a failing example: stop the search, say why
                     self.fatal = e
                     raise OutOfBudget from None
@@ -270,7 +273,7 @@ class Hunt:
                 target(-t.near["grant_margin_ms"], label="grant margin, ms (negated)")
             if t.near.get("acted_past_lease_ms") is not None:
                 target(t.near["acted_past_lease_ms"], label="acted past lease, ms")
-            if t.invalid:
+            if t.invalid >= min(need, len(t.verdicts)) and t.invalid:
                 raise CandidateFailed(key)
 
         # each shrink step costs a real run: bound the shrinker by the phase's end
@@ -290,8 +293,7 @@ class Hunt:
     # -- our shrinking passes -----------------------------------------------------------
 
     def fails(self, faults: list[dict[str, Any]], phase: str) -> bool:
-        need = SHRINK_RUNS // 2 + 1
-        return self.judge(faults, phase, SHRINK_RUNS, need=need).invalid >= need
+        return self.judge(faults, phase, SHRINK_RUNS, need=SHRINK_RUNS).invalid >= SHRINK_RUNS
 
     def shrink(self, faults: list[dict[str, Any]], until: float) -> list[dict[str, Any]]:
         """Delta debugging over the fault list, then shorter durations, then coarser starts;
