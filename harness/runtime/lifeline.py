@@ -560,7 +560,7 @@ def guard_main() -> None:
     for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(s, signal.SIG_IGN)
     got = b""
-    while True:
+    while _DONE not in got:  # "done" ends the wait at once, whoever else holds the pipe
         try:
             chunk = os.read(0, 64)
         except InterruptedError:
