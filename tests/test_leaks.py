@@ -343,3 +343,35 @@ def test_doctor_unmounts_a_mount_in_a_dead_runs_node_dir(store: Path) -> None:
     finally:
         subprocess.run(["umount", "-l", str(node / "data")], capture_output=True)
         Path(st.path).unlink(missing_ok=True)
+
+
+def test_the_next_run_cleans_what_a_dead_run_and_its_guard_left(store: Path) -> None:
+    """A run whose harness and guard were both killed a while ago: the next run's guard
+    removes its data dir and state file, without ``doctor --clean``."""
+    from harness.runtime import LocalRuntime
+    from harness.runtime.lifeline import RunState, _boot_id, start_ticks, state_dir
+
+    need_server("redis")
+    dead = subprocess.Popen(["true"])
+    ticks = start_ticks(dead.pid)
+    dead.wait(10)
+    node = store / "dead" / "servers" / "redis-n1"
+    (node / "data").mkdir(parents=True)
+    (node / "data" / "dump.rdb").write_bytes(b"x" * 1000)
+    st = RunState(
+        str(state_dir() / f"run-{dead.pid}-test.json"), [_boot_id(), dead.pid, ticks],
+        str(node.parent), keep_data=False, nodes=[{"dir": str(node), "link": None}],
+    )  # fmt: skip
+    st.save()
+    old = time.time() - 120  # died two minutes ago: doctor had its time to show it
+    os.utime(st.path, (old, old))
+    try:
+        with LocalRuntime(store / "next") as rt:
+            rt.start("redis", 1)
+            end = time.monotonic() + GONE_WITHIN_S
+            while Path(st.path).exists() and time.monotonic() < end:
+                time.sleep(0.1)
+        assert not (node / "data").exists() and not Path(st.path).exists()
+        assert "removed data dir" in (node.parent / "lifeline.log").read_text()
+    finally:
+        Path(st.path).unlink(missing_ok=True)

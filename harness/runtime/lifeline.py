@@ -556,9 +556,11 @@ class Guard:
 
 
 def guard_main() -> None:
-    """The guard: wait for the harness's pipe to end; without "done", clean the run up."""
+    """The guard: clean up what earlier dead runs left (their guards killed too), then wait for
+    the harness's pipe to end; without "done", clean its run up."""
     for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(s, signal.SIG_IGN)
+    _clean_stale_state_files(Path(sys.argv[1]))
     got = b""
     while _DONE not in got:  # "done" ends the wait at once, whoever else holds the pipe
         try:
@@ -573,6 +575,25 @@ def guard_main() -> None:
     st = RunState.load(Path(sys.argv[1]))
     if st is None:
         return
+    _clean_and_log(st)
+
+
+_STALE_AFTER_S = 60  # a dead run stays for doctor to show this long before a run cleans it
+
+
+def _clean_stale_state_files(mine: Path) -> None:
+    """What the next run does for runs whose harness and guard both died: clean them as
+    ``doctor --clean`` would (only those with state files: ours by record)."""
+    for path in sorted(mine.parent.glob("run-*.json")):
+        st = RunState.load(path)
+        if path == mine or st is None or st.owner_alive() or st.guard_alive():
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime >= _STALE_AFTER_S:
+                _clean_and_log(st)
+
+
+def _clean_and_log(st: RunState) -> None:
     done, failed = clean(st)
     with contextlib.suppress(OSError), open(Path(st.servers_dir) / "lifeline.log", "a") as f:
         f.write("".join(f"{t}\n" for t in done) + "".join(f"left: {t}\n" for t in failed))
