@@ -16,12 +16,18 @@ Fence token: the ``INCR`` counter, replicated like the lock.
 
 Guarantees claimed: mutual exclusion while the master keeps running; none across a failover.
 
-Known to break it: replication is asynchronous, so a grant the master acknowledged but had not
-yet sent to the replica when it died is gone on the promoted replica, and a second client gets
-the lock while the first still holds it, with a smaller fence (redis.io, "Why failover-based
-implementations are not enough"). ``WAIT`` narrows that window to nothing for acknowledged
-grants, but it is not a guarantee: WAIT does not make a write durable or consistent (the
-Redis manual), and what it leaves open shows in the measured rate (README, "What it finds").
+Known to break it: a kill of the master whose process is back (restarted by its supervisor,
+with its append-only file) while the sentinels fail over. They promote the replica (``REPLICAOF
+NO ONE``) but announce the switch about a second later; a client that reconnects in between is
+sent to the restarted old master, and redis-py keeps that connection after the switch, while
+clients that connect later get the promoted replica: two masters grant the same key, from the
+same fence counter, until the sentinels demote the old master some seconds later (two clients
+at once, equal fences). With ``wait_replicas=1`` the old master has no replica left after the
+switch, so its grants are withdrawn. Replication is asynchronous, so a grant acknowledged but not
+yet sent to the replica would be lost at the failover too (redis.io, "Why failover-based
+implementations are not enough"); on one machine the kernel still delivers what a killed
+process had written, so that window is microseconds wide and was not hit here (README, "What
+it finds", has the measured rates).
 """
 
 from __future__ import annotations
