@@ -153,7 +153,7 @@ def measure(ops: Iterable[Op], *, samples: bool = False) -> dict[str, Any]:
         lat[side].append((op.time - inv.time) / 1e6)
     timed = over_time(ops)
     out: dict[str, Any] = {"windows": len(spans), "keys": timed["keys"]}
-    out["heal_to_grant_s"] = [w["heal_to_grant_s"] for w in timed["windows"]]
+    out["heal_to_grant_s"] = [w["heal_to_grant_s"] for w in timed["windows"] if w["healed"]]
     for s in SIDES:
         p = percentiles(lat[s])
         out[s] = {
@@ -292,6 +292,7 @@ def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTi
                     "start_s": round(a / 1e9, 3),
                     "end_s": round(b / 1e9, 3),
                     **share([(lo, hi)] if hi > lo else []),
+                    "healed": healed,
                     "heal_to_grant_s": round(after, 3) if after is not None else None,
                 }
             )

@@ -327,6 +327,7 @@ class WindowShare(TimeShare):
     fault: str
     start_s: float
     end_s: float
+    healed: bool  # False: the fault lasted to the end of the history
     heal_to_grant_s: float | None  # from the heal to the next grant (None: none came)
 
 

@@ -93,6 +93,16 @@ def cell_lines(f: dict[str, Any]) -> list[str]:
             f" of {i['attempts']:,} / {o.get('attempts') or 0:,} attempts"
         )
         lines.append(f"grants/s in/out: {_num(i['ok_per_s'])} / {_num(o.get('ok_per_s'))}")
+        heal = av.get("heal_to_grant_s") or {}
+        if heal.get("heals"):
+            lines.append(
+                f"heal to grant: median {_num(heal.get('median'))} s, max {_num(heal.get('max'))} s"
+                + (
+                    f"; no grant after {heal['no_grant']} of {heal['heals']}"
+                    if heal["no_grant"]
+                    else ""
+                )
+            )
         li, lo = i.get("latency_ms") or {}, o.get("latency_ms") or {}
         lines.append(
             f"p50/p99 ms in: {_num(li.get('p50'))}/{_num(li.get('p99'))}, "

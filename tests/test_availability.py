@@ -62,7 +62,7 @@ def test_a_failure_with_nobody_holding_marks_the_key_down_until_the_next_grant()
     assert w["fault"] == "kill" and w["start_s"] == 1.0 and w["end_s"] == 3.0
     assert w["unavailable_s"] == pytest.approx(1.8)  # 1200 to 3000
     assert w["available_share"] == pytest.approx(0.1)
-    assert w["heal_to_grant_s"] == pytest.approx(0.3)  # the grant at 3300
+    assert w["healed"] and w["heal_to_grant_s"] == pytest.approx(0.3)  # the grant at 3300
     assert (w["attempts"], w["ok"]) == (2, 0)
     assert got["outside"]["unavailable_s"] == pytest.approx(0.3)  # 3000 to 3300, after the heal
     assert got["heal_to_grant_s"] == {"max": 0.3, "median": 0.3}
@@ -116,7 +116,7 @@ def test_a_fault_never_healed_has_no_heal_to_grant() -> None:
     h = H().hold(0, "a", 0, 1, 50).fault(100, None)
     h.failed(1, "a", 200, 210).hold(2, "a", 300, 301, 400)
     (w,) = over_time(h.ops)["windows"]
-    assert w["heal_to_grant_s"] is None
+    assert w["heal_to_grant_s"] is None and not w["healed"]
     assert w["end_s"] == pytest.approx(0.401)
 
 
@@ -125,3 +125,21 @@ def test_an_empty_or_lockless_history_has_no_share() -> None:
     ops = H().op(0, 0, "invoke", "read", "k").op(1, 0, "ok", "read", "k").ops
     got = over_time(ops)
     assert got["keys"] == 0 and got["outside"]["available_share"] is None
+
+
+def test_a_campaign_cell_pools_time_over_key_seconds_and_lists_heals() -> None:
+    from checkers.availability import measure
+    from harness.campaign.stats import _heals, _pooled
+
+    h = H().hold(0, "a", 0, 1, 100).fault(1000, 3000)
+    h.failed(1, "a", 1200, 1210).hold(1, "a", 3100, 3300, 3400).hold(2, "a", 3500, 3501, 4000)
+    one = {"availability": measure(h.ops)}
+    assert one["availability"]["inside"]["available_share"] == pytest.approx(0.1)
+    assert one["availability"]["heal_to_grant_s"] == [0.3]
+    lost = H().hold(0, "a", 0, 1, 10).fault(20, 40).failed(1, "a", 25, 30).failed(2, "a", 50, 60)
+    never = {"availability": measure(lost.ops)}  # down from 25 ms, inside a 20 ms window
+    assert never["availability"]["inside"]["available_share"] == pytest.approx(0.25)
+    pooled = _pooled([one, never], "inside")
+    # 2 s at 10% and 0.02 s at 25%: pooled over key-seconds, not averaged over runs
+    assert pooled["available_share"] == pytest.approx((2 * 0.1 + 0.02 * 0.25) / 2.02, abs=1e-3)
+    assert _heals([one, never]) == {"median": 0.3, "max": 0.3, "heals": 2, "no_grant": 1}

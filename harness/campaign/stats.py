@@ -279,6 +279,26 @@ def _pooled(runs: list[dict[str, Any]], side: str) -> dict[str, Any]:
     }
 
 
+def _heals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """From each heal to the next grant, over every healed fault of the runs: median and max
+    (s), and how many heals no grant followed."""
+    got: list[float] = []
+    never = 0
+    for r in runs:
+        for h in (r.get("availability") or {}).get("heal_to_grant_s") or []:
+            if isinstance(h, int | float):
+                got.append(float(h))
+            else:
+                never += 1
+    got.sort()
+    return {
+        "median": got[(len(got) - 1) // 2] if got else None,
+        "max": got[-1] if got else None,
+        "heals": len(got) + never,
+        "no_grant": never,
+    }
+
+
 def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> dict[str, Any]:
     """A cell's figures from its runs' figures (``run_figures``); ``errors``: runs of the cell
     that ended without a verdict."""
@@ -341,5 +361,8 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
             else None
         ),
         "faults_injected_per_run": _summary([float(x) for x in injected]) if faulted else None,
-        "availability": {side: _pooled(runs, side) for side in ("inside", "outside")},
+        "availability": {
+            **{side: _pooled(runs, side) for side in ("inside", "outside")},
+            "heal_to_grant_s": _heals(runs),
+        },
     }
