@@ -11,7 +11,8 @@ grant). Two figures measure the distance, in ms, for a lock whose grants run out
 - ``acted_past_lease_ms``: the longest a holder went on acting (to its release's invocation, or
   the end of the history) after its lease's earliest expiry: a paused holder that woke.
 
-Both are None when there is nothing to measure (no TTL known, no lapse, no hold).
+Without a known TTL (a lock whose grants end with a session) the margin is only the second
+gap, and ``acted_past_lease_ms`` is None; each is None when there is nothing to measure.
 """
 
 from __future__ import annotations
@@ -29,18 +30,19 @@ def measure(ops: Iterable[Op], ttl_ms: float | None) -> dict[str, float | None]:
     """The two near-miss figures of a history (see the module docstring)."""
     hs = extract(ops)
     srt = hs.ops
-    if not ttl_ms or not srt:
+    if not srt:
         return {"grant_margin_ms": None, "acted_past_lease_ms": None}
-    ttl_ns = ttl_ms * 1e6
+    ttl_ns = ttl_ms * 1e6 if ttl_ms else None
     end_ns = srt[-1].time
 
     def expiry(h: list[Any]) -> float:
+        assert ttl_ns is not None
         start = h[RENEWED] if h[RENEWED] >= 0 else h[ACQ_INV]
         return (srt[start].time if start >= 0 else srt[h[START]].time) + ttl_ns
 
     margin: float | None = None
     past: float | None = None
-    for h in hs.holds:
+    for h in hs.holds if ttl_ns is not None else ():
         stop = srt[h[STOP]].time if h[STOP] >= 0 else end_ns
         acted = stop - expiry(h)
         past = acted if past is None else max(past, acted)
@@ -50,7 +52,9 @@ def measure(ops: Iterable[Op], ttl_ms: float | None) -> dict[str, float | None]:
                 continue  # handed over by a release: no lease was tested
             granted = srt[b[START]].time
             stopped = srt[a[STOP]].time if a[STOP] >= 0 else end_ns
-            m = min(granted - expiry(a), granted - stopped)
+            m = granted - stopped  # without a TTL: how close to two holders at once
+            if ttl_ns is not None:
+                m = min(m, granted - expiry(a))
             margin = m if margin is None else min(margin, m)
     ms = lambda v: None if v is None else round(v / 1e6, 3)  # noqa: E731
     return {"grant_margin_ms": ms(margin), "acted_past_lease_ms": ms(past)}
