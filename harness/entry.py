@@ -18,17 +18,16 @@ def _interrupted_while_loading(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(2)
 
 
+# How the command group (harness.cli.errors.HarnessGroup) knows it, without importing this
+# module: when a command runs, Ctrl-C becomes a KeyboardInterrupt again.
+_interrupted_while_loading.while_loading = True  # type: ignore[attr-defined]
+
+
 def loading_handler() -> None:
     """Until a command runs: a Ctrl-C exits 2 quietly. A SIGINT the parent ignored (a
     background job of a script) stays ignored."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted_while_loading)
-
-
-def command_handler() -> None:
-    """A command is about to run: Ctrl-C is a KeyboardInterrupt again, as the commands expect."""
-    if signal.getsignal(signal.SIGINT) is _interrupted_while_loading:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main() -> None:

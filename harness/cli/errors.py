@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -92,9 +93,10 @@ class HarnessGroup(click.Group):
         return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
-        from ..entry import command_handler
-
-        command_handler()  # loaded: Ctrl-C is a KeyboardInterrupt again, handled by friendly
+        # Loaded: Ctrl-C is a KeyboardInterrupt again (handled by friendly), where the entry
+        # point (harness/entry.py) had made it a quiet exit while the command line loaded.
+        if getattr(signal.getsignal(signal.SIGINT), "while_loading", False):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return friendly(super().invoke)(ctx)
 
 
