@@ -34,8 +34,9 @@ class EtcdStore(SetStore):
     guards = frozenset({"etcd"})
 
     def _connect(self) -> Gateway:
-        ep = self.endpoints[0]
-        return Gateway(ep.host, ep.port)
+        # every member, failing over as the lock's clients do (backends/etcd_gateway.py)
+        ep, *rest = self.endpoints
+        return Gateway(ep.host, ep.port, fallbacks=[(e.host, e.port) for e in rest])
 
     def _close(self, conn: Gateway) -> None:
         conn.reset()
