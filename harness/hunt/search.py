@@ -176,18 +176,22 @@ class Hunt:
         sched = cdir / schedules.FILE
         schedules.write(sched, schedules.document(faults, "hunt", lease_ms=self.space.ttl_ms))
         outcomes: list[runs.Outcome] = []
+        interrupted = False
         for i in range(k):
             if self.left() <= 0:
                 break
-            got = runs.run_many(
-                self.argv, sched, [cdir / f"r{i}"], 1, self.space.time_limit,
-                stop=lambda: self.left() <= 0,
-            )  # fmt: skip
-            outcomes += got
-            self.runs += len(got)
+            try:
+                runs.run_many(
+                    self.argv, sched, [cdir / f"r{i}"], 1, self.space.time_limit,
+                    stop=lambda: self.left() <= 0, done=outcomes.append,
+                )  # fmt: skip
+            except KeyboardInterrupt:  # the run stopped and checked what it recorded: keep it
+                interrupted = True
+                break
             bad = sum(o.invalid for o in outcomes)
             if bad >= need or (k - i - 1) + bad < need:
                 break
+        self.runs += len(outcomes)
         near = _nearest([o.near for o in outcomes])
         t = Tried(
             n,
@@ -208,6 +212,8 @@ class Hunt:
         if t.invalid >= need and (self.found is None or size(faults) <= size(self.found.faults)):
             self.found = t
         self.progress(self.line())
+        if interrupted:
+            raise KeyboardInterrupt
         if not outcomes:
             raise OutOfBudget
         if all(o.verdict == "error" for o in outcomes):  # the harness could not run it: stop
