@@ -169,7 +169,10 @@ def _clean(docker_host: str | None) -> None:
         ok, bad = lifeline.clean(st)
         done += ok
         failed += bad
-    done += [f"removed {thing}" for thing in docker_engine.clean_stale()]
+    try:
+        done += [f"removed {thing}" for thing in docker_engine.clean_stale()]
+    except docker_engine.EngineError as e:  # a later clean tries again: say what is left
+        failed.append(str(e))
     if docker_host:
         import docker
 
