@@ -45,6 +45,13 @@ class ZooKeeperServer(ServerKind):
             "forceSync=no (the transaction log reaches the kernel before a write is acknowledged)"
         )
 
+    def power_cut_refusal(self) -> str | None:
+        """A power cut (kill lose_unsynced=true) would test forceSync=no, the harness's choice."""
+        return (
+            "zookeeper runs with forceSync=no here (its log reaches the kernel, not the disk): "
+            "a power cut would test the harness's setting, not the lock"
+        )
+
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
         (node.data_dir / "myid").write_text(f"{_myid(node)}\n")
