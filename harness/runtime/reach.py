@@ -49,13 +49,15 @@ def blocker(path: Path, uid: int, gid: int) -> Path | None:
 
 
 def scratch_dir(prefix: str, uid: int, gid: int) -> Path:
-    """A new directory of the harness's own (mode 0711) that ``uid`` can enter: under the temp
-    dir, else /tmp or /var/tmp."""
-    for base in dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp"]):
+    """A new directory of the harness's own (mode 0711) that ``uid`` can enter: under $TMPDIR
+    when set, else /var/tmp (on disk: an etcd node's data is 128 MB, and /tmp may be a small
+    tmpfs), else /tmp."""
+    bases = [os.environ["TMPDIR"]] if os.environ.get("TMPDIR") else []
+    for base in dict.fromkeys([*bases, "/var/tmp", "/tmp", tempfile.gettempdir()]):
         if os.path.isdir(base) and blocker(Path(base), uid, gid) is None:
             d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
             os.chmod(d, 0o711)
             return d
     raise ServerStartError(
-        f"no temp directory that uid {uid} can enter ({tempfile.gettempdir()}, /tmp, /var/tmp)"
+        f"no temp directory that uid {uid} can enter ($TMPDIR, /var/tmp, /tmp); set TMPDIR to one"
     )
