@@ -116,9 +116,9 @@ def test_a_refusal_of_a_held_lock_is_no_failure_and_a_grant_resets(tmp_path: Pat
         ctx.call("acquire", "k", refused)
         ctx.call("acquire", "k", refused)
         assert ctx.backoff.failures == 2 and ctx.backoff.left(time.monotonic()) > 0.05
-        t = time.monotonic()
+        until = ctx.backoff.until
         next(iter(ctx.turns()))  # the next turn waits the pause out
-        assert time.monotonic() - t >= 0.1  # the second pause: 100-200 ms
+        assert time.monotonic() >= until
         ctx.call("acquire", "k", lambda: None)
         assert ctx.backoff.failures == 0 and ctx.backoff.left(time.monotonic()) == 0
         ctx.not_sent("connect", None, "ConnectionRefusedError")  # no connection: a failure
@@ -165,7 +165,8 @@ def test_a_real_run_records_its_backoff_and_its_availability_in_time(store: Path
     assert av["backoff_ms"] == [20, 500] and av["keys"] == 2 and av["window_count"] >= 1
     w = av["windows"][0]
     assert w["fault"] == "kill" and w["available_share"] < 0.5  # the one server was down
-    assert w["heal_to_grant_s"] is not None and w["heal_to_grant_s"] < 3
+    # a grant after the restart: a lease left by a killed holder lasts at most its TTL (3 s)
+    assert w["heal_to_grant_s"] is not None and w["heal_to_grant_s"] < 5
     assert av["outside"]["available_share"] > w["available_share"]
     # 5 clients, each at most ~log2(500/20) + 2 per second of the window, a grant resetting it
     assert w["attempts"] <= 5 * (2 * 6 + 4 * w["seconds"]), w
