@@ -87,7 +87,7 @@ def _grants_through_another_member(runtime: LocalRuntime, fault: str) -> None:
     refused the key meanwhile. Pinned to n1, as clients were before failover, it never would."""
     cluster = runtime.clusters[0]
     eps = endpoints(cluster)
-    backend = EtcdBackend({"timeout_ms": "1000"})
+    backend = EtcdBackend({"timeout_ms": "3000"})  # generous: a loaded machine
     c, other = backend.client(eps, 0), backend.client(eps, 2)
     n1 = cluster.nodes[0]
     key = fresh_key()
