@@ -215,8 +215,8 @@ def run_processes(st: RunState) -> list[int]:
     running one of the run's server programs whose working directory is in one of its node
     dirs. Nothing else, so a shell sitting in a node dir is never touched."""
     found: list[int] = []
-    for p in st.procs:
-        if _alive(p["pid"], p["start"]) and p["pid"] not in found:
+    for p in st.procs:  # no start time (gone before it was read): its pid proves nothing
+        if p["start"] is not None and _alive(p["pid"], p["start"]) and p["pid"] not in found:
             found.append(p["pid"])
             found += [c for c in descendants(p["pid"]) if c not in found]
     exes = {p["exe"] for p in st.procs if p.get("exe")}
