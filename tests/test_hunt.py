@@ -84,7 +84,7 @@ def test_a_hunt_that_cannot_break_the_lock_says_no_failing_schedule(redis_bin, s
     assert p.returncode == 0, p.stdout + p.stderr
     assert "no failing schedule in" in p.stdout and "safe" not in p.stdout.lower(), p.stdout
     doc = json.loads((_hunt_dir(store) / "hunt.json").read_text())
-    assert doc["found"] is False and doc["candidates"] >= 1 and doc["wall_s"] < 14 + 30, doc
+    assert doc["found"] is False and doc["candidates"] >= 1 and doc["wall_s"] < 14 + 60, doc
     assert all("invalid" not in t["verdicts"] for t in doc["tried"])
     assert (_hunt_dir(store) / "hunt.html").exists()
 

@@ -216,8 +216,12 @@ class Hunt:
             raise KeyboardInterrupt
         if not outcomes:
             raise OutOfBudget
-        if all(o.verdict == "error" for o in outcomes):  # the harness could not run it: stop
-            raise HuntError(f"a run of candidate {n} failed: {outcomes[0].error}")
+        if all(o.verdict == "error" for o in outcomes):
+            # The harness could not run it: a setup that cannot work stops the hunt at once (the
+            # first candidate, or two in a row); a lone failure on a loaded machine does not.
+            before = self.tried[-2].verdicts if len(self.tried) > 1 else ["error"]
+            if all(v == "error" for v in before):
+                raise HuntError(f"a run of candidate {n} failed: {outcomes[0].error}")
         return t
 
     def line(self) -> str:
