@@ -111,9 +111,9 @@ class ProcessCluster(Cluster):
         """Resume anything paused, ask politely, then SIGKILL what is left. Idempotent."""
         for n in self.nodes:
             if n.proc is not None and n.proc.poll() is None:
-                if n.paused:
-                    self._signal(n, signal.SIGCONT)
-                    n.paused = False
+                # Continued first, paused or not by us: a stopped process ignores SIGTERM.
+                self._signal(n, signal.SIGCONT)
+                n.paused = False
                 self._signal(n, self.kind.stop_signal)
         deadline = time.monotonic() + 5
         for n in self.nodes:
