@@ -188,6 +188,8 @@ def hunt(
     rate = None
     try:
         h.search(seed, h.deadline - reserve)
+        if h.found is None and h.left() > run_s:  # the replay's reserve is not needed: go on
+            h.search(None if seed is None else seed + 1, h.deadline)
         if h.found is not None:
             minimal = h.shrink(h.found.faults, h.deadline - reserve)
     except KeyboardInterrupt:
