@@ -218,6 +218,8 @@ def hunt(
                 )  # fmt: skip
             except KeyboardInterrupt:
                 interrupted = True
+            if rate is not None and not (rate.runs or rate.unknown or rate.errors):
+                rate = None  # the budget left no time for a replay: hunt.json says none was made
     doc = {
         "found": minimal is not None,
         "candidates": len(h.tried),
