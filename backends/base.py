@@ -180,6 +180,11 @@ class Backend(ABC):
         """What this lock declares, typed (``fenced``, ``expiry()``, ``renews``)."""
         return Capabilities(fenced=self.fenced, expiry=self.expiry(), renew=self.renews)
 
+    def missing(self) -> str | None:
+        """What this lock needs on this machine besides its servers that is not here (a
+        process adapter's interpreter, its packages), in words; None when nothing is."""
+        return None
+
     def min_down_ms(self, lease_ms: float) -> float:
         """How long a killed server of this lock must stay down before its restart (0: no
         floor). Redlock's delayed restart keeps it down longer than any lock (``lease_ms`` is

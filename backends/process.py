@@ -26,6 +26,7 @@ import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -443,6 +444,9 @@ class ProcessBackend(Backend):
         self.timeouts = Timeouts(
             self.values.get("connect_timeout_ms", 10_000), self.values.get("reply_timeout_ms", 5000)
         )
+        self.adapter_opts()  # a malformed opts= is refused here, before anything starts
+        if opts is not None and (why := self.missing()):  # a run: refused before servers start
+            raise ValueError(f"backend {self.name}: {why}")
 
     def _argv(self, required: bool) -> list[str]:
         if self.script is not None:
@@ -464,6 +468,15 @@ class ProcessBackend(Backend):
 
     def _fenced(self) -> bool:
         return bool(self.values["fenced"])
+
+    def missing(self) -> str | None:
+        if not self.argv:
+            return None
+        if shutil.which(self.argv[0]) is None:
+            return f"{self.argv[0]} not found (the adapter's command)"
+        if self.script is not None and not (ADAPTERS / "node" / "node_modules").is_dir():
+            return "adapters/node's npm packages are not installed: run ./setup.sh"
+        return None
 
     def adapter_opts(self) -> dict[str, Any]:
         """What ``connect`` sends as ``opts``."""

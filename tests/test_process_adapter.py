@@ -107,6 +107,7 @@ def test_bad_input_is_one_line_and_exit_2(store: Path):
         (["--opt", "cmd=x", "--opt", "servers=redis:lots"], "expected KIND:COUNT"),
         (["--opt", "cmd=x", "--opt", "opts=novalue"], "expected NAME=VALUE"),
         (["--opt", "cmd='unclosed"], "option cmd="),
+        (["--opt", "cmd=no-such-program x.js"], "no-such-program not found"),
     ]:
         r = harness("run", "--backend", "process", *opts, "-t", "1", "--store", str(store))
         assert r.returncode == 2 and says in r.stderr, (opts, r.stderr)

@@ -36,6 +36,7 @@ def backends(as_json: bool) -> None:
             continue
         front = need.front  # sentinels, a pooler: started in front of the lock's servers
         why = _missing(need.kind) or (_missing(front.kind) if front is not None else None)
+        why = why or backend.missing()  # what the lock itself needs (a process adapter's node)
         servers = f"{need.kind} x{need.nodes}"
         if front is not None:
             servers += f" + {front.kind} x{front.nodes}"
