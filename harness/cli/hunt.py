@@ -133,7 +133,7 @@ def hunt(
 
     from ..hunt import replay as rp
     from ..hunt import runs
-    from ..hunt.search import Hunt, OutOfBudget, Space
+    from ..hunt.search import RUN_OVERHEAD_S, Hunt, OutOfBudget, Space
     from ..nemesis import nemesis_class
     from ..nemesis import schedule as schedules
     from ..run import prepare
@@ -181,7 +181,7 @@ def hunt(
     )
     say(f"hunt: {out}", to=err)
     h = Hunt(argv, space, out, budget, runs_per_candidate, 1, lambda s: say(s, to=err), db)
-    run_s = time_limit + 3.0  # a run's wall time, start-up and check included
+    run_s = time_limit + RUN_OVERHEAD_S  # a run's wall time, start-up and check included
     reserve = min(replays * run_s, budget / 3)
     interrupted = False
     minimal: list[dict[str, Any]] | None = None
@@ -214,7 +214,7 @@ def hunt(
             try:
                 rate, _ = rp.replay(
                     argv, min_path, out / "replay", replays, 1, time_limit,
-                    stop=lambda: h.left() <= 0,
+                    stop=lambda: not h.room(),
                 )  # fmt: skip
             except KeyboardInterrupt:
                 interrupted = True

@@ -29,6 +29,7 @@ from ..nemesis import schedule as schedules
 from . import runs
 
 SHRINK_RUNS = 3
+RUN_OVERHEAD_S = 3.0  # a run's wall time past its time limit: servers up, stop grace, check
 MAX_FAULTS = 4
 #: a fault lasts 1 to 12 quarters of the TTL; an event-relative start waits 0 to 2 TTLs
 DURATION_STEPS = 12
@@ -165,10 +166,15 @@ class Hunt:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
+    def room(self) -> bool:
+        """Whether a run started now would end within the budget (its time limit, start-up and
+        check): the budget bounds the hunt's wall time."""
+        return self.left() >= self.space.time_limit + RUN_OVERHEAD_S
+
     def judge(self, faults: list[dict[str, Any]], phase: str, k: int, need: int = 1) -> Tried:
         """Run ``faults`` up to ``k`` times; stop once ``need`` runs were INVALID or can no
         longer be. OutOfBudget when the budget is spent before a run starts."""
-        if self.left() <= 0:
+        if not self.room():
             raise OutOfBudget
         n = len(self.tried) + 1
         cdir = self.out / "candidates" / f"c{n:04d}"
@@ -178,12 +184,12 @@ class Hunt:
         outcomes: list[runs.Outcome] = []
         interrupted = False
         for i in range(k):
-            if self.left() <= 0:
+            if not self.room():
                 break
             try:
                 runs.run_many(
                     self.argv, sched, [cdir / f"r{i}"], 1, self.space.time_limit,
-                    stop=lambda: self.left() <= 0, done=outcomes.append,
+                    stop=lambda: not self.room(), done=outcomes.append,
                 )  # fmt: skip
             except KeyboardInterrupt:  # the run stopped and checked what it recorded: keep it
                 interrupted = True
