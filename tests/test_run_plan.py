@@ -36,7 +36,8 @@ CONFIG_KEYS = [
     *("backend", "workload", "workload_opts", "nemesis", "nemesis_interval", "nemesis_opts"),
     *("concurrency", "keys", "time_limit", "ops", "rate", "seed", "backend_opts", "store"),
     *("toxiproxy", "netns", "client_groups", "render_report", "keep_data", "runtime", "images"),
-    *("docker_host", "docker_netns", "compose_project", "model", "started_at"),
+    *("docker_host", "docker_netns", "compose_project", "model", "schedule", "backoff_ms"),
+    "started_at",
     *("harness_version", "backend_fence", "lock", "non_durable", "servers", "worker_pids"),
     *("recovery_s", "duration_s", "interrupted"),
 ]
