@@ -76,7 +76,8 @@ def test_a_run_under_kill_fails_over_and_has_a_verdict(store: Path) -> None:
     cfg = run_config(
         backend="redis-failover",
         nemesis=["kill"],
-        nemesis_opts={"target": "n1"},
+        # Down 4 s: the sentinels switch within it even on a loaded machine (about 2 s here).
+        nemesis_opts={"target": "n1", "down_ms": "4000"},
         nemesis_interval=2.0,
         time_limit=8.0,
         store=store,
