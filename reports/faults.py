@@ -124,6 +124,9 @@ def _kill(v: dict[str, Any], p: Period) -> str:
     if not stop:
         return f"kill {node} (down {_secs(p)})"
     data = "data wiped" if stop.get("wiped") else "data kept"
+    lost = v.get("lost_unsynced")
+    if isinstance(lost, dict) and not stop.get("wiped"):  # kill lose_unsynced=true
+        data = f"a power cut: {lost.get('pages')} unsynced pages lost, the rest kept"
     ready = "" if stop.get("ready", True) else ", did not come back ready"
     return f"kill {node} (restarted after {_secs(p)}, {data}{ready})"
 
@@ -172,6 +175,10 @@ def describe(p: Period) -> str:
     elif name == "client-pause":
         key = f", holding lock `{v['key']}`" if "key" in v else ""
         text = f"pause client process {v.get('process', '?')}{key} for {_secs(p)}"
+    elif name == "client-stall":
+        key = f", holding lock `{v['key']}`" if "key" in v else ""
+        how = "in a pure Python loop" if v.get("how") == "spin" else "with the GIL held"
+        text = f"stall client process {v.get('process', '?')}{key}, {how}, for {_secs(p)}"
     elif name == "clock" and _num(v.get("offset_ms")):
         off = v.get("offset_ms")
         shift = f"{off:+g} ms"
