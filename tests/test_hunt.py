@@ -105,3 +105,28 @@ def test_near_misses_of_a_paused_holder(redis_bin, store: Path) -> None:
         assert near["grant_margin_ms"] is not None and near["grant_margin_ms"] <= 0, near
     without_ttl = measure(read(run / "history.jsonl").ops, None)
     assert without_ttl["acted_past_lease_ms"] is None, without_ttl
+
+
+def test_every_drawn_schedule_is_a_valid_file_that_fits_the_run() -> None:
+    """The search's candidates are schedule files a run accepts, whose faults can all heal
+    before the recovery window even when every acquire-relative start comes at once."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from harness.hunt.search import Space, draw_schedule
+    from harness.nemesis.schedule import check_fit
+
+    space = Space(["kill", "client-pause"], {"kill": ["random", "n1"], "client-pause": []}, 3000, 8)
+
+    @settings(max_examples=200, database=None, deadline=None)
+    @given(st.data())
+    def drawn(data: st.DataObject) -> None:
+        faults = draw_schedule(data, space)
+        check_fit(parse_faults(faults), 8)
+        end = 0.0
+        for f in faults:
+            end = max(end, f["start"].get("at_s", 0)) + f["start"].get("delay_ms", 0) / 1000
+            end += f["duration_s"]
+        assert end <= space.horizon + 1e-6, faults
+
+    drawn()

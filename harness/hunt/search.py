@@ -116,10 +116,11 @@ def draw_schedule(data: Any, space: Space) -> list[dict[str, Any]]:
             start = {"at_s": round(at, 3)}
         duration = data.draw(st.integers(1, DURATION_STEPS), label="duration") * ttl_s / 4
         fault = {"kind": kind, "options": options, "start": start, "duration_s": round(duration, 3)}
-        if not relative:
-            if at + duration > space.horizon:
-                break  # would not heal before the recovery window: the schedule ends here
-            at += duration
+        if relative:  # it starts its delay after an acquire, at the earliest when the last ended
+            at += steps * ttl_s / 10
+        if at + duration > space.horizon:
+            break  # it would not heal before the recovery window: the schedule ends here
+        at += duration
         out.append(fault)
     return out
 
