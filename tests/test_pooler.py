@@ -66,7 +66,12 @@ def test_a_session_advisory_lock_through_a_transaction_pooler_is_invalid(store: 
     ops = read(res.run_dir / "history.jsonl").ops
     refused = [o for o in ops if o.f == "release" and o.type == "fail"]
     assert any("does not hold" in (o.error or "") for o in refused)
-    assert not [o for o in ops if o.type == "info"], "no op of unknown outcome: no harness error"
+    # Every violation the checker reports is between grants both recorded as ok: not a
+    # connection error the harness misread (an op of unknown outcome may still occur: two
+    # leaked locks on two pooled connections can deadlock, as PostgreSQL then reports).
+    ok = {o.index for o in ops if o.f == "acquire" and o.type == "ok"}
+    overlaps = [v for v in mutex["violations"] if v["kind"] == "overlap"]
+    assert all({v["first"]["acquire_index"], v["second"]["acquire_index"]} <= ok for v in overlaps)
     rows = {r["role"]: r for r in res.config["servers"]}
     assert rows["pooler"]["kind"] == "pgbouncer" and "PgBouncer" in rows["pooler"]["version"]
     # Ended by pid with the run, like every server.
