@@ -54,7 +54,12 @@ def write_page(path: Path, doc: dict[str, Any]) -> Path:
         return None if not p else Path(os.path.relpath(p, base)).as_posix()
 
     tried = doc.get("tried") or []
-    shrink = [t for t in tried if t["phase"] not in ("search",)]
+    # a smaller schedule is kept only when every one of its runs failed (harness/hunt/search.py)
+    shrink = [
+        t | {"kept": bool(t["verdicts"]) and all(v == "invalid" for v in t["verdicts"])}
+        for t in tried
+        if t["phase"] != "search"
+    ]
     page = (
         env()
         .get_template("hunt.html")
