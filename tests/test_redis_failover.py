@@ -38,6 +38,21 @@ def test_a_master_a_replica_and_three_sentinels_in_front() -> None:
     assert (need.front.kind, need.front.nodes) == ("redis-sentinel", 3)
 
 
+def test_harness_backends_lists_the_front_and_the_options() -> None:
+    import json
+
+    done = harness("backends", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["name"]: r for r in json.loads(done.stdout)}
+    row = rows["redis-failover"]
+    assert row["servers"]["front"] == {"kind": "redis-sentinel", "nodes": 3}
+    assert {"wait_replicas", "wait_timeout_ms", "down_after_ms"} <= {
+        o["name"] for o in row["options"]
+    }
+    for name in ("postgres", "postgres-xact", "postgres-lease", "postgres-row"):
+        assert "pooler" in {o["name"] for o in rows[name]["options"]}
+
+
 def test_the_sentinels_promote_the_replica_and_clients_follow(tmp_path: Path) -> None:
     backend = RedisFailoverBackend()
     need = backend.servers()
