@@ -11,13 +11,16 @@ Timings are short so that a failover fits in a 10 s run: a master silent for
 promotes the replica (``failover_timeout_ms``, default 2000, also spaces retries of a failed
 failover at twice that). Ready = every sentinel knows the master, its replicas and every other
 sentinel (they find each other through hello messages every 2 s), so a kill can fail over at
-once. The restarted old master comes back as a master with its own data; the sentinels turn it
-into a replica of the new master some seconds later (Redis waits 8 s before it forces its view),
-and clients, which ask the sentinels for the master, never reach it meanwhile.
+once. A restarted old master comes back as a master with its own data; the sentinels turn it
+into a replica of the new master some seconds later (Redis waits 8 s before it forces its view).
+Clients that asked the sentinels before they announced the switch may be talking to it
+meanwhile: what ``backends/redis_failover.py`` is known to break on.
 """
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
 from typing import Any
 
 from .base import Node, ServerKind, ServerStartError
@@ -32,7 +35,7 @@ class SentinelServer(ServerKind):
     package = "redis-sentinel"
     binary = "redis-sentinel"
     ready_timeout = 30.0  # sentinels announce themselves every 2 s; a busy machine is slower
-    stop_signal = 9  # SIGKILL: a sentinel keeps no data of the run's worth a polite stop
+    stop_signal = signal.SIGKILL  # it keeps nothing of the run's worth a polite stop
 
     def upstream(self) -> list[Node]:
         nodes = self.options.get("upstream")
@@ -43,7 +46,7 @@ class SentinelServer(ServerKind):
     def quorum(self, cluster: list[Node]) -> int:
         return len(cluster) // 2 + 1
 
-    def config_path(self, node: Node) -> Any:
+    def config_path(self, node: Node) -> Path:
         return node.dir / "sentinel.conf"
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
