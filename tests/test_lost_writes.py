@@ -83,9 +83,9 @@ def test_everysec_loses_the_fence_counter_and_always_keeps_it(redis_bin, store: 
     fencing = res.results["checkers"]["fencing"]
     assert res.exit_code == 1 and fencing["valid"] is False, fencing["summary"]
     assert any(v["lost_unsynced"]["pages"] for v in kills)
-    res, kills = _run(store, "always")
+    # a kill between a write and its fsync may lose pages here too, never an acknowledged write
+    res, _ = _run(store, "always")
     assert res.exit_code == 0, res.results["summary"]
-    assert all(v["lost_unsynced"]["pages"] == 0 for v in kills)  # every write was fsynced
 
 
 @FUSE_ONLY
