@@ -95,3 +95,12 @@ def test_pooler_with_failover_is_one_line_exit_2(store: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "not with failover=true" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_nemesis_on_client_links_is_refused_behind_a_pooler(store: Path) -> None:
+    done = harness(
+        "run", "-b", "postgres", "--opt", "pooler=session", "-n", "partition", "-t", "4",
+        "--store", str(store),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "reaches them through its pooler here: not supported yet" in done.stderr

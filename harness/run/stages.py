@@ -37,7 +37,14 @@ from checkers import exit_code
 from checkers.history import ReadResult, parse_lines
 from checkers.model import STRICT_MODEL, LockModel
 from harness import __version__
-from harness.nemesis import Nemesis, NemesisEnv, NemesisError, check_before_start, nemesis_class
+from harness.nemesis import (
+    Nemesis,
+    NemesisEnv,
+    NemesisError,
+    NotApplicable,
+    check_before_start,
+    nemesis_class,
+)
 from harness.nemesis import schedule as schedules
 from harness.nemesis.client_stall import install as install_client_stall
 from harness.net import netns
@@ -213,6 +220,12 @@ def prepare(cfg: RunConfig) -> RunPlan:
     need = backend.servers()
     # A front's nodes (a pooler, sentinels) are fault targets by name, as a workload's are.
     fronts = {need.front_role: need.front} if need.front is not None else {}
+    cut = [c.name for c in classes if c.needs_proxies]
+    if fronts and cut:  # clients reach the lock's nodes through the front, or by its word
+        raise NotApplicable(
+            f"nemesis {cut[0]} acts on the clients' links to the lock's nodes, but backend "
+            f"{cfg.backend} reaches them through its {need.front_role} here: not supported yet"
+        )
     if cfg.schedule is None:
         check_before_start(cfg, backend, classes, {**extra, **fronts})
     else:  # --schedule: each fault has its own kind, options and times
@@ -474,7 +487,7 @@ def _start(
         intr.check()
     proxies = None
     if any(c.needs_proxies for c in classes):
-        proxies = _proxies(cfg, runtime, front or cluster, record)
+        proxies = _proxies(cfg, runtime, cluster, record)
         stack.callback(proxies.close)
     firewall = None
     if use_ns and any(c.needs_node_uids for c in classes) and len(cluster.nodes) > 1:
