@@ -62,7 +62,7 @@ def _run(tmp_path, how: str):
         backend="python-redis-lock",
         backend_opts={"auto_renewal": "true"},
         nemesis=["client-stall"],
-        nemesis_opts={"stall_ms": "2500", "how": how},
+        nemesis_opts={"stall_ms": "3000", "how": how},
         nemesis_interval=0.5,
         time_limit=5,
         ttl_ms=1000,
@@ -77,7 +77,7 @@ def _run(tmp_path, how: str):
     ops = read(res.run_dir / "history.jsonl").ops
     start = next(o for o in ops if o.f == "start-client-stall" and o.type == "info")
     stop = next(o for o in ops if o.f == "stop-client-stall" and o.type == "info")
-    assert start.value["how"] == how and stop.value["stalled_ms"] >= 2500
+    assert start.value["how"] == how and stop.value["stalled_ms"] >= 3000
     return res
 
 
