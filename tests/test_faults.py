@@ -261,12 +261,23 @@ def test_compare_cell_without_its_server_binary_is_shown_and_the_others_run(redi
     assert not list(store.rglob("mongodb-*"))
 
 
-def test_compare_refuses_a_time_limit_no_longer_than_the_interval(tmp_path):
+def test_compare_shows_a_cell_whose_fault_cannot_fire_as_not_applicable(tmp_path):
+    """A cell whose fault could not fire in its time limit is not applicable (as --help says): the
+    other cells run; a campaign in which no cell can run is refused, exit 2, never a bare 0."""
     store = tmp_path / "s"
     p = harness(
         "compare", "--backends", "redis", "--nemeses", "none,kill", "-t", "5",
         "--store", str(store),
     )  # fmt: skip
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    out = p.stdout + p.stderr
+    assert "kill: not applicable" in out
+    assert "--time-limit 5 s is not longer than --nemesis-interval 5 s" in out
+    assert list(store.glob("runs/redis-mutex-none-*")) and not list(
+        store.glob("runs/redis-mutex-kill*")
+    )
+    only = tmp_path / "k"
+    p = harness(
+        "compare", "--backends", "redis", "--nemeses", "kill", "-t", "5", "--store", str(only)
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stdout + p.stderr
-    assert "--time-limit 5 s is not longer than --nemesis-interval 5 s" in p.stderr
-    assert not store.exists()  # refused before the first cell ran
