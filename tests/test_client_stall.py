@@ -14,6 +14,8 @@ from harness.run import run_test
 from harness.run.config import run_config
 from harness.run.workers import context
 
+from .conftest import harness
+
 
 def _thread_runs_during_stall(how: int, ms: int) -> int:
     """In a forked worker with the handler installed: how many times a background thread ticks
@@ -87,3 +89,11 @@ def test_renewal_thread_starves_under_a_gil_stall(redis_bin, tmp_path):
     CPython still switches threads, keeps the lease renewed."""
     assert _run(tmp_path, "gil").exit_code == 1
     assert _run(tmp_path, "spin").exit_code == 0
+
+
+def test_bad_how_is_one_line():
+    p = harness("run", "-b", "redis", "-n", "client-stall", "--nemesis-opt", "how=fast")
+    assert p.returncode == 2, p.stderr
+    assert (
+        "how='fast' is not accepted: give gil or spin" in p.stderr and "Traceback" not in p.stderr
+    )

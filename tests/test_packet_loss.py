@@ -88,3 +88,10 @@ def test_bad_options_are_one_line(opt, says):
     )
     assert p.returncode == 2, p.stderr
     assert says in p.stderr and "Traceback" not in p.stderr
+
+
+def test_refused_outside_the_private_namespace():
+    """Its rules would land on the host's loopback: refused before anything starts."""
+    p = harness("run", "-b", "redis", "-n", "packet-loss", "--netns", "off", "--time-limit", "10")
+    assert p.returncode == 2 and "needs the run's private network namespace" in p.stderr
+    assert "Traceback" not in p.stderr
