@@ -349,6 +349,12 @@ class Mount:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        # The synced data back where the runtime keeps (or removes) a node's data.
+        backing = self.node.dir / "data.synced"
+        if backing.exists() and not os.path.ismount(where):
+            with contextlib.suppress(OSError):
+                self.node.data_dir.rmdir()  # the empty mount point
+                os.rename(backing, self.node.data_dir)
 
 
 _mounts: dict[str, Mount] = {}  # node dir -> its mount, in this process
@@ -388,7 +394,8 @@ def wipe(node: Node) -> None:
 
 
 def mount(node: Node, started: Any = None) -> Mount:
-    """The node's data dir on the filesystem, its data kept in ``dir/data.synced``. What the
+    """The node's data dir on the filesystem, its synced data kept in ``dir/data.synced`` (moved
+    back to the data dir at unmount, where the runtime keeps or removes it). What the
     kind prepared there before the first mount (initdb's copy) moves to the backing directory
     as it is, durable, without a copy through the filesystem. ``started(pid)`` records the
     daemon's pid with the run's guard."""
