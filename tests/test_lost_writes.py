@@ -6,6 +6,9 @@ every exit path."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from harness.run.config import run_config
 from harness.runtime import syncfs
 from harness.runtime.base import Node
 
-from .conftest import harness
+from .conftest import HARNESS, ROOT, harness
 
 FUSE_ONLY = pytest.mark.skipif(not syncfs.available()[0], reason=syncfs.available()[1])
 
@@ -102,3 +105,46 @@ def need_postgres() -> None:
     from .conftest import need_server
 
     need_server("postgres")
+
+
+def _daemons(store: Path) -> list[int]:
+    """Pids of syncfs daemons serving a dir under ``store`` (read from /proc, nothing ended)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "harness.runtime.syncfs" in cmd and str(store) in cmd:
+                found.append(int(d.name))
+    return found
+
+
+@FUSE_ONLY
+def test_a_sigkilled_harness_leaves_no_mount(redis_bin, store: Path) -> None:
+    """The harness dies without teardown: its daemons die with it (PR_SET_PDEATHSIG) and
+    fusermount3 takes each mount away (auto_unmount)."""
+    argv = [*HARNESS, "run", "-b", "redis", "-n", "kill", "--nemesis-opt", "lose_unsynced=true"]
+    p = subprocess.Popen(
+        [*argv, "-t", "60", "--store", str(store)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(str(store) in m for m in syncfs.mounts()) and time.monotonic() < deadline:
+            assert p.poll() is None, "the run ended before its servers were up"
+            time.sleep(0.1)
+        assert any(str(store) in m for m in syncfs.mounts())
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not any(str(store) in m for m in syncfs.mounts()) and not _daemons(store):
+            break
+        time.sleep(0.1)
+    assert not any(str(store) in m for m in syncfs.mounts())
+    assert _daemons(store) == []
