@@ -3,7 +3,7 @@
 ``images``)."""
 
 from ..run import store
-from . import adapter, catalog, compare, hunt, images, run_commands, run_dirs  # noqa: F401
+from . import adapter, catalog, compare, hunt_commands, images, run_commands, run_dirs  # noqa: F401
 from .app import main
 
 __all__ = ["main", "store"]

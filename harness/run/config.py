@@ -68,6 +68,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["store"] = str(self.store)
+        d["backoff_ms"] = list(self.backoff_ms)  # as JSON gives it back: the record is its file
         return d
 
     def validate(self) -> None:
