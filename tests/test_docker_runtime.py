@@ -118,6 +118,40 @@ def test_clean_run_in_containers_is_valid(engine, tmp_path, backend, kind) -> No
     _no_containers(engine)
 
 
+def test_a_store_under_a_0700_directory_keeps_its_modes(engine, tmp_path) -> None:
+    """Containers reach their dirs through bind mounts (sources resolved by dockerd, as root;
+    inside, only the container's own path): no mode of the user's directories changes, the
+    clock shim's library and offset file included, and the run is still VALID."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    store = locked / "inner" / "store"
+    store.mkdir(parents=True)
+    ancestors = [store, *store.parents]
+    before = {p: p.stat().st_mode for p in ancestors}
+    res = run_test(
+        _cfg(
+            engine,
+            store,
+            backend="redis",
+            nemesis=["clock"],  # the shim mounted; a bump far inside the lease
+            nemesis_opts={"offset_ms": "50"},
+            nemesis_interval=1.0,
+            ttl_ms=5000,
+            hold_ms=100,
+            time_limit=3,
+        )
+    )
+    assert res.valid is True and res.exit_code == 0, res.results["summary"]
+    assert res.results["checkers"]["mutex"]["hold_count"] >= 5
+    ops = [o for o in read(res.run_dir / "history.jsonl").ops if o.process == "nemesis"]
+    assert any(o.f == "start-clock" and o.type == "info" for o in ops), ops
+    after = {p: p.stat().st_mode for p in ancestors}
+    changed = {str(p): (oct(before[p]), oct(after[p])) for p in ancestors if before[p] != after[p]}
+    assert changed == {}, changed
+    assert locked.stat().st_mode & 0o777 == 0o700
+    _no_containers(engine)
+
+
 def _known_break(backend: str) -> dict[str, Any]:
     if backend == "redis":  # a wall clock jumped past the TTL (the clock shim, mounted)
         return dict(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.base import Cluster, Node, Runtime, ServerKind, ServerStartError
-from ..runtime.local import chown_tree, helper_cluster, let_others_traverse
+from ..runtime.local import chown_tree, helper_cluster
 from .engine import LABEL_OWNER, LABEL_RUN, Engine, owner_token
 
 _STOP_S = 5
@@ -202,9 +202,9 @@ class DockerRuntime(Runtime):
         clock: bool = False,
         keep_data: bool = True,
     ) -> None:
+        # The user's directories keep their modes: dockerd (root) resolves each bind mount's
+        # source, and a node's uid walks only the container's own path to its mount point.
         super().__init__(run_dir, clock=clock, keep_data=keep_data)
-        if os.geteuid() == 0:  # nodes under their own uids must reach their dirs
-            let_others_traverse(self.dir)
         self.engine = engine
         self.images = dict(images or {})
         stamp = re.sub(r"[^a-z0-9_-]+", "-", Path(run_dir).name.lower())[-22:]

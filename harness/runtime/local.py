@@ -13,7 +13,6 @@ import functools
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -223,16 +222,6 @@ def helper_cluster(runtime: Runtime, kind: ServerKind, n_nodes: int, prefix: str
     every runtime (in the engine's namespace when the servers are containers)."""
     kind.find_binary()
     return ProcessCluster(kind, runtime.loopback_nodes(kind, n_nodes, prefix, own_uids=False))
-
-
-def let_others_traverse(d: Path) -> None:
-    """Nodes under their own uids must reach their directories (and the clock shim's file):
-    give the run directory's ancestors the search bit (o+x) where it is missing."""
-    d.mkdir(parents=True, exist_ok=True)
-    for p in [d, *d.resolve().parents]:
-        mode = p.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(p, mode | stat.S_IXOTH)
 
 
 def _reachable_shim(so: Path, node: Node, kind: ServerKind) -> str:
