@@ -221,8 +221,14 @@ def cards(results: dict[str, Any]) -> list[Card]:
         )
         out.append(Card("double executions", f"{d:,}", sub, tone))
     ratio = _num(perf.get("success_ratio"))
-    if ratio is not None:
-        tried = _int(perf.get("attempted_acquires")) or 0
+    tried = _int(perf.get("attempted_acquires")) or 0
+    avail = _available_in_time(results.get("availability"))
+    if avail is not None:  # in time: a share of attempts says more about the retry loop
+        share, during = avail
+        sub = f"during faults {during:.1%}; " if during is not None else ""
+        sub += f"{ratio:.1%} of {tried:,} acquires ok" if ratio is not None else ""
+        out.append(Card("available", f"{share:.1%}", sub.rstrip("; ") or "of the run's time"))
+    elif ratio is not None:
         out.append(Card("acquire success", f"{ratio:.1%}", f"of {tried:,} attempts"))
     lat = perf.get("acquire_latency_ms")
     lat = lat.get("ok") if isinstance(lat, dict) and isinstance(lat.get("ok"), dict) else lat
@@ -261,3 +267,23 @@ def _blame_sub(result: dict[str, Any], field: str, whose: str) -> str:
     if not n:
         return ""
     return f"; all {whose}" if result.get("blame") in ("store", "scheduler") else f"; {n:,} {whose}"
+
+
+def _available_in_time(av: Any) -> tuple[float, float | None] | None:
+    """The share of the run's time the lock was held or grantable (inside and outside faults
+    weighted by their seconds), and the share during faults (None without faults)."""
+    if not isinstance(av, dict):
+        return None
+    parts = [av.get("inside"), av.get("outside")]
+    rows = [
+        (_num(p.get("seconds")), _num(p.get("available_share")))
+        for p in parts
+        if isinstance(p, dict)
+    ]
+    rows = [(t, a) for t, a in rows if t and a is not None]
+    total = sum(t for t, _ in rows)
+    if not total:
+        return None
+    inside = av.get("inside") if isinstance(av.get("inside"), dict) else {}
+    during = _num(inside.get("available_share")) if _num(inside.get("seconds")) else None
+    return sum(t * a for t, a in rows) / total, during

@@ -143,3 +143,21 @@ def test_a_campaign_cell_pools_time_over_key_seconds_and_lists_heals() -> None:
     # 2 s at 10% and 0.02 s at 25%: pooled over key-seconds, not averaged over runs
     assert pooled["available_share"] == pytest.approx((2 * 0.1 + 0.02 * 0.25) / 2.02, abs=1e-3)
     assert _heals([one, never]) == {"median": 0.3, "max": 0.3, "heals": 2, "no_grant": 1}
+
+
+def test_the_reports_card_shows_availability_in_time_with_the_attempts_beside_it() -> None:
+    """The report's first screen gives availability in time (the seconds-weighted share inside
+    and outside faults), the share during faults, and the attempts as a side figure; a run
+    without the availability figures (older runs) keeps the share of attempts."""
+    from reports.overview import cards
+
+    perf = {"checkers": {"perf": {"success_ratio": 0.25, "attempted_acquires": 400}}}
+    av = {
+        "inside": {"seconds": 2.0, "available_share": 0.5},
+        "outside": {"seconds": 8.0, "available_share": 1.0},
+    }
+    card = {c.label: c for c in cards(perf | {"availability": av})}["available"]
+    assert card.value == "90.0%"  # (2 * 0.5 + 8 * 1.0) / 10, not 25% of attempts
+    assert "during faults 50.0%" in card.sub and "25.0% of 400 acquires ok" in card.sub
+    old = {c.label: c for c in cards(perf)}
+    assert "available" not in old and old["acquire success"].value == "25.0%"
