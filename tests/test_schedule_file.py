@@ -4,6 +4,7 @@ runs the same faults. Real redis servers; bad input never starts one."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ BAD = [  # refused by the run's preparation, before any server starts
     ({"faults": [{"kind": "kill", "options": {"x": "1"}}]}, "takes no option x"),
     ({"faults": [{"kind": "kill", "options": {"target": "n9"}}]}, "'n9' is not a node"),
     ({"faults": [{"kind": "kill", "start": {"at_s": 3.9}, "duration_s": 1}]}, "recovery window"),
+    ({"faults": [{"kind": "kill", "target": {"holder_of": "0"}}]}, "kill takes no target"),
+    (
+        {"faults": [{"kind": "client-pause", "target": {"holder_of": "2"}}]},
+        "not a key of this run",
+    ),
 ]
 SHAPES = [  # refused by the file's reader (the same one line)
     ({"faults": [{"kind": "kill", "start": {"at_s": -1}}]}, "start.at_s must be a number"),
@@ -41,6 +47,9 @@ SHAPES = [  # refused by the file's reader (the same one line)
     ({"format": "other"}, "format is 'other'"),
     ([{"kind": "kill", "duration_s": 0}], "duration_s must be a number"),
     ({"faults": "kill"}, "expected"),
+    ([{"kind": "client-pause", "target": "trigger"}], "needs a start after an event"),
+    ([{"kind": "client-pause", "target": "holder"}], 'target must be "trigger" or'),
+    ([{"kind": "client-pause", "target": {"holder_of": "k"}}], "holder_of must be a key name"),
 ]
 
 
@@ -149,3 +158,39 @@ def test_an_event_relative_start_follows_an_observed_acquire(redis_bin, store: P
     p = harness("run", "-b", "redis", "-t", "1", "--no-report", "--store", str(store / "n"))
     assert p.returncode == 0, p.stdout + p.stderr
     assert _schedule(store / "n")[1]["faults"] == []
+
+
+def test_the_trigger_target_pauses_the_client_that_acquired(redis_bin, store: Path) -> None:
+    """ "Pause the holder TTL + 10 ms after its acquire": redis's lock is correct by design (a
+    holder renews its lease every 100 ms), but its holder frozen for 1.2 s, past its TTL, wakes
+    after another client was granted the key and writes: INVALID, with the story. The client
+    recorded as hit is the one whose acquire started the delay; a holder_of target, read back
+    from schedule.json, round-trips."""
+    sched = store / "trigger.json"
+    fault = {"kind": "client-pause", "start": {"after": "acquire", "delay_ms": 310},
+             "target": "trigger", "duration_s": 1.2}  # fmt: skip
+    sched.write_text(json.dumps([fault]))
+    p = harness("run", "-b", "redis", "--ttl", "300", "--hold", "600", "--renew-every", "100",
+                "-c", "4", "--keys", "2", "-t", "3", "--schedule", str(sched),
+                "--store", str(store / "s"))  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    run, doc = _schedule(store / "s")
+    (f,) = doc["faults"]
+    assert f["target"] == "trigger" and f["injected"], f
+    ops = read(run / "history.jsonl").ops
+    pause = next(o for o in ops if o.f == "start-client-pause" and o.type == "invoke")
+    # the paused client's latest grant came 310 ms before (another client, on the other key,
+    # may have acquired since), and it had not released it
+    hit = f["targets"]["process"]
+    trigger = max((o for o in ops if o.f == "acquire" and o.type == "ok" and o.process == hit
+                   and o.time < pause.time), key=lambda o: o.time)  # fmt: skip
+    assert trigger.key == f["targets"]["key"], (f, trigger)
+    assert 309e6 <= pause.time - trigger.time < 2e9, (trigger, pause)
+    assert not [o for o in ops if o.process == hit and o.f == "release"
+                and trigger.time < o.time < pause.time]  # fmt: skip
+    report = html.unescape((run / "report.html").read_text())
+    assert f"paused client {hit}'s process" in report, report[:2000]  # the story
+    (again,) = parse_faults(
+        [{**fault, "start": {"at_s": 0.5}, "target": {"holder_of": 0}, "targets": f["targets"]}]
+    )
+    assert again.to_dict()["target"] == {"holder_of": "0"}

@@ -103,10 +103,7 @@ class ClientStall(ClientPause):
     def start(self) -> dict[str, Any]:
         found = self._holder()
         if found is None:
-            return {
-                "injected": False,
-                "why": f"no client held a lock within {self.FIND_HOLDER_S} s",
-            }
+            return self._not_found()
         i, process, key = found
         ms = round(self.opt("stall_ms", 2.0 * self.env.lease_ms))
         how = self.opt("how", "gil")

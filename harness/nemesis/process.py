@@ -180,11 +180,15 @@ class ClientPause(Nemesis):
     )
     options = {"pause_ms": o.number("2 x ttl: how long the holder stays frozen", lo_open=True)}
     FIND_HOLDER_S = 3.0
+    #: a schedule file may name which holder (harness.nemesis.schedule.Target)
+    client_target = True
 
     def __init__(self, env, opts) -> None:
         super().__init__(env, opts)
         self.pid: int | None = None
         self.children: list[int] = []  # the worker's own children: a process adapter
+        #: set by a schedule before start: ("client", i) or ("key", k); None: a random holder
+        self.want: tuple[str, int] | None = None
 
     def duration(self) -> float:
         return self.opt("pause_ms", 2.0 * self.env.lease_ms) / 1000
@@ -193,22 +197,28 @@ class ClientPause(Nemesis):
         st, n = self.env.status, len(self.env.worker_pids)
         order = list(range(n))
         self.env.rng.shuffle(order)
+        by, which = self.want or ("", -1)
+        if by == "client":  # that client, once it holds (it may hold already)
+            order = [which] if which < n else []
         deadline = time.monotonic() + self.FIND_HOLDER_S
         while time.monotonic() < deadline:
             for i in order:
                 b = i * STATUS_FIELDS
-                if st[b + 1] == HOLDING:
+                if st[b + 1] == HOLDING and (by != "key" or st[b + 2] == which):
                     return i, st[b], st[b + 2]
             time.sleep(0.0005)
         return None
 
+    def _not_found(self) -> dict[str, Any]:
+        by, which = self.want or ("", -1)
+        who = {"client": f"client {which} held no lock", "key": f"no client held key {which}"}
+        why = who.get(by, "no client held a lock")
+        return {"injected": False, "why": f"{why} within {self.FIND_HOLDER_S} s"}
+
     def start(self) -> dict[str, Any]:
         found = self._holder()
         if found is None:
-            return {
-                "injected": False,
-                "why": f"no client held a lock within {self.FIND_HOLDER_S} s",
-            }
+            return self._not_found()
         i, process, key = found
         self.pid = self.env.worker_pids[i]
         os.kill(self.pid, signal.SIGSTOP)

@@ -55,6 +55,7 @@ MAX_FAULTS = 1000
 MAX_S = 7 * 24 * 3600.0
 IDLE_S = 0.05  # the run loop's pause between steps when nothing is imminent
 POLL_S = 0.0005  # how often the status array is read while an event is awaited
+TRIGGER = "trigger"  # a fault's target: the client whose acquire started its delay
 #: fields of a recorded fault that say what happened; ignored when a schedule is read back
 OBSERVED = ("targets", "started_s", "in_force_s", "healed_s", "injected", "cut_short", "error")
 
@@ -89,14 +90,36 @@ class Start:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Which client a fault that acts on a lock holder hits: ``holder_of`` a key (its name), or
+    the ``trigger`` (the client whose acquire started an event-relative fault's delay). No
+    Target: the nemesis's own choice (a random holder)."""
+
+    holder_of: str | None = None
+    trigger: bool = False
+
+    def to_dict(self) -> str | dict[str, str]:
+        return TRIGGER if self.trigger else {"holder_of": str(self.holder_of)}
+
+    def words(self) -> str:
+        return (
+            "the client whose acquire triggered it"
+            if self.trigger
+            else (f"the holder of key {self.holder_of}")
+        )
+
+
+@dataclass(frozen=True)
 class Fault:
     """One planned fault: a registered nemesis kind, its options (as text, the nemesis parses
-    them), when it starts and how long it stays in force (None: the nemesis's own default)."""
+    them), when it starts, how long it stays in force (None: the nemesis's own default) and,
+    for a fault on a lock holder, which one (None: the nemesis's choice)."""
 
     kind: str
     options: tuple[tuple[str, str], ...] = ()
     start: Start = Start(0.0)
     duration_s: float | None = None
+    target: Target | None = None
 
     @property
     def opts(self) -> dict[str, str]:
@@ -106,12 +129,15 @@ class Fault:
         d: dict[str, Any] = {"kind": self.kind, "options": self.opts, "start": self.start.to_dict()}
         if self.duration_s is not None:
             d["duration_s"] = round(self.duration_s, 3)
+        if self.target is not None:
+            d["target"] = self.target.to_dict()
         return d
 
     def words(self) -> str:
         opts = "".join(f" {k}={v}" for k, v in self.options)
         dur = f" for {self.duration_s:g} s" if self.duration_s is not None else ""
-        return f"{self.kind}{opts} {self.start.words()}{dur}"
+        on = f" on {self.target.words()}" if self.target is not None else ""
+        return f"{self.kind}{opts}{on} {self.start.words()}{dur}"
 
 
 def _number(v: Any, what: str, lo: float, hi: float = MAX_S) -> float:
@@ -145,6 +171,32 @@ def _start(raw: Any, what: str) -> Start:
     if "at_s" not in raw:
         raise ScheduleError(f'{what}.start needs "at_s" (seconds into the run) or "after"')
     return Start(at_s=_number(raw["at_s"], f"{what}.start.at_s", 0))
+
+
+def _target(raw: Any, start: Start, what: str) -> Target | None:
+    if raw is None:
+        return None
+    if raw == TRIGGER:
+        if start.after is None:
+            raise ScheduleError(
+                f'{what}.target "trigger" needs a start after an event '
+                '({"after": "acquire", "delay_ms": D}): the client whose acquire triggered it'
+            )
+        return Target(trigger=True)
+    if isinstance(raw, dict) and set(raw) == {"holder_of"}:
+        key = raw["holder_of"]
+        if (
+            isinstance(key, str)
+            and key.isdigit()
+            or isinstance(key, int)
+            and not isinstance(key, bool)
+            and key >= 0
+        ):
+            return Target(holder_of=str(int(key)))
+        raise ScheduleError(f"{what}.target.holder_of must be a key name: 0, 1, ... (got {key!r})")
+    raise ScheduleError(
+        f'{what}.target must be "trigger" or {{"holder_of": KEY}} (got {json.dumps(raw)})'
+    )
 
 
 def _option_text(v: Any, what: str) -> str:
@@ -181,7 +233,7 @@ def parse_faults(raw: Any, kinds: Callable[[str], Any] | None = None) -> list[Fa
         what = f"schedule fault {i}"
         if not isinstance(f, dict):
             raise ScheduleError(f"{what} must be an object with kind, options, start, duration_s")
-        _keys(f, ("kind", "options", "start", "duration_s", *OBSERVED), what)
+        _keys(f, ("kind", "options", "start", "duration_s", "target", *OBSERVED), what)
         kind = f.get("kind")
         if not isinstance(kind, str) or not kind:
             raise ScheduleError(f"{what} needs a kind (a nemesis name, see harness nemeses)")
@@ -193,7 +245,8 @@ def parse_faults(raw: Any, kinds: Callable[[str], Any] | None = None) -> list[Fa
         options = tuple((str(k), _option_text(v, f"{what}.options.{k}")) for k, v in opts.items())
         dur = f.get("duration_s")
         duration = None if dur is None else _number(dur, f"{what}.duration_s", 0.001)
-        out.append(Fault(kind, options, _start(f.get("start", {"at_s": 0}), what), duration))
+        start = _start(f.get("start", {"at_s": 0}), what)
+        out.append(Fault(kind, options, start, duration, _target(f.get("target"), start, what)))
     last_end, last_i = 0.0, 0
     for i, f in enumerate(out, 1):  # one fault at a time, in the file's order
         if f.start.at_s is None:
@@ -294,7 +347,9 @@ class _Recorded:
     def _rel(self, t: float | None = None) -> float:
         return round((self.clock() if t is None else t) - self.started, 3)
 
-    def _begin(self, nem: Nemesis, opts: dict[str, str], start: Start) -> Any:
+    def _begin(
+        self, nem: Nemesis, opts: dict[str, str], start: Start, target: Target | None = None
+    ) -> Any:
         t0 = self.clock()
         value = self._op(nem, "start", nem.start)
         injected = isinstance(value, dict) and value.get("injected") is False
@@ -303,6 +358,7 @@ class _Recorded:
             "options": pinned_options(nem, opts, value),
             "start": start.to_dict(),
             "duration_s": round(self.planned, 3),
+            **({"target": target.to_dict()} if target is not None else {}),
             "targets": _targets(value),
             "started_s": self._rel(t0),
             "in_force_s": None if value is None or injected else self._rel(),
@@ -496,6 +552,7 @@ class PlannedSchedule(_Recorded):
         self.planned_end = math.inf
         self.due: float | None = None  # when the next fault starts (None: awaiting its event)
         self.watch: AcquireWatch | None = None
+        self.trigger: tuple[int, int, int] | None = None  # the acquire that started the delay
         self.done = not faults
         self.not_started: str | None = None
         self._arm()
@@ -539,7 +596,8 @@ class PlannedSchedule(_Recorded):
         if self.watch is not None:
             until = time.monotonic() + IDLE_S  # real time: bounded whatever the clock
             while time.monotonic() < until:
-                if self.watch.poll() is not None:
+                self.trigger = self.watch.poll()
+                if self.trigger is not None:
                     self.due = self.clock() + self.faults[self.i].start.delay_ms / 1000
                     self.watch = None
                     break
@@ -567,7 +625,15 @@ class PlannedSchedule(_Recorded):
             )
             return
         self.planned = planned
-        self._begin(nem, f.opts, f.start)
+        if f.target is not None:  # a nemesis on a lock holder (check_planned): which one
+            nem.want = (  # type: ignore[attr-defined]
+                ("key", int(f.target.holder_of))
+                if f.target.holder_of is not None
+                else ("client", self.trigger[0])
+                if self.trigger is not None
+                else None
+            )
+        self._begin(nem, f.opts, f.start, f.target)
         self.active = nem
         self.planned_end = self.clock() + planned
 
@@ -599,6 +665,8 @@ def check_planned(cfg: Any, backend: Any, raw: Any, extra: dict[str, Any]) -> li
     classes: dict[str, type[Nemesis]] = {}
     for i, f in enumerate(faults, 1):
         cls = classes.setdefault(f.kind, nemesis_class(f.kind))
+        if f.target is not None:
+            _check_target(i, f, cls, cfg)
         unknown = sorted(set(f.opts) - set(cls.options))
         if unknown:
             raise ScheduleError(
@@ -607,6 +675,25 @@ def check_planned(cfg: Any, backend: Any, raw: Any, extra: dict[str, Any]) -> li
             )
         cls.validate(plan, f.opts)
     return list(classes.values())
+
+
+def _check_target(i: int, f: Fault, cls: type[Nemesis], cfg: Any) -> None:
+    """A client target needs a nemesis that acts on a lock holder, and a key of this run."""
+    from . import nemeses
+
+    if not getattr(cls, "client_target", False):
+        takers = [n for n, c in sorted(nemeses().items()) if getattr(c, "client_target", False)]
+        raise ScheduleError(
+            f"schedule fault {i}: nemesis {f.kind} takes no target (a lock holder's: "
+            + ", ".join(takers)
+            + "); give its node in options.target"
+        )
+    keys = getattr(cfg, "keys", None)
+    if f.target.holder_of is not None and keys is not None and int(f.target.holder_of) >= keys:
+        raise ScheduleError(
+            f"schedule fault {i}: target holder_of key {f.target.holder_of!r} is not a key of "
+            f"this run (--keys {keys}: 0 to {keys - 1})"
+        )
 
 
 class _FaultParams:
@@ -675,6 +762,7 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "Start",
+    "Target",
     "check_fit",
     "load",
     "parse_faults",
