@@ -44,6 +44,7 @@ from .redis import ACQUIRE, DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE, RENEW, Re
 
 MASTER = "lockharness"  # the master's name at the sentinels (harness/runtime/sentinel.py)
 SENTINELS = 3
+LAGGED_FAILOVER_TIMEOUT_MS = 600_000
 
 
 def certain(e: BaseException) -> bool:
@@ -131,6 +132,9 @@ class RedisFailoverBackend(Backend):
         "wait_timeout_ms": Option(100, "how long WAIT waits", lo=1, hi=MAX_MS),
         "down_after_ms": Option(1000, "sentinels: master down after", lo=100, hi=60_000),
         "failover_timeout_ms": Option(2000, "sentinels: failover timeout", lo=100, hi=600_000),
+        "repl_lag_ms": Option(
+            0, "the replica gets the master's stream this late (its own proxy)", lo=0, hi=60_000
+        ),
     }
 
     def __init__(self, opts: Mapping[str, Any] | None = None) -> None:
@@ -143,23 +147,37 @@ class RedisFailoverBackend(Backend):
                 f"option wait_timeout_ms={self.wait_ms} must be below timeout_ms="
                 f"{self.timeout_ms} (the socket would time out before WAIT answers)"
             )
+        lag = self.values["repl_lag_ms"]
+        if self.wait_replicas and self.wait_ms <= lag:
+            raise ValueError(
+                f"option wait_timeout_ms={self.wait_ms} must exceed repl_lag_ms={lag} (the "
+                "replica's acknowledgement comes after the lag: WAIT would withdraw every grant)"
+            )
 
     def expiry(self) -> Expiry:
         return "ttl"
 
     def servers(self) -> ServerNeed:
+        lag = self.values["repl_lag_ms"]
+        failover_timeout = self.values["failover_timeout_ms"]
+        if lag:
+            # The replica reports the proxy as its master; a sentinel "fixes" a replica of
+            # another master (REPLICAOF the real one) once it has seen it so for a failover
+            # timeout, which would end the lag before the run: keep that past any run. The
+            # failover itself does not wait on it (down after, then an election).
+            failover_timeout = max(failover_timeout, LAGGED_FAILOVER_TIMEOUT_MS)
         front = ServerNeed(
             "redis-sentinel",
             SENTINELS,
             {
                 "down_after_ms": self.values["down_after_ms"],
-                "failover_timeout_ms": self.values["failover_timeout_ms"],
+                "failover_timeout_ms": failover_timeout,
             },
         )
         return ServerNeed(
             "redis",
             2,
-            {"persistence": self.values["persistence"], "replicated": True},
+            {"persistence": self.values["persistence"], "replicated": True, "repl_lag_ms": lag},
             front=front,
             front_role="sentinel",
         )

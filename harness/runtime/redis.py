@@ -9,8 +9,9 @@ reported as non-durable settings. RDB snapshots stay off either way (``--save ""
 from __future__ import annotations
 
 import socket
+import sys
 
-from .base import ImageRecipe, Node, ServerKind
+from .base import ImageRecipe, Node, ServerKind, free_port
 from .durability import Durability
 
 PERSISTENCE = ("off", "everysec", "always")
@@ -86,8 +87,29 @@ class RedisServer(ServerKind):
             # A replica syncs at once, not after the 5 s a master waits for more of them.
             argv += ["--repl-diskless-sync-delay", "0"]
             if node is not cluster[0]:  # a restart too: the sentinels correct a stale master
-                argv += ["--replicaof", cluster[0].host, str(cluster[0].port)]
+                master = cluster[0]
+                lag = self.repl_lag_ms
+                if lag:  # through its own proxy (repl_lag.py), started with it
+                    port = node.extra_ports.setdefault("repl_lag", free_port(node.host))
+                    argv += ["--replicaof", node.host, str(port)]
+                    return [
+                        sys.executable, "-m", "harness.runtime.repl_lag",
+                        "--listen", f"{node.host}:{port}",
+                        "--upstream", f"{master.host}:{master.port}",
+                        "--lag-ms", str(lag), "--", *argv,
+                    ]  # fmt: skip
+                argv += ["--replicaof", master.host, str(master.port)]
         return argv
+
+    @property
+    def repl_lag_ms(self) -> int:
+        """Replicas get the master's stream this late (0: directly)."""
+        return int(self.options.get("repl_lag_ms", 0))
+
+    def container_problem(self) -> str | None:
+        if self.repl_lag_ms:
+            return "redis with repl_lag_ms runs its replica's proxy beside it: local runtime only"
+        return super().container_problem()
 
     def prepare(self, node: Node, cluster: list[Node], fresh: bool) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
