@@ -122,3 +122,54 @@ def test_a_wait_longer_than_the_socket_timeout_is_refused(store: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "wait_timeout_ms=5000 must be below timeout_ms" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_repl_lag_delays_the_replicas_stream_and_dies_with_the_replica(tmp_path: Path) -> None:
+    need = RedisFailoverBackend({"repl_lag_ms": "400"}).servers()
+    with LocalRuntime(tmp_path) as rt:
+        cluster = rt.start(need.kind, need.nodes, need.options)
+        n1, n2 = cluster.nodes
+        master = redis.Redis(host=n1.host, port=n1.port, socket_timeout=5)
+        replica = redis.Redis(host=n2.host, port=n2.port, socket_timeout=5)
+        # The replica's master is its proxy, not n1 (the sentinels are told to leave it so).
+        assert replica.info("replication")["master_port"] == n2.extra_ports["repl_lag"]
+        master.set("x", "1")
+        t0 = time.monotonic()
+        # Never seen before the lag, whatever the load (a late poll only sees it later).
+        while replica.get("x") is None:
+            assert time.monotonic() - t0 < 30, "the write never reached the replica"
+            time.sleep(0.01)
+        assert time.monotonic() - t0 >= 0.39
+        assert n2.pid is not None
+        pids = _children(n2.pid)
+        assert pids, "no proxy beside the replica"
+    assert not any(pid_alive(p) for p in pids)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (/proc/PID/stat's 4th field)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(d.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    "opts, words",
+    [
+        (["repl_lag_ms=-5"], "repl_lag_ms"),
+        (["repl_lag_ms=200", "wait_replicas=1", "wait_timeout_ms=100"], "must exceed repl_lag_ms"),
+    ],
+)
+def test_bad_repl_lag_values_are_refused(store: Path, opts: list[str], words: str) -> None:
+    args = [a for o in opts for a in ("--opt", o)]
+    done = harness("run", "-b", "redis-failover", *args, "-t", "1", "--store", str(store))
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
