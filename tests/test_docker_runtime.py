@@ -119,9 +119,10 @@ def test_clean_run_in_containers_is_valid(engine, tmp_path, backend, kind) -> No
 
 
 def test_a_store_under_a_0700_directory_keeps_its_modes(engine, tmp_path) -> None:
-    """Containers reach their dirs through bind mounts (sources resolved by dockerd, as root;
-    inside, only the container's own path): no mode of the user's directories changes, the
-    clock shim's library and offset file included, and the run is still VALID."""
+    """No mode of the user's directories changes and the run is still VALID, clock shim
+    included: dockerd (root) resolves each bind mount's source; a node dir the node's uid
+    cannot reach on the host (nor, maybe, in the image) lives in a scratch dir during the run
+    and is back in the store after it."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     store = locked / "inner" / "store"
@@ -149,6 +150,9 @@ def test_a_store_under_a_0700_directory_keeps_its_modes(engine, tmp_path) -> Non
     changed = {str(p): (oct(before[p]), oct(after[p])) for p in ancestors if before[p] != after[p]}
     assert changed == {}, changed
     assert locked.stat().st_mode & 0o777 == 0o700
+    nodes = list((res.run_dir / "servers").glob("redis-*"))
+    assert nodes and all(n.is_dir() and not n.is_symlink() for n in nodes), nodes
+    assert all((n / "server.log").stat().st_size > 0 for n in nodes)
     _no_containers(engine)
 
 

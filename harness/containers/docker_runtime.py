@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.base import Cluster, Node, Runtime, ServerKind, ServerStartError
-from ..runtime.local import chown_tree, helper_cluster
+from ..runtime.lifeline import Guard, bring_back
+from ..runtime.local import _reachable_shim, chown_tree, helper_cluster
+from ..runtime.reach import blocker, place_outside, scratch_dir
 from .engine import LABEL_OWNER, LABEL_RUN, Engine, owner_token
 
 _STOP_S = 5
@@ -113,7 +115,12 @@ class DockerCluster(Cluster):
 
             shim = shim_env(node.dir)
             os.chown(node.dir / "clock-offset", uid, uid)
-            mounts[shim["LD_PRELOAD"]] = {"bind": shim["LD_PRELOAD"], "mode": "ro"}
+            so = Path(shim["LD_PRELOAD"])
+            # A cache the node's uid cannot reach on the host (a 0700 home) may be as closed in
+            # the image (Debian's /root is 0700): then a copy in the node's dir.
+            shim["LD_PRELOAD"] = _reachable_shim(so, node, self.kind)
+            if shim["LD_PRELOAD"] == str(so):
+                mounts[str(so)] = {"bind": str(so), "mode": "ro"}
             env.update(shim)
         client = self.runtime.engine.client
         container = client.containers.create(
@@ -205,6 +212,9 @@ class DockerRuntime(Runtime):
         # The user's directories keep their modes: dockerd (root) resolves each bind mount's
         # source, and a node's uid walks only the container's own path to its mount point.
         super().__init__(run_dir, clock=clock, keep_data=keep_data)
+        self.guard: Guard | None = None  # moves node dirs back after a SIGKILL
+        self._outside: Path | None = None
+        self._moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
         self.engine = engine
         self.images = dict(images or {})
         stamp = re.sub(r"[^a-z0-9_-]+", "-", Path(run_dir).name.lower())[-22:]
@@ -229,4 +239,35 @@ class DockerRuntime(Runtime):
         image = self.image_for(kind)
         images.ensure(self.engine.client, image, pull=not self.engine.private)
         nodes = self.loopback_nodes(kind, n_nodes, prefix, own_uids=True)
+        for n in nodes:
+            self._place(n)
         return DockerCluster(kind, nodes, self, image)
+
+    def _place(self, node: Node) -> None:
+        """A node dir is mounted at its own path, which the image may close where the host
+        does (Debian's /root is 0700): a store its uid cannot reach on the host gets the node's
+        dir in a scratch dir (``reach.py``), linked from the store, moved back at the end."""
+        uid = node.uid if node.uid is not None else 0
+        if blocker(node.dir, uid, uid) is None:
+            return
+        if self.guard is None:
+            self.guard = Guard(self.dir, self.keep_data)
+        if self._outside is None:
+            self._outside = scratch_dir("lockharness-nodes-", uid, uid)
+        link = place_outside(node, self._outside)
+        self._moved.append((node.dir, link))
+        self.guard.node(node.dir, link, self._outside)
+
+    def close(self) -> None:
+        try:
+            super().close()
+            for real, link in self._moved:
+                bring_back(real, link)
+            if self._outside is not None:
+                shutil.rmtree(self._outside, ignore_errors=True)
+        except BaseException:
+            if self.guard is not None:  # teardown failed: the guard moves the dirs back
+                self.guard.close(done=False)
+            raise
+        if self.guard is not None:
+            self.guard.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import syncfs
 from .base import Cluster, Node, Runtime, ServerKind
 from .lifeline import Guard, bring_back, descendants, die_with_parent
-from .reach import blocker, scratch_dir, user_ids
+from .reach import blocker, place_outside, scratch_dir, user_ids
 
 _TO_EVERY_DESCENDANT = (signal.SIGSTOP, signal.SIGCONT, signal.SIGKILL)
 
@@ -193,13 +193,8 @@ class LocalRuntime(Runtime):
             return False
         if self._outside is None:
             self._outside = scratch_dir("lockharness-nodes-", uid, gid)
-        real = self._outside / node.dir.name
-        real.mkdir()
-        link = node.dir
-        link.rmdir()  # just made by loopback_nodes, empty
-        link.symlink_to(real)
-        node.dir = real
-        self._moved.append((real, link))
+        link = place_outside(node, self._outside)
+        self._moved.append((node.dir, link))
         return True
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .base import ServerStartError
+from .base import Node, ServerStartError
 
 
 def user_ids(user: str) -> tuple[int, int]:
@@ -61,3 +61,15 @@ def scratch_dir(prefix: str, uid: int, gid: int) -> Path:
     raise ServerStartError(
         f"no temp directory that uid {uid} can enter ($TMPDIR, /var/tmp, /tmp); set TMPDIR to one"
     )
+
+
+def place_outside(node: Node, outside: Path) -> Path:
+    """Move ``node``'s dir (new, empty) into ``outside``; the store keeps a link to it, which
+    is returned (``lifeline.bring_back`` undoes it)."""
+    real = outside / node.dir.name
+    real.mkdir()
+    link = node.dir
+    link.rmdir()  # just made by loopback_nodes, empty
+    link.symlink_to(real)
+    node.dir = real
+    return link
