@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
-from checkers.history import read
+from checkers.history import Op, read
 from harness.hunt.near_miss import measure
 from harness.nemesis.schedule import parse_faults
 
@@ -120,7 +121,9 @@ def test_every_drawn_schedule_is_a_valid_file_that_fits_the_run() -> None:
     from harness.hunt.search import Space, draw_schedule
     from harness.nemesis.schedule import check_fit
 
-    space = Space(["kill", "client-pause"], {"kill": ["random", "n1"], "client-pause": []}, 3000, 8)
+    space = Space(["kill", "client-pause"], {"kill": ["random", "n1"], "client-pause": []}, 3000,
+                  8, ["client-pause"], 2)  # fmt: skip
+    seen: set[str] = set()
 
     @settings(max_examples=200, database=None, deadline=None)
     @given(st.data())
@@ -131,6 +134,46 @@ def test_every_drawn_schedule_is_a_valid_file_that_fits_the_run() -> None:
         for f in faults:
             end = max(end, f["start"].get("at_s", 0)) + f["start"].get("delay_ms", 0) / 1000
             end += f["duration_s"]
+            if "target" in f:  # a lock holder's target, only on a fault that takes one
+                assert f["kind"] == "client-pause", f
+                seen.add(json.dumps(f["target"]))
         assert end <= space.horizon + 1e-6, faults
 
     drawn()
+    assert seen == {'"trigger"', '{"holder_of": "0"}', '{"holder_of": "1"}'}, seen
+
+
+def _history(steps: list[tuple[float, int, str, str, int | None]]) -> list[Op]:
+    """Ops of key "0" from (ms, process, type, f, value) in time order."""
+    return [Op(i, int(ms * 1e6), p, t, f, "0", v, None) for i, (ms, p, t, f, v) in enumerate(steps)]
+
+
+def _hold_and_write(p: int, t: float, fence: int, write_at: float) -> list[tuple[Any, ...]]:
+    return [(t, p, "invoke", "acquire", None), (t + 1, p, "ok", "acquire", fence),
+            (write_at, p, "invoke", "write", fence), (write_at + 1, p, "ok", "write", fence)]  # fmt: skip
+
+
+def test_fence_near_misses_of_a_synthetic_history() -> None:
+    """The fences' near misses: how long before its successor's write a write came (below 0 a
+    stale write the resource accepted after a higher fence), and the token's headroom."""
+    handed = sorted(
+        _hold_and_write(0, 0, 1, 10) + [(20, 0, "invoke", "release", 1), (21, 0, "ok", "release", 1)]
+        + _hold_and_write(1, 22, 2, 30) + [(40, 1, "invoke", "release", 2), (41, 1, "ok", "release", 2)]
+        + _hold_and_write(2, 42, 5, 50)
+    )  # fmt: skip
+    near = measure(_history(handed), 300)
+    # each write came 21 ms before the next holder's was accepted; tokens rose by 1, then 3
+    assert near["stale_write_margin_ms"] == 21 and near["fence_gap"] == 1, near
+
+    def paused(wakes_at: float) -> dict[str, Any]:
+        """Holder 0 frozen before its write; holder 1 granted after its lease, writes at 410."""
+        steps = _hold_and_write(0, 0, 1, wakes_at) + _hold_and_write(1, 399, 2, 410)
+        return measure(_history(sorted(steps)), 300)
+
+    near = paused(405)  # woke 6 ms before its successor's write was accepted: a near miss
+    assert near["stale_write_margin_ms"] == 6 and near["fence_gap"] == 1, near
+    near = paused(500)  # woke after: a stale write 89 ms late, its token 1 below the top
+    assert near["stale_write_margin_ms"] == -89 and near["fence_gap"] == -1, near
+    unfenced = [(ms, p, t, f, None) for ms, p, t, f, _v in sorted(handed)]
+    near = measure(_history(unfenced), 300)
+    assert near["stale_write_margin_ms"] is None and near["fence_gap"] is None, near

@@ -167,7 +167,8 @@ def hunt(
         probe = RunConfig(**{**cfg.__dict__, "nemesis": [k], "schedule": [{"kind": k}]})
         prepare(probe)
     lease = plan.workload.lease_ms()
-    space = Space(kinds, targets, lease, time_limit)
+    clients = [k for k in kinds if getattr(nemesis_class(k), "client_target", False)]
+    space = Space(kinds, targets, lease, time_limit, clients, keys)
     argv = runs.base_argv(cfg)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     label = "+".join(kinds)
@@ -239,7 +240,11 @@ def hunt(
         "seed": seed,
         "interrupted": interrupted,
         "wall_s": round(time.monotonic() - h.t0, 1),
-        "best_near_miss": {"grant_margin_ms": h.best_margin, "acted_past_lease_ms": h.best_past},
+        "best_near_miss": {
+            "grant_margin_ms": h.best_margin,
+            "acted_past_lease_ms": h.best_past,
+            **h.best_fences,
+        },
         "tried": [t.to_dict() for t in h.tried],
     }
     (out / "hunt.json").write_text(json.dumps(doc, indent=1) + "\n")

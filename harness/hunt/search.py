@@ -2,11 +2,13 @@
 
 Hypothesis draws each candidate so that its choice sequence *is* the schedule: how many faults,
 then per fault its kind, its target (when the nemesis takes one), whether it starts at a gap
-after the previous fault or a delay after a client's next acquire, and its duration in quarters
-of the lock's TTL. Each candidate is judged by K ``harness run`` processes (``runs``); it fails
+after the previous fault or a delay after a client's next acquire, which lock holder it hits
+(for client-pause and its kin: any, the client whose acquire started the delay, or the holder
+of a key), and its duration in quarters of the lock's TTL. Each candidate is judged by K ``harness run`` processes (``runs``); it fails
 when one is INVALID. ``hypothesis.target`` steers the search towards near misses
 (``near_miss``): grants that came close to the earlier lease's expiry or to the moment its
-holder stopped, holders that acted long past their lease. The example database lives in the
+holder stopped, holders that acted long past their lease, writes that nearly came after a
+higher fence's, fence tokens with little headroom. The example database lives in the
 hunt's store, so a hunt started again tries the last failure first.
 
 After a failure: Hypothesis's shrinker (each step a real run), then our own passes, each
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..nemesis import schedule as schedules
-from . import runs
+from . import near_miss, runs
 
 SHRINK_RUNS = 3
 RUN_OVERHEAD_S = 3.0  # a run's wall time past its time limit: servers up, stop grace, check
@@ -35,6 +37,7 @@ MAX_FAULTS = 4
 DURATION_STEPS = 12
 DELAY_STEPS = 20  # tenths of the TTL
 GAP_STEPS = 20  # a twentieth of the faulted part of the run each
+KEY_TARGETS = 4  # a fault on a lock holder may name the holder of keys 0 .. 3
 
 
 class OutOfBudget(BaseException):
@@ -80,12 +83,25 @@ class Tried:
 
 @dataclass
 class Space:
-    """What a candidate may hold: the fault kinds, their node targets, the TTL and run length."""
+    """What a candidate may hold: the fault kinds, their node targets, the TTL and run length;
+    the kinds that act on a lock holder (``client_target``) and the run's number of keys."""
 
     kinds: list[str]
     targets: dict[str, list[str]]  # kind -> the target values it may take ([] : none)
     ttl_ms: float
     time_limit: float
+    clients: list[str] = field(default_factory=list)  # kinds that take a holder target
+    keys: int = 1
+
+    def holders(self, relative: bool) -> list[Any]:
+        """A holder fault's targets, simplest first: the nemesis's own (random) holder, the
+        client whose acquire started the delay (event-relative starts), the holder of a key."""
+        trigger = [schedules.TRIGGER] if relative else []
+        return [
+            None,
+            *trigger,
+            *({"holder_of": str(k)} for k in range(min(self.keys, KEY_TARGETS))),
+        ]
 
     @property
     def horizon(self) -> float:
@@ -114,8 +130,13 @@ def draw_schedule(data: Any, space: Space) -> list[dict[str, Any]]:
         else:
             at += data.draw(st.integers(0, GAP_STEPS), label="gap") * gap_s
             start = {"at_s": round(at, 3)}
+        who = None
+        if kind in space.clients:
+            who = data.draw(st.sampled_from(space.holders(relative)), label="holder")
         duration = data.draw(st.integers(1, DURATION_STEPS), label="duration") * ttl_s / 4
         fault = {"kind": kind, "options": options, "start": start, "duration_s": round(duration, 3)}
+        if who is not None:
+            fault["target"] = who
         if relative:  # it starts its delay after an acquire, at the earliest when the last ended
             at += steps * ttl_s / 10
         if at + duration > space.horizon:
@@ -160,6 +181,7 @@ class Hunt:
         self.found: Tried | None = None  # the smallest failing candidate so far
         self.best_margin: float | None = None
         self.best_past: float | None = None
+        self.best_fences: dict[str, float | None] = {}  # stale_write_margin_ms, fence_gap
         self.cache: dict[str, Tried] = {}
         self.fatal: HuntError | None = None  # why the search had to stop
         self.shrink_until: float | None = None  # when Hypothesis's shrinking must end
@@ -216,6 +238,10 @@ class Hunt:
         if near.get("acted_past_lease_ms") is not None:
             p = near["acted_past_lease_ms"]
             self.best_past = p if self.best_past is None else max(self.best_past, p)
+        for name in ("stale_write_margin_ms", "fence_gap"):
+            v, old = near.get(name), self.best_fences.get(name)
+            if v is not None:
+                self.best_fences[name] = v if old is None else min(old, v)
         if t.invalid >= need and (self.found is None or size(faults) <= size(self.found.faults)):
             self.found = t
         self.progress(self.line())
@@ -236,6 +262,9 @@ class Hunt:
         near = "none yet" if self.best_margin is None else f"grant margin {self.best_margin:g} ms"
         if self.best_past is not None and self.best_past > 0:
             near += f", a holder acted {self.best_past:g} ms past its lease"
+        stale = self.best_fences.get("stale_write_margin_ms")
+        if stale is not None:
+            near += f", a write {stale:g} ms before a higher fence's"
         found = f", FOUND ({len(self.found.faults)} faults)" if self.found else ""
         return (
             f"hunt: {cands} candidates, {self.runs} runs, best near miss: {near}{found}, "
@@ -290,6 +319,10 @@ class Hunt:
                 target(-t.near["grant_margin_ms"], label="grant margin, ms (negated)")
             if t.near.get("acted_past_lease_ms") is not None:
                 target(t.near["acted_past_lease_ms"], label="acted past lease, ms")
+            if t.near.get("stale_write_margin_ms") is not None:
+                target(-t.near["stale_write_margin_ms"], label="stale write margin, ms (negated)")
+            if t.near.get("fence_gap") is not None:
+                target(-t.near["fence_gap"], label="fence gap (negated)")
             if t.invalid >= min(need, len(t.verdicts)) and t.invalid:
                 raise CandidateFailed(key)
 
@@ -386,9 +419,11 @@ class Hunt:
 
 
 def _nearest(nears: list[dict[str, float | None]]) -> dict[str, float | None]:
-    margins = [n["grant_margin_ms"] for n in nears if n.get("grant_margin_ms") is not None]
-    pasts = [n["acted_past_lease_ms"] for n in nears if n.get("acted_past_lease_ms") is not None]
-    return {
-        "grant_margin_ms": min(margins) if margins else None,
-        "acted_past_lease_ms": max(pasts) if pasts else None,
-    }
+    """The nearest miss of a candidate's runs, figure by figure (the largest time acted past a
+    lease, the smallest of the others)."""
+    out: dict[str, float | None] = {}
+    for name in near_miss.FIGURES:
+        vals = [v for n in nears if (v := n.get(name)) is not None]
+        pick = max if name == "acted_past_lease_ms" else min
+        out[name] = pick(vals) if vals else None
+    return out
