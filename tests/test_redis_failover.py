@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from backends.base import Endpoint
+from backends.base import Endpoint, LockFailed
 from backends.redis_failover import MASTER, RedisFailoverBackend
 from harness.run import run_test
 from harness.run.config import run_config
@@ -173,3 +173,45 @@ def test_bad_repl_lag_values_are_refused(store: Path, opts: list[str], words: st
     assert done.returncode == 2, done.stderr
     assert words in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_wait_is_no_guarantee_a_replica_back_empty_is_promoted(tmp_path: Path) -> None:
+    """WAIT 1 acknowledged the grant, but the replica then restarts without it (no
+    persistence) and the master dies before the replica has resynced (a second's lag): the
+    sentinels promote the empty replica and a second client gets the lock the first holds."""
+    backend = RedisFailoverBackend(
+        {"repl_lag_ms": "1000", "wait_replicas": "1", "wait_timeout_ms": "1500",
+         "timeout_ms": "3000", "persistence": "off"}
+    )  # fmt: skip
+    need = backend.servers()
+    assert need.front is not None
+    with LocalRuntime(tmp_path) as rt:
+        cluster = rt.start(need.kind, need.nodes, need.options)
+        front = rt.start(
+            need.front.kind, need.front.nodes, {**need.front.options, "upstream": cluster.nodes},
+            prefix="sentinel",
+        )  # fmt: skip
+        endpoints = [Endpoint(n.name, n.host, n.port) for n in front.nodes]
+        first = backend.client(endpoints, 0)
+        first.acquire("k", 600_000, 0)  # WAIT 1 answered: the replica had it
+        n1, n2 = cluster.nodes
+        cluster.kill_node(n2)
+        cluster.start_node(n2)  # back empty; its resync takes several lagged round trips
+        cluster.kill_node(n1)
+        sentinels = Sentinel([(n.host, n.port) for n in front.nodes], socket_timeout=1)
+        deadline = time.monotonic() + 60
+        while _master(sentinels) != (n2.host, n2.port):
+            assert time.monotonic() < deadline, "the sentinels never promoted the replica"
+            time.sleep(0.1)
+        assert not redis.Redis(host=n2.host, port=n2.port).exists("lock:k")
+        cluster.start_node(n1)  # made n2's replica by the sentinels, so WAIT can answer
+        second = backend.client(endpoints, 1)
+        while True:  # withdrawn (no replica yet) until n1 is n2's replica
+            assert time.monotonic() < deadline + 60, "no second grant"
+            try:
+                second.acquire("k", 600_000, 0)
+                break  # the first client's lease (10 min) has not lapsed: two holders
+            except LockFailed:
+                time.sleep(0.2)
+        first.close()
+        second.close()
