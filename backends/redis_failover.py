@@ -24,10 +24,15 @@ clients that connect later get the promoted replica: two masters grant the same 
 same fence counter, until the sentinels demote the old master some seconds later (two clients
 at once, equal fences). With ``wait_replicas=1`` the old master has no replica left after the
 switch, so its grants are withdrawn. Replication is asynchronous, so a grant acknowledged but not
-yet sent to the replica would be lost at the failover too (redis.io, "Why failover-based
+yet sent to the replica is lost at the failover too (redis.io, "Why failover-based
 implementations are not enough"); on one machine the kernel still delivers what a killed
-process had written, so that window is microseconds wide and was not hit here (README, "What
-it finds", has the measured rates).
+process had written, so that window is microseconds wide. ``repl_lag_ms=N`` opens it: the
+replica's replication connection goes through its own proxy (``harness/runtime/repl_lag.py``)
+that holds the master's stream N ms and drops what it holds when the master dies, so the
+promoted replica lacks the last N ms of grants and a second client gets one of them (a lower
+fence too). WAIT 1 (with ``wait_timeout_ms`` above the lag) closes that window, but not a
+replica that acknowledged, then restarted without the grant (no persistence) and was promoted
+before it resynced. README, "What it finds", has the measured rates.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Persistence is the backend's choice (option ``persistence``): ``always`` (the de
 every command to the append-only file before its reply, so a killed server restarts with every
 acknowledged write; ``everysec`` and ``off`` can lose acknowledged writes on a kill and are
 reported as non-durable settings. RDB snapshots stay off either way (``--save ""``).
+
+Replicated (``replicated``): the first node a master, the others its replicas; with
+``repl_lag_ms`` a replica replicates through its own proxy that delivers the master's stream that
+late (``repl_lag.py``), local runtime only.
 """
 
 from __future__ import annotations
