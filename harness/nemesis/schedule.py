@@ -19,7 +19,9 @@ end still stops early (Ctrl-C, every client at its op bound, a start that took l
 with ``"cut_short": true`` on its stop op, and is not counted as injected (``checkers.faults``).
 
 The schedule file (docs/design.md, "Schedules"): ``{"format": FORMAT, "version": 1, "faults":
-[{"kind", "options", "start", "duration_s"}, ...]}``; a run's own ``schedule.json`` adds, per fault,
+[{"kind", "options", "start", "duration_s", "target"}, ...]}`` (``target``, for a fault on a
+lock holder: ``{"holder_of": KEY}`` or ``"trigger"``, the client whose acquire started an
+event-relative delay); a run's own ``schedule.json`` adds, per fault,
 what really happened (``targets``, ``started_s``, ``in_force_s``, ``healed_s``, ``injected``,
 ``cut_short``) and is accepted back as it is (those fields are ignored on input).
 """
