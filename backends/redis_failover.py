@@ -138,7 +138,11 @@ class RedisFailoverBackend(Backend):
         "down_after_ms": Option(1000, "sentinels: master down after", lo=100, hi=60_000),
         "failover_timeout_ms": Option(2000, "sentinels: failover timeout", lo=100, hi=600_000),
         "repl_lag_ms": Option(
-            0, "the replica gets the master's stream this late (its own proxy)", lo=0, hi=60_000
+            0,
+            "the replica gets the master's stream this late (its own proxy; the sentinels' "
+            "failover timeout is then 600 s, so they leave its link alone)",
+            lo=0,
+            hi=60_000,
         ),
     }
 
