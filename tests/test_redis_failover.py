@@ -46,7 +46,7 @@ def test_harness_backends_lists_the_front_and_the_options() -> None:
     rows = {r["name"]: r for r in json.loads(done.stdout)}
     row = rows["redis-failover"]
     assert row["servers"]["front"] == {"kind": "redis-sentinel", "nodes": 3}
-    assert {"wait_replicas", "wait_timeout_ms", "down_after_ms"} <= {
+    assert {"wait_replicas", "wait_timeout_ms", "down_after_ms", "repl_lag_ms"} <= {
         o["name"] for o in row["options"]
     }
     for name in ("postgres", "postgres-xact", "postgres-lease", "postgres-row"):
