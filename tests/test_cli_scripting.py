@@ -41,6 +41,17 @@ def test_off_a_terminal_paths_are_one_line_and_tables_are_whole(redis_bin, tmp_p
     assert str(run_dir) in listed  # whole, on one line
 
 
+def test_backends_lists_each_backends_options() -> None:
+    """Each backend's --opt options with default and meaning, as nemeses lists theirs; integer
+    bounds whole (2147483647, not 2.14748e+09)."""
+    out = harness("backends", env=NARROW).stdout
+    rows = out.split("redis-failover", 1)[1]
+    for opt in ("wait_replicas: 0", "repl_lag_ms: 0", "down_after_ms"):
+        assert opt in rows, opt
+    assert "pooler:" in out.split("postgres-xact", 1)[1]
+    assert "e+09" not in out and "e+09" not in harness("nemeses", env=NARROW).stdout
+
+
 def test_json_forms(redis_bin, tmp_path):
     store = tmp_path / "s"
     p = harness("run", "-b", "redis", "-t", "1", "--no-report", "--store", str(store), "--json")

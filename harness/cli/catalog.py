@@ -20,10 +20,13 @@ JSON_HELP = "Print one JSON list instead of the table (shape: README, Scripting)
 @friendly
 def backends(as_json: bool) -> None:
     """List every lock backend with its servers, fence type, how its grants expire (with its
-    default options) and availability here."""
+    default options), availability here and its options (--opt)."""
     from backends.registry import backend_class, names
 
+    from ..nemesis.options import accepted, described
+
     t = Table("backend", "servers", "fence", "expiry", "available here", "description")
+    t.add_column(cell("options (--opt NAME: default: meaning)"))  # a header is markup too
     rows: list[dict] = []
     for name in names():
         try:
@@ -54,10 +57,15 @@ def backends(as_json: bool) -> None:
                 "options": [option_json(k, o) for k, o in cls.options.items()],
             }
         )
+        opts = "\n".join(
+            f"{k}: {o}" if isinstance(o, str)  # a plain text default
+            else f"{k}: {described(o)}" + (f" ({accepted(o)})" if o.type is not str else "")
+            for k, o in cls.options.items()
+        )  # fmt: skip
         t.add_row(  # literal cells: a plugin's words or an error are not markup
             cell(name), cell(servers),
             cell(cls.fence if cls.fenced else "none"), cell(str(expiry)), avail,
-            cell(cls.description),
+            cell(cls.description), cell(opts or "-"),
         )  # fmt: skip
     print_json(rows) if as_json else out.print(t)
 

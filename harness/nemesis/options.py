@@ -23,6 +23,13 @@ def described(opt: Option) -> str:
     return f"{opt.default}: {opt.help}"
 
 
+class _Whole(int):
+    """An integer bound printed whole under the ``:g`` format the number bounds use."""
+
+    def __format__(self, spec: str) -> str:
+        return str(int(self))
+
+
 def accepted(opt: Option) -> str:
     t = opt.type
     if t is bool:
@@ -31,6 +38,8 @@ def accepted(opt: Option) -> str:
         return "a name"
     what = "an integer" if t is int else "a number"
     lo, hi = opt.lo, opt.hi
+    if t is int:  # 2147483647, not 2.14748e+09
+        lo, hi = (None if v is None else _Whole(v) for v in (lo, hi))
     if lo is not None and hi is not None:
         return f"{what} in {'(' if opt.lo_open else '['}{lo:g}, {hi:g}]"
     if lo is not None:
