@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.base import Cluster, Node, Runtime, ServerKind, ServerStartError
-from ..runtime.lifeline import Guard, bring_back
+from ..runtime.lifeline import Guard, close_guarded
 from ..runtime.local import _reachable_shim, chown_tree, helper_cluster
-from ..runtime.reach import blocker, place_outside, scratch_dir
+from ..runtime.reach import OutOfReach, blocker
 from .engine import LABEL_OWNER, LABEL_RUN, Engine, owner_token
 
 _STOP_S = 5
@@ -213,8 +213,7 @@ class DockerRuntime(Runtime):
         # source, and a node's uid walks only the container's own path to its mount point.
         super().__init__(run_dir, clock=clock, keep_data=keep_data)
         self.guard: Guard | None = None  # moves node dirs back after a SIGKILL
-        self._outside: Path | None = None
-        self._moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
+        self.reach = OutOfReach()
         self.engine = engine
         self.images = dict(images or {})
         stamp = re.sub(r"[^a-z0-9_-]+", "-", Path(run_dir).name.lower())[-22:]
@@ -252,22 +251,12 @@ class DockerRuntime(Runtime):
             return
         if self.guard is None:
             self.guard = Guard(self.dir, self.keep_data)
-        if self._outside is None:
-            self._outside = scratch_dir("lockharness-nodes-", uid, uid)
-        link = place_outside(node, self._outside)
-        self._moved.append((node.dir, link))
-        self.guard.node(node.dir, link, self._outside)
+        link = self.reach.place(node, uid, uid)
+        self.guard.node(node.dir, link, self.reach.outside)
 
     def close(self) -> None:
-        try:
-            super().close()
-            for real, link in self._moved:
-                bring_back(real, link)
-            if self._outside is not None:
-                shutil.rmtree(self._outside, ignore_errors=True)
-        except BaseException:
-            if self.guard is not None:  # teardown failed: the guard moves the dirs back
-                self.guard.close(done=False)
-            raise
-        if self.guard is not None:
-            self.guard.close()
+        close_guarded(self.guard, self._teardown)
+
+    def _teardown(self) -> None:
+        super().close()
+        self.reach.bring_back()

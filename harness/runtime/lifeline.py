@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -597,3 +597,16 @@ def _clean_and_log(st: RunState) -> None:
     done, failed = clean(st)
     with contextlib.suppress(OSError), open(Path(st.servers_dir) / "lifeline.log", "a") as f:
         f.write("".join(f"{t}\n" for t in done) + "".join(f"left: {t}\n" for t in failed))
+
+
+def close_guarded(guard: Guard | None, teardown: Callable[[], None]) -> None:
+    """Run a runtime's teardown, then tell its guard it is done; when the teardown fails, the
+    guard is told so and ends (and moves back) what is left."""
+    try:
+        teardown()
+    except BaseException:
+        if guard is not None:
+            guard.close(done=False)
+        raise
+    if guard is not None:
+        guard.close()

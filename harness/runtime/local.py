@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import syncfs
 from .base import Cluster, Node, Runtime, ServerKind
-from .lifeline import Guard, bring_back, descendants, die_with_parent
-from .reach import blocker, place_outside, scratch_dir, user_ids
+from .lifeline import Guard, close_guarded, descendants, die_with_parent
+from .reach import OutOfReach, blocker, user_ids
 
 _TO_EVERY_DESCENDANT = (signal.SIGSTOP, signal.SIGCONT, signal.SIGKILL)
 
@@ -161,8 +161,7 @@ class LocalRuntime(Runtime):
         super().__init__(run_dir, clock=clock, keep_data=keep_data)
         self.node_uids = node_uids and os.geteuid() == 0
         self.guard: Guard | None = None  # started with the first cluster
-        self._outside: Path | None = None
-        self._moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
+        self.reach = OutOfReach()
         #: servers' data dirs on syncfs (the kill nemesis's lose_unsynced), set before any start
         self.syncfs = False
 
@@ -181,35 +180,18 @@ class LocalRuntime(Runtime):
                 ids = (n.uid, n.uid)
             elif kind.user is not None and os.geteuid() == 0:
                 ids = user_ids(kind.user)
-            moved = ids is not None and self._move_out_of_reach(n, *ids)
+            link = self.reach.place(n, *ids) if ids is not None else None
             if ids is not None:
                 os.chown(n.dir, *ids)
-            self.guard.node(n.dir, self._moved[-1][1] if moved else None, self._outside)
+            self.guard.node(n.dir, link, self.reach.outside)
         return ProcessCluster(kind, nodes, self.guard, syncfs=self.syncfs and own_uids)
 
-    def _move_out_of_reach(self, node: Node, uid: int, gid: int) -> bool:
-        """Put ``node``'s dir where ``uid`` can reach it, when the store is not; True if moved."""
-        if blocker(node.dir, uid, gid) is None:
-            return False
-        if self._outside is None:
-            self._outside = scratch_dir("lockharness-nodes-", uid, gid)
-        link = place_outside(node, self._outside)
-        self._moved.append((node.dir, link))
-        return True
-
     def close(self) -> None:
-        try:
-            super().close()
-            for real, link in self._moved:
-                bring_back(real, link)
-            if self._outside is not None:
-                shutil.rmtree(self._outside, ignore_errors=True)
-        except BaseException:
-            if self.guard is not None:  # teardown failed: the guard ends what is left
-                self.guard.close(done=False)
-            raise
-        if self.guard is not None:
-            self.guard.close()
+        close_guarded(self.guard, self._teardown)
+
+    def _teardown(self) -> None:
+        super().close()
+        self.reach.bring_back()
 
 
 def helper_cluster(runtime: Runtime, kind: ServerKind, n_nodes: int, prefix: str) -> Cluster:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -73,3 +74,31 @@ def place_outside(node: Node, outside: Path) -> Path:
     link.symlink_to(real)
     node.dir = real
     return link
+
+
+class OutOfReach:
+    """The node dirs a runtime put outside the store because their server's user could not
+    reach it: one scratch dir for the run, and each dir's link in the store."""
+
+    def __init__(self) -> None:
+        self.outside: Path | None = None
+        self.moved: list[tuple[Path, Path]] = []  # (node dir outside, its link in the store)
+
+    def place(self, node: Node, uid: int, gid: int) -> Path | None:
+        """Put ``node``'s dir where ``uid`` reaches it when the store is not; its link, or None
+        when the dir stays where it is."""
+        if blocker(node.dir, uid, gid) is None:
+            return None
+        if self.outside is None:
+            self.outside = scratch_dir("lockharness-nodes-", uid, gid)
+        link = place_outside(node, self.outside)
+        self.moved.append((node.dir, link))
+        return link
+
+    def bring_back(self) -> None:
+        from .lifeline import bring_back  # lifeline's guard does the same after a SIGKILL
+
+        for real, link in self.moved:
+            bring_back(real, link)
+        if self.outside is not None:
+            shutil.rmtree(self.outside, ignore_errors=True)
