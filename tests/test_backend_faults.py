@@ -123,7 +123,8 @@ def test_zookeeper_holder_paused_past_its_session(store: Path, ignore_state: boo
     contender gets the lock. The naive client (ignore_connection_state) then releases "ok", as
     if nothing happened: a plain overlap. The listening client cannot tell either: the workload
     writes before it releases, and the release after waking ends in ConnectionLoss (an unknown
-    outcome, so the hold counts as ending there): also an overlap. A connection listener only
+    outcome, so the hold counts as ending there: an overlap) or is refused (a revocation it
+    wrote through): two holders at once either way. A connection listener only
     helps a holder that checks it before acting (renew), which this workload does not."""
     need_server("zookeeper")
     res, ops = _run(
@@ -147,7 +148,12 @@ def test_zookeeper_holder_paused_past_its_session(store: Path, ignore_state: boo
     assert len(paused) == 1 and paused[0].value["signal"] == "SIGSTOP", paused
     assert res.valid is False, res.results["summary"]
     kinds = _kinds(res)
-    assert kinds["overlap"] >= 1 and set(kinds) <= {"overlap", "revoked-while-held"}, kinds
+    assert set(kinds) <= {"overlap", "revoked-while-held"}, kinds
+    # Two holders acted at once: an overlap, or a revocation the woken holder wrote through
+    # (which of the two depends on whether its release came back unknown or refused, i.e. on
+    # when kazoo saw the session's end, not on the lock).
+    acting = res.results["checkers"]["mutex"]["revoked_while_acting"]
+    assert kinds["overlap"] + acting >= 1, (kinds, acting)
     victim, t = paused[0].value["process"], paused[0].time
     released = [  # the victim's releases once frozen (it may have held the lock before)
         o.type
