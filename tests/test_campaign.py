@@ -411,3 +411,23 @@ def test_a_cell_whose_fault_cannot_fire_is_not_applicable_and_the_others_run(tmp
     assert p.returncode == 0, p.stdout + p.stderr
     assert "redis / mutex / kill: not applicable: no fault would be injected" in p.stdout
     assert "redis / mutex / none: runnable" in p.stdout or "not available here" in p.stdout
+
+
+def test_a_spec_sets_the_clients_backoff_and_its_runs_commands_carry_it(tmp_path):
+    """[run] backoff, as --backoff takes it: each run's configuration and its recorded command
+    have it (re-running one run alone is the same run); a bad one is refused in one line."""
+    from harness.cli import main
+
+    c = _campaign(SPEC + 'backoff = "20,500"\n')
+    r = cplan.plan(c)[0]
+    cfg = cplan.run_config(r.cell, c.run, r.seed, r.store(tmp_path))
+    assert cfg.backoff_ms == (20, 500)
+    argv = cplan.run_argv(cfg)
+    assert argv[argv.index("--backoff") + 1] == "20,500"
+    ctx = main.commands["run"].make_context("run", argv[1:])
+    assert ctx.params["backoff"] == "20,500"
+    plain = cplan.run_config(r.cell, _campaign().run, r.seed, r.store(tmp_path))
+    assert "--backoff" not in cplan.run_argv(plain)  # the run's default: not written
+    for bad in ('"fast"', '"5,1"', "10"):
+        with pytest.raises(cspec.SpecError, match=r"\[run\]"):
+            _campaign(SPEC + f"backoff = {bad}\n")

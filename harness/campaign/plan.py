@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..run.config import RunConfig
+from ..run.config import RunConfig, parse_backoff
 from .spec import Campaign, Cell, SpecError, option_text
 
 RUNS_DIR = "runs"
@@ -114,8 +114,10 @@ def run_config(cell: Cell, run: dict[str, Any], seed: int, store: Path) -> RunCo
         "nemesis_opts": {k: option_text(v) for k, v in cell.nemesis.opts},
         "seed": seed,
         "store": Path(store),
-        **run,
+        **{k: v for k, v in run.items() if k != "backoff"},
     }
+    if "backoff" in run:  # the spec's text, as --backoff takes it
+        kw["backoff_ms"] = parse_backoff(run["backoff"])
     if cell.backend.runtime != "local":  # the backend's servers in containers
         kw |= {
             "runtime": cell.backend.runtime,
@@ -147,6 +149,7 @@ FLAGS: dict[str, str] = {
     "netns": "--netns",
     "client_groups": "--client-groups",
     "model": "--model",
+    "backoff_ms": "--backoff",
     "ttl_ms": "--ttl",
     "hold_ms": "--hold",
     "wait_ms": "--wait",
@@ -190,7 +193,8 @@ def run_argv(cfg: RunConfig) -> list[str]:
             if flag:
                 argv.append(flag)
         elif f.name in FLAGS:
-            argv += [FLAGS[f.name], f"{v:g}" if isinstance(v, float) else str(v)]
+            text = ",".join(map(str, v)) if isinstance(v, tuple | list) else str(v)
+            argv += [FLAGS[f.name], f"{v:g}" if isinstance(v, float) else text]
         else:
             raise SpecError(f"harness run has no flag for {f.name}")
     return [*argv, "--store", str(cfg.store)]

@@ -55,6 +55,7 @@ RUN_TYPES: dict[str, type] = {
     "client_groups": int,
     "netns": str,
     "model": str,  # the lock model (lease, strict); absent: the run's default, lease
+    "backoff": str,  # the clients' backoff, as --backoff takes it ("10,1000", "0": none)
 }
 TOP_KEYS = ("title", "seed", "repeat", "backends", "workloads", "nemeses", "run")
 ITEM_KEYS = ("name", "opts", "label")
@@ -291,6 +292,13 @@ def _run_settings(raw: Any) -> dict[str, Any]:
         if not ok or isinstance(v, bool) or (want is int and isinstance(v, float)):
             raise SpecError(f"[run] {k} must be {want.__name__} (got {v!r})")
         out[k] = want(v)
+    if "backoff" in out:
+        from ..run.config import parse_backoff
+
+        try:
+            parse_backoff(out["backoff"])
+        except ValueError as e:
+            raise SpecError(f"[run] {e}") from None
     return out
 
 
