@@ -93,3 +93,31 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def proc_rows() -> dict[int, tuple[str, int]]:
+    """{pid: (state, ppid)} of every process, read from /proc (the tests' own reading, not the
+    harness's: a cleanup is checked by code it does not share)."""
+    rows = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                f = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            rows[int(entry)] = (f[0], int(f[1]))
+    return rows
+
+
+def descendants(root: int) -> set[int]:
+    """Every live descendant of ``root``."""
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid) in proc_rows().items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return found

@@ -23,37 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HARNESS, ROOT, harness, need_server, pid_alive
+from .conftest import HARNESS, ROOT, descendants, harness, need_server, pid_alive, proc_rows
 
 START_TIMEOUT_S = 90  # a loaded machine starts servers slowly
 GONE_WITHIN_S = 30
 WIDE = {"COLUMNS": "500"}  # doctor's table: a path on one line
-
-
-def _proc_rows() -> dict[int, tuple[str, int]]:
-    """{pid: (state, ppid)} of every process."""
-    rows = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                f = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            rows[int(entry)] = (f[0], int(f[1]))
-    return rows
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid) in _proc_rows().items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = set(), [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in found:
-                found.add(c)
-                todo.append(c)
-    return found
 
 
 def _segments() -> dict[int, int]:
@@ -70,7 +44,7 @@ def _netns(pid: int) -> str | None:
 
 
 def _holders(namespaces: set[str]) -> set[int]:
-    return {p for p in _proc_rows() if _netns(p) in namespaces}
+    return {p for p in proc_rows() if _netns(p) in namespaces}
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -94,7 +68,7 @@ class Killed:
 
     def left(self) -> dict[str, object]:
         gone = {
-            "processes": {p: _proc_rows().get(p, ("?",))[0] for p in self.victims if pid_alive(p)},
+            "processes": {p: proc_rows().get(p, ("?",))[0] for p in self.victims if pid_alive(p)},
             "segments": self.segments & set(_segments()),
             "namespaces": self.namespaces if _holders(self.namespaces) else set(),
             "data dirs": [d for d in self.data_dirs if d.exists()],
@@ -142,13 +116,13 @@ def _kill_run(
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            victims |= _descendants(proc.pid)
+            victims |= descendants(proc.pid)
             found = list(store.glob("*/*/config.json"))
             if found and ready(found[0].parent, victims):
                 break
             assert time.monotonic() < deadline, "the run never reached the moment to kill it"
             time.sleep(0.05)
-        victims |= _descendants(proc.pid)
+        victims |= descendants(proc.pid)
         state = _state_file(proc.pid)
         assert state is not None, "the run wrote no state file"
         run_dir = found[0].parent
@@ -200,7 +174,7 @@ def test_sigkill_while_postgres_is_paused_leaves_nothing(closed_store) -> None:
     def paused(run_dir: Path, pids: set[int]) -> bool:
         ops = _history(run_dir)
         started = [o for o in ops if o["f"] == "start-pause" and o["type"] == "info"]
-        stopped = [p for p in pids if _proc_rows().get(p, ("?",))[0] == "T"]
+        stopped = [p for p in pids if proc_rows().get(p, ("?",))[0] == "T"]
         return bool(started) and len(stopped) >= 3  # the postmaster and its children
 
     killed = _kill_run(store, args, paused, guard_too=False)

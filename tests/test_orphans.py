@@ -21,35 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HARNESS, ROOT, need_server, pid_alive
+from .conftest import HARNESS, ROOT, descendants, need_server, pid_alive
 
 START_TIMEOUT_S = 60  # a loaded machine starts a ZooKeeper quorum slowly
 GONE_WITHIN_S = 10
-
-
-def _ppids() -> dict[int, int]:
-    out: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            out[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return out
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, ppid in _ppids().items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = set(), [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in found:
-                found.add(c)
-                todo.append(c)
-    return found
 
 
 _STOPPED_OR_DEAD = {"T", "t", "Z", "gone"}
@@ -100,12 +75,12 @@ def _kill_harness_when(store: Path, args: list[str], ready: Callable[[set[int]],
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            victims |= _descendants(proc.pid)
+            victims |= descendants(proc.pid)
             if ready(victims):
                 break
             assert time.monotonic() < deadline, "the fault never came into force"
             time.sleep(0.05)
-        victims |= _descendants(proc.pid)
+        victims |= descendants(proc.pid)
         # Files a killed server would leave outside its run directory: none is even made.
         left_outside = {p: f for p in victims for f in _shared_files(p)}
         assert left_outside == {}, left_outside
@@ -219,7 +194,7 @@ def test_postgres_calls_to_a_paused_server_are_bounded(store: Path, backend_name
         # The runtime's own pause: it must stop every backend too (their own sessions).
         node = cluster.nodes[0]
         cluster.pause_node(node)
-        paused = {node.pid} | _descendants(node.pid)
+        paused = {node.pid} | descendants(node.pid)
         end = time.monotonic() + 5  # a stop signal is delivered asynchronously
         # stopped, or already dead (a zombie, or reaped: an exiting backend serves nothing)
         while time.monotonic() < end and not all(_state(p) in _STOPPED_OR_DEAD for p in paused):
