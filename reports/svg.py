@@ -257,7 +257,8 @@ def scatter(
     lo_v = min((v for v in lat if v > 0), default=0.1)
     hi_v = max(lat, default=1.0)
     log = bool(lat) and hi_v / max(lo_v, 1e-9) > 100
-    if log:
+    if log:  # from the decade below the lowest point: the lowest tick is labelled where it is
+        lo_v = 10.0 ** math.floor(math.log10(lo_v))
         lo_y, hi_y = math.log10(lo_v), math.log10(max(hi_v, lo_v * 10))
     else:
         lo_y, hi_y = 0.0, max(hi_v, 1e-6) * 1.05
@@ -339,7 +340,8 @@ def _y_axis(
     lo: float, hi: float, log: bool, top: float, plot_h: float, label: str
 ) -> tuple[list[str], object]:
     """Grid, tick labels and title of a y axis; returns the parts and y_of(value)."""
-    if log:
+    if log:  # from the decade below ``lo``: the lowest tick is labelled where it is
+        lo = 10.0 ** math.floor(math.log10(lo))
         lo_y, hi_y = math.log10(lo), math.log10(max(hi, lo * 10))
     else:
         lo_y, hi_y = 0.0, max(hi, 1e-6) * 1.08
@@ -444,14 +446,75 @@ MARK_COLOURS = {
 }
 
 
+LABEL_ROWS = 3  # rows of mark labels under each zoom lane
+CHAR_W = 6.0  # px a character of a 10 px label takes, about
+
+
+def _label_w(text: str) -> float:
+    return len(text) * CHAR_W + 4
+
+
+class _Rows:
+    """Labels laid out on a few rows without overprinting: each goes on the first row whose
+    last label ends left of it; None when every row is taken there (the mark keeps its
+    tooltip)."""
+
+    def __init__(self, n: int, lo: float, hi: float) -> None:
+        self.ends = [-1e9] * n
+        self.lo, self.hi = lo, hi
+
+    def place(self, x: float, w: float, anchor: str = "middle") -> tuple[int, float] | None:
+        """The row and the clamped x of a label of width ``w`` at ``x``."""
+        if anchor == "middle":
+            x = min(max(x, self.lo + w / 2), self.hi - w / 2)
+            left = x - w / 2
+        else:  # "start"
+            x = min(x, self.hi - w)
+            left = x
+        for i, end in enumerate(self.ends):
+            if end < left:
+                self.ends[i] = left + w
+                return i, x
+        return None
+
+
+def _clusters(marks: list, x_of) -> list[tuple[list, float]]:
+    """Marks of one kind closer than their labels' width run together: one label each
+    ("w275…w293 (12)"), at the run's middle."""
+    out: list[tuple[list, float]] = []
+    for m in sorted(marks, key=lambda m: m.t):
+        x = x_of(m.t)
+        if out:
+            group, _ = out[-1]
+            last = group[-1]
+            if last.kind == m.kind and x - x_of(last.t) < _label_w(last.label) / 2 + 4:
+                group.append(m)
+                continue
+        out.append(([m], x))
+    return [(g, (x_of(g[0].t) + x_of(g[-1].t)) / 2) for g, _ in out]
+
+
+def _cluster_label(group: list) -> str:
+    if len(group) == 1:
+        return group[0].label
+    first, last = group[0].label, group[-1].label
+    return f"{first}…{last} ({len(group)})" if first != last else f"{first} ×{len(group)}"
+
+
 def zoom(story) -> Markup:  # a reports.story.Story
     """Both holders' lanes over the violation's window: holds, writes with their fence tokens,
-    failed releases, fault periods and lease expiries."""
+    failed releases, fault periods and lease expiries. Labels never overprint: the fault and
+    lease labels share rows above the lanes, the marks' labels rows under their lane, marks
+    of one kind close together share one label, and a label with no room left is dropped
+    (its mark keeps the tooltip)."""
     lo, hi = story.lo, max(story.hi, story.lo + 1)
     plot_w = 760
-    left, lane_h, gap, top = 70, 18, 28, 34
+    left, lane_h, row_h = 70, 18, 11
+    gap = 10 + row_h * LABEL_ROWS
+    head_rows = 2 if not story.lines else 3
+    top = 8 + row_h * head_rows + 8
     width = left + plot_w + 20
-    height = top + len(story.lanes) * (lane_h + gap) + 38
+    height = top + len(story.lanes) * (lane_h + gap) + 40
 
     def x_of(t: float) -> float:
         return left + plot_w * (min(max(t, lo), hi) - lo) / (hi - lo)
@@ -462,24 +525,33 @@ def zoom(story) -> Markup:  # a reports.story.Story
         _defs(),
     ]
     plot_h = len(story.lanes) * (lane_h + gap)
-    row = 0
+    head = _Rows(head_rows, 0, width)
     for f in story.faults:
         x1, x2 = x_of(f.start), x_of(f.end if f.end is not None else hi)
         out.append(
             f'<rect class="fault" x="{fmt(x1)}" y="{top - 6}" width="{fmt(max(x2 - x1, 1.5))}" '
             f'height="{fmt(plot_h + 6)}" fill="{FAULT_FILL}" fill-opacity="0.22">'
             f"<title>{escape(f.text())}</title></rect>"
-            f'<text x="{fmt(x1 + 2)}" y="{12 + 11 * (row % 2)}" font-size="10" '
-            f'fill="#8a5a00">{escape(f.name)}</text>'
         )
-        row += 1
+        spot = head.place(x1 + 2, _label_w(f.name), "start")
+        if spot is not None:
+            out.append(
+                f'<text class="fault-label" x="{fmt(spot[1])}" y="{8 + row_h * (spot[0] + 1)}" '
+                f'font-size="10" fill="#8a5a00">{escape(f.name)}</text>'
+            )
     for t, label in story.lines:
         x = x_of(t)
         out.append(
             f'<line x1="{fmt(x)}" y1="{top - 8}" x2="{fmt(x)}" y2="{fmt(top + plot_h)}" '
-            f'stroke="#7048e8" stroke-dasharray="4 3"/><text x="{fmt(x + 3)}" '
-            f'y="{fmt(top + plot_h + 2)}" font-size="10" fill="#7048e8">{escape(label)}</text>'
+            f'stroke="#7048e8" stroke-dasharray="4 3"><title>{escape(label)}</title></line>'
         )
+        spot = head.place(x + 3, _label_w(label), "start")
+        if spot is not None:
+            out.append(
+                f'<text class="line-label" x="{fmt(spot[1])}" '
+                f'y="{8 + row_h * (spot[0] + 1)}" font-size="10" fill="#7048e8">'
+                f"{escape(label)}</text>"
+            )
     for i, lane in enumerate(story.lanes):
         y = top + i * (lane_h + gap)
         out.append(
@@ -497,12 +569,9 @@ def zoom(story) -> Markup:  # a reports.story.Story
                 f'width="{fmt(max(x2 - x1, 1.5))}" height="{lane_h}" fill="{fill}" '
                 f'fill-opacity="{0.9 if bad else 0.45}"><title>{escape(title)}</title></rect>'
             )
-        last_x = -100.0
-        for m in sorted(lane.marks, key=lambda m: m.t):
+        for m in lane.marks:
             x = x_of(m.t)
             colour = MARK_COLOURS.get(m.kind, "#555")
-            ly = y + lane_h + 16 if x - last_x > 26 else y + lane_h + 25
-            last_x = x
             shape = (
                 f'<path d="M{fmt(x - 4)} {y - 1}L{fmt(x + 4)} {y + 7}M{fmt(x + 4)} {y - 1}'
                 f'L{fmt(x - 4)} {y + 7}" stroke="{colour}" stroke-width="2"/>'
@@ -510,9 +579,29 @@ def zoom(story) -> Markup:  # a reports.story.Story
                 else f'<path d="M{fmt(x)} {y + lane_h}l-4 7h8z" fill="{colour}"/>'
             )
             out.append(
-                f'<g class="mark {m.kind}">{shape}<text x="{fmt(x)}" y="{fmt(ly)}" '
-                f'font-size="10" text-anchor="middle" fill="{colour}">{escape(m.label)}</text>'
+                f'<g class="mark {m.kind}">{shape}'
                 f"<title>{escape(m.title or m.label)}</title></g>"
+            )
+        rows = _Rows(LABEL_ROWS, left - 30, left + plot_w + 20)
+        # the story's own moments first (stale, rejected, failed releases), then the rest
+        first = ("stale", "release-fail", "rejected", "unknown")
+        groups = sorted(
+            _clusters(lane.marks, x_of),
+            key=lambda g: (g[0][0].kind not in first, g[1]),
+        )
+        for group, x in groups:
+            label = _cluster_label(group)
+            spot = rows.place(x, _label_w(label))
+            if spot is None:
+                continue
+            kind = group[0].kind
+            colour = MARK_COLOURS.get(kind, "#555")
+            out.append(
+                f'<text class="mark-label {kind}" x="{fmt(spot[1])}" '
+                f'y="{fmt(y + lane_h + 7 + row_h * (spot[0] + 1))}" font-size="10" '
+                f'text-anchor="middle" fill="{colour}">{escape(label)}'
+                f"<title>{escape('; '.join(m.title or m.label for m in group[:20]))}</title>"
+                "</text>"
             )
     axis_y = top + plot_h + 6
     out.append(
@@ -532,7 +621,7 @@ def zoom(story) -> Markup:  # a reports.story.Story
                 f'text-anchor="middle">{t:.{decimals}f}</text>'
             )
     out.append(
-        f'<text x="{left + plot_w // 2}" y="{axis_y + 29}" font-size="10" '
+        f'<text x="{left + plot_w // 2}" y="{axis_y + 27}" font-size="10" '
         f'text-anchor="middle">time since run start (s)</text></svg>'
     )
     return Markup("".join(out))
