@@ -579,8 +579,7 @@ def zoom(story) -> Markup:  # a reports.story.Story
                 else f'<path d="M{fmt(x)} {y + lane_h}l-4 7h8z" fill="{colour}"/>'
             )
             out.append(
-                f'<g class="mark {m.kind}">{shape}'
-                f"<title>{escape(m.title or m.label)}</title></g>"
+                f'<g class="mark {m.kind}">{shape}<title>{escape(m.title or m.label)}</title></g>'
             )
         rows = _Rows(LABEL_ROWS, left - 30, left + plot_w + 20)
         # the story's own moments first (stale, rejected, failed releases), then the rest
