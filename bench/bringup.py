@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import print_load  # noqa: E402
 from harness.runtime import LocalRuntime, MissingBinary  # noqa: E402
 
 # label -> (server kind, nodes)
@@ -62,6 +63,7 @@ def main() -> int:
     if not 1 <= args.runs <= 20:
         print(f"--runs {args.runs} is not accepted: give 1..20")
         return 2
+    print_load("bringup")
     print(f"{'cluster':<10} {'nodes':>5} {'ready (median)':>15} {'min':>7} {'max':>7} {'close':>7}")
     for label in args.clusters or list(CLUSTERS):
         kind, nodes = CLUSTERS[label]

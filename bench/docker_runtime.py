@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import print_load  # noqa: E402
 from harness.containers import images  # noqa: E402
 from harness.containers.docker_runtime import DockerRuntime  # noqa: E402
 from harness.containers.engine import Engine, PrivateEngine  # noqa: E402
@@ -32,6 +33,7 @@ def timed(fn) -> float:
 
 
 def main() -> None:
+    print_load("docker_runtime")
     for kind in CLUSTERS:
         images.build(kind)
     t = time.monotonic()

@@ -21,11 +21,16 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from harness.runtime import LocalRuntime
 from harness.runtime.base import MissingBinary
 from harness.runtime.toxiproxy_kind import url
 from harness.toxiproxy import ToxiproxyClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import print_load  # noqa: E402
 
 PING = b"PING\r\n"
 PONG = b"+PONG\r\n"
@@ -94,6 +99,7 @@ def main() -> int:
     if not 1 <= args.repeats <= 20:
         print("error: need 1 <= --repeats <= 20", file=sys.stderr)
         return 2
+    print_load("proxy")
 
     p50: dict[str, list[float]] = {}
     p99: dict[str, list[float]] = {}
