@@ -16,6 +16,7 @@ from backends.errors import LockHarnessError
 
 from .execute import previous_invocations
 from .gather import CellResult, Comparison
+from .stats import harm
 from .versions import seen
 
 
@@ -103,6 +104,8 @@ def cell_record(c: CellResult) -> dict[str, Any]:
         "planned": c.planned,
         "without_verdict": c.errors,
         **{k: v for k, v in f.items() if k not in ("runs", "invalid", "unknown")},
+        # safe / promise / at-once / damage (or why none): the page's glyph and colour
+        "harm": harm(f, c.status),
         "per_run": c.runs,
     }
 

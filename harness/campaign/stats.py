@@ -366,3 +366,56 @@ def cell_figures(runs: list[dict[str, Any]], faulted: bool, errors: int = 0) -> 
             "heal_to_grant_s": _heals(runs),
         },
     }
+
+
+#: A cell's harm classes, worst last; the page gives each a glyph and a colour
+#: (``reports.comparison.HARM_STYLE``), comparison.json and .csv name them.
+HARM_CLASSES = ("safe", "promise", "at-once", "damage")
+#: Cells that say nothing of harm: runs without a verdict, a fault that cannot act on the
+#: backend, a server missing on the machine that ran the campaign.
+NO_HARM_CLASSES = ("unknown", "not-applicable", "not-available")
+#: The damage fields that mean the data suffered (summed over a cell's runs).
+DAMAGE_FIELDS = ("lost_updates", "stale_writes_accepted", "double_executions")
+
+
+def _total(f: Mapping[str, Any], name: str) -> tuple[int | None, int]:
+    """(total over the runs that measured it, how many runs did); total None: none did."""
+    d = (f.get("damage") or {}).get(name) or {}
+    runs = int(d.get("runs") or 0)
+    return (int(d.get("total") or 0) if runs else None), runs
+
+
+def harm(f: Mapping[str, Any], status: str = "runnable") -> dict[str, Any]:
+    """A cell's harm from its figures (``cell_figures`` or a comparison.json record), the one
+    place it is decided. ``class``: damage (an update lost, a stale write accepted or a job run
+    twice, in any run) before at-once (two clients acted as holder together in a run) before
+    promise (a run was invalid with neither: the lock broke its promise, nobody acted on it)
+    before safe (every run valid); unknown when no run was invalid and not every run proved
+    valid; not-applicable / not-available for cells that did not run. ``lock`` and ``data``
+    judge the two apart (the findings page marks both): lock kept / broken / at-once /
+    unknown; data kept (measured and untouched) / lost / not-measured."""
+    if status != "runnable":
+        cls = "not-applicable" if status == "not applicable" else "not-available"
+        return {"class": cls, "lock": None, "data": None, "damage": {}}
+    dmg = {}
+    measured = False
+    for name in DAMAGE_FIELDS:
+        total, runs = _total(f, name)
+        measured = measured or runs > 0
+        if total is not None:
+            dmg[name] = total
+    at_once = f.get("acted_at_once") or {}
+    if f.get("invalid"):
+        lock = "at-once" if at_once.get("runs") else "broken"
+    else:
+        lock = "kept" if f.get("verdict") == "valid" else "unknown"
+    data = "lost" if any(dmg.values()) else "kept" if measured else "not-measured"
+    if data == "lost":
+        cls = "damage"
+    elif lock == "at-once":
+        cls = "at-once"
+    elif lock == "broken":
+        cls = "promise"
+    else:
+        cls = "safe" if lock == "kept" else "unknown"
+    return {"class": cls, "lock": lock, "data": data, "damage": dmg}
