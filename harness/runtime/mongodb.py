@@ -68,6 +68,21 @@ class MongodServer(ServerKind):
     def ready(self, node: Node) -> bool:
         return _ping(node)
 
+    def version(self, node: Node) -> str | None:
+        """From ``buildInfo`` (any member answers it, primary or not)."""
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        client = MongoClient(
+            node.host, node.port, directConnection=True, serverSelectionTimeoutMS=1000
+        )
+        try:
+            return str(client.admin.command("buildInfo").get("version") or "") or None
+        except PyMongoError:
+            return None
+        finally:
+            client.close()
+
     def cluster_ready(self, cluster: list[Node]) -> bool:
         """Every node answers, the set is initiated (once, from the first node) and has a
         primary with all members healthy."""
