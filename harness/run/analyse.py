@@ -24,6 +24,7 @@ from checkers import (
     faults,
     lacks_evidence,
     select,
+    starvation,
 )
 from checkers.history import Op, ReadResult, read
 from checkers.model import STRICT_MODEL, LockModel
@@ -47,10 +48,12 @@ def analyse(
     interrupted: bool = False,
     problems: list[str] | None = None,
     model: LockModel = STRICT_MODEL,
+    lag: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a checker map (a workload's) over the history. ``config`` is the run's (nemesis,
     interval, time limit: a run that asked for faults and got none proves less); ``problems``
-    are the run's own (a failed final phase)."""
+    are the run's own (a failed final phase); ``lag`` its clients' measured stalls
+    (``lag.json``, ``checkers.starvation``)."""
     results = compose(excusing_store(checkers, config))(got.ops, model)
     results["schema_version"] = SCHEMA_VERSION  # checkers.results; changelog: docs/design.md
     results["ops_read"] = len(got.ops)
@@ -84,6 +87,7 @@ def analyse(
         lacks_evidence(results, "the run was interrupted before its time limit")
     for p in problems or []:
         lacks_evidence(results, p)
+    starvation.assess(results, lag, got.ops, model)  # last: it may turn INVALID into UNKNOWN
     return results
 
 
@@ -240,6 +244,19 @@ def judge(
             config=config,
             interrupted=interrupted,
             model=stored_model(config, model),
+            lag=stored_lag(run_dir),
         )
     run_outcome(results, config, stored=p.exists())
     return results, config, got
+
+
+def stored_lag(run_dir: Path) -> dict[str, Any] | None:
+    """The run's measured stalls (``lag.json``); None for runs from before they were measured,
+    judged as they were."""
+    p = run_dir / starvation.LAG
+    if not p.exists():
+        return None
+    try:
+        return store.read_object(p)
+    except (OSError, ValueError) as e:
+        return {"measured": False, "error": f"{starvation.LAG} could not be read: {e}"[:300]}

@@ -62,7 +62,7 @@ from workloads.base import (
     Workload,
 )
 
-from . import store
+from . import lag, store
 from .analyse import analyse, nothing_recorded
 from .config import RunConfig, RunRecord
 from .lock_model import run_model
@@ -269,6 +269,7 @@ class Execution:
     lines: list[bytes] = field(default_factory=list)
     interrupted: bool = False
     recorded: bool = False  # the history was opened: clients ran
+    lag: dict[str, Any] | None = None  # the clients' measured stalls (lag.py), at the end
     problems: list[str] = field(default_factory=list)  # e.g. the final phase failed
 
     @property
@@ -606,6 +607,9 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     ex.save()  # every process of the run is known: a SIGKILLed harness leaves their pids
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
+    bound = cfg.time_limit + MAX_STOP_GRACE + FINAL_LIMIT  # the monitor's own time bound
+    watched = (env.worker_pids, t0, cfg.concurrency, workload.lease_ms(), bound)
+    ex.lag = env.stack.enter_context(lag.monitored(ex.run_dir, *watched))  # stalls
     # Faults are planned to be healed before the last RECOVERY_SHARE of the time limit: the run
     # ends with clients working on a healed cluster (see harness/nemesis/schedule.py).
     schedule = schedules.make(
@@ -690,6 +694,7 @@ def run_test(
             interrupted=ex.interrupted,
             problems=ex.problems,
             model=plan.model,
+            lag=ex.lag,
         )
         store.write_json(ex.run_dir / store.RESULTS, results)
         report = render(ex.run_dir, config, results, got) if cfg.render_report else None

@@ -1,0 +1,272 @@
+"""The harness's own stalls: a lock is never blamed for a pause the harness caused.
+
+A client starved of CPU by the harness's own load (a thousand clients on two cores), or stopped
+by something that is not the run's nemesis, looks to a lock exactly like a paused client: its
+lease runs out while it believes it holds, and the mutex checker sees a revoked hold. The run
+measures its clients' scheduling lag while they run (``harness/run/lag.py``) and stores it
+beside the history as ``lag.json`` (``LAG``); this module judges that record:
+
+1. **Windows.** Each recorded window is a client's worker *runnable but not running* for more
+   than half of the wall time (``runqueue``), *stopped* (``stopped``: state T), or the monitor
+   itself woken late (``harness``: the whole machine starved; it counts for every client).
+2. **Planned faults are not stalls.** A nemesis op that put a fault on a client's process
+   (client-pause's SIGSTOP, client-stall's GIL: a value with ``client`` and ``pid``) plans a
+   pause of that pid from its start's invocation to its stop's completion; the parts of a
+   window of that pid inside it (widened by ``margin``: the sampling's own uncertainty) are
+   taken out. What is left is *unplanned*.
+3. **What matters.** An unplanned window of at least ``SAFE_SHARE`` of the TTL (``NO_TTL_S``
+   when the run knows none) can cost a holder its lease.
+4. **The verdict.** A run with such a window whose only invalid checker is mutex, and in which
+   every violation listed involves (by its holds' and ops' processes, ``process % clients``) a
+   client stalled at the time (its ops' and holds' span, widened by the margin), is UNKNOWN,
+   with the reason in ``unknown_because`` (``unplanned_pause``): the stall, not the lock, may be
+   why. A violation clear of every stall proves the lock wrong: the run stays INVALID. A VALID
+   run stays VALID (a history that holds under an extra pause is still a valid history), with
+   the stall shown. Other checkers' findings (a lost update, a slot run twice) are not placed
+   in time here: their INVALID stands.
+
+``results.json`` gets ``stalls`` (``describe``): the figures whatever the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import lacks_evidence
+from .history import NEMESIS, Op
+from .model import LockModel
+from .results import checker_results, mutex_result
+
+LAG = "lag.json"  # beside history.jsonl in a run directory
+VERSION = 1
+RUNQUEUE, STOPPED, HARNESS = "runqueue", "stopped", "harness"
+SAFE_SHARE = 0.25  # of the TTL: a longer unplanned stall can cost a holder its lease
+NO_TTL_S = 0.5  # the same when no TTL is known (a session timeout the history cannot see)
+MARGIN_S = 0.05  # beside two sampling intervals: a SIGCONT's wake-up, the records' rounding
+MAX_SHOWN = 20
+NEVER = 1 << 62
+
+CAUSE = {
+    RUNQUEUE: "the machine was overloaded (the client was runnable but got no CPU)",
+    STOPPED: "a client process was stopped (SIGSTOP) by something other than the run's nemesis",
+    HARNESS: "the machine was overloaded (the harness itself was not scheduled)",
+}
+
+
+@dataclass(frozen=True)
+class Stall:
+    kind: str
+    pid: int
+    client: int | None  # None: every client (the harness's own, or workers hosting several)
+    start: int  # ns since the run started, as the history's times
+    end: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start) / 1e9
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def stalls_of(record: Mapping[str, Any]) -> list[Stall]:
+    """The windows of a lag record; a malformed row is skipped (an edited file)."""
+    one_each = record.get("one_client_per_worker") is True
+    out = []
+    for r in record.get("windows") or []:
+        if not isinstance(r, dict):
+            continue
+        kind, pid, slot, s, e = (r.get(k) for k in ("kind", "pid", "slot", "start", "end"))
+        if kind not in CAUSE or not (_int(pid) and _int(s) and _int(e)) or e < s:
+            continue
+        client = slot if one_each and kind != HARNESS and _int(slot) else None
+        out.append(Stall(kind, pid, client, s, e))
+    return out
+
+
+def planned(ops: Iterable[Op]) -> list[tuple[int, int, int]]:
+    """(pid, from, to) of each fault the nemesis put on a client's process: from its start's
+    invocation to its stop's completion (to the end when it was never stopped)."""
+    invoked: dict[str, int] = {}
+    on: dict[str, tuple[int, int]] = {}
+    out = []
+    for op in sorted((o for o in ops if o.process == NEMESIS), key=lambda o: (o.time, o.index)):
+        what, _, name = op.f.partition("-")
+        if op.type == "invoke":
+            invoked[op.f] = op.time
+            continue
+        v = op.value if isinstance(op.value, dict) else {}
+        if what == "start" and op.error is None and _int(v.get("pid")) and "client" in v:
+            on[name] = (v["pid"], invoked.get(op.f, op.time))
+        elif what == "stop" and name in on:
+            pid, t = on.pop(name)
+            out.append((pid, t, op.time))
+    out += [(pid, t, NEVER) for pid, t in on.values()]
+    return out
+
+
+def unplanned(stalls: list[Stall], plans: list[tuple[int, int, int]], margin: int) -> list[Stall]:
+    """The parts of the windows that no planned fault on their pid explains."""
+    out = []
+    for st in stalls:
+        pieces = [(st.start, st.end)]
+        for pid, a, b in plans:
+            if pid != st.pid or st.kind == HARNESS:
+                continue
+            a, b = a - margin, b + margin
+            pieces = [
+                p
+                for s, e in pieces
+                for p in ((s, min(e, a)), (max(s, b), e))
+                if p[1] > p[0]  # what lies before the fault, and after it
+            ]
+        out += [Stall(st.kind, st.pid, st.client, s, e) for s, e in pieces]
+    return out
+
+
+def threshold_s(model: LockModel, record: Mapping[str, Any]) -> float:
+    """How long an unplanned stall may last before it can cost a holder its lease."""
+    ttl = model.ttl_ms if model.ttl_ms else record.get("lease_ms")
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0:
+        return SAFE_SHARE * ttl / 1000
+    return NO_TTL_S
+
+
+def margin_ns(record: Mapping[str, Any]) -> int:
+    """Two of the record's longest sampling intervals and MARGIN_S: where a window's edges may
+    lie."""
+    iv = record.get("interval_ms")
+    ok = isinstance(iv, list) and len(iv) == 2 and isinstance(iv[1], int | float)
+    longest = float(iv[1]) if ok and not isinstance(iv[1], bool) else 250.0
+    return int((2 * longest / 1000 + MARGIN_S) * 1e9)
+
+
+def involved(v: Mapping[str, Any], clients: int) -> tuple[set[int], int, int] | None:
+    """The clients a violation involves (``process % clients``) and the span of its holds and
+    ops; None when it names no time."""
+    procs, times = set(), []
+    for h in (v.get("first"), v.get("second")):
+        if isinstance(h, dict):
+            procs.add(h.get("process"))
+            times += [h.get("start"), h.get("end")]
+    for op in v.get("ops") or []:
+        if isinstance(op, dict):
+            procs.add(op.get("process"))
+            times.append(op.get("time"))
+    ts = [t for t in times if _int(t)]
+    if not ts:
+        return None
+    who = {p % clients for p in procs if _int(p)} if clients > 0 else set()
+    return who, min(ts), max(ts)
+
+
+def coincides(st: Stall, clients: set[int], lo: int, hi: int, margin: int) -> bool:
+    return (
+        (st.client is None or st.client in clients)
+        and st.start < hi + margin
+        and (st.end > lo - margin)
+    )
+
+
+def unplanned_pause(results: dict[str, Any], reason: str) -> None:
+    """``lacks_evidence`` for a verdict the harness's own stall may have caused: an INVALID
+    too becomes UNKNOWN, the reason in ``unknown_because`` and the summary."""
+    if results.get("valid") is False:
+        results["valid"] = "unknown"
+    lacks_evidence(results, reason)
+
+
+def _when(st: Stall) -> str:
+    who = "every client" if st.client is None else f"client {st.client} (pid {st.pid})"
+    return f"{who}, {st.start / 1e9:.1f}-{st.end / 1e9:.1f} s"
+
+
+def assess(
+    results: dict[str, Any], record: Mapping[str, Any] | None, ops: list[Op], model: LockModel
+) -> None:
+    """Judge a run's lag record (``lag.json``'s object; None: not measured, nothing said):
+    ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's."""
+    if record is None:
+        return
+    if not isinstance(record, Mapping) or record.get("measured") is not True:
+        why = record.get("error") if isinstance(record, Mapping) else None
+        results["stalls"] = {"measured": False, "why": str(why or "nothing was sampled")}
+        return
+    margin = margin_ns(record)
+    plans = planned(ops)
+    raw = stalls_of(record)
+    free = unplanned(raw, plans, margin)
+    limit = threshold_s(model, record)
+    long = [s for s in free if s.seconds >= limit]
+    by_client: dict[str, float] = {}
+    for s in free:
+        k = "all" if s.client is None else str(s.client)
+        by_client[k] = by_client.get(k, 0.0) + s.seconds
+    longest = max(free, key=lambda s: s.seconds, default=None)
+    out: dict[str, Any] = {
+        "measured": True,
+        "threshold_s": round(limit, 3),
+        "total_s": round(sum(s.seconds for s in free), 3),
+        "longest_s": round(longest.seconds, 3) if longest else 0.0,
+        "longest": _row(longest) if longest else None,
+        "count": len(long),
+        "clients_stalled": _clients_stalled(long, record.get("clients")),
+        "by_client": {
+            k: round(v, 3) for k, v in sorted(by_client.items(), key=lambda kv: -kv[1])[:MAX_SHOWN]
+        },
+        "planned_s": round(sum(s.seconds for s in raw) - sum(s.seconds for s in free), 3),
+        "harness_late_s": round(max((s.seconds for s in raw if s.kind == HARNESS), default=0), 3),
+        "windows": [_row(s) for s in sorted(long, key=lambda s: -s.seconds)[:MAX_SHOWN]],
+        "sweeps": record.get("sweeps"),
+        "interval_ms": record.get("interval_ms"),
+        "cost": record.get("cost"),
+    }
+    results["stalls"] = out
+    if not long or results.get("valid") is not False:
+        return
+    invalid = [n for n, r in checker_results(results).items() if r.get("valid") is False]
+    mutex = mutex_result(results)
+    if invalid != ["mutex"] or mutex is None:
+        return  # another checker's finding is not placed in time here: it stands
+    clients = record.get("clients")
+    n = clients if _int(clients) else 0
+    listed = [v for v in mutex.get("violations") or [] if isinstance(v, dict)]
+    spans = [involved(v, n) for v in listed]
+    hit = [
+        next((s for s in long if sp and coincides(s, sp[0], sp[1], sp[2], margin)), None)
+        for sp in spans
+    ]
+    out["violations_in_stalls"] = sum(h is not None for h in hit)
+    if not listed or None in hit:
+        return  # a violation clear of every stall: the lock's, INVALID stands
+    worst = max((h for h in hit if h is not None), key=lambda s: s.seconds)
+    count = mutex.get("violation_count")
+    of = f" (the {len(listed)} listed of {count})" if _int(count) and count > len(listed) else ""
+    out["excused"] = True
+    unplanned_pause(
+        results,
+        f"the harness's clients were starved for {worst.seconds:.1f} s ({_when(worst)}, "
+        f"{limit:.2g} s would be safe): {CAUSE[worst.kind]}; this is an unplanned pause, and "
+        f"every violation found{of} involves a client stalled at the time",
+    )
+
+
+def _clients_stalled(long: list[Stall], clients: Any) -> int:
+    """How many clients a long stall touched (all of them for a harness's own)."""
+    if any(s.client is None for s in long) and _int(clients):
+        return clients
+    return len({s.client for s in long})
+
+
+def _row(s: Stall) -> dict[str, Any]:
+    return {
+        "kind": s.kind,
+        "client": s.client,
+        "pid": s.pid,
+        "start_s": round(s.start / 1e9, 3),
+        "end_s": round(s.end / 1e9, 3),
+        "seconds": round(s.seconds, 3),
+    }

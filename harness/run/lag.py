@@ -1,0 +1,370 @@
+"""The clients' scheduling lag, measured from ``/proc`` while they run, without touching them.
+
+A client the machine starves (runnable, waiting for a CPU) or that something stops (SIGSTOP)
+looks to a lock exactly like a paused client: its lease runs out while it believes it holds. A
+monitor thread of the harness samples every worker process and each of its threads:
+
+- ``/proc/PID/task/TID/schedstat``: field 2 is the time the thread spent waiting on a runqueue
+  (ns). Between two samples, a wait that grew by more than ``WAIT_SHARE`` of the wall time
+  between them is a *runqueue* stall of that interval;
+- ``/proc/PID/stat``'s state: ``T`` or ``t`` (stopped, traced) is a *stopped* stall, from the
+  last sample that saw it running to the first that sees it running again (a conservative
+  window: the stop happened somewhere inside it). Read only when the main thread's schedstat
+  did not move, since a thread that ran or waited was not stopped: that keeps a sweep cheap;
+- its own wake-up lateness: a sample that came later than planned by more than ``LATE_S`` is a
+  *harness* stall (a starved harness is starved too, and blind meanwhile).
+
+Adjacent stalled intervals merge into windows; ``lag.json`` (``checkers.starvation.LAG``)
+records them with the times of the history (ns since the run's ``t0``), so ``harness check``
+judges them again later. Which windows were planned faults, and what they mean for the verdict,
+is the checker's (``checkers/starvation.py``): this module only measures.
+
+The cost is bounded: the monitor sleeps at least ``1 / COST_SHARE`` times what its last sweep
+took (between ``MIN_INTERVAL_S`` and ``MAX_INTERVAL_S``), reads through file descriptors kept
+open (``pread``, no open per sample) up to ``MAX_OPEN``, and stops at the run's end or its own
+time bound, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checkers.starvation import HARNESS, LAG, RUNQUEUE, STOPPED, VERSION
+
+from . import store
+
+MIN_INTERVAL_S = 0.025
+MAX_INTERVAL_S = 0.25
+COST_SHARE = 0.05  # the monitor's CPU at most ~5% of one core, whatever the client count
+WAIT_SHARE = 0.5  # a runqueue wait above half of the wall time between samples is a stall
+LATE_S = 0.1  # a sample later than planned by more: the harness itself was not scheduled
+RESCAN_S = 1.0  # how often a worker's thread list is read again (new threads)
+MIN_LISTED_S = 0.05  # shorter windows count in the totals, not in the list
+MAX_LISTED = 5000  # windows listed in lag.json (the longest kept)
+MAX_OPEN = 4096  # file descriptors kept open for sampling; beyond, opened per read
+
+
+@dataclass
+class Track:
+    """One thread's (or process's) samples -> its stall windows of one kind.
+
+    ``add(t, stalled)`` says whether the interval ending at sample time ``t`` (since the
+    previous sample) was stalled; consecutive stalled intervals are one window."""
+
+    kind: str
+    prev_t: int | None = None
+    open_at: int | None = None  # start of the window in progress
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, t: int, stalled: bool) -> None:
+        if self.prev_t is not None:
+            if stalled and self.open_at is None:
+                self.open_at = self.prev_t
+            elif not stalled and self.open_at is not None:
+                self.windows.append((self.open_at, self.prev_t))
+                self.open_at = None
+        self.prev_t = t
+
+    def finish(self) -> None:
+        if self.open_at is not None and self.prev_t is not None:
+            self.windows.append((self.open_at, self.prev_t))
+            self.open_at = None
+
+
+def runqueue_stalled(dt_ns: int, dwait_ns: int) -> bool:
+    """Runnable but not running for more than WAIT_SHARE of the interval."""
+    return dt_ns > 0 and dwait_ns > WAIT_SHARE * dt_ns
+
+
+def stopped_stalled(prev_state: str | None, state: str) -> bool:
+    """The interval between two samples holds a stop when either end saw the process stopped
+    (it stopped after the earlier sample, or resumed before the later one)."""
+    return state in "Tt" or (prev_state is not None and prev_state in "Tt")
+
+
+def merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching windows as one (a process's threads, several kinds)."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(windows):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+class _Reader:
+    """A /proc file read again and again: pread on a descriptor kept open (opened per read once
+    MAX_OPEN are open)."""
+
+    open_count = 0
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        if _Reader.open_count < MAX_OPEN:
+            self.fd = os.open(path, os.O_RDONLY)
+            _Reader.open_count += 1
+
+    def read(self) -> bytes:
+        if self.fd is not None:
+            return os.pread(self.fd, 512, 0)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return os.read(fd, 512)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+            _Reader.open_count -= 1
+
+
+@dataclass
+class _Thread:
+    schedstat: _Reader
+    track: Track = field(default_factory=lambda: Track(RUNQUEUE))
+    run: int = -1
+    wait: int = -1
+    gone: bool = False
+
+
+@dataclass
+class _Worker:
+    pid: int
+    slot: int  # its place in env.worker_pids
+    stat: _Reader | None = None
+    threads: dict[int, _Thread] = field(default_factory=dict)
+    stop_track: Track = field(default_factory=lambda: Track(STOPPED))
+    state: str | None = None
+    rescanned: float = 0.0
+    gone: bool = False
+
+    def close(self) -> None:
+        if self.stat is not None:
+            self.stat.close()
+        for th in self.threads.values():
+            th.schedstat.close()
+
+
+def _state(stat: bytes) -> str:
+    """The state letter of a /proc/.../stat line (after the command name's last ')')."""
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3].decode()
+
+
+class LagMonitor:
+    """The monitor thread: ``start()`` once the workers run, ``stop()`` when the load ends,
+    then ``record()`` is lag.json's object. ``worker_pids`` may still grow while it runs."""
+
+    def __init__(
+        self,
+        worker_pids: list[int],
+        t0_ns: int,
+        *,
+        clients: int,
+        lease_ms: float | None,
+        limit_s: float,
+    ) -> None:
+        self.pids = worker_pids
+        self.t0 = t0_ns
+        self.clients = clients
+        self.lease_ms = lease_ms
+        self.limit_s = limit_s
+        self.workers: dict[int, _Worker] = {}
+        self.late: list[tuple[int, int]] = []  # the monitor's own late wake-ups
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lag-monitor", daemon=True)
+        self.sweeps = 0
+        self.sweep_s = 0.0
+        self.cpu_s = 0.0
+        self.max_threads = 0
+        self.intervals: list[float] = []
+        self.error: str | None = None
+        self.started_ns = 0
+        self.ended_ns = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self.t0
+
+    def _loop(self) -> None:
+        cpu0 = time.thread_time()
+        self.started_ns = self._now()
+        end = time.monotonic() + self.limit_s
+        interval = MIN_INTERVAL_S
+        cost = 0.0
+        due = time.monotonic()
+        max_sweeps = int(self.limit_s / MIN_INTERVAL_S) + 2
+        try:
+            while self.sweeps < max_sweeps and time.monotonic() < end:
+                now = time.monotonic()
+                late = now - due
+                t = self._now()
+                if late > LATE_S:
+                    self.late.append((t - int(late * 1e9), t))
+                a = time.thread_time()  # this thread's CPU: waiting for the GIL costs nothing
+                self._sweep(t)
+                took = time.thread_time() - a
+                self.sweeps += 1
+                self.sweep_s += took
+                cost = took if self.sweeps == 1 else 0.8 * cost + 0.2 * took  # one slow sweep
+                interval = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, cost / COST_SHARE))
+                self.intervals.append(interval)
+                due = now + interval
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
+        except Exception as e:  # a measurement must never cost the run: say what failed
+            self.error = f"{type(e).__name__}: {e}"[:300]
+        finally:
+            self.ended_ns = self._now()
+            self.cpu_s = time.thread_time() - cpu0
+            for w in self.workers.values():
+                w.close()
+
+    def _sweep(self, t: int) -> None:
+        for slot, pid in enumerate(list(self.pids)):
+            w = self.workers.get(pid)
+            if w is None:
+                w = self.workers[pid] = _Worker(pid, slot)
+            if not w.gone:
+                self._sample(w, t)
+        self.max_threads = max(
+            self.max_threads, sum(len(w.threads) for w in self.workers.values() if not w.gone)
+        )
+
+    def _sample(self, w: _Worker, t: int) -> None:
+        pid = w.pid
+        try:
+            if w.stat is None:
+                w.stat = _Reader(f"/proc/{pid}/stat")
+            if not w.threads or time.monotonic() - w.rescanned > RESCAN_S:
+                w.rescanned = time.monotonic()
+                for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+                    if tid not in w.threads:
+                        with contextlib.suppress(OSError):
+                            w.threads[tid] = _Thread(_Reader(f"/proc/{pid}/task/{tid}/schedstat"))
+        except OSError:  # the worker ended
+            w.gone = True
+            w.close()
+            return
+        main_moved = True
+        for tid, th in w.threads.items():
+            if th.gone:
+                continue
+            try:
+                run, wait = map(int, th.schedstat.read().split()[:2])
+            except (OSError, ValueError):
+                th.gone = True
+                th.schedstat.close()
+                continue
+            if th.wait >= 0:
+                dt = t - (th.track.prev_t if th.track.prev_t is not None else t)
+                th.track.add(t, runqueue_stalled(dt, wait - th.wait))
+                if tid == pid:
+                    main_moved = run != th.run or wait != th.wait
+            else:
+                th.track.add(t, False)
+            th.run, th.wait = run, wait
+        # A stopped process neither runs nor waits: only a main thread that did neither is read
+        # for its state (most samples of a busy client skip this read).
+        state = "R"
+        if not main_moved:
+            try:
+                state = _state(w.stat.read())
+            except (OSError, ValueError):
+                w.gone = True
+                w.close()
+                return
+        w.stop_track.add(t, stopped_stalled(w.state, state))
+        w.state = state
+
+    def record(self) -> dict[str, Any]:
+        """lag.json's object: the windows (ns since the run's t0, as the history's times) and
+        what the measuring cost."""
+        one_each = len(self.pids) == self.clients
+        rows: list[dict[str, Any]] = []
+        per_slot = [0] * len(self.pids)
+        for w in self.workers.values():
+            w.stop_track.finish()
+            for th in w.threads.values():
+                th.track.finish()
+            by_kind = {
+                STOPPED: merge(w.stop_track.windows),
+                RUNQUEUE: merge([x for th in w.threads.values() for x in th.track.windows]),
+            }
+            for kind, ws in by_kind.items():
+                for s, e in ws:
+                    rows.append({"pid": w.pid, "slot": w.slot, "kind": kind, "start": s, "end": e})
+            per_slot[w.slot] = sum(e - s for s, e in merge(by_kind[STOPPED] + by_kind[RUNQUEUE]))
+        for s, e in merge(self.late):
+            rows.append({"pid": os.getpid(), "slot": None, "kind": HARNESS, "start": s, "end": e})
+        listed = [r for r in rows if r["end"] - r["start"] >= MIN_LISTED_S * 1e9]
+        listed.sort(key=lambda r: r["start"] - r["end"])  # longest first
+        dropped = max(0, len(listed) - MAX_LISTED)
+        listed = sorted(listed[:MAX_LISTED], key=lambda r: (r["start"], str(r["pid"])))
+        span_s = max(1e-9, (self.ended_ns - self.started_ns) / 1e9)
+        return {
+            "version": VERSION,
+            "measured": self.sweeps > 0 and self.error is None,
+            **({"error": self.error} if self.error else {}),
+            "clients": self.clients,
+            "worker_pids": list(self.pids),
+            "one_client_per_worker": one_each,
+            "lease_ms": self.lease_ms,
+            "from_ns": self.started_ns,
+            "to_ns": self.ended_ns,
+            "sweeps": self.sweeps,
+            "threads": self.max_threads,
+            "interval_ms": [
+                round(min(self.intervals, default=0) * 1000, 1),
+                round(max(self.intervals, default=0) * 1000, 1),
+            ],
+            "cost": {
+                "cpu_s": round(self.cpu_s, 3),
+                "cpu_share": round(self.cpu_s / span_s, 4),
+                "mean_sweep_ms": round(self.sweep_s / max(1, self.sweeps) * 1000, 3),
+            },
+            "rules": {"wait_share": WAIT_SHARE, "late_s": LATE_S, "min_listed_s": MIN_LISTED_S},
+            "stalled_ns_by_worker": per_slot,
+            "windows": listed,
+            "windows_dropped": dropped,
+        }
+
+
+@contextlib.contextmanager
+def monitored(
+    run_dir: Path,
+    worker_pids: list[int],
+    t0_ns: int,
+    clients: int,
+    lease_ms: float | None,
+    limit_s: float,
+) -> Iterator[dict[str, Any]]:
+    """Monitor the workers while the block runs; the yielded dict is filled with lag.json's
+    object on exit, which is also written into the run directory."""
+    mon = LagMonitor(worker_pids, t0_ns, clients=clients, lease_ms=lease_ms, limit_s=limit_s)
+    out: dict[str, Any] = {}
+    mon.start()
+    try:
+        yield out
+    finally:
+        mon.stop()
+        out.update(mon.record())
+        with contextlib.suppress(OSError):
+            store.write_json(run_dir / LAG, out)
