@@ -9,14 +9,15 @@ backend's own client (``backends.redis.RedisClient``), each cycle picking one of
 random (the harness's key names, "0".."999"; two clients rarely want the same key, so the
 figures measure the call path, not waiting), then ``acquire(key, ttl 3000, wait 500)`` and
 ``release(lease)``. That is 2 round trips per cycle on both sides: EVALSHA of the acquire script
-(SET NX PX + INCR) and EVALSHA of the release script (GET + DEL). Counted with MONITOR (10
-clients, 1 s a side, load average 5.5): bare 2.008 a cycle over 2,218 cycles, harness 2.012 over
-760; the rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a fresh server, the rare
-re-poll of a key another client holds (the backend's own back-off, on both sides alike) and, on
-the harness side only, its readiness probe's PING and INFO once a run. Each side's server is a redis-server with the
-backend's default persistence (``always``) on the host's loopback (the harness runs with
-``netns="off"`` so that it does). What the harness adds is everything else: recording each op
-to the history, the client status array, the in-memory protected write, the checker.
+(SET NX PX + INCR) and EVALSHA of the release script (GET + DEL). Counted with MONITOR (printed
+by every run; 10 clients, 1 s a side, load average 3.8): bare 2.009 a cycle over 1,209 cycles,
+harness 2.010 over 1,767. The rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a
+fresh server, the rare re-poll of a key another client holds (the backend's own back-off, on
+both sides alike) and, on the harness side only, its readiness probe's PING and INFO once a run.
+Each side's server is a redis-server with the backend's default persistence (``always``) on the
+host's loopback (the harness runs with ``netns="off"`` so that it does). What the harness adds
+is everything else in its workers: recording each op to the history, the client status array,
+the in-memory protected write.
 
 Before the timed rounds, one short counting pass per side watches the server with MONITOR and
 prints the commands per cycle it saw, by command (and by script for EVALSHA), so the claim above
