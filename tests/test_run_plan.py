@@ -9,6 +9,7 @@ import pytest
 
 from harness.run import RunPlan, prepare, run_test, stages
 from harness.run.config import RunConfig
+from harness.run.workers import pool_size
 
 
 def test_a_prepared_plan_is_not_prepared_again(redis_bin, tmp_path, monkeypatch) -> None:
@@ -57,5 +58,5 @@ def test_config_json_keeps_its_keys_and_is_what_the_run_returns(redis_bin, tmp_p
     stored = json.loads((res.run_dir / "config.json").read_text())
     assert list(stored) == CONFIG_KEYS
     assert stored == res.config
-    assert len(stored["worker_pids"]) == cfg.concurrency
+    assert len(stored["worker_pids"]) == pool_size(cfg.concurrency)  # pooled clients' workers
     assert stored["interrupted"] is False and stored["netns"] in (True, False)

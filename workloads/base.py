@@ -251,6 +251,9 @@ class ClientContext:
     deadline: float  # time.monotonic() after which the client stops by itself
     max_ops: int
     servers: dict[str, list[Endpoint]] = field(default_factory=dict)  # extra servers, by role
+    #: the harness's start gate: called once, when the client's lock client is made (or could
+    #: not be), it waits until every client is ready and the run's clock starts (``begin``)
+    start: Callable[[ClientContext], None] | None = None
 
     def __post_init__(self) -> None:
         seed = self.cfg.seed if self.cfg.seed is not None else time.time_ns()
@@ -259,13 +262,28 @@ class ClientContext:
         base, cap = getattr(self.cfg, "backoff_ms", (0, 0))  # a RunParams of before backoff
         self.backoff = Backoff(base, cap, random.Random(f"backoff:{seed}:{self.index}"))
         self.process = self.index
+        self.started_at = 0.0  # time.monotonic() when it passed the start gate
 
     def keys(self) -> Sequence[str]:
         return KeyNames(self.cfg.keys)
 
     def new_client(self, params: ClientParams | None = None) -> LockClient:
-        """A fresh lock client, told the run's TTL and wait (``Backend.connect``)."""
-        return self.backend.connect(self.endpoints, self.index, params or ClientParams())
+        """A fresh lock client, told the run's TTL and wait (``Backend.connect``). The first
+        one is made before the run's clock starts: connected or not, the client then waits at
+        the start gate (``begin``)."""
+        try:
+            return self.backend.connect(self.endpoints, self.index, params or ClientParams())
+        finally:
+            self.begin()
+
+    def begin(self) -> None:
+        """Wait at the harness's start gate, once: it sets ``deadline`` and the recorder's clock.
+        Called by the first ``new_client``, the first op recorded or the second turn, whichever
+        comes first; without a gate, nothing."""
+        start, self.start = self.start, None
+        if start is not None:
+            start(self)
+            self.started_at = time.monotonic()
 
     def call(
         self,
@@ -331,8 +349,12 @@ class ClientContext:
         march in step) and by the backoff after failures (``Backoff``); the recorder is flushed
         before each wait."""
         interval = self.cfg.concurrency / self.cfg.rate if self.cfg.rate > 0 else 0.0
-        next_at = time.monotonic()
+        entered = next_at = time.monotonic()
         for turn in range(self.max_ops):
+            if turn == 1:
+                self.begin()  # the first turn made no client: the client starts now
+                # what it waited at the gate does not count: the pacing starts with the run
+                next_at += max(0.0, self.started_at - entered)
             if not self.running():
                 return
             if not self.back_off():

@@ -17,6 +17,8 @@ from checkers.history import nemesis_label
 from checkers.model import MODELS
 from workloads.base import BACKOFF_MS
 
+from .workers import MAX_CLIENT_PROCESSES, MAX_CLIENTS
+
 # MAX_KEYS: the protected resource keeps 8 bytes a key in shared memory and clients name keys on
 # demand; a million keys runs. (Bounds of a workload's own options are declared with them.)
 MAX_KEYS = 1_000_000
@@ -112,7 +114,10 @@ class RunConfig:
                 self.model in MODELS,
                 f"--model is {' or '.join(MODELS)} (got {self.model})",
             ),
-            (self.concurrency <= 256, f"--concurrency must be <= 256 (got {self.concurrency})"),
+            (
+                self.concurrency <= MAX_CLIENTS,
+                f"--concurrency must be 1 to {MAX_CLIENTS:,} (got {self.concurrency})",
+            ),
             (
                 _backoff_ok(self.backoff_ms),
                 f"--backoff is {BACKOFF_ACCEPTED} (got {self.backoff_ms})",
@@ -121,6 +126,19 @@ class RunConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+def check_client_processes(concurrency: int, nemeses: list[Any]) -> None:
+    """A nemesis that freezes one lock holder (client-pause, client-stall) needs each client in
+    a process of its own (``harness.run.workers``): at most MAX_CLIENT_PROCESSES of them.
+    ValueError, one line."""
+    takers = [n.name for n in nemeses if getattr(n, "client_target", False)]
+    if takers and concurrency > MAX_CLIENT_PROCESSES:
+        raise ValueError(
+            f"--concurrency must be <= {MAX_CLIENT_PROCESSES} with nemesis {takers[0]}, which "
+            f"needs each client in a process of its own (got {concurrency}; without it up to "
+            f"{MAX_CLIENTS:,} clients share a few processes)"
+        )
 
 
 def _backoff_ok(b: object) -> bool:

@@ -1,8 +1,10 @@
-"""Recording ops from many worker processes into one history.
+"""Recording ops from many worker processes (and many client threads in each) into one history.
 
-Workers write one JSON line per op to a shared pipe. A ``write()`` of at most PIPE_BUF bytes to a
-pipe is atomic, so lines never interleave and no lock is needed (a lock held by a worker that
-the nemesis SIGSTOPs would freeze every client). The harness process reads the pipe, gives each
+Clients write one JSON line per op to a shared pipe. A ``write()`` of at most PIPE_BUF bytes to a
+pipe is atomic, between processes and between the threads of one, so lines never interleave
+and no lock is needed (a lock held by a worker that the nemesis SIGSTOPs would freeze every
+client). Each client, thread or process, has a ``Recorder`` of its own: its buffer is never
+shared. The harness process reads the pipe, gives each
 op its ``index`` in arrival order and appends it to ``history.jsonl``, flushed as it arrives.
 """
 
@@ -14,6 +16,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,12 +36,22 @@ class Recorder:
     flushes before every call to the system under test and before every sleep, so nothing the
     servers could have seen goes unrecorded, while the ops of one local step (acquire ok, the
     protected write, release invoke) cost one system call instead of four.
+
+    ``before_first``: called once, before the first op is recorded: a client made before the
+    run's clock starts waits there at the start gate, which then sets ``t0``.
     """
 
-    def __init__(self, fd: int, t0_ns: int, buffered: bool = False) -> None:
+    def __init__(
+        self,
+        fd: int,
+        t0_ns: int,
+        buffered: bool = False,
+        before_first: Callable[[], None] | None = None,
+    ) -> None:
         self.fd = fd
         self.t0 = t0_ns
         self.buffered = buffered
+        self.before_first = before_first
         self._buf: list[bytes] = []
         self._size = 0
 
@@ -54,6 +67,9 @@ class Recorder:
         value: Any = None,
         error: str | None = None,
     ) -> None:
+        if self.before_first is not None:
+            first, self.before_first = self.before_first, None
+            first()
         d: dict[str, Any] = {"time": self.now(), "process": process, "type": type_, "f": f}
         if key is not None:
             d["key"] = key
@@ -140,8 +156,8 @@ F_SETPIPE_SZ = 1031
 
 class HistoryWriter:
     """Appends ops to ``history.jsonl``, assigning ``index`` in arrival order, flushed per
-    batch as they arrive. With ``keep`` it also keeps the lines written (``lines``), which the
-    run hands to its analysis in memory."""
+    batch as they arrive. With ``keep`` it also keeps the lines written (``lines``); a run does
+    not (its analysis reads the file back, so a long run's history never sits in memory)."""
 
     def __init__(self, path: str | os.PathLike[str], keep: bool = False) -> None:
         self.path = Path(path)

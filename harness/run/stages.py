@@ -3,9 +3,15 @@
     prepare (validate, plan)  ->  execute (servers, clients, faults -> history)
         ->  analyse (checkers -> results)  ->  render (report)
 
-No stage re-reads what the previous one wrote: ``config.json``, ``history.jsonl`` and
+No stage re-reads what the previous one wrote but the history: ``config.json`` and
 ``results.json`` are written for the user and for ``harness check``, not as the channel between
-stages. ``prepare`` starts nothing, so bad input fails before any server runs.
+stages, while ``history.jsonl``, flushed as ops arrive, is read back by the analysis (a long
+run's history never sits in the harness's memory). ``prepare`` starts nothing, so bad input
+fails before any server runs.
+
+Clients are threads in a few worker processes, or processes of their own where a nemesis must
+freeze exactly one (``harness.run.workers``); all of them are ready, their lock clients made,
+before the run's clock starts.
 
 Teardown is guaranteed on a normal end, an exception, Ctrl-C (SIGINT) and SIGTERM: faults are
 healed, workers are stopped (then killed by pid), servers are stopped by the runtime, and the
@@ -29,12 +35,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from backends import registry
 from backends.base import Backend, Endpoint, ServerNeed
 from checkers import exit_code
-from checkers.history import ReadResult, parse_lines
+from checkers.history import ReadResult, read
 from checkers.model import STRICT_MODEL, LockModel
 from harness import __version__
 from harness.nemesis import (
@@ -64,10 +70,19 @@ from workloads.base import (
 
 from . import lag, store
 from .analyse import analyse, nothing_recorded
-from .config import RunConfig, RunRecord
+from .config import RunConfig, RunRecord, check_client_processes
 from .lock_model import run_model
 from .recorder import HistoryPump, HistoryWriter, Recorder, make_pipe
-from .workers import StopFlag, context
+from .workers import (
+    CLIENT_STACK,
+    StartGate,
+    StopFlag,
+    context,
+    one_process_per_client,
+    pool_size,
+    spread,
+    wait_ready,
+)
 
 if TYPE_CHECKING:
     from harness.net.firewall import Firewall
@@ -76,6 +91,9 @@ if TYPE_CHECKING:
 MAX_OPS_PER_CLIENT = 1_000_000
 STOP_GRACE = 5.0  # s for clients to finish their current op after the time limit
 MAX_STOP_GRACE = 30.0  # s: a long --wait never keeps a run alive longer than this past its end
+#: s for every client to make its lock client before the run's clock starts; past it the run
+#: starts without the late ones (still connecting: they start when they are done)
+READY_LIMIT = 60.0
 
 
 @dataclass
@@ -150,15 +168,47 @@ def _interrupts():
         sys.unraisablehook = intr.old_unraisable
 
 
-def _worker(workload: Workload, ctx: ClientContext, read_fd: int, harness_pid: int) -> None:
+def _worker(
+    workload: Workload,
+    make_ctx: Callable[[int], ClientContext],
+    clients: range,
+    gate: StartGate,
+    read_fd: int,
+    harness_pid: int,
+    threaded: bool,
+) -> None:
+    """One worker process: its clients as threads (``threaded``), or its one client on its
+    main thread, where client-pause and client-stall freeze exactly that client."""
     die_with_parent(harness_pid)  # a SIGKILLed harness takes its clients with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     install_client_stall()  # the client-stall nemesis stalls a holder's main thread by signal
     os.close(read_fd)
+    gate.in_worker(threaded)
+    if not threaded:
+        _client(workload, make_ctx(clients[0]), gate)
+        return
+    threading.stack_size(CLIENT_STACK)
+    threads = [
+        threading.Thread(
+            target=_client, args=(workload, make_ctx(i), gate), name=f"client-{i}", daemon=True
+        )
+        for i in clients
+    ]
+    for t in threads:
+        t.start()
+    gate.wait_open()
+    gate.release_threads()
+    for t in threads:
+        t.join()
+
+
+def _client(workload: Workload, ctx: ClientContext, gate: StartGate) -> None:
     try:
         workload.run_client(ctx)
     finally:
+        if ctx.start is not None:  # ended without passing the gate: nothing to wait for
+            gate.ready[ctx.index] = 1
         ctx.recorder.flush()
 
 
@@ -230,6 +280,7 @@ def prepare(cfg: RunConfig) -> RunPlan:
         check_before_start(cfg, backend, classes, {**extra, **fronts})
     else:  # --schedule: each fault has its own kind, options and times
         classes = schedules.check_planned(cfg, backend, cfg.schedule, {**extra, **fronts})
+    check_client_processes(cfg.concurrency, classes)
 
     def plan(use_ns: bool) -> RunPlan:
         model = run_model(cfg.model, backend, workload)
@@ -261,12 +312,11 @@ def prepare(cfg: RunConfig) -> RunPlan:
 
 @dataclass
 class Execution:
-    """What ``execute`` hands on: where the run is stored, its record (``config.json``), and
-    the history lines as written (the analysis parses them in memory)."""
+    """What ``execute`` hands on: where the run is stored (its ``history.jsonl``, closed) and
+    its record (``config.json``)."""
 
     run_dir: Path
     record: RunRecord
-    lines: list[bytes] = field(default_factory=list)
     interrupted: bool = False
     recorded: bool = False  # the history was opened: clients ran
     lag: dict[str, Any] | None = None  # the clients' measured stalls (lag.py), at the end
@@ -350,7 +400,7 @@ class RunEnv:
     mp: BaseContext  # the fork context the workers come from
     stop: StopFlag
     status: StatusArray  # concurrency * STATUS_FIELDS int64, shared with the workers
-    worker_pids: list[int]  # filled as the workers fork
+    worker_pids: list[int]  # the worker processes' pids, filled as they fork
 
     @property
     def cfg(self) -> RunConfig:
@@ -567,15 +617,30 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     cfg, workload, ex = env.cfg, env.plan.workload, env.ex
     shared = workload.shared_state(env.setup_context())
     read_fd, write_fd = make_pipe()
-    writer = env.stack.enter_context(HistoryWriter(ex.run_dir / store.HISTORY, keep=True))
-    ex.lines = writer.lines
+    writer = env.stack.enter_context(HistoryWriter(ex.run_dir / store.HISTORY))
     ex.recorded = True
-    t0 = time.monotonic_ns()
-    deadline = time.monotonic() + cfg.time_limit
-    max_ops = math.ceil(cfg.ops / cfg.concurrency) if cfg.ops else MAX_OPS_PER_CLIENT
+    n = cfg.concurrency
+    max_ops = math.ceil(cfg.ops / n) if cfg.ops else MAX_OPS_PER_CLIENT
+    gate = StartGate(env.mp, n)
+    threaded = not one_process_per_client(env.plan.nemeses)
+    groups = spread(n, pool_size(n) if threaded else n)
     workers = []
 
+    def start(ctx: ClientContext) -> None:  # in a worker: the client's pass through the gate
+        gate.pass_through(ctx.index)
+        ctx.deadline = gate.deadline_ns / 1e9 + 1.0
+        cast(Recorder, ctx.recorder).t0 = gate.t0_ns
+
+    def make_ctx(i: int) -> ClientContext:  # in a worker, so 10,000 are not all made here
+        rec = Recorder(write_fd, 0, buffered=True)
+        ctx = env.client_context(i, shared, rec, math.inf, max_ops)
+        ctx.start = start
+        rec.before_first = ctx.begin  # an op recorded before any lock client was made
+        return ctx
+
     def stop_workers() -> None:
+        now = time.monotonic_ns()
+        gate.open(now, now)  # no-op once open: clients still waiting at the gate end at once
         env.stop.set()
         end = time.monotonic() + stop_grace(workload)
         for w in workers:
@@ -590,15 +655,12 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
 
     env.stack.callback(stop_workers)
     # Workers are forked before any thread of ours starts, so they inherit no thread state.
-    for i in range(cfg.concurrency):
-        ctx = env.client_context(
-            i, shared, Recorder(write_fd, t0, buffered=True), deadline + 1.0, max_ops
-        )
+    for k, clients in enumerate(groups):
         w = env.mp.Process(
             target=_worker,
-            args=(workload, ctx, read_fd, os.getpid()),
+            args=(workload, make_ctx, clients, gate, read_fd, os.getpid(), threaded),
             daemon=True,
-            name=f"client-{i}",
+            name=f"clients-{k}" if threaded else f"client-{k}",
         )
         w.start()
         workers.append(w)
@@ -607,6 +669,11 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     ex.save()  # every process of the run is known: a SIGKILLed harness leaves their pids
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
+    # The run's clock starts once every client is ready at the gate (or the limit passed).
+    wait_ready(gate, groups, workers, READY_LIMIT, env.intr.check)
+    t0 = time.monotonic_ns()
+    deadline = t0 / 1e9 + cfg.time_limit
+    gate.open(t0, t0 + round(cfg.time_limit * 1e9))
     bound = cfg.time_limit + MAX_STOP_GRACE + FINAL_LIMIT  # the monitor's own time bound
     watched = (env.worker_pids, t0, cfg.concurrency, workload.lease_ms(), bound)
     ex.lag = env.stack.enter_context(lag.monitored(ex.run_dir, *watched))  # stalls
@@ -686,7 +753,7 @@ def run_test(
     with _interrupts() as intr:  # a second Ctrl-C never cuts the check or results.json short
         ex = execute(plan, intr, progress)
         config = ex.config
-        got = parse_lines(ex.lines)
+        got = read(ex.run_dir / store.HISTORY)
         results = analyse(
             plan.workload.checkers(),
             got,

@@ -1,10 +1,33 @@
 """What the worker processes share with the harness: the stop flag every client reads on every
-loop, and the multiprocessing context the workers are forked from."""
+loop, the start gate every client waits at before the run's clock starts, how clients are
+spread over worker processes, and the multiprocessing context the workers are forked from.
+
+Clients are threads inside a few worker processes (``pool_size``: as many as the machine has
+cores), each with its own context, lock client and recorder buffer, so a run can have 10,000 of
+them. Where a fault must freeze exactly one client (the nemeses that act on a lock holder:
+client-pause SIGSTOPs its process, client-stall stalls its main thread), every client keeps a
+process of its own and runs on its main thread (``one_process_per_client``).
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+#: --concurrency bounds: pooled clients (threads), and clients that each need a process
+MAX_CLIENTS = 10_000
+MAX_CLIENT_PROCESSES = 256
+#: a client thread's stack: Python frames live on the heap, what C code a client runs (a
+#: driver's socket calls, JSON) needs far less; 10,000 of the 8 MiB default would reserve 80 GB
+CLIENT_STACK = 256 * 1024
+#: worker processes per core when clients are pooled (bench/scale.py measured 1, 2 and 4)
+PROCESSES_PER_CORE = 2
 
 
 class StopFlag:
@@ -19,6 +42,118 @@ class StopFlag:
 
     def is_set(self) -> bool:
         return self._v.value == 1
+
+
+class StartGate:
+    """The run's start barrier. Made in the harness before the workers fork; each client marks
+    itself ready (its lock client made, or tried) and waits; once every client is ready the
+    harness fixes the run's clock (t0 and the deadline, in shared memory) and opens the gate by
+    closing the write end of a pipe: every worker reads EOF at once. No lock is shared, so a
+    stopped process can never hold one."""
+
+    def __init__(self, ctx: BaseContext, clients: int) -> None:
+        self.ready = ctx.RawArray("b", clients)  # one byte a client: set, never cleared
+        self.clock = ctx.RawArray("q", 2)  # t0, deadline: time.monotonic_ns()
+        self._r, self._w = os.pipe()
+        self._opened = False
+        self._local: threading.Event | None = None  # a pool worker's own: its threads wait on it
+
+    # -- the harness's side
+
+    def ready_count(self) -> int:
+        return bytes(self.ready).count(1)  # type: ignore[arg-type]
+
+    def open(self, t0_ns: int, deadline_ns: int) -> None:
+        """Start the run's clock; idempotent (a run stopped before it started opens it too, with
+        a deadline already past, so waiting clients end at once)."""
+        if self._opened:
+            return
+        self._opened = True
+        self.clock[0], self.clock[1] = t0_ns, deadline_ns
+        os.close(self._w)
+        os.close(self._r)
+
+    # -- a worker's side
+
+    def in_worker(self, threaded: bool) -> None:
+        """In a worker right after fork: the harness alone may open the gate."""
+        os.close(self._w)
+        self._local = threading.Event() if threaded else None
+
+    def wait_open(self) -> None:
+        """Block until the harness opens the gate (EOF on the pipe)."""
+        while os.read(self._r, 1):
+            pass
+
+    def pass_through(self, i: int) -> None:
+        """Client ``i`` is ready: mark it and wait until the run's clock starts."""
+        self.ready[i] = 1
+        if self._local is not None:
+            self._local.wait()
+        else:
+            self.wait_open()
+
+    def release_threads(self) -> None:
+        """A pool worker's main thread, once ``wait_open`` returned: its client threads go."""
+        if self._local is not None:
+            self._local.set()
+
+    @property
+    def t0_ns(self) -> int:
+        return int(self.clock[0])
+
+    @property
+    def deadline_ns(self) -> int:
+        return int(self.clock[1])
+
+
+def one_process_per_client(nemeses: Iterable[Any]) -> bool:
+    """A nemesis that acts on one lock holder (``client_target``: client-pause, client-stall)
+    finds it by its worker's pid and freezes that process, or its main thread: each client must
+    be a process of its own."""
+    return any(getattr(n, "client_target", False) for n in nemeses)
+
+
+def pool_size(clients: int) -> int:
+    """How many worker processes run ``clients`` pooled clients."""
+    return max(1, min(clients, (os.cpu_count() or 1) * PROCESSES_PER_CORE))
+
+
+def spread(clients: int, processes: int) -> list[range]:
+    """Client indexes per worker: contiguous and balanced (sizes differ by at most one)."""
+    q, r = divmod(clients, processes)
+    out, start = [], 0
+    for p in range(processes):
+        n = q + (p < r)
+        out.append(range(start, start + n))
+        start += n
+    return out
+
+
+def wait_ready(
+    gate: StartGate,
+    groups: Sequence[range],
+    workers: Sequence[BaseProcess],
+    limit_s: float,
+    check: Callable[[], None],
+) -> bool:
+    """The harness's side of the barrier: until every client is ready or ``limit_s`` passed
+    (True when all are ready); ``check()`` raises a stop. A worker that ended with clients not
+    ready (it crashed) fails the run: RuntimeError, one line."""
+    n = sum(len(g) for g in groups)
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        check()
+        if gate.ready_count() >= n:
+            return True
+        for g, w in zip(groups, workers, strict=True):
+            if w.exitcode is not None and not all(gate.ready[i] for i in g):
+                raise RuntimeError(
+                    f"client worker {w.pid} (clients {g.start}-{g.stop - 1}) ended with exit "
+                    f"code {w.exitcode} before its clients were ready"
+                )
+        time.sleep(0.005)
+    return False
 
 
 def context() -> BaseContext:
