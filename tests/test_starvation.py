@@ -1,0 +1,324 @@
+"""The harness never blames a lock for its own stalls (harness/run/lag.py, checkers/starvation.py).
+
+Unit tests of the window rules on hand-made samples and records, then three runs on a real
+redis-server: a client stopped from outside the harness while it holds (a correct lock: UNKNOWN,
+never INVALID, and ``harness check`` says the same later), a planned client-pause that breaks
+an unsafe lock (still INVALID), and a quiet run (no stall).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from checkers.history import Op, read
+from checkers.model import LockModel
+from checkers.starvation import (
+    HARNESS,
+    LAG,
+    RUNQUEUE,
+    STOPPED,
+    Stall,
+    assess,
+    planned,
+    unplanned,
+)
+from harness.run import run_test
+from harness.run.config import run_config
+from harness.run.lag import Track, merge, runqueue_stalled, stopped_stalled
+
+from .conftest import HARNESS as HARNESS_CMD
+from .conftest import ROOT, harness
+
+MS = 1_000_000
+LEASE = LockModel("lease", "ttl", 1000.0)  # threshold: 0.25 s
+
+# -- the window rules on hand-made samples ------------------------------------------------------
+
+
+def _windows(kind: str, samples: list[tuple[int, bool]]) -> list[tuple[int, int]]:
+    tr = Track(kind)
+    for t, stalled in samples:
+        tr.add(t, stalled)
+    tr.finish()
+    return tr.windows
+
+
+def test_runqueue_wait_above_half_the_interval_is_a_stall() -> None:
+    # (sample time, cumulative runqueue wait), 50 ms apart: waits of 10, 40, 45, 5 ms
+    waits = [(0, 0), (50, 10), (100, 50), (150, 95), (200, 100)]
+    samples = [(0, False)] + [
+        (t * MS, runqueue_stalled((t - t0) * MS, (w - w0) * MS))
+        for (t0, w0), (t, w) in zip(waits, waits[1:], strict=False)
+    ]
+    assert _windows(RUNQUEUE, samples) == [(50 * MS, 150 * MS)]  # the two intervals above half
+    assert not runqueue_stalled(50 * MS, 25 * MS)  # exactly half: not starved
+    assert not runqueue_stalled(0, 5)  # no time passed
+
+
+def test_a_stop_spans_from_the_last_sample_running_to_the_first_running_again() -> None:
+    states = [(0, "S"), (50, "R"), (100, "T"), (150, "T"), (200, "S"), (250, "S")]
+    samples, prev = [], None
+    for t, st in states:
+        samples.append((t * MS, stopped_stalled(prev, st)))
+        prev = st
+    assert _windows(STOPPED, samples) == [(50 * MS, 200 * MS)]
+    assert _windows(STOPPED, [(0, False), (10, True)]) == [(0, 10)]  # still stopped at the end
+    assert merge([(5, 9), (0, 3), (3, 4), (8, 12)]) == [(0, 4), (5, 12)]
+
+
+def _op(t_ms: float, process: Any, type_: str, f: str, value: Any = None, key: Any = None) -> Op:
+    return Op(
+        index=int(t_ms), time=int(t_ms * MS), process=process, type=type_, f=f, key=key,
+        value=value,
+    )  # fmt: skip
+
+
+def _pause_ops(pid: int, at_ms: float, to_ms: float) -> list[Op]:
+    return [
+        _op(at_ms, "nemesis", "invoke", "start-client-pause"),
+        _op(at_ms + 1, "nemesis", "info", "start-client-pause", {"client": 0, "pid": pid}),
+        _op(to_ms, "nemesis", "invoke", "stop-client-pause"),
+        _op(to_ms + 1, "nemesis", "info", "stop-client-pause", {"pid": pid}),
+    ]
+
+
+def test_a_planned_pause_is_taken_out_of_its_own_pids_window_only() -> None:
+    plans = planned(_pause_ops(100, 1000, 3000))
+    assert plans == [(100, 1000 * MS, 3001 * MS)]
+    s = [
+        Stall(STOPPED, 100, 0, 900 * MS, 3100 * MS),  # the planned pause, sampled
+        Stall(STOPPED, 100, 0, 3500 * MS, 4500 * MS),  # later: unplanned
+        Stall(STOPPED, 101, 1, 1500 * MS, 2500 * MS),  # another client: unplanned
+        Stall(HARNESS, 7, None, 1200 * MS, 1300 * MS),  # the harness's own: never planned
+    ]
+    left = unplanned(s, plans, 150 * MS)
+    assert [(x.pid, x.start // MS, x.end // MS) for x in left] == [
+        (100, 3500, 4500),
+        (101, 1500, 2500),
+        (7, 1200, 1300),
+    ]
+    # a fault that never stopped plans to the end; a start that did not inject plans nothing
+    never = [_op(10, "nemesis", "invoke", "start-client-stall")]
+    never.append(_op(11, "nemesis", "info", "start-client-stall", {"client": 1, "pid": 5}))
+    assert planned(never)[0][:2] == (5, 10 * MS)
+    none = [_op(10, "nemesis", "info", "start-client-pause", {"injected": False})]
+    assert planned(none) == []
+
+
+def _record(windows: list[dict[str, Any]], clients: int = 2) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "measured": True,
+        "clients": clients,
+        "one_client_per_worker": True,
+        "interval_ms": [25.0, 50.0],
+        "sweeps": 100,
+        "windows": windows,
+    }
+
+
+def _invalid(*spans: tuple[int, int, int, int]) -> dict[str, Any]:
+    """A run's results whose mutex checker found a revoked hold per (first process, second
+    process, from ms, to ms)."""
+    vs = [
+        {
+            "kind": "revoked-while-held",
+            "first": {"process": a, "start": s * MS, "end": None},
+            "second": {"process": b, "start": e * MS, "end": (e + 10) * MS},
+            "ops": [],
+        }
+        for a, b, s, e in spans
+    ]
+    mutex = {"valid": False, "summary": "violations", "violation_count": len(vs), "violations": vs}
+    return {
+        "valid": False,
+        "summary": "invalid; mutex: violations",
+        "checkers": {"mutex": mutex, "perf": {"valid": True, "summary": "ok"}},
+    }
+
+
+def _window(slot: int, s_ms: int, e_ms: int, kind: str = STOPPED) -> dict[str, Any]:
+    return {"pid": 100 + slot, "slot": slot, "kind": kind, "start": s_ms * MS, "end": e_ms * MS}
+
+
+def test_a_violation_inside_an_unplanned_stall_makes_the_run_unknown() -> None:
+    results = _invalid((0, 1, 1000, 2200))  # client 0 held, client 1 got in at 2.2 s
+    assess(results, _record([_window(0, 1100, 3100)]), [], LEASE)
+    assert results["valid"] == "unknown", results
+    why = results["unknown_because"][0]
+    assert why.startswith("the harness's clients were starved for 2.0 s (client 0")
+    assert "this is an unplanned pause" in why and "stopped (SIGSTOP)" in why
+    assert results["summary"].startswith("unknown (the harness's clients were starved")
+    st = results["stalls"]
+    assert (st["count"], st["longest_s"], st["clients_stalled"], st["excused"]) == (1, 2.0, 1, True)
+
+
+def test_a_violation_clear_of_every_stall_stays_invalid() -> None:
+    # the stall is client 0's, but the second violation involves clients 2 and 3 only
+    results = _invalid((0, 1, 1000, 2200), (2, 3, 5000, 5100))
+    assess(results, _record([_window(0, 1100, 3100)], clients=4), [], LEASE)
+    assert results["valid"] is False and "unknown_because" not in results
+    assert results["stalls"]["violations_in_stalls"] == 1
+    # the same stall at another time than the violation: no excuse either
+    results = _invalid((0, 1, 1000, 2200))
+    assess(results, _record([_window(0, 6000, 9000)]), [], LEASE)
+    assert results["valid"] is False
+
+
+def test_a_short_planned_or_unmeasured_stall_changes_nothing() -> None:
+    short = _invalid((0, 1, 1000, 2200))
+    assess(short, _record([_window(0, 1100, 1300, RUNQUEUE)]), [], LEASE)  # 0.2 s < 0.25 s
+    assert short["valid"] is False and short["stalls"]["count"] == 0
+    assert short["stalls"]["total_s"] == 0.2
+    paused = _invalid((0, 1, 1000, 2200))
+    assess(paused, _record([_window(0, 950, 3150)]), _pause_ops(100, 1000, 3000), LEASE)
+    assert paused["valid"] is False and paused["stalls"]["planned_s"] == 2.2
+    fine = {"valid": True, "summary": "valid", "checkers": {}}
+    assess(fine, _record([_window(0, 0, 5000)]), [], LEASE)  # a valid history stays valid
+    assert fine["valid"] is True and fine["stalls"]["count"] == 1
+    old = _invalid((0, 1, 1000, 2200))
+    assess(old, None, [], LEASE)  # a run from before lag.json: judged as it was
+    assert old["valid"] is False and "stalls" not in old
+    broken = _invalid((0, 1, 1000, 2200))
+    assess(broken, {"measured": False, "error": "OSError"}, [], LEASE)
+    assert broken["valid"] is False and broken["stalls"] == {"measured": False, "why": "OSError"}
+
+
+def test_the_harnesss_own_lateness_counts_for_every_client() -> None:
+    results = _invalid((0, 1, 1000, 2200))
+    late = {"pid": 1, "slot": None, "kind": HARNESS, "start": 1500 * MS, "end": 2000 * MS}
+    assess(results, _record([late]), [], LEASE)
+    assert results["valid"] == "unknown"
+    assert "the harness itself was not scheduled" in results["unknown_because"][0]
+
+
+# -- real runs on redis ---------------------------------------------------------------------------
+
+
+def _wait_for(pred, limit: float, what: str) -> Any:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.005)
+    raise AssertionError(f"no {what} within {limit} s")
+
+
+def _workers(store: Path) -> tuple[Path, list[int]] | None:
+    latest = store / "latest"
+    try:
+        pids = json.loads((latest / "config.json").read_text()).get("worker_pids")
+    except (OSError, ValueError):
+        return None
+    return (latest.resolve(), pids) if pids else None
+
+
+def _holding(run_dir: Path) -> int | None:
+    """A process whose last op in the history so far is an acquire's ok: it holds."""
+    last: dict[int, tuple[str, str]] = {}
+    with contextlib.suppress(OSError):
+        for line in (run_dir / "history.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                op = json.loads(line)
+                if isinstance(op.get("process"), int):
+                    last[op["process"]] = (op["type"], op["f"])
+    return next((p for p, tf in last.items() if tf == ("ok", "acquire")), None)
+
+
+def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
+    redis_bin, store: Path
+) -> None:
+    """No nemesis: the test SIGSTOPs a holding client past its TTL, as an overloaded machine or
+    an operator would. redis grants the expired lock to the other client, the woken holder's
+    release is refused: a revoked hold the lock is not to blame for."""
+    cmd = [*HARNESS_CMD, "run", "--backend", "redis", "--concurrency", "2", "--keys", "1"]
+    cmd += ["--ttl", "1000", "--hold", "800", "--wait", "4000", "--time-limit", "6"]
+    cmd += ["--store", str(store), "--seed", "1"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    victim = None
+    try:
+        run_dir, pids = _wait_for(lambda: _workers(store), 30, "workers")
+        holder = _wait_for(lambda: _holding(run_dir), 10, "holder")
+        victim = pids[holder % len(pids)]
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(2.5)  # 2.5 x the TTL
+        os.kill(victim, signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if victim is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 2, out + err
+    assert "INVALID" not in out and "starved" in out, out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] == "unknown"
+    assert results["checkers"]["mutex"]["violation_count"] >= 1  # the stop did break a hold
+    why = [w for w in results["unknown_because"] if "unplanned pause" in w]
+    assert why and f"(pid {victim})" in why[0] and "SIGSTOP" in why[0], results["unknown_because"]
+    lag = json.loads((run_dir / LAG).read_text())
+    stopped = [w for w in lag["windows"] if w["pid"] == victim and w["kind"] == STOPPED]
+    assert stopped and max(w["end"] - w["start"] for w in stopped) >= 2.4e9, stopped
+    assert results["stalls"]["longest_s"] >= 2.4
+    # judged again later from the run directory: the same verdict and reason
+    again = harness("check", str(run_dir))
+    assert again.returncode == 2, again.stdout + again.stderr
+    rechecked = json.loads((run_dir / "results.json").read_text())
+    assert (
+        rechecked["valid"] == "unknown"
+        and rechecked["unknown_because"] == (results["unknown_because"])
+    )
+
+
+def test_a_planned_client_pause_that_breaks_an_unsafe_lock_stays_invalid(
+    redis_bin, store: Path
+) -> None:
+    cfg = run_config(
+        backend="unsafe-redis",
+        concurrency=2,
+        keys=1,
+        ttl_ms=1000,
+        hold_ms=250,
+        wait_ms=3000,
+        nemesis=["client-pause"],
+        nemesis_interval=1.0,
+        nemesis_opts={"pause_ms": "2000"},
+        time_limit=4.5,
+        store=store,
+        seed=2,
+        render_report=False,
+    )
+    res = run_test(cfg)
+    ops = read(res.run_dir / "history.jsonl").ops
+    paused = [o for o in ops if o.f == "start-client-pause" and o.type == "info"]
+    assert paused and paused[0].value.get("signal") == "SIGSTOP", paused
+    assert res.valid is False and res.exit_code == 1, res.results["summary"]
+    assert not any("unplanned" in w for w in res.results.get("unknown_because", []))
+    lag = json.loads((res.run_dir / LAG).read_text())
+    pid = paused[0].value["pid"]
+    assert any(w["pid"] == pid and w["kind"] == STOPPED for w in lag["windows"]), lag["windows"]
+    stalls = res.results["stalls"]
+    assert stalls["planned_s"] >= 1.9, stalls  # the pause was measured, and known as planned
+    assert not [w for w in stalls["windows"] if w["kind"] == STOPPED], stalls["windows"]
+
+
+def test_a_quiet_run_reports_no_stall(redis_bin, store: Path) -> None:
+    res = run_test(run_config(backend="redis", concurrency=3, time_limit=2.5, store=store, seed=3))
+    assert res.valid is True, res.results["summary"]
+    stalls = res.results["stalls"]
+    assert stalls["measured"] is True and stalls["sweeps"] >= 10, stalls
+    assert stalls["count"] == 0 and stalls["windows"] == [], stalls
+    assert stalls["planned_s"] == 0
+    assert stalls["cost"]["cpu_share"] < 0.05, stalls["cost"]
