@@ -20,6 +20,7 @@ from checkers.history import CONFIG, HISTORY, NEMESIS, REPORT, RESULTS, Op
 from . import lock as lock_words
 from . import overview, series, story, svg, view
 from .faults import periods as fault_periods
+from .remedies import remedies
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -122,7 +123,8 @@ def write_report(
     if len(problems) > 10:
         notes.append(f"{HISTORY}: {len(problems) - 10} more unreadable lines")
     out = Path(run_dir) / REPORT
-    out.write_text(render_html(config, results, ops, notes=notes), encoding="utf-8")
+    page = render_html(config, results, ops, notes=notes, run_dir=Path(run_dir))
+    out.write_text(page, encoding="utf-8")
     return out
 
 
@@ -135,8 +137,10 @@ def render_html(
     ops: list[Op],
     *,
     notes: Sequence[str] = (),
+    run_dir: Path | None = None,
 ) -> str:
-    """The report page as a string. ``notes`` are problems met reading the run (shown)."""
+    """The report page as a string. ``notes`` are problems met reading the run (shown);
+    ``run_dir`` (when known) lets a remedy's command name the run's schedule.json."""
     config = config if isinstance(config, dict) else {}
     results = results if isinstance(results, dict) else {}
     verdict = view.verdict(results)
@@ -195,6 +199,10 @@ def render_html(
             "truncated": holds_truncated,
             "total": hold_total,
             "derived": holds_derived,
+            "retired": view.retired_line(
+                [label.removeprefix("client ") for label, _ in lanes.lanes],
+                config.get("concurrency"),
+            ),
         }
 
     latency = None
@@ -260,6 +268,11 @@ def render_html(
             latency=latency,
             over_time=over_time,
             stories=told[:MAX_STORIES],
+            remedies=remedies(results, config, run_dir) if verdict == "invalid" else [],
+            stories_retired=view.retired_line(
+                [p for st in told for p in st.who.replace("client ", "").split(" / ")],
+                config.get("concurrency"),
+            ),
             more_stories=told[MAX_STORIES:],
             violation_total=view.violation_total(results, violations),
             workload=workload,

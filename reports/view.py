@@ -255,6 +255,29 @@ def lanes_from(holds: Sequence[dict[str, Any]], violations: Sequence[dict[str, A
     return res
 
 
+def retired_line(processes: Sequence[Any], concurrency: Any, most: int = 4) -> str | None:
+    """One line saying who a retired process id is: a client whose operation's outcome was
+    unknown goes on as a new process, its id plus the concurrency (Jepsen's convention,
+    ``workloads.base.ClientContext.retire``), so "client 66" of a 5-client run is client 1
+    after 13 unknown outcomes. None when no such id is shown."""
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        return None
+    ids = sorted({int(p) for p in processes if str(p).isdigit() and int(p) >= concurrency}, key=int)
+    if not ids:
+        return None
+    c = concurrency
+    told = [
+        f"client {p} = client {p % c} after {p // c} unknown outcome{'s' * (p // c != 1)}"
+        for p in ids[:most]
+    ]
+    more = f"; {len(ids) - most} more" if len(ids) > most else ""
+    return (
+        f"Clients {c} and up are retired process ids: a client whose operation's outcome was "
+        f"unknown goes on as a new process, its id plus {c} (the run's clients), as Jepsen "
+        f"numbers them: {'; '.join(told)}{more}."
+    )
+
+
 def _proc_order(p: str) -> tuple[int, int | str]:
     return (0, int(p)) if p.lstrip("-").isdigit() else (1, p)
 
