@@ -91,8 +91,9 @@ def _cell(template: dict[str, Any], nemesis: str, **change: Any) -> dict[str, An
 
 def _cells(html_text: str) -> dict[str, tuple[str, str, str]]:
     """The matrix's cells by nemesis label, from the page: (harm class, glyph, style)."""
-    heads = re.findall(r'<th class="nem">([^<]*)</th>', html_text)
-    row = html_text.split('<th class="row">', 1)[1].split("</tr>", 1)[0]
+    nems = html_text.split('<tr class="nems">', 1)[1].split("</tr>", 1)[0]
+    heads = re.findall(r"<th>([^<]*)</th>", nems)
+    row = html_text.split('<tr class="b">', 1)[1].split("</tr>", 1)[0]
     tds = re.findall(
         r'<td class="cell harm-([a-z-]+)[^"]*"(?: style="([^"]*)")?[^>]*>.*?<span class="glyph">'
         r"([^<]*)</span>",
@@ -172,7 +173,7 @@ def test_the_findings_page_marks_the_lock_red_and_the_data_green_where_fencing_s
 
     def marks(label: str) -> list[tuple[str, str, str]]:
         heads = re.findall(r'<th class="group" colspan="1">([^<]*)</th>', page)
-        row = page.split('<th class="row">', 1)[1].split("</tr>", 1)[0]
+        row = page.split('<tr class="b">', 1)[1].split("</tr>", 1)[0]
         tds = row.split('<td class="cell')[1:]
         td = tds[heads.index(label)]
         return re.findall(
