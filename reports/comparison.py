@@ -662,7 +662,12 @@ def to_markdown(doc: dict[str, Any]) -> str:
         "then the damage summed over the runs: lost = acknowledged updates missing from the "
         "final read, "
         "stale = writes with an older fence token the resource accepted, twice = job slots "
-        "run twice; n/a: the fault cannot act on this backend.",
+        "run twice; n/a: the fault cannot act on this backend. First in a cell, its harm: "
+        + "; ".join(
+            f"{HARM_STYLE[k][0]} {HARM_STYLE[k][1]}"
+            for k in ("safe", "promise", "at-once", "damage", "unknown")
+        )
+        + ".",
         "",
     ]
     by_workload: dict[str, list[dict[str, Any]]] = {}
@@ -694,7 +699,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 elif not _runnable(c):
                     row.append(short.get(c["status"], c["status"]))
                 else:
-                    text = rate_text(c) + damage_text(c)
+                    text = f"{HARM_STYLE[harm_of(c)['class']][0]} " + rate_text(c) + damage_text(c)
                     if c.get("flags"):
                         text += " ⚠ " + "; ".join(c["flags"])
                     row.append(_md(text))
