@@ -41,15 +41,6 @@ def rate_text(f: dict[str, Any]) -> str:
     return f"{f['invalid']}/{f['decided']} ({pct(f['rate_low'])}–{pct(f['rate_high'])})"
 
 
-def colour(f: dict[str, Any]) -> str:
-    """Green at 0%, red at 100% (by the rate); grey when nothing was decided."""
-    if not f or not f.get("decided"):
-        return "#e9ecef"
-    hue = round(120 * (1 - f["rate"]))
-    light = 88 if f["rate"] == 0 else 82 - round(14 * f["rate"])  # dark text stays readable
-    return f"hsl({hue}, 60%, {light}%)"
-
-
 def _num(v: Any, unit: str = "", nd: int = 3) -> str:
     if v is None:
         return "—"
