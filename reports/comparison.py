@@ -430,40 +430,51 @@ def backend_findings(doc: dict[str, Any]) -> list[dict[str, Any]]:
             )  # fmt: skip
             continue
         cls = {id(r): harm_of(r)["class"] for r in mine}
-        broke = [r for r in mine if cls[id(r)] in ("promise", "at-once", "damage")]
+        broke = [r for r in mine if r.get("invalid")]
+        harmed = [r for r in mine if cls[id(r)] == "damage"]  # a store's loss: none invalid
         worst = max(mine, key=lambda r: _RANK[cls[id(r)]])
         said = []
-        if not broke:
-            unsure = [r for r in mine if cls[id(r)] == "unknown"]
+        if broke:
+            nem: dict[str, list[dict[str, Any]]] = {}
+            for r in broke:
+                nem.setdefault(r["nemesis"], []).append(r)
+            held = [n for n in dict.fromkeys(r["nemesis"] for r in mine) if n not in nem]
+            s = "It broke under " + _join([_under(n, v, mine, wname) for n, v in nem.items()])
+            said.append(s + (f"; it held under {_join(held)}." if held else "."))
+        else:
+            unsure = sum(cls[id(r)] == "unknown" for r in mine)
             said.append(
                 f"No run was invalid: {_plural(len(mine), 'cell')}, "
                 f"{sum(r['decided'] for r in mine)} runs"
-                + (f" ({len(unsure)} of the cells unknown)." if unsure else ".")
+                + (f" ({unsure} of the cells unknown)." if unsure else ".")
             )
-            out.append({"label": label, "cls": harm_of(worst)["class"], "sentences": said})
-            continue
-        nem: dict[str, list[dict[str, Any]]] = {}
-        for r in broke:
-            nem.setdefault(r["nemesis"], []).append(r)
-        held = [n for n in dict.fromkeys(r["nemesis"] for r in mine) if n not in nem]
-        s = "It broke under " + _join([_under(n, v, mine, wname) for n, v in nem.items()])
-        said.append(s + (f"; it held under {_join(held)}." if held else "."))
-        harmed = [r for r in broke if cls[id(r)] == "damage"]
-        at_once = sum(cls[id(r)] == "at-once" for r in broke)
-        promise = sum(cls[id(r)] == "promise" for r in broke)
+        at_once = sum(cls[id(r)] == "at-once" for r in mine)
+        promise = sum(cls[id(r)] == "promise" for r in mine)
+        parts = []
         if harmed:
             under = list(dict.fromkeys(r["nemesis"] for r in harmed))
-            said.append(
-                f"The data suffered in {_plural(len(harmed), 'cell')} ({_join(under)}): "
-                f"{_totals(harmed)} over their runs."
+            parts.append(
+                f"the data suffered in {_plural(len(harmed), 'cell')} ({_join(under)}): "
+                f"{_totals(harmed)} over their runs"
             )
-        rest = []
+        more = " more" if harmed else ""
         if at_once:
-            rest.append(f"{_plural(at_once, 'cell')} two clients acted at once, the data unharmed")
+            parts.append(
+                f"in {at_once}{more} cell{'s' * (at_once != 1)} two clients acted at once, "
+                "the data unharmed"
+            )
+            more = " more" if harmed else " other"
         if promise:
-            rest.append(f"{_plural(promise, 'cell')} the promise broke, nobody acting at once")
-        if rest:
-            said.append("In " + "; in ".join(rest) + ".")
+            parts.append(
+                f"in {promise}{more} cell{'s' * (promise != 1)} the promise broke with nobody "
+                "acting at once"
+            )
+        if parts:
+            text = "; ".join(parts)
+            said.append(text[0].upper() + text[1:] + ".")
+        if not broke and not harmed:
+            out.append({"label": label, "cls": harm_of(worst)["class"], "sentences": said})
+            continue
         guarded = [
             r for r in broke if harm_of(r)["data"] == "kept" and protection(r["workload_item"])
         ]
