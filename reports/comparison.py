@@ -442,11 +442,14 @@ def backend_findings(doc: dict[str, Any]) -> list[dict[str, Any]]:
             s = "It broke under " + _join([_under(n, v, mine, wname) for n, v in nem.items()])
             said.append(s + (f"; it held under {_join(held)}." if held else "."))
         else:
-            unsure = sum(cls[id(r)] == "unknown" for r in mine)
+            # cells whose runs proved less than valid, those with no decided run included
+            unsure = sum(
+                harm_of(r)["class"] == "unknown" for r in recs if r.get("status") == "runnable"
+            )
             said.append(
-                f"No run was invalid: {_plural(len(mine), 'cell')}, "
+                f"No run was invalid: {_plural(len(mine), 'cell')} with a verdict, "
                 f"{sum(r['decided'] for r in mine)} runs"
-                + (f" ({unsure} of the cells unknown)." if unsure else ".")
+                + (f"; {unsure} of its cells unknown." if unsure else ".")
             )
         at_once = sum(cls[id(r)] == "at-once" for r in mine)
         promise = sum(cls[id(r)] == "promise" for r in mine)
