@@ -15,8 +15,9 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from . import faults, fencing, jobs, mutex, perf
+from . import colcheck, faults, fencing, jobs, mutex, perf
 from . import set as set_checker
+from .columns import OpsView, Unusual
 from .history import Op
 from .holds import Holds, extract, sort_ops
 from .model import STRICT_MODEL, LockModel
@@ -57,20 +58,52 @@ def lacks_evidence(results: RunResults | dict[str, Any], reason: str) -> None:
 class History:
     """One history as the checkers of a map see it: sorted by (time, index) once, what
     several checkers derive from it (the holds) computed once and shared (``derive``), and the
-    lock model it is judged under (``checkers.model``)."""
+    lock model it is judged under (``checkers.model``).
+
+    A history read in columns (``checkers.columns.OpsView``) is kept as columns: the lock
+    checkers judge them (``checkers.colcheck``) and ``ops``, the sorted ``Op`` list, is built
+    only if a checker asks for it (one that reads no columns, or a history they cannot judge
+    exactly)."""
 
     def __init__(
         self, ops: Iterable[Op], *, presorted: bool = False, model: LockModel = STRICT_MODEL
     ) -> None:
-        self.ops: list[Op] = list(ops) if presorted else sort_ops(ops)
         self.model = model
         self._derived: dict[Callable[..., Any], Any] = {}
+        self._source: Iterable[Op] | None = None
+        self._ops: list[Op] | None = None
+        self.columns: Any = None  # a colcheck.ColumnHistory, or None
+        if isinstance(ops, OpsView) and ops.rows is None:
+            try:
+                self.columns = colcheck.ColumnHistory(ops.cols)
+            except Unusual:
+                pass
+        if self.columns is not None:
+            self._source = ops
+        else:
+            self._ops = list(ops) if presorted else sort_ops(ops)
+
+    @property
+    def ops(self) -> list[Op]:
+        if self._ops is None:
+            self._ops = sort_ops(self._source or ())
+        return self._ops
 
     def derive(self, fn: Callable[[list[Op]], Any]) -> Any:
         """``fn(sorted ops)``, computed once per history."""
         if fn not in self._derived:
             self._derived[fn] = fn(self.ops)
         return self._derived[fn]
+
+    def columnar(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(columns)`` when the history is in columns and ``fn`` can judge it exactly;
+        else None (the caller takes the object path)."""
+        if self.columns is None:
+            return None
+        try:
+            return fn(self.columns)
+        except Unusual:
+            return None
 
 
 #: A checker in a map: the shared history in, a result with ``valid`` and ``summary`` out (its
@@ -146,14 +179,21 @@ def _holds(srt: list[Op]) -> Holds:
 
 
 def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
-    """The checker map of a lock history: mutual exclusion, fencing, performance."""
-    return {
-        "mutex": lambda h: mutex.check(h.ops, holds=h.derive(_holds), model=h.model),
-        "fencing": lambda h: fencing.check(
-            h.ops, holds=h.derive(_holds), enforced=fencing_enforced
-        ),
-        "perf": lambda h: perf.check(h.ops, presorted=True),
-    }
+    """The checker map of a lock history: mutual exclusion, fencing, performance (over the
+    history's columns when it has them, ``checkers.colcheck``)."""
+
+    def _mutex(h: History) -> Result:
+        got = h.columnar(lambda c: colcheck.mutex(c, h.model))
+        return got or mutex.check(h.ops, holds=h.derive(_holds), model=h.model)
+
+    def _fencing(h: History) -> Result:
+        got = h.columnar(lambda c: colcheck.fencing(c, fencing_enforced))
+        return got or fencing.check(h.ops, holds=h.derive(_holds), enforced=fencing_enforced)
+
+    def _perf(h: History) -> Result:
+        return h.columnar(colcheck.perf) or perf.check(h.ops, presorted=True)
+
+    return {"mutex": _mutex, "fencing": _fencing, "perf": _perf}
 
 
 GROUP = "harness.checkers"

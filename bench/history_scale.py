@@ -1,0 +1,119 @@
+"""Benchmark of ``harness check`` of a very large run, end to end (read, check, results.json,
+report.html), at several sizes side by side: wall and CPU seconds and peak RSS of a child process
+that runs it, with the machine's load.
+
+    .venv/bin/python bench/history_scale.py                        # 10^6 and 10^7 events
+    .venv/bin/python bench/history_scale.py --sizes 1e5,1e6 --rounds 3
+    .venv/bin/python bench/history_scale.py --repo /tmp/wt-before  # another checkout's harness
+
+The run directories are bench/report.py's synthetic mutex runs (10 minutes on the clock, a
+partition every 30 s, 50 violations injected), built once per size under ``--dir`` and kept
+there for the next invocation. Figures are medians of ``--rounds``; the verdict and violation
+count of each round are printed so that two checkouts can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import build  # noqa: E402
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(float(s)) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) <= 0:
+        raise SystemExit(f"--sizes {text!r}: give event counts separated by commas, e.g. 1e6,1e7")
+    return sizes
+
+
+def run_dir(base: Path, events: int) -> Path:
+    d = base / f"mutex-{events}"
+    if not (d / "config.json").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        n = build(d, events, inject=50)
+        print(f"built {d} ({n:,} ops) in {time.perf_counter() - t:.0f} s", flush=True)
+    return d
+
+
+def one_check(repo: Path, d: Path) -> dict[str, float | str | int]:
+    """``harness check`` of ``d`` in a child process: wall, CPU (user + system), peak RSS."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from harness.run.analyse import recheck; recheck(Path(sys.argv[2]))"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", code, str(repo), str(d)],
+        check=True,
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = json.loads((d / "results.json").read_text())
+    mutex = res.get("checkers", {}).get("mutex", {})
+    return {
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "rss_mb": after.ru_maxrss / 1024,  # the largest child so far: rounds of one size only
+        "load": load,
+        "valid": str(res.get("valid")),
+        "violations": int(mutex.get("violation_count", -1)),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="1e6,1e7", help="event counts, comma separated")
+    ap.add_argument("--rounds", type=int, default=3, help="checks per size (medians)")
+    ap.add_argument("--dir", default="/tmp/lockharness-bench", help="where the runs are kept")
+    ap.add_argument("--repo", default=str(ROOT), help="the checkout whose harness checks")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        print("--rounds: give a count of at least 1", file=sys.stderr)
+        return 2
+    sizes = parse_sizes(args.sizes)
+    repo = Path(args.repo).resolve()
+    base = Path(args.dir)
+    dirs = {n: run_dir(base, n) for n in sizes}
+    print(f"harness check, {repo}; medians of {args.rounds}; load = 1-min load average")
+    print(f"{'events':>10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'load':>5}  verdict")
+    for n, d in dirs.items():
+        rows = []
+        for _ in range(args.rounds):
+            # peak RSS of children is a running maximum: one child per size in its own process
+            code = [sys.executable, __file__, "--_one", str(repo), str(d)]
+            out = subprocess.run(code, check=True, capture_output=True, text=True).stdout
+            rows.append(json.loads(out))
+        med = {k: statistics.median(r[k] for r in rows) for k in ("wall", "cpu", "rss_mb", "load")}
+        verdicts = sorted({f"{r['valid']} ({r['violations']} violations)" for r in rows})
+        print(
+            f"{n:>10,} {med['wall']:>8.2f} {med['cpu']:>8.2f} {med['rss_mb']:>8.0f}"
+            f" {med['load']:>5.1f}  {', '.join(verdicts)}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--_one":
+        print(json.dumps(one_check(Path(sys.argv[2]), Path(sys.argv[3]))))
+        sys.exit(0)
+    sys.exit(main())

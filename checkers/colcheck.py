@@ -1,0 +1,545 @@
+"""The lock checkers (mutex, fencing, perf) over a history in columns (``checkers.columns``):
+the same results as ``checkers.mutex``, ``checkers.fencing`` and ``checkers.perf`` over ``Op``
+objects, computed with numpy from one pairing of invocations with completions.
+
+The sweep of ``checkers.holds`` is sequential; here it is vectorised for the histories a
+well-behaved client writes, and ``Unusual`` is raised for anything else (a release by a process
+holding nothing, a second release that would override a first, fences that are not int64,
+write ops), so that the caller takes the object path and the verdict can never differ.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from . import fencing as fencing_mod
+from . import mutex as mutex_mod
+from . import perf as perf_mod
+from .columns import FAIL, INFO, INVOKE, NEM, OK, V_INT, V_OTHER, Columns, Unusual
+from .history import TYPES
+from .holds import NEVER
+from .model import STRICT, STRICT_MODEL, LockModel
+from .pairing import ANOMALIES, NEVER_RETURNED, Paired
+from .results import FencingResult, MutexResult, PerfResult
+
+REL_NONE, REL_OK, REL_FAIL, REL_INFO = range(4)
+_REL_NAMES = (None, "ok", "fail", "info")
+
+
+@dataclass
+class Pairs:
+    """Every client op paired with its completion, grouped by process in time order: ``inv``
+    and ``pos`` are positions in the sorted history (``pos`` NEVER_RETURNED for an op that never
+    completed, which then counts as ``info``); rows are the columns' rows (-1: none)."""
+
+    inv: np.ndarray
+    pos: np.ndarray
+    type: np.ndarray
+    f: np.ndarray
+    key: np.ndarray
+    proc: np.ndarray
+    pgroup: np.ndarray  # a dense number per process
+    done_row: np.ndarray
+
+
+class ColumnHistory:
+    """What the columnar checkers share, each computed once: sorted times and indexes, the
+    pairs, the holds."""
+
+    def __init__(self, cols: Columns) -> None:
+        self.c = cols
+        fs = cols.fs
+        self.ACQ, self.REL, self.RENEW = (cols.f_code(x) for x in ("acquire", "release", "renew"))
+        known = {"acquire", "release", "renew"}
+        client_fs = {fs[x] for x in np.unique(cols.f[cols.process != NEM])}
+        if not client_fs <= known:
+            raise Unusual(f"client ops other than lock ops: {sorted(client_fs - known)}")
+
+    @cached_property
+    def t_sorted(self) -> np.ndarray:
+        return self.c.time[self.c.order]
+
+    @cached_property
+    def i_sorted(self) -> np.ndarray:
+        return self.c.index[self.c.order]
+
+    @cached_property
+    def rank(self) -> np.ndarray:
+        n = len(self.c)
+        r = np.empty(n, dtype=np.int64)
+        r[self.c.order] = np.arange(n)
+        return r
+
+    def op_at(self, pos: int) -> dict[str, Any]:
+        return self.c.op(self.c.order[pos]).to_dict()
+
+    @cached_property
+    def pairs(self) -> Pairs:
+        c = self.c
+        g = c.proc_order
+        assert g is not None
+        p = c.process[g]
+        ty = c.type[g]
+        m = len(g)
+        comp = ty != INVOKE
+        last = np.ones(m, dtype=bool)
+        last[:-1] = p[1:] != p[:-1]
+        first = np.ones(m, dtype=bool)
+        first[1:] = p[1:] != p[:-1]
+        j = np.flatnonzero(comp | last)  # each op's completion, or its invocation at the end
+        is_comp = comp[j]
+        inv_j = np.where(is_comp, j - 1, j)
+        rank = self.rank
+        inv_row = g[inv_j]
+        done_row = np.where(is_comp, g[j], -1)
+        pos = np.where(is_comp, rank[g[j]], NEVER_RETURNED)
+        return Pairs(
+            inv=rank[inv_row],
+            pos=pos,
+            type=np.where(is_comp, ty[j], INFO).astype(np.int8),
+            f=c.f[inv_row],
+            key=c.key[inv_row],
+            proc=p[j],
+            pgroup=(np.cumsum(first) - 1)[j],
+            done_row=done_row,
+        )
+
+    @cached_property
+    def holds(self) -> Holds:
+        return _holds(self)
+
+
+@dataclass
+class Holds:
+    """The holds of ``checkers.holds`` as arrays, one element a hold, in start order; and the
+    lock sweep's notes."""
+
+    key: np.ndarray
+    proc: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    fence_row: np.ndarray
+    rel: np.ndarray
+    acq_inv: np.ndarray
+    rel_inv: np.ndarray
+    rel_done: np.ndarray
+    renewed: np.ndarray
+    stop: np.ndarray
+    notes: list[str]
+    by_key: np.ndarray  # holds in by-key order: keys by their first hold, then start
+
+
+def _first_in_runs(seg: np.ndarray) -> np.ndarray:
+    """Indexes of the first element of each run of equal values of a sorted array."""
+    if not len(seg):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+
+
+def _holds(ch: ColumnHistory) -> Holds:
+    P = ch.pairs
+    lock = np.flatnonzero(np.isin(P.f, [x for x in (ch.ACQ, ch.REL, ch.RENEW) if x >= 0]))
+    # anomalies: only "acted after info" can occur in a history the columns accept
+    lp = P.pgroup[lock]
+    lt = P.type[lock]
+    acted = int(np.count_nonzero((lp[1:] == lp[:-1]) & (lt[:-1] == INFO)))
+    anomalies = dict.fromkeys(ANOMALIES, 0)
+    anomalies["acted after info"] = acted
+    notes = Paired([], anomalies).notes()
+    # (process, key, time) order: pairs are by process in time order already
+    nkeys = max(1, len(ch.c.keys))
+    comp = P.pgroup[lock].astype(np.int64) * nkeys + P.key[lock]
+    so = np.argsort(comp, kind="stable")
+    e, grp = lock[so], comp[so]
+    F, T = P.f[e], P.type[e]
+    inv, pos = P.inv[e], P.pos[e]
+    ao = (F == ch.ACQ) & (T == OK)
+    idx = np.arange(len(e))
+    cur = np.maximum.accumulate(np.where(ao, idx, -1)) if len(e) else idx
+    valid = cur >= 0
+    valid[valid] &= grp[cur[valid]] == grp[valid]
+    rel = F == ch.REL
+    if np.any(rel & ~valid & (T == OK)):
+        raise Unusual("an ok release by a process that held nothing")
+    hold_of = np.cumsum(ao) - 1  # hold number of each acquire ok; of an event: via cur
+    H = int(np.count_nonzero(ao))
+    ao_i = np.flatnonzero(ao)
+    start = pos[ao_i]
+    acq_inv = inv[ao_i]
+    hgrp = grp[ao_i]
+    end = np.full(H, NEVER, dtype=np.int64)
+    relc = np.zeros(H, dtype=np.int8)
+    rel_inv = np.full(H, -1, dtype=np.int64)
+    rel_done = np.full(H, -1, dtype=np.int64)
+    stop = np.full(H, -1, dtype=np.int64)
+    renewed = np.full(H, -1, dtype=np.int64)
+    # releases of a hold, in order
+    ri = np.flatnonzero(rel & valid)
+    seg = hold_of[cur[ri]]
+    f1 = _first_in_runs(seg)
+    stop[seg[f1]] = inv[ri[f1]]
+    first_rel_idx = np.full(H, len(e), dtype=np.int64)
+    first_rel_idx[seg[f1]] = ri[f1]
+    # the release that ends a hold: its first ok or info one; an ok one after it would override
+    nf = T[ri] != FAIL
+    rn, sn = ri[nf], seg[nf]
+    fn = _first_in_runs(sn)
+    later = np.ones(len(sn), dtype=bool)
+    later[fn] = False
+    if np.any(later & (T[rn] == OK)):
+        raise Unusual("a second release overriding the first")
+    ending_h, ending_e = sn[fn], rn[fn]
+    # a failed release before any ending one is remembered (its first)
+    fl = ~nf
+    rf, sf = ri[fl], seg[fl]
+    ff = _first_in_runs(sf)
+    relc[sf[ff]] = REL_FAIL
+    rel_inv[sf[ff]] = inv[rf[ff]]
+    rel_done[sf[ff]] = pos[rf[ff]]
+    relc[ending_h] = np.where(T[ending_e] == OK, REL_OK, REL_INFO)
+    rel_inv[ending_h] = inv[ending_e]
+    rel_done[ending_h] = pos[ending_e]
+    end[ending_h] = inv[ending_e]
+    # an ok renew of a hold not yet let go (before its first release) extends its lease
+    rw = np.flatnonzero((F == ch.RENEW) & (T == OK) & valid)
+    if len(rw):
+        hw = hold_of[cur[rw]]
+        keep = rw < first_rel_idx[hw]
+        rw, hw = rw[keep], hw[keep]
+        renewed[hw] = inv[rw]  # fancy assignment: the last of each hold wins
+    # a hold never ended whose holder got the lock again lasts as long as its next hold
+    ended = end != NEVER
+    k = np.where(ended, np.arange(H), H)
+    nxt = np.minimum.accumulate(k[::-1])[::-1] if H else k
+    ok_n = nxt < H
+    ok_n[ok_n] &= hgrp[nxt[ok_n]] == hgrp[ok_n]
+    end = np.where(ok_n, end[np.minimum(nxt, H - 1)] if H else end, NEVER)
+    # start order (the sweep's), and by key
+    o = np.argsort(start, kind="stable")
+    key = P.key[e][ao_i][o]
+    karr = np.zeros(len(ch.c.keys), dtype=np.int64)  # key -> its first hold, in start order
+    u, firsts = np.unique(key, return_index=True)
+    karr[u] = firsts
+    by_key = np.lexsort((np.arange(H), karr[key])) if H else np.zeros(0, dtype=np.int64)
+    return Holds(
+        key=key,
+        proc=P.proc[e][ao_i][o],
+        start=start[o],
+        end=end[o],
+        fence_row=P.done_row[e][ao_i][o],
+        rel=relc[o],
+        acq_inv=acq_inv[o],
+        rel_inv=rel_inv[o],
+        rel_done=rel_done[o],
+        renewed=renewed[o],
+        stop=stop[o],
+        notes=notes,
+        by_key=by_key,
+    )
+
+
+class _HoldDicts:
+    """Report forms of holds (``checkers.holds.hold_dict``) and their ops, on demand."""
+
+    def __init__(self, ch: ColumnHistory, hs: Holds) -> None:
+        self.ch, self.hs = ch, hs
+
+    def hold(self, i: int) -> dict[str, Any]:
+        ch, hs = self.ch, self.hs
+        t, ix = ch.t_sorted, ch.i_sorted
+        end = int(hs.end[i])
+        ri = int(hs.rel_inv[i])
+        s = int(hs.start[i])
+        return {
+            "key": ch.c.keys[hs.key[i]],
+            "process": int(hs.proc[i]),
+            "start": int(t[s]),
+            "end": None if end == NEVER else int(t[end]),
+            "fence": ch.c.value(hs.fence_row[i]),
+            "release": _REL_NAMES[hs.rel[i]],
+            "acquire_index": int(ix[s]),
+            "release_index": int(ix[ri]) if ri >= 0 else None,
+        }
+
+    def positions(self, i: int) -> list[int]:
+        hs = self.hs
+        return [
+            int(x) for x in (hs.acq_inv[i], hs.start[i], hs.rel_inv[i], hs.rel_done[i]) if x >= 0
+        ]
+
+    def ops(self, positions: list[int]) -> list[dict[str, Any]]:
+        return [self.ch.op_at(x) for x in sorted(set(positions))]
+
+
+def mutex(
+    ch: ColumnHistory, model: LockModel = STRICT_MODEL, max_holds: int = 20000
+) -> MutexResult:
+    """``checkers.mutex.check`` over the columns."""
+    hs = ch.holds
+    hd = _HoldDicts(ch, hs)
+    bk = hs.by_key
+    a, b = bk[:-1], bk[1:]
+    same = hs.key[a] == hs.key[b]
+    a, b = a[same], b[same]
+    other = hs.proc[a] != hs.proc[b]
+    released = (hs.rel[a] == REL_OK) | (hs.rel[a] == REL_INFO)
+    s = hs.start[b]
+    kinds_arr = np.full(len(a), -1, dtype=np.int8)  # 0 overlap, 1 revoked, 2 early, 3 lapse
+    if model.name == STRICT:
+        bad = other & (s < hs.end[a])
+        kinds_arr[bad] = np.where(released[bad], 0, 1)
+        acting_mask = (kinds_arr == 1) & ((hs.stop[a] < 0) | (s < hs.stop[a]))
+    else:
+        lease_ns = model.lease_ns
+        cand = other & ~(released & (s >= hs.end[a]))
+        acting_now = ~((hs.stop[a] >= 0) & (hs.stop[a] <= s))
+        kinds_arr[cand & acting_now] = np.where(released[cand & acting_now], 0, 1)
+        rest = cand & ~acting_now
+        if lease_ns is None:
+            kinds_arr[rest] = 2
+        else:
+            lstart_pos = np.where(hs.renewed[a] >= 0, hs.renewed[a], hs.acq_inv[a])
+            lstart = np.where(lstart_pos >= 0, ch.t_sorted[np.maximum(lstart_pos, 0)], 0)
+            early = ch.t_sorted[s] < lstart + lease_ns
+            kinds_arr[rest & early] = 2
+            kinds_arr[rest & ~early] = 3
+        acting_mask = kinds_arr == 1
+    names = ("overlap", "revoked-while-held", mutex_mod.EARLY)
+    viol = np.flatnonzero((kinds_arr >= 0) & (kinds_arr <= 2))
+    kinds: Counter[str] = Counter()
+    for code, n in zip(*np.unique(kinds_arr[viol], return_counts=True), strict=True):
+        kinds[names[code]] = int(n)
+    # Counter order as the object sweep fills it: first occurrence
+    kinds = Counter({names[c]: kinds[names[c]] for c in _first_order(kinds_arr[viol])})
+    bad_keys = len(np.unique(hs.key[a[viol]]))
+    found = []
+    for v in viol[: mutex_mod.MAX_VIOLATIONS].tolist():
+        i, j = int(a[v]), int(b[v])
+        kind = names[kinds_arr[v]]
+        d = {
+            "kind": kind,
+            "key": ch.c.keys[hs.key[i]],
+            "first": hd.hold(i),
+            "second": hd.hold(j),
+            "ops": hd.ops(hd.positions(i) + hd.positions(j)),
+        }
+        if kind == "revoked-while-held":
+            d["while_acting"] = bool(hs.stop[i] < 0 or hs.start[j] < hs.stop[i])
+        found.append(d)
+    lap = np.flatnonzero(kinds_arr == 3)
+    nlapses = len(lap)
+    count = sum(kinds.values())
+    H = len(hs.start)
+    nkeys = len(np.unique(hs.key)) if H else 0
+    if count:
+        parts = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+        summary = (
+            f"{count} violation{'s' * (count != 1)} on {bad_keys} key{'s' * (bad_keys != 1)}: "
+            f"{parts}"
+        )
+    else:
+        summary = (
+            f"no violation: {H} holds on {nkeys} key{'s' * (nkeys != 1)} "
+            "were disjoint, every release by its owner"
+        )
+    if nlapses:
+        summary += (
+            f"; {nlapses} lease{'s' * (nlapses != 1)} lapsed (ran out after the holder had "
+            "stopped, its release refused or never taking effect): not a violation"
+        )
+    return {
+        "checker": mutex_mod.NAME,
+        "valid": count == 0,
+        "summary": summary,
+        "hold_count": H,
+        "holds": [hd.hold(i) for i in range(min(H, max_holds))],
+        "holds_truncated": H > max_holds,
+        "keys": nkeys,
+        "violation_count": count,
+        "violation_kinds": dict(kinds),
+        "revoked_while_acting": int(np.count_nonzero(acting_mask)),
+        "violations": found,  # type: ignore[typeddict-item]
+        "model": model.name,
+        "lock": model.to_dict(),
+        "lapse_count": nlapses,
+        "lapses": [
+            {
+                "key": ch.c.keys[hs.key[int(a[v])]],
+                "first": hd.hold(int(a[v])),
+                "second": hd.hold(int(b[v])),
+            }
+            for v in lap[: mutex_mod.MAX_LAPSES].tolist()
+        ],
+        "no_lapse_because": model.why_no_lapse(),
+        "notes": list(hs.notes),
+    }
+
+
+def _first_order(codes: np.ndarray) -> list[int]:
+    """Distinct codes in order of first occurrence."""
+    if not len(codes):
+        return []
+    u, first = np.unique(codes, return_index=True)
+    return [int(x) for x in u[np.argsort(first)]]
+
+
+def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
+    """``checkers.fencing.check`` over the columns (a history with no write ops)."""
+    hs = ch.holds
+    c = ch.c
+    hd = _HoldDicts(ch, hs)
+    fig = fencing_mod.FencingFigures()
+    bk = hs.by_key
+    rows = hs.fence_row[bk]
+    vk = c.vkind[rows]
+    if np.any(vk == V_OTHER) and any(
+        fencing_mod._is_fence(c.others[int(r)]) for r in rows[vk == V_OTHER]
+    ):
+        raise Unusual("a fence past 64 bits")
+    fenced = bk[vk == V_INT]
+    fig.fenced = len(fenced)
+    fv = c.vint[hs.fence_row[fenced]]
+    same = hs.key[fenced][1:] == hs.key[fenced][:-1]
+    back = np.flatnonzero(same & (fv[1:] <= fv[:-1]))
+    fig.nbackwards = len(back)
+    for x in back[: fencing_mod.MAX_EXAMPLES].tolist():
+        fig.backwards.append(
+            {"previous": hd.hold(int(fenced[x])), "hold": hd.hold(int(fenced[x + 1]))}
+        )
+    valid, summary = fencing_mod.describe(fig, enforced)
+    cnt = fig.counts
+    return {
+        "checker": fencing_mod.NAME,
+        "valid": valid,
+        "summary": summary,
+        "enforced": enforced,
+        "fenced_holds": fig.fenced,
+        "non_increasing": fig.nbackwards,
+        "non_increasing_examples": fig.backwards,  # type: ignore[typeddict-item]
+        "writes": cnt["writes"],
+        "stale_accepted": cnt["stale_accepted"],
+        "stale_rejected": cnt["stale_rejected"],
+        "stale_unknown": cnt["stale_unknown"],
+        "fresh_rejected": cnt["fresh_rejected"],
+        "stale_examples": fig.examples,  # type: ignore[typeddict-item]
+    }
+
+
+def perf(ch: ColumnHistory) -> PerfResult:
+    """``checkers.perf.check`` over the columns."""
+    c = ch.c
+    P = ch.pairs
+    client = c.process != NEM
+    ct = c.time[client]
+    first = int(ct.min()) if len(ct) else None
+    last = int(ct.max()) if len(ct) else None
+    counts: Counter[tuple[str, str]] = Counter()
+    inv_f = c.f[client & (c.type == INVOKE)]
+    for code, n in zip(*np.unique(inv_f, return_counts=True), strict=True):
+        counts[(c.fs[code], "invoke")] += int(n)
+    pc = P.f.astype(np.int64) * 4 + P.type
+    for code, n in zip(*np.unique(pc, return_counts=True), strict=True):
+        counts[(c.fs[code // 4], TYPES[code % 4])] += int(n)
+    acq = np.flatnonzero(P.f == ch.ACQ) if ch.ACQ >= 0 else np.zeros(0, dtype=np.int64)
+    ainv, apos, aty = P.inv[acq], P.pos[acq], P.type[acq]
+    done = apos != NEVER_RETURNED
+    t = ch.t_sorted
+    dpos, dty = apos[done], aty[done]
+    dtime = t[dpos]
+    ms = (dtime - t[ainv[done]]).astype(np.float64) / 1e6
+    lat = {"ok": ms[dty == OK], "fail": ms[dty == FAIL]}
+    # points by (time, ms, type name)
+    tname_rank = np.array([0, 2, 0, 1], dtype=np.int8)  # ok > info > fail, as strings sort
+    porder = np.lexsort((tname_rank[dty], ms, dtime))
+    # the longest wait: acquires in flight over positions
+    epos = np.concatenate((ainv, dpos))
+    step = np.concatenate((np.ones(len(ainv), np.int64), -np.ones(len(dpos), np.int64)))
+    eok = np.concatenate((np.zeros(len(ainv), bool), dty == OK))
+    eo = np.argsort(epos, kind="stable")
+    epos, step, eok = epos[eo], step[eo], eok[eo]
+    now = t[epos]
+    after = np.cumsum(step)
+    before = after - step
+    reset = ((step > 0) & (before == 0)) | ((step < 0) & (eok | (after == 0)))
+    ri = np.flatnonzero(reset)
+    longest = (0, 0)
+    since_final = 0
+    if len(ri):
+        rnow = now[ri]
+        prev = np.concatenate(([0], rnow[:-1]))
+        gaps = np.where(step[ri] < 0, rnow - prev, -1)
+        k = int(np.argmax(gaps))
+        if gaps[k] > 0:
+            longest = (int(gaps[k]), int(prev[k]))
+        since_final = int(rnow[-1])
+    trying = int(after[-1]) if len(after) else 0
+    if trying and last is not None and last - since_final > longest[0]:
+        longest = (last - since_final, since_final)
+    first = first or 0
+    span_s = ((last or 0) - first) / 1e9
+    attempted = counts[("acquire", "invoke")]
+    ok_acq = counts[("acquire", "ok")]
+    npts = len(porder)
+    stp = max(1, -(-npts // perf_mod.MAX_POINTS))
+    sel = porder[::stp]
+    series = [
+        [round((tt - first) / 1e9, 6), round(m, 3), TYPES[ty]]
+        for tt, m, ty in zip(dtime[sel].tolist(), ms[sel].tolist(), dty[sel].tolist(), strict=True)
+    ]
+    by_f: dict[str, dict[str, int]] = {}
+    for (f, ty), n in sorted(counts.items()):
+        by_f.setdefault(f, {})[ty] = n
+    if attempted == 0:
+        valid: Any = None
+        summary = "no acquire attempts"
+    elif ok_acq == 0:
+        valid = "unknown"
+        summary = f"no acquire succeeded out of {attempted}: nothing held, nothing to vouch for"
+    else:
+        valid = True
+        p = _percentiles(lat["ok"])
+        rate = f"{ok_acq / span_s:.1f}/s" if span_s > 0 else "n/a"
+        summary = (
+            f"{ok_acq}/{attempted} acquires ok, {rate}; latency p50 {p['p50']} ms, "
+            f"p99 {p['p99']} ms; longest wait {longest[0] / 1e9:.3f} s"
+        )
+    return {
+        "checker": perf_mod.NAME,
+        "valid": valid,
+        "summary": summary,
+        "span_s": round(span_s, 6),
+        "acquire_latency_ms": {"ok": _percentiles(lat["ok"]), "fail": _percentiles(lat["fail"])},
+        "acquires_per_s": round(ok_acq / span_s, 3) if span_s > 0 else None,
+        "releases_per_s": round(counts[("release", "ok")] / span_s, 3) if span_s > 0 else None,
+        "attempted_acquires": attempted,
+        "success_ratio": round(ok_acq / attempted, 6) if attempted else None,
+        "counts": by_f,
+        "longest_wait_s": round(longest[0] / 1e9, 6),
+        "longest_wait_from_s": round((longest[1] - first) / 1e9, 6) if longest[0] else None,
+        "series": series,
+        "series_step": stp,
+    }
+
+
+def _percentiles(xs: np.ndarray) -> Any:
+    """``checkers.perf.percentiles`` of an array (sorted here, nearest rank)."""
+    if not len(xs):
+        return perf_mod.percentiles([])
+    s = np.sort(xs)
+    n = len(s)
+
+    def rank(q: float) -> float:
+        return round(float(s[max(0, int(np.ceil(q * n)) - 1)]), 3)
+
+    return {
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "max": round(float(s[-1]), 3),
+        "count": n,
+    }

@@ -1,0 +1,415 @@
+"""The history in columns: what ``harness check`` of a large history reads instead of one ``Op``
+object per line.
+
+One op is a row of numpy arrays (``index``, ``time``, ``process``, small integer codes for
+``type``, ``f``, ``key`` and ``error`` into interned tables, the value as an int64 where it is
+one); values that are not integers are kept aside by row. About 40 bytes an op instead of about
+400, and the checkers (``checkers.colcheck``) sweep the arrays with numpy, pairing invocations
+with completions once. ``Op`` objects are built only for the ops a result shows.
+
+The columns are an optimisation, never a second reading of the format: ``read_columns`` returns
+None for any history it cannot prove it reads exactly as ``checkers.history.read`` does
+(a line that is not a plain well-formed op, unknown fields, duplicate or missing indexes, keys
+that are not strings or integers, a completion whose key disagrees with its invocation's, a
+process whose ops are out of time order, processes that interleave invocations), and the caller
+then takes the object path. Decoding uses msgspec: typed JSON decoding of a block of lines at
+a time, so memory stays that of the columns plus one block.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import msgspec
+import numpy as np
+
+from .history import _BIG, NEMESIS, TYPES, Op, _big_float
+
+INVOKE, OK, FAIL, INFO = range(4)
+_TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
+NEM = np.iinfo(np.int64).min  # ``process`` of the nemesis's ops
+V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
+BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
+BYTES_PER_OP = 90  # peak memory of a check per op (measured), for ``estimate``
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    index: int
+    time: int
+    process: int | str
+    type: str
+    f: str
+    key: str | int | None = None
+    value: Any = None
+    error: str | None = None
+
+
+_decode = msgspec.json.Decoder(list[_Line]).decode
+
+
+class _Intern(dict):
+    """value -> small code, first seen first; ``table`` lists the values by code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table: list[Any] = []
+
+    def __missing__(self, v: Any) -> int:
+        code = self[v] = len(self.table)
+        self.table.append(v)
+        return code
+
+
+class Unusual(Exception):
+    """A history the columns do not read exactly as the object reader: take the object path."""
+
+
+@dataclass
+class Columns:
+    """A history's ops, one row each, in line order. ``keys``, ``fs`` and ``errors`` are the
+    interned tables (code -> value; an error code of -1 is no error); ``others`` holds the values
+    that are not int64 (row -> value)."""
+
+    index: np.ndarray
+    time: np.ndarray
+    process: np.ndarray  # int64, NEM for the nemesis
+    type: np.ndarray  # int8 codes of TYPES
+    f: np.ndarray  # int16 codes into fs
+    key: np.ndarray  # int32 codes into keys
+    vkind: np.ndarray  # int8: V_NONE, V_INT, V_OTHER
+    vint: np.ndarray  # int64 value where vkind is V_INT
+    error: np.ndarray  # int16 codes into errors, -1 for none
+    fs: list[str]
+    keys: list[Any]
+    errors: list[str]
+    others: dict[int, Any] = field(default_factory=dict)
+    lines: int = 0
+    _order: np.ndarray | None = None
+    #: client rows grouped by process, each process's in line (= time) order (``_validate``)
+    proc_order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Rows in (time, index) order: the checkers' sorted history (positions index it)."""
+        if self._order is None:
+            if len(self) and np.all(self.index[1:] > self.index[:-1]):
+                self._order = np.argsort(self.time, kind="stable")  # index order is line order
+            else:
+                self._order = np.lexsort((self.index, self.time))
+        return self._order
+
+    def f_code(self, f: str) -> int:
+        """The code of op kind ``f`` (-1 when no op has it)."""
+        try:
+            return self.fs.index(f)
+        except ValueError:
+            return -1
+
+    def value(self, row: int) -> Any:
+        k = self.vkind[row]
+        if k == V_NONE:
+            return None
+        if k == V_INT:
+            return int(self.vint[row])
+        return self.others[int(row)]
+
+    def op(self, row: int) -> Op:
+        """The ``Op`` of one row, as the object reader makes it."""
+        r = int(row)
+        p = int(self.process[r])
+        e = int(self.error[r])
+        return Op(
+            int(self.index[r]),
+            int(self.time[r]),
+            NEMESIS if p == NEM else p,
+            TYPES[self.type[r]],
+            self.fs[self.f[r]],
+            self.keys[self.key[r]],
+            self.value(r),
+            None if e < 0 else self.errors[e],
+        )
+
+    def ops(self, rows: Any) -> list[Op]:
+        """The ``Op`` of each row (a few: a result's examples)."""
+        return [self.op(r) for r in rows]
+
+    def fs_present(self) -> set[str]:
+        return {self.fs[c] for c in np.unique(self.f)}
+
+    def nemesis_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.process == NEM)
+
+
+class OpsView(Sequence[Op]):
+    """The ops of ``Columns`` as a read-only sequence in line order, an ``Op`` built per access:
+    code that reads a history's ops one at a time (reports, third-party checkers) keeps working
+    without the history ever being held as objects."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, cols: Columns, rows: np.ndarray | None = None) -> None:
+        self.cols = cols
+        self.rows = rows  # a subset or order of rows; None: all, in line order
+
+    def __len__(self) -> int:
+        return len(self.cols) if self.rows is None else len(self.rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Op: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Op]: ...
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            rows = np.arange(len(self))[i]
+            return self.cols.ops(rows if self.rows is None else self.rows[rows])
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self.cols.op(i if self.rows is None else self.rows[i])
+
+    def __iter__(self) -> Iterator[Op]:
+        c = self.cols
+        fs, keys, errors, others = c.fs, c.keys, c.errors, c.others
+        n = len(self)
+        for lo in range(0, n, self.CHUNK):
+            rows = np.arange(lo, min(n, lo + self.CHUNK))
+            if self.rows is not None:
+                rows = self.rows[rows]
+            vk = c.vkind[rows].tolist()
+            vi = c.vint[rows].tolist()
+            for r, ix, t, p, ty, f, k, kind, v, e in zip(
+                rows.tolist(),
+                c.index[rows].tolist(),
+                c.time[rows].tolist(),
+                c.process[rows].tolist(),
+                c.type[rows].tolist(),
+                c.f[rows].tolist(),
+                c.key[rows].tolist(),
+                vk,
+                vi,
+                c.error[rows].tolist(),
+                strict=True,
+            ):
+                yield Op(
+                    ix,
+                    t,
+                    NEMESIS if p == NEM else p,
+                    TYPES[ty],
+                    fs[f],
+                    keys[k],
+                    v if kind == V_INT else None if kind == V_NONE else others[r],
+                    None if e < 0 else errors[e],
+                )
+
+
+def estimate(path: str | os.PathLike[str]) -> int:
+    """Bytes of memory a check of this history file will need, from its size."""
+    size = os.path.getsize(path)
+    return size // 100 * BYTES_PER_OP + 150 * 10**6
+
+
+def read_columns(path: str | os.PathLike[str]) -> Columns | None:
+    """The history file in columns, or None when only the object reader reads it exactly."""
+    paused = gc.isenabled()
+    gc.disable()  # blocks of structs hold no cycles: the cyclic GC would only rescan them
+    try:
+        return _read(path)
+    except (Unusual, msgspec.DecodeError, msgspec.ValidationError, OverflowError, ValueError):
+        return None
+    finally:
+        if paused:
+            gc.enable()
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {
+            n: []
+            for n in ("index", "time", "process", "type", "f", "key", "vkind", "vint", "error")
+        }
+        self.fs = _Intern()
+        self.keys = _Intern()
+        self.errors = _Intern()
+        self.others: dict[int, Any] = {}
+        self.rows = 0
+
+    def add(self, lines: list[_Line]) -> None:
+        n = len(lines)
+        if not n:
+            return
+        base = self.rows
+        P = self.parts
+        P["index"].append(_ints([x.index for x in lines], np.int64, n))
+        P["time"].append(_ints([x.time for x in lines], np.int64, n))
+        procs = [x.process for x in lines]
+        try:
+            P["process"].append(_ints(procs, np.int64, n))
+        except (TypeError, ValueError):
+            P["process"].append(np.array(list(map(_proc, procs)), dtype=np.int64))
+        P["type"].append(_ints([_TYPE_CODE[x.type] for x in lines], np.int8, n))
+        fs, keys = self.fs, self.keys
+        P["f"].append(_ints([fs[x.f] for x in lines], np.int16, n))
+        P["key"].append(_ints([keys[x.key] for x in lines], np.int32, n))
+        vals = [x.value for x in lines]
+        vint = None
+        if set(map(type, vals)) == {int}:  # all integers (fences): no bool, float or null
+            try:
+                vint = _ints(vals, np.int64, n)
+                kinds = np.full(n, V_INT, dtype=np.int8)
+            except OverflowError:
+                pass
+        if vint is None:
+            vint, kinds = self._values(vals, base)
+        P["vkind"].append(kinds)
+        P["vint"].append(vint)
+        errs = [x.error for x in lines]
+        if errs.count(None) == n:
+            P["error"].append(np.full(n, -1, dtype=np.int16))
+        else:
+            P["error"].append(
+                np.array([-1 if e is None else self.errors[e] for e in errs], dtype=np.int16)
+            )
+        self.rows += n
+
+    def _values(self, vals: list[Any], base: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(vals)
+        kinds = bytearray(n)
+        ints = [0] * n
+        others = self.others
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            if type(v) is int and -(2**63) <= v < 2**63:
+                kinds[i] = V_INT
+                ints[i] = v
+                continue
+            if type(v) is float and abs(v) >= _BIG or _big_float(v):
+                raise Unusual("an integer past 64 bits")
+            kinds[i] = V_OTHER
+            others[base + i] = v
+        return np.array(ints, dtype=np.int64), np.frombuffer(bytes(kinds), dtype=np.int8)
+
+    def build(self, lines: int) -> Columns:
+        P = self.parts
+        cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in P.items()}
+        for k in list(P):
+            P[k].clear()
+        if len(self.fs.table) > 30000 or len(self.errors.table) > 30000:
+            raise Unusual("too many distinct kinds or errors for their codes")
+        return Columns(
+            cat["index"],
+            cat["time"],
+            cat["process"],
+            cat["type"].astype(np.int8),
+            cat["f"].astype(np.int16),
+            cat["key"].astype(np.int32),
+            cat["vkind"].astype(np.int8),
+            cat["vint"],
+            cat["error"].astype(np.int16),
+            self.fs.table,
+            self.keys.table,
+            self.errors.table,
+            self.others,
+            lines,
+        )
+
+
+def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:
+    """A list of ints as an array (``fromiter`` is the fastest way in; it refuses non-ints)."""
+    return np.fromiter(xs, dtype=dtype, count=n)
+
+
+def _proc(p: Any) -> int:
+    if type(p) is int:
+        if p == NEM:
+            raise Unusual("process id at the nemesis's code")
+        return p
+    if p == NEMESIS:
+        return int(NEM)
+    raise Unusual(f"process {p!r}")
+
+
+def _blocks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int]]:
+    """Whole lines of the file, a block at a time, as one JSON array text; and its line count."""
+    with open(path, "rb") as fh:
+        rest = b""
+        while True:
+            buf = fh.read(BLOCK)
+            if not buf:
+                break
+            buf = rest + buf
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                rest = buf
+                continue
+            rest = buf[cut + 1 :]
+            yield buf[:cut], buf.count(b"\n", 0, cut) + 1
+        if rest.strip():
+            yield rest, 1
+        elif rest:
+            raise Unusual("a last line of blanks")
+
+
+def _read(path: str | os.PathLike[str]) -> Columns:
+    b = _Builder()
+    lines = 0
+    for text, n in _blocks(path):
+        # escapes that the two decoders might treat differently (lone surrogates)
+        if b"\\ud" in text or b"\\uD" in text:
+            raise Unusual("surrogate escapes")
+        lines += n
+        b.add(_decode(b"[" + text.replace(b"\n", b",") + b"]"))
+    cols = b.build(lines)
+    if len(cols) != lines:
+        raise Unusual("blank lines")
+    _validate(cols)
+    return cols
+
+
+def _validate(c: Columns) -> None:
+    """What the object reader checks or repairs line by line, proven absent here at once."""
+    n = len(c)
+    if n == 0:
+        raise Unusual("empty")
+    if c.index.min() < 0 or c.time.min() < 0:
+        raise Unusual("negative index or time")
+    if not np.all(c.index[1:] > c.index[:-1]):
+        s = np.sort(c.index)
+        if np.any(s[1:] == s[:-1]):
+            raise Unusual("duplicate indexes")
+    if any(type(k) is int and not -(2**62) < k < 2**62 for k in c.keys):
+        raise Unusual("huge integer keys")
+    # Per process, its ops in line order must be its ops in (time, index) order, so that the
+    # reader's pairing (line order) and the checkers' (sorted) agree, and they must alternate
+    # invocation, completion of the same f: anything else is handled by the object path's rules.
+    client = c.process != NEM
+    rank = np.empty(n, dtype=np.int64)
+    rank[c.order] = np.arange(n)
+    rows = np.flatnonzero(client)
+    g = rows[np.argsort(c.process[rows], kind="stable")]
+    p = c.process[g]
+    same = p[1:] == p[:-1]
+    if np.any(same & (rank[g][1:] < rank[g][:-1])):
+        raise Unusual("a process's ops out of time order")
+    inv = c.type[g] == INVOKE
+    first = np.ones(len(g), dtype=bool)
+    first[1:] = ~same
+    if np.any(first & ~inv):
+        raise Unusual("a completion with no invocation")
+    nxt = same & ~inv[1:]  # a completion following an op of its own process
+    if np.any(same & (inv[1:] == inv[:-1])):
+        raise Unusual("two invocations or two completions in a row")
+    if np.any(nxt & (c.f[g][1:] != c.f[g][:-1])):
+        raise Unusual("a completion of another f")
+    if np.any(nxt & (c.key[g][1:] != c.key[g][:-1])):
+        raise Unusual("a completion whose key differs from its invocation's")
+    c.proc_order = g
