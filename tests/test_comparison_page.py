@@ -235,3 +235,34 @@ def test_the_header_counts_runs_and_cells_apart_and_every_server_has_a_version(
         assert f"{len(missing)} cells not available here ({who})" in text
     assert "version not reported" not in page
     assert "zookeeper 3.8.0 (binary here; its runs did not record it)" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: apt-get install chromium")
+def test_a_real_campaign_page_shows_each_cell_by_its_harm_and_fits(
+    redis_bin, tmp_path: Path
+) -> None:
+    """A small campaign run here (redis holds; unsafe-redis lets two clients in at once and
+    loses updates): its document names each cell's harm and the page shows it."""
+    from .conftest import harness
+
+    store = tmp_path / "s"
+    p = harness(
+        "compare", "--backends", "redis,unsafe-redis", "--workloads", "lock-set", "--nemeses",
+        "none", "-t", "2", "--jobs", "2", "--store", str(store), timeout=180,
+    )  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr  # unsafe-redis is unsafe
+    doc = json.loads((store / "comparison.json").read_text())
+    got = {c["backend"]: c["harm"] for c in doc["cells"]}
+    assert got["redis"]["class"] == "safe" and got["redis"]["data"] == "kept", got
+    assert got["unsafe-redis"]["class"] == "damage", got
+    assert got["unsafe-redis"]["damage"]["lost_updates"] > 0, got
+    page = (store / "comparison.html").read_text()
+    for c in doc["cells"]:
+        glyph, _, _, bg, fg = HARM_STYLE[c["harm"]["class"]]
+        row = page.split(f"<th>{c['backend']}</th>", 1)[1].split("</tr>", 1)[0]
+        assert f'style="background:{bg};color:{fg}"' in row and f">{glyph}<" in row, row[:300]
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "2 runs in 2 cells." in re.sub(r"\s+", " ", text)
+    assert all(s["version"] for s in doc["header"]["reported_versions"])  # each server said
+    measured = _measure(store / "comparison.html")
+    assert measured["cells"] == 2 and measured["scroll"] <= measured["client"] <= WIDTH
