@@ -447,6 +447,11 @@ def remedies(
     return [remedy for rule in RULES for remedy in rule(r)]
 
 
+def rerun_command(config: Mapping[str, Any], run_dir: Path | str | None = None) -> str:
+    """The ``harness run`` command that performs the run of ``config`` again."""
+    return shlex.join(["harness", *run_argv(config, run_dir)])
+
+
 def remedy_lines(remedies_: Sequence[Remedy]) -> list[str]:
     """The remedies as text lines (the terminal, JUnit): the title, then the command."""
     return [f"remedy: {m.title} ({m.change}): {m.command}" for m in remedies_]

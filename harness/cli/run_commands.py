@@ -356,7 +356,7 @@ def run(
         from ..exports.junit import write_junit
 
         try:
-            write_junit(Path(junit), result.config, result.results)
+            write_junit(Path(junit), result.config, result.results, result.run_dir, result.report)
         except OSError as e:  # the verdict stands (and is stored): a violation still exits 1
             junit_error = f"--junit-xml: {os_error_text(e)}"
     code = result.exit_code if junit_error is None else (1 if result.exit_code == 1 else 2)

@@ -16,7 +16,9 @@ Where runs land: ``pytest --lock-harness-store DIR`` (or the ini option ``lock_h
 relative to the rootdir) keeps them under DIR/<test name>/, e.g. a directory a CI job uploads;
 without it, under the test's tmp_path, which pytest rotates away after three sessions; ``store=``
 in a call wins over both. Each run directory is also a user property of its test
-(``lockharness_run``), so pytest's --junitxml names it.
+(``lockharness_run``), with its seed, report and the command that runs it again
+(``lockharness_seed``, ``lockharness_report``, ``lockharness_rerun``), so pytest's --junitxml
+names them.
 """
 
 from __future__ import annotations
@@ -190,7 +192,13 @@ def lock_harness(
             kwargs["backend"] = test_only.name  # type: ignore[union-attr]
         with registered(*classes):
             result = run_test(run_config(**kwargs))
+        from .junit import follow_up
+
+        # pytest's --junitxml writes these as the test's properties: where to look, how to rerun
         request.node.user_properties.append(("lockharness_run", str(result.run_dir)))
+        for k, v in follow_up(result.config, result.run_dir, result.report).items():
+            if k != "run":
+                request.node.user_properties.append((f"lockharness_{k}", v))
         return LockHarnessResult.of(result)
 
     return run
