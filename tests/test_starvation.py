@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from checkers.starvation import (
 )
 from harness.run import run_test
 from harness.run.config import run_config
-from harness.run.lag import Track, merge, runqueue_stalled, stopped_stalled
+from harness.run.lag import LagMonitor, Track, merge, runqueue_window, stopped_stalled
 
 from .conftest import HARNESS as HARNESS_CMD
 from .conftest import ROOT, harness
@@ -51,15 +52,21 @@ def _windows(kind: str, samples: list[tuple[int, bool]]) -> list[tuple[int, int]
 
 
 def test_runqueue_wait_above_half_the_interval_is_a_stall() -> None:
-    # (sample time, cumulative runqueue wait), 50 ms apart: waits of 10, 40, 45, 5 ms
+    # (sample time, cumulative runqueue wait) in ms, 50 ms apart: waits of 10, 40, 45, 5 ms
     waits = [(0, 0), (50, 10), (100, 50), (150, 95), (200, 100)]
-    samples = [(0, False)] + [
-        (t * MS, runqueue_stalled((t - t0) * MS, (w - w0) * MS))
+    got = [
+        runqueue_window(t0 * MS, t * MS, (w - w0) * MS)
         for (t0, w0), (t, w) in zip(waits, waits[1:], strict=False)
     ]
-    assert _windows(RUNQUEUE, samples) == [(50 * MS, 150 * MS)]  # the two intervals above half
-    assert not runqueue_stalled(50 * MS, 25 * MS)  # exactly half: not starved
-    assert not runqueue_stalled(0, 5)  # no time passed
+    assert merge([w for w in got if w]) == [(50 * MS, 150 * MS)]  # the two above half
+    assert runqueue_window(0, 50 * MS, 25 * MS) is None  # exactly half: not starved
+    assert runqueue_window(5, 5, 5) is None  # no time passed
+
+
+def test_a_wait_credited_at_once_is_dated_back_as_long_as_it_was() -> None:
+    # The kernel credits a wait when the thread runs again: 600 ms of it in a 30 ms interval
+    # was a stall of 600 ms ending at that sample, not a 30 ms one.
+    assert runqueue_window(1000 * MS, 1030 * MS, 600 * MS) == (430 * MS, 1030 * MS)
 
 
 def test_a_stop_spans_from_the_last_sample_running_to_the_first_running_again() -> None:
@@ -70,6 +77,11 @@ def test_a_stop_spans_from_the_last_sample_running_to_the_first_running_again() 
         prev = st
     assert _windows(STOPPED, samples) == [(50 * MS, 200 * MS)]
     assert _windows(STOPPED, [(0, False), (10, True)]) == [(0, 10)]  # still stopped at the end
+    # a process's stop is opened one sample earlier: the sample taken as it stopped moved
+    back = Track(STOPPED, back=True)
+    for t, stalled in [(0, False), (50, False), (100, False), (150, True), (200, False)]:
+        back.add(t, stalled)
+    assert back.windows == [(50, 150)]
     assert merge([(5, 9), (0, 3), (3, 4), (8, 12)]) == [(0, 4), (5, 12)]
 
 
@@ -233,31 +245,83 @@ def _holding(run_dir: Path) -> int | None:
     return next((p for p, tf in last.items() if tf == ("ok", "acquire")), None)
 
 
+BURN = "import time\ne = time.monotonic() + {s}\nwhile time.monotonic() < e:\n    pass\n"
+
+
+def _burner(seconds: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", BURN.format(s=seconds)])
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_the_monitor_sees_a_starved_and_a_stopped_process() -> None:
+    """Real processes, no run: a busy one under SCHED_IDLE beside one CPU burner per core is
+    runnable but starved (two burners a core: a fair share would still leave it waiting 4/5 of the
+    time); a sleeping one SIGSTOPped for 0.6 s is stopped. The monitor sees
+    both, and the stop is not taken for a wait."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(4)"])
+    _wait_for(lambda: _state(sleeper.pid) == "S", 5, "sleeping child")  # past its start-up
+    starved = _burner(1.2)
+    os.sched_setscheduler(starved.pid, os.SCHED_IDLE, os.sched_param(0))
+    burners = [_burner(1.2) for _ in range(2 * (os.cpu_count() or 1))]
+    t0 = time.monotonic_ns()
+    mon = LagMonitor([starved.pid, sleeper.pid], t0, clients=2, lease_ms=1000, limit_s=5)
+    mon.start()
+    try:
+        time.sleep(0.5)
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic_ns() - t0
+        time.sleep(0.6)
+        os.kill(sleeper.pid, signal.SIGCONT)
+        resumed_at = time.monotonic_ns() - t0
+        for b in [starved, *burners]:
+            b.wait(10)
+    finally:
+        mon.stop()
+        for b in [starved, *burners, sleeper]:
+            if b.poll() is None:
+                b.kill()
+                b.wait(5)
+    got = mon.record()
+    assert got["measured"] is True and got["sweeps"] >= 10, got
+    runq = [w for w in got["windows"] if w["pid"] == starved.pid and w["kind"] == RUNQUEUE]
+    assert max((w["end"] - w["start"] for w in runq), default=0) >= 0.5e9, got["windows"]
+    stops = [w for w in got["windows"] if w["pid"] == sleeper.pid and w["kind"] == STOPPED]
+    assert len(stops) == 1, got["windows"]
+    # The window holds the stop; its edges are as late as the samples (a starved monitor, a
+    # stop that waits for a CPU to take effect), never later than the samples say.
+    start, end = stops[0]["start"], stops[0]["end"]
+    assert start <= stopped_at + 0.2e9 and end >= resumed_at and end - start >= 0.55e9, stops
+    assert end - start < 0.8e9 + 3 * got["max_gap_ms"] * MS, (stops, got["max_gap_ms"])
+    waited = [w for w in got["windows"] if w["pid"] == sleeper.pid and w["kind"] == RUNQUEUE]
+    assert all(w["end"] - w["start"] < 0.3e9 for w in waited), waited  # a stop is no wait
+
+
 def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
     redis_bin, store: Path
 ) -> None:
-    """No nemesis: the test SIGSTOPs a holding client past its TTL, as an overloaded machine or
-    an operator would. redis grants the expired lock to the other client, the woken holder's
-    release is refused: a revoked hold the lock is not to blame for."""
+    """No nemesis: the test SIGSTOPs a holding client past its TTL, as an overloaded machine
+    (or an operator) would. redis grants the expired lock to the other client, the woken
+    holder's release is refused: a revoked hold the lock is not to blame for."""
     cmd = [*HARNESS_CMD, "run", "--backend", "redis", "--concurrency", "2", "--keys", "1"]
     cmd += ["--ttl", "1000", "--hold", "800", "--wait", "4000", "--time-limit", "6"]
     cmd += ["--store", str(store), "--seed", "1"]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    victim = None
     try:
         run_dir, pids = _wait_for(lambda: _workers(store), 30, "workers")
         holder = _wait_for(lambda: _holding(run_dir), 10, "holder")
         victim = pids[holder % len(pids)]
         os.kill(victim, signal.SIGSTOP)
-        time.sleep(2.5)  # 2.5 x the TTL
-        os.kill(victim, signal.SIGCONT)
+        try:
+            time.sleep(2.5)  # 2.5 x the TTL
+        finally:
+            os.kill(victim, signal.SIGCONT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if victim is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGCONT)
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
@@ -265,21 +329,20 @@ def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
     assert "INVALID" not in out and "starved" in out, out
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] == "unknown"
-    assert results["checkers"]["mutex"]["violation_count"] >= 1  # the stop did break a hold
+    assert results["checkers"]["mutex"]["violation_count"] >= 1  # the stall did break a hold
     why = [w for w in results["unknown_because"] if "unplanned pause" in w]
     assert why and f"(pid {victim})" in why[0] and "SIGSTOP" in why[0], results["unknown_because"]
     lag = json.loads((run_dir / LAG).read_text())
-    stopped = [w for w in lag["windows"] if w["pid"] == victim and w["kind"] == STOPPED]
-    assert stopped and max(w["end"] - w["start"] for w in stopped) >= 2.4e9, stopped
+    mine = [w for w in lag["windows"] if w["pid"] == victim and w["kind"] == STOPPED]
+    seen = [w["end"] - w["start"] for w in mine]
+    assert seen and max(seen) >= 2.4e9, lag["windows"]
     assert results["stalls"]["longest_s"] >= 2.4
     # judged again later from the run directory: the same verdict and reason
     again = harness("check", str(run_dir))
     assert again.returncode == 2, again.stdout + again.stderr
     rechecked = json.loads((run_dir / "results.json").read_text())
-    assert (
-        rechecked["valid"] == "unknown"
-        and rechecked["unknown_because"] == (results["unknown_because"])
-    )
+    assert rechecked["valid"] == "unknown"
+    assert rechecked["unknown_because"] == results["unknown_because"]
 
 
 def test_a_planned_client_pause_that_breaks_an_unsafe_lock_stays_invalid(

@@ -5,12 +5,15 @@ looks to a lock exactly like a paused client: its lease runs out while it believ
 monitor thread of the harness samples every worker process and each of its threads:
 
 - ``/proc/PID/task/TID/schedstat``: field 2 is the time the thread spent waiting on a runqueue
-  (ns). Between two samples, a wait that grew by more than ``WAIT_SHARE`` of the wall time
-  between them is a *runqueue* stall of that interval;
+  (ns). The kernel credits a wait when the thread is scheduled in, all at once: a thread starved
+  for 600 ms shows nothing, then 600 ms in one sample. So a wait that grew by more than the wall
+  time since the last sample is a *runqueue* stall that long, ending at that sample; one that
+  grew by more than ``WAIT_SHARE`` of it, a stall of that interval (``runqueue_window``);
 - ``/proc/PID/stat``'s state: ``T`` or ``t`` (stopped, traced) is a *stopped* stall, from the
   last sample that saw it running to the first that sees it running again (a conservative
   window: the stop happened somewhere inside it). Read only when the main thread's schedstat
-  did not move, since a thread that ran or waited was not stopped: that keeps a sweep cheap;
+  did not move, since a thread that ran or waited was not stopped: that keeps a sweep cheap (the
+  sample in which it was being stopped may have moved: the window starts one sample earlier);
 - its own wake-up lateness: a sample that came later than planned by more than ``LATE_S`` is a
   *harness* stall (a starved harness is starved too, and blind meanwhile).
 
@@ -53,24 +56,28 @@ MAX_OPEN = 4096  # file descriptors kept open for sampling; beyond, opened per r
 
 @dataclass
 class Track:
-    """One thread's (or process's) samples -> its stall windows of one kind.
+    """One process's samples -> its stopped windows.
 
     ``add(t, stalled)`` says whether the interval ending at sample time ``t`` (since the
-    previous sample) was stalled; consecutive stalled intervals are one window."""
+    previous sample) was stalled; consecutive stalled intervals are one window, opened one
+    sample earlier with ``back`` (the sample that saw the stop begin may not have known it)."""
 
     kind: str
+    back: bool = False
     prev_t: int | None = None
+    prev2_t: int | None = None
     open_at: int | None = None  # start of the window in progress
     windows: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, t: int, stalled: bool) -> None:
         if self.prev_t is not None:
             if stalled and self.open_at is None:
-                self.open_at = self.prev_t
+                early = self.prev2_t if self.back and self.prev2_t is not None else None
+                self.open_at = early if early is not None else self.prev_t
             elif not stalled and self.open_at is not None:
                 self.windows.append((self.open_at, self.prev_t))
                 self.open_at = None
-        self.prev_t = t
+        self.prev2_t, self.prev_t = self.prev_t, t
 
     def finish(self) -> None:
         if self.open_at is not None and self.prev_t is not None:
@@ -78,9 +85,13 @@ class Track:
             self.open_at = None
 
 
-def runqueue_stalled(dt_ns: int, dwait_ns: int) -> bool:
-    """Runnable but not running for more than WAIT_SHARE of the interval."""
-    return dt_ns > 0 and dwait_ns > WAIT_SHARE * dt_ns
+def runqueue_window(prev_t: int, t: int, dwait_ns: int) -> tuple[int, int] | None:
+    """The runqueue stall a sample shows: a wait credited longer than the interval is a stall
+    that long, up to this sample; one above WAIT_SHARE of the interval, the interval."""
+    dt = t - prev_t
+    if dt <= 0 or dwait_ns <= WAIT_SHARE * dt:
+        return None
+    return (t - dwait_ns, t) if dwait_ns > dt else (prev_t, t)
 
 
 def stopped_stalled(prev_state: str | None, state: str) -> bool:
@@ -133,7 +144,8 @@ class _Reader:
 @dataclass
 class _Thread:
     schedstat: _Reader
-    track: Track = field(default_factory=lambda: Track(RUNQUEUE))
+    windows: list[tuple[int, int]] = field(default_factory=list)  # runqueue stalls
+    t: int = -1
     run: int = -1
     wait: int = -1
     gone: bool = False
@@ -145,7 +157,7 @@ class _Worker:
     slot: int  # its place in env.worker_pids
     stat: _Reader | None = None
     threads: dict[int, _Thread] = field(default_factory=dict)
-    stop_track: Track = field(default_factory=lambda: Track(STOPPED))
+    stop_track: Track = field(default_factory=lambda: Track(STOPPED, back=True))
     state: str | None = None
     rescanned: float = 0.0
     gone: bool = False
@@ -189,6 +201,7 @@ class LagMonitor:
         self.cpu_s = 0.0
         self.max_threads = 0
         self.intervals: list[float] = []
+        self.max_gap_ns = 0  # the longest time between two samples: how sharp a window's edges are
         self.error: str | None = None
         self.started_ns = 0
         self.ended_ns = 0
@@ -209,6 +222,7 @@ class LagMonitor:
         end = time.monotonic() + self.limit_s
         interval = MIN_INTERVAL_S
         cost = 0.0
+        last_t = 0
         due = time.monotonic()
         max_sweeps = int(self.limit_s / MIN_INTERVAL_S) + 2
         try:
@@ -216,6 +230,9 @@ class LagMonitor:
                 now = time.monotonic()
                 late = now - due
                 t = self._now()
+                if self.sweeps:
+                    self.max_gap_ns = max(self.max_gap_ns, t - last_t)
+                last_t = t
                 if late > LATE_S:
                     self.late.append((t - int(late * 1e9), t))
                 a = time.thread_time()  # this thread's CPU: waiting for the GIL costs nothing
@@ -274,13 +291,11 @@ class LagMonitor:
                 th.schedstat.close()
                 continue
             if th.wait >= 0:
-                dt = t - (th.track.prev_t if th.track.prev_t is not None else t)
-                th.track.add(t, runqueue_stalled(dt, wait - th.wait))
+                if (win := runqueue_window(th.t, t, wait - th.wait)) is not None:
+                    th.windows.append(win)
                 if tid == pid:
                     main_moved = run != th.run or wait != th.wait
-            else:
-                th.track.add(t, False)
-            th.run, th.wait = run, wait
+            th.t, th.run, th.wait = t, run, wait
         # A stopped process neither runs nor waits: only a main thread that did neither is read
         # for its state (most samples of a busy client skip this read).
         state = "R"
@@ -302,11 +317,9 @@ class LagMonitor:
         per_slot = [0] * len(self.pids)
         for w in self.workers.values():
             w.stop_track.finish()
-            for th in w.threads.values():
-                th.track.finish()
             by_kind = {
                 STOPPED: merge(w.stop_track.windows),
-                RUNQUEUE: merge([x for th in w.threads.values() for x in th.track.windows]),
+                RUNQUEUE: merge([x for th in w.threads.values() for x in th.windows]),
             }
             for kind, ws in by_kind.items():
                 for s, e in ws:
@@ -335,6 +348,7 @@ class LagMonitor:
                 round(min(self.intervals, default=0) * 1000, 1),
                 round(max(self.intervals, default=0) * 1000, 1),
             ],
+            "max_gap_ms": round(self.max_gap_ns / 1e6, 1),
             "cost": {
                 "cpu_s": round(self.cpu_s, 3),
                 "cpu_share": round(self.cpu_s / span_s, 4),
