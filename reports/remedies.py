@@ -255,7 +255,9 @@ def _fence_at_resource(r: _Run) -> list[Remedy]:
             "Enforce fence tokens at the resource",
             f"Here {damage}: the resource took writes from a holder whose lock had already "
             f"passed to another. A resource that refuses a token lower than the highest it has "
-            f"seen{token_words} rejects them, however long the holder was paused.{caveat}",
+            f"seen{token_words} rejects them, however long the holder was paused. The lock still "
+            f"gives a key to two clients (the run stays INVALID), but the stale writes are "
+            f"refused.{caveat}",
             f"--workload-opt {name}={option_text(value)}",
             r.argv(workload_opts=r.wopts | change),
         )
@@ -273,7 +275,8 @@ def _guarded(r: _Run) -> list[Remedy]:
             "Write only while the lock is held, at the store",
             f"Here {damage}. With write=guarded the store checks, in the same transaction as "
             "the write, that the writer still holds the lock, and refuses the write otherwise: "
-            "the store and the lock are one system, so a holder past its lease cannot write.",
+            "the store and the lock are one system, so a holder past its lease cannot write. The "
+            "run stays INVALID for the lock; no update is lost.",
             "--workload-opt write=guarded",
             r.argv(workload_opts=r.wopts | {"write": "guarded"}),
         )
