@@ -17,7 +17,9 @@ monitor thread of the harness samples every worker process and each of its threa
 - its own wake-up lateness: a sample that came later than planned by more than ``LATE_S`` is a
   *harness* stall (a starved harness is starved too, and blind meanwhile).
 
-Adjacent stalled intervals merge into windows; ``lag.json`` (``checkers.starvation.LAG``)
+Adjacent stalled intervals merge into windows, a process's threads into one when it runs one
+client (its helper threads are that client's), kept per thread in a pool of client threads;
+``lag.json`` (``checkers.starvation.LAG``)
 records them with the times of the history (ns since the run's ``t0``), so ``harness check``
 judges them again later. Which windows were planned faults, and what they mean for the verdict,
 is the checker's (``checkers/starvation.py``): this module only measures.
@@ -317,14 +319,19 @@ class LagMonitor:
         per_slot = [0] * len(self.pids)
         for w in self.workers.values():
             w.stop_track.finish()
-            by_kind = {
-                STOPPED: merge(w.stop_track.windows),
-                RUNQUEUE: merge([x for th in w.threads.values() for x in th.windows]),
-            }
-            for kind, ws in by_kind.items():
-                for s, e in ws:
-                    rows.append({"pid": w.pid, "slot": w.slot, "kind": kind, "start": s, "end": e})
-            per_slot[w.slot] = sum(e - s for s, e in merge(by_kind[STOPPED] + by_kind[RUNQUEUE]))
+            stops = merge(w.stop_track.windows)
+            waits = merge([x for th in w.threads.values() for x in th.windows])
+            row = {"pid": w.pid, "slot": w.slot}
+            rows += [{**row, "kind": STOPPED, "start": s, "end": e} for s, e in stops]
+            if one_each:  # the client and its helper threads (a renewal, a heartbeat): one
+                rows += [{**row, "kind": RUNQUEUE, "start": s, "end": e} for s, e in waits]
+            else:  # a pool: each thread is a client of its own, which one is not known here
+                rows += [
+                    {**row, "tid": tid, "kind": RUNQUEUE, "start": s, "end": e}
+                    for tid, th in w.threads.items()
+                    for s, e in merge(th.windows)
+                ]
+            per_slot[w.slot] = sum(e - s for s, e in merge(stops + waits))
         for s, e in merge(self.late):
             rows.append({"pid": os.getpid(), "slot": None, "kind": HARNESS, "start": s, "end": e})
         listed = [r for r in rows if r["end"] - r["start"] >= MIN_LISTED_S * 1e9]
