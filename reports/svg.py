@@ -455,12 +455,12 @@ def _label_w(text: str) -> float:
 
 
 class _Rows:
-    """Labels laid out on a few rows without overprinting: each goes on the first row whose
-    last label ends left of it; None when every row is taken there (the mark keeps its
-    tooltip)."""
+    """Labels laid out on a few rows without overprinting: each goes on the first row where
+    it meets no label placed before it (in any order); None when every row is taken there
+    (the mark keeps its tooltip)."""
 
     def __init__(self, n: int, lo: float, hi: float) -> None:
-        self.ends = [-1e9] * n
+        self.taken: list[list[tuple[float, float]]] = [[] for _ in range(n)]
         self.lo, self.hi = lo, hi
 
     def place(self, x: float, w: float, anchor: str = "middle") -> tuple[int, float] | None:
@@ -471,9 +471,9 @@ class _Rows:
         else:  # "start"
             x = min(x, self.hi - w)
             left = x
-        for i, end in enumerate(self.ends):
-            if end < left:
-                self.ends[i] = left + w
+        for i, row in enumerate(self.taken):
+            if all(left >= b or left + w <= a for a, b in row):
+                row.append((left, left + w))
                 return i, x
         return None
 
@@ -510,7 +510,7 @@ def zoom(story) -> Markup:  # a reports.story.Story
     lo, hi = story.lo, max(story.hi, story.lo + 1)
     plot_w = 760
     left, lane_h, row_h = 70, 18, 11
-    gap = 10 + row_h * LABEL_ROWS
+    gap = 18 + row_h * LABEL_ROWS  # the label rows, and air before the next lane
     head_rows = 2 if not story.lines else 3
     top = 8 + row_h * head_rows + 8
     width = left + plot_w + 20
