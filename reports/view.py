@@ -255,7 +255,7 @@ def lanes_from(holds: Sequence[dict[str, Any]], violations: Sequence[dict[str, A
     return res
 
 
-def retired_line(processes: Sequence[Any], concurrency: Any, most: int = 4) -> str | None:
+def retired_line(processes: Sequence[Any], concurrency: Any, most: int = 6) -> str | None:
     """One line saying who a retired process id is: a client whose operation's outcome was
     unknown goes on as a new process, its id plus the concurrency (Jepsen's convention,
     ``workloads.base.ClientContext.retire``), so "client 66" of a 5-client run is client 1
