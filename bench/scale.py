@@ -90,6 +90,12 @@ def main() -> int:
         default=workers.PROCESSES_PER_CORE,
         help="worker processes a core for pooled clients (the harness's choice by default)",
     )
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=workers.SWITCH_INTERVAL,
+        help="s, a pool worker's GIL switch interval (the harness's choice by default)",
+    )
     a = ap.parse_args()
     try:
         counts = [int(c) for c in a.clients.split(",")]
@@ -100,16 +106,24 @@ def main() -> int:
             f"--clients: comma-separated whole numbers from 1 to {MAX_CLIENTS:,}", file=sys.stderr
         )
         return 2
-    if a.rounds < 1 or not 0 < a.seconds <= 3600 or not 1 <= a.processes_per_core <= 64:
+    if (
+        a.rounds < 1
+        or not 0 < a.seconds <= 3600
+        or not 1 <= a.processes_per_core <= 64
+        or not 0.0001 <= a.switch_interval <= 10
+    ):
         print(
-            "--rounds must be >= 1, --seconds from 0 to 3600, --processes-per-core 1 to 64",
+            "--rounds must be >= 1, --seconds from 0 to 3600, --processes-per-core 1 to 64, "
+            "--switch-interval 0.0001 to 10",
             file=sys.stderr,
         )
         return 2
     workers.PROCESSES_PER_CORE = a.processes_per_core
+    workers.SWITCH_INTERVAL = a.switch_interval
     print(machine("at start"), flush=True)
     print(
         f"redis, mutex --hold 0, keys = clients, {a.seconds:g} s a run, {a.rounds} round(s); "
+        f"GIL switch interval {a.switch_interval:g} s, "
         f"clients pooled in worker processes ({a.processes_per_core} a core: "
         + ", ".join(f"{c} clients in {pool_size(c)}" for c in counts)
         + ")",

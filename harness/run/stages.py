@@ -69,6 +69,7 @@ from workloads.base import (
 )
 
 from . import lag, store
+from . import workers as pool
 from .analyse import analyse, nothing_recorded
 from .config import RunConfig, RunRecord, check_client_processes
 from .lock_model import run_model
@@ -189,6 +190,7 @@ def _worker(
         _client(workload, make_ctx(clients[0]), gate)
         return
     threading.stack_size(CLIENT_STACK)
+    sys.setswitchinterval(pool.SWITCH_INTERVAL)  # fewer wake-ups of threads awaiting the GIL
     threads = [
         threading.Thread(
             target=_client, args=(workload, make_ctx(i), gate), name=f"client-{i}", daemon=True
@@ -670,7 +672,13 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     pump = HistoryPump(read_fd, writer, workload.progress[1:])
     pump.start()
     # The run's clock starts once every client is ready at the gate (or the limit passed).
-    wait_ready(gate, groups, workers, READY_LIMIT, env.intr.check)
+    try:
+        wait_ready(gate, groups, workers, READY_LIMIT, env.intr.check)
+    except BaseException:  # a stop or a crashed worker: what the clients wrote is kept
+        stop_workers()
+        os.close(write_fd)
+        pump.finish(timeout=5.0)
+        raise
     t0 = time.monotonic_ns()
     deadline = t0 / 1e9 + cfg.time_limit
     gate.open(t0, t0 + round(cfg.time_limit * 1e9))

@@ -28,6 +28,11 @@ MAX_CLIENT_PROCESSES = 256
 CLIENT_STACK = 256 * 1024
 #: worker processes per core when clients are pooled (bench/scale.py measured 1, 2 and 4)
 PROCESSES_PER_CORE = 2
+#: s, a pool worker's GIL switch interval (CPython's default: 0.005). Every thread waiting for
+#: the GIL wakes once an interval: 2,500 client threads in a process woke 500,000 times a
+#: second and starved the server they test. Client threads give the GIL up at every call to
+#: the server, so a long interval hardly ever forces a switch (bench/scale.py measured it)
+SWITCH_INTERVAL = 0.1
 
 
 class StopFlag:
