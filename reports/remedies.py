@@ -312,7 +312,7 @@ def _longer_ttl(r: _Run) -> list[Remedy]:
     ttl_v: Any = int(ttl) if isinstance(r.wopts["ttl_ms"], int) else ttl
     nopts = dict(r.config.get("nemesis_opts") or {})
     pinned = ""
-    if r.pause_nemesis is not None and r.pause_ms is not None:
+    if r.pause_nemesis is not None and r.pause_ms is not None and not r.config.get("schedule"):
         opt = PAUSES[r.pause_nemesis]
         if opt not in nopts:  # its default follows the TTL: keep this run's pause
             nopts[opt] = int(r.pause_ms) if float(r.pause_ms).is_integer() else r.pause_ms

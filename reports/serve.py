@@ -141,7 +141,7 @@ class Store:
         config = _read_json(d / "config.json", notes)
         results = _read_json(d / "results.json", notes)
         ops = history.read(d / "history.jsonl").ops if (d / "history.jsonl").is_file() else []
-        return render_html(config, results, ops, notes=notes).encode()
+        return render_html(config, results, ops, notes=notes, run_dir=d).encode()
 
     def runs(self) -> list[Run]:
         out = []

@@ -234,10 +234,26 @@ def test_every_command_is_accepted_by_harness_run(
     assert _accepted(run_argv(config), monkeypatch) == ""  # the run itself, unchanged
 
 
-def test_a_schedule_run_reruns_its_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_schedule_run_reruns_its_schedule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run made from a schedule file: its remedies run the same faults (its schedule.json),
+    not a new rotation of the same kinds."""
+    fault = {"kind": "client-pause", "options": {}, "start": {"at_s": 1.5}, "duration_s": 1.0,
+             "targets": {"client": 3, "process": 3, "key": "1"}}  # fmt: skip
+    schedule = {"format": "lockharness-schedule", "version": 1, "generator": "rotation",
+                "time_limit_s": 8.0, "lease_ms": 500.0, "faults": [fault]}  # fmt: skip
+    (tmp_path / "schedule.json").write_text(json.dumps(schedule))
     config, results, _ = CASES["redis mutex, paused holder"]
-    argv = run_argv(config | {"schedule": [{"kind": "client-pause"}]}, "/x/run")
-    assert "--schedule" in argv and "/x/run/schedule.json" in argv and "--nemesis" not in argv
+    config = config | {"schedule": schedule, "store": str(tmp_path)}
+    argv = run_argv(config, tmp_path)
+    assert argv[argv.index("--schedule") + 1] == str(tmp_path / "schedule.json")
+    assert "--nemesis" not in argv
+    found = remedies(results, config, tmp_path)
+    assert "A longer TTL" in _titles(found)
+    for m in found:
+        assert "--schedule" in m.argv and "--nemesis-opt" not in m.argv
+        assert _accepted(m.argv, monkeypatch) == "", m.command
 
 
 def _run(argv: list[str] | tuple[str, ...], store: Path) -> dict[str, Any]:
