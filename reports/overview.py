@@ -258,6 +258,11 @@ def cards(results: dict[str, Any]) -> list[Card]:
         out.append(
             Card("faults injected", f"{inj:,}", sub or "none", "warn" if failed or cut else "")
         )
+    if isinstance(st := results.get("stalls"), dict) and _num(st.get("longest_s")) is not None:
+        n, past = _int(st.get("count")) or 0, st.get("threshold_s")
+        out.append(
+            Card("harness stalls", f"{st['longest_s']:.2f} s", f"longest; {n} past {past} s")
+        )
     return out
 
 

@@ -33,6 +33,7 @@ from checkers.starvation import (
 from harness.run import run_test
 from harness.run.config import run_config
 from harness.run.lag import LagMonitor, Track, merge, runqueue_window, stopped_stalled
+from reports.overview import cards
 
 from .conftest import HARNESS as HARNESS_CMD
 from .conftest import ROOT, harness
@@ -385,3 +386,5 @@ def test_a_quiet_run_reports_no_stall(redis_bin, store: Path) -> None:
     assert stalls["count"] == 0 and stalls["windows"] == [], stalls
     assert stalls["planned_s"] == 0
     assert stalls["cost"]["cpu_share"] < 0.05, stalls["cost"]
+    card = {c.label: c for c in cards(res.results)}["harness stalls"]  # the report shows it
+    assert card.value == f"{stalls['longest_s']:.2f} s" and card.sub.startswith("longest; 0 past")
