@@ -95,7 +95,15 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
 @click.option(
     "--keys", default=2, show_default=True, help="Number of distinct locks, 1 to 1,000,000."
 )
-@click.option("--concurrency", "-c", default=5, show_default=True, help="Clients.")
+@click.option(
+    "--concurrency",
+    "-c",
+    default=5,
+    show_default=True,
+    help="Concurrent clients, 1 to 10,000: threads pooled in a few worker processes (two a "
+    "core), all ready before the clock starts; with client-pause or client-stall each client is "
+    "a process of its own (the fault freezes one), and then at most 256.",
+)
 @click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
 @click.option(
     "--ops",
