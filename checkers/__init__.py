@@ -74,8 +74,10 @@ class History:
         self._ops: list[Op] | None = None
         self.columns: Any = None  # a colcheck.ColumnHistory, or None
         if isinstance(ops, OpsView) and ops.rows is None:
+            ch = colcheck.ColumnHistory.of(ops.cols)
             try:
-                self.columns = colcheck.ColumnHistory(ops.cols)
+                ch.lock_only()
+                self.columns = ch
             except Unusual:
                 pass
         if self.columns is not None:

@@ -20,9 +20,14 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .blame import FOREVER, Acting
+from .colcheck import ColumnHistory
+from .columns import NEM, OK, OpsView, Unusual, max_time, nemesis_ops
 from .history import NEMESIS, Op, exact
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, Pair, pair
@@ -44,11 +49,13 @@ def windows(ops: list[Op]) -> list[tuple[int, int]]:
     return _merge([(a, b) for _, a, b, _ in fault_windows(ops)])
 
 
-def fault_windows(ops: Sequence[Op]) -> list[tuple[str, int, int, bool]]:
+def fault_windows(ops: Sequence[Op], end: int | None = None) -> list[tuple[str, int, int, bool]]:
     """Each fault's window, (fault, start ns, end ns, healed), by start, not merged; a fault
-    never healed lasts to the end of the history."""
+    never healed lasts to the end of the history (``end``: its latest op's time, when ``ops``
+    are only the nemesis's)."""
     srt = sorted((op for op in ops if op.process == NEMESIS), key=lambda o: (o.time, o.index))
-    end = max((op.time for op in ops), default=0)
+    if end is None:
+        end = max((op.time for op in ops), default=0)
     pending: dict[str, Op] = {}  # f -> its invocation
     open_: dict[str, int] = {}  # fault name -> window start
     spans: list[tuple[str, int, int, bool]] = []
@@ -246,12 +253,14 @@ def _unavailable(
 def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTime:
     """The share of time the lock was held or grantable, in each fault window, inside them all
     and outside; the time from each heal to the next grant; acquire attempts beside them."""
+    if isinstance(ops, OpsView) and ops.rows is None:  # a history in columns
+        try:
+            return _over_time_columns(ops, prompt_ms)
+        except Unusual:
+            pass
     srt = sort_ops(ops)
     pairs = pair(srt, ("acquire",)).pairs
     down, (t0, t1) = _unavailable(srt, pairs, prompt_ms)
-    faults = fault_windows(srt)
-    inside = _merge((max(a, t0), min(b, t1)) for _, a, b, _ in faults)
-    keys = len(down)
     invoked: list[int] = []  # acquires' invocation times
     granted: list[int] = []  # granted acquires' invocation times
     grants: list[int] = []  # grant (ok) times
@@ -262,19 +271,55 @@ def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTi
         if type_ == "ok":
             granted.append(srt[inv].time)
             grants.append(srt[pos].time)
-    invoked.sort()
-    granted.sort()
-    grants.sort()
+    flat = [span for spans in down.values() for span in spans]
+    return _in_time(
+        Evidence(
+            keys=len(down),
+            down=np.array(flat, dtype=np.int64).reshape(-1, 2),
+            t0=t0,
+            t1=t1,
+            invoked=np.sort(np.array(invoked, dtype=np.int64)),
+            granted=np.sort(np.array(granted, dtype=np.int64)),
+            grants=sorted(grants),
+        ),
+        fault_windows(srt),
+        prompt_ms,
+    )
+
+
+@dataclass
+class Evidence:
+    """What the figures in time are computed from: how many keys, every key's unavailable spans
+    (rows [start, end), ns, any order), the load's span, and the acquires' times (sorted)."""
+
+    keys: int
+    down: np.ndarray
+    t0: int
+    t1: int
+    invoked: np.ndarray
+    granted: np.ndarray
+    grants: list[int]
+
+
+def _in_time(ev: Evidence, faults: list[tuple[str, int, int, bool]], prompt_ms: int) -> Any:
+    t0, t1, keys, grants = ev.t0, ev.t1, ev.keys, ev.grants
+    inside = _merge((max(a, t0), min(b, t1)) for _, a, b, _ in faults)
+    lo_d, hi_d = ev.down[:, 0], ev.down[:, 1]
+
+    def count(times: np.ndarray, a: int, b: int) -> int:  # how many in [a, b]
+        return int(np.searchsorted(times, b, "right") - np.searchsorted(times, a, "left"))
 
     def share(spans: list[Span]) -> TimeShare:
         secs = sum(b - a for a, b in spans)
-        lost = sum(_within(d, a, b) for d in down.values() for a, b in spans)
+        lost = sum(
+            int(np.clip(np.minimum(hi_d, b) - np.maximum(lo_d, a), 0, None).sum()) for a, b in spans
+        )
         return {
             "seconds": round(secs / 1e9, 3),
             "available_share": round(1 - lost / (secs * keys), 6) if secs and keys else None,
             "unavailable_s": round(lost / 1e9, 3),
-            "attempts": sum(_count(invoked, a, b) for a, b in spans),
-            "ok": sum(_count(granted, a, b) for a, b in spans),
+            "attempts": sum(count(ev.invoked, a, b) for a, b in spans),
+            "ok": sum(count(ev.granted, a, b) for a, b in spans),
         }
 
     rows: list[WindowShare] = []
@@ -310,6 +355,127 @@ def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTi
             "median": round(heals[(len(heals) - 1) // 2], 3) if heals else None,
         },
     }
+
+
+def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
+    """``over_time`` of a history in columns: the same figures from numpy sweeps (only the
+    measure of the unavailable spans is needed, so they are never merged one key at a time)."""
+    c = ops.cols
+    ch = ColumnHistory.of(c)
+    client = c.process != NEM
+    if not np.any(client):
+        raise Unusual("no client op")
+    ct = c.time[client]
+    t0, t1 = int(ct.min()), int(ct.max())
+    t = ch.t_sorted
+    P = ch.pairs
+    big = t1 + 1
+    if big * (len(c.keys) + 1) >= 2**62:
+        raise Unusual("times too large to combine with keys")
+    # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
+    acq = P.f == ch.ACQ
+    ao = np.flatnonzero(acq & (P.type == OK))
+    ri = np.flatnonzero(P.f == ch.REL) if ch.REL >= 0 else np.zeros(0, dtype=np.int64)
+    ev_pos = np.concatenate((P.pos[ao], P.inv[ri]))
+    ev_acq = np.concatenate((np.ones(len(ao), bool), np.zeros(len(ri), bool)))
+    ev_grp = np.concatenate((P.pgroup[ao], P.pgroup[ri])).astype(np.int64)
+    ev_key = np.concatenate((P.key[ao], P.key[ri])).astype(np.int64)
+    o = np.lexsort((ev_pos, ev_key, ev_grp))
+    ev_pos, ev_acq, ev_key = ev_pos[o], ev_acq[o], ev_key[o]
+    same = np.zeros(len(o), bool)
+    if len(o):
+        same[1:] = (ev_grp[o][1:] == ev_grp[o][:-1]) & (ev_key[1:] == ev_key[:-1])
+    prev_acq = np.zeros(len(o), bool)
+    prev_acq[1:] = ev_acq[:-1]
+    acting_before = same & prev_acq
+    h_lo, h_hi, h_key = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, t[ev_pos])
+    h_hi = np.where(h_hi < 0, t1, h_hi)
+    keep = h_hi > h_lo
+    h_lo, h_hi, h_key = h_lo[keep], h_hi[keep], ev_key[h_key[keep]]
+    # evidence per key: grants (up) and refusals nobody's hold explains (down)
+    ap = np.flatnonzero(acq & (P.inv >= 0))
+    a_key = P.key[ap].astype(np.int64)
+    t_inv = t[P.inv[ap]]
+    never = P.pos[ap] == NEVER_RETURNED
+    t_done = np.where(never, t1, t[np.maximum(P.pos[ap], 0)])
+    ok = P.type[ap] == OK
+    hs = np.lexsort((h_lo, h_key))
+    comb_lo = h_key[hs] * big + h_lo[hs]
+    reach = np.maximum.accumulate(h_key[hs] * big + h_hi[hs]) if len(hs) else comb_lo
+    j = np.searchsorted(comb_lo, a_key * big + t_done, "right") - 1
+    jj = np.maximum(j, 0)
+    held = (j >= 0) & (len(hs) > 0)
+    if len(hs):
+        held &= (h_key[hs][jj] == a_key) & (reach[jj] - a_key * big >= t_inv)
+    up = ok
+    dn = ~ok & ~held
+    e_t = np.concatenate((t_done[up], t_inv[dn]))
+    e_o = np.concatenate(
+        (np.zeros(np.count_nonzero(up), np.int8), np.ones(np.count_nonzero(dn), np.int8))
+    )
+    e_k = np.concatenate((a_key[up], a_key[dn]))
+    eo = np.lexsort((e_o, e_t, e_k))
+    e_t, e_o, e_k = e_t[eo], e_o[eo], e_k[eo]
+    e_same = np.zeros(len(eo), bool)
+    e_same[1:] = e_k[1:] == e_k[:-1]
+    is_dn = e_o == 1
+    prev_dn = np.zeros(len(eo), bool)
+    prev_dn[1:] = is_dn[:-1]
+    d_lo, d_hi, d_i = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
+    d_key = e_k[d_i]
+    d_hi = np.where(d_hi < 0, t1, d_hi)
+    slow = ok & (t_done - t_inv > prompt_ms * 1_000_000)
+    s_lo, s_hi, s_key = t_inv[slow] + prompt_ms * 1_000_000, t_done[slow], a_key[slow]
+    # per key: (down or slow) and not held, within [t0, t1]: a sweep over every boundary
+    lo_all = np.concatenate((d_lo, s_lo, h_lo))
+    hi_all = np.concatenate((d_hi, s_hi, h_hi))
+    k_all = np.concatenate((d_key, s_key, h_key))
+    is_h = np.concatenate((np.zeros(len(d_lo) + len(s_lo), bool), np.ones(len(h_lo), bool)))
+    keep = hi_all > lo_all
+    lo_all, hi_all, k_all, is_h = lo_all[keep], hi_all[keep], k_all[keep], is_h[keep]
+    bt = np.concatenate((lo_all, hi_all))
+    bk = np.concatenate((k_all, k_all))
+    step = np.concatenate((np.ones(len(lo_all), np.int64), -np.ones(len(lo_all), np.int64)))
+    bh = np.concatenate((is_h, is_h))
+    bo = np.lexsort((bt, bk))
+    bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
+    dcount = np.cumsum(np.where(bh, 0, step))
+    hcount = np.cumsum(np.where(bh, step, 0))
+    seg = np.flatnonzero((bk[1:] == bk[:-1]) & (dcount[:-1] > 0) & (hcount[:-1] == 0))
+    lo_s = np.maximum(bt[seg], t0)
+    hi_s = np.minimum(bt[seg + 1], t1)
+    down = np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)
+    return _in_time(
+        Evidence(
+            keys=len(np.unique(a_key)),
+            down=down,
+            t0=t0,
+            t1=t1,
+            invoked=np.sort(t_inv),
+            granted=np.sort(t_inv[ok]),
+            grants=np.sort(t_done[ok & ~never]).tolist(),
+        ),
+        fault_windows(nemesis_ops(ops), end=max_time(ops)),
+        prompt_ms,
+    )
+
+
+def _runs(
+    start: np.ndarray, end: np.ndarray, same: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spans of a sequence of events grouped by ``same`` (True: same group as the previous
+    event): each ``start`` event opens one, the next ``end`` event of its group closes it (-1:
+    none did). Returns (start times, end times, index of each start event)."""
+    si = np.flatnonzero(start)
+    ei = np.flatnonzero(end)
+    grp = np.cumsum(~same)
+    k = np.searchsorted(ei, si, "right")
+    has = k < len(ei)
+    kk = np.minimum(k, max(len(ei) - 1, 0))
+    if len(ei):
+        has &= grp[ei[kk]] == grp[si]
+    hi = np.where(has, times[ei[kk]] if len(ei) else -1, -1)
+    return times[si], hi, si
 
 
 def _count(sorted_times: list[int], lo: int, hi: int) -> int:

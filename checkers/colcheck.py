@@ -53,10 +53,22 @@ class ColumnHistory:
 
     def __init__(self, cols: Columns) -> None:
         self.c = cols
-        fs = cols.fs
         self.ACQ, self.REL, self.RENEW = (cols.f_code(x) for x in ("acquire", "release", "renew"))
+
+    @classmethod
+    def of(cols: type[ColumnHistory], c: Columns) -> ColumnHistory:
+        """The one ``ColumnHistory`` of these columns (the checkers and the availability
+        figures share its pairs)."""
+        ch = getattr(c, "_shared", None)
+        if ch is None:
+            ch = c._shared = cols(c)  # type: ignore[attr-defined]
+        return ch
+
+    def lock_only(self) -> None:
+        """Raise ``Unusual`` unless every client op is a lock op (acquire, release, renew)."""
+        c = self.c
         known = {"acquire", "release", "renew"}
-        client_fs = {fs[x] for x in np.unique(cols.f[cols.process != NEM])}
+        client_fs = {c.fs[x] for x in np.unique(c.f[c.process != NEM])}
         if not client_fs <= known:
             raise Unusual(f"client ops other than lock ops: {sorted(client_fs - known)}")
 

@@ -27,7 +27,7 @@ from typing import Any, overload
 import msgspec
 import numpy as np
 
-from .history import _BIG, NEMESIS, TYPES, Op, _big_float
+from .history import _BIG, NEMESIS, TYPES, Op, ReadResult, _big_float, read
 
 INVOKE, OK, FAIL, INFO = range(4)
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
@@ -137,8 +137,35 @@ class Columns:
         )
 
     def ops(self, rows: Any) -> list[Op]:
-        """The ``Op`` of each row (a few: a result's examples)."""
-        return [self.op(r) for r in rows]
+        """The ``Op`` of each row, built a block at a time from plain lists (indexing numpy
+        arrays one element at a time costs ten times as much)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        fs, keys, errors, others = self.fs, self.keys, self.errors, self.others
+        return [
+            Op(
+                ix,
+                t,
+                NEMESIS if p == NEM else p,
+                TYPES[ty],
+                fs[f],
+                keys[k],
+                v if kind == V_INT else None if kind == V_NONE else others[r],
+                None if e < 0 else errors[e],
+            )
+            for r, ix, t, p, ty, f, k, kind, v, e in zip(
+                rows.tolist(),
+                self.index[rows].tolist(),
+                self.time[rows].tolist(),
+                self.process[rows].tolist(),
+                self.type[rows].tolist(),
+                self.f[rows].tolist(),
+                self.key[rows].tolist(),
+                self.vkind[rows].tolist(),
+                self.vint[rows].tolist(),
+                self.error[rows].tolist(),
+                strict=True,
+            )
+        ]
 
     def fs_present(self) -> set[str]:
         return {self.fs[c] for c in np.unique(self.f)}
@@ -177,38 +204,10 @@ class OpsView(Sequence[Op]):
         return self.cols.op(i if self.rows is None else self.rows[i])
 
     def __iter__(self) -> Iterator[Op]:
-        c = self.cols
-        fs, keys, errors, others = c.fs, c.keys, c.errors, c.others
         n = len(self)
         for lo in range(0, n, self.CHUNK):
             rows = np.arange(lo, min(n, lo + self.CHUNK))
-            if self.rows is not None:
-                rows = self.rows[rows]
-            vk = c.vkind[rows].tolist()
-            vi = c.vint[rows].tolist()
-            for r, ix, t, p, ty, f, k, kind, v, e in zip(
-                rows.tolist(),
-                c.index[rows].tolist(),
-                c.time[rows].tolist(),
-                c.process[rows].tolist(),
-                c.type[rows].tolist(),
-                c.f[rows].tolist(),
-                c.key[rows].tolist(),
-                vk,
-                vi,
-                c.error[rows].tolist(),
-                strict=True,
-            ):
-                yield Op(
-                    ix,
-                    t,
-                    NEMESIS if p == NEM else p,
-                    TYPES[ty],
-                    fs[f],
-                    keys[k],
-                    v if kind == V_INT else None if kind == V_NONE else others[r],
-                    None if e < 0 else errors[e],
-                )
+            yield from self.cols.ops(rows if self.rows is None else self.rows[rows])
 
 
 def estimate(path: str | os.PathLike[str]) -> int:
@@ -413,3 +412,37 @@ def _validate(c: Columns) -> None:
     if np.any(nxt & (c.key[g][1:] != c.key[g][:-1])):
         raise Unusual("a completion whose key differs from its invocation's")
     c.proc_order = g
+
+
+# --- what ``harness check`` asks of a history besides its checkers, without a pass over objects
+
+
+def read_history(path: str | os.PathLike[str]) -> ReadResult:
+    """``checkers.history.read``, its ops in columns (an ``OpsView``) when ``read_columns`` can
+    read the file exactly."""
+    cols = read_columns(path)
+    if cols is None:
+        return read(path)
+    return ReadResult(ops=OpsView(cols), lines=cols.lines)  # type: ignore[arg-type]
+
+
+def nemesis_ops(ops: Sequence[Op]) -> Sequence[Op]:
+    """The nemesis's ops among ``ops``, in their order (all of them when not in columns: the
+    callers skip the others)."""
+    if isinstance(ops, OpsView) and ops.rows is None:
+        return OpsView(ops.cols, ops.cols.nemesis_rows())
+    return ops
+
+
+def max_time(ops: Sequence[Op]) -> int:
+    """The latest op's time (0 for none)."""
+    if isinstance(ops, OpsView) and ops.rows is None:
+        return int(ops.cols.time.max()) if len(ops) else 0
+    return max((op.time for op in ops), default=0)
+
+
+def present_fs(ops: Sequence[Op]) -> set[str]:
+    """The op kinds (``f``) in ``ops``."""
+    if isinstance(ops, OpsView) and ops.rows is None:
+        return ops.cols.fs_present()
+    return {op.f for op in ops}

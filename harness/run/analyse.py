@@ -26,7 +26,8 @@ from checkers import (
     select,
     starvation,
 )
-from checkers.history import Op, ReadResult, read
+from checkers.columns import max_time, nemesis_ops, present_fs, read_history
+from checkers.history import Op, ReadResult
 from checkers.model import STRICT_MODEL, LockModel
 from workloads import registry as workload_registry
 from workloads.base import Workload
@@ -57,9 +58,9 @@ def analyse(
     results = compose(excusing_store(checkers, config))(got.ops, model)
     results["schema_version"] = SCHEMA_VERSION  # checkers.results; changelog: docs/design.md
     results["ops_read"] = len(got.ops)
-    results["faults"] = faults.count(got.ops)
+    results["faults"] = faults.count(nemesis_ops(got.ops))
     results["availability"] = time_availability(got.ops, config)
-    load_s = max((op.time for op in got.ops), default=0) / 1e9
+    load_s = max_time(got.ops) / 1e9
     for reason in faults.missing_evidence(results["faults"], dict(config or {}), load_s):
         lacks_evidence(results, reason)
     if got.partial:
@@ -87,7 +88,8 @@ def analyse(
         lacks_evidence(results, "the run was interrupted before its time limit")
     for p in problems or []:
         lacks_evidence(results, p)
-    starvation.assess(results, lag, got.ops, model)  # last: it may turn INVALID into UNKNOWN
+    # last: it may turn INVALID into UNKNOWN (it reads the nemesis's ops only)
+    starvation.assess(results, lag, nemesis_ops(got.ops), model)
     return results
 
 
@@ -113,7 +115,7 @@ def disagreements(checkers: CheckerMap, ops: list[Op], workload: str | None) -> 
     of its ops (config.json says mutex, the history is a jobs history), or ops that some checker
     judges are read by none of the map's (a lock-set history judged as mutex: its lost updates
     unseen). Either way the verdict would speak of a history it did not read."""
-    present = {op.f for op in ops}
+    present = present_fs(ops)
     whose = f"the {workload} workload's" if workload else "the"
     out = [
         f"{whose} {name} checker found none of its ops ({' or '.join(fs)}) in the history"
@@ -209,7 +211,7 @@ def check_history(
     path: Path, config: Mapping[str, Any] | None = None, model: str | None = None
 ) -> dict[str, Any]:
     """Check one history file (a run's, or a bare one from any tool)."""
-    got = read(path)
+    got = read_history(path)
     return analyse(checkers_for(config, got), got, config=config, model=stored_model(config, model))
 
 
@@ -234,7 +236,7 @@ def judge(
     config = store.read_object(p) if p.exists() else {}
     interrupted = bool(config.get("interrupted"))
     history = run_dir / store.HISTORY
-    got = read(history) if history.exists() else ReadResult()
+    got = read_history(history) if history.exists() else ReadResult()
     if not got.ops and not got.problems and (interrupted or not history.exists()):
         results = nothing_recorded(interrupted)
     else:
