@@ -233,7 +233,9 @@ def _damage(r: _Run) -> str:
 
 def _fence_at_resource(r: _Run) -> list[Remedy]:
     damage = _damage(r)
-    if not damage or not r.fenced or r.enforced:
+    # fences answer two holders at once; writes taken after the store forgot its tokens
+    # (a non-durable restart) are the durable setting's to answer
+    if not damage or not r.fenced or r.enforced or not (r.kinds or r.lost_by_lock):
         return []
     tokens = r.config.get("backend_fence")
     token_words = f" (this lock's token: {tokens})" if tokens else ""
@@ -267,6 +269,8 @@ def _fence_at_resource(r: _Run) -> list[Remedy]:
 def _guarded(r: _Run) -> list[Remedy]:
     damage = _damage(r)
     if not damage or r.workload != "lock-set" or r.wopts.get("write", "plain") == "guarded":
+        return []
+    if not (r.kinds or r.lost_by_lock):  # no two holders: the durable setting's to answer
         return []
     if r.backend not in GUARDED or r.wopts.get("store") != "lock":
         return []
@@ -354,7 +358,8 @@ def _renewal(r: _Run) -> list[Remedy]:
 
 
 def _durable(r: _Run) -> list[Remedy]:
-    non_durable = [str(x) for x in r.config.get("non_durable") or []]
+    prefix = "non-durable setting in effect: "
+    non_durable = [str(x).removeprefix(prefix) for x in r.config.get("non_durable") or []]
     if not non_durable or not (r.lost_by_store or r.kinds or r.stale):
         return []
     bopts = dict(r.config.get("backend_opts") or {})
@@ -427,14 +432,14 @@ def _atomic_grant(r: _Run) -> list[Remedy]:
     ]
 
 
-RULES = (
+RULES = (  # the most decisive first: a broken lock or a forgetting store before any setting
     _atomic_grant,
+    _durable,
     _fence_at_resource,
     _guarded,
     _check_before_write,
     _longer_ttl,
     _renewal,
-    _durable,
     _no_lease,
 )
 
