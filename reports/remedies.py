@@ -142,6 +142,8 @@ def run_argv(
         argv += [flag, _flag_value(v)]
     for k, v in (config.get("images") or {}).items():
         argv += ["--image", f"{k}={v}"]
+    if config.get("netns") is False:  # recorded as it ran: off stays off (auto may not be)
+        argv += ["--netns", "off"]
     if config.get("store"):
         argv += ["--store", str(config["store"])]
     return argv

@@ -154,7 +154,7 @@ CASES = {
         ["A durable server setting"],
     ),
     "unsafe-redis: grants twice by itself": (
-        _config("unsafe-redis", nemesis=[]),
+        _config("unsafe-redis", nemesis=[], netns=False),
         _results(kind="overlap", held_s=0.01, stale=5),
         ["A lock whose grant is atomic", "Enforce fence tokens at the resource"],
     ),
@@ -302,3 +302,10 @@ def test_the_check_refuses_what_harness_run_refuses(monkeypatch: pytest.MonkeyPa
     base = ["run", "--backend", "redlock", "--workload", "lock-set", "-t", "8"]
     assert "write=guarded" in _accepted([*base, "--workload-opt", "write=guarded"], monkeypatch)
     assert "no option" in _accepted([*base, "--workload-opt", "fence=true"], monkeypatch)
+
+
+def test_a_run_outside_a_namespace_reruns_outside() -> None:
+    config, _, _ = CASES["unsafe-redis: grants twice by itself"]
+    argv = run_argv(config)
+    assert argv[argv.index("--netns") + 1] == "off"
+    assert "--netns" not in run_argv(CASES["redis mutex, paused holder"][0])  # auto, as given
