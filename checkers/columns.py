@@ -32,6 +32,7 @@ from .history import _BIG, NEMESIS, TYPES, Op, ReadResult, _big_float, read
 INVOKE, OK, FAIL, INFO = range(4)
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
 NEM = np.iinfo(np.int64).min  # ``process`` of the nemesis's ops
+_NEM = int(NEM)
 V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
 BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
 BYTES_PER_OP = 90  # peak memory of a check per op (measured), for ``estimate``
@@ -252,8 +253,12 @@ class _Builder:
         procs = [x.process for x in lines]
         try:
             P["process"].append(_ints(procs, np.int64, n))
-        except (TypeError, ValueError):
-            P["process"].append(np.array(list(map(_proc, procs)), dtype=np.int64))
+        except (TypeError, ValueError):  # the nemesis's ops among them
+            nem = procs.count(NEMESIS)
+            ints = [p if type(p) is int else _NEM for p in procs]
+            if ints.count(_NEM) != nem:  # another string, or an integer at the nemesis's code
+                raise Unusual("a process that is neither an integer nor the nemesis") from None
+            P["process"].append(_ints(ints, np.int64, n))
         P["type"].append(_ints([_TYPE_CODE[x.type] for x in lines], np.int8, n))
         fs, keys = self.fs, self.keys
         P["f"].append(_ints([fs[x.f] for x in lines], np.int16, n))
@@ -325,16 +330,6 @@ class _Builder:
 def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:
     """A list of ints as an array (``fromiter`` is the fastest way in; it refuses non-ints)."""
     return np.fromiter(xs, dtype=dtype, count=n)
-
-
-def _proc(p: Any) -> int:
-    if type(p) is int:
-        if p == NEM:
-            raise Unusual("process id at the nemesis's code")
-        return p
-    if p == NEMESIS:
-        return int(NEM)
-    raise Unusual(f"process {p!r}")
 
 
 def _blocks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int]]:

@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from backends.errors import LockHarnessError
 from checkers import history
+from checkers.columns import nemesis_ops
 from checkers.history import CONFIG, HISTORY, NEMESIS, REPORT, RESULTS, Op
 
 from . import lock as lock_words
@@ -157,7 +158,7 @@ def render_html(
     t_run = int(dur * 1e9) if isinstance(dur, int | float) and not isinstance(dur, bool) else 0
     over = series.compute(ops, t_run)
     t_end = over.t_end
-    periods = fault_periods(ops)
+    periods = fault_periods(nemesis_ops(ops))  # periods read the nemesis's ops only
     # only faults that went into force are shaded; failed injections are listed in the table
     faults = [svg.Fault(p.name, p.start, p.end, p.text()) for p in periods if p.injected]
 

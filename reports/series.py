@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from checkers.columns import OpsView
 from checkers.history import NEMESIS, Op
 
 WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
@@ -54,6 +55,8 @@ def _rank(xs: list[float], q: float) -> float:
 
 def compute(ops: Sequence[Op], t_end: int = 0) -> Series:
     """One pass: each acquire invocation is paired with the next completion of its process."""
+    if isinstance(ops, OpsView) and ops.rows is None:  # a history in columns: read as columns
+        return _compute_columns(ops, t_end)
     s = Series()
     s.counts = Counter(map(_f_type, ops))  # C loops: about 0.1 s a million ops
     last = max(t_end, max(map(_time, ops), default=0))
@@ -92,6 +95,49 @@ def compute(ops: Sequence[Op], t_end: int = 0) -> Series:
         xs.sort()
         s.p50.append(_rank(xs, 0.5) if xs else None)
         s.p99.append(_rank(xs, 0.99) if xs else None)
+    return s
+
+
+def _compute_columns(ops: OpsView, t_end: int) -> Series:
+    """``compute`` of a history in columns (``checkers.columns``), with numpy; ``done`` is left
+    empty (nothing reads it)."""
+    import numpy as np
+
+    from checkers.colcheck import ColumnHistory
+    from checkers.columns import INVOKE, NEM
+
+    c = ops.cols
+    ch = ColumnHistory.of(c)
+    s = Series()
+    code = c.f.astype(np.int64) * 4 + c.type
+    for k, n in zip(*np.unique(code, return_counts=True), strict=True):
+        s.counts[(c.fs[k // 4], ("invoke", "ok", "fail", "info")[k % 4])] = int(n)
+    last = max(t_end, int(c.time.max()) if len(c) else 0)
+    client = c.time[c.process != NEM]
+    s.first_client = int(client.min()) if len(client) else None
+    P = ch.pairs
+    a = np.flatnonzero((P.f == ch.ACQ) & (P.pos >= 0) & (P.type != INVOKE))
+    t = ch.t_sorted[P.pos[a]]
+    cc = np.array([0, OK, FAIL, INFO], dtype=np.int64)[P.type[a]]
+    ms = (t - ch.t_sorted[P.inv[a]]).astype(np.float64) / 1e6
+    o = np.lexsort((ms, cc, t))
+    t, cc, ms = t[o], cc[o], ms[o]
+    s.t_end = last
+    s.acquires = len(t)
+    s.width_s = w = bucket_width(last / 1e9)
+    n = max(1, math.ceil(last / 1e9 / w))
+    b = np.minimum((t.astype(np.float64) / (w * 1e9)).astype(np.int64), n - 1)
+    for name, k in CODES.items():
+        s.rate[name] = [int(x) / w for x in np.bincount(b[cc == k], minlength=n)]
+    okb, okms = b[cc == OK], ms[cc == OK]
+    lo = np.lexsort((okms, okb))
+    okb, okms = okb[lo], okms[lo]
+    firsts = np.searchsorted(okb, np.arange(n), "left")
+    ends = np.searchsorted(okb, np.arange(n), "right")
+    for i0, i1 in zip(firsts.tolist(), ends.tolist(), strict=True):
+        m = i1 - i0
+        s.p50.append(float(okms[i0 + max(0, math.ceil(0.5 * m) - 1)]) if m else None)
+        s.p99.append(float(okms[i0 + max(0, math.ceil(0.99 * m) - 1)]) if m else None)
     return s
 
 
