@@ -745,6 +745,22 @@ def damage_text(f: dict[str, Any]) -> str:
     return "".join(f" · {p}" for p in parts)
 
 
+def _follow_up(c: dict[str, Any]) -> dict[str, str]:
+    """What a CI reader needs to follow a cell up: its harm class, its runs' seeds, and the
+    first invalid run (else the first run): its directory, report and the command that re-runs
+    it alone."""
+    runs = c.get("per_run") or []
+    first = next((r for r in runs if r.get("verdict") == "invalid"), runs[0] if runs else None)
+    out = {"harm": str(c.get("harm") or ""), "seeds": ",".join(str(r.get("seed")) for r in runs)}
+    if first is not None:
+        out["run"] = str(first.get("run_dir") or "")
+        out["report"] = str(
+            first.get("href") or Path(str(first.get("run_dir") or ".")) / "report.html"
+        )
+        out["rerun"] = str(first.get("command") or "")
+    return {k: v for k, v in out.items() if v}
+
+
 def write_junit(doc: dict[str, Any], path: Path) -> Path:
     """One test case a cell: invalid -> failure; unknown, no verdict or missing server ->
     error; not applicable (or not in the shards gathered) -> skipped."""
@@ -769,6 +785,12 @@ def write_junit(doc: dict[str, Any], path: Path) -> Path:
             ET.SubElement(case, "system-out").text = why
             continue
         text = "; ".join([rate_text(c), *c.get("flags", []), *cell_lines(c)])
+        follow = _follow_up(c)
+        case.set("time", f"{sum(r.get('duration_s') or 0 for r in c.get('per_run', [])):.3f}")
+        props = ET.SubElement(case, "properties")
+        for name, value in follow.items():
+            ET.SubElement(props, "property", name=f"lockharness.{name}", value=value)
+        text = "\n".join([text, *(f"{k}: {v}" for k, v in follow.items())])
         if c.get("invalid"):
             failures += 1
             ET.SubElement(case, "failure", message=text, type="invalid").text = text

@@ -109,6 +109,15 @@ def test_jobs_shards_and_gather_give_the_same_cells(redis_bin, tmp_path):
     assert set(cases) == {"redis / none", "unsafe-redis / none"}
     assert cases["unsafe-redis / none"].find("failure") is not None
     assert cases["redis / none"].find("failure") is None
+    # a cell's case can be followed up: its time, seeds, harm and the first invalid run's command
+    broken_case = cases["unsafe-redis / none"]
+    assert float(broken_case.get("time")) >= 2 * 1.5
+    props = {p.get("name"): p.get("value") for p in broken_case.iter("property")}
+    assert props["lockharness.harm"] != "safe"
+    assert len(props["lockharness.seeds"].split(",")) == 2
+    assert props["lockharness.rerun"].startswith("harness run --backend unsafe-redis")
+    assert Path(props["lockharness.run"]).is_dir()
+    assert "\nrerun: harness run --backend unsafe-redis" in broken_case.find("system-out").text
     assert (out.parent / "comparison.md").read_text().count("|") > 6
     assert broken["acted_at_once"]["runs"] == 2  # overlaps: two holders acted at once
     assert "at once 2/2" in (out.parent / "comparison.md").read_text()
