@@ -65,9 +65,10 @@ class ColumnHistory:
         return ch
 
     def lock_only(self) -> None:
-        """Raise ``Unusual`` unless every client op is a lock op (acquire, release, renew)."""
+        """Raise ``Unusual`` unless every client op is a lock op (acquire, release, renew) or a
+        write made under the lock (write, add)."""
         c = self.c
-        known = {"acquire", "release", "renew"}
+        known = {"acquire", "release", "renew", *fencing_mod.WRITE_FS}
         client_fs = {c.fs[x] for x in np.unique(c.f[c.process != NEM])}
         if not client_fs <= known:
             raise Unusual(f"client ops other than lock ops: {sorted(client_fs - known)}")
@@ -143,7 +144,8 @@ class Holds:
     renewed: np.ndarray
     stop: np.ndarray
     notes: list[str]
-    by_key: np.ndarray  # holds in by-key order: keys by their first hold, then start
+    by_key: np.ndarray
+    pgroup: np.ndarray  # the holder's dense process number  # holds in by-key order: keys by their first hold, then start
 
 
 def _first_in_runs(seg: np.ndarray) -> np.ndarray:
@@ -252,6 +254,7 @@ def _holds(ch: ColumnHistory) -> Holds:
         stop=stop[o],
         notes=notes,
         by_key=by_key,
+        pgroup=P.pgroup[e][ao_i][o],
     )
 
 
@@ -401,7 +404,7 @@ def _first_order(codes: np.ndarray) -> list[int]:
 
 
 def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
-    """``checkers.fencing.check`` over the columns (a history with no write ops)."""
+    """``checkers.fencing.check`` over the columns."""
     hs = ch.holds
     c = ch.c
     hd = _HoldDicts(ch, hs)
@@ -423,6 +426,7 @@ def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
         fig.backwards.append(
             {"previous": hd.hold(int(fenced[x])), "hold": hd.hold(int(fenced[x + 1]))}
         )
+    _writes(ch, fig)
     valid, summary = fencing_mod.describe(fig, enforced)
     cnt = fig.counts
     return {
@@ -555,3 +559,98 @@ def _percentiles(xs: np.ndarray) -> Any:
         "max": round(float(s[-1]), 3),
         "count": n,
     }
+
+
+def _last_before(
+    comb: np.ndarray, group: np.ndarray, q_group: np.ndarray, q_pos: np.ndarray, n: int
+) -> np.ndarray:
+    """For each query, the index (into ``comb``, sorted ``group * n + position``) of the last
+    element of its group at a position before ``q_pos``; -1 for none."""
+    j = np.searchsorted(comb, q_group * n + q_pos, "left") - 1
+    jj = np.maximum(j, 0)
+    ok = (j >= 0) & (group[jj] == q_group) if len(comb) else np.zeros(len(q_pos), bool)
+    return np.where(ok, j, -1)
+
+
+def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures) -> None:
+    """The write sweep of ``checkers.fencing.figures``: what had been granted, and written,
+    when each write was invoked."""
+    c = ch.c
+    wf = [x for x in (c.f_code(f) for f in sorted(fencing_mod.WRITE_FS)) if x >= 0]
+    if not wf:
+        return
+    P, hs = ch.pairs, ch.holds
+    n = len(c) + 1
+    nk = max(1, len(c.keys))
+    if n * nk * (int(P.pgroup.max(initial=0)) + 1) >= 2**62:
+        raise Unusual("too many ops, keys and processes to combine")
+    w = np.flatnonzero(np.isin(P.f, wf))
+    w_inv, w_pos, w_key = P.inv[w], P.pos[w], P.key[w].astype(np.int64)
+    w_grp, w_type = P.pgroup[w].astype(np.int64), P.type[w]
+    inv_row = c.order[w_inv]
+    is_write = c.f[inv_row] == c.f_code("write")
+    # latest hold on the key, and the writer's own latest hold on it, when the write was invoked
+    hkey, hstart = hs.key.astype(np.int64), hs.start
+    o1 = np.lexsort((hstart, hkey))
+    latest = _last_before(hkey[o1] * n + hstart[o1], hkey[o1], w_key, w_inv, n)
+    latest_start = np.where(latest >= 0, hstart[o1][np.maximum(latest, 0)], -1)
+    pk = hs.pgroup.astype(np.int64) * nk + hkey
+    o2 = np.lexsort((hstart, pk))
+    own_i = _last_before(pk[o2] * n + hstart[o2], pk[o2], w_grp * nk + w_key, w_inv, n)
+    own = np.where(own_i >= 0, o2[np.maximum(own_i, 0)], -1)  # the hold, in start order
+    own_start = np.where(own >= 0, hstart[np.maximum(own, 0)], -1)
+    # the write's fence: a write's value, an add's hold's fence
+    hold_row = hs.fence_row[np.maximum(own, 0)]
+    f_row = np.where(is_write, inv_row, np.where(own >= 0, hold_row, -1))
+    f_kind = np.where(f_row >= 0, c.vkind[np.maximum(f_row, 0)], 0)
+    if np.any(f_kind == V_OTHER) and any(
+        fencing_mod._is_fence(c.others[int(r)]) for r in f_row[f_kind == V_OTHER]
+    ):
+        raise Unusual("a fence past 64 bits")
+    fenced = f_kind == V_INT
+    fence = np.where(fenced, c.vint[np.maximum(f_row, 0)], 0)
+    # the highest fence of an ok write completed on the key before the invocation
+    done = w_pos >= 0
+    up = np.flatnonzero(done & (w_type == OK) & fenced)
+    ranks, rinv = np.unique(fence[up], return_inverse=True)
+    o3 = np.lexsort((w_pos[up], w_key[up]))
+    uk, upos = w_key[up][o3], w_pos[up][o3]
+    run = np.maximum.accumulate(uk * (len(ranks) + 1) + rinv[o3]) if len(up) else uk
+    top_i = _last_before(uk * n + upos, uk, w_key, w_inv, n)
+    has_top = top_i >= 0
+    top = (
+        np.where(has_top, ranks[run[np.maximum(top_i, 0)] % (len(ranks) + 1)], 0)
+        if len(up)
+        else np.zeros(len(w), np.int64)
+    )
+    revoked = (own >= 0) & (latest_start > own_start)
+    lower = ~revoked & fenced & has_top & (fence < top)
+    stale = revoked | lower
+    err = c.error[c.order[np.maximum(w_pos, 0)]]
+    stale_err = np.array([e.startswith("stale fence") for e in c.errors] + [False])
+    rejected = done & (w_type == FAIL) & stale_err[err]
+    counts = fig.counts
+    counts["writes"] += int(np.count_nonzero(done))
+    counts["fresh_rejected"] += int(np.count_nonzero(done & ~stale & rejected))
+    outcome = np.where(w_type == OK, 0, np.where(rejected, 1, 2))
+    names = ("accepted", "rejected", "unknown")
+    for k, name in enumerate(names):
+        counts[f"stale_{name}"] += int(np.count_nonzero(done & stale & (outcome == k)))
+    ex = np.flatnonzero(done & stale)
+    ex = ex[np.argsort(w_pos[ex], kind="stable")][: fencing_mod.MAX_EXAMPLES]
+    for i in ex.tolist():
+        k, pos = int(w_key[i]), int(w_pos[i])
+        hi = _last_before(uk * n + upos, uk, np.array([k]), np.array([pos + 1]), n)[0]
+        fig.examples.append(
+            {
+                "key": c.keys[k],
+                "process": int(P.proc[w[i]]),
+                "fence": c.value(f_row[i]) if f_row[i] >= 0 else None,
+                "reason": "revoked" if revoked[i] else "lower-fence",
+                "outcome": names[outcome[i]],
+                "highest_fence_written": int(ranks[run[hi] % (len(ranks) + 1)])
+                if hi >= 0
+                else None,
+                "ops": [ch.op_at(int(w_inv[i])), ch.op_at(pos)],
+            }
+        )
