@@ -70,6 +70,9 @@ def test_junit_marks_an_invalid_run_as_failure(redis_bin, tmp_path):
     suite = ET.parse(junit).getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert "mutex" in failed
+    # the terminal says what to do, each remedy with its command on one line
+    remedies = [ln for ln in p.stdout.splitlines() if ln.startswith("remedy: ")]
+    assert any("harness run --backend redis " in ln for ln in remedies), p.stdout
 
 
 def test_compare_runs_a_matrix_and_links_each_report(redis_bin, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console, ConsoleDimensions
@@ -178,6 +179,15 @@ def print_non_durable(config: dict) -> None:
     for msg in non_durable(config):
         # Unwrapped: the line is meant to be found (grep) as one line.
         say(msg, style="yellow", soft_wrap=True)
+
+
+def print_remedies(results: dict, config: dict, run_dir: Path | str | None) -> None:
+    """What to do about an INVALID run, each with the command that shows it working (the
+    report's "What to do"), one line each so a terminal's copy and paste gets it whole."""
+    from reports.remedies import remedies
+
+    for m in remedies(results, config, run_dir):
+        say(f"remedy: {m.title} ({m.change}): ", m.command, soft_wrap=True)
 
 
 def print_verdict(results: dict) -> None:

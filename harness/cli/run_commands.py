@@ -21,7 +21,7 @@ from .errors import (
     os_error_text,
     say_error,
 )
-from .output import err, print_json, print_non_durable, print_verdict, say
+from .output import err, print_json, print_non_durable, print_remedies, print_verdict, say
 
 
 def _workload_flags(fn):
@@ -373,6 +373,7 @@ def run(
     else:
         print_verdict(result.results)
         print_non_durable(result.config)
+        print_remedies(result.results, result.config, result.run_dir)
         if result.interrupted:
             say("interrupted: the history was checked as far as it was recorded", style="yellow")
         # soft_wrap: one line each however long, for a terminal's copy and paste too
