@@ -282,7 +282,7 @@ class LagMonitor:
             w.gone = True
             w.close()
             return
-        main_moved = True
+        main_moved = False  # unknown (a first sample, no schedstat): the state is read
         for tid, th in w.threads.items():
             if th.gone:
                 continue
