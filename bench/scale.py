@@ -9,9 +9,9 @@ so most acquires find their key free), the mutex workload's defaults otherwise, 
 checked as every run's is. Rounds alternate the client counts so the machine's noise hits all of
 them; each row is the median over the rounds of acquires/s (the perf checker's ok acquires over
 the history's span), of its ratio to the first count's (the 10-client figure), and of the p99
-latency of ok acquires. Beside them: the verdicts, the CPU the run's processes took per ok
-acquire (harness, workers and their redis-server: getrusage of this process and its reaped
-children, divided over the run's ok acquires) and the machine's load average (1 min) before
+latency of ok acquires. Beside them: the verdicts, the CPU the run took per ok acquire
+(getrusage of this process, which runs the harness and the check of the history, and of its
+reaped children, the workers and the redis-server, over the run's ok acquires) and the machine's load average (1 min) before
 each run, as its median and highest. The load and cores are printed at the start and the end.
 """
 

@@ -100,7 +100,7 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
     "-c",
     default=5,
     show_default=True,
-    help="Concurrent clients, 1 to 10,000: threads pooled in a few worker processes (two a "
+    help="Concurrent clients, 1 to 10,000: threads pooled in a few worker processes (four a "
     "core), all ready before the clock starts; with client-pause or client-stall each client is "
     "a process of its own (the fault freezes one), and then at most 256.",
 )

@@ -2,9 +2,9 @@
 loop, the start gate every client waits at before the run's clock starts, how clients are
 spread over worker processes, and the multiprocessing context the workers are forked from.
 
-Clients are threads inside a few worker processes (``pool_size``: as many as the machine has
-cores), each with its own context, lock client and recorder buffer, so a run can have 10,000 of
-them. Where a fault must freeze exactly one client (the nemeses that act on a lock holder:
+Clients are threads inside a few worker processes (``pool_size``: four a core, so that fewer
+threads share a GIL), each with its own context, lock client and recorder buffer, so a run can have
+10,000 of them. Where a fault must freeze exactly one client (the nemeses that act on a holder:
 client-pause SIGSTOPs its process, client-stall stalls its main thread), every client keeps a
 process of its own and runs on its main thread (``one_process_per_client``).
 """
@@ -26,12 +26,15 @@ MAX_CLIENT_PROCESSES = 256
 #: a client thread's stack: Python frames live on the heap, what C code a client runs (a
 #: driver's socket calls, JSON) needs far less; 10,000 of the 8 MiB default would reserve 80 GB
 CLIENT_STACK = 256 * 1024
-#: worker processes per core when clients are pooled (bench/scale.py measured 1, 2 and 4)
-PROCESSES_PER_CORE = 2
+#: worker processes per core when clients are pooled: bench/scale.py, 1,000 clients on a shared
+#: 2-core machine, gave 1,934 and 1,730 acquires/s with 1 a core, 2,658 and 2,265 with 2, 3,112
+#: and 2,753 with 4, 3,340 and 2,986 with 8 (fewer threads a process contend for its GIL)
+PROCESSES_PER_CORE = 4
 #: s, a pool worker's GIL switch interval (CPython's default: 0.005). Every thread waiting for
-#: the GIL wakes once an interval: 2,500 client threads in a process woke 500,000 times a
-#: second and starved the server they test. Client threads give the GIL up at every call to
-#: the server, so a long interval hardly ever forces a switch (bench/scale.py measured it)
+#: the GIL wakes once an interval: thousands of client threads woke hundreds of thousands of
+#: times a second and starved the server they test (1,000 clients: 1,155 to 1,577 acquires/s
+#: with 0.005 s, 1,757 to 2,471 with 0.1 s). Client threads give the GIL up at every call to the
+#: server, so a long interval hardly ever forces a switch
 SWITCH_INTERVAL = 0.1
 
 
