@@ -591,16 +591,18 @@ def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures) -> None:
     is_write = c.f[inv_row] == c.f_code("write")
     # latest hold on the key, and the writer's own latest hold on it, when the write was invoked
     hkey, hstart = hs.key.astype(np.int64), hs.start
+    if not len(hstart):  # no hold: a sentinel one, before everything, that nobody owns
+        hkey, hstart = np.array([-1], np.int64), np.array([-1], np.int64)
     o1 = np.lexsort((hstart, hkey))
     latest = _last_before(hkey[o1] * n + hstart[o1], hkey[o1], w_key, w_inv, n)
     latest_start = np.where(latest >= 0, hstart[o1][np.maximum(latest, 0)], -1)
-    pk = hs.pgroup.astype(np.int64) * nk + hkey
+    pk = (hs.pgroup.astype(np.int64) * nk + hkey) if len(hs.start) else np.array([-1], np.int64)
     o2 = np.lexsort((hstart, pk))
     own_i = _last_before(pk[o2] * n + hstart[o2], pk[o2], w_grp * nk + w_key, w_inv, n)
     own = np.where(own_i >= 0, o2[np.maximum(own_i, 0)], -1)  # the hold, in start order
     own_start = np.where(own >= 0, hstart[np.maximum(own, 0)], -1)
     # the write's fence: a write's value, an add's hold's fence
-    hold_row = hs.fence_row[np.maximum(own, 0)]
+    hold_row = hs.fence_row[np.maximum(own, 0)] if len(hs.start) else np.full(len(w), -1)
     f_row = np.where(is_write, inv_row, np.where(own >= 0, hold_row, -1))
     f_kind = np.where(f_row >= 0, c.vkind[np.maximum(f_row, 0)], 0)
     if np.any(f_kind == V_OTHER) and any(

@@ -223,7 +223,14 @@ def read_columns(path: str | os.PathLike[str]) -> Columns | None:
     gc.disable()  # blocks of structs hold no cycles: the cyclic GC would only rescan them
     try:
         return _read(path)
-    except (Unusual, msgspec.DecodeError, msgspec.ValidationError, OverflowError, ValueError):
+    except (
+        Unusual,
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        OverflowError,
+        ValueError,
+        KeyError,
+    ):
         return None
     finally:
         if paused:

@@ -1,0 +1,231 @@
+"""The history in columns (checkers.columns, checkers.colcheck) judges exactly as the objects do.
+
+Property tests: generated lock histories (random outcomes, a simulated lock with leases,
+renewals, writes with fences, info outcomes, faults) are written as history.jsonl and checked
+both ways: the mutex, fencing and perf results and the availability figures must be equal, and
+the verdict must be the brute-force oracle's (tests/test_checker_mutex_props.py). Histories the
+columns cannot read exactly must be read by the object reader instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checkers import History, availability, compose, lock_checkers
+from checkers.columns import OpsView, read_columns, read_history
+from checkers.history import Op, read
+from checkers.model import LEASE, STRICT_MODEL, LockModel
+from tests.test_checker_mutex_props import (
+    brute_force,
+    brute_force_lease,
+    random_history,
+    simulated_history,
+    stamp,
+)
+
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,  # the same histories every run: the counts asserted below are stable
+)
+CHECK = compose(lock_checkers(fencing_enforced=True))
+
+
+def write(path: Path, ops: list[Op], in_time_order: bool) -> list[Op]:
+    """Write ``ops`` as history.jsonl: in (time, index) order with indexes renumbered (as the
+    recorder writes them), or in index order as given. Returns the ops as written."""
+    if in_time_order:
+        srt = sorted(ops, key=lambda o: (o.time, o.index))
+        ops = [
+            Op(i, o.time, o.process, o.type, o.f, o.key, o.value, o.error)
+            for i, o in enumerate(srt)
+        ]
+    else:
+        ops = sorted(ops, key=lambda o: o.index)
+    path.write_text("".join(json.dumps(o.to_dict(), separators=(",", ":")) + "\n" for o in ops))
+    return ops
+
+
+def same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def both_ways(path: Path, model: LockModel, seen: Counter[str]) -> dict[str, Any]:
+    """Check the file as objects and as columns; they must agree. Returns the results."""
+    objects = read(path).ops
+    cols = read_columns(path)
+    a = CHECK(objects, model)
+    if cols is None:
+        seen["objects only"] += 1
+        return a
+    view = OpsView(cols)
+    seen["columns" if History(view).columns is not None else "columns read, objects judged"] += 1
+    assert [o.to_dict() for o in view] == [o.to_dict() for o in objects]
+    b = CHECK(view, model)
+    for name in a["checkers"]:
+        assert same(a["checkers"][name], b["checkers"][name]), (name, a, b)
+    assert same(a, b)
+    assert same(availability.over_time(objects), availability.over_time(view))
+    return a
+
+
+def test_random_and_simulated_histories_agree_with_objects_and_oracle(tmp_path: Path) -> None:
+    seen: Counter[str] = Counter()
+    path = tmp_path / "history.jsonl"
+
+    @SETTINGS
+    @given(
+        st.one_of(random_history(), simulated_history()),
+        st.booleans(),
+        st.sampled_from([None, 1, 4]),
+        st.data(),
+    )
+    def run(events: Any, in_time: bool, ttl: int | None, data: st.DataObject) -> None:
+        write(path, stamp(events, data), in_time)
+        ops = read(path).ops  # as read: a line whose key disagrees with its invocation's is not
+        r = both_ways(path, STRICT_MODEL, seen)
+        shown = [o.to_dict() for o in ops]
+        assert r["checkers"]["mutex"]["valid"] == brute_force(ops), (r["summary"], shown)
+        lease = LockModel(LEASE, "ttl" if ttl else "none", ttl and ttl / 1e6)
+        r = both_ways(path, lease, seen)
+        assert r["checkers"]["mutex"]["valid"] == brute_force_lease(ops, ttl), (r["summary"], shown)
+        seen[f"valid {r['checkers']['mutex']['valid']}"] += 1
+
+    run()
+    # the columns judged most histories, and both verdicts occurred
+    assert seen["columns"] >= 100 and seen["valid True"] >= 10 and seen["valid False"] >= 10, seen
+
+
+@st.composite
+def lock_history(draw: st.DrawFn) -> list[Op]:
+    """Sequential clients taking, renewing and releasing locks and writing under them with
+    fences (some refused as stale), info outcomes (the client retired), and a nemesis."""
+    nproc = draw(st.integers(1, 4))
+    procs = list(range(nproc))
+    nxt = nproc
+    ops: list[Op] = []
+    t = 0
+    fence = 0
+    for _ in range(draw(st.integers(1, 40))):
+        t += draw(st.integers(0, 3))
+        if draw(st.integers(0, 9)) == 0:
+            f = draw(st.sampled_from(["start-kill", "stop-kill", "start-pause"]))
+            ty = draw(st.sampled_from(["invoke", "info"]))
+            value = {"node": "n1"} if ty == "info" and draw(st.booleans()) else None
+            ops.append(Op(len(ops), t, "nemesis", ty, f, None, value))
+            continue
+        slot = draw(st.integers(0, nproc - 1))
+        p = procs[slot]
+        f = draw(st.sampled_from(["acquire", "acquire", "release", "renew", "write", "add"]))
+        key = draw(st.sampled_from(["a", "a", 2]))
+        value = (
+            draw(st.sampled_from([None, fence, fence + 1, 0]))
+            if f in ("write", "release")
+            else None
+        )
+        ops.append(Op(len(ops), t, p, "invoke", f, key, value))
+        if draw(st.integers(0, 5)) == 0:
+            continue  # still in flight (``_sequential`` drops the process's later ops)
+        t += draw(st.integers(0, 3))
+        ty = draw(st.sampled_from(["ok", "ok", "ok", "fail", "info"]))
+        err = None
+        if ty == "fail":
+            err = draw(st.sampled_from(["stale fence 3 < 4", "not owner", "timeout"]))
+        elif ty == "ok" and f == "acquire":
+            fence = draw(st.sampled_from([fence + 1, fence + 1, fence, max(0, fence - 1)]))
+            value = fence
+        ops.append(Op(len(ops), t, p, ty, f, key, value, err))
+        if ty == "info" or draw(st.integers(0, 7)) == 0:
+            procs[slot] = nxt  # retired after an unknown outcome (or, rarely, at once)
+            nxt += 1
+    return ops
+
+
+def test_lock_histories_with_renewals_writes_and_faults_agree(tmp_path: Path) -> None:
+    seen: Counter[str] = Counter()
+    path = tmp_path / "history.jsonl"
+
+    @SETTINGS
+    @given(lock_history(), st.sampled_from([None, 0.000001, 0.000003]))
+    def run(ops: list[Op], ttl_ms: float | None) -> None:
+        write(path, _sequential(ops), True)
+        both_ways(path, STRICT_MODEL, seen)
+        r = both_ways(path, LockModel(LEASE, "ttl" if ttl_ms else "none", ttl_ms), seen)
+        m = r["checkers"]["mutex"]
+        seen[f"valid {m['valid']}"] += 1
+        seen["lapses"] += bool(m["lapse_count"])
+        seen["stale writes"] += bool(r["checkers"]["fencing"]["stale_accepted"])
+
+    run()
+    assert seen["columns"] >= 150 and seen["valid False"] >= 10 and seen["valid True"] >= 10, seen
+    assert seen["lapses"] >= 1 and seen["stale writes"] >= 3, seen
+
+
+def _sequential(ops: list[Op]) -> list[Op]:
+    """Drop the ops of a process after its invocation that never completed (the generator
+    reuses the slot's process): each process stays sequential."""
+    out: list[Op] = []
+    stuck: set[Any] = set()
+    pending: dict[Any, Op] = {}
+    for o in ops:
+        if o.process in stuck:
+            continue
+        if o.type == "invoke":
+            if o.process in pending:
+                stuck.add(o.process)
+                continue
+            pending[o.process] = o
+        elif o.process != "nemesis":
+            pending.pop(o.process, None)
+        out.append(o)
+    return out
+
+
+GOOD = '{"index":%d,"time":%d,"process":1,"type":"%s","f":"acquire","key":"k"%s}\n'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"index":2,"time":5,"process":1,"type":"invoke","f":"acquire","key":"k","extra":1}\n',
+        '{"index":2,"time":5,"process":true,"type":"invoke","f":"acquire","key":"k"}\n',
+        '{"index":2,"time":5.0,"process":1,"type":"invoke","f":"acquire","key":"k"}\n',
+        '{"index":2,"time":5,"process":"x","type":"invoke","f":"acquire","key":"k"}\n',
+        '{"index":2,"time":5,"process":1,"type":"invoke","f":"acquire","key":[1]}\n',
+        '{"index":2,"time":5,"process":1,"type":"invoke","f":"acquire","key":true}\n',
+        '{"index":2,"time":5,"process":1,"type":"begin","f":"acquire","key":"k"}\n',
+        '{"index":0,"time":5,"process":1,"type":"invoke","f":"acquire","key":"k"}\n',
+        '{"index":2,"time":5,"process":1,"type":"invoke","f":"acquire","key":"\\ud800"}\n',
+        '{"index":2,"time":99999999999999999999,"process":1,"type":"invoke","f":"acquire"}\n',
+        '{"index":2,"time":5,"process":1,"type":"ok","f":"acquire","key":"k","value":1e400}\n',
+        "\n",
+        "not json\n",
+        '{"index":2,"time":5,"process":1,"type":"ok","f":"acquire","key":"other","value":3}\n',
+    ],
+)
+def test_unusual_lines_are_read_by_the_object_reader(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "history.jsonl"
+    head = GOOD % (0, 1, "invoke", "") + GOOD % (1, 2, "ok", ',"value":1')
+    path.write_text(head + GOOD % (3, 3, "invoke", "") + line)
+    expected = read(path)
+    got = read_history(path)
+    assert [o.to_dict() for o in got.ops] == [o.to_dict() for o in expected.ops]
+    assert got.problems == expected.problems and got.lines == expected.lines
+    assert read_columns(path) is None
+
+
+def test_a_plain_history_is_read_in_columns(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(GOOD % (0, 1, "invoke", "") + GOOD % (1, 2, "ok", ',"value":1'))
+    cols = read_columns(path)
+    assert cols is not None and cols.lines == 2
+    assert [o.to_dict() for o in read_history(path).ops] == [o.to_dict() for o in read(path).ops]
