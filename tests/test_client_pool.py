@@ -19,6 +19,7 @@ from harness.run.recorder import PIPE_BUF, Recorder
 from harness.run.workers import MAX_CLIENT_PROCESSES, MAX_CLIENTS, pool_size, spread
 
 from .conftest import harness as cli
+from .conftest import pid_alive
 
 
 def test_two_thousand_pooled_clients_all_start_before_the_clock(redis_bin, tmp_path, monkeypatch):
@@ -154,3 +155,23 @@ def test_threads_records_never_interleave_in_the_pipe() -> None:
         d = json.loads(ln)  # a torn or interleaved line would not parse
         seen.setdefault(d["process"], []).append(int(d["key"]))
     assert seen == {i: list(range(ops_n)) for i in range(threads_n)}
+
+
+def test_a_stop_at_the_gate_ends_every_client_before_its_first_op(redis_bin, tmp_path, monkeypatch):
+    """Ctrl-C while clients gather at the gate: none of them makes an op, none outlives it."""
+    real_wait = stages.wait_ready
+
+    def then_stop(*a):
+        assert real_wait(*a)  # every client is ready, waiting at the gate
+        raise stages.Interrupted("signal 2")
+
+    monkeypatch.setattr(stages, "wait_ready", then_stop)
+    cfg = run_config(
+        backend="redis", concurrency=300, keys=300, hold_ms=0, time_limit=5, store=tmp_path,
+        render_report=False,
+    )  # fmt: skip
+    res = run_test(cfg)
+    assert res.interrupted and res.valid != True  # noqa: E712 - "unknown" is no verdict
+    ops = read(res.run_dir / "history.jsonl").ops
+    assert [o for o in ops if isinstance(o.process, int)] == []
+    assert not [p for p in res.config["worker_pids"] if pid_alive(p)]

@@ -78,6 +78,7 @@ from .workers import (
     CLIENT_STACK,
     StartGate,
     StopFlag,
+    StoppedAtGate,
     context,
     one_process_per_client,
     pool_size,
@@ -208,6 +209,8 @@ def _worker(
 def _client(workload: Workload, ctx: ClientContext, gate: StartGate) -> None:
     try:
         workload.run_client(ctx)
+    except StoppedAtGate:
+        pass  # nothing recorded: the run ended before this client's first op
     finally:
         if ctx.start is not None:  # ended without passing the gate: nothing to wait for
             gate.ready[ctx.index] = 1
@@ -630,6 +633,8 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
 
     def start(ctx: ClientContext) -> None:  # in a worker: the client's pass through the gate
         gate.pass_through(ctx.index)
+        if env.stop.is_set():  # the run stopped before it started (or this client came late)
+            raise StoppedAtGate
         ctx.deadline = gate.deadline_ns / 1e9 + 1.0
         cast(Recorder, ctx.recorder).t0 = gate.t0_ns
 
@@ -641,9 +646,9 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
         return ctx
 
     def stop_workers() -> None:
+        env.stop.set()
         now = time.monotonic_ns()
         gate.open(now, now)  # no-op once open: clients still waiting at the gate end at once
-        env.stop.set()
         end = time.monotonic() + stop_grace(workload)
         for w in workers:
             if w.is_alive():

@@ -52,6 +52,11 @@ class StopFlag:
         return self._v.value == 1
 
 
+class StoppedAtGate(BaseException):
+    """Raised in a client that passes the start gate after the run stopped: it ends before its
+    first op. A BaseException, so that no workload's ``except Exception`` records it."""
+
+
 class StartGate:
     """The run's start barrier. Made in the harness before the workers fork; each client marks
     itself ready (its lock client made, or tried) and waits; once every client is ready the
