@@ -16,11 +16,13 @@ beside the history as ``lag.json`` (``LAG``); this module judges that record:
    taken out. What is left is *unplanned*.
 3. **What matters.** An unplanned window of at least ``SAFE_SHARE`` of the TTL (``NO_TTL_S``
    when the run knows none) can cost a holder its lease.
-4. **The verdict.** A run with such a window whose only invalid checker is mutex, and in which
-   every violation listed involves (by its holds' and ops' processes, ``process % clients``) a
-   client stalled at the time (its ops' and holds' span, widened by the margin), is UNKNOWN,
-   with the reason in ``unknown_because`` (``unplanned_pause``), and so is the mutex result
-   (its violations kept): the stall, not the lock, may be why. A violation clear of every
+4. **The verdict.** A run with such a window whose invalid checkers are mutex and fencing
+   only, and in which every finding listed (a violation; a fence token that did not increase,
+   by the order the clients recorded; with enforced fencing a stale write accepted) involves,
+   by its holds' and ops' processes (``process % clients``), a client stalled at the time (its
+   ops' and holds' span, widened by the margin), is UNKNOWN, with the reason in
+   ``unknown_because`` (``unplanned_pause``), and so are those checkers' results (their
+   findings kept): the stall, not the lock, may be why. A violation clear of every
    stall proves the lock wrong: the run stays INVALID. A VALID run stays VALID (a history that
    holds under an extra pause is still a valid history), with the stall shown. Other
    checkers' findings (a lost update, a slot run twice) are not placed in time here: their
@@ -38,7 +40,7 @@ from typing import Any
 from . import lacks_evidence
 from .history import NEMESIS, Op
 from .model import LockModel
-from .results import checker_results, mutex_result
+from .results import checker_results
 
 LAG = "lag.json"  # beside history.jsonl in a run directory
 VERSION = 1
@@ -146,10 +148,11 @@ def margin_ns(record: Mapping[str, Any]) -> int:
 
 
 def involved(v: Mapping[str, Any], clients: int) -> tuple[set[int], int, int] | None:
-    """The clients a violation involves (``process % clients``) and the span of its holds and
-    ops; None when it names no time."""
-    procs, times = set(), []
-    for h in (v.get("first"), v.get("second")):
+    """The clients a finding involves (``process % clients``) and the span of its holds and
+    ops; None when it names no time. A finding: a mutex violation (holds ``first``,
+    ``second``), a fencing one (holds ``previous``, ``hold``; a stale write's ``process``)."""
+    procs, times = {v.get("process")}, []
+    for h in (v.get(k) for k in ("first", "second", "previous", "hold")):
         if isinstance(h, dict):
             procs.add(h.get("process"))
             times += [h.get("start"), h.get("end")]
@@ -228,37 +231,67 @@ def assess(
     results["stalls"] = out
     if not long or results.get("valid") is not False:
         return
-    invalid = [n for n, r in checker_results(results).items() if r.get("valid") is False]
-    mutex = mutex_result(results)
-    if invalid != ["mutex"] or mutex is None:
-        return  # another checker's finding is not placed in time here: it stands
+    invalid = {n: r for n, r in checker_results(results).items() if r.get("valid") is False}
+    if not invalid or not set(invalid) <= set(FINDINGS):
+        return  # a lost update, a slot run twice: not placed in time here, it stands
     clients = record.get("clients")
     n = clients if _int(clients) else 0
-    listed = [v for v in mutex.get("violations") or [] if isinstance(v, dict)]
-    spans = [involved(v, n) for v in listed]
-    hit = [
-        next((s for s in long if sp and coincides(s, sp[0], sp[1], sp[2], margin)), None)
-        for sp in spans
-    ]
+    found = {name: FINDINGS[name](r) for name, r in invalid.items()}
+    listed = [f for fs, _ in found.values() for f in fs]
+    hit = []
+    for f in listed:
+        sp = involved(f, n)
+        on = [s for s in long if sp and coincides(s, *sp, margin)]
+        hit.append(max(on, key=lambda s: s.seconds) if on else None)
     out["violations_in_stalls"] = sum(h is not None for h in hit)
     if not listed or None in hit:
         return  # a violation clear of every stall: the lock's, INVALID stands
     worst = max((h for h in hit if h is not None), key=lambda s: s.seconds)
-    count = mutex.get("violation_count")
-    of = f" (the {len(listed)} listed of {count})" if _int(count) and count > len(listed) else ""
+    total = sum(t for _, t in found.values())
+    of = f" (the {len(listed)} listed of {total})" if total > len(listed) else ""
     out["excused"] = True
     reason = (
         f"the harness's clients were starved for {worst.seconds:.1f} s ({_when(worst)}, "
         f"{limit:.2g} s would be safe): {CAUSE[worst.kind]}; this is an unplanned pause, and "
         f"every violation found{of} involves a client stalled at the time"
     )
-    # the mutex result says so too (as a set result excused by a non-durable store does), so
-    # a per-checker reader (JUnit's mutex case) does not blame the lock either
-    m: dict[str, Any] = mutex  # type: ignore[assignment]
-    m["valid"] = "unknown"
-    m["unknown_because"] = [reason, *m.get("unknown_because", [])]
-    m["summary"] = f"unknown (an unplanned pause of the harness's clients); {m['summary']}"
+    # each invalid checker's result says so too (as a set result excused by a non-durable store
+    # does), so a per-checker reader (JUnit's mutex case) does not blame the lock either
+    for r in invalid.values():
+        r["valid"] = "unknown"
+        r["unknown_because"] = [reason, *r.get("unknown_because", [])]
+        r["summary"] = f"unknown (an unplanned pause of the harness's clients); {r['summary']}"
     unplanned_pause(results, reason)
+
+
+def _mutex_findings(r: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The violations listed, and how many there were."""
+    vs = [v for v in r.get("violations") or [] if isinstance(v, dict)]
+    n = r.get("violation_count")
+    return vs, n if _int(n) and n > len(vs) else len(vs)
+
+
+def _fencing_findings(r: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """Tokens that did not increase (hold after hold, by the times the clients recorded: a
+    holder starved between its grant and its record comes later than the next one), and with
+    enforced fencing the stale writes accepted (stale by the same order)."""
+    out = [x for x in r.get("non_increasing_examples") or [] if isinstance(x, dict)]
+    n = r.get("non_increasing")
+    total = n if _int(n) and n > len(out) else len(out)
+    if r.get("enforced") is True:
+        acc = [
+            x
+            for x in r.get("stale_examples") or []
+            if isinstance(x, dict) and x.get("outcome") == "accepted"
+        ]
+        out += acc
+        m = r.get("stale_accepted")
+        total += m if _int(m) and m > len(acc) else len(acc)
+    return out, total
+
+
+#: the invalid results whose findings are placed in time here: each lists them (capped)
+FINDINGS = {"mutex": _mutex_findings, "fencing": _fencing_findings}
 
 
 def _clients_stalled(long: list[Stall], clients: Any) -> int:

@@ -178,6 +178,27 @@ def test_a_violation_inside_an_unplanned_stall_makes_the_run_unknown() -> None:
     assert (st["count"], st["longest_s"], st["clients_stalled"], st["excused"]) == (1, 2.0, 1, True)
 
 
+def test_fence_tokens_out_of_order_inside_a_stall_are_excused_too() -> None:
+    """A holder starved between its grant and its record comes after the next holder in the
+    history: its lower token "did not increase". Placed in time, it is the stall's."""
+    results = _invalid((0, 1, 1000, 2200))
+    prev = {"process": 1, "start": 2200 * MS, "end": 2300 * MS, "fence": 8}
+    fencing = {"valid": False, "summary": "fence tokens did not increase 1 times"}
+    fencing |= {"non_increasing": 1, "enforced": False}
+    fencing["non_increasing_examples"] = [
+        {"previous": prev, "hold": {"process": 0, "start": 2900 * MS, "end": None, "fence": 7}}
+    ]
+    results["checkers"]["fencing"] = fencing
+    assess(results, _record([_window(0, 1100, 3100)]), [], LEASE)
+    assert results["valid"] == "unknown" and fencing["valid"] == "unknown", results
+    assert results["stalls"]["violations_in_stalls"] == 2
+    # a lost update is not placed in time: it stands, and so does the run's INVALID
+    lost = _invalid((0, 1, 1000, 2200))
+    lost["checkers"]["set"] = {"valid": False, "summary": "1 lost update"}
+    assess(lost, _record([_window(0, 1100, 3100)]), [], LEASE)
+    assert lost["valid"] is False and lost["checkers"]["mutex"]["valid"] is False
+
+
 def test_a_violation_clear_of_every_stall_stays_invalid() -> None:
     # the stall is client 0's, but the second violation involves clients 2 and 3 only
     results = _invalid((0, 1, 1000, 2200), (2, 3, 5000, 5100))
@@ -310,7 +331,7 @@ def _stop_a_holder(run_dir: Path, pids: list[int]) -> int:
     in the history, it may have let go since (a loaded machine delays the reading): still
     holding 0.3 s into the stop, or another try (three at most)."""
     for _ in range(3):
-        holder = _wait_for(lambda: _holding(run_dir), 30, "holder")  # clients start slowly
+        holder = _wait_for(lambda: _holding(run_dir), 30, f"holder in {run_dir}")  # slow starts
         victim = pids[holder % len(pids)]
         os.kill(victim, signal.SIGSTOP)
         try:
@@ -331,7 +352,7 @@ def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
     (or an operator) would. redis grants the expired lock to the other client, the woken
     holder's release is refused: a revoked hold the lock is not to blame for."""
     cmd = [*HARNESS_CMD, "run", "--backend", "redis", "--concurrency", "2", "--keys", "1"]
-    cmd += ["--ttl", "1000", "--hold", "800", "--wait", "4000", "--time-limit", "8"]
+    cmd += ["--ttl", "1000", "--hold", "800", "--wait", "4000", "--time-limit", "10"]
     cmd += ["--store", str(store), "--seed", "1"]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -354,8 +375,10 @@ def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
     lag = json.loads((run_dir / LAG).read_text())
     mine = [w for w in lag["windows"] if w["pid"] == victim and w["kind"] == STOPPED]
     seen = [w["end"] - w["start"] for w in mine]
-    assert seen and max(seen) >= 2.4e9, lag["windows"]
-    assert results["stalls"]["longest_s"] >= 2.4
+    # 2.5 s, or less when a loaded machine started the run so late that its end (which resumes
+    # every client) came first; longer than the TTL either way
+    assert seen and max(seen) >= 1.0e9, lag["windows"]
+    assert results["stalls"]["longest_s"] >= 1.0
     # judged again later from the run directory: the same verdict and reason
     again = harness("check", str(run_dir))
     assert again.returncode == 2, again.stdout + again.stderr
