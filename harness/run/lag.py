@@ -102,6 +102,15 @@ def stopped_stalled(prev_state: str | None, state: str) -> bool:
     return state in "Tt" or (prev_state is not None and prev_state in "Tt")
 
 
+def _extend(windows: list[tuple[int, int]], win: tuple[int, int]) -> None:
+    """Add a window, merged with the last one when they touch: a thread starved for minutes
+    keeps one window, not one a sample."""
+    if windows and win[0] <= windows[-1][1]:
+        windows[-1] = (min(windows[-1][0], win[0]), max(windows[-1][1], win[1]))
+    else:
+        windows.append(win)
+
+
 def merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Overlapping or touching windows as one (a process's threads, several kinds)."""
     out: list[tuple[int, int]] = []
@@ -294,7 +303,7 @@ class LagMonitor:
                 continue
             if th.wait >= 0:
                 if (win := runqueue_window(th.t, t, wait - th.wait)) is not None:
-                    th.windows.append(win)
+                    _extend(th.windows, win)
                 if tid == pid:
                     main_moved = run != th.run or wait != th.wait
             th.t, th.run, th.wait = t, run, wait
