@@ -129,6 +129,11 @@ class LockClient(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Drop connections; called when the client stops or is retired."""
 
+    def warm(self) -> None:  # noqa: B027 - optional hook
+        """Open the connection now, for a client that opens it at its first call: the harness
+        calls it once a client, before the run's clock starts, ignoring its errors (1,000 clients
+        connecting at their first acquire, all at once, overflow a server's listen backlog)."""
+
 
 class Backend(ABC):
     """A lock implementation: its servers, its clients, what it claims."""

@@ -122,6 +122,10 @@ class RedisClient(LockClient):
     def close(self) -> None:
         self.r.close()
 
+    def warm(self) -> None:
+        pool = self.r.connection_pool
+        pool.release(pool.get_connection())
+
 
 class RedisBackend(Backend):
     own_store = "redis"  # the lock-set store its cluster holds

@@ -18,6 +18,7 @@ the harness calls workloads, never the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from abc import ABC, abstractmethod
@@ -272,7 +273,11 @@ class ClientContext:
         one is made before the run's clock starts: connected or not, the client then waits at
         the start gate (``begin``)."""
         try:
-            return self.backend.connect(self.endpoints, self.index, params or ClientParams())
+            client = self.backend.connect(self.endpoints, self.index, params or ClientParams())
+            if self.start is not None:  # before the clock: connected now, not at the first op
+                with contextlib.suppress(Exception):
+                    client.warm()
+            return client
         finally:
             self.begin()
 
