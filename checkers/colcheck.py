@@ -111,15 +111,16 @@ class ColumnHistory:
         inv_row = g[inv_j]
         done_row = np.where(is_comp, g[j], -1)
         pos = np.where(is_comp, rank[g[j]], NEVER_RETURNED)
+        small = np.int32 if m < 2**31 - 1 else np.int64  # positions and rows: half the memory
         return Pairs(
-            inv=rank[inv_row],
-            pos=pos,
+            inv=rank[inv_row].astype(small),
+            pos=pos.astype(small),
             type=np.where(is_comp, ty[j], INFO).astype(np.int8),
             f=c.f[inv_row],
             key=c.key[inv_row],
             proc=p[j],
-            pgroup=(np.cumsum(first) - 1)[j],
-            done_row=done_row,
+            pgroup=(np.cumsum(first) - 1)[j].astype(small),
+            done_row=done_row.astype(small),
         )
 
     @cached_property

@@ -101,9 +101,10 @@ class Columns:
         """Rows in (time, index) order: the checkers' sorted history (positions index it)."""
         if self._order is None:
             if len(self) and np.all(self.index[1:] > self.index[:-1]):
-                self._order = np.argsort(self.time, kind="stable")  # index order is line order
+                # index order is line order
+                self._order = _small(np.argsort(self.time, kind="stable"))
             else:
-                self._order = np.lexsort((self.index, self.time))
+                self._order = _small(np.lexsort((self.index, self.time)))
         return self._order
 
     def f_code(self, f: str) -> int:
@@ -237,12 +238,25 @@ def read_columns(path: str | os.PathLike[str]) -> Columns | None:
             gc.enable()
 
 
+_DTYPES = {
+    "index": np.int64,
+    "time": np.int64,
+    "process": np.int64,
+    "type": np.int8,
+    "f": np.int16,
+    "key": np.int32,
+    "vkind": np.int8,
+    "vint": np.int64,
+    "error": np.int16,
+}
+
+
 class _Builder:
-    def __init__(self) -> None:
-        self.parts: dict[str, list[np.ndarray]] = {
-            n: []
-            for n in ("index", "time", "process", "type", "f", "key", "vkind", "vint", "error")
-        }
+    """The columns, allocated once for ``capacity`` rows and filled a block at a time (no
+    concatenation: the peak is the columns and one block)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.arrays = {k: np.empty(capacity, dtype=d) for k, d in _DTYPES.items()}
         self.fs = _Intern()
         self.keys = _Intern()
         self.errors = _Intern()
@@ -254,22 +268,25 @@ class _Builder:
         if not n:
             return
         base = self.rows
-        P = self.parts
-        P["index"].append(_ints([x.index for x in lines], np.int64, n))
-        P["time"].append(_ints([x.time for x in lines], np.int64, n))
+        if base + n > len(self.arrays["index"]):
+            raise Unusual("more lines than counted")
+        A = self.arrays
+        sl = slice(base, base + n)
+        A["index"][sl] = _ints([x.index for x in lines], np.int64, n)
+        A["time"][sl] = _ints([x.time for x in lines], np.int64, n)
         procs = [x.process for x in lines]
         try:
-            P["process"].append(_ints(procs, np.int64, n))
+            A["process"][sl] = _ints(procs, np.int64, n)
         except (TypeError, ValueError):  # the nemesis's ops among them
             nem = procs.count(NEMESIS)
             ints = [p if type(p) is int else _NEM for p in procs]
             if ints.count(_NEM) != nem:  # another string, or an integer at the nemesis's code
                 raise Unusual("a process that is neither an integer nor the nemesis") from None
-            P["process"].append(_ints(ints, np.int64, n))
-        P["type"].append(_ints([_TYPE_CODE[x.type] for x in lines], np.int8, n))
+            A["process"][sl] = _ints(ints, np.int64, n)
+        A["type"][sl] = _ints([_TYPE_CODE[x.type] for x in lines], np.int8, n)
         fs, keys = self.fs, self.keys
-        P["f"].append(_ints([fs[x.f] for x in lines], np.int16, n))
-        P["key"].append(_ints([keys[x.key] for x in lines], np.int32, n))
+        A["f"][sl] = _ints([fs[x.f] for x in lines], np.int16, n)
+        A["key"][sl] = _ints([keys[x.key] for x in lines], np.int32, n)
         vals = [x.value for x in lines]
         vint = None
         if set(map(type, vals)) == {int}:  # all integers (fences): no bool, float or null
@@ -280,15 +297,17 @@ class _Builder:
                 pass
         if vint is None:
             vint, kinds = self._values(vals, base)
-        P["vkind"].append(kinds)
-        P["vint"].append(vint)
+        A["vkind"][sl] = kinds
+        A["vint"][sl] = vint
         errs = [x.error for x in lines]
         if errs.count(None) == n:
-            P["error"].append(np.full(n, -1, dtype=np.int16))
+            A["error"][sl] = np.full(n, -1, dtype=np.int16)
         else:
-            P["error"].append(
-                np.array([-1 if e is None else self.errors[e] for e in errs], dtype=np.int16)
+            A["error"][sl] = np.array(
+                [-1 if e is None else self.errors[e] for e in errs], dtype=np.int16
             )
+        if len(self.fs.table) > 30000 or len(self.errors.table) > 30000:
+            raise Unusual("too many distinct kinds or errors for their codes")
         self.rows += n
 
     def _values(self, vals: list[Any], base: int) -> tuple[np.ndarray, np.ndarray]:
@@ -310,28 +329,28 @@ class _Builder:
         return np.array(ints, dtype=np.int64), np.frombuffer(bytes(kinds), dtype=np.int8)
 
     def build(self, lines: int) -> Columns:
-        P = self.parts
-        cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in P.items()}
-        for k in list(P):
-            P[k].clear()
-        if len(self.fs.table) > 30000 or len(self.errors.table) > 30000:
-            raise Unusual("too many distinct kinds or errors for their codes")
+        A = {k: v[: self.rows] for k, v in self.arrays.items()}
         return Columns(
-            cat["index"],
-            cat["time"],
-            cat["process"],
-            cat["type"].astype(np.int8),
-            cat["f"].astype(np.int16),
-            cat["key"].astype(np.int32),
-            cat["vkind"].astype(np.int8),
-            cat["vint"],
-            cat["error"].astype(np.int16),
+            A["index"],
+            A["time"],
+            A["process"],
+            A["type"],
+            A["f"],
+            A["key"],
+            A["vkind"],
+            A["vint"],
+            A["error"],
             self.fs.table,
             self.keys.table,
             self.errors.table,
             self.others,
             lines,
         )
+
+
+def _small(rows: np.ndarray) -> np.ndarray:
+    """Row numbers as int32 where they fit: half the memory of the orders the checkers keep."""
+    return rows.astype(np.int32) if len(rows) < 2**31 - 1 else rows
 
 
 def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:
@@ -361,7 +380,9 @@ def _blocks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int]]:
 
 
 def _read(path: str | os.PathLike[str]) -> Columns:
-    b = _Builder()
+    with open(path, "rb") as fh:  # a pass that counts lines, so the columns are allocated once
+        capacity = sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK), b"")) + 1
+    b = _Builder(capacity)
     lines = 0
     for text, n in _blocks(path):
         # escapes that the two decoders might treat differently (lone surrogates)
@@ -413,7 +434,7 @@ def _validate(c: Columns) -> None:
         raise Unusual("a completion of another f")
     if np.any(nxt & (c.key[g][1:] != c.key[g][:-1])):
         raise Unusual("a completion whose key differs from its invocation's")
-    c.proc_order = g
+    c.proc_order = _small(g)
 
 
 # --- what ``harness check`` asks of a history besides its checkers, without a pass over objects
