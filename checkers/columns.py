@@ -35,7 +35,10 @@ NEM = np.iinfo(np.int64).min  # ``process`` of the nemesis's ops
 _NEM = int(NEM)
 V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
 BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
-BYTES_PER_OP = 90  # peak memory of a check per op (measured), for ``estimate``
+# Peak memory of ``harness check`` of a lock history in columns: a base and so much per op
+# (measured with bench/history_scale.py at 10^6 and 10^7 ops), for ``memory_note``.
+BASE_BYTES = 150 * 10**6
+BYTES_PER_OP = 180
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -210,12 +213,6 @@ class OpsView(Sequence[Op]):
         for lo in range(0, n, self.CHUNK):
             rows = np.arange(lo, min(n, lo + self.CHUNK))
             yield from self.cols.ops(rows if self.rows is None else self.rows[rows])
-
-
-def estimate(path: str | os.PathLike[str]) -> int:
-    """Bytes of memory a check of this history file will need, from its size."""
-    size = os.path.getsize(path)
-    return size // 100 * BYTES_PER_OP + 150 * 10**6
 
 
 def read_columns(path: str | os.PathLike[str]) -> Columns | None:
@@ -469,3 +466,25 @@ def present_fs(ops: Sequence[Op]) -> set[str]:
     if isinstance(ops, OpsView) and ops.rows is None:
         return ops.cols.fs_present()
     return {op.f for op in ops}
+
+
+LARGE = 100 * 10**6  # bytes of history from which ``harness check`` says what it will need
+
+
+def memory_note(path: str | os.PathLike[str]) -> str | None:
+    """One line saying how much memory checking this history will take, for a large one (its
+    ops estimated from the length of its first lines); None for a small one."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    if size < LARGE:
+        return None
+    ops = size * max(1, head.count(b"\n")) // max(1, len(head))
+    need = BASE_BYTES + ops * BYTES_PER_OP
+    return (
+        f"{os.fspath(path)}: {size / 1e9:.2f} GB, about {ops / 1e6:.1f} million ops: checking it "
+        f"needs about {need / 1e9:.1f} GB of memory"
+    )

@@ -36,6 +36,7 @@ def check(path, as_json, model) -> None:
     A run directory gets a fresh results.json and report.html; a bare file is only printed.
     """
     from checkers import exit_code
+    from checkers.columns import memory_note
     from checkers.history import to_json
 
     from ..run.analyse import check_history, recheck
@@ -45,6 +46,9 @@ def check(path, as_json, model) -> None:
         raise UserError(
             f"{path}: no such file or directory (give a run directory or history.jsonl)"
         )
+    note = memory_note(p / store.HISTORY if p.is_dir() else p)
+    if note:  # a large history: say what it will take before taking it
+        say(note, to=err)
     if p.is_dir():
         if not (p / store.HISTORY).exists() and not (p / store.CONFIG).exists():
             raise UserError(
