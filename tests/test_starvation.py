@@ -30,6 +30,7 @@ from checkers.starvation import (
     planned,
     unplanned,
 )
+from harness.nemesis.client_stall import _hold_gil
 from harness.run import run_test
 from harness.run.config import run_config
 from harness.run.lag import LagMonitor, Track, merge, runqueue_window, stopped_stalled
@@ -343,6 +344,26 @@ def _stop_a_holder(run_dir: Path, pids: list[int]) -> int:
             with contextlib.suppress(ProcessLookupError):  # the run may have ended meanwhile
                 os.kill(victim, signal.SIGCONT)
     raise AssertionError("no client was caught holding in three tries")
+
+
+def test_the_monitor_late_for_the_gil_starves_no_client() -> None:
+    """The harness's own threads holding the GIL (a busy history pump) make the monitor late, but
+    its thread waited on no runqueue: recorded, not taken for a stall of every client."""
+    t0 = time.monotonic_ns()
+    mon = LagMonitor([os.getpid()], t0, clients=1, lease_ms=1000, limit_s=5)
+    mon.start()
+    try:
+        time.sleep(0.2)
+        _hold_gil(time.monotonic_ns() + 400 * MS)  # one C call that never lets the GIL go
+        time.sleep(0.2)
+    finally:
+        mon.stop()
+    got = mon.record()
+    # most of the 400 ms was the GIL's; only what the monitor waited for a CPU (a loaded
+    # machine) may count as the harness's stall
+    assert got["gil_late_ms"] >= 200, got
+    cpu = [w["end"] - w["start"] for w in got["windows"] if w["kind"] == HARNESS]
+    assert all(d < 200 * MS for d in cpu), got["windows"]
 
 
 def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(

@@ -14,8 +14,11 @@ monitor thread of the harness samples every worker process and each of its threa
   window: the stop happened somewhere inside it). Read only when the main thread's schedstat
   did not move, since a thread that ran or waited was not stopped: that keeps a sweep cheap (the
   sample in which it was being stopped may have moved: the window starts one sample earlier);
-- its own wake-up lateness: a sample that came later than planned by more than ``LATE_S`` is a
-  *harness* stall (a starved harness is starved too, and blind meanwhile).
+- its own wake-up lateness: of a sample later than planned by more than ``LATE_S``, the part
+  the monitor thread spent waiting for a CPU (its own runqueue wait, from its schedstat), when
+  at least ``LATE_S``, is a *harness* stall that long (a starved harness is starved too, and
+  blind meanwhile); the rest, the harness's own threads holding the GIL (a busy history pump),
+  starves no client and is only recorded (``gil_late_ms``).
 
 Adjacent stalled intervals merge into windows, a process's threads into one when it runs one
 client (its helper threads are that client's), kept per thread in a pool of client threads;
@@ -212,6 +215,9 @@ class LagMonitor:
         self.cpu_s = 0.0
         self.max_threads = 0
         self.intervals: list[float] = []
+        self._own: _Reader | None = None  # the monitor thread's own schedstat
+        self._own_waited = -1
+        self.gil_late_s = 0.0  # the longest lateness the harness's own threads caused
         self.max_gap_ns = 0  # the longest time between two samples: how sharp a window's edges are
         self.error: str | None = None
         self.started_ns = 0
@@ -229,6 +235,9 @@ class LagMonitor:
 
     def _loop(self) -> None:
         cpu0 = time.thread_time()
+        with contextlib.suppress(OSError):
+            self._own = _Reader(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        self._own_wait()
         self.started_ns = self._now()
         end = time.monotonic() + self.limit_s
         interval = MIN_INTERVAL_S
@@ -244,8 +253,13 @@ class LagMonitor:
                 if self.sweeps:
                     self.max_gap_ns = max(self.max_gap_ns, t - last_t)
                 last_t = t
-                if late > LATE_S:
-                    self.late.append((t - int(late * 1e9), t))
+                waited = self._own_wait()
+                if late > LATE_S:  # the CPU's doing (its runqueue wait), and the GIL's
+                    cpu = late if waited is None else min(late, waited / 1e9)
+                    if cpu >= LATE_S:
+                        self.late.append((t - int(cpu * 1e9), t))
+                    # the rest: the harness's own threads held the GIL, which starves no client
+                    self.gil_late_s = max(self.gil_late_s, late - cpu)
                 a = time.thread_time()  # this thread's CPU: waiting for the GIL costs nothing
                 self._sweep(t)
                 took = time.thread_time() - a
@@ -264,6 +278,19 @@ class LagMonitor:
             self.cpu_s = time.thread_time() - cpu0
             for w in self.workers.values():
                 w.close()
+            if self._own is not None:
+                self._own.close()
+
+    def _own_wait(self) -> int | None:
+        """The monitor thread's runqueue wait since the last call (ns); None if unknown."""
+        if self._own is None:
+            return None
+        try:
+            wait = int(self._own.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        before, self._own_waited = self._own_waited, wait
+        return wait - before if before >= 0 else 0
 
     def _sweep(self, t: int) -> None:
         for slot, pid in enumerate(list(self.pids)):
@@ -365,6 +392,7 @@ class LagMonitor:
                 round(max(self.intervals, default=0) * 1000, 1),
             ],
             "max_gap_ms": round(self.max_gap_ns / 1e6, 1),
+            "gil_late_ms": round(self.gil_late_s * 1000, 1),
             "cost": {
                 "cpu_s": round(self.cpu_s, 3),
                 "cpu_share": round(self.cpu_s / span_s, 4),
