@@ -83,10 +83,7 @@ class ColumnHistory:
 
     @cached_property
     def rank(self) -> np.ndarray:
-        n = len(self.c)
-        r = np.empty(n, dtype=np.int64)
-        r[self.c.order] = np.arange(n)
-        return r
+        return self.c.rank
 
     def op_at(self, pos: int) -> dict[str, Any]:
         return self.c.op(self.c.order[pos]).to_dict()
@@ -159,6 +156,7 @@ def _first_in_runs(seg: np.ndarray) -> np.ndarray:
 def _holds(ch: ColumnHistory) -> Holds:
     P = ch.pairs
     lock = np.flatnonzero(np.isin(P.f, [x for x in (ch.ACQ, ch.REL, ch.RENEW) if x >= 0]))
+    lock = lock.astype(np.int32) if len(lock) < 2**31 - 1 else lock
     # anomalies: only "acted after info" can occur in a history the columns accept
     lp = P.pgroup[lock]
     lt = P.type[lock]
@@ -171,17 +169,19 @@ def _holds(ch: ColumnHistory) -> Holds:
     comp = P.pgroup[lock].astype(np.int64) * nkeys + P.key[lock]
     so = np.argsort(comp, kind="stable")
     e, grp = lock[so], comp[so]
+    del so, comp, lock
     F, T = P.f[e], P.type[e]
     inv, pos = P.inv[e], P.pos[e]
     ao = (F == ch.ACQ) & (T == OK)
-    idx = np.arange(len(e))
+    idx = np.arange(len(e), dtype=e.dtype)
     cur = np.maximum.accumulate(np.where(ao, idx, -1)) if len(e) else idx
+    del idx
     valid = cur >= 0
     valid[valid] &= grp[cur[valid]] == grp[valid]
     rel = F == ch.REL
     if np.any(rel & ~valid & (T == OK)):
         raise Unusual("an ok release by a process that held nothing")
-    hold_of = np.cumsum(ao) - 1  # hold number of each acquire ok; of an event: via cur
+    hold_of = (np.cumsum(ao) - 1).astype(e.dtype)  # each acquire ok's hold; an event's: via cur
     H = int(np.count_nonzero(ao))
     ao_i = np.flatnonzero(ao)
     start = pos[ao_i]

@@ -93,6 +93,7 @@ class Columns:
     others: dict[int, Any] = field(default_factory=dict)
     lines: int = 0
     _order: np.ndarray | None = None
+    _rank: np.ndarray | None = None
     #: client rows grouped by process, each process's in line (= time) order (``_validate``)
     proc_order: np.ndarray | None = None
 
@@ -109,6 +110,15 @@ class Columns:
             else:
                 self._order = _small(np.lexsort((self.index, self.time)))
         return self._order
+
+    @property
+    def rank(self) -> np.ndarray:
+        """Each row's position in ``order``."""
+        if self._rank is None:
+            n = len(self)
+            self._rank = np.empty(n, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+            self._rank[self.order] = np.arange(n, dtype=self._rank.dtype)
+        return self._rank
 
     def f_code(self, f: str) -> int:
         """The code of op kind ``f`` (-1 when no op has it)."""
@@ -410,28 +420,31 @@ def _validate(c: Columns) -> None:
     # Per process, its ops in line order must be its ops in (time, index) order, so that the
     # reader's pairing (line order) and the checkers' (sorted) agree, and they must alternate
     # invocation, completion of the same f: anything else is handled by the object path's rules.
-    client = c.process != NEM
-    rank = np.empty(n, dtype=np.int64)
-    rank[c.order] = np.arange(n)
-    rows = np.flatnonzero(client)
-    g = rows[np.argsort(c.process[rows], kind="stable")]
+    rank = c.rank
+    rows = _small(np.flatnonzero(c.process != NEM))
+    g = _small(rows[np.argsort(c.process[rows], kind="stable")])
+    del rows
     p = c.process[g]
     same = p[1:] == p[:-1]
-    if np.any(same & (rank[g][1:] < rank[g][:-1])):
+    del p
+    rg = rank[g]
+    if np.any(same & (rg[1:] < rg[:-1])):
         raise Unusual("a process's ops out of time order")
+    del rg
     inv = c.type[g] == INVOKE
-    first = np.ones(len(g), dtype=bool)
-    first[1:] = ~same
-    if np.any(first & ~inv):
+    if len(g) and (not inv[0] or np.any(~same & ~inv[1:])):
         raise Unusual("a completion with no invocation")
-    nxt = same & ~inv[1:]  # a completion following an op of its own process
     if np.any(same & (inv[1:] == inv[:-1])):
         raise Unusual("two invocations or two completions in a row")
-    if np.any(nxt & (c.f[g][1:] != c.f[g][:-1])):
+    nxt = same & ~inv[1:]  # a completion following an op of its own process
+    del same, inv
+    x = c.f[g]
+    if np.any(nxt & (x[1:] != x[:-1])):
         raise Unusual("a completion of another f")
-    if np.any(nxt & (c.key[g][1:] != c.key[g][:-1])):
+    x = c.key[g]
+    if np.any(nxt & (x[1:] != x[:-1])):
         raise Unusual("a completion whose key differs from its invocation's")
-    c.proc_order = _small(g)
+    c.proc_order = g
 
 
 # --- what ``harness check`` asks of a history besides its checkers, without a pass over objects
