@@ -62,9 +62,19 @@ CAUSE = {
 class Stall:
     kind: str
     pid: int
-    client: int | None  # None: every client (the harness's own, or workers hosting several)
+    clients: tuple[int, int] | None  # the client indexes [from, to) its worker runs; None: all
     start: int  # ns since the run started, as the history's times
     end: int
+
+    def touches(self, client: int) -> bool:
+        return self.clients is None or self.clients[0] <= client < self.clients[1]
+
+    @property
+    def who(self) -> str:
+        if self.clients is None:
+            return "all"
+        lo, hi = self.clients
+        return str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}"
 
     @property
     def seconds(self) -> float:
@@ -85,8 +95,15 @@ def stalls_of(record: Mapping[str, Any]) -> list[Stall]:
         kind, pid, slot, s, e = (r.get(k) for k in ("kind", "pid", "slot", "start", "end"))
         if kind not in CAUSE or not (_int(pid) and _int(s) and _int(e)) or e < s:
             continue
-        client = slot if one_each and kind != HARNESS and _int(slot) else None
-        out.append(Stall(kind, pid, client, s, e))
+        rng = r.get("clients")  # the worker's clients (a pool's thread is one of them)
+        clients = None
+        if kind == HARNESS:
+            clients = None
+        elif isinstance(rng, list) and len(rng) == 2 and all(map(_int, rng)) and rng[0] < rng[1]:
+            clients = (rng[0], rng[1])
+        elif one_each and _int(slot):
+            clients = (slot, slot + 1)
+        out.append(Stall(kind, pid, clients, s, e))
     return out
 
 
@@ -126,7 +143,7 @@ def unplanned(stalls: list[Stall], plans: list[tuple[int, int, int]], margin: in
                 for p in ((s, min(e, a)), (max(s, b), e))
                 if p[1] > p[0]  # what lies before the fault, and after it
             ]
-        out += [Stall(st.kind, st.pid, st.client, s, e) for s, e in pieces]
+        out += [Stall(st.kind, st.pid, st.clients, s, e) for s, e in pieces]
     return out
 
 
@@ -168,11 +185,9 @@ def involved(v: Mapping[str, Any], clients: int) -> tuple[set[int], int, int] | 
 
 
 def coincides(st: Stall, clients: set[int], lo: int, hi: int, margin: int) -> bool:
-    return (
-        (st.client is None or st.client in clients)
-        and st.start < hi + margin
-        and (st.end > lo - margin)
-    )
+    """Did the stall touch one of these clients while the finding's span lasted?"""
+    on_one = st.clients is None or any(map(st.touches, clients))
+    return on_one and st.start < hi + margin and st.end > lo - margin
 
 
 def unplanned_pause(results: dict[str, Any], reason: str) -> None:
@@ -184,7 +199,11 @@ def unplanned_pause(results: dict[str, Any], reason: str) -> None:
 
 
 def _when(st: Stall) -> str:
-    who = "every client" if st.client is None else f"client {st.client} (pid {st.pid})"
+    who = (
+        "every client"
+        if st.clients is None
+        else f"client{'s' * ('-' in st.who)} {st.who} (pid {st.pid})"
+    )
     return f"{who}, {st.start / 1e9:.1f}-{st.end / 1e9:.1f} s"
 
 
@@ -207,8 +226,7 @@ def assess(
     long = [s for s in free if s.seconds >= limit]
     by_client: dict[str, float] = {}
     for s in free:
-        k = "all" if s.client is None else str(s.client)
-        by_client[k] = by_client.get(k, 0.0) + s.seconds
+        by_client[s.who] = by_client.get(s.who, 0.0) + s.seconds
     longest = max(free, key=lambda s: s.seconds, default=None)
     out: dict[str, Any] = {
         "measured": True,
@@ -296,15 +314,15 @@ FINDINGS = {"mutex": _mutex_findings, "fencing": _fencing_findings}
 
 def _clients_stalled(long: list[Stall], clients: Any) -> int:
     """How many clients a long stall touched (all of them for a harness's own)."""
-    if any(s.client is None for s in long) and _int(clients):
+    if any(s.clients is None for s in long) and _int(clients):
         return clients
-    return len({s.client for s in long})
+    return len({c for s in long if s.clients for c in range(*s.clients)})
 
 
 def _row(s: Stall) -> dict[str, Any]:
     return {
         "kind": s.kind,
-        "client": s.client,
+        "clients": s.who,
         "pid": s.pid,
         "start_s": round(s.start / 1e9, 3),
         "end_s": round(s.end / 1e9, 3),

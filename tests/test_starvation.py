@@ -107,9 +107,9 @@ def test_a_planned_pause_is_taken_out_of_its_own_pids_window_only() -> None:
     plans = planned(_pause_ops(100, 1000, 3000))
     assert plans == [(100, 1000 * MS, 3001 * MS)]
     s = [
-        Stall(STOPPED, 100, 0, 900 * MS, 3100 * MS),  # the planned pause, sampled
-        Stall(STOPPED, 100, 0, 3500 * MS, 4500 * MS),  # later: unplanned
-        Stall(STOPPED, 101, 1, 1500 * MS, 2500 * MS),  # another client: unplanned
+        Stall(STOPPED, 100, (0, 1), 900 * MS, 3100 * MS),  # the planned pause, sampled
+        Stall(STOPPED, 100, (0, 1), 3500 * MS, 4500 * MS),  # later: unplanned
+        Stall(STOPPED, 101, (1, 2), 1500 * MS, 2500 * MS),  # another client: unplanned
         Stall(HARNESS, 7, None, 1200 * MS, 1300 * MS),  # the harness's own: never planned
     ]
     left = unplanned(s, plans, 150 * MS)

@@ -39,7 +39,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,13 +197,19 @@ class LagMonitor:
         worker_pids: list[int],
         t0_ns: int,
         *,
-        clients: int,
+        clients: int | Sequence[range],
         lease_ms: float | None,
         limit_s: float,
     ) -> None:
         self.pids = worker_pids
         self.t0 = t0_ns
-        self.clients = clients
+        # the client indexes each worker runs, in the order of worker_pids (an int: one each)
+        self.groups = (
+            [range(i, i + 1) for i in range(clients)]
+            if isinstance(clients, int)
+            else [range(g.start, g.stop) for g in clients]
+        )
+        self.clients = sum(len(g) for g in self.groups)
         self.lease_ms = lease_ms
         self.limit_s = limit_s
         self.workers: dict[int, _Worker] = {}
@@ -350,14 +356,16 @@ class LagMonitor:
     def record(self) -> dict[str, Any]:
         """lag.json's object: the windows (ns since the run's t0, as the history's times) and
         what the measuring cost."""
-        one_each = len(self.pids) == self.clients
+        one_each = len(self.pids) == len(self.groups) and all(len(g) == 1 for g in self.groups)
         rows: list[dict[str, Any]] = []
         per_slot = [0] * len(self.pids)
         for w in self.workers.values():
             w.stop_track.finish()
             stops = merge(w.stop_track.windows)
             waits = merge([x for th in w.threads.values() for x in th.windows])
-            row = {"pid": w.pid, "slot": w.slot}
+            row: dict[str, Any] = {"pid": w.pid, "slot": w.slot}
+            if w.slot < len(self.groups):  # the clients it runs: a stop stops them all
+                row["clients"] = [self.groups[w.slot].start, self.groups[w.slot].stop]
             rows += [{**row, "kind": STOPPED, "start": s, "end": e} for s, e in stops]
             if one_each:  # the client and its helper threads (a renewal, a heartbeat): one
                 rows += [{**row, "kind": RUNQUEUE, "start": s, "end": e} for s, e in waits]
@@ -410,12 +418,13 @@ def monitored(
     run_dir: Path,
     worker_pids: list[int],
     t0_ns: int,
-    clients: int,
+    clients: int | Sequence[range],
     lease_ms: float | None,
     limit_s: float,
 ) -> Iterator[dict[str, Any]]:
     """Monitor the workers while the block runs; the yielded dict is filled with lag.json's
-    object on exit, which is also written into the run directory."""
+    object on exit, which is also written into the run directory. ``clients``: the client
+    indexes each worker runs (``workers.spread``), or their number when each runs one."""
     mon = LagMonitor(worker_pids, t0_ns, clients=clients, lease_ms=lease_ms, limit_s=limit_s)
     out: dict[str, Any] = {}
     mon.start()

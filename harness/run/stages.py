@@ -688,7 +688,7 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     deadline = t0 / 1e9 + cfg.time_limit
     gate.open(t0, t0 + round(cfg.time_limit * 1e9))
     bound = cfg.time_limit + MAX_STOP_GRACE + FINAL_LIMIT  # the monitor's own time bound
-    watched = (env.worker_pids, t0, cfg.concurrency, workload.lease_ms(), bound)
+    watched = (env.worker_pids, t0, groups, workload.lease_ms(), bound)
     ex.lag = env.stack.enter_context(lag.monitored(ex.run_dir, *watched))  # stalls
     # Faults are planned to be healed before the last RECOVERY_SHARE of the time limit: the run
     # ends with clients working on a healed cluster (see harness/nemesis/schedule.py).
