@@ -231,6 +231,17 @@ def test_a_short_planned_or_unmeasured_stall_changes_nothing() -> None:
     assert broken["valid"] is False and broken["stalls"] == {"measured": False, "why": "OSError"}
 
 
+def test_a_pooled_workers_stall_touches_its_own_clients_only() -> None:
+    pooled = {"pid": 100, "slot": 0, "kind": RUNQUEUE, "start": 1100 * MS, "end": 3100 * MS}
+    record = _record([pooled | {"clients": [0, 4]}], clients=8) | {"one_client_per_worker": False}
+    mine = _invalid((2, 3, 1000, 2200))  # clients 2 and 3 run in that worker
+    assess(mine, record, [], LEASE)
+    assert mine["valid"] == "unknown" and "clients 0-3 (pid 100)" in mine["unknown_because"][0]
+    theirs = _invalid((5, 6, 1000, 2200))  # clients 5 and 6 run in another
+    assess(theirs, record, [], LEASE)
+    assert theirs["valid"] is False
+
+
 def test_the_harnesss_own_lateness_counts_for_every_client() -> None:
     results = _invalid((0, 1, 1000, 2200))
     late = {"pid": 1, "slot": None, "kind": HARNESS, "start": 1500 * MS, "end": 2000 * MS}
