@@ -8,9 +8,10 @@ sides do exactly the same work against redis: 10 clients (the bare side forks on
 each; the harness lays them out its own way, pooled as threads in up to 4 worker processes a
 core), each with the redis backend's own client (``backends.redis.RedisClient``), each cycle
 picking one of 1,000 keys at random (the harness's key names, "0".."999"; two clients rarely
-want the same key, so the figures measure the call path, not waiting), then ``acquire(key, ttl 3000, wait 500)`` and
-``release(lease)``. That is 2 round trips per cycle on both sides: EVALSHA of the acquire script
-(SET NX PX + INCR) and EVALSHA of the release script (GET + DEL). Counted with MONITOR (printed
+want the same key, so the figures measure the call path, not waiting), then
+``acquire(key, ttl 3000, wait 500)`` and ``release(lease)``. That is 2 round trips per cycle on
+both sides: EVALSHA of the acquire script (SET NX PX + INCR) and EVALSHA of the release script
+(GET + DEL). Counted with MONITOR (printed
 by every run; 10 clients, 1 s a side, load average 3.8): bare 2.009 a cycle over 1,209 cycles,
 harness 2.010 over 1,767. The rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a
 fresh server, the rare re-poll of a key another client holds (the backend's own back-off, on
