@@ -7,8 +7,9 @@ measures its clients' scheduling lag while they run (``harness/run/lag.py``) and
 beside the history as ``lag.json`` (``LAG``); this module judges that record:
 
 1. **Windows.** Each recorded window is a client's worker *runnable but not running* for more
-   than half of the wall time (``runqueue``), *stopped* (``stopped``: state T), or the monitor
-   itself woken late (``harness``: the whole machine starved; it counts for every client).
+   than half of the wall time (``runqueue``), *stopped* (``stopped``: state T), a pool of client
+   threads whose GIL was saturated (``gil``), or the monitor itself woken late for want of a CPU
+   (``harness``: the whole machine starved; it counts for every client).
 2. **Planned faults are not stalls.** A nemesis op that put a fault on a client's process
    (client-pause's SIGSTOP, client-stall's GIL: a value with ``client`` and ``pid``) plans a
    pause of that pid from its start's invocation to its stop's completion; the parts of a
@@ -44,7 +45,7 @@ from .results import checker_results
 
 LAG = "lag.json"  # beside history.jsonl in a run directory
 VERSION = 1
-RUNQUEUE, STOPPED, HARNESS = "runqueue", "stopped", "harness"
+RUNQUEUE, STOPPED, HARNESS, GIL = "runqueue", "stopped", "harness", "gil"
 SAFE_SHARE = 0.25  # of the TTL: a longer unplanned stall can cost a holder its lease
 NO_TTL_S = 0.5  # the same when no TTL is known (a session timeout the history cannot see)
 MARGIN_S = 0.05  # beside two sampling intervals: a SIGCONT's wake-up, the records' rounding
@@ -55,6 +56,7 @@ CAUSE = {
     RUNQUEUE: "the machine was overloaded (the client was runnable but got no CPU)",
     STOPPED: "a client process was stopped (SIGSTOP) by something other than the run's nemesis",
     HARNESS: "the machine was overloaded (the harness itself was not scheduled)",
+    GIL: "the harness ran too many clients in one process (they queued for its GIL)",
 }
 
 

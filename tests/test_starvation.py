@@ -33,7 +33,14 @@ from checkers.starvation import (
 from harness.nemesis.client_stall import _hold_gil
 from harness.run import run_test
 from harness.run.config import run_config
-from harness.run.lag import LagMonitor, Track, merge, runqueue_window, stopped_stalled
+from harness.run.lag import (
+    LagMonitor,
+    Track,
+    gil_saturated,
+    merge,
+    runqueue_window,
+    stopped_stalled,
+)
 from reports.overview import cards
 
 from .conftest import HARNESS as HARNESS_CMD
@@ -63,6 +70,12 @@ def test_runqueue_wait_above_half_the_interval_is_a_stall() -> None:
     assert merge([w for w in got if w]) == [(50 * MS, 150 * MS)]  # the two above half
     assert runqueue_window(0, 50 * MS, 25 * MS) is None  # exactly half: not starved
     assert runqueue_window(5, 5, 5) is None  # no time passed
+
+
+def test_a_pool_busy_nearly_all_the_time_has_a_saturated_gil() -> None:
+    # a pool's threads ran 60 ms and waited for a CPU 35 ms of 100 ms: its GIL never idled
+    assert gil_saturated(100 * MS, 95 * MS) and not gil_saturated(100 * MS, 80 * MS)
+    assert not gil_saturated(0, 5)
 
 
 def test_a_wait_credited_at_once_is_dated_back_as_long_as_it_was() -> None:

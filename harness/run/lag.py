@@ -14,6 +14,11 @@ monitor thread of the harness samples every worker process and each of its threa
   window: the stop happened somewhere inside it). Read only when the main thread's schedstat
   did not move, since a thread that ran or waited was not stopped: that keeps a sweep cheap (the
   sample in which it was being stopped may have moved: the window starts one sample earlier);
+- a pool of client threads (several clients in one worker process) whose threads together ran
+  or waited for a CPU ``GIL_SHARE`` of the time between two samples: its GIL was saturated, and
+  its other client threads, asleep on the GIL where no runqueue shows them, queued for it: a
+  *gil* stall of all its clients (a process running one client is busy with its own work, the
+  lock library's included: no stall of the harness's);
 - its own wake-up lateness: of a sample later than planned by more than ``LATE_S``, the part
   the monitor thread spent waiting for a CPU (its own runqueue wait, from its schedstat), when
   at least ``LATE_S``, is a *harness* stall that long (a starved harness is starved too, and
@@ -44,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checkers.starvation import HARNESS, LAG, RUNQUEUE, STOPPED, VERSION
+from checkers.starvation import GIL, HARNESS, LAG, RUNQUEUE, SAFE_SHARE, STOPPED, VERSION
 
 from . import store
 
@@ -52,6 +57,7 @@ MIN_INTERVAL_S = 0.025
 MAX_INTERVAL_S = 0.25
 COST_SHARE = 0.05  # the monitor's CPU at most ~5% of one core, whatever the client count
 WAIT_SHARE = 0.5  # a runqueue wait above half of the wall time between samples is a stall
+GIL_SHARE = 0.9  # a pool's threads busy this much of the time: its GIL is saturated
 LATE_S = 0.1  # a sample later than planned by more: the harness itself was not scheduled
 RESCAN_S = 1.0  # how often a worker's thread list is read again (new threads)
 MIN_LISTED_S = 0.05  # shorter windows count in the totals, not in the list
@@ -97,6 +103,13 @@ def runqueue_window(prev_t: int, t: int, dwait_ns: int) -> tuple[int, int] | Non
     if dt <= 0 or dwait_ns <= WAIT_SHARE * dt:
         return None
     return (t - dwait_ns, t) if dwait_ns > dt else (prev_t, t)
+
+
+def gil_saturated(dt_ns: int, busy_ns: int) -> bool:
+    """A pool's threads ran or waited for a CPU nearly all the time between two samples: one of
+    them always had the GIL or wanted a CPU for it, so the others (sleeping on the GIL, which no
+    runqueue shows) queued for it."""
+    return dt_ns > 0 and busy_ns >= GIL_SHARE * dt_ns
 
 
 def stopped_stalled(prev_state: str | None, state: str) -> bool:
@@ -175,6 +188,9 @@ class _Worker:
     state: str | None = None
     rescanned: float = 0.0
     gone: bool = False
+    pooled: bool = False  # it runs several clients, as threads sharing one GIL
+    busy_t: int = -1  # the previous sample's time, for the GIL's share
+    gil: list[tuple[int, int]] = field(default_factory=list)  # saturated: clients queued
 
     def close(self) -> None:
         if self.stat is not None:
@@ -303,6 +319,7 @@ class LagMonitor:
             w = self.workers.get(pid)
             if w is None:
                 w = self.workers[pid] = _Worker(pid, slot)
+                w.pooled = slot < len(self.groups) and len(self.groups[slot]) > 1
             if not w.gone:
                 self._sample(w, t)
         self.max_threads = max(
@@ -325,6 +342,7 @@ class LagMonitor:
             w.close()
             return
         main_moved = False  # unknown (a first sample, no schedstat): the state is read
+        busy = 0  # ns its threads ran or waited for a CPU since the last sample
         for tid, th in w.threads.items():
             if th.gone:
                 continue
@@ -335,11 +353,15 @@ class LagMonitor:
                 th.schedstat.close()
                 continue
             if th.wait >= 0:
+                busy += (run - th.run) + (wait - th.wait)
                 if (win := runqueue_window(th.t, t, wait - th.wait)) is not None:
                     _extend(th.windows, win)
                 if tid == pid:
                     main_moved = run != th.run or wait != th.wait
             th.t, th.run, th.wait = t, run, wait
+        if w.pooled and w.busy_t >= 0 and gil_saturated(t - w.busy_t, busy):
+            _extend(w.gil, (w.busy_t, t))
+        w.busy_t = t
         # A stopped process neither runs nor waits: only a main thread that did neither is read
         # for its state (most samples of a busy client skip this read).
         state = "R"
@@ -375,10 +397,15 @@ class LagMonitor:
                     for tid, th in w.threads.items()
                     for s, e in merge(th.windows)
                 ]
-            per_slot[w.slot] = sum(e - s for s, e in merge(stops + waits))
+            gil = merge(w.gil)
+            rows += [{**row, "kind": GIL, "start": s, "end": e} for s, e in gil]
+            per_slot[w.slot] = sum(e - s for s, e in merge(stops + waits + gil))
         for s, e in merge(self.late):
             rows.append({"pid": os.getpid(), "slot": None, "kind": HARNESS, "start": s, "end": e})
-        listed = [r for r in rows if r["end"] - r["start"] >= MIN_LISTED_S * 1e9]
+        floor = MIN_LISTED_S  # below a quarter of a short TTL too: the checker's threshold
+        if self.lease_ms:
+            floor = min(floor, SAFE_SHARE * self.lease_ms / 1000)
+        listed = [r for r in rows if r["end"] - r["start"] >= floor * 1e9]
         listed.sort(key=lambda r: r["start"] - r["end"])  # longest first
         dropped = max(0, len(listed) - MAX_LISTED)
         listed = sorted(listed[:MAX_LISTED], key=lambda r: (r["start"], str(r["pid"])))
@@ -406,7 +433,12 @@ class LagMonitor:
                 "cpu_share": round(self.cpu_s / span_s, 4),
                 "mean_sweep_ms": round(self.sweep_s / max(1, self.sweeps) * 1000, 3),
             },
-            "rules": {"wait_share": WAIT_SHARE, "late_s": LATE_S, "min_listed_s": MIN_LISTED_S},
+            "rules": {
+                "wait_share": WAIT_SHARE,
+                "gil_share": GIL_SHARE,
+                "late_s": LATE_S,
+                "min_listed_s": round(floor, 4),
+            },
             "stalled_ns_by_worker": per_slot,
             "windows": listed,
             "windows_dropped": dropped,
