@@ -17,7 +17,7 @@ from typing import Any
 
 from . import colcheck, faults, fencing, jobs, mutex, perf
 from . import set as set_checker
-from .columns import OpsView, Unusual
+from .columns import OpsView, Unusual, present_fs
 from .history import Op
 from .holds import Holds, extract, sort_ops
 from .model import STRICT_MODEL, LockModel
@@ -231,7 +231,7 @@ def checkers_for_op(f: str) -> tuple[str, ...]:
 
 def select(ops: Iterable[Op]) -> list[str]:
     """The checkers the ops of a history call for, in report order (none for no known op)."""
-    fs = frozenset(op.f for op in ops)
+    fs = frozenset(present_fs(ops) if isinstance(ops, OpsView) else (op.f for op in ops))
     return [n for n, s in checker_specs().items() if not fs.isdisjoint(s.reads_ops)]
 
 
