@@ -1,7 +1,7 @@
 """What a workload is, and what its clients get.
 
 A ``Workload`` is everything a test adds on top of a lock backend (Jepsen's test map, Porcupine's
-model): its options, what each client does (``run_client``, in a forked worker process), the
+model): its options, what each client does (``run_client``, in a thread of a forked worker), the
 state its clients share (``shared_state``, made before the workers fork), the servers it needs
 besides the lock's (``servers``: a data store cluster, started by the runtime and a target for
 the nemeses like the lock's own nodes), a last phase once the faults are healed (``final``: the
@@ -468,8 +468,9 @@ class Workload(ABC):
 
     @abstractmethod
     def run_client(self, ctx: ClientContext) -> None:
-        """One client's loop, in its own worker process: ``for _ in ctx.turns()``, each op
-        through ``ctx.call``."""
+        """One client's loop, in a thread of a worker process (its own process, on its main
+        thread, when a nemesis freezes one client): ``for _ in ctx.turns()``, each op through
+        ``ctx.call``. Whatever it makes is its own: clients share only ``ctx.shared``."""
 
     def final(self, ctx: FinalContext) -> None:  # noqa: B027 - optional hook
         """After the faults are healed and the clients stopped: e.g. a final read, recorded."""
