@@ -37,7 +37,6 @@ def _forbid_reading_back(monkeypatch) -> None:
         raise AssertionError("a stage read back a file the previous stage wrote")
 
     # the history alone is read back from its file: a long run's never sits in memory
-    monkeypatch.setattr(analysis, "read", no)
     monkeypatch.setattr(harness.run.store, "read_json", no)
 
 
