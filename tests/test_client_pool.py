@@ -175,3 +175,23 @@ def test_a_stop_at_the_gate_ends_every_client_before_its_first_op(redis_bin, tmp
     ops = read(res.run_dir / "history.jsonl").ops
     assert [o for o in ops if isinstance(o.process, int)] == []
     assert not [p for p in res.config["worker_pids"] if pid_alive(p)]
+
+
+def test_a_worker_that_dies_before_its_clients_are_ready_fails_the_run(
+    redis_bin, tmp_path, monkeypatch
+):
+    real_client = stages._client
+
+    def dies(workload, ctx, gate):  # in the forked worker: client 0's process crashes
+        if ctx.index == 0:
+            os._exit(3)
+        real_client(workload, ctx, gate)
+
+    monkeypatch.setattr(stages, "_client", dies)
+    cfg = run_config(backend="redis", concurrency=40, time_limit=3, store=tmp_path)
+    with pytest.raises(RuntimeError, match="ended with exit code 3 before its clients were ready"):
+        run_test(cfg)
+    (run_dir,) = (tmp_path / "redis-mutex-none").iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert "before its clients were ready" in config["failed"]
+    assert not [p for p in config["worker_pids"] if pid_alive(p)]

@@ -11,6 +11,7 @@ process of its own and runs on its main thread (``one_process_per_client``).
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 #: --concurrency bounds: pooled clients (threads), and clients that each need a process
 MAX_CLIENTS = 10_000
 MAX_CLIENT_PROCESSES = 256
+READY_POLL_S = 0.005  # how often the harness looks at the start gate while clients gather
 #: a client thread's stack: Python frames live on the heap, what C code a client runs (a
 #: driver's socket calls, JSON) needs far less; 10,000 of the 8 MiB default would reserve 80 GB
 CLIENT_STACK = 256 * 1024
@@ -155,17 +157,22 @@ def wait_ready(
     ready (it crashed) fails the run: RuntimeError, one line."""
     n = sum(len(g) for g in groups)
     end = time.monotonic() + limit_s
-    while time.monotonic() < end:
+    for turn in range(math.ceil(limit_s / READY_POLL_S) + 1):
+        if time.monotonic() >= end:
+            break
         check()
         if gate.ready_count() >= n:
             return True
+        if turn % 20:  # a worker's exit (a waitpid each) is looked at every 20th poll
+            time.sleep(READY_POLL_S)
+            continue
         for g, w in zip(groups, workers, strict=True):
             if w.exitcode is not None and not all(gate.ready[i] for i in g):
                 raise RuntimeError(
                     f"client worker {w.pid} (clients {g.start}-{g.stop - 1}) ended with exit "
                     f"code {w.exitcode} before its clients were ready"
                 )
-        time.sleep(0.005)
+        time.sleep(READY_POLL_S)
     return False
 
 
