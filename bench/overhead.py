@@ -12,8 +12,8 @@ want the same key, so the figures measure the call path, not waiting), then
 ``acquire(key, ttl 3000, wait 500)`` and ``release(lease)``. That is 2 round trips per cycle on
 both sides: EVALSHA of the acquire script (SET NX PX + INCR) and EVALSHA of the release script
 (GET + DEL). Counted with MONITOR (printed
-by every run; 10 clients, 1 s a side, load average 3.8): bare 2.009 a cycle over 1,209 cycles,
-harness 2.010 over 1,767. The rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a
+by every run; 10 clients, 1 s a side, load average 4.7, main at 058af97): bare 2.009 a cycle
+over 1,013 cycles, harness 2.006 over 3,110. The rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a
 fresh server, the rare re-poll of a key another client holds (the backend's own back-off, on
 both sides alike) and, on the harness side only, its readiness probe's PING and INFO once a run.
 Each side's server is a redis-server with the backend's default persistence (``always``) on the
