@@ -11,15 +11,14 @@ picking one of 1,000 keys at random (the harness's key names, "0".."999"; two cl
 want the same key, so the figures measure the call path, not waiting), then
 ``acquire(key, ttl 3000, wait 500)`` and ``release(lease)``. That is 2 round trips per cycle on
 both sides: EVALSHA of the acquire script (SET NX PX + INCR) and EVALSHA of the release script
-(GET + DEL). Counted with MONITOR (printed
-by every run; 10 clients, 1 s a side, load average 4.7, main at 058af97): bare 2.009 a cycle
-over 1,013 cycles, harness 2.006 over 3,110. The rest is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a
-fresh server, the rare re-poll of a key another client holds (the backend's own back-off, on
-both sides alike) and, on the harness side only, its readiness probe's PING and INFO once a run.
-Each side's server is a redis-server with the backend's default persistence (``always``) on the
-host's loopback (the harness runs with ``netns="off"`` so that it does). What the harness adds
-is everything else in its workers: recording each op to the history, the client status array,
-the in-memory protected write.
+(GET + DEL). Counted with MONITOR (printed by every run; 10 clients, 1 s a side, load average
+4.7, main at 058af97): bare 2.009 a cycle over 1,013 cycles, harness 2.006 over 3,110. The rest
+is the first EVALSHA's NOSCRIPT miss and SCRIPT LOAD on a fresh server, the rare re-poll of a
+key another client holds (the backend's own back-off, on both sides alike) and, on the harness
+side only, its readiness probe's PING and INFO once a run. Each side's server is a redis-server
+with the backend's default persistence (``always``) on the host's loopback (the harness runs
+with ``netns="off"`` so that it does). What the harness adds is everything else in its workers:
+recording each op to the history, the client status array, the in-memory protected write.
 
 Before the timed rounds, one short counting pass per side watches the server with MONITOR and
 prints the commands per cycle it saw, by command (and by script for EVALSHA), so the claim above
