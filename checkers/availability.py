@@ -374,18 +374,8 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
         raise Unusual("times too large to combine with keys")
     # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
     acq = P.f == ch.ACQ
-    ao = np.flatnonzero(acq & (P.type == OK))
-    ri = np.flatnonzero(P.f == ch.REL) if ch.REL >= 0 else np.zeros(0, dtype=np.int64)
-    ev_pos = np.concatenate((P.pos[ao], P.inv[ri]))
-    ev_acq = np.concatenate((np.ones(len(ao), bool), np.zeros(len(ri), bool)))
-    ev_grp = np.concatenate((P.pgroup[ao], P.pgroup[ri])).astype(np.int64)
-    ev_key = np.concatenate((P.key[ao], P.key[ri])).astype(np.int64)
-    o = np.lexsort((ev_pos, ev_key, ev_grp))
-    ev_pos, ev_acq, ev_key = ev_pos[o], ev_acq[o], ev_key[o]
-    same = np.zeros(len(o), bool)
-    if len(o):
-        same[1:] = (ev_grp[o][1:] == ev_grp[o][:-1]) & (ev_key[1:] == ev_key[:-1])
-    prev_acq = np.zeros(len(o), bool)
+    ev_pos, ev_acq, ev_key, same = _acting_events(ch)
+    prev_acq = np.zeros(len(ev_pos), bool)
     prev_acq[1:] = ev_acq[:-1]
     acting_before = same & prev_acq
     h_lo, h_hi, h_key = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, t[ev_pos])
@@ -458,6 +448,40 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
         fault_windows(nemesis_ops(ops), end=max_time(ops)),
         prompt_ms,
     )
+
+
+def _acting_events(ch: ColumnHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Acquires' oks and releases' invocations per (process, key) in time order: (positions,
+    acquire?, key, same group as the previous event?). The holds sweep has the lock ops in that
+    order already; a history it refuses is sorted here."""
+    P = ch.pairs
+    try:
+        e, grp = ch.holds.lock_order, ch.holds.lock_group
+    except Unusual:
+        e = None
+    if e is not None:
+        f, ty = P.f[e], P.type[e]
+        is_ao = (f == ch.ACQ) & (ty == OK)
+        sel = np.flatnonzero(is_ao | (f == ch.REL))
+        ev_acq = is_ao[sel]
+        ev = e[sel]
+        ev_pos = np.where(ev_acq, P.pos[ev], P.inv[ev])
+        g = grp[sel]
+        same = np.zeros(len(sel), bool)
+        same[1:] = g[1:] == g[:-1]
+        return ev_pos, ev_acq, P.key[ev].astype(np.int64), same
+    ao = np.flatnonzero((P.f == ch.ACQ) & (P.type == OK))
+    ri = np.flatnonzero(P.f == ch.REL) if ch.REL >= 0 else np.zeros(0, dtype=np.int64)
+    ev_pos = np.concatenate((P.pos[ao], P.inv[ri]))
+    ev_acq = np.concatenate((np.ones(len(ao), bool), np.zeros(len(ri), bool)))
+    ev_grp = np.concatenate((P.pgroup[ao], P.pgroup[ri])).astype(np.int64)
+    ev_key = np.concatenate((P.key[ao], P.key[ri])).astype(np.int64)
+    o = np.lexsort((ev_pos, ev_key, ev_grp))
+    ev_pos, ev_acq, ev_key, ev_grp = ev_pos[o], ev_acq[o], ev_key[o], ev_grp[o]
+    same = np.zeros(len(o), bool)
+    if len(o):
+        same[1:] = (ev_grp[1:] == ev_grp[:-1]) & (ev_key[1:] == ev_key[:-1])
+    return ev_pos, ev_acq, ev_key, same
 
 
 def _runs(

@@ -143,7 +143,9 @@ class Holds:
     stop: np.ndarray
     notes: list[str]
     by_key: np.ndarray
-    pgroup: np.ndarray  # the holder's dense process number  # holds in by-key order: keys by their first hold, then start
+    pgroup: np.ndarray  # the holder's dense process number
+    lock_order: np.ndarray  # the pairs of lock ops by (process, key, time)
+    lock_group: np.ndarray  # their (process, key) as one number  # holds in by-key order: keys by their first hold, then start
 
 
 def _first_in_runs(seg: np.ndarray) -> np.ndarray:
@@ -256,6 +258,8 @@ def _holds(ch: ColumnHistory) -> Holds:
         notes=notes,
         by_key=by_key,
         pgroup=P.pgroup[e][ao_i][o],
+        lock_order=e,
+        lock_group=grp,
     )
 
 
@@ -472,7 +476,7 @@ def perf(ch: ColumnHistory) -> PerfResult:
     lat = {"ok": ms[dty == OK], "fail": ms[dty == FAIL]}
     # points by (time, ms, type name)
     tname_rank = np.array([0, 2, 0, 1], dtype=np.int8)  # ok > info > fail, as strings sort
-    porder = np.lexsort((tname_rank[dty], ms, dtime))
+    porder = _points_order(len(c), dpos, dtime, ms, tname_rank[dty])
     # the longest wait: acquires in flight over positions
     # (positions are distinct: marks over the sorted history order the events without a sort)
     mark = np.zeros(len(c), np.int8)
@@ -547,6 +551,27 @@ def perf(ch: ColumnHistory) -> PerfResult:
         "series": series,
         "series_step": stp,
     }
+
+
+def _points_order(
+    n: int, pos: np.ndarray, time: np.ndarray, ms: np.ndarray, tname: np.ndarray
+) -> np.ndarray:
+    """The order of completions by (time, ms, type name), as ``np.lexsort`` would give it:
+    positions (distinct, below ``n``) are in time order already, so only runs of equal times
+    are sorted."""
+    at = np.full(n, -1, np.int64)
+    at[pos] = np.arange(len(pos))
+    order = at[at >= 0]
+    del at
+    t = time[order]
+    brk = np.ones(len(t), bool)
+    brk[1:] = t[1:] != t[:-1]
+    run = np.cumsum(brk) - 1
+    tied = np.flatnonzero(np.bincount(run)[run] > 1) if len(t) else np.zeros(0, np.int64)
+    if len(tied):
+        sub = order[tied]
+        order[tied] = sub[np.lexsort((tname[sub], ms[sub], run[tied]))]
+    return order
 
 
 def _percentiles(xs: np.ndarray) -> Any:
