@@ -135,10 +135,10 @@ def through_harness(store: Path, clients: int, seconds: float) -> tuple[float, .
     return releases / seconds, perf["acquire_latency_ms"]["ok"]["p50"], cpu_us, releases
 
 
-def _find_server(root: int, skip: tuple[str, int], deadline: float) -> tuple[str, int] | None:
+def _find_server(root: int, skip: tuple[str, int], deadline: float, halt) -> tuple[str, int] | None:
     """The address of a redis-server below ``root`` other than ``skip``: the one the harness's
     run starts, found as it starts."""
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not halt.is_set():
         for pid in descendants(root):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -162,7 +162,7 @@ def _monitor(addr, skip, root: int, limit_s: float, halt, ready, q) -> None:
     counts: Counter[str] = Counter()
     error = None
     try:
-        addr = addr or _find_server(root, skip, deadline)
+        addr = addr or _find_server(root, skip, deadline, halt)
         s = None
         while addr and s is None and time.monotonic() < deadline:
             try:
@@ -240,8 +240,12 @@ def count_calls(ep: Endpoint, server_pid: int, store: Path, clients: int, second
     counts, error = mon.result(halt=True)
     print(f"round trips, bare:    {error or per_cycle(counts)}", flush=True)
     mon = Monitor(None, (ep.host, ep.port), seconds + 120).start()
+    t = time.monotonic()
     through_harness(store, clients, seconds)
-    counts, error = mon.result(halt=False)  # its server has stopped: the stream ends
+    took = time.monotonic() - t
+    # its server has stopped, so the stream ends; never attached: stop looking
+    counts, error = mon.result(halt=not mon.ready.is_set())
+    error = error and f"{error} (the run took {took:.1f} s)"
     print(f"round trips, harness: {error or per_cycle(counts)}", flush=True)
 
 
