@@ -370,7 +370,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     t = ch.t_sorted
     P = ch.pairs
     big = t1 + 1
-    if big * (len(c.keys) + 1) >= 2**62:
+    if big * (len(c.keys) + 1) * 2 >= 2**62:
         raise Unusual("times too large to combine with keys")
     # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
     acq = P.f == ch.ACQ
@@ -389,7 +389,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     never = P.pos[ap] == NEVER_RETURNED
     t_done = np.where(never, t1, t[np.maximum(P.pos[ap], 0)])
     ok = P.type[ap] == OK
-    hs = np.lexsort((h_lo, h_key))
+    hs = np.argsort(h_key * big + h_lo)  # (key, start); ties need no order
     comb_lo = h_key[hs] * big + h_lo[hs]
     reach = np.maximum.accumulate(h_key[hs] * big + h_hi[hs]) if len(hs) else comb_lo
     j = np.searchsorted(comb_lo, a_key * big + t_done, "right") - 1
@@ -404,7 +404,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
         (np.zeros(np.count_nonzero(up), np.int8), np.ones(np.count_nonzero(dn), np.int8))
     )
     e_k = np.concatenate((a_key[up], a_key[dn]))
-    eo = np.lexsort((e_o, e_t, e_k))
+    eo = np.argsort((e_k * big + e_t) * 2 + e_o)  # (key, time, up first); ties are alike
     e_t, e_o, e_k = e_t[eo], e_o[eo], e_k[eo]
     e_same = np.zeros(len(eo), bool)
     e_same[1:] = e_k[1:] == e_k[:-1]
@@ -427,7 +427,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     bk = np.concatenate((k_all, k_all))
     step = np.concatenate((np.ones(len(lo_all), np.int64), -np.ones(len(lo_all), np.int64)))
     bh = np.concatenate((is_h, is_h))
-    bo = np.lexsort((bt, bk))
+    bo = np.argsort(bk * big + bt)  # (key, time): at one time the order nets out
     bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
     dcount = np.cumsum(np.where(bh, 0, step))
     hcount = np.cumsum(np.where(bh, step, 0))
