@@ -34,6 +34,7 @@ import redis
 
 from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
 from .option_values import Option
+from .redis import warm
 from .redlock import DEFAULT_PERSISTENCE, PERSISTENCE
 
 BLOCK_S = 1  # each blocking acquire waits at most this long (the library's unit is seconds)
@@ -97,6 +98,9 @@ class PythonRedisLockClient(LockClient):
 
     def close(self) -> None:
         self.r.close()
+
+    def warm(self) -> None:
+        warm(self.r)
 
 
 class PythonRedisLockBackend(Backend):

@@ -123,8 +123,14 @@ class RedisClient(LockClient):
         self.r.close()
 
     def warm(self) -> None:
-        pool = self.r.connection_pool
-        pool.release(pool.get_connection())
+        warm(self.r)
+
+
+def warm(r: redis.Redis) -> None:
+    """Open one pooled connection of ``r`` now (``LockClient.warm``): redis-py connects at a
+    client's first command."""
+    pool = r.connection_pool
+    pool.release(pool.get_connection())
 
 
 class RedisBackend(Backend):

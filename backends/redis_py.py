@@ -29,7 +29,7 @@ from .base import (
     ServerNeed,
 )
 from .option_values import Option
-from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need
+from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need, warm
 
 
 class RedisPyClient(LockClient):
@@ -63,6 +63,9 @@ class RedisPyClient(LockClient):
 
     def close(self) -> None:
         self.r.close()
+
+    def warm(self) -> None:
+        warm(self.r)
 
 
 class RedisPyBackend(Backend):

@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import MAX_MS, Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, ServerNeed
 from .option_values import Option
-from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need, poll_pause
+from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, connect, persistence_need, poll_pause, warm
 
 
 class UnsafeRedisClient(LockClient):
@@ -44,6 +44,9 @@ class UnsafeRedisClient(LockClient):
 
     def close(self) -> None:
         self.r.close()
+
+    def warm(self) -> None:
+        warm(self.r)
 
 
 class UnsafeRedisBackend(Backend):
