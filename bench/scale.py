@@ -23,12 +23,13 @@ import resource
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import print_load  # noqa: E402
+from checkers import verdict_word  # noqa: E402
 from harness.run import run_test, workers  # noqa: E402
 from harness.run.config import run_config  # noqa: E402
 from harness.run.workers import MAX_CLIENTS, pool_size  # noqa: E402
@@ -42,13 +43,6 @@ class Row:
     cpu_ms: list[float] = field(default_factory=list)  # CPU ms per ok acquire
     load: list[float] = field(default_factory=list)  # 1-min load average before the run
     verdicts: list[str] = field(default_factory=list)
-
-
-def machine(when: str) -> str:
-    one, five, fifteen = os.getloadavg()
-    return (
-        f"machine {when}: load average {one:.2f} {five:.2f} {fifteen:.2f}, {os.cpu_count()} cores"
-    )
 
 
 def cpu_s() -> float:
@@ -76,7 +70,7 @@ def one_run(store: Path, clients: int, seconds: float, row: Row) -> None:
     row.rate.append(perf["acquires_per_s"])
     row.p99.append(perf["acquire_latency_ms"]["ok"]["p99"])
     row.cpu_ms.append(1000 * cpu / oks if oks else float("nan"))
-    row.verdicts.append(str(res.results["valid"]))
+    row.verdicts.append(verdict_word(res.results["valid"]).upper())
 
 
 def main() -> int:
@@ -120,7 +114,7 @@ def main() -> int:
         return 2
     workers.PROCESSES_PER_CORE = a.processes_per_core
     workers.SWITCH_INTERVAL = a.switch_interval
-    print(machine("at start"), flush=True)
+    print_load("scale")
     print(
         f"redis, mutex --hold 0, keys = clients, {a.seconds:g} s a run, {a.rounds} round(s); "
         f"GIL switch interval {a.switch_interval:g} s, "
@@ -130,7 +124,6 @@ def main() -> int:
         flush=True,
     )
     rows = {c: Row(c) for c in counts}
-    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lh-scale-") as tmp:
         for r in range(a.rounds):
             for c in counts:
@@ -153,7 +146,6 @@ def main() -> int:
             f"{statistics.median(row.p99):>9,.1f} {statistics.median(row.cpu_ms):>11.3f} "
             f"{statistics.median(row.load):>6.2f}/{max(row.load):<6.2f}  {', '.join(row.verdicts)}"
         )
-    print(f"\n{machine(f'at end ({time.monotonic() - t0:.0f} s later)')}")
     return 0
 
 
