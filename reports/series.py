@@ -110,8 +110,9 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     ch = ColumnHistory.of(c)
     s = Series()
     code = c.f.astype(np.int64) * 4 + c.type
-    for k, n in zip(*np.unique(code, return_counts=True), strict=True):
-        s.counts[(c.fs[k // 4], ("invoke", "ok", "fail", "info")[k % 4])] = int(n)
+    for k, n in enumerate(np.bincount(code, minlength=4 * len(c.fs)).tolist()):
+        if n:
+            s.counts[(c.fs[k // 4], ("invoke", "ok", "fail", "info")[k % 4])] = n
     last = max(t_end, int(c.time.max()) if len(c) else 0)
     client = c.time[c.process != NEM]
     s.first_client = int(client.min()) if len(client) else None
