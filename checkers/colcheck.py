@@ -79,10 +79,6 @@ class ColumnHistory:
         return self.c.time[self.c.order]
 
     @cached_property
-    def i_sorted(self) -> np.ndarray:
-        return self.c.index[self.c.order]
-
-    @cached_property
     def rank(self) -> np.ndarray:
         return self.c.rank
 
@@ -272,7 +268,7 @@ class _HoldDicts:
 
     def hold(self, i: int) -> dict[str, Any]:
         ch, hs = self.ch, self.hs
-        t, ix = ch.t_sorted, ch.i_sorted
+        t, index, order = ch.t_sorted, ch.c.index, ch.c.order
         end = int(hs.end[i])
         ri = int(hs.rel_inv[i])
         s = int(hs.start[i])
@@ -283,8 +279,8 @@ class _HoldDicts:
             "end": None if end == NEVER else int(t[end]),
             "fence": ch.c.value(hs.fence_row[i]),
             "release": _REL_NAMES[hs.rel[i]],
-            "acquire_index": int(ix[s]),
-            "release_index": int(ix[ri]) if ri >= 0 else None,
+            "acquire_index": int(index[order[s]]),
+            "release_index": int(index[order[ri]]) if ri >= 0 else None,
         }
 
     def positions(self, i: int) -> list[int]:
