@@ -30,14 +30,13 @@ sys.path.insert(0, str(ROOT))
 from bench.report import build  # noqa: E402
 
 
-def parse_sizes(text: str) -> list[int]:
+def parse_sizes(text: str) -> list[int] | None:
+    """Event counts from ``1e6,1e7``; None when that is not what was given."""
     try:
         sizes = [int(float(s)) for s in text.split(",") if s.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) <= 0:
-        raise SystemExit(f"--sizes {text!r}: give event counts separated by commas, e.g. 1e6,1e7")
-    return sizes
+    except (ValueError, OverflowError):
+        return None
+    return sizes if sizes and min(sizes) > 0 else None
 
 
 def run_dir(base: Path, events: int) -> Path:
@@ -90,6 +89,12 @@ def main() -> int:
         print("--rounds: give a count of at least 1", file=sys.stderr)
         return 2
     sizes = parse_sizes(args.sizes)
+    if sizes is None:
+        print(
+            f"--sizes {args.sizes!r}: give event counts separated by commas, e.g. 1e6,1e7",
+            file=sys.stderr,
+        )
+        return 2
     repo = Path(args.repo).resolve()
     base = Path(args.dir)
     dirs = {n: run_dir(base, n) for n in sizes}
