@@ -70,7 +70,7 @@ def build(run_dir: Path, events: int, inject: int, seed: int = 1) -> int:
 
 def phases(run_dir: Path) -> dict[str, tuple[float, float]]:
     """Wall and CPU seconds of each step ``harness check`` takes: read, check, render."""
-    from checkers.history import read
+    from checkers.columns import read_history
     from harness.run.analyse import analyse, checkers_for
     from reports.render import render_run
 
@@ -82,7 +82,7 @@ def phases(run_dir: Path) -> dict[str, tuple[float, float]]:
         out[name] = (time.perf_counter() - t, time.process_time() - c)
         return got
 
-    got = step("read", lambda: read(run_dir / "history.jsonl"))
+    got = step("read", lambda: read_history(run_dir / "history.jsonl"))  # as harness check
     config = json.loads((run_dir / "config.json").read_text())
     res = step("check", lambda: analyse(checkers_for(config, got), got, config=config))
     (run_dir / "results.json").write_text(json.dumps(res))
