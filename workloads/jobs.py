@@ -98,6 +98,10 @@ def run_client(ctx: ClientContext, opts: dict[str, Any]) -> None:
     ttl_ms, min_hold_s = opts["ttl_ms"], opts["min_hold_ms"] / 1000
     cron = opts["schedule"] == "cron"
     steps = LockSteps(ctx, ClientParams(ttl_ms, 0))  # ShedLock never waits
+    # The lock client is made before the run's clock starts (new_client then passes the start
+    # gate, connected or not), so the slots below count on the run's clock.
+    steps.connect()
+    ctx.begin()  # a no-op once passed (or without a gate)
     slot = rec.now() // pns + 1  # the first slot to start after this node did
     for _ in range(ctx.max_ops):
         if not ctx.running():

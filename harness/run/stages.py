@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, cast
 from backends import registry
 from backends.base import Backend, Endpoint, ServerNeed
 from checkers import exit_code
-from checkers.history import ReadResult, read
+from checkers.columns import read_history
+from checkers.history import ReadResult
 from checkers.model import STRICT_MODEL, LockModel
 from harness import __version__
 from harness.nemesis import (
@@ -766,7 +767,7 @@ def run_test(
     with _interrupts() as intr:  # a second Ctrl-C never cuts the check or results.json short
         ex = execute(plan, intr, progress)
         config = ex.config
-        got = read(ex.run_dir / store.HISTORY)
+        got = read_history(ex.run_dir / store.HISTORY)  # in columns when it can be read exactly
         results = analyse(
             plan.workload.checkers(),
             got,
