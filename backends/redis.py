@@ -128,9 +128,9 @@ class RedisClient(LockClient):
 
 def warm(r: redis.Redis) -> None:
     """Open one pooled connection of ``r`` now (``LockClient.warm``): redis-py connects at a
-    client's first command."""
-    pool = r.connection_pool
-    pool.release(pool.get_connection())
+    client's first command. A PING, which every redis-py version takes (the pool's
+    ``get_connection`` wants a command name before 5.3)."""
+    r.ping()
 
 
 class RedisBackend(Backend):

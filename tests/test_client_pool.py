@@ -195,3 +195,20 @@ def test_a_worker_that_dies_before_its_clients_are_ready_fails_the_run(
     config = json.loads((run_dir / "config.json").read_text())
     assert "before its clients were ready" in config["failed"]
     assert not [p for p in config["worker_pids"] if pid_alive(p)]
+
+
+def test_reading_the_clock_before_the_first_op_passes_the_start_gate() -> None:
+    """A client that reads the run's clock before its first op (the jobs workload counts slots
+    from it) waits at the gate first: before the gate, ``t0`` is not the run's."""
+    gate: list[int] = []
+    r, w = os.pipe()
+    try:
+        rec = Recorder(w, 0)  # t0 0: not yet the run's clock, which the gate sets
+        rec.before_first = lambda: (gate.append(1), setattr(rec, "t0", time.monotonic_ns()))
+        assert rec.now() < 10**9 and gate == [1]  # the gate passed, the clock the run's
+        rec.now()
+        rec.record(0, "invoke", "acquire", "k")
+        assert gate == [1]  # once
+    finally:
+        os.close(r)
+        os.close(w)

@@ -37,8 +37,9 @@ class Recorder:
     servers could have seen goes unrecorded, while the ops of one local step (acquire ok, the
     protected write, release invoke) cost one system call instead of four.
 
-    ``before_first``: called once, before the first op is recorded: a client made before the
-    run's clock starts waits there at the start gate, which then sets ``t0``.
+    ``before_first``: called once, before the first op is recorded or the clock is first read:
+    a client made before the run's clock starts waits there at the start gate, which then sets
+    ``t0``.
     """
 
     def __init__(
@@ -56,6 +57,11 @@ class Recorder:
         self._size = 0
 
     def now(self) -> int:
+        """Ns on the run's clock; a client that asks before its first op passes the start gate
+        first (before it, ``t0`` is not yet the run's)."""
+        if self.before_first is not None:
+            first, self.before_first = self.before_first, None
+            first()
         return time.monotonic_ns() - self.t0
 
     def record(
@@ -67,9 +73,6 @@ class Recorder:
         value: Any = None,
         error: str | None = None,
     ) -> None:
-        if self.before_first is not None:
-            first, self.before_first = self.before_first, None
-            first()
         d: dict[str, Any] = {"time": self.now(), "process": process, "type": type_, "f": f}
         if key is not None:
             d["key"] = key
