@@ -29,7 +29,9 @@ beside the history as ``lag.json`` (``LAG``); this module judges that record:
    checkers' findings (a lost update, a slot run twice) are not placed in time here: their
    INVALID stands.
 
-``results.json`` gets ``stalls`` (``assess``): the figures whatever the verdict.
+``results.json`` gets ``stalls`` (``assess``): the figures whatever the verdict. A record marked
+``partial`` (threads or workers the monitor could not read) excuses only by the windows it has,
+and says so (``partial``, ``unreadable``, and in the reason): a missed stall leaves INVALID.
 """
 
 from __future__ import annotations
@@ -232,6 +234,7 @@ def assess(
     longest = max(free, key=lambda s: s.seconds, default=None)
     out: dict[str, Any] = {
         "measured": True,
+        **_partial(record),
         "threshold_s": round(limit, 3),
         "total_s": round(sum(s.seconds for s in free), 3),
         "longest_s": round(longest.seconds, 3) if longest else 0.0,
@@ -279,6 +282,9 @@ def assess(
         f"{limit:.2g} s would be safe): {CAUSE[worst.kind]}; this is an unplanned pause, and "
         f"every violation found involves a client stalled at the time"
     )
+    if "partial" in out:  # the windows seen are real; say that some may not have been seen
+        reason += f" (measured in part: {out['unreadable']} threads or workers could not be read)"
+
     # each invalid checker's result says so too (as a set result excused by a non-durable store
     # does), so a per-checker reader (JUnit's mutex case) does not blame the lock either
     for r in invalid.values():
@@ -316,6 +322,15 @@ def _fencing_findings(r: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 #: the invalid results whose findings are placed in time here: each lists them (capped)
 FINDINGS = {"mutex": _mutex_findings, "fencing": _fencing_findings}
+
+
+def _partial(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``partial`` and ``unreadable`` for a record that missed threads or workers; nothing for a
+    complete one (and for one from before the flag)."""
+    if record.get("partial") is not True:
+        return {}
+    n = record.get("unreadable")
+    return {"partial": True, "unreadable": n if _int(n) else None}
 
 
 def _clients_stalled(long: list[Stall], clients: Any) -> int:

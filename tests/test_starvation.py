@@ -474,3 +474,72 @@ def test_a_quiet_run_reports_no_stall(redis_bin, store: Path) -> None:
     assert stalls["cost"]["cpu_share"] < 0.05, stalls["cost"]
     card = {c.label: c for c in cards(res.results)}["harness stalls"]  # the report shows it
     assert card.value == f"{stalls['longest_s']:.2f} s" and card.sub.startswith("longest; 0 past")
+
+
+# In a process of its own (its fd limit lowered): a child with THREADS threads, monitored for a
+# while; prints the record's flags and the most descriptors the monitor held at once.
+_FD_PROBE = """
+import json, os, resource, subprocess, sys, threading, time
+from harness.run.lag import LagMonitor
+child = subprocess.Popen([sys.executable, "-c", "import threading, time\\n"
+    "ev = threading.Event()\\n"
+    "[threading.Thread(target=ev.wait, daemon=True).start() for _ in range(%d)]\\n"
+    "print(flush=True)\\ntime.sleep(8)"], stdout=subprocess.PIPE)
+child.stdout.readline()  # its threads all started
+before = len(os.listdir("/proc/self/fd"))
+soft = before if %s else 128  # room for one descriptor, or a limit lower than the threads
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+m = LagMonitor([child.pid], time.monotonic_ns(), clients=[range(0, %d)], lease_ms=1000, limit_s=3)
+m.start()
+most, end = 0, time.monotonic() + 0.8
+while time.monotonic() < end and soft > before:  # (before counted the listing's own one)
+    try:
+        most = max(most, len(os.listdir("/proc/self/fd")) - before)
+    except OSError:  # the monitor took every descriptor: the harness has none left
+        most = soft
+    time.sleep(0.05)
+m.stop()
+child.kill()
+child.wait()
+r = m.record()
+print(json.dumps({k: r.get(k) for k in ("measured", "partial", "unreadable", "threads", "sweeps")}
+    | {"most_open": most, "soft": soft}))
+"""
+
+
+def _probe(threads: int, starved: bool) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _FD_PROBE % (threads, starved, threads)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=12,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_monitor_under_a_low_fd_limit_sees_every_thread_or_says_it_did_not() -> None:
+    # 300 threads under a soft limit of 128: a quarter is kept open, the rest read per sample
+    got = _probe(300, starved=False)
+    assert got["sweeps"] >= 2, got
+    assert got["threads"] == 301 or got["partial"] is True or got["measured"] is False, got
+    assert got["most_open"] <= got["soft"] // 4 + 1, got  # the harness keeps its descriptors
+    # no descriptor to spare: nothing can be read, and the record must not claim otherwise
+    none = _probe(50, starved=True)
+    assert none["partial"] is True and none["unreadable"] >= 1, none
+    assert none["threads"] < 51, none
+
+
+def test_a_partial_record_excuses_by_its_windows_only_and_says_so() -> None:
+    part = {**_record([_window(0, 1100, 3100)]), "partial": True, "unreadable": 7}
+    inside = _invalid((0, 1, 1000, 2200))  # inside a window it did see: excused, said partial
+    assess(inside, part, [], LEASE)
+    assert inside["valid"] == "unknown" and "measured in part: 7" in inside["unknown_because"][0]
+    assert (inside["stalls"]["partial"], inside["stalls"]["unreadable"]) == (True, 7)
+    clear = _invalid((1, 0, 1000, 2200), (2, 3, 5000, 6000))  # one clear of what it saw
+    assess(clear, {**part, "clients": 4}, [], LEASE)
+    assert clear["valid"] is False and clear["stalls"]["partial"] is True, clear["stalls"]
+    whole = _invalid((0, 1, 1000, 2200))  # a complete record reads as before
+    assess(whole, _record([_window(0, 1100, 3100)]), [], LEASE)
+    assert "partial" not in whole["stalls"] and "in part" not in whole["unknown_because"][0]

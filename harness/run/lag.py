@@ -34,14 +34,19 @@ is the checker's (``checkers/starvation.py``): this module only measures.
 
 The cost is bounded: the monitor sleeps at least ``1 / COST_SHARE`` times what its last sweep
 took (between ``MIN_INTERVAL_S`` and ``MAX_INTERVAL_S``), reads through file descriptors kept
-open (``pread``, no open per sample) up to ``MAX_OPEN``, and stops at the run's end or its own
-time bound, whichever comes first.
+open (``pread``, no open per sample) up to ``MAX_OPEN`` and ``FD_SHARE`` of the soft
+``RLIMIT_NOFILE`` (the rest opened per read: the harness keeps the descriptors it needs), and
+stops at the run's end or its own time bound, whichever comes first. A file it could not read
+for another reason than its process or thread having exited (``EMFILE``, ``EACCES``) makes the
+record ``partial``, with how many were ``unreadable``: what it did not see, it does not claim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import resource
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -63,6 +68,19 @@ RESCAN_S = 1.0  # how often a worker's thread list is read again (new threads)
 MIN_LISTED_S = 0.05  # shorter windows count in the totals, not in the list
 MAX_LISTED = 5000  # windows listed in lag.json (the longest kept)
 MAX_OPEN = 4096  # file descriptors kept open for sampling; beyond, opened per read
+FD_SHARE = 0.25  # of the soft fd limit at most kept open: the rest is the harness's (sockets)
+EXITED = (errno.ENOENT, errno.ESRCH)  # a /proc file's process or thread is gone
+
+
+def exited(e: OSError) -> bool:
+    """The read failed because its process or thread ended (any other failure: unread)."""
+    return e.errno in EXITED
+
+
+def open_cap() -> int:
+    """How many descriptors the monitor may keep open: FD_SHARE of the soft limit now."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return MAX_OPEN if soft == resource.RLIM_INFINITY else min(MAX_OPEN, int(soft * FD_SHARE))
 
 
 @dataclass
@@ -140,16 +158,18 @@ def merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 class _Reader:
     """A /proc file read again and again: pread on a descriptor kept open (opened per read once
-    MAX_OPEN are open)."""
+    ``open_cap()`` are open). Opening checks that the file exists (OSError otherwise)."""
 
     open_count = 0
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.fd: int | None = None
-        if _Reader.open_count < MAX_OPEN:
-            self.fd = os.open(path, os.O_RDONLY)
+        self.fd: int | None = os.open(path, os.O_RDONLY)
+        if _Reader.open_count < open_cap():
             _Reader.open_count += 1
+        else:
+            os.close(self.fd)
+            self.fd = None
 
     def read(self) -> bytes:
         if self.fd is not None:
@@ -244,6 +264,9 @@ class LagMonitor:
         self.error: str | None = None
         self.started_ns = 0
         self.ended_ns = 0
+        # (pid, tid; tid 0: the worker's stat or task list) whose files could not be read while
+        # they existed: their samples are missing, the record is partial
+        self.unreadable: set[tuple[int, int]] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -257,8 +280,10 @@ class LagMonitor:
 
     def _loop(self) -> None:
         cpu0 = time.thread_time()
-        with contextlib.suppress(OSError):
+        try:
             self._own = _Reader(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        except OSError:  # its own lateness is then all counted as the CPU's: say it
+            self.unreadable.add((os.getpid(), threading.get_native_id()))
         self._own_wait()
         self.started_ns = self._now()
         end = time.monotonic() + self.limit_s
@@ -335,11 +360,19 @@ class LagMonitor:
                 w.rescanned = time.monotonic()
                 for tid in map(int, os.listdir(f"/proc/{pid}/task")):
                     if tid not in w.threads:
-                        with contextlib.suppress(OSError):
+                        try:
                             w.threads[tid] = _Thread(_Reader(f"/proc/{pid}/task/{tid}/schedstat"))
-        except OSError:  # the worker ended
-            w.gone = True
-            w.close()
+                        except OSError as e:  # tried again at the next rescan
+                            if not exited(e):
+                                self.unreadable.add((pid, tid))
+        except OSError as e:
+            if exited(e):  # the worker ended
+                w.gone = True
+                w.close()
+            else:  # unread this time (out of descriptors?): tried again at the next sweep
+                self.unreadable.add((pid, 0))
+                w.rescanned = 0.0
+                self._missed(w)
             return
         main_moved = False  # unknown (a first sample, no schedstat): the state is read
         busy = 0  # ns its threads ran or waited for a CPU since the last sample
@@ -348,7 +381,15 @@ class LagMonitor:
                 continue
             try:
                 run, wait = map(int, th.schedstat.read().split()[:2])
-            except (OSError, ValueError):
+            except OSError as e:
+                if not exited(e):  # a missed sample: no window may span it
+                    self.unreadable.add((pid, tid))
+                    th.wait = -1
+                    continue
+                th.gone = True
+                th.schedstat.close()
+                continue
+            except ValueError:
                 th.gone = True
                 th.schedstat.close()
                 continue
@@ -368,12 +409,29 @@ class LagMonitor:
         if not main_moved:
             try:
                 state = _state(w.stat.read())
-            except (OSError, ValueError):
+            except OSError as e:
+                if exited(e):
+                    w.gone = True
+                    w.close()
+                else:
+                    self.unreadable.add((pid, 0))
+                    self._missed(w)
+                return
+            except ValueError:
                 w.gone = True
                 w.close()
                 return
         w.stop_track.add(t, stopped_stalled(w.state, state))
         w.state = state
+
+    @staticmethod
+    def _missed(w: _Worker) -> None:
+        """A worker's sample not taken: its windows end at the last one taken and begin again
+        from the next, none spans what was not seen."""
+        w.stop_track.finish()
+        w.stop_track.prev_t = w.stop_track.prev2_t = None
+        w.state = None
+        w.busy_t = -1
 
     def record(self) -> dict[str, Any]:
         """lag.json's object: the windows (ns since the run's t0, as the history's times) and
@@ -414,6 +472,9 @@ class LagMonitor:
             "version": VERSION,
             "measured": self.sweeps > 0 and self.error is None,
             **({"error": self.error} if self.error else {}),
+            # threads and workers missed for a while or for good: their stalls may be unseen
+            "partial": bool(self.unreadable),
+            "unreadable": len(self.unreadable),
             "clients": self.clients,
             "worker_pids": list(self.pids),
             "one_client_per_worker": one_each,
