@@ -21,7 +21,8 @@ beside the history as ``lag.json`` (``LAG``); this module judges that record:
    only, and in which every finding listed (a violation; a fence token that did not increase,
    by the order the clients recorded; with enforced fencing a stale write accepted) involves,
    by its holds' and ops' processes (``process % clients``), a client stalled at the time (its
-   ops' and holds' span, widened by the margin), is UNKNOWN, with the reason in
+   ops' and holds' span, widened by the margin) and silent then (no op of its own for the
+   threshold, ``silent``: a starved client records none), is UNKNOWN, with the reason in
    ``unknown_because`` (``unplanned_pause``), and so are those checkers' results (their
    findings kept): the stall, not the lock, may be why. A violation clear of every
    stall proves the lock wrong: the run stays INVALID. A VALID run stays VALID (a history that
@@ -36,11 +37,14 @@ and says so (``partial``, ``unreadable``, and in the reason): a missed stall lea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import lacks_evidence
+from .columns import NEM, OpsView, nemesis_ops
 from .history import NEMESIS, Op
 from .model import LockModel
 from .results import checker_results
@@ -194,6 +198,57 @@ def coincides(st: Stall, clients: set[int], lo: int, hi: int, margin: int) -> bo
     return on_one and st.start < hi + margin and st.end > lo - margin
 
 
+def op_times(ops: Sequence[Op], clients: int, wanted: set[int]) -> dict[int, np.ndarray]:
+    """The times of the ops (invocations and completions) of each wanted client
+    (``process % clients``), sorted: one pass over the history, a sort of those clients' ops."""
+    if clients <= 0 or not wanted:
+        return {}
+    if isinstance(ops, OpsView):
+        rows = ops.rows if ops.rows is not None else slice(None)
+        proc, time = ops.cols.process[rows], ops.cols.time[rows]
+        c = proc % clients
+        keep = (proc != NEM) & np.isin(c, np.fromiter(wanted, np.int64))
+        c, t = c[keep], time[keep]
+    else:
+        pairs = [
+            (op.process % clients, op.time)
+            for op in ops
+            if _int(op.process) and op.process % clients in wanted
+        ]
+        c = np.array([p[0] for p in pairs], dtype=np.int64)
+        t = np.array([p[1] for p in pairs], dtype=np.int64)
+    order = np.lexsort((t, c))
+    c, t = c[order], t[order]
+    return {w: t[np.searchsorted(c, w) : np.searchsorted(c, w, "right")] for w in wanted}
+
+
+def silent(
+    st: Stall,
+    times: Mapping[int, np.ndarray],
+    clients: set[int],
+    lo: int,
+    hi: int,
+    margin: int,
+    limit: int,
+) -> bool:
+    """Did a client of the finding that the stall touched record no op for ``limit`` ns at a
+    time when the stall and the finding's span (widened by the margin) both lasted? A client
+    the harness starved records nothing; one that kept recording was not starved then."""
+    a, b = max(lo - margin, st.start), min(hi + margin, st.end)
+    for c in (c for c in clients if st.touches(c)):
+        t = times.get(c)
+        if t is None or not len(t):
+            return True  # no op at all: silent throughout
+        i, j = int(np.searchsorted(t, a, "right")), int(np.searchsorted(t, b, "left"))
+        if i == 0 or j == len(t) or i == len(t):
+            return True  # no op before a, or none after b: silent since, or until, the end
+        # the gaps between its ops that overlap (a, b): from the op before a to the one after b
+        edges = t[i - 1 : max(j, i) + 1]
+        if int(np.diff(edges).max()) >= limit:
+            return True
+    return False
+
+
 def unplanned_pause(results: dict[str, Any], reason: str) -> None:
     """``lacks_evidence`` for a verdict the harness's own stall may have caused: an INVALID
     too becomes UNKNOWN, the reason in ``unknown_because`` and the summary."""
@@ -212,10 +267,14 @@ def _when(st: Stall) -> str:
 
 
 def assess(
-    results: dict[str, Any], record: Mapping[str, Any] | None, ops: list[Op], model: LockModel
+    results: dict[str, Any],
+    record: Mapping[str, Any] | None,
+    ops: Sequence[Op],
+    model: LockModel,
 ) -> None:
     """Judge a run's lag record (``lag.json``'s object; None: not measured, nothing said):
-    ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's."""
+    ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's.
+    ``ops``: the whole history (the clients' ops tell whether a stalled client fell silent)."""
     if record is None:
         return
     if not isinstance(record, Mapping) or record.get("measured") is not True:
@@ -223,7 +282,7 @@ def assess(
         results["stalls"] = {"measured": False, "why": str(why or "nothing was sampled")}
         return
     margin = margin_ns(record)
-    plans = planned(ops)
+    plans = planned(nemesis_ops(ops))
     raw = stalls_of(record)
     free = unplanned(raw, plans, margin)
     limit = threshold_s(model, record)
@@ -261,12 +320,18 @@ def assess(
     n = clients if _int(clients) else 0
     found = {name: FINDINGS[name](r) for name, r in invalid.items()}
     listed = [f for fs, _ in found.values() for f in fs]
-    hit = []
-    for f in listed:
-        sp = involved(f, n)
+    spans = [involved(f, n) for f in listed]
+    times = op_times(ops, n, {c for sp in spans if sp for c in sp[0]})
+    hit, loud = [], 0
+    for sp in spans:
         on = [s for s in long if sp and coincides(s, *sp, margin)]
-        hit.append(max(on, key=lambda s: s.seconds) if on else None)
+        # a window covers all of a pool's clients: it excuses only a client it silenced
+        quiet = [s for s in on if sp and silent(s, times, *sp, margin, int(limit * 1e9))]
+        loud += bool(on) and not quiet
+        hit.append(max(quiet, key=lambda s: s.seconds) if quiet else None)
     out["violations_in_stalls"] = sum(h is not None for h in hit)
+    if loud:  # in a window, but its client kept recording ops: not starved then
+        out["not_silent"] = loud
     if not listed or None in hit:
         return  # a violation clear of every stall: the lock's, INVALID stands
     total = sum(t for _, t in found.values())

@@ -88,8 +88,8 @@ def analyse(
         lacks_evidence(results, "the run was interrupted before its time limit")
     for p in problems or []:
         lacks_evidence(results, p)
-    # last: it may turn INVALID into UNKNOWN (it reads the nemesis's ops only)
-    starvation.assess(results, lag, nemesis_ops(got.ops), model)
+    # last: it may turn INVALID into UNKNOWN (the clients' ops say whether a stall silenced one)
+    starvation.assess(results, lag, got.ops, model)
     return results
 
 
