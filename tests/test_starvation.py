@@ -339,7 +339,8 @@ def test_the_monitor_sees_a_starved_and_a_stopped_process() -> None:
     got = mon.record()
     assert got["measured"] is True and got["sweeps"] >= 10, got
     runq = [w for w in got["windows"] if w["pid"] == starved.pid and w["kind"] == RUNQUEUE]
-    assert max((w["end"] - w["start"] for w in runq), default=0) >= 0.5e9, got["windows"]
+    # in all at least 0.5 s of its 1.2 s (a machine loaded by other work may split the windows)
+    assert sum(w["end"] - w["start"] for w in runq) >= 0.5e9, got["windows"]
     stops = [w for w in got["windows"] if w["pid"] == sleeper.pid and w["kind"] == STOPPED]
     assert len(stops) == 1, got["windows"]
     # The window holds the stop; its edges are as late as the samples (a starved monitor, a
