@@ -271,10 +271,14 @@ def assess(
     record: Mapping[str, Any] | None,
     ops: Sequence[Op],
     model: LockModel,
+    *,
+    quiet_ms: float = 0.0,
 ) -> None:
     """Judge a run's lag record (``lag.json``'s object; None: not measured, nothing said):
     ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's.
-    ``ops``: the whole history (the clients' ops tell whether a stalled client fell silent)."""
+    ``ops``: the whole history (the clients' ops tell whether a stalled client fell silent);
+    ``quiet_ms``: how long a client is silent by design (a hold's sleep), which the silence a
+    stall excuses must exceed by the threshold."""
     if record is None:
         return
     if not isinstance(record, Mapping) or record.get("measured") is not True:
@@ -323,10 +327,11 @@ def assess(
     spans = [involved(f, n) for f in listed]
     times = op_times(ops, n, {c for sp in spans if sp for c in sp[0]})
     hit, loud = [], 0
+    need = int((limit + max(0.0, quiet_ms) / 1000) * 1e9)  # a silence longer than a hold's
     for sp in spans:
         on = [s for s in long if sp and coincides(s, *sp, margin)]
         # a window covers all of a pool's clients: it excuses only a client it silenced
-        quiet = [s for s in on if sp and silent(s, times, *sp, margin, int(limit * 1e9))]
+        quiet = [s for s in on if sp and silent(s, times, *sp, margin, need)]
         loud += bool(on) and not quiet
         hit.append(max(quiet, key=lambda s: s.seconds) if quiet else None)
     out["violations_in_stalls"] = sum(h is not None for h in hit)

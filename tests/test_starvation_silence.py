@@ -108,3 +108,17 @@ def test_a_client_with_no_ops_at_all_is_silent_throughout() -> None:
     results = _invalid((0, 1, 1000, 2200))
     assess(results, _record([_window(0, 1100, 3100)]), _busy(1, 0, 5000, 5), LEASE)
     assert results["valid"] == "unknown", results["stalls"]
+
+
+def test_a_holds_own_silence_is_no_stall() -> None:
+    """A holder sleeps through its critical section (``hold_ms``) and records nothing: that
+    silence is the workload's, so only a silence longer than the hold by the threshold excuses."""
+    ops = _indexed(_busy(0, 0, 5000, 5) + _busy(1, 0, 5000, 5))
+    quiet = [o for o in ops if not (o.process == 0 and 1500 * MS < o.time < 1800 * MS)]
+    results = _invalid((0, 1, 1000, 2200))
+    assess(results, _pool_record(), quiet, LEASE, quiet_ms=300)  # 0.3 s: a hold's sleep
+    assert results["valid"] is False and results["stalls"]["not_silent"] == 1, results["stalls"]
+    longer = [o for o in ops if not (o.process == 0 and 1300 * MS < o.time < 1900 * MS)]
+    results = _invalid((0, 1, 1000, 2200))
+    assess(results, _pool_record(), longer, LEASE, quiet_ms=300)  # 0.6 s > 0.3 s + 0.25 s
+    assert results["valid"] == "unknown", results["stalls"]

@@ -89,8 +89,16 @@ def analyse(
     for p in problems or []:
         lacks_evidence(results, p)
     # last: it may turn INVALID into UNKNOWN (the clients' ops say whether a stall silenced one)
-    starvation.assess(results, lag, got.ops, model)
+    starvation.assess(results, lag, got.ops, model, quiet_ms=_hold_ms(config))
     return results
+
+
+def _hold_ms(config: Mapping[str, Any] | None) -> float:
+    """How long a holder is silent by design (``hold_ms``: it sleeps through its critical
+    section), which a stall's silence must exceed."""
+    opts = (config or {}).get("workload_opts")
+    hold = opts.get("hold_ms") if isinstance(opts, Mapping) else None
+    return float(hold) if isinstance(hold, int | float) and not isinstance(hold, bool) else 0.0
 
 
 def time_availability(ops: list[Op], config: Mapping[str, Any] | None) -> dict[str, Any]:
