@@ -97,11 +97,6 @@ def test_compare_runs_a_matrix_and_links_each_report(redis_bin, tmp_path):
         str(out),
     )
     assert p.returncode == 1, p.stdout + p.stderr  # the broken lock makes the worst verdict
-    # the console names each cell's harm with the page's glyph, before its rate
-    lines = {ln.split(": ")[0].strip(): ln for ln in p.stdout.splitlines() if " / none: " in ln}
-    assert any(k.startswith("✓ redis /") and "safe, 0/1" in v for k, v in lines.items()), lines
-    broken = [v for k, v in lines.items() if "unsafe-redis /" in k]
-    assert broken and not broken[0].lstrip().startswith("✓"), lines
     html = out.read_text()
     assert "unsafe-redis" in html and "redis" in html
     links = [ln for ln in html.split('href="')[1:] if "report.html" in ln.split('"')[0]]

@@ -269,16 +269,14 @@ def _workload_takes(workload: str, option: str) -> bool:
 
 
 def _print_cells(doc: dict) -> None:
-    """One line a cell: its harm (the page's glyph and name), k invalid of n runs with a
-    verdict (95% interval), and its flags."""
-    from reports.comparison import HARM_STYLE, harm_of, rate_text
+    """One line a cell: k invalid of n runs with a verdict (95% interval), and its flags."""
+    from reports.comparison import rate_text
 
     for c in doc["cells"]:
         if c["status"] != "runnable":
             continue
-        glyph, name = HARM_STYLE.get(harm_of(c)["class"], HARM_STYLE["unknown"])[:2]
         flags = "; ".join(c.get("flags") or [])
-        _say(f"  {glyph} {c['key']}: {name}, {rate_text(c)}" + (f"  [{flags}]" if flags else ""))
+        _say(f"  {c['key']}: {rate_text(c)}" + (f"  [{flags}]" if flags else ""))
 
 
 def _say(line: str) -> None:
