@@ -52,6 +52,17 @@ class Endpoint:
     port: int
 
 
+#: Redlock's allowance for clock drift between nodes, taken off a lease's validity (the
+#: reference implementations' and pottery's figures).
+CLOCK_DRIFT_FACTOR = 0.01
+DRIFT_FLOOR_MS = 2.0
+
+
+def drift_ms(ttl_ms: float) -> float:
+    """The clock-drift allowance subtracted from a lease's validity."""
+    return ttl_ms * CLOCK_DRIFT_FACTOR + DRIFT_FLOOR_MS
+
+
 @dataclass
 class Lease:
     key: str

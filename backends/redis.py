@@ -2,8 +2,11 @@
 
 Algorithm: acquire runs one Lua script that does ``SET lock:<key> <token> NX PX <ttl>`` and, when
 it succeeded, ``INCR fence:<key>`` in the same atomic step, so the fence token is tied to the
-grant; it polls every few ms until the wait timeout. Release is a Lua compare-and-delete, renew a
-compare-and-pexpire, so a client can never remove or extend a lock it no longer owns.
+grant; it polls every few ms until the wait timeout. A grant whose reply took longer than the
+TTL less Redlock's drift allowance is void (the lease may have run out before the client learnt
+of it): it is deleted if still there and the acquire goes on polling. Release is a Lua
+compare-and-delete, renew a compare-and-pexpire, so a client can never remove or extend a lock
+it no longer owns.
 
 Fence token: the per-key ``INCR`` counter, strictly increasing per grant while the server keeps
 its data.
@@ -36,6 +39,7 @@ from .base import (
     NotAcquired,
     NotOwner,
     ServerNeed,
+    drift_ms,
 )
 from .option_values import Option
 
@@ -98,18 +102,35 @@ class RedisClient(LockClient):
         token = uuid.uuid4().hex
         deadline = time.monotonic() + wait_ms / 1000
         attempt = 0
+        late = 0
         while True:
+            start = time.monotonic()
             fence = self._try(key, token, ttl_ms)
             if fence is not None:
-                return Lease(key, token, int(fence), validity_ms=ttl_ms)
+                # The grant counts from before it was asked for: a reply held up past the TTL
+                # (a server stopped after granting, before answering) is a lease that may have
+                # run out already, and another client may hold the lock: void, not a hold.
+                validity = ttl_ms - (time.monotonic() - start) * 1000 - drift_ms(ttl_ms)
+                if validity > 0:
+                    return Lease(key, token, int(fence), validity_ms=validity)
+                late += 1
+                self._give_back(key, token)
             if time.monotonic() >= deadline:
-                raise NotAcquired(f"{key} held by another client for {wait_ms} ms")
+                why = f", {late} grant(s) arrived after their lease ran out" if late else ""
+                raise NotAcquired(f"{key} held by another client for {wait_ms} ms{why}")
             time.sleep(poll_pause(attempt))
             attempt += 1
 
     def _try(self, key: str, token: str, ttl_ms: int) -> Any:
         """One attempt: the fence of the grant, or None while another client holds it."""
         return self._acquire(keys=[f"lock:{key}", f"fence:{key}"], args=[token, ttl_ms])
+
+    def _give_back(self, key: str, token: str) -> None:
+        """Delete a void grant of ours if it is still there; it lapses by its TTL otherwise."""
+        try:
+            self._release(keys=[f"lock:{key}"], args=[token])
+        except redis.RedisError:
+            pass
 
     def release(self, lease: Lease) -> None:
         if not self._release(keys=[f"lock:{lease.key}"], args=[lease.token]):

@@ -47,13 +47,21 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import Backend, Endpoint, Expiry, Lease, LockClient, NotAcquired, NotOwner, ServerNeed
+from .base import (
+    Backend,
+    Endpoint,
+    Expiry,
+    Lease,
+    LockClient,
+    NotAcquired,
+    NotOwner,
+    ServerNeed,
+    drift_ms,
+)
 from .option_values import Option
 from .redis import DEFAULT_PERSISTENCE, PERSISTENCE, RELEASE
 from .redis import RENEW as EXTEND  # the same compare-and-delete / compare-and-pexpire
 
-CLOCK_DRIFT_FACTOR = 0.01
-DRIFT_FLOOR_MS = 2.0
 MAX_ATTEMPTS = 100_000  # a bound on the retry loop besides wait_ms
 
 # What one command on one node came to.
@@ -65,11 +73,6 @@ class OutcomeUnknown(Exception):
 
 
 # -- option parsing, shared with the other Redis library adapters ----------------------------
-
-
-def drift_ms(ttl_ms: float) -> float:
-    """The clock-drift allowance subtracted from a lease's validity."""
-    return ttl_ms * CLOCK_DRIFT_FACTOR + DRIFT_FLOOR_MS
 
 
 def quorum(n: int) -> int:

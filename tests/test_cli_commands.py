@@ -97,6 +97,12 @@ def test_compare_runs_a_matrix_and_links_each_report(redis_bin, tmp_path):
         str(out),
     )
     assert p.returncode == 1, p.stdout + p.stderr  # the broken lock makes the worst verdict
+    # the console ends with a line a cell: KEY: RATE, then its harm as the page names it
+    lines = dict(ln.strip().split(": ", 1) for ln in p.stdout.splitlines() if " / none: " in ln)
+    (safe,) = [v for k, v in lines.items() if k.startswith("redis / mutex")]
+    (broken,) = [v for k, v in lines.items() if k.startswith("unsafe-redis / mutex")]
+    assert safe.startswith("0/1 ") and safe.endswith(", ✓ safe"), lines
+    assert broken.startswith("1/1 ") and not broken.endswith("✓ safe"), lines
     html = out.read_text()
     assert "unsafe-redis" in html and "redis" in html
     links = [ln for ln in html.split('href="')[1:] if "report.html" in ln.split('"')[0]]

@@ -45,7 +45,8 @@ def _lapses_are_what_strict_calls_revoked(res: RunResult) -> None:
         assert _mutex(strict)["violation_kinds"] == {"revoked-while-held": lapses}
 
 
-# redis: VALID whatever the timeout. python-redis-lock: a grant made as the paused server
+# redis: VALID whatever the timeout (a pause between its grant and its reply delivers the grant
+# after the lease: the client voids it, tests/test_redis_late_grant.py). python-redis-lock: a grant made as the paused server
 # resumes can run out at once (its expiry counted from the server's time before the pause) and
 # another client is granted the lock within milliseconds, while the first is still in its
 # hold: two clients acting at once, now and then, whatever the timeout. So for it only the

@@ -112,7 +112,12 @@ def test_redis_client_pause_fenced_write_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_etcd_client_pause_guarded_write_loses_nothing(tmp_path: Path) -> None:
-    res = _run(tmp_path, "etcd", ttl_ms=1000, write="guarded", **PAUSED_HOLDER)
+    # A rotating pause may land after the holder's write (then only its release is refused):
+    # here the holder is frozen 30 ms into its hold, between its read and its write, past its TTL.
+    pause = {"kind": "client-pause", "start": {"after": "acquire", "delay_ms": 30},
+             "target": "trigger", "duration_s": 2.5}  # fmt: skip
+    opts = {**PAUSED_HOLDER, "nemesis": [], "schedule": [pause]}
+    res = _run(tmp_path, "etcd", ttl_ms=1000, write="guarded", **opts)
     s = _set(res)
     assert s["valid"] is True and s["lost_count"] == 0, s["summary"]
     refused = [
