@@ -349,42 +349,18 @@ def mutex(
             d["while_acting"] = bool(hs.stop[i] < 0 or hs.start[j] < hs.stop[i])
         found.append(d)
     lap = np.flatnonzero(kinds_arr == 3)
-    nlapses = len(lap)
-    count = sum(kinds.values())
     H = len(hs.start)
-    nkeys = len(np.unique(hs.key)) if H else 0
-    if count:
-        parts = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-        summary = (
-            f"{count} violation{'s' * (count != 1)} on {bad_keys} key{'s' * (bad_keys != 1)}: "
-            f"{parts}"
-        )
-    else:
-        summary = (
-            f"no violation: {H} holds on {nkeys} key{'s' * (nkeys != 1)} "
-            "were disjoint, every release by its owner"
-        )
-    if nlapses:
-        summary += (
-            f"; {nlapses} lease{'s' * (nlapses != 1)} lapsed (ran out after the holder had "
-            "stopped, its release refused or never taking effect): not a violation"
-        )
-    return {
-        "checker": mutex_mod.NAME,
-        "valid": count == 0,
-        "summary": summary,
-        "hold_count": H,
-        "holds": [hd.hold(i) for i in range(min(H, max_holds))],
-        "holds_truncated": H > max_holds,
-        "keys": nkeys,
-        "violation_count": count,
-        "violation_kinds": dict(kinds),
-        "revoked_while_acting": int(np.count_nonzero(acting_mask)),
-        "violations": found,  # type: ignore[typeddict-item]
-        "model": model.name,
-        "lock": model.to_dict(),
-        "lapse_count": nlapses,
-        "lapses": [
+    return mutex_mod.result(
+        model=model,
+        kinds=kinds,
+        bad_keys=bad_keys,
+        hold_count=H,
+        holds=[hd.hold(i) for i in range(min(H, max_holds))],
+        nkeys=len(np.unique(hs.key)) if H else 0,
+        violations=found,
+        acting=int(np.count_nonzero(acting_mask)),
+        lapse_count=len(lap),
+        lapses=[
             {
                 "key": ch.c.keys[hs.key[int(a[v])]],
                 "first": hd.hold(int(a[v])),
@@ -392,9 +368,8 @@ def mutex(
             }
             for v in lap[: mutex_mod.MAX_LAPSES].tolist()
         ],
-        "no_lapse_because": model.why_no_lapse(),
-        "notes": list(hs.notes),
-    }
+        notes=list(hs.notes),
+    )
 
 
 def _first_order(codes: np.ndarray) -> list[int]:
@@ -429,23 +404,7 @@ def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
             {"previous": hd.hold(int(fenced[x])), "hold": hd.hold(int(fenced[x + 1]))}
         )
     _writes(ch, fig)
-    valid, summary = fencing_mod.describe(fig, enforced)
-    cnt = fig.counts
-    return {
-        "checker": fencing_mod.NAME,
-        "valid": valid,
-        "summary": summary,
-        "enforced": enforced,
-        "fenced_holds": fig.fenced,
-        "non_increasing": fig.nbackwards,
-        "non_increasing_examples": fig.backwards,  # type: ignore[typeddict-item]
-        "writes": cnt["writes"],
-        "stale_accepted": cnt["stale_accepted"],
-        "stale_rejected": cnt["stale_rejected"],
-        "stale_unknown": cnt["stale_unknown"],
-        "fresh_rejected": cnt["fresh_rejected"],
-        "stale_examples": fig.examples,  # type: ignore[typeddict-item]
-    }
+    return fencing_mod.result(fig, enforced)
 
 
 def perf(ch: ColumnHistory) -> PerfResult:
@@ -507,9 +466,6 @@ def perf(ch: ColumnHistory) -> PerfResult:
     if trying and last is not None and last - since_final > longest[0]:
         longest = (last - since_final, since_final)
     first = first or 0
-    span_s = ((last or 0) - first) / 1e9
-    attempted = counts[("acquire", "invoke")]
-    ok_acq = counts[("acquire", "ok")]
     npts = len(porder)
     stp = max(1, -(-npts // perf_mod.MAX_POINTS))
     sel = porder[::stp]
@@ -517,39 +473,8 @@ def perf(ch: ColumnHistory) -> PerfResult:
         [round((tt - first) / 1e9, 6), round(m, 3), TYPES[ty]]
         for tt, m, ty in zip(dtime[sel].tolist(), ms[sel].tolist(), dty[sel].tolist(), strict=True)
     ]
-    by_f: dict[str, dict[str, int]] = {}
-    for (f, ty), n in sorted(counts.items()):
-        by_f.setdefault(f, {})[ty] = n
-    if attempted == 0:
-        valid: Any = None
-        summary = "no acquire attempts"
-    elif ok_acq == 0:
-        valid = "unknown"
-        summary = f"no acquire succeeded out of {attempted}: nothing held, nothing to vouch for"
-    else:
-        valid = True
-        p = _percentiles(lat["ok"])
-        rate = f"{ok_acq / span_s:.1f}/s" if span_s > 0 else "n/a"
-        summary = (
-            f"{ok_acq}/{attempted} acquires ok, {rate}; latency p50 {p['p50']} ms, "
-            f"p99 {p['p99']} ms; longest wait {longest[0] / 1e9:.3f} s"
-        )
-    return {
-        "checker": perf_mod.NAME,
-        "valid": valid,
-        "summary": summary,
-        "span_s": round(span_s, 6),
-        "acquire_latency_ms": {"ok": _percentiles(lat["ok"]), "fail": _percentiles(lat["fail"])},
-        "acquires_per_s": round(ok_acq / span_s, 3) if span_s > 0 else None,
-        "releases_per_s": round(counts[("release", "ok")] / span_s, 3) if span_s > 0 else None,
-        "attempted_acquires": attempted,
-        "success_ratio": round(ok_acq / attempted, 6) if attempted else None,
-        "counts": by_f,
-        "longest_wait_s": round(longest[0] / 1e9, 6),
-        "longest_wait_from_s": round((longest[1] - first) / 1e9, 6) if longest[0] else None,
-        "series": series,
-        "series_step": stp,
-    }
+    latency = {"ok": _percentiles(lat["ok"]), "fail": _percentiles(lat["fail"])}
+    return perf_mod.result(counts, latency, first, last, longest, series, stp)
 
 
 def _points_order(

@@ -58,7 +58,11 @@ class FencingFigures:
 def check(
     ops: Iterable[Op], *, enforced: bool = False, holds: Holds | None = None, **_: Any
 ) -> FencingResult:
-    fig = figures(ops, holds=holds)
+    return result(figures(ops, holds=holds), enforced)
+
+
+def result(fig: FencingFigures, enforced: bool) -> FencingResult:
+    """The fencing result of ``fig`` (both history paths: objects and ``checkers.colcheck``)."""
     valid, summary = describe(fig, enforced)
     c = fig.counts
     return {

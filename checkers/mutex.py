@@ -184,29 +184,64 @@ def check(
         }
         for kind, key, a, b, pos in found
     ]
+    return result(
+        model=model,
+        kinds=kinds,
+        bad_keys=len(bad_keys),
+        hold_count=len(hs.holds),
+        holds=[hold_dict(h, srt) for h in hs.holds[:max_holds]],
+        nkeys=len(hs.by_key),
+        violations=violations,
+        acting=acting,
+        lapse_count=nlapses,
+        lapses=[
+            {"key": a[0], "first": hold_dict(a, srt), "second": hold_dict(b, srt)}
+            for a, b in lapses
+        ],
+        notes=list(hs.notes),
+    )
+
+
+def result(
+    *,
+    model: LockModel,
+    kinds: Counter[str],
+    bad_keys: int,
+    hold_count: int,
+    holds: list[dict[str, Any]],
+    nkeys: int,
+    violations: list[dict[str, Any]],
+    acting: int,
+    lapse_count: int,
+    lapses: list[dict[str, Any]],
+    notes: list[str],
+) -> MutexResult:
+    """The mutex result and its summary, from the figures of either history path (objects here,
+    columns in ``checkers.colcheck``); ``holds`` is the listed prefix of ``hold_count``."""
     count = sum(kinds.values())
-    nkeys = len(hs.by_key)
     if count:
         parts = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-        ks = len(bad_keys)
-        summary = f"{count} violation{'s' * (count != 1)} on {ks} key{'s' * (ks != 1)}: {parts}"
+        summary = (
+            f"{count} violation{'s' * (count != 1)} on {bad_keys} key{'s' * (bad_keys != 1)}: "
+            f"{parts}"
+        )
     else:
         summary = (
-            f"no violation: {len(hs.holds)} holds on {nkeys} key{'s' * (nkeys != 1)} "
+            f"no violation: {hold_count} holds on {nkeys} key{'s' * (nkeys != 1)} "
             "were disjoint, every release by its owner"
         )
-    if nlapses:
+    if lapse_count:
         summary += (
-            f"; {nlapses} lease{'s' * (nlapses != 1)} lapsed (ran out after the holder had "
-            "stopped, its release refused or never taking effect): not a violation"
+            f"; {lapse_count} lease{'s' * (lapse_count != 1)} lapsed (ran out after the holder "
+            "had stopped, its release refused or never taking effect): not a violation"
         )
     return {
         "checker": NAME,
         "valid": count == 0,
         "summary": summary,
-        "hold_count": len(hs.holds),
-        "holds": [hold_dict(h, srt) for h in hs.holds[:max_holds]],
-        "holds_truncated": len(hs.holds) > max_holds,
+        "hold_count": hold_count,
+        "holds": holds,
+        "holds_truncated": hold_count > len(holds),
         "keys": nkeys,
         "violation_count": count,
         "violation_kinds": dict(kinds),
@@ -214,13 +249,10 @@ def check(
         "violations": violations,  # type: ignore[typeddict-item]
         "model": model.name,
         "lock": model.to_dict(),
-        "lapse_count": nlapses,
-        "lapses": [
-            {"key": a[0], "first": hold_dict(a, srt), "second": hold_dict(b, srt)}
-            for a, b in lapses
-        ],
+        "lapse_count": lapse_count,
+        "lapses": lapses,  # type: ignore[typeddict-item]
         "no_lapse_because": model.why_no_lapse(),
-        "notes": list(hs.notes),
+        "notes": notes,
     }
 
 

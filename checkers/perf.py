@@ -91,12 +91,28 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> PerfResult
     if trying and last is not None and last - since > longest[0]:
         longest = (last - since, since)
 
+    step = max(1, -(-len(points) // MAX_POINTS))
     first = first or 0
+    series = [[round((t - first) / 1e9, 6), round(ms, 3), ty] for t, ms, ty in points[::step]]
+    latency = {"ok": percentiles(lat["ok"]), "fail": percentiles(lat["fail"])}
+    return result(counts, latency, first, last, longest, series, step)
+
+
+def result(
+    counts: Counter[tuple[str, str]],
+    latency: dict[str, Percentiles],
+    first: int,
+    last: int | None,
+    longest: tuple[int, int],
+    series: list[list[Any]],
+    step: int,
+) -> PerfResult:
+    """The perf result from either history path's figures (objects here, columns in
+    ``checkers.colcheck``): ``counts`` by (f, type), client time span in ns, the longest wait
+    (ns, from), the latency series sampled every ``step`` points."""
     span_s = ((last or 0) - first) / 1e9
     attempted = counts[("acquire", "invoke")]
     ok_acq = counts[("acquire", "ok")]
-    step = max(1, -(-len(points) // MAX_POINTS))
-    series = [[round((t - first) / 1e9, 6), round(ms, 3), ty] for t, ms, ty in points[::step]]
     by_f: dict[str, dict[str, int]] = {}
     for (f, ty), n in sorted(counts.items()):
         by_f.setdefault(f, {})[ty] = n
@@ -108,7 +124,7 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> PerfResult
         summary = f"no acquire succeeded out of {attempted}: nothing held, nothing to vouch for"
     else:
         valid = True
-        p = percentiles(lat["ok"])
+        p = latency["ok"]
         rate = f"{ok_acq / span_s:.1f}/s" if span_s > 0 else "n/a"
         summary = (
             f"{ok_acq}/{attempted} acquires ok, {rate}; latency p50 {p['p50']} ms, "
@@ -119,7 +135,7 @@ def check(ops: Iterable[Op], *, presorted: bool = False, **_: Any) -> PerfResult
         "valid": valid,
         "summary": summary,
         "span_s": round(span_s, 6),
-        "acquire_latency_ms": {"ok": percentiles(lat["ok"]), "fail": percentiles(lat["fail"])},
+        "acquire_latency_ms": latency,
         "acquires_per_s": round(ok_acq / span_s, 3) if span_s > 0 else None,
         "releases_per_s": round(counts[("release", "ok")] / span_s, 3) if span_s > 0 else None,
         "attempted_acquires": attempted,
