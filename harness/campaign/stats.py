@@ -208,7 +208,7 @@ def acted_at_once(results: dict[str, Any]) -> int | None:
 def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
     """Everything the comparison shows of one stored run."""
     from checkers import availability
-    from checkers.history import read
+    from checkers.columns import read_history  # the reader the run's own analysis used
 
     config = _read(run_dir / store.CONFIG)
     results = _read(run_dir / store.RESULTS)
@@ -219,7 +219,7 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
     avail: dict[str, Any] = {}
     hist = run_dir / store.HISTORY
     if hist.exists():
-        avail = availability.measure(read(hist).ops, samples=samples)
+        avail = availability.measure(read_history(hist).ops, samples=samples)
     return {
         "run_dir": str(run_dir),
         "seed": config.get("seed"),
