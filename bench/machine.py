@@ -9,8 +9,9 @@ nothing).
 from __future__ import annotations
 
 import atexit
-import os
 import time
+
+from harness.run import machine
 
 
 def print_load(name: str = "") -> None:
@@ -19,9 +20,9 @@ def print_load(name: str = "") -> None:
     label = f"{name}: " if name else ""
 
     def line(when: str) -> str:
-        one, five, fifteen = os.getloadavg()
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        cores = f"{os.cpu_count()} cores" + (f" ({usable} usable)" if usable else "")
+        one, five, fifteen = machine.load()
+        c = machine.cores()
+        cores = f"{c['cores']} cores" + (f" ({c['usable']} usable)" if c["usable"] else "")
         return f"{label}machine {when}: load average {one:.2f} {five:.2f} {fifteen:.2f}, {cores}"
 
     print(line("at start"), flush=True)

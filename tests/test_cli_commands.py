@@ -4,6 +4,7 @@ plugin, and the informational commands."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,15 @@ def test_compare_runs_a_matrix_and_links_each_report(redis_bin, tmp_path):
     assert len(links) == 2
     for ln in links:
         assert (out.parent / ln.split('"')[0]).exists()
+    # each run records the machine's load at its start and end; the header sums them up
+    doc = json.loads((out.parent / "cmp.json").read_text())  # named after the page
+    machines = [r["machine"] for c in doc["cells"] for r in c["per_run"]]
+    assert all(len(m["load_start"]) == 3 and len(m["load_end"]) == 3 for m in machines), machines
+    load = doc["header"]["load"]
+    assert load["runs"] == load["of"] == 2 and load["cores"] == [os.cpu_count()], load
+    ends = [x for m in machines for x in (m["load_start"][0], m["load_end"][0])]
+    assert load["max"] == max(ends) and min(ends) <= load["median"] <= max(ends)
+    assert f"median {load['median']}, highest {load['max']}" in html
 
 
 def test_compare_bad_input(tmp_path):

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,31 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
         "shard_wall_times_s": shard_walls,
         "invocations": sum(len(previous_invocations(m)) for m in ms),
         "run_time_s": round(sum(r.get("duration_s") or 0 for c in cmp.cells for r in c.runs), 1),
+        "load": machine_load([r for c in cmp.cells for r in c.runs]),
+    }
+
+
+def machine_load(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The machine's 1-minute load average over the runs that recorded it (config.json's
+    ``machine``, at each run's start and end): median and highest, and how many runs said; None
+    when none did (runs from before it was recorded)."""
+    seen = []
+    for r in runs:
+        m = r.get("machine")
+        if isinstance(m, dict):
+            seen += [
+                x[0] for k in ("load_start", "load_end") if isinstance(x := m.get(k), list) and x
+            ]
+    if not seen:
+        return None
+    told = sum(isinstance(r.get("machine"), dict) for r in runs)
+    cores = {r["machine"].get("cores") for r in runs if isinstance(r.get("machine"), dict)}
+    return {
+        "median": round(statistics.median(seen), 2),
+        "max": round(max(seen), 2),
+        "runs": told,
+        "of": len(runs),
+        "cores": sorted(c for c in cores if isinstance(c, int)),
     }
 
 

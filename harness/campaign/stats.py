@@ -228,6 +228,7 @@ def run_figures(run_dir: Path, samples: bool = False) -> dict[str, Any]:
         "unknown_because": list(results.get("unknown_because") or []),
         "interrupted": bool(config.get("interrupted")),
         "duration_s": config.get("duration_s"),
+        "machine": config.get("machine"),  # cores, load at start and end (None: older runs)
         "time_to_first_violation_s": first_violation_s(results),
         "violation_kinds": dict(violation_kinds(results)),
         "damage": damage(results),

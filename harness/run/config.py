@@ -195,6 +195,7 @@ class RunRecord:
     recovery_s: float | None = None  # with nemeses: the healed time at the end
     fault_not_started: str | None = None  # why no more faults came (checkers.faults says it)
     duration_s: float | None = None
+    machine: dict[str, Any] | None = None  # cores, load averages at start and end (run/machine)
     failed: str | None = None  # the run failed: the first line of why
     interrupted: bool | None = None  # the run ended (not failed): stopped early or not
 
@@ -205,6 +206,7 @@ class RunRecord:
         "recovery_s",
         "fault_not_started",
         "duration_s",
+        "machine",
         "failed",
         "interrupted",
     )

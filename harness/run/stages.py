@@ -69,7 +69,7 @@ from workloads.base import (
     Workload,
 )
 
-from . import lag, store
+from . import lag, machine, store
 from . import workers as pool
 from .analyse import analyse, nothing_recorded
 from .config import RunConfig, RunRecord, check_client_processes
@@ -359,6 +359,7 @@ def execute(
         lock={"fenced": backend.fenced, **plan.model.to_dict()},
         netns=plan.use_ns,
         non_durable=[x for x in notices if x],
+        machine=machine.snapshot(),
     )
     ex = Execution(run_dir, record)
     ex.save()
@@ -367,10 +368,12 @@ def execute(
         _setup_and_drive(plan, ex, intr, progress)
     except Exception as e:  # the run dir says why: `harness list` shows a failed run
         record.duration_s = round(time.monotonic() - t_start, 3)
+        record.machine = {**(record.machine or {}), "load_end": machine.load()}
         record.failed = (str(e) or type(e).__name__).splitlines()[0][:500]
         ex.save()
         raise
     record.duration_s = round(time.monotonic() - t_start, 3)
+    record.machine = {**(record.machine or {}), "load_end": machine.load()}
     record.interrupted = ex.interrupted
     ex.save()
     if not ex.recorded:  # stopped while servers were starting
