@@ -1,0 +1,60 @@
+"""What moved between two comparisons (README, "The published comparison"): every cell whose
+harm class, invalid count or runs changed, old and new side by side, as a Markdown table; and
+the cells only one of them has. Both are comparison.json files (an older one may predate the
+``harm`` field: its class is decided again from its figures, by the one rule the page uses).
+
+    .venv/bin/python docs/comparison/moved.py OLD.json NEW.json
+    git show REV:docs/comparison/comparison.json > /tmp/old.json  # the published one
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.campaign.stats import harm
+
+
+def cells(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    doc = json.loads(path.read_text())
+    return {(c["backend"], c["workload"], c["nemesis"]): c for c in doc["cells"]}
+
+
+def state(c: dict[str, Any]) -> tuple[str, str]:
+    """A cell's harm class, and k/n (invalid of decided runs) with the unknown ones."""
+    cls = (c.get("harm") or harm(c, c.get("status", "runnable")))["class"]
+    if c.get("status", "runnable") != "runnable":
+        return cls, "-"
+    unknown = f", {c['unknown']} unknown" if c.get("unknown") else ""
+    return cls, f"{c.get('invalid', 0)}/{c.get('decided', c.get('runs', 0))}{unknown}"
+
+
+def moved(old: Path, new: Path) -> list[str]:
+    a, b = cells(old), cells(new)
+    rows = ["| backend | workload | fault | before | now |", "|---|---|---|---|---|"]
+    same = 0
+    for key in sorted(a.keys() & b.keys()):
+        was, now = state(a[key]), state(b[key])
+        if was == now:
+            same += 1
+            continue
+        rows.append(f"| {' | '.join(key)} | {was[0]} {was[1]} | {now[0]} {now[1]} |")
+    only = [f"- only before: {' / '.join(k)}" for k in sorted(a.keys() - b.keys())]
+    only += [
+        f"- new: {' / '.join(k)} ({' '.join(state(b[k]))})" for k in sorted(b.keys() - a.keys())
+    ]
+    return [f"{same} cells unchanged, {len(rows) - 2} moved", "", *rows, "", *only]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not all(Path(p).is_file() for p in argv):
+        print("usage: moved.py OLD.json NEW.json (two comparison.json files)", file=sys.stderr)
+        return 2
+    print("\n".join(moved(Path(argv[0]), Path(argv[1]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
