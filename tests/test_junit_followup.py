@@ -99,7 +99,7 @@ def test_a_run_s_cases_carry_what_follows_them_up(redis_bin: None, store: Path) 
 def _same_test(config: dict[str, Any]) -> dict[str, Any]:
     """What makes the test the same: everything but when, where and with which pids/ports."""
     skip = {"started_at", "servers", "worker_pids", "duration_s", "interrupted",
-            "fault_not_started"}  # fmt: skip
+            "fault_not_started", "machine"}  # fmt: skip
     return {k: v for k, v in config.items() if k not in skip}
 
 

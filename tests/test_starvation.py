@@ -405,7 +405,13 @@ def test_a_client_stopped_from_outside_while_it_holds_is_unknown_never_invalid(
     )
     try:
         run_dir, pids = _wait_for(lambda: _workers(store), 30, "workers")
-        victim = _stop_a_holder(run_dir, pids)
+        try:
+            victim = _stop_a_holder(run_dir, pids)
+        except AssertionError as e:  # say what the run itself said (a failed start?)
+            proc.kill()
+            out, err = proc.communicate(timeout=10)
+            ops = (run_dir / "history.jsonl").read_text()[-1500:] if run_dir.exists() else ""
+            raise AssertionError(f"{e}\nrun: {out[-1500:]}\n{err[-1500:]}\nops: {ops}") from None
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
