@@ -1,5 +1,5 @@
 """What moved between two comparisons (README, "The published comparison"): every cell whose
-harm class, invalid count or runs changed, old and new side by side, as a Markdown table; and
+harm class, rate, runs with two holders at once, damage or faults a run changed, old and new side by side, as a Markdown table; and
 the cells only one of them has. Both are comparison.json files (an older one may predate the
 ``harm`` field: its class is decided again from its figures, by the one rule the page uses).
 
@@ -22,13 +22,31 @@ def cells(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(c["backend"], c["workload"], c["nemesis"]): c for c in doc["cells"]}
 
 
-def state(c: dict[str, Any]) -> tuple[str, str]:
-    """A cell's harm class, and k/n (invalid of decided runs) with the unknown ones."""
+DAMAGE = {"lost_updates": "lost", "stale_writes_accepted": "stale", "double_executions": "twice"}
+
+
+def state(c: dict[str, Any]) -> tuple[str, ...]:
+    """A cell as the page sums it up: harm class, k/n (invalid of decided runs, with the unknown
+    ones), runs with two holders at once, the damage summed over runs, faults a run."""
     cls = (c.get("harm") or harm(c, c.get("status", "runnable")))["class"]
     if c.get("status", "runnable") != "runnable":
-        return cls, "-"
+        return (cls,)
     unknown = f", {c['unknown']} unknown" if c.get("unknown") else ""
-    return cls, f"{c.get('invalid', 0)}/{c.get('decided', c.get('runs', 0))}{unknown}"
+    rate = f"{c.get('invalid', 0)}/{c.get('decided', c.get('runs', 0))}{unknown}"
+    once = c.get("acted_at_once") or {}
+    at_once = f"at once {once.get('runs', 0)}/{once.get('of', 0)}" if c.get("invalid") else ""
+    damage = " ".join(
+        f"{word} {total}"
+        for name, word in DAMAGE.items()
+        if (total := ((c.get("damage") or {}).get(name) or {}).get("total")) is not None
+    )
+    faults = (c.get("faults_injected_per_run") or {}).get("mean")
+    per_run = f"{faults:g} faults a run" if faults is not None else ""
+    return (cls, rate, at_once, damage, per_run)
+
+
+def text(st: tuple[str, ...]) -> str:
+    return " · ".join(x for x in st if x)
 
 
 def moved(old: Path, new: Path) -> list[str]:
@@ -40,7 +58,7 @@ def moved(old: Path, new: Path) -> list[str]:
         if was == now:
             same += 1
             continue
-        rows.append(f"| {' | '.join(key)} | {was[0]} {was[1]} | {now[0]} {now[1]} |")
+        rows.append(f"| {' | '.join(key)} | {text(was)} | {text(now)} |")
     only = [f"- only before: {' / '.join(k)}" for k in sorted(a.keys() - b.keys())]
     only += [
         f"- new: {' / '.join(k)} ({' '.join(state(b[k]))})" for k in sorted(b.keys() - a.keys())
