@@ -382,6 +382,9 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     h_hi = np.where(h_hi < 0, t1, h_hi)
     keep = h_hi > h_lo
     h_lo, h_hi, h_key = h_lo[keep], h_hi[keep], ev_key[h_key[keep]]
+    # Each array below is freed once its last use is past: this pass's peak, not its sum, is
+    # what a history of 10^7 ops adds to the columns.
+    del ev_pos, ev_acq, ev_key, same, prev_acq, acting_before, keep
     # evidence per key: grants (up) and refusals nobody's hold explains (down)
     ap = np.flatnonzero(acq & (P.inv >= 0))
     a_key = P.key[ap].astype(np.int64)
@@ -389,6 +392,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     never = P.pos[ap] == NEVER_RETURNED
     t_done = np.where(never, t1, t[np.maximum(P.pos[ap], 0)])
     ok = P.type[ap] == OK
+    del acq, ap
     hs = np.argsort(h_key * big + h_lo)  # (key, start); ties need no order
     comb_lo = h_key[hs] * big + h_lo[hs]
     reach = np.maximum.accumulate(h_key[hs] * big + h_hi[hs]) if len(hs) else comb_lo
@@ -397,23 +401,28 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     held = (j >= 0) & (len(hs) > 0)
     if len(hs):
         held &= (h_key[hs][jj] == a_key) & (reach[jj] - a_key * big >= t_inv)
+    del comb_lo, reach, j, jj
     up = ok
     dn = ~ok & ~held
+    del held
     e_t = np.concatenate((t_done[up], t_inv[dn]))
     e_o = np.concatenate(
         (np.zeros(np.count_nonzero(up), np.int8), np.ones(np.count_nonzero(dn), np.int8))
     )
     e_k = np.concatenate((a_key[up], a_key[dn]))
+    del dn
     eo = np.argsort((e_k * big + e_t) * 2 + e_o)  # (key, time, up first); ties are alike
     e_t, e_o, e_k = e_t[eo], e_o[eo], e_k[eo]
-    e_same = np.zeros(len(eo), bool)
+    del eo
+    e_same = np.zeros(len(e_t), bool)
     e_same[1:] = e_k[1:] == e_k[:-1]
     is_dn = e_o == 1
-    prev_dn = np.zeros(len(eo), bool)
+    prev_dn = np.zeros(len(e_t), bool)
     prev_dn[1:] = is_dn[:-1]
     d_lo, d_hi, d_i = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
     d_key = e_k[d_i]
     d_hi = np.where(d_hi < 0, t1, d_hi)
+    del e_t, e_o, e_k, e_same, is_dn, prev_dn, d_i
     slow = ok & (t_done - t_inv > prompt_ms * 1_000_000)
     s_lo, s_hi, s_key = t_inv[slow] + prompt_ms * 1_000_000, t_done[slow], a_key[slow]
     # per key: (down or slow) and not held, within [t0, t1]: a sweep over every boundary
@@ -421,17 +430,22 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     hi_all = np.concatenate((d_hi, s_hi, h_hi))
     k_all = np.concatenate((d_key, s_key, h_key))
     is_h = np.concatenate((np.zeros(len(d_lo) + len(s_lo), bool), np.ones(len(h_lo), bool)))
+    del d_lo, d_hi, d_key, s_lo, s_hi, s_key, slow, hs, h_lo, h_hi, h_key
     keep = hi_all > lo_all
     lo_all, hi_all, k_all, is_h = lo_all[keep], hi_all[keep], k_all[keep], is_h[keep]
+    del keep
     bt = np.concatenate((lo_all, hi_all))
     bk = np.concatenate((k_all, k_all))
     step = np.concatenate((np.ones(len(lo_all), np.int64), -np.ones(len(lo_all), np.int64)))
     bh = np.concatenate((is_h, is_h))
+    del lo_all, hi_all, k_all, is_h
     bo = np.argsort(bk * big + bt)  # (key, time): at one time the order nets out
     bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
+    del bo
     dcount = np.cumsum(np.where(bh, 0, step))
     hcount = np.cumsum(np.where(bh, step, 0))
     seg = np.flatnonzero((bk[1:] == bk[:-1]) & (dcount[:-1] > 0) & (hcount[:-1] == 0))
+    del dcount, hcount, step, bh
     lo_s = np.maximum(bt[seg], t0)
     hi_s = np.minimum(bt[seg + 1], t1)
     down = np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)

@@ -417,13 +417,16 @@ def perf(ch: ColumnHistory) -> PerfResult:
     last = int(ct.max()) if len(ct) else None
     counts: Counter[tuple[str, str]] = Counter()
     inv_f = c.f[client & (c.type == INVOKE)]
+    del client, ct  # freed as soon as done with (this pass's peak is what 10^7 ops add)
     for code, n in enumerate(np.bincount(inv_f, minlength=len(c.fs)).tolist()):
         if n:
             counts[(c.fs[code], "invoke")] += n
+    del inv_f
     pc = P.f.astype(np.int64) * 4 + P.type
     for code, n in enumerate(np.bincount(pc, minlength=4 * len(c.fs)).tolist()):
         if n:
             counts[(c.fs[code // 4], TYPES[code % 4])] += n
+    del pc
     acq = np.flatnonzero(P.f == ch.ACQ) if ch.ACQ >= 0 else np.zeros(0, dtype=np.int64)
     ainv, apos, aty = P.inv[acq], P.pos[acq], P.type[acq]
     done = apos != NEVER_RETURNED
@@ -431,6 +434,7 @@ def perf(ch: ColumnHistory) -> PerfResult:
     dpos, dty = apos[done], aty[done]
     dtime = t[dpos]
     ms = (dtime - t[ainv[done]]).astype(np.float64) / 1e6
+    del apos, aty, acq
     lat = {"ok": ms[dty == OK], "fail": ms[dty == FAIL]}
     # points by (time, ms, type name)
     tname_rank = np.array([0, 2, 0, 1], dtype=np.int8)  # ok > info > fail, as strings sort
@@ -448,10 +452,13 @@ def perf(ch: ColumnHistory) -> PerfResult:
     eok = okm[epos]
     del okm
     now = t[epos]
+    del epos, ainv, done
     after = np.cumsum(step)
     before = after - step
     reset = ((step > 0) & (before == 0)) | ((step < 0) & (eok | (after == 0)))
+    del before, eok
     ri = np.flatnonzero(reset)
+    del reset
     longest = (0, 0)
     since_final = 0
     if len(ri):
