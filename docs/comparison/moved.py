@@ -49,6 +49,13 @@ def text(st: tuple[str, ...]) -> str:
     return " · ".join(x for x in st if x)
 
 
+def hints(c: dict[str, Any]) -> str:
+    """What helps say why a cell moved, beside its figures: the leases that lapsed (the lease
+    model counts them, the strict model would call each a revoked hold)."""
+    lapses = c.get("lapses")
+    return f" (lapses {lapses})" if isinstance(lapses, int) and lapses else ""
+
+
 def moved(old: Path, new: Path) -> list[str]:
     a, b = cells(old), cells(new)
     rows = ["| backend | workload | fault | before | now |", "|---|---|---|---|---|"]
@@ -58,11 +65,9 @@ def moved(old: Path, new: Path) -> list[str]:
         if was == now:
             same += 1
             continue
-        rows.append(f"| {' | '.join(key)} | {text(was)} | {text(now)} |")
+        rows.append(f"| {' | '.join(key)} | {text(was)} | {text(now)}{hints(b[key])} |")
     only = [f"- only before: {' / '.join(k)}" for k in sorted(a.keys() - b.keys())]
-    only += [
-        f"- new: {' / '.join(k)} ({' '.join(state(b[k]))})" for k in sorted(b.keys() - a.keys())
-    ]
+    only += [f"- new: {' / '.join(k)} ({text(state(b[k]))})" for k in sorted(b.keys() - a.keys())]
     return [f"{same} cells unchanged, {len(rows) - 2} moved", "", *rows, "", *only]
 
 
