@@ -180,6 +180,16 @@ def _holds(srt: list[Op]) -> Holds:
     return extract(srt, presorted=True)
 
 
+def mutex_violations(ops: Iterable[Op], model: LockModel, limit: int) -> list[dict[str, Any]]:
+    """The mutex checker's violations of ``ops`` under ``model``, up to ``limit`` listed (a
+    result lists ``mutex.MAX_VIOLATIONS``): what ``checkers.starvation`` places in time when a
+    run found more than its result lists."""
+    h = History(ops, model=model)
+    got = h.columnar(lambda c: colcheck.mutex(c, h.model, max_holds=0, limit=limit))
+    r = got or mutex.check(h.ops, holds=h.derive(_holds), model=h.model, max_holds=0, limit=limit)
+    return list(r["violations"])
+
+
 def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
     """The checker map of a lock history: mutual exclusion, fencing, performance (over the
     history's columns when it has them, ``checkers.colcheck``)."""

@@ -294,7 +294,10 @@ class _HoldDicts:
 
 
 def mutex(
-    ch: ColumnHistory, model: LockModel = STRICT_MODEL, max_holds: int = 20000
+    ch: ColumnHistory,
+    model: LockModel = STRICT_MODEL,
+    max_holds: int = 20000,
+    limit: int = mutex_mod.MAX_VIOLATIONS,
 ) -> MutexResult:
     """``checkers.mutex.check`` over the columns."""
     hs = ch.holds
@@ -335,7 +338,7 @@ def mutex(
     kinds = Counter({names[c]: kinds[names[c]] for c in _first_order(kinds_arr[viol])})
     bad_keys = len(np.unique(hs.key[a[viol]]))
     found = []
-    for v in viol[: mutex_mod.MAX_VIOLATIONS].tolist():
+    for v in viol[:limit].tolist():
         i, j = int(a[v]), int(b[v])
         kind = names[kinds_arr[v]]
         d = {

@@ -78,7 +78,9 @@ def _while_acting(a: list[Any], b: list[Any]) -> bool:
 Found = list[tuple[str, Any, list[Any], list[Any] | None, list[int]]]
 
 
-def _strict(hs: Holds, found: Found, kinds: Counter[str], bad_keys: set[Any]) -> int:
+def _strict(
+    hs: Holds, found: Found, kinds: Counter[str], bad_keys: set[Any], limit: int = MAX_VIOLATIONS
+) -> int:
     """The strict sweep: adjacent holds by start. Returns how many revoked holds' holders went
     on acting."""
     acting = 0  # revoked-while-held with both acting as holder at once
@@ -92,7 +94,7 @@ def _strict(hs: Holds, found: Found, kinds: Counter[str], bad_keys: set[Any]) ->
                 kinds[kind] += 1
                 acting += kind == "revoked-while-held" and _while_acting(a, b)
                 bad_keys.add(key)
-                if len(found) < MAX_VIOLATIONS:
+                if len(found) < limit:
                     found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
     return acting
 
@@ -104,6 +106,7 @@ def _lease(
     kinds: Counter[str],
     bad_keys: set[Any],
     lapses: list[tuple[list[Any], list[Any]]],
+    limit: int = MAX_VIOLATIONS,
 ) -> tuple[int, int]:
     """The lease sweep: each hold against the one before it on its key, as in the strict
     sweep (every earlier hold leaves the comparison once it certainly ended, lapsed, passed to
@@ -133,7 +136,7 @@ def _lease(
             kinds[kind] += 1
             acting += kind == "revoked-while-held"
             bad_keys.add(key)
-            if len(found) < MAX_VIOLATIONS:
+            if len(found) < limit:
                 found.append((kind, key, a, b, hold_positions(a) + hold_positions(b)))
     return acting, nlapses
 
@@ -152,10 +155,12 @@ def check(
     max_holds: int = 20000,
     holds: Holds | None = None,
     model: LockModel = STRICT_MODEL,
+    limit: int = MAX_VIOLATIONS,
     **_: Any,
 ) -> MutexResult:
     """Check mutual exclusion per key under ``model`` (strict by default: a bare history with
-    no TTL known). ``holds`` may pass an ``extract`` result to reuse."""
+    no TTL known). ``holds`` may pass an ``extract`` result to reuse; ``limit``: how many
+    violations are listed (all are counted)."""
     hs = holds if holds is not None else extract(ops)
     srt = hs.ops
     found: Found = []
@@ -164,13 +169,13 @@ def check(
     lapses: list[tuple[list[Any], list[Any]]] = []
     nlapses = 0
     if model.name == STRICT:
-        acting = _strict(hs, found, kinds, bad_keys)
+        acting = _strict(hs, found, kinds, bad_keys, limit)
     else:
-        acting, nlapses = _lease(hs, model.lease_ns, found, kinds, bad_keys, lapses)
+        acting, nlapses = _lease(hs, model.lease_ns, found, kinds, bad_keys, lapses, limit)
     for key, _p, inv, pos, cur in hs.bad_releases:
         kinds["release-by-non-owner"] += 1
         bad_keys.add(key)
-        if len(found) < MAX_VIOLATIONS:
+        if len(found) < limit:
             around = [inv, pos] + (hold_positions(cur) if cur is not None else [])
             found.append(("release-by-non-owner", key, cur, None, around))  # type: ignore[arg-type]
     violations = [

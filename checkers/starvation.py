@@ -24,7 +24,9 @@ beside the history as ``lag.json`` (``LAG``); this module judges that record:
    ops' and holds' span, widened by the margin) and silent then (no op of its own for the
    threshold, ``silent``: a starved client records none), is UNKNOWN, with the reason in
    ``unknown_because`` (``unplanned_pause``), and so are those checkers' results (their
-   findings kept): the stall, not the lock, may be why. A violation clear of every
+   findings kept): the stall, not the lock, may be why. When the mutex checker found more
+   violations than its result lists, all of them are listed again (``relist``, up to
+   ``RELIST_MAX``) and each must pass the same test. A violation clear of every
    stall proves the lock wrong: the run stays INVALID. A VALID run stays VALID (a history that
    holds under an extra pause is still a valid history), with the stall shown. Other
    checkers' findings (a lost update, a slot run twice) are not placed in time here: their
@@ -37,7 +39,7 @@ and says so (``partial``, ``unreadable``, and in the reason): a missed stall lea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,9 @@ NO_TTL_S = 0.5  # the same when no TTL is known (a session timeout the history c
 MARGIN_S = 0.05  # beside two sampling intervals: a SIGCONT's wake-up, the records' rounding
 MAX_SHOWN = 20
 NEVER = 1 << 62
+#: the most mutex violations listed again to be placed in time (each a few KB in memory); a
+#: run with more keeps its INVALID when a stall may explain them (``unlisted_violations``)
+RELIST_MAX = 20_000
 
 CAUSE = {
     RUNQUEUE: "the machine was overloaded (the client was runnable but got no CPU)",
@@ -273,12 +278,14 @@ def assess(
     model: LockModel,
     *,
     quiet_ms: float = 0.0,
+    relist: Callable[[int], list[dict[str, Any]]] | None = None,
 ) -> None:
     """Judge a run's lag record (``lag.json``'s object; None: not measured, nothing said):
     ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's.
     ``ops``: the whole history (the clients' ops tell whether a stalled client fell silent);
     ``quiet_ms``: how long a client is silent by design (a hold's sleep), which the silence a
-    stall excuses must exceed by the threshold."""
+    stall excuses must exceed by the threshold; ``relist(n)``: the mutex checker's first ``n``
+    violations, for a run that found more than its result lists (``RELIST_MAX`` at most)."""
     if record is None:
         return
     if not isinstance(record, Mapping) or record.get("measured") is not True:
@@ -323,6 +330,11 @@ def assess(
     clients = record.get("clients")
     n = clients if _int(clients) else 0
     found = {name: FINDINGS[name](r) for name, r in invalid.items()}
+    fs, total = found.get("mutex", ([], 0))
+    if relist is not None and len(fs) < total <= RELIST_MAX:
+        # the result lists the first violations only: every one must be placed in time
+        found["mutex"] = (relist(total), total)
+        out["relisted"] = total
     listed = [f for fs, _ in found.values() for f in fs]
     spans = [involved(f, n) for f in listed]
     times = op_times(ops, n, {c for sp in spans if sp for c in sp[0]})

@@ -3,6 +3,11 @@ than they found, one left out may be clear of every stall, so the run stays INVA
 
 from __future__ import annotations
 
+from typing import Any
+
+from checkers import compose, lock_checkers, mutex_violations
+from checkers.columns import OpsView, read_columns
+from checkers.history import Op
 from checkers.starvation import assess
 
 from .test_starvation import LEASE, _invalid, _record, _window
@@ -19,3 +24,90 @@ def test_violations_not_listed_keep_the_run_invalid() -> None:
     listed = _invalid((0, 1, 1000, 2200))
     assess(listed, _record([_window(0, 1100, 3100)]), [], LEASE)
     assert listed["valid"] == "unknown", listed
+
+
+MS = 1_000_000
+
+
+def _stalled_holder_history(keys: int, extra: bool) -> list[Op]:
+    """Client 0 takes ``keys`` keys, is stopped from 0.1 s to 3 s (its leases of 1 s run out),
+    client 1 takes each of them at 2 s on, client 0 wakes and its releases are refused: one
+    revoked hold a key, more than a result lists. ``extra``: one more, at 5 s, while client 0
+    acts and nothing stalls."""
+    ops: list[tuple[int, int, str, str, str, str | None]] = []
+    for i in range(keys):
+        k = f"k{i}"
+        ops += [
+            (i * 10, 0, "invoke", "acquire", k, None),
+            (i * 10 + 5, 0, "ok", "acquire", k, None),
+        ]
+        t = 2000 * 1000 + i * 10  # in µs
+        ops += [(t, 1, "invoke", "acquire", k, None), (t + 5, 1, "ok", "acquire", k, None)]
+        ops += [(t + 7, 1, "invoke", "release", k, None), (t + 9, 1, "ok", "release", k, None)]
+        w = 3_000_000 + i * 10
+        ops += [(w, 0, "invoke", "release", k, None), (w + 5, 0, "fail", "release", k, "NotOwner")]
+    if extra:
+        ops += [
+            (5_000_000, 0, "invoke", "acquire", "x", None),
+            (5_000_005, 0, "ok", "acquire", "x", None),
+        ]
+        ops += [
+            (5_000_100, 1, "invoke", "acquire", "x", None),
+            (5_000_105, 1, "ok", "acquire", "x", None),
+        ]
+        ops += [
+            (5_200_000, 0, "invoke", "release", "x", None),
+            (5_200_005, 0, "fail", "release", "x", "NotOwner"),
+        ]
+    ops.sort(key=lambda o: o[0])
+    return [
+        Op(index=i, time=t * 1000, process=p, type=ty, f=f, key=k, error=e)
+        for i, (t, p, ty, f, k, e) in enumerate(ops)
+    ]  # fmt: skip
+
+
+def _judged(ops: list[Op]) -> dict[str, Any]:
+    return compose(lock_checkers())(ops, LEASE)
+
+
+def test_every_violation_is_placed_in_time_when_more_were_found_than_listed() -> None:
+    """150 revoked holds, all of a client stopped past its leases: the result lists 100; listed
+    again, every one involves the stopped, silent client: UNKNOWN, the harness's. Without the
+    second listing the run stays INVALID (one not listed might be clear of the stall)."""
+    ops = _stalled_holder_history(150, extra=False)
+    record = _record([_window(0, 100, 3000)])
+    again = mutex_violations(ops, LEASE, 1000)
+    assert len(again) == 150 and len(_judged(ops)["checkers"]["mutex"]["violations"]) == 100
+    unlisted = _judged(ops)
+    assess(unlisted, record, ops, LEASE)
+    assert unlisted["valid"] is False and unlisted["stalls"]["unlisted_violations"] == 50
+    results = _judged(ops)
+    assert results["checkers"]["mutex"]["violation_count"] == 150
+    assess(results, record, ops, LEASE, relist=lambda n: mutex_violations(ops, LEASE, n))
+    assert results["valid"] == "unknown", results["stalls"]
+    assert results["stalls"]["relisted"] == 150 and results["stalls"]["violations_in_stalls"] == 150
+    # the same from the columns the history is read into
+    cols = OpsView(_columns(ops))
+    assert mutex_violations(cols, LEASE, 1000) == again
+
+
+def test_a_violation_beyond_the_listed_ones_and_clear_of_every_stall_keeps_invalid() -> None:
+    ops = _stalled_holder_history(150, extra=True)
+    results = _judged(ops)
+    assert results["checkers"]["mutex"]["violation_count"] == 151
+    assess(results, _record([_window(0, 100, 3000)]), ops, LEASE,
+           relist=lambda n: mutex_violations(ops, LEASE, n))  # fmt: skip
+    assert results["valid"] is False, results["stalls"]
+    assert results["stalls"]["violations_in_stalls"] == 150
+
+
+def _columns(ops: list[Op]) -> Any:
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as fh:
+        for op in ops:
+            fh.write(json.dumps(op.to_dict()) + "\n")
+    cols = read_columns(fh.name)
+    assert cols is not None  # a plain lock history: read in columns
+    return cols

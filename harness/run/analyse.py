@@ -23,6 +23,7 @@ from checkers import (
     compose,
     faults,
     lacks_evidence,
+    mutex_violations,
     select,
     starvation,
 )
@@ -89,7 +90,14 @@ def analyse(
     for p in problems or []:
         lacks_evidence(results, p)
     # last: it may turn INVALID into UNKNOWN (the clients' ops say whether a stall silenced one)
-    starvation.assess(results, lag, got.ops, model, quiet_ms=_hold_ms(config))
+    starvation.assess(
+        results,
+        lag,
+        got.ops,
+        model,
+        quiet_ms=_hold_ms(config),
+        relist=lambda n: mutex_violations(got.ops, model, n),
+    )
     return results
 
 
