@@ -270,7 +270,7 @@ def _wait_for(pred, limit: float, what: str) -> Any:
     end = time.monotonic() + limit
     while time.monotonic() < end:
         got = pred()
-        if got:
+        if got is not None and got is not False:  # 0 is an answer: client 0 holds
             return got
         time.sleep(0.005)
     raise AssertionError(f"no {what} within {limit} s")
