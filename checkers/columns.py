@@ -19,7 +19,11 @@ a time, so memory stays that of the columns plus one block.
 from __future__ import annotations
 
 import gc
+import math
+import mmap
 import os
+import pickle
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -35,6 +39,8 @@ NEM = np.iinfo(np.int64).min  # ``process`` of the nemesis's ops
 _NEM = int(NEM)
 V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
 BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
+#: a history file at least this large is read by two readers at once (``_read_parallel``)
+PARALLEL_BYTES = 1 << 26
 # Peak memory of ``harness check`` of a lock history in columns: a base and so much per op
 # (measured with bench/history_scale.py at 10^6 and 10^7 ops), for ``memory_note``.
 BASE_BYTES = 150 * 10**6
@@ -262,13 +268,18 @@ class _Builder:
     """The columns, allocated once for ``capacity`` rows and filled a block at a time (no
     concatenation: the peak is the columns and one block)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.arrays = {k: np.empty(capacity, dtype=d) for k, d in _DTYPES.items()}
+    def __init__(
+        self, capacity: int, arrays: dict[str, np.ndarray] | None = None, offset: int = 0
+    ) -> None:
+        """``arrays``: where to write (views of shared columns, ``_read_parallel``), whose row 0
+        is row ``offset`` of the history (the rows ``others`` is keyed by)."""
+        self.arrays = arrays or {k: np.empty(capacity, dtype=d) for k, d in _DTYPES.items()}
         self.fs = _Intern()
         self.keys = _Intern()
         self.errors = _Intern()
         self.others: dict[int, Any] = {}
         self.rows = 0
+        self.offset = offset
 
     def add(self, lines: list[_Line]) -> None:
         n = len(lines)
@@ -303,7 +314,7 @@ class _Builder:
             except OverflowError:
                 pass
         if vint is None:
-            vint, kinds = self._values(vals, base)
+            vint, kinds = self._values(vals, self.offset + base)
         A["vkind"][sl] = kinds
         A["vint"][sl] = vint
         errs = [x.error for x in lines]
@@ -365,12 +376,18 @@ def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:
     return np.fromiter(xs, dtype=dtype, count=n)
 
 
-def _blocks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int]]:
-    """Whole lines of the file, a block at a time, as one JSON array text; and its line count."""
+def _blocks(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """Whole lines of the file (of its bytes ``start`` to ``end``, both at line starts), a block
+    at a time, as one JSON array text; and its line count."""
     with open(path, "rb") as fh:
+        fh.seek(start)
+        left = math.inf if end is None else end - start
         rest = b""
         while True:
-            buf = fh.read(BLOCK)
+            buf = fh.read(int(min(BLOCK, left)))
+            left -= len(buf)
             if not buf:
                 break
             buf = rest + buf
@@ -386,21 +403,128 @@ def _blocks(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, int]]:
             raise Unusual("a last line of blanks")
 
 
-def _read(path: str | os.PathLike[str]) -> Columns:
-    with open(path, "rb") as fh:  # a pass that counts lines, so the columns are allocated once
-        capacity = sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK), b"")) + 1
-    b = _Builder(capacity)
+def _newlines(path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
+    """How many line ends the file has from byte ``start`` to ``end``."""
+    n = 0
+    for text, _ in _raw(path, start, end):
+        n += text.count(b"\n")
+    return n
+
+
+def _raw(path: str | os.PathLike[str], start: int, end: int | None) -> Iterator[tuple[bytes, int]]:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left = math.inf if end is None else end - start
+        while left > 0 and (buf := fh.read(int(min(BLOCK, left)))):
+            left -= len(buf)
+            yield buf, len(buf)
+
+
+def _fill(b: _Builder, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
+    """Decode the lines of bytes ``start`` to ``end`` into ``b``: how many lines there were."""
     lines = 0
-    for text, n in _blocks(path):
+    for text, n in _blocks(path, start, end):
         # escapes that the two decoders might treat differently (lone surrogates)
         if b"\\ud" in text or b"\\uD" in text:
             raise Unusual("surrogate escapes")
         lines += n
         b.add(_decode(b"[" + text.replace(b"\n", b",") + b"]"))
-    cols = b.build(lines)
-    if len(cols) != lines:
-        raise Unusual("blank lines")
+    return lines
+
+
+def _read(path: str | os.PathLike[str]) -> Columns:
+    size = os.path.getsize(path)
+    if size >= PARALLEL_BYTES and _two_readers_possible():
+        cols = _read_parallel(path, size)
+    else:
+        capacity = _newlines(path) + 1  # counted first, so the columns are allocated once
+        b = _Builder(capacity)
+        lines = _fill(b, path)
+        cols = b.build(lines)
+        if len(cols) != lines:
+            raise Unusual("blank lines")
     _validate(cols)
+    return cols
+
+
+def _two_readers_possible() -> bool:
+    """A second reader is a forked process: only with two CPUs to use, and only from a process
+    with no other thread (a fork copies none of them, nor whatever lock one of them held)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return hasattr(os, "fork") and (cpus or 1) >= 2 and threading.active_count() == 1
+
+
+def _shared(capacity: int) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
+    """Columns of ``capacity`` rows in one anonymous shared mapping, which a forked reader
+    writes into and the caller reads."""
+    sizes = {k: -(-capacity * np.dtype(d).itemsize // 8) * 8 for k, d in _DTYPES.items()}
+    mm = mmap.mmap(-1, max(8, sum(sizes.values())))
+    arrays, at = {}, 0
+    for k, d in _DTYPES.items():
+        arrays[k] = np.frombuffer(mm, dtype=d, count=capacity, offset=at)
+        at += sizes[k]
+    return mm, arrays
+
+
+def _read_parallel(path: str | os.PathLike[str], size: int) -> Columns:
+    """Two readers, one a forked child, each decoding half the file's lines into its rows of
+    shared columns; the child's interned codes are mapped onto the parent's afterwards, so the
+    tables come out as one reader would have made them (the first half's values first, then the
+    second half's new ones in the order it met them)."""
+    with open(path, "rb") as fh:  # the second half starts at the line after the middle
+        fh.seek(size // 2)
+        tail = fh.read(BLOCK)
+    cut = tail.find(b"\n")
+    if cut < 0:
+        raise Unusual("a line longer than a block")
+    mid = size // 2 + cut + 1
+    first = _newlines(path, 0, mid)
+    capacity = first + _newlines(path, mid) + 1
+    _, arrays = _shared(capacity)  # the arrays keep the mapping alive
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the second half
+        os.close(r)
+        try:
+            b = _Builder(capacity - first, {k: a[first:] for k, a in arrays.items()}, first)
+            n = _fill(b, path, mid)
+            got: Any = (n, b.rows, b.fs.table, b.keys.table, b.errors.table, b.others)
+        except BaseException as e:  # any failure: the parent takes the object path
+            got = f"{type(e).__name__}: {e}"
+        with os.fdopen(w, "wb") as out:
+            pickle.dump(got, out)
+        os._exit(0)
+    os.close(w)
+    try:
+        b = _Builder(first, {k: a[:first] for k, a in arrays.items()})
+        n1 = _fill(b, path, 0, mid)
+    finally:
+        with os.fdopen(r, "rb") as src:
+            raw = src.read()
+        os.waitpid(pid, 0)
+    got = pickle.loads(raw) if raw else "the second reader died"
+    if isinstance(got, str):
+        raise Unusual(f"second reader: {got}")
+    n2, rows2, fs2, keys2, errors2, others2 = got
+    if b.rows != n1 or n1 != first or rows2 != n2:
+        raise Unusual("blank lines")
+    part = slice(first, first + rows2)
+    for col, intern, table in (
+        ("f", b.fs, fs2),
+        ("key", b.keys, keys2),
+        ("error", b.errors, errors2),
+    ):
+        if not table:
+            continue
+        codes = arrays[col][part]
+        remap = np.array([intern[v] for v in table], dtype=codes.dtype)
+        codes[...] = np.where(codes >= 0, remap[np.maximum(codes, 0)], codes)
+    if len(b.fs.table) > 30000 or len(b.errors.table) > 30000:
+        raise Unusual("too many distinct kinds or errors for their codes")
+    b.others.update(others2)
+    b.arrays = arrays
+    b.rows = first + rows2
+    cols = b.build(n1 + n2)
     return cols
 
 

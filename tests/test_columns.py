@@ -229,3 +229,72 @@ def test_a_plain_history_is_read_in_columns(tmp_path: Path) -> None:
     cols = read_columns(path)
     assert cols is not None and cols.lines == 2
     assert [o.to_dict() for o in read_history(path).ops] == [o.to_dict() for o in read(path).ops]
+
+
+def _fields(c: Any) -> dict[str, Any]:
+    arrays = ("index", "time", "process", "type", "f", "key", "vkind", "vint", "error")
+    return {
+        **{k: getattr(c, k).tolist() for k in arrays},
+        **{k: getattr(c, k) for k in ("fs", "keys", "errors", "others", "lines")},
+    }
+
+
+@pytest.fixture
+def two_readers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every file read by two readers (the threshold down to one byte); the list counts the
+    reads that really were (a thread of the test process would keep them to one)."""
+    import checkers.columns as columns
+
+    calls: list[int] = []
+    inner = columns._read_parallel
+
+    def counted(path: Any, size: int) -> Any:
+        calls.append(size)
+        return inner(path, size)
+
+    monkeypatch.setattr(columns, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(columns, "_read_parallel", counted)
+    return calls
+
+
+def test_two_readers_make_the_columns_one_would(tmp_path: Path, two_readers: list[int]) -> None:
+    """A forked reader decodes the second half into shared columns and its codes are mapped onto
+    the first half's: the same arrays, interned tables (in the same order), values kept aside and
+    line count as one reader's, on generated lock histories with faults, errors and odd values."""
+    import checkers.columns as columns
+
+    path = tmp_path / "history.jsonl"
+    seen: Counter[str] = Counter()
+
+    @SETTINGS
+    @given(lock_history())
+    def run(ops: list[Op]) -> None:
+        write(path, _sequential(ops), True)
+        with pytest.MonkeyPatch.context() as one:
+            one.setattr(columns, "PARALLEL_BYTES", 1 << 62)
+            alone = read_columns(path)
+        both = read_columns(path)
+        assert (alone is None) == (both is None)
+        if alone is not None and both is not None:
+            assert _fields(both) == _fields(alone)
+            seen["same"] += 1
+            seen["others"] += bool(alone.others)
+
+    run()
+    assert seen["same"] >= 100 and len(two_readers) >= seen["same"], (seen, len(two_readers))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["\n", "not json\n", GOOD % (2, 3, "invoke", ',"key2":1'), '{"index":2,"time":5,"process":1,'
+     '"type":"invoke","f":"acquire","key":"\\ud800"}\n'],
+)  # fmt: skip
+def test_an_unusual_line_in_the_second_half_takes_the_object_path(
+    tmp_path: Path, two_readers: list[int], line: str
+) -> None:
+    path = tmp_path / "history.jsonl"
+    head = "".join(GOOD % (i, i + 1, "invoke" if i % 2 == 0 else "ok", "") for i in range(40))
+    path.write_text(head + GOOD % (99, 99, "invoke", ""))
+    assert read_columns(path) is not None  # without it: read in columns, by two readers
+    path.write_text(head + line + GOOD % (99, 99, "invoke", ""))
+    assert read_columns(path) is None and len(two_readers) == 2
