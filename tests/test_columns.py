@@ -242,7 +242,7 @@ def _fields(c: Any) -> dict[str, Any]:
 @pytest.fixture
 def two_readers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every file read by two readers (the threshold down to one byte); the list counts the
-    reads that really were (a thread of the test process would keep them to one)."""
+    reads that really were."""
     import checkers.columns as columns
 
     calls: list[int] = []
@@ -254,7 +254,24 @@ def two_readers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(columns, "PARALLEL_BYTES", 1)
     monkeypatch.setattr(columns, "_read_parallel", counted)
+    # a thread an earlier test left behind would keep the reads to one reader here
+    monkeypatch.setattr(columns, "_two_readers_possible", lambda: True)
     return calls
+
+
+def test_a_second_reader_is_forked_only_from_a_process_with_one_thread() -> None:
+    import threading
+
+    import checkers.columns as columns
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert columns._two_readers_possible() is False
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_two_readers_make_the_columns_one_would(tmp_path: Path, two_readers: list[int]) -> None:
