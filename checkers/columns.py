@@ -376,48 +376,41 @@ def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:
     return np.fromiter(xs, dtype=dtype, count=n)
 
 
-def _blocks(
+def _chunks(
     path: str | os.PathLike[str], start: int = 0, end: int | None = None
-) -> Iterator[tuple[bytes, int]]:
-    """Whole lines of the file (of its bytes ``start`` to ``end``, both at line starts), a block
-    at a time, as one JSON array text; and its line count."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        left = math.inf if end is None else end - start
-        rest = b""
-        while True:
-            buf = fh.read(int(min(BLOCK, left)))
-            left -= len(buf)
-            if not buf:
-                break
-            buf = rest + buf
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                rest = buf
-                continue
-            rest = buf[cut + 1 :]
-            yield buf[:cut], buf.count(b"\n", 0, cut) + 1
-        if rest.strip():
-            yield rest, 1
-        elif rest:
-            raise Unusual("a last line of blanks")
-
-
-def _newlines(path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
-    """How many line ends the file has from byte ``start`` to ``end``."""
-    n = 0
-    for text, _ in _raw(path, start, end):
-        n += text.count(b"\n")
-    return n
-
-
-def _raw(path: str | os.PathLike[str], start: int, end: int | None) -> Iterator[tuple[bytes, int]]:
+) -> Iterator[bytes]:
+    """The file's bytes ``start`` to ``end`` (None: its end), ``BLOCK`` at a time."""
     with open(path, "rb") as fh:
         fh.seek(start)
         left = math.inf if end is None else end - start
         while left > 0 and (buf := fh.read(int(min(BLOCK, left)))):
             left -= len(buf)
-            yield buf, len(buf)
+            yield buf
+
+
+def _blocks(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """Whole lines of the file (of its bytes ``start`` to ``end``, both at line starts), a block
+    at a time, as one JSON array text; and its line count."""
+    rest = b""
+    for chunk in _chunks(path, start, end):
+        buf = rest + chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            rest = buf
+            continue
+        rest = buf[cut + 1 :]
+        yield buf[:cut], buf.count(b"\n", 0, cut) + 1
+    if rest.strip():
+        yield rest, 1
+    elif rest:
+        raise Unusual("a last line of blanks")
+
+
+def _newlines(path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
+    """How many line ends the file has from byte ``start`` to ``end``."""
+    return sum(chunk.count(b"\n") for chunk in _chunks(path, start, end))
 
 
 def _fill(b: _Builder, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
