@@ -330,8 +330,8 @@ def assess(
     clients = record.get("clients")
     n = clients if _int(clients) else 0
     found = {name: FINDINGS[name](r) for name, r in invalid.items()}
-    fs, total = found.get("mutex", ([], 0))
-    if relist is not None and len(fs) < total <= RELIST_MAX:
+    shown, total = found.get("mutex", ([], 0))
+    if relist is not None and len(shown) < total <= RELIST_MAX:
         # the result lists the first violations only: every one must be placed in time
         found["mutex"] = (relist(total), total)
         out["relisted"] = total

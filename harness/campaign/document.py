@@ -85,23 +85,21 @@ def machine_load(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The machine's 1-minute load average over the runs that recorded it (config.json's
     ``machine``, at each run's start and end): median and highest, and how many runs said; None
     when none did (runs from before it was recorded)."""
-    seen = []
-    for r in runs:
-        m = r.get("machine")
-        if isinstance(m, dict):
-            seen += [
-                x[0] for k in ("load_start", "load_end") if isinstance(x := m.get(k), list) and x
-            ]
+    told = [m for r in runs if isinstance(m := r.get("machine"), dict)]
+    seen = [
+        x[0]
+        for m in told
+        for k in ("load_start", "load_end")
+        if isinstance(x := m.get(k), list) and x
+    ]
     if not seen:
         return None
-    told = sum(isinstance(r.get("machine"), dict) for r in runs)
-    cores = {r["machine"].get("cores") for r in runs if isinstance(r.get("machine"), dict)}
     return {
         "median": round(statistics.median(seen), 2),
         "max": round(max(seen), 2),
-        "runs": told,
+        "runs": len(told),
         "of": len(runs),
-        "cores": sorted(c for c in cores if isinstance(c, int)),
+        "cores": sorted({c for m in told if isinstance(c := m.get("cores"), int)}),
     }
 
 

@@ -337,6 +337,12 @@ class Execution:
         store.write_json(self.run_dir / store.CONFIG, self.config)
 
 
+def _ended(record: RunRecord, t_start: float) -> None:
+    """What a run learns of itself as it ends, failed or not: how long it took, the load then."""
+    record.duration_s = round(time.monotonic() - t_start, 3)
+    record.machine = {**(record.machine or {}), "load_end": machine.load()}
+
+
 def execute(
     plan: RunPlan, intr: Interrupts, progress: Callable[[dict], None] | None = None
 ) -> Execution:
@@ -367,13 +373,11 @@ def execute(
     try:
         _setup_and_drive(plan, ex, intr, progress)
     except Exception as e:  # the run dir says why: `harness list` shows a failed run
-        record.duration_s = round(time.monotonic() - t_start, 3)
-        record.machine = {**(record.machine or {}), "load_end": machine.load()}
+        _ended(record, t_start)
         record.failed = (str(e) or type(e).__name__).splitlines()[0][:500]
         ex.save()
         raise
-    record.duration_s = round(time.monotonic() - t_start, 3)
-    record.machine = {**(record.machine or {}), "load_end": machine.load()}
+    _ended(record, t_start)
     record.interrupted = ex.interrupted
     ex.save()
     if not ex.recorded:  # stopped while servers were starting
