@@ -208,6 +208,12 @@ def harm_of(rec: dict[str, Any]) -> dict[str, Any]:
     return rec.get("harm") or {"class": "unknown", "lock": None, "data": None, "damage": {}}
 
 
+def harm_style(rec: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """A record's harm as every view shows it: (glyph, name, meaning, background, text colour);
+    a class this page does not know reads as unknown."""
+    return HARM_STYLE.get(harm_of(rec)["class"], HARM_STYLE["unknown"])
+
+
 def protection(workload_item: dict[str, Any]) -> str | None:
     """How a workload protects the data from a stale holder, in words (None: it does not)."""
     opts = workload_item.get("opts") or {}
@@ -243,7 +249,7 @@ def harm_words(rec: dict[str, Any]) -> str:
 
 def _entry(rec: dict[str, Any], marks: bool) -> dict[str, Any]:
     h = harm_of(rec)
-    glyph, name, meaning, bg, fg = HARM_STYLE[h["class"]]
+    glyph, name, meaning, bg, fg = harm_style(rec)
     e: dict[str, Any] = {
         "c": rec, "cls": h["class"], "glyph": glyph, "name": name, "meaning": meaning,
         "style": f"background:{bg};color:{fg}", "kn": kn(rec), "lines": [], "rate": "",
@@ -704,7 +710,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 elif not _runnable(c):
                     row.append(short.get(c["status"], c["status"]))
                 else:
-                    text = f"{HARM_STYLE[harm_of(c)['class']][0]} " + rate_text(c) + damage_text(c)
+                    text = f"{harm_style(c)[0]} " + rate_text(c) + damage_text(c)
                     if c.get("flags"):
                         text += " ⚠ " + "; ".join(c["flags"])
                     row.append(_md(text))

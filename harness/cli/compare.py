@@ -271,12 +271,12 @@ def _workload_takes(workload: str, option: str) -> bool:
 def _print_cells(doc: dict) -> None:
     """One line a cell: k invalid of n runs with a verdict (95% interval), its harm as the
     page shows it (glyph and name) and its flags. Lines read ``KEY: RATE, GLYPH HARM``."""
-    from reports.comparison import HARM_STYLE, harm_of, rate_text
+    from reports.comparison import harm_style, rate_text
 
     for c in doc["cells"]:
         if c["status"] != "runnable":
             continue
-        glyph, name = HARM_STYLE.get(harm_of(c)["class"], HARM_STYLE["unknown"])[:2]
+        glyph, name = harm_style(c)[:2]
         flags = "; ".join(c.get("flags") or [])
         line = f"  {c['key']}: {rate_text(c)}, {glyph} {name}"
         _say(line + (f"  [{flags}]" if flags else ""))
