@@ -180,14 +180,23 @@ def _holds(srt: list[Op]) -> Holds:
     return extract(srt, presorted=True)
 
 
-def mutex_violations(ops: Iterable[Op], model: LockModel, limit: int) -> list[dict[str, Any]]:
-    """The mutex checker's violations of ``ops`` under ``model``, up to ``limit`` listed (a
-    result lists ``mutex.MAX_VIOLATIONS``): what ``checkers.starvation`` places in time when a
-    run found more than its result lists."""
+def relisted(ops: Iterable[Op], model: LockModel, first: Mapping[str, Any], limit: int) -> Result:
+    """``first`` (a mutex or fencing result of ``ops`` under ``model``) again, its findings
+    listed up to ``limit`` (a result lists ``mutex.MAX_VIOLATIONS``, ``fencing.MAX_EXAMPLES``):
+    what ``checkers.starvation`` places in time when a run found more than its result lists.
+    Holds are not listed again."""
+    name = first.get("checker")
+    if name not in ("mutex", "fencing"):
+        raise ValueError(f"only mutex and fencing results are listed again, not {name!r}")
     h = History(ops, model=model)
-    got = h.columnar(lambda c: colcheck.mutex(c, h.model, max_holds=0, limit=limit))
-    r = got or mutex.check(h.ops, holds=h.derive(_holds), model=h.model, max_holds=0, limit=limit)
-    return list(r["violations"])
+    if name == "mutex":
+        got = h.columnar(lambda c: colcheck.mutex(c, h.model, max_holds=0, limit=limit))
+        return got or mutex.check(
+            h.ops, holds=h.derive(_holds), model=h.model, max_holds=0, limit=limit
+        )
+    enforced = first.get("enforced") is True
+    got = h.columnar(lambda c: colcheck.fencing(c, enforced, limit=limit))
+    return got or fencing.check(h.ops, holds=h.derive(_holds), enforced=enforced, limit=limit)
 
 
 def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:

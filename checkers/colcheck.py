@@ -383,7 +383,9 @@ def _first_order(codes: np.ndarray) -> list[int]:
     return [int(x) for x in u[np.argsort(first)]]
 
 
-def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
+def fencing(
+    ch: ColumnHistory, enforced: bool = False, limit: int = fencing_mod.MAX_EXAMPLES
+) -> FencingResult:
     """``checkers.fencing.check`` over the columns."""
     hs = ch.holds
     c = ch.c
@@ -402,11 +404,11 @@ def fencing(ch: ColumnHistory, enforced: bool = False) -> FencingResult:
     same = hs.key[fenced][1:] == hs.key[fenced][:-1]
     back = np.flatnonzero(same & (fv[1:] <= fv[:-1]))
     fig.nbackwards = len(back)
-    for x in back[: fencing_mod.MAX_EXAMPLES].tolist():
+    for x in back[:limit].tolist():
         fig.backwards.append(
             {"previous": hd.hold(int(fenced[x])), "hold": hd.hold(int(fenced[x + 1]))}
         )
-    _writes(ch, fig)
+    _writes(ch, fig, limit)
     return fencing_mod.result(fig, enforced)
 
 
@@ -536,7 +538,7 @@ def _last_before(
     return np.where(ok, j, -1)
 
 
-def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures) -> None:
+def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures, limit: int) -> None:
     """The write sweep of ``checkers.fencing.figures``: what had been granted, and written,
     when each write was invoked."""
     c = ch.c
@@ -603,7 +605,7 @@ def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures) -> None:
     for k, name in enumerate(names):
         counts[f"stale_{name}"] += int(np.count_nonzero(done & stale & (outcome == k)))
     ex = np.flatnonzero(done & stale)
-    ex = ex[np.argsort(w_pos[ex], kind="stable")][: fencing_mod.MAX_EXAMPLES]
+    ex = ex[np.argsort(w_pos[ex], kind="stable")][:limit]
     for i in ex.tolist():
         k, pos = int(w_key[i]), int(w_pos[i])
         hi = _last_before(uk * n + upos, uk, np.array([k]), np.array([pos + 1]), n)[0]

@@ -56,9 +56,15 @@ class FencingFigures:
 
 
 def check(
-    ops: Iterable[Op], *, enforced: bool = False, holds: Holds | None = None, **_: Any
+    ops: Iterable[Op],
+    *,
+    enforced: bool = False,
+    holds: Holds | None = None,
+    limit: int = MAX_EXAMPLES,
+    **_: Any,
 ) -> FencingResult:
-    return result(figures(ops, holds=holds), enforced)
+    """``limit``: how many examples of each finding are listed (all are counted)."""
+    return result(figures(ops, holds=holds, limit=limit), enforced)
 
 
 def result(fig: FencingFigures, enforced: bool) -> FencingResult:
@@ -82,7 +88,9 @@ def result(fig: FencingFigures, enforced: bool) -> FencingResult:
     }
 
 
-def figures(ops: Iterable[Op], *, holds: Holds | None = None) -> FencingFigures:
+def figures(
+    ops: Iterable[Op], *, holds: Holds | None = None, limit: int = MAX_EXAMPLES
+) -> FencingFigures:
     """Every figure of the fencing check (pure: neither the ops nor ``holds`` change), whether
     or not the resource enforced the tokens."""
     hs = holds if holds is not None else extract(ops)
@@ -97,7 +105,7 @@ def figures(ops: Iterable[Op], *, holds: Holds | None = None) -> FencingFigures:
             fig.fenced += 1
             if prev is not None and h[FENCE] <= prev[FENCE]:
                 fig.nbackwards += 1
-                if len(backwards) < MAX_EXAMPLES:
+                if len(backwards) < limit:
                     backwards.append({"previous": hold_dict(prev, srt), "hold": hold_dict(h, srt)})
             prev = h
 
@@ -154,7 +162,7 @@ def figures(ops: Iterable[Op], *, holds: Holds | None = None) -> FencingFigures:
             continue
         outcome = "accepted" if op.type == "ok" else "rejected" if rejected else "unknown"
         counts[f"stale_{outcome}"] += 1
-        if len(examples) < MAX_EXAMPLES:
+        if len(examples) < limit:
             examples.append(
                 {
                     "key": key,

@@ -24,8 +24,8 @@ beside the history as ``lag.json`` (``LAG``); this module judges that record:
    ops' and holds' span, widened by the margin) and silent then (no op of its own for the
    threshold, ``silent``: a starved client records none), is UNKNOWN, with the reason in
    ``unknown_because`` (``unplanned_pause``), and so are those checkers' results (their
-   findings kept): the stall, not the lock, may be why. When the mutex checker found more
-   violations than its result lists, all of them are listed again (``relist``, up to
+   findings kept): the stall, not the lock, may be why. When the mutex or fencing checker
+   found more than its result lists, all of its findings are listed again (``relist``, up to
    ``RELIST_MAX``) and each must pass the same test. A violation clear of every
    stall proves the lock wrong: the run stays INVALID. A VALID run stays VALID (a history that
    holds under an extra pause is still a valid history), with the stall shown. Other
@@ -278,14 +278,15 @@ def assess(
     model: LockModel,
     *,
     quiet_ms: float = 0.0,
-    relist: Callable[[int], list[dict[str, Any]]] | None = None,
+    relist: Callable[[Mapping[str, Any], int], Mapping[str, Any]] | None = None,
 ) -> None:
     """Judge a run's lag record (``lag.json``'s object; None: not measured, nothing said):
     ``results["stalls"]``, and the run UNKNOWN when its violations may be the harness's.
     ``ops``: the whole history (the clients' ops tell whether a stalled client fell silent);
     ``quiet_ms``: how long a client is silent by design (a hold's sleep), which the silence a
-    stall excuses must exceed by the threshold; ``relist(n)``: the mutex checker's first ``n``
-    violations, for a run that found more than its result lists (``RELIST_MAX`` at most)."""
+    stall excuses must exceed by the threshold; ``relist(result, n)``: that mutex or fencing
+    result again with its first ``n`` findings listed (``checkers.relisted``), for a run that
+    found more than its result lists (``RELIST_MAX`` at most)."""
     if record is None:
         return
     if not isinstance(record, Mapping) or record.get("measured") is not True:
@@ -330,11 +331,13 @@ def assess(
     clients = record.get("clients")
     n = clients if _int(clients) else 0
     found = {name: FINDINGS[name](r) for name, r in invalid.items()}
-    shown, total = found.get("mutex", ([], 0))
-    if relist is not None and len(shown) < total <= RELIST_MAX:
-        # the result lists the first violations only: every one must be placed in time
-        found["mutex"] = (relist(total), total)
-        out["relisted"] = total
+    for name, r in invalid.items():
+        shown, total = found[name]
+        need = LISTED[name](r)
+        if relist is not None and len(shown) < total and need <= RELIST_MAX:
+            # the result lists its first findings only: every one must be placed in time
+            found[name] = FINDINGS[name](relist(r, need))
+            out["relisted"] = out.get("relisted", 0) + len(found[name][0])
     listed = [f for fs, _ in found.values() for f in fs]
     spans = [involved(f, n) for f in listed]
     times = op_times(ops, n, {c for sp in spans if sp for c in sp[0]})
@@ -404,6 +407,25 @@ def _fencing_findings(r: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 #: the invalid results whose findings are placed in time here: each lists them (capped)
 FINDINGS = {"mutex": _mutex_findings, "fencing": _fencing_findings}
+
+
+def _fencing_listed(r: Mapping[str, Any]) -> int:
+    """The limit at which a fencing result lists every finding: its two lists are capped
+    apart, and the stale examples hold every stale write in time order, accepted or not."""
+
+    def n(k: str) -> int:
+        v = r.get(k)
+        return v if _int(v) else 0
+
+    stale = n("stale_accepted") + n("stale_rejected") + n("stale_unknown")
+    return max(n("non_increasing"), stale if r.get("enforced") is True else 0)
+
+
+#: for a result that found more than it lists: the listing that holds every finding
+LISTED = {
+    "mutex": lambda r: _mutex_findings(r)[1],
+    "fencing": _fencing_listed,
+}
 
 
 def _partial(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from checkers import (
     compose,
     faults,
     lacks_evidence,
-    mutex_violations,
+    relisted,
     select,
     starvation,
 )
@@ -96,7 +96,7 @@ def analyse(
         got.ops,
         model,
         quiet_ms=_hold_ms(config),
-        relist=lambda n: mutex_violations(got.ops, model, n),
+        relist=lambda first, n: relisted(got.ops, model, first, n),
     )
     return results
 
