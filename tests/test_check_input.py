@@ -391,3 +391,18 @@ def test_ctrl_c_lost_in_an_at_fork_hook_still_stops_the_run():
     )
     assert r.stdout.split() == ["still", "running", "stopped"], r.stdout + r.stderr
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+def test_results_json_is_written_whole_and_reads_back_the_same(tmp_path):
+    """``store.write_json`` (orjson, the json module past orjson's limits): what a history may
+    hold, a fence past 64 bits and text outside ASCII, reads back equal, with no leftover file."""
+    from harness.run import store
+
+    for data in (
+        {"fence": 2**70, "summary": "‼ two at once — k/5", "holds": [{"start": 1, "end": None}]},
+        {"n": 1, "rate": 0.5, "by_client": {"0": 1.25}, "ok": True, "valid": "unknown"},
+    ):
+        path = tmp_path / "results.json"
+        store.write_json(path, data)
+        assert store.read_json(path) == data
+        assert path.read_bytes().endswith(b"}\n") and not list(tmp_path.glob("*.tmp"))

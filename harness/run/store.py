@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from checkers.history import CONFIG, HISTORY, REPORT, RESULTS, to_json
 
 __all__ = ["CONFIG", "HISTORY", "REPORT", "RESULTS", "new_run_dir", "read_json", "runs"]
@@ -33,16 +35,26 @@ def set_latest(store: Path, target: Path | None) -> None:
     tmp.replace(latest)  # atomic: a reader never sees no 'latest'
 
 
+_ORJSON = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def write_json(path: Path, data: Any) -> None:
+    """``data`` indented, written whole or not at all. orjson (a large run's results.json, with
+    its holds, took 0.7 s through the json module: a sixth of checking 10^6 ops); the json
+    module for what orjson cannot write (an integer past 64 bits, which a history may hold)."""
+    try:
+        text = orjson.dumps(data, default=to_json, option=_ORJSON) + b"\n"
+    except TypeError:  # orjson.JSONEncodeError
+        text = (json.dumps(data, indent=2, default=to_json) + "\n").encode()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=to_json) + "\n")
+    tmp.write_bytes(text)
     tmp.replace(path)
 
 
 def read_json(path: Path) -> Any:
     """A JSON file; a corrupt one raises ValueError naming the file."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes())  # UTF-8 whatever the locale
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
