@@ -215,7 +215,7 @@ class OpsView(Sequence[Op]):
     def __getitem__(self, i: slice) -> list[Op]: ...
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            rows = np.arange(len(self))[i]
+            rows = np.arange(*i.indices(len(self)))
             return self.cols.ops(rows if self.rows is None else self.rows[rows])
         n = len(self)
         if i < 0:
@@ -223,6 +223,15 @@ class OpsView(Sequence[Op]):
         if not 0 <= i < n:
             raise IndexError(i)
         return self.cols.op(i if self.rows is None else self.rows[i])
+
+    def of_processes(self, lo: int, hi: int, procs: set[int]) -> list[Op]:
+        """The ops at positions ``lo`` to ``hi`` (excluded) of these processes only: their
+        ``Op`` built, the others' not looked at."""
+        rows = np.arange(max(0, lo), min(hi, len(self)))
+        if self.rows is not None:
+            rows = self.rows[rows]
+        keep = np.isin(self.cols.process[rows], np.fromiter(procs, np.int64, len(procs)))
+        return self.cols.ops(rows[keep])
 
     def __iter__(self) -> Iterator[Op]:
         n = len(self)

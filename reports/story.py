@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkers.columns import OpsView
 from checkers.history import NEMESIS, Op
 
 from .faults import Period, affected_process, describe, overlapping
@@ -114,7 +115,9 @@ def _window_ops(
     look: OpLookup, holds: list[dict[str, Any]], extra: Sequence[dict[str, Any]] = ()
 ) -> tuple[list[Op], int, int]:
     """Ops recorded between the first acquire and the last release of ``holds`` (and the
-    violation's own ops), with the time span they cover."""
+    violation's own ops), with the time span they cover. Only the holds' processes' ops: the
+    story reads no other (from columns, the others' ``Op`` are not even built: a window of a
+    large run spans up to ``MAX_SCAN`` ops)."""
     idx = [
         h.get(f) for h in holds for f in ("acquire_index", "release_index") if h.get(f) is not None
     ]
@@ -127,7 +130,11 @@ def _window_ops(
     a, b = min(pos), max(pos)
     b = min(b + 60, len(look.ops) - 1, a + MAX_SCAN)  # the release's completion and writes
     a = max(0, a - 20)
-    window = list(look.ops[a : b + 1])
+    procs = {h.get("process") for h in holds}
+    if isinstance(look.ops, OpsView) and all(type(p) is int for p in procs):
+        window = look.ops.of_processes(a, b + 1, procs)
+    else:
+        window = [op for op in look.ops[a : b + 1] if op.process in procs]
     times += [look.ops[p].time for p in pos]
     return window, int(min(times)), int(max(times))
 

@@ -22,6 +22,7 @@ from checkers import History, availability, compose, lock_checkers
 from checkers.columns import OpsView, read_columns, read_history
 from checkers.history import Op, read
 from checkers.model import LEASE, STRICT_MODEL, LockModel
+from reports.story import stories
 from tests.test_checker_mutex_props import (
     brute_force,
     brute_force_lease,
@@ -75,6 +76,11 @@ def both_ways(path: Path, model: LockModel, seen: Counter[str]) -> dict[str, Any
         assert same(a["checkers"][name], b["checkers"][name]), (name, a, b)
     assert same(a, b)
     assert same(availability.over_time(objects), availability.over_time(view))
+    # the report's stories: from columns, only the holders' ops of a window are built
+    vs = a["checkers"]["mutex"]["violations"]
+    told = stories(vs, objects, [], {})
+    assert same(told, stories(vs, view, [], {}))
+    seen["stories"] += len(told)
     return a
 
 
@@ -103,6 +109,7 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(tmp_path: 
     run()
     # the columns judged most histories, and both verdicts occurred
     assert seen["columns"] >= 100 and seen["valid True"] >= 10 and seen["valid False"] >= 10, seen
+    assert seen["stories"] >= 10, seen  # and the two told the same stories
 
 
 @st.composite
