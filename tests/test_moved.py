@@ -56,5 +56,9 @@ def test_only_moved_cells_are_listed_with_their_figures_and_hints(tmp_path: Path
     paused = next(ln for ln in lines if "| client-pause |" in ln)
     assert "stale 15 · 3 faults a run" in paused and "stale 10 · 2 faults a run" in paused
     assert "- new: redis / mutex / clock (safe · 0/5)" in lines
+    # the verdicts that moved first, then the cells whose figures alone did
+    at = lines.index
+    assert at("Harm class or rate moved (1):") < at(pause) < at("Only the figures moved (1):")
+    assert at("Only the figures moved (1):") < at(paused)
     bad = subprocess.run([sys.executable, str(MOVED), str(a)], capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """What moved between two comparisons (README, "The published comparison"): every cell whose
-harm class, rate, runs with two holders at once, damage or faults a run changed, old and new side by side, as a Markdown table; and
-the cells only one of them has. Both are comparison.json files (an older one may predate the
+harm class, rate, runs with two holders at once, damage or faults a run changed, old and new
+side by side, as Markdown tables (first those whose harm class or rate moved); and the cells
+only one of them has. Both are comparison.json files (an older one may predate the
 ``harm`` field: its class is decided again from its figures, by the one rule the page uses).
 
     .venv/bin/python docs/comparison/moved.py OLD.json NEW.json
@@ -57,18 +58,26 @@ def hints(c: dict[str, Any]) -> str:
 
 
 def moved(old: Path, new: Path) -> list[str]:
+    """Two tables: the cells whose harm class or rate moved, then those where only the runs
+    with two at once, the damage or the faults a run did; then the cells only one side has."""
     a, b = cells(old), cells(new)
-    rows = ["| backend | workload | fault | before | now |", "|---|---|---|---|---|"]
+    head = ["| backend | workload | fault | before | now |", "|---|---|---|---|---|"]
+    verdict: list[str] = []
+    figures: list[str] = []
     same = 0
     for key in sorted(a.keys() & b.keys()):
         was, now = state(a[key]), state(b[key])
         if was == now:
             same += 1
             continue
-        rows.append(f"| {' | '.join(key)} | {text(was)} | {text(now)}{hints(b[key])} |")
+        row = f"| {' | '.join(key)} | {text(was)} | {text(now)}{hints(b[key])} |"
+        (verdict if was[:2] != now[:2] else figures).append(row)
     only = [f"- only before: {' / '.join(k)}" for k in sorted(a.keys() - b.keys())]
     only += [f"- new: {' / '.join(k)} ({text(state(b[k]))})" for k in sorted(b.keys() - a.keys())]
-    return [f"{same} cells unchanged, {len(rows) - 2} moved", "", *rows, "", *only]
+    out = [f"{same} cells unchanged, {len(verdict) + len(figures)} moved", ""]
+    out += [f"Harm class or rate moved ({len(verdict)}):", "", *head, *verdict, ""]
+    out += [f"Only the figures moved ({len(figures)}):", "", *head, *figures, ""]
+    return out + only
 
 
 def main(argv: list[str]) -> int:
