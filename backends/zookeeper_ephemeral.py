@@ -38,7 +38,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NodeExistsError, NoNodeError
+from kazoo.protocol.states import KazooState
 
 from .base import MAX_MS, Endpoint, Lease, LockClient, LockFailed, NotAcquired, NotOwner
 from .option_values import Option
@@ -105,9 +106,28 @@ class EphemeralLockClient(LockClient):
             return Lease(key, token, stat.czxid, None, {"path": path, "owner": stat.ephemeralOwner})
         raise NotAcquired(f"lock {key!r} still held after {wait_ms} ms")
 
+    def _session(self) -> Any:
+        """This client's session id. kazoo has none while it reconnects (``client_id`` is None
+        until it is connected again), and then whether the node is still ours is for the server
+        to say: not knowing is an unknown outcome, never a refusal (which once made a release
+        during a reconnect leave its node behind, and a waiter's later grant look early). Waits
+        up to the op timeout for the reconnect; a session kazoo saw expire is lost, with its
+        nodes."""
+        end = time.monotonic() + self.op_s
+        while (ids := self.zk.client_id) is None:
+            if self.zk.state == KazooState.LOST:
+                raise NotOwner("this client's session expired: its lock nodes went with it")
+            if time.monotonic() >= end:
+                raise ConnectionLoss(
+                    f"not connected to ZooKeeper after {self.op_s:g} s: whether this session "
+                    "still owns the lock is unknown"
+                )
+            time.sleep(0.01)
+        return ids[0]
+
     def _check_owner(self, lease: Lease) -> Any:
         """The lock node's stat when it is still this lease's node; NotOwner otherwise."""
-        session = self.zk.client_id[0] if self.zk.client_id else None
+        session = self._session()
         if session != lease.data["owner"]:
             raise NotOwner(f"this client's session does not own {lease.key!r}")
         stat = self.zk.exists_async(lease.data["path"]).get(timeout=self.op_s)

@@ -10,9 +10,12 @@ import pytest
 
 from backends.base import Endpoint, LockClient, LockFailed, NotAcquired, NotOwner
 from backends.zookeeper_ephemeral import EphemeralLockClient, ZooKeeperEphemeralBackend
+from harness.net.proxies import CUT, ProxyLinks
 from harness.runtime import LocalRuntime, MissingBinary
 from harness.runtime.base import wait_until
+from harness.runtime.toxiproxy_kind import url
 from harness.runtime.zookeeper import ZooKeeperServer
+from harness.toxiproxy.client import ToxiproxyClient
 
 from .backend_contract import (
     check_double_release,
@@ -102,6 +105,39 @@ def test_session_expiry_loses_the_lock(clients: list[LockClient], eps: list[Endp
     with pytest.raises(NotAcquired):
         a.acquire(key, 10_000, 200)
     c.release(lc)
+
+
+def test_release_while_reconnecting_is_unknown_not_refused(
+    runtime: LocalRuntime, eps: list[Endpoint]
+) -> None:
+    """Cut off from every node, kazoo drops its connection and has no session id until it is
+    back; the node is still this session's on the server. A release then is an unknown outcome
+    (never NotOwner, which left the node behind and made a waiter's later grant look early in
+    the comparison's kill cells); once the links heal, the same release deletes the node."""
+    px = ToxiproxyClient(url(runtime.start("toxiproxy", 1, own_uids=False).nodes[0]))
+    links = ProxyLinks(px, runtime.clusters[0].nodes, groups=1)
+    backend = ZooKeeperEphemeralBackend({"session_timeout_ms": "10000", "op_timeout_ms": "500"})
+    a = backend.client(links.endpoints(0), 0)
+    b = backend.client(eps, 1)
+    try:
+        assert isinstance(a, EphemeralLockClient)
+        key = fresh_key()
+        lease = a.acquire(key, 10_000, 1000)
+        for n in runtime.clusters[0].nodes:
+            links.cut(0, n)
+        assert wait_until(lambda: a.zk.client_id is None, 15), "kazoo never noticed the cut"
+        with pytest.raises(Exception) as got:
+            a.release(lease)
+        assert not isinstance(got.value, LockFailed), got.value  # unknown, not refused
+        links.remove_all(CUT)
+        assert wait_until(lambda: a.zk.connected, 15)
+        assert a.session[0] == lease.data["owner"]  # the same session: the node was ours
+        a.release(lease)
+        b.release(b.acquire(key, 10_000, 0))  # deleted: free at once
+    finally:
+        a.close()
+        b.close()
+        links.close()
 
 
 def test_unreachable_ensemble_fails_cleanly() -> None:
