@@ -5,6 +5,7 @@ case a cell, and resume after an interrupted campaign."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -202,3 +203,40 @@ def test_an_interrupted_campaign_resumes_where_it_stopped(redis_bin, tmp_path):
     doc = json.loads((store / "comparison.json").read_text())
     assert doc["header"]["wall_time_s"] == manifest["wall_time_s"]
     assert doc["header"]["invocations"] == 3
+
+
+@pytest.mark.slow
+def test_a_campaign_killed_outright_keeps_its_wall_time(redis_bin, tmp_path):
+    """An invocation records itself as it starts and as its runs finish: killed with SIGKILL
+    (a machine's session ending), it still counts in the store's wall time, marked as cut."""
+    store = tmp_path / "s"
+    args = ["compare", "--backends", "redis", "--repeat", "3", "-t", "2", "--jobs", "1",
+            "--seed", "5", "--store", str(store)]  # fmt: skip
+    proc = subprocess.Popen([*HARNESS, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        manifest: dict = {}
+        while time.monotonic() < deadline:  # a run finished and the record says so
+            try:
+                manifest = json.loads((store / "campaign.json").read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            invs = manifest.get("invocations") or [{}]
+            if invs[-1].get("runs_run", 0) >= 1:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the compare and the run it had started
+        proc.wait()
+    (inv,) = manifest["invocations"]
+    assert inv["ended_at"] is None and inv["interrupted"] is True and inv["wall_time_s"] > 1, inv
+    p = harness(*args, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    manifest = json.loads((store / "campaign.json").read_text())
+    cut, done = manifest["invocations"]
+    assert cut["ended_at"] is None and done["ended_at"] and done["interrupted"] is False
+    assert manifest["wall_time_s"] == round(cut["wall_time_s"] + done["wall_time_s"], 1)
+    head = json.loads((store / "comparison.json").read_text())["header"]
+    assert head["invocations"] == 2 and head["invocations_cut"] == 1
+    assert head["wall_time_s"] == manifest["wall_time_s"]

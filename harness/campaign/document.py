@@ -76,6 +76,10 @@ def header(cmp: Comparison, wall_s: float | None) -> dict[str, Any]:
         "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
         "shard_wall_times_s": shard_walls,
         "invocations": sum(len(previous_invocations(m)) for m in ms),
+        # killed outright: recorded up to their last finished run (``invocation_progress``)
+        "invocations_cut": sum(
+            1 for m in ms for i in previous_invocations(m) if "ended_at" in i and not i["ended_at"]
+        ),
         "run_time_s": round(sum(r.get("duration_s") or 0 for c in cmp.cells for r in c.runs), 1),
         "load": machine_load([r for c in cmp.cells for r in c.runs]),
     }

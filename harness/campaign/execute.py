@@ -167,21 +167,45 @@ def previous_invocations(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-def invocation_done(
-    manifest: dict[str, Any], wall_s: float, ran: int, jobs: int, interrupted: bool
+#: how often a running invocation rewrites its record (``invocation_progress``)
+PROGRESS_S = 2.0
+
+
+def invocation_started(manifest: dict[str, Any], jobs: int) -> dict[str, Any]:
+    """Record this invocation as it starts, open (``ended_at`` None, ``interrupted`` until it
+    ends): an invocation killed outright (the machine's session ending, SIGKILL) keeps the
+    wall time of its last ``invocation_progress``, where it once left no record at all and the
+    store's wall time missed it."""
+    inv: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "ended_at": None,
+        "wall_time_s": 0.0,
+        "runs_run": 0,
+        "jobs": jobs,
+        "interrupted": True,
+    }
+    manifest.setdefault("invocations", []).append(inv)
+    invocation_progress(manifest, inv, 0.0, 0)
+    return inv
+
+
+def invocation_progress(
+    manifest: dict[str, Any], inv: dict[str, Any], wall_s: float, ran: int
 ) -> None:
-    """Record this invocation; the store's wall time is the sum over its invocations."""
+    """This invocation's wall time and runs so far; the store's wall time their sum."""
+    inv["wall_time_s"] = round(wall_s, 1)
+    inv["runs_run"] = ran
     invs = manifest.setdefault("invocations", [])
-    invs.append(
-        {
-            "ended_at": datetime.now(UTC).isoformat(),
-            "wall_time_s": round(wall_s, 1),
-            "runs_run": ran,
-            "jobs": jobs,
-            "interrupted": interrupted,
-        }
-    )
     manifest["wall_time_s"] = round(sum(i.get("wall_time_s") or 0 for i in invs), 1)
+
+
+def invocation_done(
+    manifest: dict[str, Any], inv: dict[str, Any], wall_s: float, ran: int, interrupted: bool
+) -> None:
+    """Close this invocation's record; the store's wall time is the sum over its invocations."""
+    invocation_progress(manifest, inv, wall_s, ran)
+    inv["ended_at"] = datetime.now(UTC).isoformat()
+    inv["interrupted"] = interrupted
     manifest["interrupted"] = interrupted
 
 
@@ -231,8 +255,10 @@ def execute(
     runs: list[PlannedRun],
     jobs: int,
     say: Callable[[str], None],
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Outcome], bool]:
     """Run what has not finished, up to ``jobs`` at once; (outcomes in plan order, interrupted).
+    ``progress(n)``: called as each run finishes, with how many this call has run.
 
     A Ctrl-C or SIGTERM is passed on to every running run (each stops, checks what it recorded
     and stores its verdict, marked interrupted) and no further run starts."""
@@ -290,6 +316,8 @@ def execute(
                 o = _finish(rn)
                 outcomes[rn.run.index] = o
                 say(_line(o, done, total))
+                if progress is not None:
+                    progress(done - (total - len(todo)))
             if stop["signal"] and not running:
                 break
     finally:

@@ -313,7 +313,15 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
     import shlex
     import time
 
-    from ..campaign.execute import check_cells, execute, invocation_done, write_manifest
+    from ..campaign.execute import (
+        PROGRESS_S,
+        check_cells,
+        execute,
+        invocation_done,
+        invocation_progress,
+        invocation_started,
+        write_manifest,
+    )
     from ..campaign.plan import parse_shard, plan
     from ..campaign.plan import shard as slice_runs
     from ..campaign.versions import backend_servers, server_version
@@ -334,7 +342,9 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
         "command": shlex.join(["harness", *sys.argv[1:]]),
         "server_versions": {k: server_version(k) for k in sorted(kinds) if k != "?"},
     }
-    write_manifest(store_path, campaign, checks, runs, (i, n), extra)
+    manifest = write_manifest(store_path, campaign, checks, runs, (i, n), extra)
+    inv = invocation_started(manifest, jobs)
+    store.write_json(store_path / "campaign.json", manifest)
     ok_cells = {c.cell.key for c in checks if c.status == "runnable"}
     todo = [r for r in runs if r.cell.key in ok_cells]
     shard_text = f", shard {i}/{n}" if n > 1 else ""
@@ -342,17 +352,18 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
         f"campaign {campaign.fingerprint} (seed {campaign.campaign_seed}{shard_text}): "
         f"{len(todo)} runs of {len(ok_cells)} cells, {jobs} at once"
     )
-    t0 = time.monotonic()
-    outcomes, interrupted = execute(
-        campaign,
-        store_path,
-        todo,
-        jobs,
-        _say,
-    )
-    manifest = store.read_json(store_path / "campaign.json")
+    t0 = last = time.monotonic()
+
+    def progress(ran: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_S:  # a killed invocation keeps this much
+            last = time.monotonic()
+            invocation_progress(manifest, inv, last - t0, ran)
+            store.write_json(store_path / "campaign.json", manifest)
+
+    outcomes, interrupted = execute(campaign, store_path, todo, jobs, _say, progress)
     ran = sum(1 for o in outcomes if not o.skipped)
-    invocation_done(manifest, time.monotonic() - t0, ran, jobs, interrupted)
+    invocation_done(manifest, inv, time.monotonic() - t0, ran, interrupted)
     store.write_json(store_path / "campaign.json", manifest)
     last = next((o.run_dir for o in reversed(outcomes) if o.run_dir and o.results), None)
     if last is not None:
