@@ -5,11 +5,14 @@ that runs it, with the machine's load.
     .venv/bin/python bench/history_scale.py                        # 10^6 and 10^7 events
     .venv/bin/python bench/history_scale.py --sizes 1e5,1e6 --rounds 3
     .venv/bin/python bench/history_scale.py --repo /tmp/wt-before  # another checkout's harness
+    .venv/bin/python bench/history_scale.py --repo /tmp/wt-before --repo .  # both, side by side
 
 The run directories are bench/report.py's synthetic mutex runs (10 minutes on the clock, a
 partition every 30 s, 50 violations injected), built once per size under ``--dir`` and kept
 there for the next invocation. Figures are medians of ``--rounds``; the verdict and violation
-count of each round are printed so that two checkouts can be compared.
+count of each round are printed so that two checkouts can be compared. With ``--repo`` given
+twice, the two checkouts' rounds alternate (A, B, A, B, ...: the machine's drift falls on both)
+and each size ends with B's ratios to A.
 """
 
 from __future__ import annotations
@@ -83,8 +86,16 @@ def main() -> int:
     ap.add_argument("--sizes", default="1e6,1e7", help="event counts, comma separated")
     ap.add_argument("--rounds", type=int, default=3, help="checks per size (medians)")
     ap.add_argument("--dir", default="/tmp/lockharness-bench", help="where the runs are kept")
-    ap.add_argument("--repo", default=str(ROOT), help="the checkout whose harness checks")
+    ap.add_argument(
+        "--repo",
+        action="append",
+        help="the checkout whose harness checks (twice: A and B side by side); default: this one",
+    )
     args = ap.parse_args()
+    repos = [Path(r).resolve() for r in (args.repo or [str(ROOT)])]
+    if len(repos) > 2:
+        print("--repo: give one checkout, or two to compare", file=sys.stderr)
+        return 2
     if args.rounds < 1:
         print("--rounds: give a count of at least 1", file=sys.stderr)
         return 2
@@ -95,25 +106,40 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    repo = Path(args.repo).resolve()
     base = Path(args.dir)
     dirs = {n: run_dir(base, n) for n in sizes}
-    print(f"harness check, {repo}; medians of {args.rounds}; load = 1-min load average")
-    print(f"{'events':>10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'load':>5}  verdict")
+    names = ["A", "B"][: len(repos)] if len(repos) > 1 else [""]
+    for name, repo in zip(names, repos, strict=True):
+        print(f"harness check{' ' + name if name else ''}: {repo}")
+    print(f"medians of {args.rounds}; load = 1-min load average at each check's start")
+    print(f"{'events':>10} {'':>2} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'load':>5}  verdict")
     for n, d in dirs.items():
-        rows = []
+        rows: dict[Path, list[dict]] = {r: [] for r in repos}
         for _ in range(args.rounds):
-            # peak RSS of children is a running maximum: one child per size in its own process
-            code = [sys.executable, __file__, "--_one", str(repo), str(d)]
-            out = subprocess.run(code, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out))
-        med = {k: statistics.median(r[k] for r in rows) for k in ("wall", "cpu", "rss_mb", "load")}
-        verdicts = sorted({f"{r['valid']} ({r['violations']} violations)" for r in rows})
-        print(
-            f"{n:>10,} {med['wall']:>8.2f} {med['cpu']:>8.2f} {med['rss_mb']:>8.0f}"
-            f" {med['load']:>5.1f}  {', '.join(verdicts)}",
-            flush=True,
-        )
+            for repo in repos:  # alternating: a drift in the machine's load falls on both
+                # peak RSS of children is a running maximum: each check in a process of its own
+                code = [sys.executable, __file__, "--_one", str(repo), str(d)]
+                out = subprocess.run(code, check=True, capture_output=True, text=True).stdout
+                rows[repo].append(json.loads(out))
+        meds = {}
+        for name, repo in zip(names, repos, strict=True):
+            rs = rows[repo]
+            med = meds[repo] = {
+                k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "rss_mb", "load")
+            }
+            verdicts = sorted({f"{r['valid']} ({r['violations']} violations)" for r in rs})
+            print(
+                f"{n:>10,} {name:>2} {med['wall']:>8.2f} {med['cpu']:>8.2f} {med['rss_mb']:>8.0f}"
+                f" {med['load']:>5.1f}  {', '.join(verdicts)}",
+                flush=True,
+            )
+        if len(repos) == 2:
+            a, b = meds[repos[0]], meds[repos[1]]
+            print(
+                f"{n:>10,} B/A wall {b['wall'] / a['wall']:.2f}x, cpu {b['cpu'] / a['cpu']:.2f}x,"
+                f" peak RSS {b['rss_mb'] / a['rss_mb']:.2f}x",
+                flush=True,
+            )
     return 0
 
 
