@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# A suite started in the background of a non-interactive shell (``cmd &``, ``nohup``) inherits
+# SIGINT ignored, and so does every process it starts: the tests of what a Ctrl-C does would
+# see none. Python's own handler makes it deliverable again here and default in the children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def need_binary(name: str, package: str) -> None:
