@@ -190,31 +190,34 @@ def relisted(ops: Iterable[Op], model: LockModel, first: Mapping[str, Any], limi
         raise ValueError(f"only mutex and fencing results are listed again, not {name!r}")
     h = History(ops, model=model)
     if name == "mutex":
-        got = h.columnar(lambda c: colcheck.mutex(c, h.model, max_holds=0, limit=limit))
-        return got or mutex.check(
-            h.ops, holds=h.derive(_holds), model=h.model, max_holds=0, limit=limit
-        )
-    enforced = first.get("enforced") is True
-    got = h.columnar(lambda c: colcheck.fencing(c, enforced, limit=limit))
-    return got or fencing.check(h.ops, holds=h.derive(_holds), enforced=enforced, limit=limit)
+        return _mutex_of(h, max_holds=0, limit=limit)
+    return _fencing_of(h, first.get("enforced") is True, limit=limit)
+
+
+def _mutex_of(h: History, **listing: int) -> Result:
+    """The mutex result of ``h``, over its columns when it has them; ``listing``: ``limit`` and
+    ``max_holds``, as ``mutex.check`` takes them."""
+    got = h.columnar(lambda c: colcheck.mutex(c, h.model, **listing))
+    return got or mutex.check(h.ops, holds=h.derive(_holds), model=h.model, **listing)
+
+
+def _fencing_of(h: History, enforced: bool, **listing: int) -> Result:
+    """The fencing result of ``h``, over its columns when it has them; ``listing``: ``limit``."""
+    got = h.columnar(lambda c: colcheck.fencing(c, enforced, **listing))
+    return got or fencing.check(h.ops, holds=h.derive(_holds), enforced=enforced, **listing)
 
 
 def lock_checkers(*, fencing_enforced: bool = False) -> dict[str, Checker]:
     """The checker map of a lock history: mutual exclusion, fencing, performance (over the
     history's columns when it has them, ``checkers.colcheck``)."""
 
-    def _mutex(h: History) -> Result:
-        got = h.columnar(lambda c: colcheck.mutex(c, h.model))
-        return got or mutex.check(h.ops, holds=h.derive(_holds), model=h.model)
-
     def _fencing(h: History) -> Result:
-        got = h.columnar(lambda c: colcheck.fencing(c, fencing_enforced))
-        return got or fencing.check(h.ops, holds=h.derive(_holds), enforced=fencing_enforced)
+        return _fencing_of(h, fencing_enforced)
 
     def _perf(h: History) -> Result:
         return h.columnar(colcheck.perf) or perf.check(h.ops, presorted=True)
 
-    return {"mutex": _mutex, "fencing": _fencing, "perf": _perf}
+    return {"mutex": _mutex_of, "fencing": _fencing, "perf": _perf}
 
 
 GROUP = "harness.checkers"

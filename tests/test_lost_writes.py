@@ -109,22 +109,17 @@ def need_postgres() -> None:
 
 def _daemons(store: Path) -> list[int]:
     """Pids of syncfs daemons serving a dir under ``store`` (read from /proc, nothing ended)."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "harness.runtime.syncfs" in cmd and str(store) in cmd:
-                found.append(int(d.name))
-    return found
+    return [
+        pid
+        for pid, cmd in _processes_in(store).items()
+        if "harness.runtime.syncfs" in cmd and str(store) in cmd
+    ]
 
 
-def _processes_in(store: Path) -> list[int]:
-    """Pids of processes whose command line names a path under ``store`` or whose working dir is
-    under it (servers and daemons a run started), read from /proc."""
-    found = []
+def _processes_in(store: Path) -> dict[int, str]:
+    """Processes whose command line names a path under ``store`` or whose working dir is under
+    it (servers and daemons a run started), with their command lines, read from /proc."""
+    found = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
@@ -134,7 +129,7 @@ def _processes_in(store: Path) -> list[int]:
         except OSError:
             continue
         if str(store) in cmd or cwd.startswith(str(store)):
-            found.append(int(d.name))
+            found[int(d.name)] = cmd
     return found
 
 
@@ -165,4 +160,4 @@ def test_a_sigkilled_harness_leaves_no_mount(redis_bin, store: Path) -> None:
         time.sleep(0.1)
     assert not any(str(store) in m for m in syncfs.mounts())
     assert _daemons(store) == []
-    assert _processes_in(store) == []  # nothing left: the store can be removed
+    assert _processes_in(store) == {}  # nothing left: the store can be removed

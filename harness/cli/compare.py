@@ -352,13 +352,13 @@ def _run_campaign(campaign, store_path: Path, jobs: int, shard: str | None, spec
         f"campaign {campaign.fingerprint} (seed {campaign.campaign_seed}{shard_text}): "
         f"{len(todo)} runs of {len(ok_cells)} cells, {jobs} at once"
     )
-    t0 = last = time.monotonic()
+    t0 = written = time.monotonic()
 
     def progress(ran: int) -> None:
-        nonlocal last
-        if time.monotonic() - last >= PROGRESS_S:  # a killed invocation keeps this much
-            last = time.monotonic()
-            invocation_progress(manifest, inv, last - t0, ran)
+        nonlocal written
+        if time.monotonic() - written >= PROGRESS_S:  # a killed invocation keeps this much
+            written = time.monotonic()
+            invocation_progress(manifest, inv, written - t0, ran)
             store.write_json(store_path / "campaign.json", manifest)
 
     outcomes, interrupted = execute(campaign, store_path, todo, jobs, _say, progress)
