@@ -24,13 +24,14 @@ import mmap
 import os
 import pickle
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
 import msgspec
 import numpy as np
 
+from . import canonical
 from .history import _BIG, NEMESIS, TYPES, Op, ReadResult, _big_float, read
 
 INVOKE, OK, FAIL, INFO = range(4)
@@ -290,15 +291,71 @@ class _Builder:
         self.rows = 0
         self.offset = offset
 
-    def add(self, lines: list[_Line]) -> None:
+    def add_text(self, text: bytes) -> None:
+        """Add a block of lines (newline-separated, none at the end): those in the recorder's
+        own shape parsed with numpy (``checkers.canonical``), the others decoded."""
+        try:
+            p = canonical.parse(text)
+        except canonical.Collision:
+            p = None
+        if p is None or not len(p.fast):
+            self.add(_decode(_array_text(text.replace(b"\n", b","))))
+            return
+        base, n = self.rows, p.lines
+        if base + n > len(self.arrays["index"]):
+            raise Unusual("more lines than counted")
+        cuts = zip(p.start[p.slow].tolist(), p.end[p.slow].tolist(), strict=True)
+        slow = _decode(_array_text(b",".join(text[a:b] for a, b in cuts))) if len(p.slow) else []
+        srows = p.slow.tolist()
+        # the tables get their values in the order a line-by-line reading meets them
+        fast_nokey = np.flatnonzero(~p.has_key)
+        _intern_in_order(
+            self.fs, [(p.f.first, p.f.table)], zip(srows, (x.f for x in slow), strict=True)
+        )
+        _intern_in_order(
+            self.keys,
+            ([(p.key.first, p.key.table)] if p.key else [])
+            + ([(p.fast[fast_nokey[:1]], [None])] if len(fast_nokey) else []),
+            zip(srows, (x.key for x in slow), strict=True),
+        )
+        _intern_in_order(
+            self.errors,
+            [(p.error.first, p.error.table)] if p.error else [],
+            ((r, x.error) for r, x in zip(srows, slow, strict=True) if x.error is not None),
+        )
+        A, at = self.arrays, base + p.fast
+        A["index"][at] = p.index
+        A["time"][at] = p.time
+        A["process"][at] = p.process
+        A["type"][at] = _codes(p.type, _TYPE_CODE, np.int8)
+        A["f"][at] = _codes(p.f, self.fs, np.int16)
+        key = np.full(len(p.fast), self.keys[None] if len(fast_nokey) else 0, dtype=np.int32)
+        if p.key:
+            key[p.has_key] = _codes(p.key, self.keys, np.int32)
+        A["key"][at] = key
+        A["vkind"][at] = np.where(p.has_value, V_INT, V_NONE).astype(np.int8)
+        A["vint"][at] = p.value
+        error = np.full(len(p.fast), -1, dtype=np.int16)
+        if p.error:
+            error[p.has_error] = _codes(p.error, self.errors, np.int16)
+        A["error"][at] = error
+        if slow:
+            self.add(slow, base + p.slow)
+        self.rows = base + n
+        self._check_tables()
+
+    def add(self, lines: list[_Line], at: np.ndarray | None = None) -> None:
+        """Add decoded lines: the next rows, or rows ``at`` (ascending) of a block being added
+        (``add_text`` counts its rows itself)."""
         n = len(lines)
         if not n:
             return
         base = self.rows
-        if base + n > len(self.arrays["index"]):
+        if at is None and base + n > len(self.arrays["index"]):
             raise Unusual("more lines than counted")
         A = self.arrays
-        sl = slice(base, base + n)
+        sl: slice | np.ndarray = slice(base, base + n) if at is None else at
+        rows = range(base, base + n) if at is None else at.tolist()
         A["index"][sl] = _ints([x.index for x in lines], np.int64, n)
         A["time"][sl] = _ints([x.time for x in lines], np.int64, n)
         procs = [x.process for x in lines]
@@ -323,7 +380,7 @@ class _Builder:
             except OverflowError:
                 pass
         if vint is None:
-            vint, kinds = self._values(vals, self.offset + base)
+            vint, kinds = self._values(vals, rows)
         A["vkind"][sl] = kinds
         A["vint"][sl] = vint
         errs = [x.error for x in lines]
@@ -333,11 +390,15 @@ class _Builder:
             A["error"][sl] = np.array(
                 [-1 if e is None else self.errors[e] for e in errs], dtype=np.int16
             )
+        self._check_tables()
+        if at is None:
+            self.rows += n
+
+    def _check_tables(self) -> None:
         if len(self.fs.table) > 30000 or len(self.errors.table) > 30000:
             raise Unusual("too many distinct kinds or errors for their codes")
-        self.rows += n
 
-    def _values(self, vals: list[Any], base: int) -> tuple[np.ndarray, np.ndarray]:
+    def _values(self, vals: list[Any], rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         n = len(vals)
         kinds = bytearray(n)
         ints = [0] * n
@@ -352,7 +413,7 @@ class _Builder:
             if type(v) is float and abs(v) >= _BIG or _big_float(v):
                 raise Unusual("an integer past 64 bits")
             kinds[i] = V_OTHER
-            others[base + i] = v
+            others[self.offset + rows[i]] = v
         return np.array(ints, dtype=np.int64), np.frombuffer(bytes(kinds), dtype=np.int8)
 
     def build(self, lines: int) -> Columns:
@@ -373,6 +434,33 @@ class _Builder:
             self.others,
             lines,
         )
+
+
+def _intern_in_order(
+    intern: _Intern,
+    tables: list[tuple[np.ndarray, list[Any]]],
+    slow: Iterable[tuple[int, Any]],
+) -> None:
+    """Intern a block's values in the order of the lines that first have them: ``tables`` are
+    (first line, value) columns of the fast lines', ``slow`` the decoded lines' (line, value)."""
+    met = [pair for first, table in tables for pair in zip(first.tolist(), table, strict=True)]
+    met.extend(slow)
+    met.sort(key=lambda pair: pair[0])
+    for _, v in met:
+        intern[v]  # noqa: B018 (interning is the point)
+
+
+def _array_text(lines: bytes) -> bytes:
+    """Comma-separated JSON lines as one JSON array, for the decoder."""
+    # escapes that the two decoders might treat differently (lone surrogates)
+    if b"\\ud" in lines or b"\\uD" in lines:
+        raise Unusual("surrogate escapes")
+    return b"[" + lines + b"]"
+
+
+def _codes(strings: canonical.Strings, codes: dict[Any, int], dtype: Any) -> np.ndarray:
+    """Fast lines' codes of one field in a table (KeyError: a value it does not have)."""
+    return np.array([codes[v] for v in strings.table], dtype=dtype)[strings.codes]
 
 
 def _small(rows: np.ndarray) -> np.ndarray:
@@ -426,11 +514,8 @@ def _fill(b: _Builder, path: str | os.PathLike[str], start: int = 0, end: int | 
     """Decode the lines of bytes ``start`` to ``end`` into ``b``: how many lines there were."""
     lines = 0
     for text, n in _blocks(path, start, end):
-        # escapes that the two decoders might treat differently (lone surrogates)
-        if b"\\ud" in text or b"\\uD" in text:
-            raise Unusual("surrogate escapes")
         lines += n
-        b.add(_decode(b"[" + text.replace(b"\n", b",") + b"]"))
+        b.add_text(text)
     return lines
 
 
