@@ -29,9 +29,9 @@ import pandas as pd
 
 MAX_DIGITS = 15  # digits read from two words with the byte after them; < 2^63
 MAX_STR = 64  # bytes; a line with a longer string is left to the decoder
-#: zero bytes after the block: a dropped line's cursor runs on by at most the shape's length
-#: (about 450 bytes), so reads at any cursor stay inside and need no clamping
-_PAD = 1024
+#: bytes readable after a block: a dropped line's cursor runs on by at most the shape's length
+#: (about 450 bytes), so reads at any cursor stay inside the buffer and need no clamping
+PAD = 1024
 _HASH = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it loses no bits
 _U = np.uint64
 _ZEROS = _U(0x3030303030303030)  # "00000000"
@@ -122,12 +122,14 @@ class _Scan:
     first byte that is not the shape's. Only the line ends are found by a pass over the whole
     block; every other read is of a few words at each cursor."""
 
-    def __init__(self, text: bytes) -> None:
-        self.size = len(text)
-        self.buf = text + bytes(_PAD)
-        self.a = np.frombuffer(self.buf, dtype=np.uint8)
+    def __init__(self, buf: bytes, size: int) -> None:
+        if len(buf) < size + PAD:
+            raise ValueError("a block needs PAD readable bytes after it")
+        self.size = size
+        self.buf = buf
+        self.a = np.frombuffer(buf, dtype=np.uint8)
         self.w = np.ndarray(  # the little-endian word starting at each byte
-            shape=(self.size + _PAD - 7,), dtype="<u8", buffer=self.buf, strides=(1,)
+            shape=(len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,)
         )
         nl = np.flatnonzero(self.a[: self.size] == 10)
         self.start = np.concatenate(([0], nl + 1)).astype(np.int64)
@@ -240,10 +242,14 @@ class _Scan:
         return Strings(codes, table, lines[first])
 
 
-def parse(text: bytes) -> Parsed:
-    """The lines of ``text`` (separated by newlines, none at the end) in the recorder's shape,
-    with their fields; the others' line numbers in ``slow``."""
-    sc = _Scan(text)
+def parse(buf: bytes, size: int | None = None) -> Parsed:
+    """The lines of ``buf``'s first ``size`` bytes (separated by newlines, none at the end) in
+    the recorder's shape, with their fields; the others' line numbers in ``slow``. Past ``size``
+    come a newline or nothing, and then ``PAD`` bytes to read (without ``size``: ``buf`` is the
+    block, copied with them)."""
+    if size is None:
+        size, buf = len(buf), buf + bytes(PAD)
+    sc = _Scan(buf, size)
     sc.expect(b'{"index":')
     index = sc.digits()
     sc.expect(b',"time":')

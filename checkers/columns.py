@@ -291,21 +291,23 @@ class _Builder:
         self.rows = 0
         self.offset = offset
 
-    def add_text(self, text: bytes) -> None:
-        """Add a block of lines (newline-separated, none at the end): those in the recorder's
-        own shape parsed with numpy (``checkers.canonical``), the others decoded."""
+    def add_text(self, buf: bytes, size: int) -> int:
+        """Add a block of lines (``buf``'s first ``size`` bytes, newline-separated, as
+        ``_blocks`` makes them): those in the recorder's own shape parsed with numpy
+        (``checkers.canonical``), the others decoded. Returns how many lines it had."""
         try:
-            p = canonical.parse(text)
+            p = canonical.parse(buf, size)
         except canonical.Collision:
             p = None
         if p is None or not len(p.fast):
+            text = buf[:size]
             self.add(_decode(_array_text(text.replace(b"\n", b","))))
-            return
+            return text.count(b"\n") + 1
         base, n = self.rows, p.lines
         if base + n > len(self.arrays["index"]):
             raise Unusual("more lines than counted")
         cuts = zip(p.start[p.slow].tolist(), p.end[p.slow].tolist(), strict=True)
-        slow = _decode(_array_text(b",".join(text[a:b] for a, b in cuts))) if len(p.slow) else []
+        slow = _decode(_array_text(b",".join(buf[a:b] for a, b in cuts))) if len(p.slow) else []
         srows = p.slow.tolist()
         # the tables get their values in the order a line-by-line reading meets them
         fast_nokey = np.flatnonzero(~p.has_key)
@@ -343,6 +345,7 @@ class _Builder:
             self.add(slow, base + p.slow)
         self.rows = base + n
         self._check_tables()
+        return n
 
     def add(self, lines: list[_Line], at: np.ndarray | None = None) -> None:
         """Add decoded lines: the next rows, or rows ``at`` (ascending) of a block being added
@@ -489,18 +492,21 @@ def _blocks(
     path: str | os.PathLike[str], start: int = 0, end: int | None = None
 ) -> Iterator[tuple[bytes, int]]:
     """Whole lines of the file (of its bytes ``start`` to ``end``, both at line starts), a block
-    at a time, as one JSON array text; and its line count."""
+    at a time: a buffer whose first ``size`` bytes are the block's lines, followed by a newline
+    or the end of the file, and by at least ``canonical.PAD`` more bytes (what the parser reads
+    past a line it drops)."""
     rest = b""
+    pad = bytes(canonical.PAD)
     for chunk in _chunks(path, start, end):
-        buf = rest + chunk
-        cut = buf.rfind(b"\n")
+        buf = b"".join((rest, chunk, pad))
+        cut = buf.rfind(b"\n", 0, len(buf) - len(pad))
         if cut < 0:
-            rest = buf
+            rest = buf[: -len(pad)]
             continue
-        rest = buf[cut + 1 :]
-        yield buf[:cut], buf.count(b"\n", 0, cut) + 1
+        rest = buf[cut + 1 : -len(pad)]
+        yield buf, cut
     if rest.strip():
-        yield rest, 1
+        yield rest + pad, len(rest)
     elif rest:
         raise Unusual("a last line of blanks")
 
@@ -512,11 +518,7 @@ def _newlines(path: str | os.PathLike[str], start: int = 0, end: int | None = No
 
 def _fill(b: _Builder, path: str | os.PathLike[str], start: int = 0, end: int | None = None) -> int:
     """Decode the lines of bytes ``start`` to ``end`` into ``b``: how many lines there were."""
-    lines = 0
-    for text, n in _blocks(path, start, end):
-        lines += n
-        b.add_text(text)
-    return lines
+    return sum(b.add_text(buf, size) for buf, size in _blocks(path, start, end))
 
 
 def _read(path: str | os.PathLike[str]) -> Columns:
