@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .history import TYPES
+
 MAX_DIGITS = 15  # digits read from two words with the byte after them; < 2^63
 MAX_STR = 64  # bytes; a line with a longer string is left to the decoder
 #: bytes readable after a block: a dropped line's cursor runs on by at most the shape's length
@@ -72,15 +74,21 @@ def _lt(x: np.ndarray, c: int) -> np.ndarray:
 
 
 def _not_digit(x: np.ndarray) -> np.ndarray:
-    """The high bit of each byte of ``x`` that is not an ASCII digit."""
-    return (_lt(x, 0x30) | ~_lt(x, 0x3A)) & _HI
+    """The high bit of each byte of ``x`` that is not an ASCII digit: XOR with "0" leaves a
+    digit's byte below 10 and every other byte at 10 or above."""
+    t = x ^ _ZEROS
+    return (((t & _LOW7) + _ONES * _U(0x80 - 10)) | t) & _HI
+
+
+_TYPE_TOKENS = tuple(b'"%s"' % t.encode() for t in TYPES)
+_BYTE_OF = _U(0x0001020304050607)  # byte k from the top is 7 - k
 
 
 def _first(flags: np.ndarray) -> np.ndarray:
-    """The first (lowest) byte with its high bit set in each word, 8 for none."""
-    low = flags & (~flags + _U(1))  # the lowest set bit alone
-    bit = np.frexp(low.astype(np.float64))[1] - 1  # exact: a power of two
-    return np.where(flags == 0, 8, bit >> 3).astype(np.int64)
+    """The first (lowest) byte with its high bit set in each word, 8 for none: the lowest set
+    bit alone, moved to bit 8k, times ``_BYTE_OF`` brings k into the top byte."""
+    k = (((flags & (~flags + _U(1))) >> _U(7)) * _BYTE_OF) >> _U(56)
+    return np.where(flags == 0, _U(8), k).view(np.int64)
 
 
 class Collision(Exception):
@@ -107,7 +115,7 @@ class Parsed:
     index: np.ndarray  # the fields of the fast lines, in their order
     time: np.ndarray
     process: np.ndarray
-    type: Strings
+    type: np.ndarray  # int8 codes: positions in ``TYPES``
     f: Strings
     key: Strings | None  # None: no fast line has a key
     has_key: np.ndarray
@@ -193,9 +201,13 @@ class _Scan:
         p = self.pos
         n = np.zeros(len(p), dtype=np.int64)
         good = np.zeros(len(p), dtype=bool)
-        todo = np.arange(len(p)) if where is None else np.flatnonzero(where & self.ok)
+        todo = None if where is None else np.flatnonzero(where & self.ok)
         for k in range(MAX_STR // 8 + 1):  # a word at a time, for the lines still in it
-            x = self.w[p[todo] + 8 * k]
+            if todo is None:  # all lines, the first word
+                todo = np.arange(len(p))
+                x = self.w[p]
+            else:
+                x = self.w[p[todo] + 8 * k]
             quote = _eq(x, 0x22)
             stop = quote | _eq(x, 0x5C) | _lt(x, 0x20) | (x & _HI)  # the quote, or a bad byte
             at = _first(stop)
@@ -214,6 +226,20 @@ class _Scan:
         self.ok &= good
         self.pos = p + n
         return p, n
+
+    def token(self, tokens: tuple[bytes, ...]) -> np.ndarray:
+        """Which of ``tokens`` (of at most 8 bytes each) is at each cursor, as its position in
+        ``tokens``; a line with none is dropped. The cursor steps over it."""
+        x = self.w[self.pos]
+        which = np.full(len(x), -1, dtype=np.int64)
+        for i, t in enumerate(tokens):
+            mask = _U((1 << (8 * len(t))) - 1) if len(t) < 8 else _U(2**64 - 1)
+            which[(x & mask) == _U(int.from_bytes(t, "little"))] = i
+        found = which >= 0
+        self.ok &= found
+        lens = np.array([len(t) for t in tokens] + [0], dtype=np.int64)
+        self.pos += lens[which]  # -1: the 0 at the end
+        return which
 
     def table(self, s: np.ndarray, n: np.ndarray, lines: np.ndarray) -> Strings:
         """The strings at ``s`` of lengths ``n`` (one per line of ``lines``) as codes into a
@@ -256,9 +282,9 @@ def parse(buf: bytes, size: int | None = None) -> Parsed:
     time = sc.digits()
     sc.expect(b',"process":')
     process = sc.digits()
-    sc.expect(b',"type":"')
-    type_ = sc.string()
-    sc.expect(b'","f":"')
+    sc.expect(b',"type":')
+    type_ = sc.token(_TYPE_TOKENS)
+    sc.expect(b',"f":"')
     f = sc.string()
     sc.expect(b'"')
     has_key = sc.optional(b',"key":"')
@@ -287,7 +313,7 @@ def parse(buf: bytes, size: int | None = None) -> Parsed:
         index=index[fast],
         time=time[fast],
         process=process[fast],
-        type=sc.table(type_[0][fast], type_[1][fast], fast),
+        type=type_[fast].astype(np.int8),
         f=sc.table(f[0][fast], f[1][fast], fast),
         key=sc.table(key[0][fast][hk], key[1][fast][hk], fast[hk]) if hk.any() else None,
         has_key=hk,

@@ -329,7 +329,7 @@ class _Builder:
         A["index"][at] = p.index
         A["time"][at] = p.time
         A["process"][at] = p.process
-        A["type"][at] = _codes(p.type, _TYPE_CODE, np.int8)
+        A["type"][at] = p.type
         A["f"][at] = _codes(p.f, self.fs, np.int16)
         key = np.full(len(p.fast), self.keys[None] if len(fast_nokey) else 0, dtype=np.int32)
         if p.key:

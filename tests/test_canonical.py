@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import checkers.columns as columns
 from checkers import canonical
 from checkers.columns import _Line, read_columns
+from checkers.history import TYPES
 from harness.run.recorder import HistoryWriter, Recorder
 
 SETTINGS = settings(
@@ -101,7 +102,7 @@ def _check_block(lines: list[bytes]) -> int:
         d = _one(lines[i])  # a fast line decodes
         assert (d.index, d.time, d.process) == (p.index[j], p.time[j], p.process[j])
         assert type(d.process) is int
-        assert d.type == p.type.table[p.type.codes[j]]
+        assert d.type == TYPES[p.type[j]]
         assert d.f == p.f.table[p.f.codes[j]]
         if p.has_key[j]:
             assert p.key is not None and d.key == p.key.table[p.key.codes[key_at[j]]]
@@ -115,7 +116,7 @@ def _check_block(lines: list[bytes]) -> int:
             assert p.error is not None and d.error == p.error.table[p.error.codes[err_at[j]]]
         else:
             assert d.error is None
-    for table in (p.type, p.f, p.key, p.error):  # first met first, each value once
+    for table in (p.f, p.key, p.error):  # first met first, each value once
         if table is not None:
             assert len(set(table.table)) == len(table.table)
             assert np.all(np.diff(table.first) > 0)
