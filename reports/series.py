@@ -121,8 +121,6 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     t = ch.t_sorted[P.pos[a]]
     cc = np.array([0, OK, FAIL, INFO], dtype=np.int64)[P.type[a]]
     ms = (t - ch.t_sorted[P.inv[a]]).astype(np.float64) / 1e6
-    o = np.lexsort((ms, cc, t))
-    t, cc, ms = t[o], cc[o], ms[o]
     s.t_end = last
     s.acquires = len(t)
     s.width_s = w = bucket_width(last / 1e9)
@@ -131,14 +129,22 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     for name, k in CODES.items():
         s.rate[name] = [int(x) / w for x in np.bincount(b[cc == k], minlength=n)]
     okb, okms = b[cc == OK], ms[cc == OK]
-    lo = np.lexsort((okms, okb))
+    # by bucket (a stable sort of small integers is a radix sort), then each bucket's two
+    # nearest ranks picked in place: the same figures as sorting each bucket
+    lo = np.argsort(okb.astype(np.int32 if n < 2**31 else np.int64), kind="stable")
     okb, okms = okb[lo], okms[lo]
     firsts = np.searchsorted(okb, np.arange(n), "left")
     ends = np.searchsorted(okb, np.arange(n), "right")
     for i0, i1 in zip(firsts.tolist(), ends.tolist(), strict=True):
         m = i1 - i0
-        s.p50.append(float(okms[i0 + max(0, math.ceil(0.5 * m) - 1)]) if m else None)
-        s.p99.append(float(okms[i0 + max(0, math.ceil(0.99 * m) - 1)]) if m else None)
+        if not m:
+            s.p50.append(None)
+            s.p99.append(None)
+            continue
+        r50, r99 = max(0, math.ceil(0.5 * m) - 1), max(0, math.ceil(0.99 * m) - 1)
+        part = np.partition(okms[i0:i1], sorted({r50, r99}))
+        s.p50.append(float(part[r50]))
+        s.p99.append(float(part[r99]))
     return s
 
 

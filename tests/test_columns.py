@@ -9,6 +9,7 @@ columns cannot read exactly must be read by the object reader instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ from checkers import History, availability, compose, lock_checkers
 from checkers.columns import OpsView, read_columns, read_history
 from checkers.history import Op, read
 from checkers.model import LEASE, STRICT_MODEL, LockModel
+from reports import series
 from reports.story import stories
 from tests.test_checker_mutex_props import (
     brute_force,
@@ -76,6 +78,11 @@ def both_ways(path: Path, model: LockModel, seen: Counter[str]) -> dict[str, Any
         assert same(a["checkers"][name], b["checkers"][name]), (name, a, b)
     assert same(a, b)
     assert same(availability.over_time(objects), availability.over_time(view))
+    # the report's series over time (the columns leave ``done`` empty: nothing reads it)
+    sa, sb = series.compute(objects), series.compute(view)
+    sa.done = []
+    assert dataclasses.asdict(sa) == dataclasses.asdict(sb)
+    seen["series points"] += sum(x is not None for x in sb.p99)
     # the report's stories: from columns, only the holders' ops of a window are built
     vs = a["checkers"]["mutex"]["violations"]
     told = stories(vs, objects, [], {})
@@ -110,6 +117,7 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(tmp_path: 
     # the columns judged most histories, and both verdicts occurred
     assert seen["columns"] >= 100 and seen["valid True"] >= 10 and seen["valid False"] >= 10, seen
     assert seen["stories"] >= 10, seen  # and the two told the same stories
+    assert seen["series points"] >= 100, seen  # and drew the same series
 
 
 @st.composite
