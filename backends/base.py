@@ -154,6 +154,11 @@ class Backend(ABC):
     fence: ClassVar[str] = "none"  # what the fence token is, in words, e.g. "INCR counter"
     #: Does ``Lease.fence`` carry a fence token (an int increasing per key)?
     fenced: ClassVar[bool] = False
+    #: Does its client do all its waiting in Python (sockets, ``select``, ``time.sleep``,
+    #: ``threading``), never in a C library's own blocking call? Then pooled clients may be
+    #: greenlets (``harness.run.workers.green_clients``): one thread a worker, no GIL handoffs.
+    #: A blocking C call would stall every other client of its worker unseen: False unless known.
+    cooperative: ClassVar[bool] = False
     #: Options a user may set with ``--opt NAME=VALUE``: each an ``Option`` (typed default,
     #: meaning, bounds or words), parsed once by ``__init__``. A plain text default is still
     #: accepted (a plug-in written before ``Option``): its value stays the text given.

@@ -112,6 +112,7 @@ def _refusal(e: Any, what: str) -> Exception:
 
 class PotteryRedlockBackend(Backend):
     name = "pottery"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "pottery's Redlock on N independent Redis masters (adapter)"
     fence = "none"
     options = {

@@ -106,6 +106,7 @@ class PythonRedisLockClient(LockClient):
 class PythonRedisLockBackend(Backend):
     own_store = "redis"  # the lock-set store its cluster holds
     name = "python-redis-lock"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "python-redis-lock's redis_lock.Lock on one Redis node (adapter)"
     fence = "none"
     options = {

@@ -157,6 +157,7 @@ def warm(r: redis.Redis) -> None:
 class RedisBackend(Backend):
     own_store = "redis"  # the lock-set store its cluster holds
     name = "redis"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "single Redis node: SET NX PX + Lua compare-and-delete, fence by INCR"
     fence = "INCR counter, atomic with the grant"
     fenced = True

@@ -124,6 +124,7 @@ class FailoverClient(RedisClient):
 
 class RedisFailoverBackend(Backend):
     name = "redis-failover"
+    cooperative = True  # redis-py: sockets and select in Python
     description = (
         "Redis master + replica, 3 Sentinels: SET NX PX on the master clients find through "
         "Sentinel (optionally WAIT for the replica)"

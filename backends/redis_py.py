@@ -71,6 +71,7 @@ class RedisPyClient(LockClient):
 class RedisPyBackend(Backend):
     own_store = "redis"  # the lock-set store its cluster holds
     name = "redis-py"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "redis-py's redis.lock.Lock on one Redis node (adapter)"
     fence = "none"
     options = {

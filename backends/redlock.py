@@ -243,6 +243,7 @@ class RedlockClient(LockClient):
 
 class RedlockBackend(Backend):
     name = "redlock"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "Redlock as specified on redis.io: N independent Redis masters, quorum SET NX PX"
     fence = "none"
     options = {

@@ -52,6 +52,7 @@ class UnsafeRedisClient(LockClient):
 class UnsafeRedisBackend(Backend):
     own_store = "redis"  # the lock-set store its cluster holds
     name = "unsafe-redis"
+    cooperative = True  # redis-py: sockets and select in Python
     description = "BROKEN on purpose: GET-then-SET without NX, release without owner check"
     fence = "INCR counter, not atomic with the grant"
     fenced = True

@@ -43,6 +43,7 @@ class Row:
     cpu_ms: list[float] = field(default_factory=list)  # CPU ms per ok acquire
     load: list[float] = field(default_factory=list)  # 1-min load average before the run
     verdicts: list[str] = field(default_factory=list)
+    clients_as: str = "?"  # processes, threads or greenlets (config.json)
 
 
 def cpu_s() -> float:
@@ -71,6 +72,7 @@ def one_run(store: Path, clients: int, seconds: float, row: Row) -> None:
     row.p99.append(perf["acquire_latency_ms"]["ok"]["p99"])
     row.cpu_ms.append(1000 * cpu / oks if oks else float("nan"))
     row.verdicts.append(verdict_word(res.results["valid"]).upper())
+    row.clients_as = res.config.get("clients_as", "?")
 
 
 def main() -> int:
@@ -137,14 +139,15 @@ def main() -> int:
     base = statistics.median(rows[counts[0]].rate)
     print(
         f"\n{'clients':>8} {'acquires/s':>11} {'ratio':>7} {'p99 ms':>9} {'CPU ms/acq':>11} "
-        f"{'load med/max':>13}  verdicts"
+        f"{'load med/max':>13}  {'clients as':<10}  verdicts"
     )
     for c in counts:
         row = rows[c]
         print(
             f"{c:>8,} {statistics.median(row.rate):>11,.0f} {statistics.median(row.rate) / base:>6.0%} "
             f"{statistics.median(row.p99):>9,.1f} {statistics.median(row.cpu_ms):>11.3f} "
-            f"{statistics.median(row.load):>6.2f}/{max(row.load):<6.2f}  {', '.join(row.verdicts)}"
+            f"{statistics.median(row.load):>6.2f}/{max(row.load):<6.2f}  {row.clients_as:<10}  "
+            f"{', '.join(row.verdicts)}"
         )
     return 0
 

@@ -16,7 +16,14 @@ from checkers.history import read
 from harness.run import prepare, run_test, stages
 from harness.run.config import run_config
 from harness.run.recorder import PIPE_BUF, Recorder
-from harness.run.workers import MAX_CLIENT_PROCESSES, MAX_CLIENTS, pool_size, spread
+from harness.run.workers import (
+    CLIENTS_ENV,
+    MAX_CLIENT_PROCESSES,
+    MAX_CLIENTS,
+    green_clients,
+    pool_size,
+    spread,
+)
 
 from .conftest import harness as cli
 from .conftest import pid_alive
@@ -212,3 +219,47 @@ def test_reading_the_clock_before_the_first_op_passes_the_start_gate() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_pooled_clients_are_greenlets_where_the_lock_client_waits_in_python(
+    redis_bin, tmp_path, monkeypatch
+):
+    """redis-py clients pooled as greenlets: a worker of 100 clients runs one thread (two with
+    gevent's resolver), a correct lock stays VALID and config.json says how clients ran; with
+    LOCKHARNESS_CLIENTS=threads they are threads again, one a client."""
+    threads: list[tuple[int, int]] = []  # (threads of a worker at the gate, its clients)
+    real_wait = stages.wait_ready
+
+    def watched(gate, groups, workers, limit_s, check):
+        ok = real_wait(gate, groups, workers, limit_s, check)
+        for g, w in zip(groups, workers, strict=True):
+            threads.append((len(os.listdir(f"/proc/{w.pid}/task")), len(g)))
+        return ok
+
+    monkeypatch.setattr(stages, "wait_ready", watched)
+    n = pool_size(800) * 100
+    cfg = dict(backend="redis", keys=n, hold_ms=0, time_limit=2, store=tmp_path, seed=5,
+               render_report=False)  # fmt: skip
+    res = run_test(run_config(concurrency=n, **cfg))
+    assert res.valid is True, res.results["summary"]
+    assert res.config["clients_as"] == "greenlets"
+    assert threads and all(t <= 2 and c == 100 for t, c in threads), threads
+    threads.clear()
+    monkeypatch.setenv(CLIENTS_ENV, "threads")
+    res = run_test(run_config(concurrency=n, **cfg))
+    assert res.valid is True and res.config["clients_as"] == "threads"
+    assert threads and all(t > c for t, c in threads), threads  # a thread a client, and main
+
+
+def test_greenlets_only_where_lock_client_and_workload_wait_in_python(monkeypatch) -> None:
+    from backends import registry
+    from workloads import registry as workloads
+
+    mutex, lockset = workloads.make("mutex"), workloads.make("lock-set")
+    assert green_clients(registry.make("redis"), mutex)
+    assert green_clients(registry.make("redlock"), mutex)
+    assert not green_clients(registry.make("etcd"), mutex)  # grpc: C waits
+    assert not green_clients(registry.make("postgres"), mutex)  # libpq
+    assert not green_clients(registry.make("redis"), lockset)  # its store may be any
+    monkeypatch.setenv(CLIENTS_ENV, "threads")
+    assert not green_clients(registry.make("redis"), mutex)

@@ -487,3 +487,8 @@ class Workload(ABC):
     def stop_grace_s(self) -> float:
         """How long one client op may block: the time clients get to finish after the run."""
         return 0.0
+
+    def cooperative(self) -> bool:
+        """Does a client of this workload wait only in Python besides its lock client (see
+        ``Backend.cooperative``)? A store reached through a C driver does not."""
+        return False

@@ -69,6 +69,9 @@ class MutexWorkload(Workload):
     def lease_ms(self) -> float:
         return float(self.opts["ttl_ms"])
 
+    def cooperative(self) -> bool:
+        return True  # its resource is shared memory, a write holds its stripe for microseconds
+
     def stop_grace_s(self) -> float:
         # a hold wakes at once (it watches the stop flag); an acquire may wait up to wait_ms
         return self.opts["wait_ms"] / 1000 + 2

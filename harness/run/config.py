@@ -192,6 +192,7 @@ class RunRecord:
     docker: dict[str, Any] | None = None  # the engine (container runtimes)
     servers: list[dict[str, Any]] | None = None  # one row a server node, as started
     worker_pids: list[int] | None = None  # with the servers': every process of the run
+    clients_as: str | None = None  # processes, threads or greenlets (run/workers.py)
     recovery_s: float | None = None  # with nemeses: the healed time at the end
     fault_not_started: str | None = None  # why no more faults came (checkers.faults says it)
     duration_s: float | None = None
@@ -203,6 +204,7 @@ class RunRecord:
         "docker",
         "servers",
         "worker_pids",
+        "clients_as",
         "recovery_s",
         "fault_not_started",
         "duration_s",

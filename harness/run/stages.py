@@ -179,14 +179,18 @@ def _worker(
     read_fd: int,
     harness_pid: int,
     threaded: bool,
+    green: bool = False,
 ) -> None:
-    """One worker process: its clients as threads (``threaded``), or its one client on its
-    main thread, where client-pause and client-stall freeze exactly that client."""
+    """One worker process: its clients as threads (``threaded``; greenlets with ``green``), or
+    its one client on its main thread, where client-pause and client-stall freeze exactly that
+    client."""
     die_with_parent(harness_pid)  # a SIGKILLed harness takes its clients with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides when clients stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     install_client_stall()  # the client-stall nemesis stalls a holder's main thread by signal
     os.close(read_fd)
+    if threaded and green:
+        pool.make_green()
     gate.in_worker(threaded)
     if not threaded:
         _client(workload, make_ctx(clients[0]), gate)
@@ -637,6 +641,8 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     gate = StartGate(env.mp, n)
     threaded = not one_process_per_client(env.plan.nemeses)
     groups = spread(n, pool_size(n) if threaded else n)
+    green = threaded and pool.green_clients(env.plan.backend, workload)
+    ex.record.clients_as = "processes" if not threaded else "greenlets" if green else "threads"
     workers = []
 
     def start(ctx: ClientContext) -> None:  # in a worker: the client's pass through the gate
@@ -673,7 +679,7 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     for k, clients in enumerate(groups):
         w = env.mp.Process(
             target=_worker,
-            args=(workload, make_ctx, clients, gate, read_fd, os.getpid(), threaded),
+            args=(workload, make_ctx, clients, gate, read_fd, os.getpid(), threaded, green),
             daemon=True,
             name=f"clients-{k}" if threaded else f"client-{k}",
         )

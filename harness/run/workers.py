@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -97,6 +98,7 @@ class StartGate:
 
     def wait_open(self) -> None:
         """Block until the harness opens the gate (EOF on the pipe)."""
+        select.select([self._r], [], [])  # cooperative where select is (clients as greenlets)
         while os.read(self._r, 1):
             pass
 
@@ -127,6 +129,43 @@ def one_process_per_client(nemeses: Iterable[Any]) -> bool:
     finds it by its worker's pid and freezes that process, or its main thread: each client must
     be a process of its own."""
     return any(getattr(n, "client_target", False) for n in nemeses)
+
+
+#: ``threads`` here makes pooled clients threads even where they could be greenlets (to compare)
+CLIENTS_ENV = "LOCKHARNESS_CLIENTS"
+
+
+def green_clients(backend: Any, workload: Any) -> bool:
+    """Pooled clients as greenlets (gevent, in each worker process after its fork) rather than
+    threads: where the lock client and the workload wait only in Python. Threads of one worker
+    hand its GIL over on every call to the server, a futex wait and a context switch each:
+    1,000 client threads spent about half their CPU there (bench/scale.py); greenlets wait
+    together in one event loop."""
+    if os.environ.get(CLIENTS_ENV) == "threads":
+        return False
+    if not (getattr(backend, "cooperative", False) and workload.cooperative()):
+        return False
+    try:
+        import gevent  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_green() -> None:
+    """In a pool worker right after its fork, before anything waits: sockets, ``select``,
+    ``time.sleep`` and ``threading`` become gevent's, so its client "threads" are greenlets."""
+    import warnings
+
+    import gevent
+    from gevent import monkey
+
+    # servers are loopback or namespace addresses: resolving one never waits, so no pool of
+    # resolver threads (ten a worker by default)
+    gevent.config.resolver = "block"
+    with warnings.catch_warnings():  # ssl imported before patching: no client here uses TLS
+        warnings.simplefilter("ignore")
+        monkey.patch_all()
 
 
 def pool_size(clients: int) -> int:
