@@ -18,6 +18,7 @@ from harness.run.config import run_config
 from harness.run.recorder import PIPE_BUF, Recorder
 from harness.run.workers import (
     CLIENTS_ENV,
+    GREEN_FROM,
     MAX_CLIENT_PROCESSES,
     MAX_CLIENTS,
     green_clients,
@@ -256,10 +257,11 @@ def test_greenlets_only_where_lock_client_and_workload_wait_in_python(monkeypatc
     from workloads import registry as workloads
 
     mutex, lockset = workloads.make("mutex"), workloads.make("lock-set")
-    assert green_clients(registry.make("redis"), mutex)
-    assert green_clients(registry.make("redlock"), mutex)
-    assert not green_clients(registry.make("etcd"), mutex)  # grpc: C waits
-    assert not green_clients(registry.make("postgres"), mutex)  # libpq
-    assert not green_clients(registry.make("redis"), lockset)  # its store may be any
+    assert green_clients(registry.make("redis"), mutex, 100)
+    assert green_clients(registry.make("redlock"), mutex, GREEN_FROM)
+    assert not green_clients(registry.make("redis"), mutex, GREEN_FROM - 1)  # threads are cheaper
+    assert not green_clients(registry.make("etcd"), mutex, 100)  # grpc: C waits
+    assert not green_clients(registry.make("postgres"), mutex, 100)  # libpq
+    assert not green_clients(registry.make("redis"), lockset, 100)  # its store may be any
     monkeypatch.setenv(CLIENTS_ENV, "threads")
-    assert not green_clients(registry.make("redis"), mutex)
+    assert not green_clients(registry.make("redis"), mutex, 100)

@@ -641,7 +641,8 @@ def _drive(env: RunEnv, nemeses: list[Nemesis]) -> None:
     gate = StartGate(env.mp, n)
     threaded = not one_process_per_client(env.plan.nemeses)
     groups = spread(n, pool_size(n) if threaded else n)
-    green = threaded and pool.green_clients(env.plan.backend, workload)
+    most = max(len(g) for g in groups)
+    green = threaded and pool.green_clients(env.plan.backend, workload, most)
     ex.record.clients_as = "processes" if not threaded else "greenlets" if green else "threads"
     workers = []
 

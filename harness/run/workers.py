@@ -135,13 +135,21 @@ def one_process_per_client(nemeses: Iterable[Any]) -> bool:
 CLIENTS_ENV = "LOCKHARNESS_CLIENTS"
 
 
-def green_clients(backend: Any, workload: Any) -> bool:
+#: clients a worker from which they are greenlets (where they may be): bench/scale.py, 8 s runs
+#: on an idle 2-core machine, threads against greenlets in 8 workers: 10 clients 3,852 and
+#: 2,819 acquires/s, 32 clients 4,584 and 4,043, 100 clients 3,018 and 5,513 (a greenlet's wait
+#: goes through gevent's event loop: dearer than a thread's blocking call when few share a GIL)
+GREEN_FROM = 8
+
+
+def green_clients(backend: Any, workload: Any, per_worker: int) -> bool:
     """Pooled clients as greenlets (gevent, in each worker process after its fork) rather than
-    threads: where the lock client and the workload wait only in Python. Threads of one worker
-    hand its GIL over on every call to the server, a futex wait and a context switch each:
-    1,000 client threads spent about half their CPU there (bench/scale.py); greenlets wait
-    together in one event loop."""
-    if os.environ.get(CLIENTS_ENV) == "threads":
+    threads: where the lock client and the workload wait only in Python, and a worker runs
+    ``per_worker`` clients, at least ``GREEN_FROM``. Threads of one worker hand its GIL over on
+    every call to the server, a futex wait and a context switch each: 1,000 client threads
+    spent about half their CPU there (bench/scale.py); greenlets wait together in one event
+    loop."""
+    if os.environ.get(CLIENTS_ENV) == "threads" or per_worker < GREEN_FROM:
         return False
     if not (getattr(backend, "cooperative", False) and workload.cooperative()):
         return False
