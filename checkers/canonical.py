@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .history import TYPES
 
@@ -89,6 +88,24 @@ def _first(flags: np.ndarray) -> np.ndarray:
     bit alone, moved to bit 8k, times ``_BYTE_OF`` brings k into the top byte."""
     k = (((flags & (~flags + _U(1))) >> _U(7)) * _BYTE_OF) >> _U(56)
     return np.where(flags == 0, _U(8), k).view(np.int64)
+
+
+def _factorize(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's code, distinct values numbered in the order first met, and where each is
+    first met (ascending): one sort, then the groups' first positions."""
+    o = np.argsort(h)
+    hs = h[o]
+    new = np.empty(len(h), dtype=bool)
+    new[0] = True
+    new[1:] = hs[1:] != hs[:-1]
+    starts = np.flatnonzero(new)
+    first = np.minimum.reduceat(o, starts)  # of each group (sorted by value)
+    by_first = np.argsort(first)
+    rank = np.empty(len(starts), dtype=np.int64)
+    rank[by_first] = np.arange(len(starts))
+    codes = np.empty(len(h), dtype=np.int64)
+    codes[o] = rank[np.cumsum(new) - 1]
+    return codes, first[by_first]
 
 
 class Collision(Exception):
@@ -254,12 +271,7 @@ class _Scan:
             wk = self.w[s + 8 * k] & mask
             words.append(wk)
             h = h * _HASH + wk
-        codes, uniq = pd.factorize(h)
-        codes = codes.astype(np.int64)
-        grow = np.maximum.accumulate(codes)
-        first = np.flatnonzero(np.concatenate(([True], grow[1:] > grow[:-1])))  # codes 0, 1, ...
-        if len(first) != len(uniq):
-            raise Collision
+        codes, first = _factorize(h)
         back = first[codes]
         if np.any(n[back] != n) or any(np.any(wk[back] != wk) for wk in words):
             raise Collision  # two strings, one hash: the line-by-line decoder takes the block
