@@ -308,6 +308,8 @@ class _Builder:
             raise Unusual("more lines than counted")
         cuts = zip(p.start[p.slow].tolist(), p.end[p.slow].tolist(), strict=True)
         slow = _decode(_array_text(b",".join(buf[a:b] for a, b in cuts))) if len(p.slow) else []
+        if len(slow) != len(p.slow):  # a line holding two ops, separated by a comma
+            raise Unusual("a line that is not one op")
         srows = p.slow.tolist()
         # the tables get their values in the order a line-by-line reading meets them
         fast_nokey = np.flatnonzero(~p.has_key)

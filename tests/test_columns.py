@@ -225,6 +225,8 @@ GOOD = '{"index":%d,"time":%d,"process":1,"type":"%s","f":"acquire","key":"k"%s}
         "\n",
         "not json\n",
         '{"index":2,"time":5,"process":1,"type":"ok","f":"acquire","key":"other","value":3}\n',
+        '{"index":2,"time":5,"process":2,"type":"invoke","f":"acquire","key":"k"},'
+        '{"index":4,"time":6,"process":3,"type":"invoke","f":"acquire","key":"k"}\n',
     ],
 )
 def test_unusual_lines_are_read_by_the_object_reader(tmp_path: Path, line: str) -> None:
