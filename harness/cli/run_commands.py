@@ -101,8 +101,9 @@ def _workload_opts(given: dict[str, Any], wopts: tuple[str, ...]) -> dict[str, A
     default=5,
     show_default=True,
     help="Concurrent clients, 1 to 10,000: threads pooled in a few worker processes (four a "
-    "core), all ready before the clock starts; with client-pause or client-stall each client is "
-    "a process of its own (the fault freezes one), and then at most 256.",
+    "core; greenlets from 8 a worker where the lock client waits in Python: redis-py), all "
+    "ready before the clock starts; with client-pause or client-stall each client is a process "
+    "of its own (the fault freezes one), and then at most 256.",
 )
 @click.option("--time-limit", "-t", default=30.0, show_default=True, help="Seconds of load.")
 @click.option(
