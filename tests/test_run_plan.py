@@ -40,6 +40,7 @@ CONFIG_KEYS = [
     *("docker_host", "docker_netns", "compose_project", "model", "schedule", "backoff_ms"),
     "started_at",
     *("harness_version", "backend_fence", "lock", "non_durable", "servers", "worker_pids"),
+    "clients_as",
     *("recovery_s", "duration_s", "machine", "interrupted"),
 ]
 
