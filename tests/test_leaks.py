@@ -30,10 +30,12 @@ GONE_WITHIN_S = 30
 WIDE = {"COLUMNS": "500"}  # doctor's table: a path on one line
 
 
-def _segments() -> dict[int, int]:
-    """{shmid: creator pid} of the machine's SysV shared memory segments."""
+def _segments(since: float = 0.0) -> dict[int, int]:
+    """{shmid: creator pid} of the machine's SysV shared memory segments, those created (or
+    last changed) at ``since`` (epoch seconds) or later: a segment an older server left behind
+    may name a creator pid that a process of this run has since been given."""
     lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    return {int(ln.split()[1]): int(ln.split()[4]) for ln in lines}
+    return {int(x[1]): int(x[4]) for x in map(str.split, lines) if int(x[13]) >= since}
 
 
 def _netns(pid: int) -> str | None:
@@ -104,6 +106,7 @@ def _kill_run(
 ) -> Killed:
     """Start ``harness run``, wait until ``ready(run dir, its processes)``, SIGKILL it (and its
     guard first, when ``guard_too``: a run whose guard died as well)."""
+    started = int(time.time()) - 1  # /proc/sysvipc/shm's ctime is in whole seconds
     proc = subprocess.Popen(
         [*HARNESS, "run", *args, "--store", str(store), "--no-report"],
         cwd=ROOT,
@@ -127,7 +130,7 @@ def _kill_run(
         assert state is not None, "the run wrote no state file"
         run_dir = found[0].parent
         killed = Killed(run_dir, state, victims)
-        killed.segments = {i for i, cpid in _segments().items() if cpid in victims}
+        killed.segments = {i for i, cpid in _segments(started).items() if cpid in victims}
         host = _netns(os.getpid())
         killed.namespaces = {n for p in victims if (n := _netns(p)) and n != host}
         killed.data_dirs = [Path(n["dir"]) / "data" for n in state["nodes"]]
