@@ -79,6 +79,11 @@ def _not_digit(x: np.ndarray) -> np.ndarray:
     return (((t & _LOW7) + _ONES * _U(0x80 - 10)) | t) & _HI
 
 
+def _low_bytes(k: int) -> np.uint64:
+    """A word's mask of its first (lowest) ``k`` bytes, 1 to 8."""
+    return _U((1 << (8 * k)) - 1)
+
+
 _TYPE_TOKENS = tuple(b'"%s"' % t.encode() for t in TYPES)
 _BYTE_OF = _U(0x0001020304050607)  # byte k from the top is 7 - k
 
@@ -169,10 +174,7 @@ class _Scan:
         p = self.pos
         for i in range(0, len(lit), 8):
             part = lit[i : i + 8]
-            got = self.w[p + i]
-            if len(part) < 8:
-                got = got & _U((1 << (8 * len(part))) - 1)
-            eq = got == _U(int.from_bytes(part, "little"))
+            eq = self.w[p + i] & _low_bytes(len(part)) == _U(int.from_bytes(part, "little"))
             m = eq if m is None else m & eq
         assert m is not None
         return m
@@ -250,8 +252,7 @@ class _Scan:
         x = self.w[self.pos]
         which = np.full(len(x), -1, dtype=np.int64)
         for i, t in enumerate(tokens):
-            mask = _U((1 << (8 * len(t))) - 1) if len(t) < 8 else _U(2**64 - 1)
-            which[(x & mask) == _U(int.from_bytes(t, "little"))] = i
+            which[(x & _low_bytes(len(t))) == _U(int.from_bytes(t, "little"))] = i
         found = which >= 0
         self.ok &= found
         lens = np.array([len(t) for t in tokens] + [0], dtype=np.int64)

@@ -302,7 +302,7 @@ class _Builder:
         if p is None or not len(p.fast):
             text = buf[:size]
             self.add(_decode(_array_text(text.replace(b"\n", b","))))
-            return text.count(b"\n") + 1
+            return text.count(b"\n") + 1 if p is None else p.lines
         base, n = self.rows, p.lines
         if base + n > len(self.arrays["index"]):
             raise Unusual("more lines than counted")

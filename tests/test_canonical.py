@@ -24,6 +24,7 @@ from checkers import canonical
 from checkers.columns import _Line, read_columns
 from checkers.history import TYPES
 from harness.run.recorder import HistoryWriter, Recorder
+from tests.test_columns import _fields
 
 SETTINGS = settings(
     max_examples=600,
@@ -166,14 +167,6 @@ def no_fast_path(monkeypatch: pytest.MonkeyPatch) -> Any:
         return buf.count(b"\n", 0, size) + 1
 
     return lambda: monkeypatch.setattr(columns._Builder, "add_text", decode_all)
-
-
-def _fields(c: Any) -> dict[str, Any]:
-    arrays = ("index", "time", "process", "type", "f", "key", "vkind", "vint", "error")
-    return {
-        **{k: getattr(c, k).tolist() for k in arrays},
-        **{k: getattr(c, k) for k in ("fs", "keys", "errors", "others", "lines")},
-    }
 
 
 def test_a_history_reads_to_the_same_columns_either_way(

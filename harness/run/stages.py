@@ -189,7 +189,7 @@ def _worker(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     install_client_stall()  # the client-stall nemesis stalls a holder's main thread by signal
     os.close(read_fd)
-    if threaded and green:
+    if green:  # decided only for pooled (threaded) workers
         pool.make_green()
     gate.in_worker(threaded)
     if not threaded:
