@@ -27,7 +27,7 @@ import numpy as np
 
 from .blame import FOREVER, Acting
 from .colcheck import ColumnHistory
-from .columns import NEM, OK, OpsView, Unusual, max_time, nemesis_ops
+from .columns import OK, OpsView, Unusual, max_time, nemesis_ops
 from .history import NEMESIS, Op, exact
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, Pair, pair
@@ -280,7 +280,7 @@ def over_time(ops: Iterable[Op], prompt_ms: int = PROMPT_MS) -> AvailabilityInTi
             t1=t1,
             invoked=np.sort(np.array(invoked, dtype=np.int64)),
             granted=np.sort(np.array(granted, dtype=np.int64)),
-            grants=sorted(grants),
+            grants=np.sort(np.array(grants, dtype=np.int64)),
         ),
         fault_windows(srt),
         prompt_ms,
@@ -298,7 +298,7 @@ class Evidence:
     t1: int
     invoked: np.ndarray
     granted: np.ndarray
-    grants: list[int]
+    grants: np.ndarray  # sorted
 
 
 def _in_time(ev: Evidence, faults: list[tuple[str, int, int, bool]], prompt_ms: int) -> Any:
@@ -325,8 +325,8 @@ def _in_time(ev: Evidence, faults: list[tuple[str, int, int, bool]], prompt_ms: 
     rows: list[WindowShare] = []
     heals: list[float] = []
     for name, a, b, healed in faults:
-        i = bisect_left(grants, b)
-        after = (grants[i] - b) / 1e9 if healed and i < len(grants) else None
+        i = int(np.searchsorted(grants, b, "left"))
+        after = (int(grants[i]) - b) / 1e9 if healed and i < len(grants) else None
         if after is not None:
             heals.append(after)
         if len(rows) < MAX_WINDOWS:
@@ -359,40 +359,99 @@ def _in_time(ev: Evidence, faults: list[tuple[str, int, int, bool]], prompt_ms: 
 
 def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     """``over_time`` of a history in columns: the same figures from numpy sweeps (only the
-    measure of the unavailable spans is needed, so they are never merged one key at a time)."""
+    measure of the unavailable spans is needed, so they are never merged one key at a time).
+    Keys are independent: the spans are found a range of keys at a time (``_key_ranges``), so
+    the sweeps' temporaries are those of one range, not of the whole history."""
     c = ops.cols
     ch = ColumnHistory.of(c)
-    client = c.process != NEM
-    if not np.any(client):
+    if ch.client_span is None:
         raise Unusual("no client op")
-    ct = c.time[client]
-    t0, t1 = int(ct.min()), int(ct.max())
-    t = ch.t_sorted
+    t0, t1 = ch.client_span
     P = ch.pairs
     big = t1 + 1
     if big * (len(c.keys) + 1) * 2 >= 2**62:
         raise Unusual("times too large to combine with keys")
     # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
-    acq = P.f == ch.ACQ
     ev_pos, ev_acq, ev_key, same = _acting_events(ch)
-    prev_acq = np.zeros(len(ev_pos), bool)
+    ev_t = ch.t(ev_pos)
+    del ev_pos
+    # acquires: grants (up) and refusals nobody's hold explains (down)
+    ap = np.flatnonzero((P.f == ch.ACQ) & (P.inv >= 0))
+    a_key = P.key[ap]
+    t_inv = ch.t(P.inv[ap])
+    never = P.pos[ap] == NEVER_RETURNED
+    t_done = np.where(never, t1, ch.t(np.maximum(P.pos[ap], 0)))
+    ok = P.type[ap] == OK
+    del ap
+    downs = []
+    for lo, hi in _key_ranges(ev_key, a_key, len(c.keys)):
+        e = (ev_key >= lo) & (ev_key < hi)
+        a = (a_key >= lo) & (a_key < hi)
+        downs.append(
+            _down_spans(
+                (ev_t[e], ev_acq[e], ev_key[e], same[e]),
+                (a_key[a].astype(np.int64), t_inv[a], t_done[a], ok[a]),
+                t0,
+                t1,
+                prompt_ms,
+            )
+        )
+        del e, a
+    del ev_t, ev_acq, ev_key, same
+    return _in_time(
+        Evidence(
+            keys=len(np.unique(a_key)),
+            down=np.concatenate(downs) if downs else np.zeros((0, 2), np.int64),
+            t0=t0,
+            t1=t1,
+            invoked=np.sort(t_inv),
+            granted=np.sort(t_inv[ok]),
+            grants=np.sort(t_done[ok & ~never]),
+        ),
+        fault_windows(nemesis_ops(ops), end=max_time(ops)),
+        prompt_ms,
+    )
+
+
+KEYS_AT_ONCE = 1 << 18  # acquires and acting events of a range of keys swept at once
+
+
+def _key_ranges(ev_key: np.ndarray, a_key: np.ndarray, nkeys: int) -> list[tuple[int, int]]:
+    """Ranges [lo, hi) of key codes, each with about ``KEYS_AT_ONCE`` events and acquires (more
+    when one key has more)."""
+    if not nkeys:
+        return []
+    n = np.bincount(ev_key, minlength=nkeys) + np.bincount(a_key, minlength=nkeys)
+    cum = np.cumsum(n)
+    marks = np.arange(KEYS_AT_ONCE, int(cum[-1]), KEYS_AT_ONCE)
+    cuts = np.searchsorted(cum, marks, "left") + 1
+    edges = np.unique(np.concatenate(([0], np.minimum(cuts, nkeys), [nkeys])))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def _down_spans(
+    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    acquires: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    t0: int,
+    t1: int,
+    prompt_ms: int,
+) -> np.ndarray:
+    """The spans (lo, hi) in which a key was unavailable, in (key, time) order: from the acting
+    events (times, acquire?, key, same group as the previous?) and the acquires (key, invoked,
+    done, ok?) of some keys."""
+    big = t1 + 1
+    ev_t, ev_acq, ev_key, same = events
+    a_key, t_inv, t_done, ok = acquires
+    prev_acq = np.zeros(len(ev_t), bool)
     prev_acq[1:] = ev_acq[:-1]
     acting_before = same & prev_acq
-    h_lo, h_hi, h_key = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, t[ev_pos])
+    h_lo, h_hi, h_key = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, ev_t)
     h_hi = np.where(h_hi < 0, t1, h_hi)
     keep = h_hi > h_lo
     h_lo, h_hi, h_key = h_lo[keep], h_hi[keep], ev_key[h_key[keep]]
     # Each array below is freed once its last use is past: this pass's peak, not its sum, is
-    # what a history of 10^7 ops adds to the columns.
-    del ev_pos, ev_acq, ev_key, same, prev_acq, acting_before, keep
-    # evidence per key: grants (up) and refusals nobody's hold explains (down)
-    ap = np.flatnonzero(acq & (P.inv >= 0))
-    a_key = P.key[ap].astype(np.int64)
-    t_inv = t[P.inv[ap]]
-    never = P.pos[ap] == NEVER_RETURNED
-    t_done = np.where(never, t1, t[np.maximum(P.pos[ap], 0)])
-    ok = P.type[ap] == OK
-    del acq, ap
+    # what the range adds.
+    del ev_t, ev_acq, ev_key, same, prev_acq, acting_before, keep
     hs = np.argsort(h_key * big + h_lo)  # (key, start); ties need no order
     comb_lo = h_key[hs] * big + h_lo[hs]
     reach = np.maximum.accumulate(h_key[hs] * big + h_hi[hs]) if len(hs) else comb_lo
@@ -449,19 +508,7 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     lo_s = np.maximum(bt[seg], t0)
     hi_s = np.minimum(bt[seg + 1], t1)
     down = np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)
-    return _in_time(
-        Evidence(
-            keys=len(np.unique(a_key)),
-            down=down,
-            t0=t0,
-            t1=t1,
-            invoked=np.sort(t_inv),
-            granted=np.sort(t_inv[ok]),
-            grants=np.sort(t_done[ok & ~never]).tolist(),
-        ),
-        fault_windows(nemesis_ops(ops), end=max_time(ops)),
-        prompt_ms,
-    )
+    return down
 
 
 def _acting_events(ch: ColumnHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -35,16 +35,19 @@ _REL_NAMES = (None, "ok", "fail", "info")
 class Pairs:
     """Every client op paired with its completion, grouped by process in time order: ``inv``
     and ``pos`` are positions in the sorted history (``pos`` NEVER_RETURNED for an op that never
-    completed, which then counts as ``info``); rows are the columns' rows (-1: none)."""
+    completed, which then counts as ``info``). A completion's row is ``order[pos]``."""
 
     inv: np.ndarray
     pos: np.ndarray
     type: np.ndarray
     f: np.ndarray
     key: np.ndarray
-    proc: np.ndarray
     pgroup: np.ndarray  # a dense number per process
-    done_row: np.ndarray
+    procs: np.ndarray  # each pgroup's process
+
+    def proc(self, i: Any) -> Any:
+        """The process of pair(s) ``i``."""
+        return self.procs[self.pgroup[i]]
 
 
 class ColumnHistory:
@@ -74,47 +77,63 @@ class ColumnHistory:
         if not client_fs <= known:
             raise Unusual(f"client ops other than lock ops: {sorted(client_fs - known)}")
 
-    @cached_property
-    def t_sorted(self) -> np.ndarray:
-        return self.c.time[self.c.order]
+    def t(self, pos: Any) -> Any:
+        """The time at positions ``pos`` of the sorted history (not kept as a sorted copy of
+        the time column: 8 bytes an op that a history of 10^7 ops cannot spare)."""
+        return self.c.time[self.c.order[pos]]
 
     @cached_property
-    def rank(self) -> np.ndarray:
-        return self.c.rank
+    def client_span(self) -> tuple[int, int] | None:
+        """The first and last time of a client op; None when there is none."""
+        return self.c.client_span()
 
     def op_at(self, pos: int) -> dict[str, Any]:
         return self.c.op(self.c.order[pos]).to_dict()
 
     @cached_property
     def pairs(self) -> Pairs:
+        # Each temporary is freed once used and kept to the narrowest type: this pass's peak,
+        # not its sum, is what a history of 10^7 ops adds to the columns.
         c = self.c
-        g = c.proc_order
-        assert g is not None
-        p = c.process[g]
-        ty = c.type[g]
+        g = c.by_process()
         m = len(g)
+        small = np.int32 if m < 2**31 - 1 else np.int64  # positions and rows: half the memory
+        p = c.process[g]
+        new_p = p[1:] != p[:-1]
+        ty = c.type[g]
         comp = ty != INVOKE
         last = np.ones(m, dtype=bool)
-        last[:-1] = p[1:] != p[:-1]
+        last[:-1] = new_p
+        j = np.flatnonzero(comp | last).astype(small)  # each op's completion, or its invocation
+        del last
         first = np.ones(m, dtype=bool)
-        first[1:] = p[1:] != p[:-1]
-        j = np.flatnonzero(comp | last)  # each op's completion, or its invocation at the end
+        first[1:] = new_p
+        del new_p
+        pgroup = np.cumsum(first, dtype=small)[j] - 1
+        procs = p[first]
+        del first, p
         is_comp = comp[j]
-        inv_j = np.where(is_comp, j - 1, j)
-        rank = self.rank
-        inv_row = g[inv_j]
-        done_row = np.where(is_comp, g[j], -1)
-        pos = np.where(is_comp, rank[g[j]], NEVER_RETURNED)
-        small = np.int32 if m < 2**31 - 1 else np.int64  # positions and rows: half the memory
+        del comp
+        typ = np.where(is_comp, ty[j], INFO).astype(np.int8)
+        del ty
+        rank = c.rank
+        pos = np.where(is_comp, rank[g[j]], NEVER_RETURNED).astype(small)
+        j -= is_comp  # the invocation: the op before a completion
+        del is_comp
+        inv_row = g[j]
+        del j
+        inv = rank[inv_row].astype(small)
+        # only pairing needs each row's position and the rows by process: freed (each is
+        # recomputed if asked for again)
+        c._rank = c.proc_order = None
         return Pairs(
-            inv=rank[inv_row].astype(small),
-            pos=pos.astype(small),
-            type=np.where(is_comp, ty[j], INFO).astype(np.int8),
+            inv=inv,
+            pos=pos,
+            type=typ,
             f=c.f[inv_row],
             key=c.key[inv_row],
-            proc=p[j],
-            pgroup=(np.cumsum(first) - 1)[j].astype(small),
-            done_row=done_row.astype(small),
+            pgroup=pgroup.astype(small, copy=False),
+            procs=procs,
         )
 
     @cached_property
@@ -142,7 +161,7 @@ class Holds:
     by_key: np.ndarray
     pgroup: np.ndarray  # the holder's dense process number
     lock_order: np.ndarray  # the pairs of lock ops by (process, key, time)
-    lock_group: np.ndarray  # their (process, key) as one number  # holds in by-key order: keys by their first hold, then start
+    lock_group: np.ndarray  # their (process, key) as a dense number, in that order
 
 
 def _first_in_runs(seg: np.ndarray) -> np.ndarray:
@@ -153,26 +172,37 @@ def _first_in_runs(seg: np.ndarray) -> np.ndarray:
 
 
 def _holds(ch: ColumnHistory) -> Holds:
+    # Temporaries are freed once used and kept narrow (positions, rows and indexes int32 below
+    # 2^31 events): this pass's peak, not its sum, is what 10^7 ops add to the columns.
     P = ch.pairs
     lock = np.flatnonzero(np.isin(P.f, [x for x in (ch.ACQ, ch.REL, ch.RENEW) if x >= 0]))
-    lock = lock.astype(np.int32) if len(lock) < 2**31 - 1 else lock
+    small = np.int32 if len(P.inv) < 2**31 - 1 else np.int64
+    lock = lock.astype(small)
     # anomalies: only "acted after info" can occur in a history the columns accept
     lp = P.pgroup[lock]
     lt = P.type[lock]
     acted = int(np.count_nonzero((lp[1:] == lp[:-1]) & (lt[:-1] == INFO)))
+    del lt
     anomalies = dict.fromkeys(ANOMALIES, 0)
     anomalies["acted after info"] = acted
     notes = Paired([], anomalies).notes()
-    # (process, key, time) order: pairs are by process in time order already
-    nkeys = max(1, len(ch.c.keys))
-    comp = P.pgroup[lock].astype(np.int64) * nkeys + P.key[lock]
-    so = np.argsort(comp, kind="stable")
-    e, grp = lock[so], comp[so]
-    del so, comp, lock
+    # (process, key, time) order: pairs are by process in time order already, so a stable sort
+    # by key within each process's run
+    lk = P.key[lock]
+    so = np.lexsort((lk, lp))
+    e = lock[so]
+    lp, lk = lp[so], lk[so]
+    del so, lock
+    # each (process, key) as a dense number, in that order
+    new_g = np.ones(len(e), dtype=bool)
+    new_g[1:] = (lp[1:] != lp[:-1]) | (lk[1:] != lk[:-1])
+    del lp, lk
+    grp = np.cumsum(new_g, dtype=small)
+    del new_g
     F, T = P.f[e], P.type[e]
     inv, pos = P.inv[e], P.pos[e]
     ao = (F == ch.ACQ) & (T == OK)
-    idx = np.arange(len(e), dtype=e.dtype)
+    idx = np.arange(len(e), dtype=small)
     cur = np.maximum.accumulate(np.where(ao, idx, -1)) if len(e) else idx
     del idx
     valid = cur >= 0
@@ -180,25 +210,28 @@ def _holds(ch: ColumnHistory) -> Holds:
     rel = F == ch.REL
     if np.any(rel & ~valid & (T == OK)):
         raise Unusual("an ok release by a process that held nothing")
-    hold_of = (np.cumsum(ao) - 1).astype(e.dtype)  # each acquire ok's hold; an event's: via cur
+    hold_of = np.cumsum(ao, dtype=small) - 1  # each acquire ok's hold; an event's: via cur
     H = int(np.count_nonzero(ao))
-    ao_i = np.flatnonzero(ao)
+    ao_i = np.flatnonzero(ao).astype(small)
+    del ao
     start = pos[ao_i]
     acq_inv = inv[ao_i]
     hgrp = grp[ao_i]
     end = np.full(H, NEVER, dtype=np.int64)
     relc = np.zeros(H, dtype=np.int8)
-    rel_inv = np.full(H, -1, dtype=np.int64)
-    rel_done = np.full(H, -1, dtype=np.int64)
-    stop = np.full(H, -1, dtype=np.int64)
-    renewed = np.full(H, -1, dtype=np.int64)
+    rel_inv = np.full(H, -1, dtype=small)
+    rel_done = np.full(H, -1, dtype=small)
+    stop = np.full(H, -1, dtype=small)
+    renewed = np.full(H, -1, dtype=small)
     # releases of a hold, in order
-    ri = np.flatnonzero(rel & valid)
+    ri = np.flatnonzero(rel & valid).astype(small)
+    del rel
     seg = hold_of[cur[ri]]
     f1 = _first_in_runs(seg)
     stop[seg[f1]] = inv[ri[f1]]
-    first_rel_idx = np.full(H, len(e), dtype=np.int64)
+    first_rel_idx = np.full(H, len(e), dtype=small)
     first_rel_idx[seg[f1]] = ri[f1]
+    del f1
     # the release that ends a hold: its first ok or info one; an ok one after it would override
     nf = T[ri] != FAIL
     rn, sn = ri[nf], seg[nf]
@@ -207,45 +240,63 @@ def _holds(ch: ColumnHistory) -> Holds:
     later[fn] = False
     if np.any(later & (T[rn] == OK)):
         raise Unusual("a second release overriding the first")
+    del later
     ending_h, ending_e = sn[fn], rn[fn]
+    del rn, sn, fn
     # a failed release before any ending one is remembered (its first)
     fl = ~nf
     rf, sf = ri[fl], seg[fl]
+    del nf, fl, ri, seg
     ff = _first_in_runs(sf)
     relc[sf[ff]] = REL_FAIL
     rel_inv[sf[ff]] = inv[rf[ff]]
     rel_done[sf[ff]] = pos[rf[ff]]
+    del rf, sf, ff
     relc[ending_h] = np.where(T[ending_e] == OK, REL_OK, REL_INFO)
     rel_inv[ending_h] = inv[ending_e]
     rel_done[ending_h] = pos[ending_e]
     end[ending_h] = inv[ending_e]
+    del ending_h, ending_e
     # an ok renew of a hold not yet let go (before its first release) extends its lease
     rw = np.flatnonzero((F == ch.RENEW) & (T == OK) & valid)
+    del F, T, valid
     if len(rw):
         hw = hold_of[cur[rw]]
         keep = rw < first_rel_idx[hw]
         rw, hw = rw[keep], hw[keep]
         renewed[hw] = inv[rw]  # fancy assignment: the last of each hold wins
+        del hw, keep
+    del rw, first_rel_idx, hold_of, cur, inv
     # a hold never ended whose holder got the lock again lasts as long as its next hold
     ended = end != NEVER
-    k = np.where(ended, np.arange(H), H)
+    k = np.where(ended, np.arange(H, dtype=small), H)
+    del ended
     nxt = np.minimum.accumulate(k[::-1])[::-1] if H else k
+    del k
     ok_n = nxt < H
     ok_n[ok_n] &= hgrp[nxt[ok_n]] == hgrp[ok_n]
+    del hgrp
     end = np.where(ok_n, end[np.minimum(nxt, H - 1)] if H else end, NEVER)
+    del ok_n, nxt
     # start order (the sweep's), and by key
-    o = np.argsort(start, kind="stable")
-    key = P.key[e][ao_i][o]
-    karr = np.zeros(len(ch.c.keys), dtype=np.int64)  # key -> its first hold, in start order
+    o = np.argsort(start, kind="stable").astype(small)
+    pa = e[ao_i][o]  # each hold's acquire pair
+    del ao_i
+    key = P.key[pa]
+    karr = np.zeros(len(ch.c.keys), dtype=small)  # key -> its first hold, in start order
     u, firsts = np.unique(key, return_index=True)
     karr[u] = firsts
-    by_key = np.lexsort((np.arange(H), karr[key])) if H else np.zeros(0, dtype=np.int64)
+    by_key = (
+        np.lexsort((np.arange(H, dtype=small), karr[key])).astype(small)
+        if H
+        else np.zeros(0, dtype=small)
+    )
     return Holds(
         key=key,
-        proc=P.proc[e][ao_i][o],
+        proc=P.proc(pa),
         start=start[o],
         end=end[o],
-        fence_row=P.done_row[e][ao_i][o],
+        fence_row=ch.c.order[P.pos[pa]],  # an acquire's ok: its completion's row
         rel=relc[o],
         acq_inv=acq_inv[o],
         rel_inv=rel_inv[o],
@@ -254,7 +305,7 @@ def _holds(ch: ColumnHistory) -> Holds:
         stop=stop[o],
         notes=notes,
         by_key=by_key,
-        pgroup=P.pgroup[e][ao_i][o],
+        pgroup=P.pgroup[pa],
         lock_order=e,
         lock_group=grp,
     )
@@ -268,19 +319,19 @@ class _HoldDicts:
 
     def hold(self, i: int) -> dict[str, Any]:
         ch, hs = self.ch, self.hs
-        t, index, order = ch.t_sorted, ch.c.index, ch.c.order
+        c, order = ch.c, ch.c.order
         end = int(hs.end[i])
         ri = int(hs.rel_inv[i])
         s = int(hs.start[i])
         return {
             "key": ch.c.keys[hs.key[i]],
             "process": int(hs.proc[i]),
-            "start": int(t[s]),
-            "end": None if end == NEVER else int(t[end]),
+            "start": int(ch.t(s)),
+            "end": None if end == NEVER else int(ch.t(end)),
             "fence": ch.c.value(hs.fence_row[i]),
             "release": _REL_NAMES[hs.rel[i]],
-            "acquire_index": int(index[order[s]]),
-            "release_index": int(index[order[ri]]) if ri >= 0 else None,
+            "acquire_index": int(c.index_of(order[s])),
+            "release_index": int(c.index_of(order[ri])) if ri >= 0 else None,
         }
 
     def positions(self, i: int) -> list[int]:
@@ -324,8 +375,8 @@ def mutex(
             kinds_arr[rest] = 2
         else:
             lstart_pos = np.where(hs.renewed[a] >= 0, hs.renewed[a], hs.acq_inv[a])
-            lstart = np.where(lstart_pos >= 0, ch.t_sorted[np.maximum(lstart_pos, 0)], 0)
-            early = ch.t_sorted[s] < lstart + lease_ns
+            lstart = np.where(lstart_pos >= 0, ch.t(np.maximum(lstart_pos, 0)), 0)
+            early = ch.t(s) < lstart + lease_ns
             kinds_arr[rest & early] = 2
             kinds_arr[rest & ~early] = 3
         acting_mask = kinds_arr == 1
@@ -416,76 +467,73 @@ def perf(ch: ColumnHistory) -> PerfResult:
     """``checkers.perf.check`` over the columns."""
     c = ch.c
     P = ch.pairs
-    client = c.process != NEM
-    ct = c.time[client]
-    first = int(ct.min()) if len(ct) else None
-    last = int(ct.max()) if len(ct) else None
+    first, last = ch.client_span or (None, None)
     counts: Counter[tuple[str, str]] = Counter()
-    inv_f = c.f[client & (c.type == INVOKE)]
-    del client, ct  # freed as soon as done with (this pass's peak is what 10^7 ops add)
-    for code, n in enumerate(np.bincount(inv_f, minlength=len(c.fs)).tolist()):
+    # every client invocation is a pair's
+    for code, n in enumerate(np.bincount(P.f, minlength=len(c.fs)).tolist()):
         if n:
             counts[(c.fs[code], "invoke")] += n
-    del inv_f
-    pc = P.f.astype(np.int64) * 4 + P.type
+    pc = P.f.astype(np.int32) * 4 + P.type
     for code, n in enumerate(np.bincount(pc, minlength=4 * len(c.fs)).tolist()):
         if n:
             counts[(c.fs[code // 4], TYPES[code % 4])] += n
     del pc
+    small = P.inv.dtype  # positions: int32 below 2^31 events
     acq = np.flatnonzero(P.f == ch.ACQ) if ch.ACQ >= 0 else np.zeros(0, dtype=np.int64)
     ainv, apos, aty = P.inv[acq], P.pos[acq], P.type[acq]
+    del acq
     done = apos != NEVER_RETURNED
-    t = ch.t_sorted
     dpos, dty = apos[done], aty[done]
-    dtime = t[dpos]
-    ms = (dtime - t[ainv[done]]).astype(np.float64) / 1e6
-    del apos, aty, acq
-    lat = {"ok": ms[dty == OK], "fail": ms[dty == FAIL]}
+    del apos, aty
+    dtime = ch.t(dpos)
+    ms = dtime - ch.t(ainv[done])
+    ms = ms.astype(np.float64) / 1e6
+    latency = {"ok": _percentiles(ms[dty == OK]), "fail": _percentiles(ms[dty == FAIL])}
     # points by (time, ms, type name)
     tname_rank = np.array([0, 2, 0, 1], dtype=np.int8)  # ok > info > fail, as strings sort
     porder = _points_order(len(c), dpos, dtime, ms, tname_rank[dty])
+    stp = max(1, -(-len(porder) // perf_mod.MAX_POINTS))
+    sel = porder[::stp]
+    del porder
+    t_first = first or 0
+    series = [
+        [round((tt - t_first) / 1e9, 6), round(m, 3), TYPES[ty]]
+        for tt, m, ty in zip(dtime[sel].tolist(), ms[sel].tolist(), dty[sel].tolist(), strict=True)
+    ]
+    del dtime, ms, sel
     # the longest wait: acquires in flight over positions
     # (positions are distinct: marks over the sorted history order the events without a sort)
     mark = np.zeros(len(c), np.int8)
     mark[ainv] = 1
     mark[dpos] = -1
-    epos = np.flatnonzero(mark)
-    step = mark[epos].astype(np.int64)
+    epos = np.flatnonzero(mark).astype(small)
+    step = mark[epos]
     del mark
     okm = np.zeros(len(c), bool)
     okm[dpos[dty == OK]] = True
     eok = okm[epos]
-    del okm
-    now = t[epos]
-    del epos, ainv, done
-    after = np.cumsum(step)
-    before = after - step
-    reset = ((step > 0) & (before == 0)) | ((step < 0) & (eok | (after == 0)))
-    del before, eok
+    del okm, ainv, done, dpos, dty
+    after = np.cumsum(step, dtype=small)  # acquires in flight: fewer than the events
+    # the wait restarts when one begins with none in flight, or on a grant or the last's end
+    reset = ((step > 0) & (after == step)) | ((step < 0) & (eok | (after == 0)))
+    del eok
     ri = np.flatnonzero(reset)
     del reset
+    trying = int(after[-1]) if len(after) else 0
+    del after
     longest = (0, 0)
     since_final = 0
     if len(ri):
-        rnow = now[ri]
+        rnow = ch.t(epos[ri])
         prev = np.concatenate(([0], rnow[:-1]))
         gaps = np.where(step[ri] < 0, rnow - prev, -1)
         k = int(np.argmax(gaps))
         if gaps[k] > 0:
             longest = (int(gaps[k]), int(prev[k]))
         since_final = int(rnow[-1])
-    trying = int(after[-1]) if len(after) else 0
     if trying and last is not None and last - since_final > longest[0]:
         longest = (last - since_final, since_final)
     first = first or 0
-    npts = len(porder)
-    stp = max(1, -(-npts // perf_mod.MAX_POINTS))
-    sel = porder[::stp]
-    series = [
-        [round((tt - first) / 1e9, 6), round(m, 3), TYPES[ty]]
-        for tt, m, ty in zip(dtime[sel].tolist(), ms[sel].tolist(), dty[sel].tolist(), strict=True)
-    ]
-    latency = {"ok": _percentiles(lat["ok"]), "fail": _percentiles(lat["fail"])}
     return perf_mod.result(counts, latency, first, last, longest, series, stp)
 
 
@@ -495,15 +543,17 @@ def _points_order(
     """The order of completions by (time, ms, type name), as ``np.lexsort`` would give it:
     positions (distinct, below ``n``) are in time order already, so only runs of equal times
     are sorted."""
-    at = np.full(n, -1, np.int64)
-    at[pos] = np.arange(len(pos))
+    small = np.int32 if n < 2**31 - 1 else np.int64
+    at = np.full(n, -1, small)
+    at[pos] = np.arange(len(pos), dtype=small)
     order = at[at >= 0]
     del at
     t = time[order]
     brk = np.ones(len(t), bool)
     brk[1:] = t[1:] != t[:-1]
-    run = np.cumsum(brk) - 1
-    tied = np.flatnonzero(np.bincount(run)[run] > 1) if len(t) else np.zeros(0, np.int64)
+    run = np.cumsum(brk, dtype=small) - 1
+    del brk, t
+    tied = np.flatnonzero(np.bincount(run)[run] > 1) if len(run) else np.zeros(0, np.int64)
     if len(tied):
         sub = order[tied]
         order[tied] = sub[np.lexsort((tname[sub], ms[sub], run[tied]))]
@@ -612,7 +662,7 @@ def _writes(ch: ColumnHistory, fig: fencing_mod.FencingFigures, limit: int) -> N
         fig.examples.append(
             {
                 "key": c.keys[k],
-                "process": int(P.proc[w[i]]),
+                "process": int(P.proc(w[i])),
                 "fence": c.value(f_row[i]) if f_row[i] >= 0 else None,
                 "reason": "revoked" if revoked[i] else "lower-fence",
                 "outcome": names[outcome[i]],

@@ -36,8 +36,11 @@ from .history import _BIG, NEMESIS, TYPES, Op, ReadResult, _big_float, read
 
 INVOKE, OK, FAIL, INFO = range(4)
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}
-NEM = np.iinfo(np.int64).min  # ``process`` of the nemesis's ops
+# ``index`` and ``process`` are int32 (a history whose indexes or processes do not fit is read by
+# the object reader); the nemesis's ops have ``process`` NEM, which no client's may be
+NEM = np.iinfo(np.int32).min
 _NEM = int(NEM)
+_I32 = np.iinfo(np.int32).max
 V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
 BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
 #: a history file at least this large is read by two readers at once (``_read_parallel``)
@@ -85,9 +88,9 @@ class Columns:
     interned tables (code -> value; an error code of -1 is no error); ``others`` holds the values
     that are not int64 (row -> value)."""
 
-    index: np.ndarray
+    index: np.ndarray | None  # int32; None when each row's is ``index0`` + its row (``index_of``)
     time: np.ndarray
-    process: np.ndarray  # int64, NEM for the nemesis
+    process: np.ndarray  # int32, NEM for the nemesis
     type: np.ndarray  # int8 codes of TYPES
     f: np.ndarray  # int16 codes into fs
     key: np.ndarray  # int32 codes into keys
@@ -99,19 +102,33 @@ class Columns:
     errors: list[str]
     others: dict[int, Any] = field(default_factory=dict)
     lines: int = 0
+    index0: int = 0
     _order: np.ndarray | None = None
     _rank: np.ndarray | None = None
-    #: client rows grouped by process, each process's in line (= time) order (``_validate``)
-    proc_order: np.ndarray | None = None
+    proc_order: np.ndarray | None = None  # ``by_process``, kept until the pairing
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.time)
+
+    def index_of(self, rows: Any) -> Any:
+        """The ``index`` of a row or an array of rows."""
+        if self.index is None:
+            return rows + self.index0 if isinstance(rows, np.ndarray) else int(rows) + self.index0
+        return self.index[rows]
+
+    def drop_plain_index(self) -> None:
+        """Forget the index column when every row's index is the first's plus its row (the
+        recorder's histories): 4 bytes an op."""
+        ix = self.index
+        if ix is not None and len(ix) and ix[-1] - ix[0] == len(ix) - 1:
+            if np.all(ix[1:] > ix[:-1]):  # strictly increasing over that span: consecutive
+                self.index0, self.index = int(ix[0]), None
 
     @property
     def order(self) -> np.ndarray:
         """Rows in (time, index) order: the checkers' sorted history (positions index it)."""
         if self._order is None:
-            if len(self) and np.all(self.index[1:] > self.index[:-1]):
+            if len(self) and (self.index is None or np.all(self.index[1:] > self.index[:-1])):
                 # index order is line order
                 self._order = _small(np.argsort(self.time, kind="stable"))
             else:
@@ -126,6 +143,14 @@ class Columns:
             self._rank = np.empty(n, dtype=np.int32 if n < 2**31 - 1 else np.int64)
             self._rank[self.order] = np.arange(n, dtype=self._rank.dtype)
         return self._rank
+
+    def by_process(self) -> np.ndarray:
+        """Client rows grouped by process, each process's in line order (which ``_validate``
+        proves is its time order)."""
+        if self.proc_order is None:
+            rows = _small(np.flatnonzero(self.process != NEM))
+            self.proc_order = _small(rows[np.argsort(self.process[rows], kind="stable")])
+        return self.proc_order
 
     def f_code(self, f: str) -> int:
         """The code of op kind ``f`` (-1 when no op has it)."""
@@ -148,7 +173,7 @@ class Columns:
         p = int(self.process[r])
         e = int(self.error[r])
         return Op(
-            int(self.index[r]),
+            int(self.index_of(r)),
             int(self.time[r]),
             NEMESIS if p == NEM else p,
             TYPES[self.type[r]],
@@ -176,7 +201,7 @@ class Columns:
             )
             for r, ix, t, p, ty, f, k, kind, v, e in zip(
                 rows.tolist(),
-                self.index[rows].tolist(),
+                self.index_of(rows).tolist(),
                 self.time[rows].tolist(),
                 self.process[rows].tolist(),
                 self.type[rows].tolist(),
@@ -188,6 +213,17 @@ class Columns:
                 strict=True,
             )
         ]
+
+    def client_span(self, chunk: int = 1 << 20) -> tuple[int, int] | None:
+        """The first and last time of a client op (None when there is none), a chunk of rows at
+        a time: no temporary the size of a column."""
+        lo = hi = None
+        for a in range(0, len(self), chunk):
+            t = self.time[a : a + chunk][self.process[a : a + chunk] != NEM]
+            if len(t):
+                x, y = int(t.min()), int(t.max())
+                lo, hi = (x, y) if lo is None else (min(lo, x), max(hi, y))
+        return None if lo is None else (lo, hi)
 
     def fs_present(self) -> set[str]:
         return {self.fs[c] for c in np.unique(self.f)}
@@ -262,9 +298,9 @@ def read_columns(path: str | os.PathLike[str]) -> Columns | None:
 
 
 _DTYPES = {
-    "index": np.int64,
+    "index": np.int32,
     "time": np.int64,
-    "process": np.int64,
+    "process": np.int32,
     "type": np.int8,
     "f": np.int16,
     "key": np.int32,
@@ -327,6 +363,10 @@ class _Builder:
             [(p.error.first, p.error.table)] if p.error else [],
             ((r, x.error) for r, x in zip(srows, slow, strict=True) if x.error is not None),
         )
+        if len(p.fast) and (
+            p.index.max() > _I32 or p.process.max() > _I32 or p.process.min() <= _NEM
+        ):
+            raise Unusual("an index or process past 32 bits")
         A, at = self.arrays, base + p.fast
         A["index"][at] = p.index
         A["time"][at] = p.time
@@ -361,17 +401,19 @@ class _Builder:
         A = self.arrays
         sl: slice | np.ndarray = slice(base, base + n) if at is None else at
         rows = range(base, base + n) if at is None else at.tolist()
-        A["index"][sl] = _ints([x.index for x in lines], np.int64, n)
+        A["index"][sl] = _ints([x.index for x in lines], np.int32, n)
         A["time"][sl] = _ints([x.time for x in lines], np.int64, n)
         procs = [x.process for x in lines]
         try:
-            A["process"][sl] = _ints(procs, np.int64, n)
+            A["process"][sl] = got = _ints(procs, np.int32, n)
+            if np.any(got == NEM):
+                raise Unusual("a process at the nemesis's code")
         except (TypeError, ValueError):  # the nemesis's ops among them
             nem = procs.count(NEMESIS)
             ints = [p if type(p) is int else _NEM for p in procs]
             if ints.count(_NEM) != nem:  # another string, or an integer at the nemesis's code
                 raise Unusual("a process that is neither an integer nor the nemesis") from None
-            A["process"][sl] = _ints(ints, np.int64, n)
+            A["process"][sl] = _ints(ints, np.int32, n)
         A["type"][sl] = _ints([_TYPE_CODE[x.type] for x in lines], np.int8, n)
         fs, keys = self.fs, self.keys
         A["f"][sl] = _ints([fs[x.f] for x in lines], np.int16, n)
@@ -535,6 +577,7 @@ def _read(path: str | os.PathLike[str]) -> Columns:
         if len(cols) != lines:
             raise Unusual("blank lines")
     _validate(cols)
+    cols.drop_plain_index()
     return cols
 
 
@@ -545,16 +588,16 @@ def _two_readers_possible() -> bool:
     return hasattr(os, "fork") and (cpus or 1) >= 2 and threading.active_count() == 1
 
 
-def _shared(capacity: int) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
-    """Columns of ``capacity`` rows in one anonymous shared mapping, which a forked reader
-    writes into and the caller reads."""
-    sizes = {k: -(-capacity * np.dtype(d).itemsize // 8) * 8 for k, d in _DTYPES.items()}
-    mm = mmap.mmap(-1, max(8, sum(sizes.values())))
-    arrays, at = {}, 0
-    for k, d in _DTYPES.items():
-        arrays[k] = np.frombuffer(mm, dtype=d, count=capacity, offset=at)
-        at += sizes[k]
-    return mm, arrays
+def _shared(capacity: int) -> dict[str, np.ndarray]:
+    """Columns of ``capacity`` rows in anonymous shared mappings, which a forked reader writes
+    into and the caller reads (each array keeps its mapping alive)."""
+    # a mapping a column: one the columns no longer need (``drop_plain_index``) is unmapped
+    # once its array is dropped
+    arrays = {
+        k: np.frombuffer(mmap.mmap(-1, max(8, capacity * np.dtype(d).itemsize)), d, capacity)
+        for k, d in _DTYPES.items()
+    }
+    return arrays
 
 
 def _read_parallel(path: str | os.PathLike[str], size: int) -> Columns:
@@ -571,7 +614,7 @@ def _read_parallel(path: str | os.PathLike[str], size: int) -> Columns:
     mid = size // 2 + cut + 1
     first = _newlines(path, 0, mid)
     capacity = first + _newlines(path, mid) + 1
-    _, arrays = _shared(capacity)  # the arrays keep the mapping alive
+    arrays = _shared(capacity)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: the second half
@@ -636,9 +679,7 @@ def _validate(c: Columns) -> None:
     # reader's pairing (line order) and the checkers' (sorted) agree, and they must alternate
     # invocation, completion of the same f: anything else is handled by the object path's rules.
     rank = c.rank
-    rows = _small(np.flatnonzero(c.process != NEM))
-    g = _small(rows[np.argsort(c.process[rows], kind="stable")])
-    del rows
+    g = c.by_process()
     p = c.process[g]
     same = p[1:] == p[:-1]
     del p
@@ -659,7 +700,6 @@ def _validate(c: Columns) -> None:
     x = c.key[g]
     if np.any(nxt & (x[1:] != x[:-1])):
         raise Unusual("a completion whose key differs from its invocation's")
-    c.proc_order = g
 
 
 # --- what ``harness check`` asks of a history besides its checkers, without a pass over objects

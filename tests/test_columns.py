@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,9 +92,22 @@ def both_ways(path: Path, model: LockModel, seen: Counter[str]) -> dict[str, Any
     return a
 
 
-def test_random_and_simulated_histories_agree_with_objects_and_oracle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_range", [None, 3])
+def test_random_and_simulated_histories_agree_with_objects_and_oracle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_range: int | None
+) -> None:
     seen: Counter[str] = Counter()
     path = tmp_path / "history.jsonl"
+    if per_range:  # availability's sweeps a few keys at a time: the same figures
+        monkeypatch.setattr(availability, "KEYS_AT_ONCE", per_range)
+        ranges = availability._key_ranges
+
+        def counted(*a: Any) -> list[tuple[int, int]]:
+            got = ranges(*a)
+            seen["split"] += len(got) > 1
+            return got
+
+        monkeypatch.setattr(availability, "_key_ranges", counted)
 
     @SETTINGS
     @given(
@@ -117,6 +131,7 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(tmp_path: 
     # the columns judged most histories, and both verdicts occurred
     assert seen["columns"] >= 100 and seen["valid True"] >= 10 and seen["valid False"] >= 10, seen
     assert seen["stories"] >= 10, seen  # and the two told the same stories
+    assert not per_range or seen["split"] >= 20, seen
     assert seen["series points"] >= 100, seen  # and drew the same series
 
 
@@ -249,8 +264,9 @@ def test_a_plain_history_is_read_in_columns(tmp_path: Path) -> None:
 
 
 def _fields(c: Any) -> dict[str, Any]:
-    arrays = ("index", "time", "process", "type", "f", "key", "vkind", "vint", "error")
+    arrays = ("time", "process", "type", "f", "key", "vkind", "vint", "error")
     return {
+        "index": c.index_of(np.arange(len(c))).tolist(),
         **{k: getattr(c, k).tolist() for k in arrays},
         **{k: getattr(c, k) for k in ("fs", "keys", "errors", "others", "lines")},
     }
@@ -332,3 +348,23 @@ def test_an_unusual_line_in_the_second_half_takes_the_object_path(
     assert read_columns(path) is not None  # without it: read in columns, by two readers
     path.write_text(head + line + GOOD % (99, 99, "invoke", ""))
     assert read_columns(path) is None and len(two_readers) == 2
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("index", 2**31), ("process", 2**31), ("process", -(2**31)), ("process", -(2**40))],
+)
+def test_an_index_or_process_past_32_bits_is_read_as_objects(
+    tmp_path: Path, field: str, value: int
+) -> None:
+    """The columns keep ``index`` and ``process`` as int32 (the nemesis's process at its
+    least value): a history they cannot hold exactly is left to the object reader."""
+    ops = [Op(0, 1, 0, "invoke", "acquire", "k"), Op(1, 2, 0, "ok", "acquire", "k")]
+    path = tmp_path / "history.jsonl"
+    write(path, ops, in_time_order=True)
+    assert read_columns(path) is not None
+    ops[1] = dataclasses.replace(ops[1], **{field: value})
+    if field == "process":
+        ops[0] = dataclasses.replace(ops[0], process=value)
+    write(path, ops, in_time_order=False)
+    assert read(path).ops and read_columns(path) is None
