@@ -373,40 +373,43 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
         raise Unusual("times too large to combine with keys")
     # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
     ev_pos, ev_acq, ev_key, same = _acting_events(ch)
-    ev_t = ch.t(ev_pos)
-    del ev_pos
-    # acquires: grants (up) and refusals nobody's hold explains (down)
+    # acquires: grants (up) and refusals nobody's hold explains (down); positions are kept
+    # (4 bytes), their times (8) taken a range at a time
     ap = np.flatnonzero((P.f == ch.ACQ) & (P.inv >= 0))
-    a_key = P.key[ap]
-    t_inv = ch.t(P.inv[ap])
-    never = P.pos[ap] == NEVER_RETURNED
-    t_done = np.where(never, t1, ch.t(np.maximum(P.pos[ap], 0)))
+    a_key, a_inv, a_pos = P.key[ap], P.inv[ap], P.pos[ap]
     ok = P.type[ap] == OK
     del ap
     downs = []
     for lo, hi in _key_ranges(ev_key, a_key, len(c.keys)):
         e = (ev_key >= lo) & (ev_key < hi)
         a = (a_key >= lo) & (a_key < hi)
+        done = a_pos[a]
         downs.append(
             _down_spans(
-                (ev_t[e], ev_acq[e], ev_key[e], same[e]),
-                (a_key[a].astype(np.int64), t_inv[a], t_done[a], ok[a]),
+                (ch.t(ev_pos[e]), ev_acq[e], ev_key[e].astype(np.int64), same[e]),
+                (
+                    a_key[a].astype(np.int64),
+                    ch.t(a_inv[a]),
+                    np.where(done == NEVER_RETURNED, t1, ch.t(np.maximum(done, 0))),
+                    ok[a],
+                ),
                 t0,
                 t1,
                 prompt_ms,
             )
         )
-        del e, a
-    del ev_t, ev_acq, ev_key, same
+        del e, a, done
+    del ev_pos, ev_acq, ev_key, same
+    # times in sorted order: those at sorted positions (positions are in time order)
     return _in_time(
         Evidence(
             keys=len(np.unique(a_key)),
             down=np.concatenate(downs) if downs else np.zeros((0, 2), np.int64),
             t0=t0,
             t1=t1,
-            invoked=np.sort(t_inv),
-            granted=np.sort(t_inv[ok]),
-            grants=np.sort(t_done[ok & ~never]),
+            invoked=ch.t(np.sort(a_inv)),
+            granted=ch.t(np.sort(a_inv[ok])),
+            grants=ch.t(np.sort(a_pos[ok & (a_pos != NEVER_RETURNED)])),
         ),
         fault_windows(nemesis_ops(ops), end=max_time(ops)),
         prompt_ms,
@@ -530,7 +533,7 @@ def _acting_events(ch: ColumnHistory) -> tuple[np.ndarray, np.ndarray, np.ndarra
         g = grp[sel]
         same = np.zeros(len(sel), bool)
         same[1:] = g[1:] == g[:-1]
-        return ev_pos, ev_acq, P.key[ev].astype(np.int64), same
+        return ev_pos, ev_acq, P.key[ev], same
     ao = np.flatnonzero((P.f == ch.ACQ) & (P.type == OK))
     ri = np.flatnonzero(P.f == ch.REL) if ch.REL >= 0 else np.zeros(0, dtype=np.int64)
     ev_pos = np.concatenate((P.pos[ao], P.inv[ri]))

@@ -487,7 +487,8 @@ def perf(ch: ColumnHistory) -> PerfResult:
     del apos, aty
     dtime = ch.t(dpos)
     ms = dtime - ch.t(ainv[done])
-    ms = ms.astype(np.float64) / 1e6
+    ms = ms.astype(np.float64)
+    ms /= 1e6
     latency = {"ok": _percentiles(ms[dty == OK]), "fail": _percentiles(ms[dty == FAIL])}
     # points by (time, ms, type name)
     tname_rank = np.array([0, 2, 0, 1], dtype=np.int8)  # ok > info > fail, as strings sort
@@ -542,31 +543,38 @@ def _points_order(
 ) -> np.ndarray:
     """The order of completions by (time, ms, type name), as ``np.lexsort`` would give it:
     positions (distinct, below ``n``) are in time order already, so only runs of equal times
-    are sorted."""
+    are sorted (after the positions: distinct, so any sort of them is the one order)."""
     small = np.int32 if n < 2**31 - 1 else np.int64
-    at = np.full(n, -1, small)
-    at[pos] = np.arange(len(pos), dtype=small)
-    order = at[at >= 0]
-    del at
+    order = np.argsort(pos).astype(small)
     t = time[order]
     brk = np.ones(len(t), bool)
     brk[1:] = t[1:] != t[:-1]
     run = np.cumsum(brk, dtype=small) - 1
     del brk, t
     tied = np.flatnonzero(np.bincount(run)[run] > 1) if len(run) else np.zeros(0, np.int64)
-    if len(tied):
-        sub = order[tied]
-        order[tied] = sub[np.lexsort((tname[sub], ms[sub], run[tied]))]
+    # a few runs at a time (a chunk ends where a run does): the sort's temporaries stay small
+    r = run[tied]
+    cuts = np.searchsorted(r, r[np.arange(TIED_AT_ONCE, len(r), TIED_AT_ONCE)], "left")
+    edges = np.unique(np.concatenate(([0], cuts, [len(r)])))
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        tt = tied[a:b]
+        sub = order[tt]
+        order[tt] = sub[np.lexsort((tname[sub], ms[sub], r[a:b]))]
     return order
 
 
+TIED_AT_ONCE = 1 << 18  # completions of equal times ordered at once (``_points_order``)
+
+
 def _percentiles(xs: np.ndarray) -> Any:
-    """``checkers.perf.percentiles`` of an array (sorted here, nearest rank)."""
+    """``checkers.perf.percentiles`` of an array (sorted here, nearest rank); the array is
+    reordered in place."""
     if not len(xs):
         return perf_mod.percentiles([])
     n = len(xs)
     at = {q: max(0, int(np.ceil(q * n)) - 1) for q in (0.50, 0.95, 0.99)}
-    s = np.partition(xs, sorted({*at.values(), n - 1}))  # those ranks in place, no full sort
+    s = xs
+    s.partition(sorted({*at.values(), n - 1}))  # those ranks in place, no full sort
 
     return {
         "p50": round(float(s[at[0.50]]), 3),

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkers import History, availability, compose, lock_checkers
+from checkers import History, availability, colcheck, compose, lock_checkers
 from checkers.columns import OpsView, read_columns, read_history
 from checkers.history import Op, read
 from checkers.model import LEASE, STRICT_MODEL, LockModel
@@ -98,8 +98,9 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(
 ) -> None:
     seen: Counter[str] = Counter()
     path = tmp_path / "history.jsonl"
-    if per_range:  # availability's sweeps a few keys at a time: the same figures
+    if per_range:  # sweeps over a few keys, and sorts of a few tied times, at a time
         monkeypatch.setattr(availability, "KEYS_AT_ONCE", per_range)
+        monkeypatch.setattr(colcheck, "TIED_AT_ONCE", per_range)
         ranges = availability._key_ranges
 
         def counted(*a: Any) -> list[tuple[int, int]]:
@@ -368,3 +369,24 @@ def test_an_index_or_process_past_32_bits_is_read_as_objects(
         ops[0] = dataclasses.replace(ops[0], process=value)
     write(path, ops, in_time_order=False)
     assert read(path).ops and read_columns(path) is None
+
+
+@pytest.mark.parametrize("at_once", [None, 1, 3])
+def test_completions_in_points_order_as_a_full_lexsort_would_give(
+    monkeypatch: pytest.MonkeyPatch, at_once: int | None
+) -> None:
+    """``_points_order`` sorts only runs of tied times, a few runs at a time: the same order as
+    sorting all completions by (time, ms, type name)."""
+    if at_once:
+        monkeypatch.setattr(colcheck, "TIED_AT_ONCE", at_once)
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        n = int(rng.integers(1, 400))
+        pos = rng.choice(4 * n, n, replace=False)  # distinct positions; times follow them
+        time = np.sort(rng.integers(0, n // 3 + 2, 4 * n))[pos]  # many ties
+        ms = rng.integers(0, 4, n).astype(np.float64)
+        tname = rng.integers(0, 3, n).astype(np.int8)
+        want = np.lexsort((tname, ms, time))
+        got = colcheck._points_order(4 * n, pos, time, ms, tname)
+        assert (time[got] == time[want]).all() and (ms[got] == ms[want]).all()
+        assert (tname[got] == tname[want]).all()
