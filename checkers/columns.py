@@ -47,8 +47,8 @@ BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
 PARALLEL_BYTES = 1 << 26
 # Peak memory of ``harness check`` of a lock history in columns: a base and so much per op
 # (measured with bench/history_scale.py at 10^6 and 10^7 ops), for ``memory_note``.
-BASE_BYTES = 150 * 10**6
-BYTES_PER_OP = 150  # 1,825 MB at 1.13 x 10^7 ops
+BASE_BYTES = 70 * 10**6
+BYTES_PER_OP = 72  # 151 MB at 1.13 x 10^6 ops, 884 MB at 1.13 x 10^7
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):

@@ -390,3 +390,22 @@ def test_completions_in_points_order_as_a_full_lexsort_would_give(
         got = colcheck._points_order(4 * n, pos, time, ms, tname)
         assert (time[got] == time[want]).all() and (ms[got] == ms[want]).all()
         assert (tname[got] == tname[want]).all()
+
+
+def test_a_large_history_is_told_how_much_memory_its_check_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``memory_note``: ops estimated from the file's first lines, memory from the measured
+    base and bytes an op (bench/history_scale.py); nothing said below ``LARGE``."""
+    import checkers.columns as columns
+
+    n = 300_000
+    path = tmp_path / "history.jsonl"
+    ops = [Op(i, 10 * i, i % 7, ("invoke", "ok")[i % 2], "acquire", f"k{i % 5}") for i in range(n)]
+    write(path, ops, in_time_order=True)
+    assert columns.memory_note(path) is None  # a few MB: nothing to say
+    monkeypatch.setattr(columns, "LARGE", 1)
+    note = columns.memory_note(path)
+    assert note is not None and "about 0.3 million ops" in note, note
+    need = float(note.rsplit("about ", 1)[1].split(" GB")[0])
+    assert need == round((columns.BASE_BYTES + n * columns.BYTES_PER_OP) / 1e9, 1), note
