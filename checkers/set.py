@@ -189,7 +189,9 @@ def figures(ops: Iterable[Op]) -> SetFigures:
         fig.recovered,
     )
     acked = attempted = unknown_adds = 0
-    all_keys = adds.keys() | finals.keys()
+    # keys in the order the history met them (a set's order would change with the process's
+    # string hashing, and with it which examples a report lists)
+    all_keys = [*adds, *(k for k in finals if k not in adds)]
     for key in all_keys:
         per = adds.get(key, {})
         attempted += len(per)

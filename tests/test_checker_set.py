@@ -289,3 +289,30 @@ def test_harness_check_without_final_read_is_unknown(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stdout + r.stderr
     assert "UNKNOWN" in r.stdout and "no final read" in r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_examples_are_listed_in_the_order_the_history_met_their_keys() -> None:
+    """Not in a set's order, which changes with each process's string hashing: the same
+    history gives the same examples in every process (a recheck reproduces the report)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from checkers import set as s; from tests.test_checker_set import *; "
+        "evs = [e for k in 'qwertyuiopasdfghjkl' for e in add(0, 1, 'info', k) + read(1, [1], k)]; "
+        "print(json.dumps([d['key'] for d in s.check(hist(*evs))['recovered']]))"
+    )
+    seen = set()
+    for seed in ("1", "2", "3", "4"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
+        seen.add(out)
+    assert len(seen) == 1, seen
+    keys = json.loads(seen.pop())
+    assert keys == list("qwertyuiopasdfghjkl")[: len(keys)] and len(keys) >= 5
