@@ -363,9 +363,8 @@ class _Builder:
             [(p.error.first, p.error.table)] if p.error else [],
             ((r, x.error) for r, x in zip(srows, slow, strict=True) if x.error is not None),
         )
-        if len(p.fast) and (
-            p.index.max() > _I32 or p.process.max() > _I32 or p.process.min() <= _NEM
-        ):
+        # the parser's indexes and processes are non-negative: only their top can overflow
+        if len(p.fast) and (p.index.max() > _I32 or p.process.max() > _I32):
             raise Unusual("an index or process past 32 bits")
         A, at = self.arrays, base + p.fast
         A["index"][at] = p.index

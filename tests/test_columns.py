@@ -353,7 +353,14 @@ def test_an_unusual_line_in_the_second_half_takes_the_object_path(
 
 @pytest.mark.parametrize(
     "field, value",
-    [("index", 2**31), ("process", 2**31), ("process", -(2**31)), ("process", -(2**40))],
+    [
+        ("index", 2**31),
+        ("index", -(2**40)),
+        ("index", -(2**40) + 1),
+        ("process", 2**31),
+        ("process", -(2**31)),
+        ("process", -(2**40)),
+    ],
 )
 def test_an_index_or_process_past_32_bits_is_read_as_objects(
     tmp_path: Path, field: str, value: int
