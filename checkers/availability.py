@@ -496,22 +496,55 @@ def _down_spans(
     keep = hi_all > lo_all
     lo_all, hi_all, k_all, is_h = lo_all[keep], hi_all[keep], k_all[keep], is_h[keep]
     del keep
-    bt = np.concatenate((lo_all, hi_all))
-    bk = np.concatenate((k_all, k_all))
-    step = np.concatenate((np.ones(len(lo_all), np.int64), -np.ones(len(lo_all), np.int64)))
-    bh = np.concatenate((is_h, is_h))
-    del lo_all, hi_all, k_all, is_h
+    return _uncovered(lo_all, hi_all, k_all, is_h, t0, t1)
+
+
+SWEEP_AT_ONCE = 1 << 20  # spans swept at once; more are swept a window of time at a time
+
+
+def _uncovered(
+    lo: np.ndarray, hi: np.ndarray, key: np.ndarray, held: np.ndarray, t0: int, t1: int
+) -> np.ndarray:
+    """Per key, the spans within [t0, t1] that some span not ``held`` covers and no ``held`` span
+    does, in (key, time) order per window. Many spans are swept a window of time at a time,
+    each clipped to the window: a point is covered by a clipped span exactly when it is by the
+    span, so the spans found measure the same (only split at the windows' edges)."""
+    if len(lo) <= SWEEP_AT_ONCE:
+        return _sweep(lo, hi, key, held, t0, t1)
+    w = -(-len(lo) // SWEEP_AT_ONCE)
+    a0, b0 = int(lo.min()), int(hi.max())
+    edges = np.unique(np.linspace(a0, b0, w + 1).round().astype(np.int64))
+    parts = []
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        sel = (lo < b) & (hi > a)
+        parts.append(
+            _sweep(np.maximum(lo[sel], a), np.minimum(hi[sel], b), key[sel], held[sel], t0, t1)
+        )
+        del sel
+    return np.concatenate(parts)
+
+
+def _sweep(
+    lo: np.ndarray, hi: np.ndarray, key: np.ndarray, held: np.ndarray, t0: int, t1: int
+) -> np.ndarray:
+    """``_uncovered`` of some spans at once: a sweep over every boundary."""
+    n = len(lo)
+    big = t1 + 1
+    bt = np.concatenate((lo, hi))
+    bk = np.concatenate((key, key))
+    step = np.concatenate((np.ones(n, np.int8), -np.ones(n, np.int8)))
+    bh = np.concatenate((held, held))
     bo = np.argsort(bk * big + bt)  # (key, time): at one time the order nets out
     bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
     del bo
-    dcount = np.cumsum(np.where(bh, 0, step))
-    hcount = np.cumsum(np.where(bh, step, 0))
+    small = np.int32 if 2 * n < 2**31 else np.int64
+    dcount = np.cumsum(np.where(bh, 0, step), dtype=small)
+    hcount = np.cumsum(np.where(bh, step, 0), dtype=small)
     seg = np.flatnonzero((bk[1:] == bk[:-1]) & (dcount[:-1] > 0) & (hcount[:-1] == 0))
     del dcount, hcount, step, bh
     lo_s = np.maximum(bt[seg], t0)
     hi_s = np.minimum(bt[seg + 1], t1)
-    down = np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)
-    return down
+    return np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)
 
 
 def _acting_events(ch: ColumnHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

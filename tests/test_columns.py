@@ -98,9 +98,10 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(
 ) -> None:
     seen: Counter[str] = Counter()
     path = tmp_path / "history.jsonl"
-    if per_range:  # sweeps over a few keys, and sorts of a few tied times, at a time
+    if per_range:  # sweeps over a few keys or spans, and sorts of a few tied times, at a time
         monkeypatch.setattr(availability, "KEYS_AT_ONCE", per_range)
         monkeypatch.setattr(colcheck, "TIED_AT_ONCE", per_range)
+        monkeypatch.setattr(availability, "SWEEP_AT_ONCE", 1)
         ranges = availability._key_ranges
 
         def counted(*a: Any) -> list[tuple[int, int]]:
@@ -109,6 +110,13 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(
             return got
 
         monkeypatch.setattr(availability, "_key_ranges", counted)
+        uncovered = availability._uncovered
+
+        def windowed(lo: Any, *a: Any) -> Any:
+            seen["windows"] += len(lo) > 1
+            return uncovered(lo, *a)
+
+        monkeypatch.setattr(availability, "_uncovered", windowed)
 
     @SETTINGS
     @given(
@@ -132,7 +140,7 @@ def test_random_and_simulated_histories_agree_with_objects_and_oracle(
     # the columns judged most histories, and both verdicts occurred
     assert seen["columns"] >= 100 and seen["valid True"] >= 10 and seen["valid False"] >= 10, seen
     assert seen["stories"] >= 10, seen  # and the two told the same stories
-    assert not per_range or seen["split"] >= 20, seen
+    assert not per_range or (seen["split"] >= 20 and seen["windows"] >= 20), seen
     assert seen["series points"] >= 100, seen  # and drew the same series
 
 
