@@ -445,6 +445,7 @@ def _down_spans(
     big = t1 + 1
     ev_t, ev_acq, ev_key, same = events
     a_key, t_inv, t_done, ok = acquires
+    del events, acquires  # each array is freed below once used (the tuples would keep them)
     prev_acq = np.zeros(len(ev_t), bool)
     prev_acq[1:] = ev_acq[:-1]
     acting_before = same & prev_acq
