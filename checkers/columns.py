@@ -43,6 +43,7 @@ _NEM = int(NEM)
 _I32 = np.iinfo(np.int32).max
 V_NONE, V_INT, V_OTHER = 0, 1, 2  # what ``value`` holds: null, an int64, a value kept aside
 BLOCK = 1 << 24  # bytes decoded at a time (about 150,000 ops)
+ROWS_AT_ONCE = 1 << 20  # rows a pass over all the columns takes at a time (``Columns.chunks``)
 #: a history file at least this large is read by two readers at once (``_read_parallel``)
 PARALLEL_BYTES = 1 << 26
 # Peak memory of ``harness check`` of a lock history in columns: a base and so much per op
@@ -214,12 +215,17 @@ class Columns:
             )
         ]
 
-    def client_span(self, chunk: int = 1 << 20) -> tuple[int, int] | None:
-        """The first and last time of a client op (None when there is none), a chunk of rows at
-        a time: no temporary the size of a column."""
+    def chunks(self) -> Iterator[slice]:
+        """The rows ``ROWS_AT_ONCE`` at a time: a pass over a chunk needs no temporary the size
+        of a column."""
+        for a in range(0, len(self), ROWS_AT_ONCE):
+            yield slice(a, a + ROWS_AT_ONCE)
+
+    def client_span(self) -> tuple[int, int] | None:
+        """The first and last time of a client op (None when there is none)."""
         lo = hi = None
-        for a in range(0, len(self), chunk):
-            t = self.time[a : a + chunk][self.process[a : a + chunk] != NEM]
+        for sl in self.chunks():
+            t = self.time[sl][self.process[sl] != NEM]
             if len(t):
                 x, y = int(t.min()), int(t.max())
                 lo, hi = (x, y) if lo is None else (min(lo, x), max(hi, y))

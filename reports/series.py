@@ -110,9 +110,8 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     ch = ColumnHistory.of(c)
     s = Series()
     counts = np.zeros(4 * len(c.fs), np.int64)
-    for a in range(0, len(c), 1 << 20):  # a chunk at a time: no temporary the size of a column
-        code = c.f[a : a + (1 << 20)].astype(np.int32) * 4 + c.type[a : a + (1 << 20)]
-        counts += np.bincount(code, minlength=len(counts))
+    for sl in c.chunks():
+        counts += np.bincount(c.f[sl].astype(np.int32) * 4 + c.type[sl], minlength=len(counts))
     for k, n in enumerate(counts.tolist()):
         if n:
             s.counts[(c.fs[k // 4], ("invoke", "ok", "fail", "info")[k % 4])] = n
@@ -125,7 +124,8 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     cc = np.array([0, OK, FAIL, INFO], dtype=np.int8)[P.type[a]]
     ms = t - ch.t(P.inv[a])
     del a
-    ms = ms.astype(np.float64) / 1e6
+    ms = ms.astype(np.float64)
+    ms /= 1e6
     s.t_end = last
     s.acquires = len(t)
     s.width_s = w = bucket_width(last / 1e9)
