@@ -27,7 +27,7 @@ import numpy as np
 
 from .blame import FOREVER, Acting
 from .colcheck import ColumnHistory
-from .columns import OK, OpsView, Unusual, max_time, nemesis_ops
+from .columns import OK, OpsView, Unusual, index_dtype, max_time, nemesis_ops
 from .history import NEMESIS, Op, exact
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, Pair, pair
@@ -538,7 +538,7 @@ def _sweep(
     bo = np.argsort(bk * big + bt)  # (key, time): at one time the order nets out
     bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
     del bo
-    small = np.int32 if 2 * n < 2**31 else np.int64
+    small = index_dtype(2 * n)
     dcount = np.cumsum(np.where(bh, 0, step), dtype=small)
     hcount = np.cumsum(np.where(bh, step, 0), dtype=small)
     seg = np.flatnonzero((bk[1:] == bk[:-1]) & (dcount[:-1] > 0) & (hcount[:-1] == 0))

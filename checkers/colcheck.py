@@ -20,7 +20,7 @@ import numpy as np
 from . import fencing as fencing_mod
 from . import mutex as mutex_mod
 from . import perf as perf_mod
-from .columns import FAIL, INFO, INVOKE, NEM, OK, V_INT, V_OTHER, Columns, Unusual
+from .columns import FAIL, INFO, INVOKE, NEM, OK, V_INT, V_OTHER, Columns, Unusual, index_dtype
 from .history import TYPES
 from .holds import NEVER
 from .model import STRICT, STRICT_MODEL, LockModel
@@ -97,7 +97,7 @@ class ColumnHistory:
         c = self.c
         g = c.by_process()
         m = len(g)
-        small = np.int32 if m < 2**31 - 1 else np.int64  # positions and rows: half the memory
+        small = index_dtype(m)
         p = c.process[g]
         new_p = p[1:] != p[:-1]
         ty = c.type[g]
@@ -176,7 +176,7 @@ def _holds(ch: ColumnHistory) -> Holds:
     # 2^31 events): this pass's peak, not its sum, is what 10^7 ops add to the columns.
     P = ch.pairs
     lock = np.flatnonzero(np.isin(P.f, [x for x in (ch.ACQ, ch.REL, ch.RENEW) if x >= 0]))
-    small = np.int32 if len(P.inv) < 2**31 - 1 else np.int64
+    small = index_dtype(len(P.inv))
     lock = lock.astype(small)
     # anomalies: only "acted after info" can occur in a history the columns accept
     lp = P.pgroup[lock]
@@ -544,7 +544,7 @@ def _points_order(
     """The order of completions by (time, ms, type name), as ``np.lexsort`` would give it:
     positions (distinct, below ``n``) are in time order already, so only runs of equal times
     are sorted (after the positions: distinct, so any sort of them is the one order)."""
-    small = np.int32 if n < 2**31 - 1 else np.int64
+    small = index_dtype(n)
     order = np.argsort(pos).astype(small)
     t = time[order]
     brk = np.ones(len(t), bool)

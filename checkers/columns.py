@@ -141,7 +141,7 @@ class Columns:
         """Each row's position in ``order``."""
         if self._rank is None:
             n = len(self)
-            self._rank = np.empty(n, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+            self._rank = np.empty(n, dtype=index_dtype(n))
             self._rank[self.order] = np.arange(n, dtype=self._rank.dtype)
         return self._rank
 
@@ -515,9 +515,15 @@ def _codes(strings: canonical.Strings, codes: dict[Any, int], dtype: Any) -> np.
     return np.array([codes[v] for v in strings.table], dtype=dtype)[strings.codes]
 
 
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """The integer type for positions, rows and counts below ``n``: int32 where they fit, half the
+    memory of int64."""
+    return np.int32 if n < 2**31 - 1 else np.int64
+
+
 def _small(rows: np.ndarray) -> np.ndarray:
     """Row numbers as int32 where they fit: half the memory of the orders the checkers keep."""
-    return rows.astype(np.int32) if len(rows) < 2**31 - 1 else rows
+    return rows.astype(index_dtype(len(rows)), copy=False)
 
 
 def _ints(xs: list[Any], dtype: Any, n: int) -> np.ndarray:

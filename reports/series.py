@@ -104,7 +104,7 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     import numpy as np
 
     from checkers.colcheck import ColumnHistory
-    from checkers.columns import INVOKE
+    from checkers.columns import INVOKE, index_dtype
 
     c = ops.cols
     ch = ColumnHistory.of(c)
@@ -130,8 +130,7 @@ def _compute_columns(ops: OpsView, t_end: int) -> Series:
     s.acquires = len(t)
     s.width_s = w = bucket_width(last / 1e9)
     n = max(1, math.ceil(last / 1e9 / w))
-    ib = np.int32 if n < 2**31 else np.int64
-    b = np.minimum((t.astype(np.float64) / (w * 1e9)).astype(ib), n - 1)
+    b = np.minimum((t.astype(np.float64) / (w * 1e9)).astype(index_dtype(n)), n - 1)
     del t
     for name, k in CODES.items():
         s.rate[name] = [int(x) / w for x in np.bincount(b[cc == k], minlength=n)]
