@@ -15,7 +15,10 @@ from types import FrameType
 
 def _interrupted_while_loading(signum: int, frame: FrameType | None) -> None:
     os.write(2, b"error: interrupted\n")  # no Python stream: it may be half set up
-    raise SystemExit(2)
+    # Not SystemExit: raised inside an import it can be swallowed (a bare ``except:`` in a
+    # library: the run then went on and exited 0) or crash an extension module's half-done
+    # initialisation (SIGSEGV). Nothing has started yet that needs cleaning up.
+    os._exit(2)
 
 
 # How the command group (harness.cli.errors.HarnessGroup) knows it, without importing this
