@@ -27,7 +27,7 @@ import numpy as np
 
 from .blame import FOREVER, Acting
 from .colcheck import ColumnHistory
-from .columns import OK, OpsView, Unusual, index_dtype, max_time, nemesis_ops
+from .columns import OK, ROWS_AT_ONCE, OpsView, Unusual, index_dtype, max_time, nemesis_ops
 from .history import NEMESIS, Op, exact
 from .holds import sort_ops
 from .pairing import NEVER_RETURNED, Pair, pair
@@ -369,8 +369,8 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     t0, t1 = ch.client_span
     P = ch.pairs
     big = t1 + 1
-    if big * (len(c.keys) + 1) * 2 >= 2**62:
-        raise Unusual("times too large to combine with keys")
+    if t0 < 0 or big * (len(c.keys) + 1) * 2 >= 2**62:
+        raise Unusual("times outside [0, 2^62 / keys) cannot be combined with keys")
     # Acting (checkers.blame): per (process, key), from an acquire's ok to a release's invocation
     ev_pos, ev_acq, ev_key, same = _acting_events(ch)
     # acquires: grants (up) and refusals nobody's hold explains (down); positions are kept
@@ -379,31 +379,28 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
     a_key, a_inv, a_pos = P.key[ap], P.inv[ap], P.pos[ap]
     ok = P.type[ap] == OK
     del ap
+    keys = len(np.unique(a_key))
     downs = []
-    for lo, hi in _key_ranges(ev_key, a_key, len(c.keys)):
-        e = (ev_key >= lo) & (ev_key < hi)
-        a = (a_key >= lo) & (a_key < hi)
+    ranges = _key_ranges(ev_key, a_key, len(c.keys))
+    for lo, hi in ranges:
+        whole = len(ranges) == 1  # one range (one key, or few events): views, not copies
+        e: Any = slice(None) if whole else (ev_key >= lo) & (ev_key < hi)
+        a: Any = slice(None) if whole else (a_key >= lo) & (a_key < hi)
+        events = [_key_times(ev_key[e], ch.t(ev_pos[e]), big), ev_acq[e], same[e]]
+        if whole:  # not needed again: freed as the sweep goes (one key may be all the history)
+            del ev_pos, ev_key, ev_acq, same
+        held = _held_spans(events, t1)  # before the acquires' times: the peak of one
         done = a_pos[a]
-        downs.append(
-            _down_spans(
-                (ch.t(ev_pos[e]), ev_acq[e], ev_key[e].astype(np.int64), same[e]),
-                (
-                    a_key[a].astype(np.int64),
-                    ch.t(a_inv[a]),
-                    np.where(done == NEVER_RETURNED, t1, ch.t(np.maximum(done, 0))),
-                    ok[a],
-                ),
-                t0,
-                t1,
-                prompt_ms,
-            )
-        )
-        del e, a, done
-    del ev_pos, ev_acq, ev_key, same
+        t_done = ch.t(np.maximum(done, 0))
+        t_done[done == NEVER_RETURNED] = t1
+        ak = a_key[a]
+        acquires = [_key_times(ak, ch.t(a_inv[a]), big), _key_times(ak, t_done, big), ok[a]]
+        del e, a, done, t_done, ak
+        downs.append(_down_spans(held, acquires, t0, t1, prompt_ms))
     # times in sorted order: those at sorted positions (positions are in time order)
     return _in_time(
         Evidence(
-            keys=len(np.unique(a_key)),
+            keys=keys,
             down=np.concatenate(downs) if downs else np.zeros((0, 2), np.int64),
             t0=t0,
             t1=t1,
@@ -432,119 +429,148 @@ def _key_ranges(ev_key: np.ndarray, a_key: np.ndarray, nkeys: int) -> list[tuple
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
+def _key_times(key: np.ndarray, t: np.ndarray, big: int) -> np.ndarray:
+    """``key * big + t`` (times in [0, big)), written into ``t``, a fresh array: one int64 that
+    orders by (key, time), and two of one key differ by their times' difference. Half the
+    memory of a key and a time side by side, which one key with all the ops cannot spare."""
+    for i in range(0, len(t), ROWS_AT_ONCE):  # an int64 copy of a chunk of keys at a time
+        k = key[i : i + ROWS_AT_ONCE].astype(np.int64)
+        k *= big
+        t[i : i + ROWS_AT_ONCE] += k
+    return t
+
+
+def _end_unended(lo: np.ndarray, hi: np.ndarray, t1: int) -> None:
+    """Runs nothing ended (``hi`` -1, from ``_runs``) last to their key's time ``t1``."""
+    never = hi < 0
+    start = lo[never]
+    hi[never] = start - start % (t1 + 1) + t1
+
+
+def _held_spans(events: list[np.ndarray], t1: int) -> list[np.ndarray]:
+    """The spans [lo, hi) in key-times (``_key_times``, ``big`` = t1 + 1) in which a key was
+    held, in (key, start) order, from the acting events (key-times, acquire?, same group as the
+    previous?) of some keys, taken out of ``events`` (emptied: each array is freed below once
+    used, as in ``_down_spans``)."""
+    ev_kt, ev_acq, same = events
+    events.clear()
+    prev_acq = np.zeros(len(ev_kt), bool)
+    prev_acq[1:] = ev_acq[:-1]
+    acting_before = same & prev_acq
+    del prev_acq
+    h_lo, h_hi, _ = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, ev_kt)
+    del ev_kt, ev_acq, same, acting_before
+    _end_unended(h_lo, h_hi, t1)
+    keep = h_hi > h_lo
+    h_lo, h_hi = h_lo[keep], h_hi[keep]
+    del keep
+    hs = np.argsort(h_lo)  # (key, start); ties need no order
+    return [h_lo[hs], h_hi[hs]]
+
+
 def _down_spans(
-    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    acquires: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    held_spans: list[np.ndarray],
+    acquires: list[np.ndarray],
     t0: int,
     t1: int,
     prompt_ms: int,
 ) -> np.ndarray:
-    """The spans (lo, hi) in which a key was unavailable, in (key, time) order: from the acting
-    events (times, acquire?, key, same group as the previous?) and the acquires (key, invoked,
-    done, ok?) of some keys."""
+    """The spans (lo, hi) in which a key was unavailable, in (key, time) order: from the held
+    spans of some keys (``_held_spans``) and their acquires (key-times invoked and done, ok?),
+    both taken out of their lists (emptied: each array is freed below once its last use is
+    past; this pass's peak, not its sum, is what a range adds)."""
     big = t1 + 1
-    ev_t, ev_acq, ev_key, same = events
-    a_key, t_inv, t_done, ok = acquires
-    del events, acquires  # each array is freed below once used (the tuples would keep them)
-    prev_acq = np.zeros(len(ev_t), bool)
-    prev_acq[1:] = ev_acq[:-1]
-    acting_before = same & prev_acq
-    h_lo, h_hi, h_key = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, ev_t)
-    h_hi = np.where(h_hi < 0, t1, h_hi)
-    keep = h_hi > h_lo
-    h_lo, h_hi, h_key = h_lo[keep], h_hi[keep], ev_key[h_key[keep]]
-    # Each array below is freed once its last use is past: this pass's peak, not its sum, is
-    # what the range adds.
-    del ev_t, ev_acq, ev_key, same, prev_acq, acting_before, keep
-    hs = np.argsort(h_key * big + h_lo)  # (key, start); ties need no order
-    comb_lo = h_key[hs] * big + h_lo[hs]
-    reach = np.maximum.accumulate(h_key[hs] * big + h_hi[hs]) if len(hs) else comb_lo
-    j = np.searchsorted(comb_lo, a_key * big + t_done, "right") - 1
-    jj = np.maximum(j, 0)
-    held = (j >= 0) & (len(hs) > 0)
-    if len(hs):
-        held &= (h_key[hs][jj] == a_key) & (reach[jj] - a_key * big >= t_inv)
-    del comb_lo, reach, j, jj
-    up = ok
+    h_lo, h_hi = held_spans
+    a_inv, a_done, ok = acquires
+    held_spans.clear()
+    acquires.clear()
+    # an acquire was held up by a hold of its key that began before it ended and reached past
+    # its start (spans of earlier keys end before its key's first key-time)
+    held = np.zeros(len(a_done), bool)
+    reach = np.maximum.accumulate(h_hi) if len(h_lo) else h_hi
+    for i in range(0, len(a_done) if len(h_lo) else 0, ROWS_AT_ONCE):  # a chunk's temporaries
+        part = slice(i, i + ROWS_AT_ONCE)
+        j = np.searchsorted(h_lo, a_done[part], "right") - 1
+        held[part] = (j >= 0) & (reach[np.maximum(j, 0)] >= a_inv[part])
+    del reach
     dn = ~ok & ~held
     del held
-    e_t = np.concatenate((t_done[up], t_inv[dn]))
+    e_t = np.concatenate((a_done[ok], a_inv[dn]))
     e_o = np.concatenate(
-        (np.zeros(np.count_nonzero(up), np.int8), np.ones(np.count_nonzero(dn), np.int8))
+        (np.zeros(np.count_nonzero(ok), np.int8), np.ones(np.count_nonzero(dn), np.int8))
     )
-    e_k = np.concatenate((a_key[up], a_key[dn]))
     del dn
-    eo = np.argsort((e_k * big + e_t) * 2 + e_o)  # (key, time, up first); ties are alike
-    e_t, e_o, e_k = e_t[eo], e_o[eo], e_k[eo]
+    order_by = e_t * 2
+    order_by += e_o
+    eo = np.argsort(order_by)  # (key, time, up first); ties are alike
+    del order_by
+    e_t, e_o = e_t[eo], e_o[eo]
     del eo
+    e_k = e_t // big
     e_same = np.zeros(len(e_t), bool)
     e_same[1:] = e_k[1:] == e_k[:-1]
+    del e_k
     is_dn = e_o == 1
     prev_dn = np.zeros(len(e_t), bool)
     prev_dn[1:] = is_dn[:-1]
-    d_lo, d_hi, d_i = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
-    d_key = e_k[d_i]
-    d_hi = np.where(d_hi < 0, t1, d_hi)
-    del e_t, e_o, e_k, e_same, is_dn, prev_dn, d_i
-    slow = ok & (t_done - t_inv > prompt_ms * 1_000_000)
-    s_lo, s_hi, s_key = t_inv[slow] + prompt_ms * 1_000_000, t_done[slow], a_key[slow]
+    d_lo, d_hi, _ = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
+    del e_t, e_o, e_same, is_dn, prev_dn
+    _end_unended(d_lo, d_hi, t1)
+    slow = ok & (a_done - a_inv > prompt_ms * 1_000_000)
+    s_lo, s_hi = a_inv[slow] + prompt_ms * 1_000_000, a_done[slow]
+    del slow, a_inv, a_done, ok
     # per key: (down or slow) and not held, within [t0, t1]: a sweep over every boundary
     lo_all = np.concatenate((d_lo, s_lo, h_lo))
     hi_all = np.concatenate((d_hi, s_hi, h_hi))
-    k_all = np.concatenate((d_key, s_key, h_key))
     is_h = np.concatenate((np.zeros(len(d_lo) + len(s_lo), bool), np.ones(len(h_lo), bool)))
-    del d_lo, d_hi, d_key, s_lo, s_hi, s_key, slow, hs, h_lo, h_hi, h_key
+    del d_lo, d_hi, s_lo, s_hi, h_lo, h_hi
     keep = hi_all > lo_all
-    lo_all, hi_all, k_all, is_h = lo_all[keep], hi_all[keep], k_all[keep], is_h[keep]
+    lo_all, hi_all, is_h = lo_all[keep], hi_all[keep], is_h[keep]
     del keep
-    return _uncovered(lo_all, hi_all, k_all, is_h, t0, t1)
+    return _uncovered(lo_all, hi_all, is_h, t0, t1)
 
 
 SWEEP_AT_ONCE = 1 << 20  # spans swept at once; more are swept a window of time at a time
 
 
-def _uncovered(
-    lo: np.ndarray, hi: np.ndarray, key: np.ndarray, held: np.ndarray, t0: int, t1: int
-) -> np.ndarray:
-    """Per key, the spans within [t0, t1] that some span not ``held`` covers and no ``held`` span
-    does, in (key, time) order per window. Many spans are swept a window of time at a time,
-    each clipped to the window: a point is covered by a clipped span exactly when it is by the
-    span, so the spans found measure the same (only split at the windows' edges)."""
+def _uncovered(lo: np.ndarray, hi: np.ndarray, held: np.ndarray, t0: int, t1: int) -> np.ndarray:
+    """Per key, the spans of time within [t0, t1] that some span not ``held`` covers and no
+    ``held`` span does, in (key, time) order per window; spans in key-times (``_key_times``).
+    Many spans are swept a window of key-times at a time, each clipped to the window: a point is
+    covered by a clipped span exactly when it is by the span, so the spans found measure the
+    same (only split at the windows' edges)."""
     if len(lo) <= SWEEP_AT_ONCE:
-        return _sweep(lo, hi, key, held, t0, t1)
+        return _sweep(lo, hi, held, t0, t1)
     w = -(-len(lo) // SWEEP_AT_ONCE)
     a0, b0 = int(lo.min()), int(hi.max())
     edges = np.unique(np.linspace(a0, b0, w + 1).round().astype(np.int64))
     parts = []
     for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
         sel = (lo < b) & (hi > a)
-        parts.append(
-            _sweep(np.maximum(lo[sel], a), np.minimum(hi[sel], b), key[sel], held[sel], t0, t1)
-        )
+        parts.append(_sweep(np.maximum(lo[sel], a), np.minimum(hi[sel], b), held[sel], t0, t1))
         del sel
     return np.concatenate(parts)
 
 
-def _sweep(
-    lo: np.ndarray, hi: np.ndarray, key: np.ndarray, held: np.ndarray, t0: int, t1: int
-) -> np.ndarray:
+def _sweep(lo: np.ndarray, hi: np.ndarray, held: np.ndarray, t0: int, t1: int) -> np.ndarray:
     """``_uncovered`` of some spans at once: a sweep over every boundary."""
     n = len(lo)
     big = t1 + 1
     bt = np.concatenate((lo, hi))
-    bk = np.concatenate((key, key))
     step = np.concatenate((np.ones(n, np.int8), -np.ones(n, np.int8)))
     bh = np.concatenate((held, held))
-    bo = np.argsort(bk * big + bt)  # (key, time): at one time the order nets out
-    bt, bk, step, bh = bt[bo], bk[bo], step[bo], bh[bo]
+    bo = np.argsort(bt)  # (key, time): at one time the order nets out
+    bt, step, bh = bt[bo], step[bo], bh[bo]
     del bo
     small = index_dtype(2 * n)
     dcount = np.cumsum(np.where(bh, 0, step), dtype=small)
     hcount = np.cumsum(np.where(bh, step, 0), dtype=small)
+    del step, bh
+    bk = bt // big
     seg = np.flatnonzero((bk[1:] == bk[:-1]) & (dcount[:-1] > 0) & (hcount[:-1] == 0))
-    del dcount, hcount, step, bh
-    lo_s = np.maximum(bt[seg], t0)
-    hi_s = np.minimum(bt[seg + 1], t1)
+    del dcount, hcount, bk
+    lo_s = np.maximum(bt[seg] % big, t0)
+    hi_s = np.minimum(bt[seg + 1] % big, t1)
     return np.stack((lo_s, hi_s), axis=1) if len(seg) else np.zeros((0, 2), np.int64)
 
 
@@ -588,15 +614,21 @@ def _runs(
     """Spans of a sequence of events grouped by ``same`` (True: same group as the previous
     event): each ``start`` event opens one, the next ``end`` event of its group closes it (-1:
     none did). Returns (start times, end times, index of each start event)."""
-    si = np.flatnonzero(start)
-    ei = np.flatnonzero(end)
-    grp = np.cumsum(~same)
-    k = np.searchsorted(ei, si, "right")
+    small = index_dtype(len(same))  # narrow: one key's runs may span all of a history
+    si = np.flatnonzero(start).astype(small)
+    ei = np.flatnonzero(end).astype(small)
+    k = np.searchsorted(ei, si, "right").astype(small)
     has = k < len(ei)
-    kk = np.minimum(k, max(len(ei) - 1, 0))
-    if len(ei):
-        has &= grp[ei[kk]] == grp[si]
-    hi = np.where(has, times[ei[kk]] if len(ei) else -1, -1)
+    np.minimum(k, max(len(ei) - 1, 0), out=k)
+    if not len(ei):
+        return times[si], np.full(len(si), -1, np.int64), si
+    e = ei[k]
+    del ei, k
+    grp = np.cumsum(~same, dtype=small)
+    has &= grp[e] == grp[si]
+    del grp
+    hi = times[e]
+    hi[~has] = -1
     return times[si], hi, si
 
 
