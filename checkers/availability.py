@@ -309,11 +309,17 @@ def _in_time(ev: Evidence, faults: list[tuple[str, int, int, bool]], prompt_ms: 
     def count(times: np.ndarray, a: int, b: int) -> int:  # how many in [a, b]
         return int(np.searchsorted(times, b, "right") - np.searchsorted(times, a, "left"))
 
+    def overlap(a: int, b: int) -> int:  # of the down spans with [a, b]
+        lost = 0
+        for i in range(0, len(lo_d), ROWS_AT_ONCE):  # a chunk's temporaries at a time
+            d = np.minimum(hi_d[i : i + ROWS_AT_ONCE], b)
+            d -= np.maximum(lo_d[i : i + ROWS_AT_ONCE], a)
+            lost += int(d[d > 0].sum())
+        return lost
+
     def share(spans: list[Span]) -> TimeShare:
         secs = sum(b - a for a, b in spans)
-        lost = sum(
-            int(np.clip(np.minimum(hi_d, b) - np.maximum(lo_d, a), 0, None).sum()) for a, b in spans
-        )
+        lost = sum(overlap(a, b) for a, b in spans)
         return {
             "seconds": round(secs / 1e9, 3),
             "available_share": round(1 - lost / (secs * keys), 6) if secs and keys else None,
@@ -397,20 +403,20 @@ def _over_time_columns(ops: OpsView, prompt_ms: int) -> Any:
         acquires = [_key_times(ak, ch.t(a_inv[a]), big), _key_times(ak, t_done, big), ok[a]]
         del e, a, done, t_done, ak
         downs.append(_down_spans(held, acquires, t0, t1, prompt_ms))
+    if len(ranges) != 1:
+        del ev_pos, ev_key, ev_acq, same
     # times in sorted order: those at sorted positions (positions are in time order)
-    return _in_time(
-        Evidence(
-            keys=keys,
-            down=np.concatenate(downs) if downs else np.zeros((0, 2), np.int64),
-            t0=t0,
-            t1=t1,
-            invoked=ch.t(np.sort(a_inv)),
-            granted=ch.t(np.sort(a_inv[ok])),
-            grants=ch.t(np.sort(a_pos[ok & (a_pos != NEVER_RETURNED)])),
-        ),
-        fault_windows(nemesis_ops(ops), end=max_time(ops)),
-        prompt_ms,
+    ev = Evidence(
+        keys=keys,
+        down=np.concatenate(downs) if downs else np.zeros((0, 2), np.int64),
+        t0=t0,
+        t1=t1,
+        invoked=ch.t(np.sort(a_inv)),
+        granted=ch.t(np.sort(a_inv[ok])),
+        grants=ch.t(np.sort(a_pos[ok & (a_pos != NEVER_RETURNED)])),
     )
+    del downs, a_key, a_inv, a_pos, ok  # the evidence is all that is needed from here
+    return _in_time(ev, fault_windows(nemesis_ops(ops), end=max_time(ops)), prompt_ms)
 
 
 KEYS_AT_ONCE = 1 << 18  # acquires and acting events of a range of keys swept at once
