@@ -6,10 +6,12 @@ that runs it, with the machine's load.
     .venv/bin/python bench/history_scale.py --sizes 1e5,1e6 --rounds 3
     .venv/bin/python bench/history_scale.py --repo /tmp/wt-before  # another checkout's harness
     .venv/bin/python bench/history_scale.py --repo /tmp/wt-before --repo .  # both, side by side
+    .venv/bin/python bench/history_scale.py --sizes 1e7 --one-key  # also all its ops on one key
 
 The run directories are bench/report.py's synthetic mutex runs (10 minutes on the clock, a
 partition every 30 s, 50 violations injected), built once per size under ``--dir`` and kept
-there for the next invocation. Figures are medians of ``--rounds``; the verdict and violation
+there for the next invocation. ``--one-key`` also checks each history with every op's key made
+the same (the worst case for memory: the passes over one key are never split by key). Figures are medians of ``--rounds``; the verdict and violation
 count of each round are printed so that two checkouts can be compared. With ``--repo`` given
 twice, the two checkouts' rounds alternate (A, B, A, B, ...: the machine's drift falls on both)
 and each size ends with B's ratios to A.
@@ -20,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -49,6 +53,20 @@ def run_dir(base: Path, events: int) -> Path:
         t = time.perf_counter()
         n = build(d, events, inject=50)
         print(f"built {d} ({n:,} ops) in {time.perf_counter() - t:.0f} s", flush=True)
+    return d
+
+
+def one_key_dir(base: Path, events: int) -> Path:
+    """``run_dir``'s history with every op on one key (built once, kept beside it)."""
+    src = run_dir(base, events)
+    d = base / f"mutex-{events}-one-key"
+    if not (d / "config.json").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        key = re.compile(rb'"key":"[^"]*"')
+        with open(src / "history.jsonl", "rb") as fi, open(d / "history.jsonl", "wb") as fo:
+            for line in fi:
+                fo.write(key.sub(b'"key":"lock-0"', line))
+        shutil.copy(src / "config.json", d / "config.json")  # last: the directory is complete
     return d
 
 
@@ -86,6 +104,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="1e6,1e7", help="event counts, comma separated")
     ap.add_argument("--rounds", type=int, default=3, help="checks per size (medians)")
     ap.add_argument("--dir", default="/tmp/lockharness-bench", help="where the runs are kept")
+    ap.add_argument("--one-key", action="store_true", help="also each history on one key")
     ap.add_argument(
         "--repo",
         action="append",
@@ -107,12 +126,14 @@ def main() -> int:
         )
         return 2
     base = Path(args.dir)
-    dirs = {n: run_dir(base, n) for n in sizes}
+    dirs = {f"{n:,}": run_dir(base, n) for n in sizes}
+    if args.one_key:
+        dirs |= {f"{n:,} 1 key": one_key_dir(base, n) for n in sizes}
     names = ["A", "B"][: len(repos)] if len(repos) > 1 else [""]
     for name, repo in zip(names, repos, strict=True):
         print(f"harness check{' ' + name if name else ''}: {repo}")
     print(f"medians of {args.rounds}; load = 1-min load average at each check's start")
-    print(f"{'events':>10} {'':>2} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'load':>5}  verdict")
+    print(f"{'events':>16} {'':>2} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'load':>5}  verdict")
     for n, d in dirs.items():
         rows: dict[Path, list[dict]] = {r: [] for r in repos}
         for _ in range(args.rounds):
@@ -129,14 +150,14 @@ def main() -> int:
             }
             verdicts = sorted({f"{r['valid']} ({r['violations']} violations)" for r in rs})
             print(
-                f"{n:>10,} {name:>2} {med['wall']:>8.2f} {med['cpu']:>8.2f} {med['rss_mb']:>8.0f}"
+                f"{n:>16} {name:>2} {med['wall']:>8.2f} {med['cpu']:>8.2f} {med['rss_mb']:>8.0f}"
                 f" {med['load']:>5.1f}  {', '.join(verdicts)}",
                 flush=True,
             )
         if len(repos) == 2:
             a, b = meds[repos[0]], meds[repos[1]]
             print(
-                f"{n:>10,} B/A wall {b['wall'] / a['wall']:.2f}x, cpu {b['cpu'] / a['cpu']:.2f}x,"
+                f"{n:>16} B/A wall {b['wall'] / a['wall']:.2f}x, cpu {b['cpu'] / a['cpu']:.2f}x,"
                 f" peak RSS {b['rss_mb'] / a['rss_mb']:.2f}x",
                 flush=True,
             )
