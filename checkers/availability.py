@@ -549,7 +549,9 @@ def _uncovered(lo: np.ndarray, hi: np.ndarray, held: np.ndarray, t0: int, t1: in
         return _sweep(lo, hi, held, t0, t1)
     w = -(-len(lo) // SWEEP_AT_ONCE)
     a0, b0 = int(lo.min()), int(hi.max())
-    edges = np.unique(np.linspace(a0, b0, w + 1).round().astype(np.int64))
+    edges = np.linspace(a0, b0, w + 1).round().astype(np.int64)
+    edges[0], edges[-1] = a0, b0  # exact: key-times past 2^53 are not exact as floats
+    edges = np.unique(edges)
     parts = []
     for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
         sel = (lo < b) & (hi > a)

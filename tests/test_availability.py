@@ -161,3 +161,30 @@ def test_the_reports_card_shows_availability_in_time_with_the_attempts_beside_it
     assert "during faults 50.0%" in card.sub and "25.0% of 400 acquires ok" in card.sub
     old = {c.label: c for c in cards(perf)}
     assert "available" not in old and old["acquire success"].value == "25.0%"
+
+
+def test_key_times_past_floats_exact_integers_are_swept_in_windows_without_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The columns' sweep keeps a key and a time as one int64 key-time (key * (t1 + 1) + time);
+    past 2^53 those are not exact as floats, and the windows a long sweep is cut into must still
+    cover every span to its end: the same measure as one sweep, and the one a hand count gives."""
+    import numpy as np
+
+    from checkers import availability
+
+    t1 = 10**12
+    big = t1 + 1
+    keys = np.array([20_000, 20_000, 20_001])
+    lo = keys * big + np.array([5, 100, 7])
+    hi = keys * big + np.array([t1 - 1, 200, t1 - 4])
+    held = np.array([False, True, False])
+    assert int(float(hi.max())) < int(hi.max())  # the case: a float rounds the last end down
+
+    def measure(spans: np.ndarray) -> int:
+        return int((spans[:, 1] - spans[:, 0]).sum())
+
+    whole = availability._uncovered(lo, hi, held, 0, t1)
+    monkeypatch.setattr(availability, "SWEEP_AT_ONCE", 1)
+    windows = availability._uncovered(lo, hi, held, 0, t1)
+    assert measure(whole) == measure(windows) == (100 - 5) + (t1 - 1 - 200) + (t1 - 4 - 7)
