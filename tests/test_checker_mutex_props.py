@@ -291,7 +291,9 @@ def test_simulated_lock_matches_oracles() -> None:
         agree(stamp(events, data), seen, "simulated")
 
     run()
-    assert seen["simulated True"] >= 20 and seen["simulated False"] >= 10, seen
+    # the simulated lock breaks in 9 to 58 of 400 examples (30 runs counted): 10 failed 1 run
+    # in 40; 3 still shows that the oracles were compared on broken histories
+    assert seen["simulated True"] >= 20 and seen["simulated False"] >= 3, seen
 
 
 TTLS = st.sampled_from([None, 1, 2, 4, 8])
