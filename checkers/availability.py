@@ -464,7 +464,7 @@ def _held_spans(events: list[np.ndarray], t1: int) -> list[np.ndarray]:
     prev_acq[1:] = ev_acq[:-1]
     acting_before = same & prev_acq
     del prev_acq
-    h_lo, h_hi, _ = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, ev_kt)
+    h_lo, h_hi = _runs(ev_acq & ~acting_before, ~ev_acq & acting_before, same, ev_kt)
     del ev_kt, ev_acq, same, acting_before
     _end_unended(h_lo, h_hi, t1)
     keep = h_hi > h_lo
@@ -519,7 +519,7 @@ def _down_spans(
     is_dn = e_o == 1
     prev_dn = np.zeros(len(e_t), bool)
     prev_dn[1:] = is_dn[:-1]
-    d_lo, d_hi, _ = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
+    d_lo, d_hi = _runs(is_dn & ~(e_same & prev_dn), ~is_dn & e_same & prev_dn, e_same, e_t)
     del e_t, e_o, e_same, is_dn, prev_dn
     _end_unended(d_lo, d_hi, t1)
     slow = ok & (a_done - a_inv > prompt_ms * 1_000_000)
@@ -618,10 +618,10 @@ def _acting_events(ch: ColumnHistory) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _runs(
     start: np.ndarray, end: np.ndarray, same: np.ndarray, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Spans of a sequence of events grouped by ``same`` (True: same group as the previous
     event): each ``start`` event opens one, the next ``end`` event of its group closes it (-1:
-    none did). Returns (start times, end times, index of each start event)."""
+    none did). Returns (start times, end times)."""
     small = index_dtype(len(same))  # narrow: one key's runs may span all of a history
     si = np.flatnonzero(start).astype(small)
     ei = np.flatnonzero(end).astype(small)
@@ -629,7 +629,7 @@ def _runs(
     has = k < len(ei)
     np.minimum(k, max(len(ei) - 1, 0), out=k)
     if not len(ei):
-        return times[si], np.full(len(si), -1, np.int64), si
+        return times[si], np.full(len(si), -1, np.int64)
     e = ei[k]
     del ei, k
     grp = np.cumsum(~same, dtype=small)
@@ -637,7 +637,7 @@ def _runs(
     del grp
     hi = times[e]
     hi[~has] = -1
-    return times[si], hi, si
+    return times[si], hi
 
 
 def _count(sorted_times: list[int], lo: int, hi: int) -> int:

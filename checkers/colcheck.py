@@ -318,36 +318,22 @@ class _HoldDicts:
         self.ch, self.hs = ch, hs
 
     def hold(self, i: int) -> dict[str, Any]:
-        ch, hs = self.ch, self.hs
-        c, order = ch.c, ch.c.order
-        end = int(hs.end[i])
-        ri = int(hs.rel_inv[i])
-        s = int(hs.start[i])
-        return {
-            "key": ch.c.keys[hs.key[i]],
-            "process": int(hs.proc[i]),
-            "start": int(ch.t(s)),
-            "end": None if end == NEVER else int(ch.t(end)),
-            "fence": ch.c.value(hs.fence_row[i]),
-            "release": _REL_NAMES[hs.rel[i]],
-            "acquire_index": int(c.index_of(order[s])),
-            "release_index": int(c.index_of(order[ri])) if ri >= 0 else None,
-        }
+        return self.holds(np.array([i]))[0]
 
-    def first(self, n: int) -> list[dict[str, Any]]:
-        """``hold`` of the first ``n`` holds (the results' list), from a few gathers rather
-        than a dozen scalar lookups a hold."""
+    def holds(self, idx: np.ndarray) -> list[dict[str, Any]]:
+        """``hold`` of the holds at ``idx``, from a few gathers rather than a dozen scalar
+        lookups a hold (the results' list holds up to 20,000)."""
         ch, hs, c = self.ch, self.hs, self.ch.c
-        s, end, ri = hs.start[:n], hs.end[:n], hs.rel_inv[:n]
+        s, end, ri = hs.start[idx], hs.end[idx], hs.rel_inv[idx]
         ended, released = end != NEVER, ri >= 0
         rows = zip(
-            hs.key[:n].tolist(),
-            hs.proc[:n].tolist(),
+            hs.key[idx].tolist(),
+            hs.proc[idx].tolist(),
             ch.t(s).tolist(),
             ch.t(np.where(ended, end, 0)).tolist(),
             ended.tolist(),
-            hs.fence_row[:n].tolist(),
-            hs.rel[:n].tolist(),
+            hs.fence_row[idx].tolist(),
+            hs.rel[idx].tolist(),
             c.index_of(c.order[s]).tolist(),
             c.index_of(c.order[np.where(released, ri, 0)]).tolist(),
             released.tolist(),
@@ -442,7 +428,7 @@ def mutex(
         kinds=kinds,
         bad_keys=bad_keys,
         hold_count=H,
-        holds=hd.first(min(H, max_holds)),
+        holds=hd.holds(np.arange(min(H, max_holds))),
         nkeys=len(np.unique(hs.key)) if H else 0,
         violations=found,
         acting=int(np.count_nonzero(acting_mask)),
