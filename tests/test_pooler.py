@@ -59,10 +59,14 @@ def test_the_pooler_is_the_lock_clusters_front() -> None:
 def test_a_session_advisory_lock_through_a_transaction_pooler_is_invalid(store: Path) -> None:
     res, mutex = _run(store, "postgres", "transaction")
     assert res.valid is False and res.exit_code == 1
-    # The lock's own failure, not the harness's: two clients were granted the same key at once,
-    # and an unlock ran on a server connection that did not hold it.
+    # The lock's own failure, not the harness's: two clients acted as holder of the same key at
+    # once, and an unlock ran on a server connection that did not hold it. Which kind that takes
+    # is the schedule's: an ``overlap`` when the earlier holder's release later returned ok, a
+    # ``revoked-while-held`` while acting when it was refused (25 runs here each had both; a CI
+    # run had no overlap, 3 revoked-while-held instead).
     kinds = Counter(v["kind"] for v in mutex["violations"])
-    assert kinds["overlap"] >= 1, mutex["summary"]
+    at_once = kinds["overlap"] + sum(bool(v.get("while_acting")) for v in mutex["violations"])
+    assert at_once >= 1, mutex["summary"]
     ops = read(res.run_dir / "history.jsonl").ops
     refused = [o for o in ops if o.f == "release" and o.type == "fail"]
     assert any("does not hold" in (o.error or "") for o in refused)
@@ -70,8 +74,10 @@ def test_a_session_advisory_lock_through_a_transaction_pooler_is_invalid(store: 
     # connection error the harness misread (an op of unknown outcome may still occur: two
     # leaked locks on two pooled connections can deadlock, as PostgreSQL then reports).
     ok = {o.index for o in ops if o.f == "acquire" and o.type == "ok"}
-    overlaps = [v for v in mutex["violations"] if v["kind"] == "overlap"]
-    assert all({v["first"]["acquire_index"], v["second"]["acquire_index"]} <= ok for v in overlaps)
+    pairs = [v for v in mutex["violations"] if v["second"] is not None]
+    assert pairs and all(
+        {v["first"]["acquire_index"], v["second"]["acquire_index"]} <= ok for v in pairs
+    )
     rows = {r["role"]: r for r in res.config["servers"]}
     assert rows["pooler"]["kind"] == "pgbouncer" and "PgBouncer" in rows["pooler"]["version"]
     # Ended by pid with the run, like every server.
