@@ -7,14 +7,17 @@ that runs it, with the machine's load.
     .venv/bin/python bench/history_scale.py --repo /tmp/wt-before  # another checkout's harness
     .venv/bin/python bench/history_scale.py --repo /tmp/wt-before --repo .  # both, side by side
     .venv/bin/python bench/history_scale.py --sizes 1e7 --one-key  # also all its ops on one key
+    .venv/bin/python bench/history_scale.py --sizes 1e8 --rounds 1  # 10 copies of the 10^7 one
 
 The run directories are bench/report.py's synthetic mutex runs (10 minutes on the clock, a
-partition every 30 s, 50 violations injected), built once per size under ``--dir`` and kept
-there for the next invocation. ``--one-key`` also checks each history with every op's key made
-the same (the worst case for memory: the passes over one key are never split by key). Figures are medians of ``--rounds``; the verdict and violation
-count of each round are printed so that two checkouts can be compared. With ``--repo`` given
-twice, the two checkouts' rounds alternate (A, B, A, B, ...: the machine's drift falls on both)
-and each size ends with B's ratios to A.
+partition every 30 s, 50 violations injected), built once per size under ``--dir`` and kept there
+for the next invocation; a size over 10^7 is the 10^7 history copied one copy after another (each
+with its own clients and keys), since generating holds every op at once. ``--one-key`` also checks
+each history with every op's key made the same (the worst case for memory: the passes over one key
+are never split by key). Figures are medians of ``--rounds``; the verdict and violation count of
+each round are printed so that two checkouts can be compared. With ``--repo`` given twice, the two
+checkouts' rounds alternate (A, B, A, B, ...: the machine's drift falls on both) and each size ends
+with B's ratios to A.
 """
 
 from __future__ import annotations
@@ -46,13 +49,55 @@ def parse_sizes(text: str) -> list[int] | None:
     return sizes if sizes and min(sizes) > 0 else None
 
 
+TILE = 10**7  # larger sizes are copies of this one's history (generating holds every op at once)
+FIELD = re.compile(rb'"(index|time|process|key)":("[^"]*"|\d+)')
+
+
 def run_dir(base: Path, events: int) -> Path:
+    if events > TILE:
+        return tiled_dir(base, events)
     d = base / f"mutex-{events}"
     if not (d / "config.json").exists():
         d.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         n = build(d, events, inject=50)
         print(f"built {d} ({n:,} ops) in {time.perf_counter() - t:.0f} s", flush=True)
+    return d
+
+
+def tiled_dir(base: Path, events: int) -> Path:
+    """The 10^7 history copied ``ceil(events / 10^7)`` times, one after another: each copy's
+    times start past the last one's end and its clients and keys are its own (so the copies'
+    holds never meet, and the violations are the copy's times the count of copies)."""
+    src = run_dir(base, TILE)
+    copies = -(-events // TILE)
+    d = base / f"mutex-{events}-tiled"
+    if not (d / "config.json").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        config = json.loads((src / "config.json").read_text())
+        shift = int(config["duration_s"] * 1e9) + 10**9
+        rows = sum(1 for _ in open(src / "history.jsonl", "rb"))
+        t = time.perf_counter()
+        with open(d / "history.jsonl", "wb") as fo:
+            for c in range(copies):
+                add = {b"index": c * rows, b"time": c * shift, b"process": c * 10**6}
+
+                def moved(m: re.Match[bytes], c: int = c, add: dict = add) -> bytes:
+                    name, value = m[1], m[2]
+                    if name == b"key":
+                        return b'"key":' + value[:-1] + b'.%d"' % c
+                    if value.startswith(b'"'):  # the nemesis's process
+                        return m[0]
+                    return b'"%s":%d' % (name, int(value) + add[name])
+
+                with open(src / "history.jsonl", "rb") as fi:
+                    if c == 0:
+                        shutil.copyfileobj(fi, fo)
+                    else:
+                        fo.writelines(FIELD.sub(moved, line) for line in fi)
+        config["duration_s"] += (copies - 1) * shift / 1e9
+        (d / "config.json").write_text(json.dumps(config))  # last: the directory is complete
+        print(f"built {d} ({copies} copies) in {time.perf_counter() - t:.0f} s", flush=True)
     return d
 
 
