@@ -76,11 +76,18 @@ def tiled_dir(base: Path, events: int) -> Path:
         d.mkdir(parents=True, exist_ok=True)
         config = json.loads((src / "config.json").read_text())
         shift = int(config["duration_s"] * 1e9) + 10**9
-        rows = sum(1 for _ in open(src / "history.jsonl", "rb"))
+        proc = re.compile(rb'"process":(\d+)')
+        rows = top = 0
+        with open(src / "history.jsonl", "rb") as fi:
+            for line in fi:
+                rows += 1
+                if m := proc.search(line):
+                    top = max(top, int(m[1]))
+        step = 10 ** len(str(top))  # each copy's clients above the last one's
         t = time.perf_counter()
         with open(d / "history.jsonl", "wb") as fo:
             for c in range(copies):
-                add = {b"index": c * rows, b"time": c * shift, b"process": c * 10**6}
+                add = {b"index": c * rows, b"time": c * shift, b"process": c * step}
 
                 def moved(m: re.Match[bytes], c: int = c, add: dict = add) -> bytes:
                     name, value = m[1], m[2]

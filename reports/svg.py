@@ -509,7 +509,10 @@ def zoom(story) -> Markup:  # a reports.story.Story
     (its mark keeps the tooltip)."""
     lo, hi = story.lo, max(story.hi, story.lo + 1)
     plot_w = 760
-    left, lane_h, row_h = 70, 18, 11
+    lane_h, row_h = 18, 11
+    # room for the longest lane label, 11 px text ending 6 px before the plot ("client 100014")
+    widest = max((len(lane.label) for lane in story.lanes), default=0)
+    left = max(70, round(widest * CHAR_W * 1.1) + 8)
     gap = 18 + row_h * LABEL_ROWS  # the label rows, and air before the next lane
     head_rows = 2 if not story.lines else 3
     top = 8 + row_h * head_rows + 8

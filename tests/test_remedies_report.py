@@ -71,6 +71,37 @@ def test_zoom_labels_do_not_overprint_in_chromium(tmp_path: Path) -> None:
     assert any(re.match(r"w27\d…w2\d\d \(\d+\)", t) for t in texts), texts
 
 
+def test_long_client_names_fit_beside_their_lanes_in_chromium(tmp_path: Path) -> None:
+    """Process ids grow with retired ones and with thousands of clients: "client 100014" was
+    cut to "ent 100014" at the zoom's left edge."""
+    from .browser import CHROMIUM, Browser
+
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed (Debian package chromium; ./setup.sh)")
+    story = _dense_story()
+    story.lanes[0].label, story.lanes[1].label = "client 100014", "client 9"
+    page = tmp_path / "zoom.html"
+    page.write_text(f"<html><body>{svg.zoom(story)}</body></html>")
+    b = Browser()
+    try:
+        b.open(page.as_uri())
+        boxes = b.eval(
+            "Array.from(document.querySelectorAll('svg.zoom text')).map(t => {"
+            "const r = t.getBBox(); return {t: t.textContent, x: r.x, w: r.width}; })"
+        )
+        bars = b.eval(
+            "Array.from(document.querySelectorAll('svg.zoom rect.zhold')).map(r => r.getBBox().x)"
+        )
+    finally:
+        b.close()
+    lanes = [x for x in boxes if x["t"].startswith("client ")]
+    assert len(lanes) == 2, boxes
+    plot = min(bars)
+    for label in lanes:  # inside the picture, and clear of the plot
+        assert label["x"] >= 0 and label["x"] + label["w"] <= plot, (label, plot)
+    assert 'width="850"' in svg.zoom(_dense_story())  # short names keep the usual margin
+
+
 def test_log_axis_labels_its_lowest_tick_where_it_is() -> None:
     points = [[i * 0.01, v, "ok"] for i, v in enumerate([0.15, 0.3, 2, 40, 400] * 20)]
     chart, facts = svg.scatter(points, [], 1.0)
