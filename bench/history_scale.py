@@ -51,6 +51,7 @@ def parse_sizes(text: str) -> list[int] | None:
 
 TILE = 10**7  # larger sizes are copies of this one's history (generating holds every op at once)
 FIELD = re.compile(rb'"(index|time|process|key)":("[^"]*"|\d+)')
+PROCESS = re.compile(rb'"process":(\d+)')
 
 
 def run_dir(base: Path, events: int) -> Path:
@@ -76,17 +77,17 @@ def tiled_dir(base: Path, events: int) -> Path:
         d.mkdir(parents=True, exist_ok=True)
         config = json.loads((src / "config.json").read_text())
         shift = int(config["duration_s"] * 1e9) + 10**9
-        proc = re.compile(rb'"process":(\d+)')
-        rows = top = 0
-        with open(src / "history.jsonl", "rb") as fi:
-            for line in fi:
-                rows += 1
-                if m := proc.search(line):
-                    top = max(top, int(m[1]))
-        step = 10 ** len(str(top))  # each copy's clients above the last one's
         t = time.perf_counter()
         with open(d / "history.jsonl", "wb") as fo:
-            for c in range(copies):
+            rows = top = 0
+            with open(src / "history.jsonl", "rb") as fi:  # the first copy as it is, counted
+                for line in fi:
+                    fo.write(line)
+                    rows += 1
+                    if m := PROCESS.search(line):
+                        top = max(top, int(m[1]))
+            step = 10 ** len(str(top))  # each copy's clients above the last one's
+            for c in range(1, copies):
                 add = {b"index": c * rows, b"time": c * shift, b"process": c * step}
 
                 def moved(m: re.Match[bytes], c: int = c, add: dict = add) -> bytes:
@@ -98,10 +99,7 @@ def tiled_dir(base: Path, events: int) -> Path:
                     return b'"%s":%d' % (name, int(value) + add[name])
 
                 with open(src / "history.jsonl", "rb") as fi:
-                    if c == 0:
-                        shutil.copyfileobj(fi, fo)
-                    else:
-                        fo.writelines(FIELD.sub(moved, line) for line in fi)
+                    fo.writelines(FIELD.sub(moved, line) for line in fi)
         config["duration_s"] += (copies - 1) * shift / 1e9
         (d / "config.json").write_text(json.dumps(config))  # last: the directory is complete
         print(f"built {d} ({copies} copies) in {time.perf_counter() - t:.0f} s", flush=True)

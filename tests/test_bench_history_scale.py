@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import history_scale
+from harness.run.analyse import recheck
 
 
 def test_a_tiled_history_is_its_copies_side_by_side(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    import history_scale
-
-    from harness.run.analyse import recheck
-
     monkeypatch.setattr(history_scale, "TILE", 3000)
     tiled = history_scale.run_dir(tmp_path, 8000)  # ceil(8000 / 3000) = 3 copies
     base = tmp_path / "mutex-3000"

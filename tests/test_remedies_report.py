@@ -44,13 +44,15 @@ def _overlaps(boxes: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
-def test_zoom_labels_do_not_overprint_in_chromium(tmp_path: Path) -> None:
+def _drawn(tmp_path: Path, story: Story) -> tuple[list[dict], list[float]]:
+    """The zoom of ``story`` as headless Chromium lays it out: every text's box, and the left
+    edge of every hold bar."""
     from .browser import CHROMIUM, Browser
 
     if not CHROMIUM:
         pytest.skip("chromium is not installed (Debian package chromium; ./setup.sh)")
     page = tmp_path / "zoom.html"
-    page.write_text(f"<html><body>{svg.zoom(_dense_story())}</body></html>")
+    page.write_text(f"<html><body>{svg.zoom(story)}</body></html>")
     b = Browser()
     try:
         b.open(page.as_uri())
@@ -59,8 +61,16 @@ def test_zoom_labels_do_not_overprint_in_chromium(tmp_path: Path) -> None:
             "const r = t.getBBox(); return {t: t.textContent, x: r.x, y: r.y, w: r.width,"
             " h: r.height}; })"
         )
+        bars = b.eval(
+            "Array.from(document.querySelectorAll('svg.zoom rect.zhold')).map(r => r.getBBox().x)"
+        )
     finally:
         b.close()
+    return boxes, bars
+
+
+def test_zoom_labels_do_not_overprint_in_chromium(tmp_path: Path) -> None:
+    boxes, _ = _drawn(tmp_path, _dense_story())
     texts = [x["t"] for x in boxes]
     assert _overlaps(boxes) == [], texts
     # what the story turns on is labelled: the stale write, the failed release, the lease
@@ -74,26 +84,9 @@ def test_zoom_labels_do_not_overprint_in_chromium(tmp_path: Path) -> None:
 def test_long_client_names_fit_beside_their_lanes_in_chromium(tmp_path: Path) -> None:
     """Process ids grow with retired ones and with thousands of clients: "client 100014" was
     cut to "ent 100014" at the zoom's left edge."""
-    from .browser import CHROMIUM, Browser
-
-    if not CHROMIUM:
-        pytest.skip("chromium is not installed (Debian package chromium; ./setup.sh)")
     story = _dense_story()
     story.lanes[0].label, story.lanes[1].label = "client 100014", "client 9"
-    page = tmp_path / "zoom.html"
-    page.write_text(f"<html><body>{svg.zoom(story)}</body></html>")
-    b = Browser()
-    try:
-        b.open(page.as_uri())
-        boxes = b.eval(
-            "Array.from(document.querySelectorAll('svg.zoom text')).map(t => {"
-            "const r = t.getBBox(); return {t: t.textContent, x: r.x, w: r.width}; })"
-        )
-        bars = b.eval(
-            "Array.from(document.querySelectorAll('svg.zoom rect.zhold')).map(r => r.getBBox().x)"
-        )
-    finally:
-        b.close()
+    boxes, bars = _drawn(tmp_path, story)
     lanes = [x for x in boxes if x["t"].startswith("client ")]
     assert len(lanes) == 2, boxes
     plot = min(bars)
